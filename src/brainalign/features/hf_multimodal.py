@@ -1,0 +1,551 @@
+"""Adapters over Hugging Face vision-language models (native classes only).
+
+One class, :class:`VisionLanguageExtractor`, implements the whole
+prompt-conditioned extraction contract (validation, chat templates, token
+roles, pooling, naive and reuse-across-prompts paths). Each architecture
+subclass only says how to preprocess an image, how many placeholder tokens it
+takes, how to run the modality encoder, and which position ids its language
+model expects:
+
+- :class:`QwenVLExtractor`: Qwen2-VL / Qwen2.5-VL (also UI-TARS); M-RoPE
+  3-D positions computed from ``mm_token_type_ids``.
+- :class:`LlavaExtractor`: LLaVA-1.5 (CLIP vision tower + projector + Llama).
+
+Use :func:`brainalign.features.registry.load_extractor` to build one from a
+model id or a local folder.
+"""
+from __future__ import annotations
+
+import hashlib
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+import torch
+
+from .base import FeatureSet, resolve_layers
+from .pooling import POOLINGS, GenerationConfig, TokenMasks, check_pooling, pool_tokens
+
+__all__ = [
+    "VisionLanguageExtractor",
+    "QwenVLExtractor",
+    "LlavaExtractor",
+    "check_images",
+    "check_prompts",
+    "COMPONENTS",
+]
+
+#: What can be read: the language model's hidden states (one slice per
+#: decoder block + embeddings), the vision encoder's hidden states, or the
+#: connector's output (one slice, index 0).
+COMPONENTS = ("language", "vision", "connector")
+
+
+def check_images(images: Sequence[Any], name: str = "images") -> list[np.ndarray]:
+    """Validate images and return them as uint8 arrays of shape (H, W, 3).
+
+    Accepts PIL images (converted to RGB) and uint8 numpy arrays (H, W, 3).
+    """
+    if isinstance(images, np.ndarray) and images.ndim == 4:
+        images = list(images)
+    if isinstance(images, (str, bytes)) or not hasattr(images, "__len__"):
+        raise ValueError(f"{name} must be a sequence of images (uint8 arrays (H, W, 3) or PIL images).")
+    if len(images) == 0:
+        raise ValueError(f"{name} is empty: pass at least one image.")
+    out = []
+    for i, img in enumerate(images):
+        if hasattr(img, "convert") and hasattr(img, "size"):  # PIL.Image
+            img = np.asarray(img.convert("RGB"))
+        if not isinstance(img, np.ndarray):
+            raise ValueError(
+                f"{name}[{i}] is a {type(img).__name__}; pass a uint8 numpy array of shape (H, W, 3) or a PIL image."
+            )
+        if img.dtype != np.uint8:
+            raise ValueError(
+                f"{name}[{i}] has dtype {img.dtype}; images must be uint8 in [0, 255]. "
+                "Convert floats in [0, 1] with (img * 255).round().astype(np.uint8)."
+            )
+        if img.ndim != 3 or img.shape[2] != 3:
+            raise ValueError(
+                f"{name}[{i}] has shape {img.shape}; images must be (H, W, 3) RGB. "
+                "Stack grey images with np.repeat(img[..., None], 3, axis=2); drop alpha with img[..., :3]."
+            )
+        if min(img.shape[:2]) < 28:
+            raise ValueError(f"{name}[{i}] has shape {img.shape}; both sides must be at least 28 pixels.")
+        out.append(np.ascontiguousarray(img))
+    return out
+
+
+def check_prompts(prompts: dict[str, str] | Sequence[str] | str, name: str = "prompts") -> dict[str, str]:
+    """Validate prompts; a list becomes ``{"p00": ..., "p01": ...}``."""
+    if isinstance(prompts, str):
+        prompts = [prompts]
+    if not isinstance(prompts, dict):
+        prompts = list(prompts)
+        prompts = {f"p{i:02d}": p for i, p in enumerate(prompts)}
+    if len(prompts) == 0:
+        raise ValueError(f"{name} is empty: pass at least one prompt, e.g. {{'describe': 'Describe this image.'}}.")
+    for key, text in prompts.items():
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(
+                f"{name}[{key!r}] is empty ({text!r}); every prompt needs text. "
+                "For features without an instruction use a unimodal model or pooling='stimulus'."
+            )
+    return dict(prompts)
+
+
+def _image_key(img: np.ndarray) -> str:
+    return hashlib.sha1(img.tobytes() + str(img.shape).encode()).hexdigest()[:16]
+
+
+class _Sequence:
+    """One tokenized (stimulus, prompt[, response]) sequence."""
+
+    __slots__ = ("ids", "masks", "text")
+
+    def __init__(self, ids: torch.Tensor, masks: TokenMasks, text: str = ""):
+        self.ids = ids
+        self.masks = masks
+        self.text = text
+
+
+class VisionLanguageExtractor:
+    """Prompt-conditioned layer-wise features from an image-text-to-text model.
+
+    Parameters
+    ----------
+    model : PreTrainedModel
+        A native transformers vision-language model, in eval mode.
+    tokenizer : PreTrainedTokenizerFast
+        Its tokenizer (offsets are used to find the prompt's tokens).
+    image_processor : BaseImageProcessor
+        Its image processor.
+    model_id : str
+        Name recorded in every FeatureSet.
+    chat_template : str, optional
+        Jinja template; defaults to the processor's / tokenizer's.
+    pooling : str
+        Default pooling (see :data:`brainalign.features.pooling.POOLINGS`).
+    generation : GenerationConfig, optional
+        Decoding for ``pooling="generated"`` (greedy by default).
+    prompt_batch_size : int
+        How many prompt suffixes run together in the reuse path.
+    meta : dict, optional
+        Extra provenance stored in every FeatureSet (revision, loader notes).
+    """
+
+    model_type: ClassVar[str] = ""
+    image_token: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        image_processor,
+        *,
+        model_id: str = "",
+        chat_template: str | None = None,
+        pooling: str = "mean",
+        generation: GenerationConfig | None = None,
+        prompt_batch_size: int = 16,
+        meta: dict[str, Any] | None = None,
+    ):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.image_processor = image_processor
+        self.model_id = model_id or getattr(model.config, "_name_or_path", "") or self.model_type
+        self.chat_template = chat_template or getattr(tokenizer, "chat_template", None)
+        if not self.chat_template:
+            raise ValueError(
+                f"{self.model_id}: no chat template found on the processor or tokenizer; pass chat_template=."
+            )
+        self.pooling = check_pooling(pooling)
+        self.generation = generation or GenerationConfig()
+        self.prompt_batch_size = int(prompt_batch_size)
+        self.meta = dict(meta or {})
+        self.model_type = str(getattr(model.config, "model_type", self.model_type))
+        text_cfg = model.config.get_text_config()
+        self.n_layers = int(text_cfg.num_hidden_layers)
+        self.image_token_id = int(model.config.image_token_id)
+        self._token_cache: dict[tuple[str, int], _Sequence] = {}
+
+    # ------------------------------------------------------------------ hooks
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def n_vision_layers(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def language_model(self):
+        return self.model.model.language_model
+
+    def process_image(self, image: np.ndarray) -> dict[str, torch.Tensor]:
+        """Image processor output for one image (tensors on the model device)."""
+        raise NotImplementedError
+
+    def n_stimulus_tokens(self, image_inputs: dict[str, torch.Tensor]) -> int:
+        raise NotImplementedError
+
+    def encode_image(self, image_inputs: dict[str, torch.Tensor], vision_states: bool = False):
+        """Run the modality encoder once.
+
+        Returns
+        -------
+        embeds : Tensor of shape (n_stimulus_tokens, lm_dim)
+            Connector output that replaces the placeholder tokens.
+        states : tuple of Tensor (n_patches, vision_dim), or None
+            Vision encoder hidden states (embeddings + every block) when
+            ``vision_states``.
+        """
+        raise NotImplementedError
+
+    def position_ids(self, input_ids: torch.Tensor, image_inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Language-model position ids of one sequence, shape (..., 1, seq_len)."""
+        raise NotImplementedError
+
+    def model_inputs(self, input_ids: torch.Tensor, image_inputs: dict[str, torch.Tensor]) -> dict[str, Any]:
+        """Keyword arguments of ``model(...)`` / ``model.generate(...)`` for (1, seq_len) ids."""
+        return {"input_ids": input_ids, **image_inputs}
+
+    def placeholder_token_ids(self) -> list[int]:
+        """Token ids that stand for stimulus slots (never generated)."""
+        ids = {self.image_token_id}
+        for attr in ("video_token_id", "audio_token_id"):
+            value = getattr(self.model.config, attr, None)
+            if isinstance(value, int):
+                ids.add(value)
+        return sorted(ids)
+
+    def reset_state(self) -> None:
+        """Clear state a model keeps between calls (e.g. Qwen's rope_deltas)."""
+
+    # --------------------------------------------------------------- tokens
+    def render(self, prompt: str) -> str:
+        """The chat-templated text of one prompt with a single image placeholder."""
+        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
+        return self.tokenizer.apply_chat_template(
+            messages, chat_template=self.chat_template, tokenize=False, add_generation_prompt=True
+        )
+
+    def tokenize(self, prompt: str, n_stimulus_tokens: int) -> _Sequence:
+        """Input ids + token roles of one prompt for an image of ``n_stimulus_tokens`` tokens."""
+        key = (prompt, n_stimulus_tokens)
+        if key in self._token_cache:
+            return self._token_cache[key]
+        text = self.render(prompt)
+        if text.count(self.image_token) != 1:
+            raise ValueError(
+                f"the chat template of {self.model_id} rendered {text.count(self.image_token)} "
+                f"'{self.image_token}' placeholders; exactly one is needed."
+            )
+        text = text.replace(self.image_token, self.image_token * n_stimulus_tokens)
+        start = text.rfind(prompt)
+        if start < 0:
+            raise ValueError(f"the chat template of {self.model_id} altered the prompt text {prompt!r}.")
+        end = start + len(prompt)
+        enc = self.tokenizer(text, return_offsets_mapping=True)
+        ids = torch.tensor(enc["input_ids"], dtype=torch.long)
+        offsets = torch.tensor(enc["offset_mapping"], dtype=torch.long).reshape(-1, 2)
+        stimulus = ids == self.image_token_id
+        if int(stimulus.sum()) != n_stimulus_tokens:
+            raise ValueError(
+                f"{self.model_id}: tokenizing the template gave {int(stimulus.sum())} image tokens, expected "
+                f"{n_stimulus_tokens}; is '{self.image_token}' a single special token of the tokenizer?"
+            )
+        in_prompt = (offsets[:, 0] < end) & (offsets[:, 1] > start) & ~stimulus
+        seq = _Sequence(ids, TokenMasks(stimulus=stimulus, prompt=in_prompt), text)
+        self._token_cache[key] = seq
+        return seq
+
+    def token_report(self, prompts: dict[str, str] | Sequence[str], n_stimulus_tokens: int = 1) -> dict[str, dict]:
+        """Token counts per prompt.
+
+        Returns
+        -------
+        dict name -> {"prompt_tokens": tokens of the prompt text alone,
+        "prompt_tokens_in_context": tokens attributed to the prompt inside the
+        chat template, "template_tokens": other non-stimulus input tokens,
+        "input_tokens": total with ``n_stimulus_tokens`` stimulus tokens}.
+        """
+        prompts = check_prompts(prompts)
+        report = {}
+        for name, text in prompts.items():
+            seq = self.tokenize(text, n_stimulus_tokens)
+            n_prompt = int(seq.masks.prompt.sum())
+            report[name] = {
+                "prompt_tokens": len(self.tokenizer(text, add_special_tokens=False)["input_ids"]),
+                "prompt_tokens_in_context": n_prompt,
+                "template_tokens": int(seq.ids.numel()) - n_prompt - n_stimulus_tokens,
+                "input_tokens": int(seq.ids.numel()),
+            }
+        return report
+
+    # -------------------------------------------------------------- forward
+    def _embed(self, ids: torch.Tensor, image_embeds: torch.Tensor | None) -> torch.Tensor:
+        emb = self.model.get_input_embeddings()(ids.to(self.device))
+        if image_embeds is not None:
+            mask = ids.to(self.device) == self.image_token_id
+            emb = emb.clone()
+            emb[mask] = image_embeds.to(emb.dtype).reshape(-1, emb.shape[-1])
+        return emb
+
+    @staticmethod
+    def _stack(hidden_states: Sequence[torch.Tensor], layers: list[int], row: int = 0) -> torch.Tensor:
+        return torch.stack([hidden_states[i][row] for i in layers])
+
+    def _generate(self, seq: _Sequence, image_inputs: dict[str, torch.Tensor], gen: GenerationConfig) -> _Sequence:
+        """Append the model's response to ``seq`` (HF ``generate``, seeded)."""
+        self.reset_state()
+        torch.manual_seed(gen.seed)
+        # A response must not contain stimulus placeholders: they would be read as image slots.
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": gen.max_new_tokens,
+            "do_sample": gen.do_sample,
+            "suppress_tokens": self.placeholder_token_ids(),
+        }
+        if gen.do_sample:
+            kwargs.update(top_k=gen.top_k, temperature=gen.temperature)
+        else:
+            kwargs.update(top_k=None, top_p=None, temperature=None)
+        ids = seq.ids[None].to(self.device)
+        out = self.model.generate(**self.model_inputs(ids, image_inputs), **kwargs)
+        self.reset_state()
+        new = out[0, ids.shape[1] :].cpu()
+        n_in = seq.ids.numel()
+        full = torch.cat([seq.ids, new])
+        pad = torch.zeros(new.numel(), dtype=torch.bool)
+        masks = TokenMasks(
+            stimulus=torch.cat([seq.masks.stimulus, pad]),
+            prompt=torch.cat([seq.masks.prompt, pad]),
+            generated=torch.cat([torch.zeros(n_in, dtype=torch.bool), torch.ones(new.numel(), dtype=torch.bool)]),
+        )
+        text = self.tokenizer.decode(new, skip_special_tokens=True)
+        return _Sequence(full, masks, text)
+
+    def _naive_hidden(self, seq: _Sequence, image_inputs: dict[str, torch.Tensor], layers: list[int]) -> torch.Tensor:
+        """Hidden states (n_layers_sel, seq_len, dim) from one full model forward."""
+        self.reset_state()
+        ids = seq.ids[None].to(self.device)
+        out = self.model(**self.model_inputs(ids, image_inputs), output_hidden_states=True, use_cache=False)
+        self.reset_state()
+        return self._stack(out.hidden_states, layers)
+
+    # ------------------------------------------------------------ extraction
+    def extract(
+        self,
+        stimuli: Sequence[Any],
+        prompts: dict[str, str] | Sequence[str],
+        layers: Sequence[int | float] | str = "all",
+        *,
+        pooling: str | None = None,
+        reuse: bool = True,
+        component: str = "language",
+        stimulus_ids: Sequence[str] | None = None,
+        generation: GenerationConfig | None = None,
+    ) -> dict[str, FeatureSet]:
+        """Features of every stimulus under every prompt.
+
+        Parameters
+        ----------
+        stimuli : sequence of uint8 arrays (H, W, 3) or PIL images
+        prompts : dict name -> text, or list of texts
+        layers : "all", ints (negative from the end) or floats in [0, 1]
+            Hidden-state indices (0 = embeddings) of ``component``.
+        pooling : str, optional
+            Overrides the extractor's default; see ``POOLINGS``.
+        reuse : bool
+            True: modality encoder and shared prompt prefix once per stimulus,
+            prompt suffixes batched (same features as ``reuse=False``).
+        component : {"language", "vision", "connector"}
+            "vision" and "connector" do not depend on the prompt (mean over
+            patches / connector tokens); every prompt gets the same values.
+        stimulus_ids : list of str, optional
+            Defaults to "0", "1", ...
+        generation : GenerationConfig, optional
+            Decoding for ``pooling="generated"``; generated texts go in
+            ``meta["generated_text"]``.
+
+        Returns
+        -------
+        dict prompt name -> FeatureSet with values (n_stimuli, n_layers, dim)
+        """
+        images = check_images(stimuli, "stimuli")
+        prompts = check_prompts(prompts)
+        pooling = check_pooling(pooling or self.pooling)
+        gen = generation or self.generation
+        if component not in COMPONENTS:
+            raise ValueError(f"component={component!r}: choose one of {COMPONENTS}.")
+        if stimulus_ids is None:
+            stimulus_ids = [str(i) for i in range(len(images))]
+        stimulus_ids = [str(s) for s in stimulus_ids]
+        if len(stimulus_ids) != len(images):
+            raise ValueError(f"stimulus_ids has {len(stimulus_ids)} entries for {len(images)} stimuli.")
+        if component != "language" and pooling != "mean":
+            raise ValueError(
+                f"pooling={pooling!r} is only for component='language'; the {component} component is "
+                "mean-pooled over its tokens (use pooling='mean')."
+            )
+        n_states = {"language": self.n_layers, "vision": self.n_vision_layers, "connector": 0}[component]
+        try:
+            layer_idx = resolve_layers(layers, n_states)
+        except ValueError as err:
+            raise ValueError(f"layers={layers!r} for the {component} component of {self.model_id}: {err}") from None
+
+        names = list(prompts)
+        values = {name: [] for name in names}
+        texts: dict[str, list[str]] = {name: [] for name in names}
+        n_tokens: list[int] = []
+        with torch.inference_mode():
+            for img in images:
+                image_inputs = self.process_image(img)
+                n_tok = self.n_stimulus_tokens(image_inputs)
+                n_tokens.append(n_tok)
+                if component != "language":
+                    embeds, states = self.encode_image(image_inputs, vision_states=component == "vision")
+                    if component == "vision":
+                        vec = torch.stack([states[i].double().mean(0).float() for i in layer_idx])
+                    else:
+                        vec = embeds.double().mean(0).float()[None]
+                    for name in names:
+                        values[name].append(vec.cpu().numpy())
+                    continue
+                seqs = [self.tokenize(prompts[n], n_tok) for n in names]
+                if pooling == "generated":
+                    seqs = [self._generate(s, image_inputs, gen) for s in seqs]
+                    for name, s in zip(names, seqs):
+                        texts[name].append(s.text)
+                if reuse:
+                    from .reuse import hidden_with_shared_prefix
+
+                    hiddens = hidden_with_shared_prefix(self, seqs, image_inputs, layer_idx)
+                else:
+                    hiddens = [self._naive_hidden(s, image_inputs, layer_idx) for s in seqs]
+                for name, s, h in zip(names, seqs, hiddens):
+                    values[name].append(pool_tokens(h, s.masks, pooling).cpu().numpy())
+
+        meta_common = {
+            **self.meta,
+            "model_type": self.model_type,
+            "component": component,
+            "pooling": pooling,
+            "pooling_description": POOLINGS[pooling] if component == "language" else "mean over tokens",
+            "reuse": bool(reuse),
+            "n_stimulus_tokens": n_tokens,
+        }
+        if pooling == "generated":
+            meta_common["generation"] = gen.as_dict()
+        out = {}
+        for name in names:
+            meta = dict(meta_common, prompt_text=prompts[name])
+            if pooling == "generated":
+                meta["generated_text"] = texts[name]
+            out[name] = FeatureSet(
+                values=np.stack(values[name]).astype(np.float32),
+                stimulus_ids=list(stimulus_ids),
+                layers=layer_idx,
+                model=self.model_id,
+                prompt=name,
+                meta=meta,
+            )
+        return out
+
+
+class QwenVLExtractor(VisionLanguageExtractor):
+    """Qwen2-VL / Qwen2.5-VL (and UI-TARS, same architecture).
+
+    Placeholder expansion follows the processor: ``<|image_pad|>`` becomes
+    ``image_grid_thw.prod() // merge_size**2`` tokens. 3-D M-RoPE positions
+    are computed by the model's own ``get_rope_index`` from
+    ``mm_token_type_ids`` (without them transformers silently falls back to
+    1-D positions), and ``model.model.rope_deltas`` is reset around calls.
+    """
+
+    model_type = "qwen2_5_vl"
+    image_token = "<|image_pad|>"
+
+    @property
+    def n_vision_layers(self) -> int:
+        return int(self.model.config.vision_config.depth)
+
+    def process_image(self, image):
+        out = self.image_processor(images=[image], return_tensors="pt")
+        return {
+            "pixel_values": out["pixel_values"].to(self.device, self.model.dtype),
+            "image_grid_thw": out["image_grid_thw"].to(self.device),
+        }
+
+    def n_stimulus_tokens(self, image_inputs):
+        merge = int(self.model.config.vision_config.spatial_merge_size)
+        return int(image_inputs["image_grid_thw"].prod()) // merge**2
+
+    def encode_image(self, image_inputs, vision_states=False):
+        out = self.model.model.visual(
+            image_inputs["pixel_values"], grid_thw=image_inputs["image_grid_thw"], output_hidden_states=vision_states
+        )
+        return out.pooler_output, (out.hidden_states if vision_states else None)
+
+    def _mm_token_type_ids(self, input_ids):
+        return (input_ids == self.image_token_id).int()
+
+    def position_ids(self, input_ids, image_inputs):
+        input_ids = input_ids.to(self.device)
+        pos, _ = self.model.model.get_rope_index(
+            input_ids,
+            mm_token_type_ids=self._mm_token_type_ids(input_ids),
+            image_grid_thw=image_inputs["image_grid_thw"],
+        )
+        return pos  # (3, 1, seq_len)
+
+    def model_inputs(self, input_ids, image_inputs):
+        return {
+            "input_ids": input_ids,
+            "mm_token_type_ids": self._mm_token_type_ids(input_ids),
+            "attention_mask": torch.ones_like(input_ids),
+            **image_inputs,
+        }
+
+    def reset_state(self):
+        self.model.model.rope_deltas = None
+
+
+class LlavaExtractor(VisionLanguageExtractor):
+    """LLaVA-1.5 (``LlavaForConditionalGeneration``: CLIP tower, MLP projector, Llama).
+
+    ``<image>`` expands to the number of patch tokens the projector emits
+    (CLS dropped with the "default" feature-select strategy), as in
+    ``LlavaProcessor``; positions are 1-D.
+    """
+
+    model_type = "llava"
+    image_token = "<image>"
+
+    @property
+    def n_vision_layers(self) -> int:
+        return int(self.model.config.vision_config.num_hidden_layers)
+
+    def process_image(self, image):
+        out = self.image_processor(images=[image], return_tensors="pt")
+        return {"pixel_values": out["pixel_values"].to(self.device, self.model.dtype)}
+
+    def n_stimulus_tokens(self, image_inputs):
+        vc = self.model.config.vision_config
+        side = image_inputs["pixel_values"].shape[-1] // vc.patch_size
+        n = side * (image_inputs["pixel_values"].shape[-2] // vc.patch_size)
+        return n + (0 if self.model.config.vision_feature_select_strategy == "default" else 1)
+
+    def encode_image(self, image_inputs, vision_states=False):
+        cfg = self.model.config
+        out = self.model.model.get_image_features(
+            pixel_values=image_inputs["pixel_values"],
+            vision_feature_layer=cfg.vision_feature_layer,
+            vision_feature_select_strategy=cfg.vision_feature_select_strategy,
+            output_hidden_states=True,
+        )
+        embeds = torch.cat(list(out.pooler_output), dim=0)
+        states = tuple(h[0] for h in out.hidden_states) if vision_states else None
+        return embeds, states
+
+    def position_ids(self, input_ids, image_inputs):
+        return torch.arange(input_ids.shape[-1], device=self.device)[None]  # (1, seq_len)

@@ -1,0 +1,157 @@
+"""Map a model id or local folder to its feature adapter by ``config.model_type``.
+
+Loading is offline and safe by default: ``local_files_only=True`` (a hub id
+works only if it is already in the local Hugging Face cache),
+``use_safetensors=True`` (no pickle), and ``trust_remote_code=False`` unless
+the caller explicitly asks for it.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+__all__ = ["ADAPTERS", "register_adapter", "supported_model_types", "load_extractor", "read_model_type"]
+
+#: model_type -> factory(path, **options) returning an Extractor.
+ADAPTERS: dict[str, Callable[..., Any]] = {}
+
+
+def register_adapter(model_type: str, factory: Callable[..., Any], *, overwrite: bool = False) -> None:
+    """Register ``factory(model_path, **options) -> Extractor`` for a ``config.model_type``."""
+    if model_type in ADAPTERS and not overwrite:
+        raise ValueError(f"model_type {model_type!r} already has an adapter; pass overwrite=True to replace it.")
+    ADAPTERS[model_type] = factory
+
+
+def supported_model_types() -> list[str]:
+    """Sorted list of model types with an adapter."""
+    return sorted(ADAPTERS)
+
+
+def _hf_kwargs(trust_remote_code: bool, revision: str | None) -> dict[str, Any]:
+    kw: dict[str, Any] = {"local_files_only": True, "trust_remote_code": bool(trust_remote_code)}
+    if revision is not None:
+        kw["revision"] = revision
+    return kw
+
+
+def read_model_type(model: str | Path, *, trust_remote_code: bool = False, revision: str | None = None) -> str:
+    """``config.model_type`` of a model id or local folder (offline)."""
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(str(model), **_hf_kwargs(trust_remote_code, revision))
+    except (OSError, ValueError) as err:
+        raise ValueError(
+            f"model={str(model)!r}: no readable config.json (offline). Pass a local folder holding config.json "
+            f"and safetensors weights, or a hub id already in the local Hugging Face cache. ({err})"
+        ) from None
+    return str(config.model_type)
+
+
+def load_extractor(
+    model: str | Path,
+    *,
+    trust_remote_code: bool = False,
+    revision: str | None = None,
+    device: str | None = None,
+    dtype: str = "float32",
+    **options: Any,
+):
+    """Build the feature extractor of a model id or local folder.
+
+    Parameters
+    ----------
+    model : str or Path
+        Local folder, or hub id present in the local cache.
+    trust_remote_code : bool
+        Run code shipped with the checkpoint. Off by default; turning it on
+        emits a warning, since that code runs with your permissions.
+    revision : str, optional
+        Hub revision (recorded in the features' metadata).
+    device : str, optional
+        "cuda" when torch sees a GPU, else "cpu".
+    dtype : {"float32", "bfloat16", "float16"}
+    **options
+        Passed to the adapter (``pooling``, ``generation``, ``prompt_batch_size``...).
+
+    Raises
+    ------
+    ValueError
+        If the model type has no adapter (the message lists the supported ones).
+    """
+    if trust_remote_code:
+        warnings.warn(
+            f"trust_remote_code=True for {model!r}: Python code shipped with this checkpoint will run with your "
+            "permissions. Only do this for checkpoints whose code you have read.",
+            UserWarning,
+            stacklevel=2,
+        )
+    model_type = read_model_type(model, trust_remote_code=trust_remote_code, revision=revision)
+    if model_type not in ADAPTERS:
+        raise ValueError(
+            f"model={str(model)!r} has config.model_type={model_type!r}, which has no feature adapter. "
+            f"Supported model types: {', '.join(supported_model_types())}. "
+            "Register one with brainalign.features.registry.register_adapter(model_type, factory)."
+        )
+    if dtype not in ("float32", "bfloat16", "float16"):
+        raise ValueError(f"dtype={dtype!r}: use 'float32', 'bfloat16' or 'float16'.")
+    return ADAPTERS[model_type](
+        str(model),
+        trust_remote_code=trust_remote_code,
+        revision=revision,
+        device=device,
+        dtype=dtype,
+        **options,
+    )
+
+
+def _device(device: str | None) -> str:
+    import torch
+
+    return device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _load_tokenizer_and_image_processor(path: str, hf: dict[str, Any]) -> tuple[Any, Any, str | None, str]:
+    """Tokenizer, image processor and chat template; AutoProcessor first, then the explicit fallback."""
+    from transformers import AutoImageProcessor, AutoProcessor, AutoTokenizer
+
+    try:
+        proc = AutoProcessor.from_pretrained(path, **hf)
+        tok = getattr(proc, "tokenizer", None)
+        imp = getattr(proc, "image_processor", None)
+        if tok is not None and imp is not None:
+            return tok, imp, getattr(proc, "chat_template", None), "AutoProcessor"
+        note = "AutoProcessor returned no tokenizer/image_processor"
+    except (ImportError, OSError, ValueError, TypeError) as err:
+        # e.g. Qwen2-VL's video processor needs torchvision, absent on CPU-only installs.
+        note = f"AutoProcessor unavailable ({type(err).__name__}: {str(err).strip().splitlines()[0][:120]})"
+    tok = AutoTokenizer.from_pretrained(path, **hf)
+    imp = AutoImageProcessor.from_pretrained(path, **hf)
+    return tok, imp, None, f"AutoTokenizer + AutoImageProcessor; {note}"
+
+
+def _vlm_factory(cls_name: str):
+    def factory(path: str, *, trust_remote_code: bool, revision: str | None, device: str | None, dtype: str, **opts):
+        import torch
+        from transformers import AutoModelForImageTextToText
+
+        from . import hf_multimodal
+
+        hf = _hf_kwargs(trust_remote_code, revision)
+        model = AutoModelForImageTextToText.from_pretrained(
+            path, use_safetensors=True, dtype=getattr(torch, dtype), **hf
+        )
+        model = model.to(_device(device)).eval()
+        tok, imp, template, note = _load_tokenizer_and_image_processor(path, hf)
+        meta = {"source": path, "revision": revision, "dtype": dtype, "processor": note}
+        cls = getattr(hf_multimodal, cls_name)
+        return cls(model, tok, imp, model_id=opts.pop("model_id", path), chat_template=template, meta=meta, **opts)
+
+    return factory
+
+
+for _mt in ("qwen2_5_vl", "qwen2_vl"):
+    register_adapter(_mt, _vlm_factory("QwenVLExtractor"))
+register_adapter("llava", _vlm_factory("LlavaExtractor"))

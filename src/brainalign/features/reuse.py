@@ -1,0 +1,124 @@
+"""Reuse work across prompts for one stimulus.
+
+For one stimulus and P prompts the naive path runs P full forwards (modality
+encoder + language model over the whole chat). Here:
+
+1. the modality encoder runs once;
+2. the longest token prefix shared by all P sequences (system turn, image
+   tokens, template up to the instruction) runs once through the language
+   model, keeping its key/value cache and hidden states;
+3. the P prompt-specific suffixes run as one batch (right-padded, so the
+   causal mask alone keeps padding out of real tokens) on copies of the
+   cache, with the same position ids (1-D or Qwen's 3-D M-RoPE) the full
+   sequence would get.
+
+Each prompt's hidden states are the prefix states followed by its suffix
+states, exactly the sequence the naive path computes, so every pooling gives
+the same features (up to float rounding, ~1e-6 in float32).
+"""
+from __future__ import annotations
+
+import copy
+from typing import TYPE_CHECKING, Sequence
+
+import torch
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .hf_multimodal import VisionLanguageExtractor, _Sequence
+
+__all__ = ["shared_prefix_length", "hidden_with_shared_prefix"]
+
+
+def shared_prefix_length(sequences: Sequence[torch.Tensor]) -> int:
+    """Length of the longest common token prefix, leaving ≥ 1 suffix token per sequence.
+
+    Parameters
+    ----------
+    sequences : list of 1-D LongTensor
+    """
+    min_len = min(int(s.numel()) for s in sequences)
+    first = sequences[0][:min_len]
+    same = torch.ones(min_len, dtype=torch.bool)
+    for s in sequences[1:]:
+        same &= s[:min_len] == first
+    diff = (~same).nonzero()
+    n = int(diff[0]) if diff.numel() else min_len
+    return min(n, min_len - 1)
+
+
+def _cat_positions(chunks: list[torch.Tensor]) -> torch.Tensor:
+    """Right-pad position tensors (..., 1, L_i) to the longest and stack on the batch axis."""
+    length = max(c.shape[-1] for c in chunks)
+    padded = []
+    for c in chunks:
+        if c.shape[-1] < length:
+            fill = c[..., -1:] + torch.arange(1, length - c.shape[-1] + 1, device=c.device)
+            c = torch.cat([c, fill], dim=-1)
+        padded.append(c)
+    return torch.cat(padded, dim=-2)
+
+
+def hidden_with_shared_prefix(
+    extractor: "VisionLanguageExtractor",
+    seqs: Sequence["_Sequence"],
+    image_inputs: dict[str, torch.Tensor],
+    layers: list[int],
+) -> list[torch.Tensor]:
+    """Hidden states of every sequence of one stimulus, sharing the prefix.
+
+    Parameters
+    ----------
+    extractor : VisionLanguageExtractor
+    seqs : list of tokenized sequences (same stimulus, different prompts)
+    image_inputs : the stimulus' processed inputs
+    layers : absolute hidden-state indices to keep
+
+    Returns
+    -------
+    list of Tensor (n_layers_sel, seq_len_i, dim), one per sequence.
+    Falls back to one full forward per sequence when the shared prefix does
+    not contain every stimulus token (stimulus after the instruction).
+    """
+    ids = [s.ids for s in seqs]
+    p = shared_prefix_length(ids)
+    if any(bool(s.masks.stimulus[p:].any()) for s in seqs):
+        return [extractor._naive_hidden(s, image_inputs, layers) for s in seqs]
+
+    device = extractor.device
+    lm = extractor.language_model
+    image_embeds, _ = extractor.encode_image(image_inputs, vision_states=False)
+    positions = [extractor.position_ids(i[None], image_inputs) for i in ids]
+
+    prefix = lm(
+        inputs_embeds=extractor._embed(ids[0][:p], image_embeds)[None],
+        position_ids=positions[0][..., :p],
+        use_cache=True,
+        output_hidden_states=True,
+    )
+    prefix_hidden = extractor._stack(prefix.hidden_states, layers)  # (n_sel, p, d)
+    cache = prefix.past_key_values
+
+    out: list[torch.Tensor] = []
+    batch = max(1, extractor.prompt_batch_size)
+    for start in range(0, len(seqs), batch):
+        chunk = list(range(start, min(start + batch, len(seqs))))
+        lengths = [ids[i].numel() - p for i in chunk]
+        width = max(lengths)
+        suffix = torch.zeros(len(chunk), width, dtype=torch.long)
+        for row, i in enumerate(chunk):
+            suffix[row, : lengths[row]] = ids[i][p:]
+        pos = _cat_positions([positions[i][..., p:] for i in chunk])
+        past = copy.deepcopy(cache) if start + batch < len(seqs) else cache
+        if len(chunk) > 1:
+            past.batch_repeat_interleave(len(chunk))
+        res = lm(
+            inputs_embeds=extractor._embed(suffix, None),
+            position_ids=pos,
+            past_key_values=past,
+            use_cache=True,
+            output_hidden_states=True,
+        )
+        for row, i in enumerate(chunk):
+            suffix_hidden = extractor._stack(res.hidden_states, layers, row)[:, : lengths[row]]
+            out.append(torch.cat([prefix_hidden, suffix_hidden], dim=1))
+    return out

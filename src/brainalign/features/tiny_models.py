@@ -1,0 +1,280 @@
+"""Tiny, seeded, config-built multimodal models saved like real checkpoints.
+
+Used by the tests and the prompt-reuse benchmark: no download, no network.
+Each builder writes a folder that loads through the ordinary
+``from_pretrained(folder, local_files_only=True, use_safetensors=True)`` path:
+``config.json`` + ``model.safetensors``, a fast tokenizer trained offline with
+the ``tokenizers`` library (special tokens wired into the model config) and an
+image-processor config.
+
+The weights are random (``torch.manual_seed(seed)``); only the architecture,
+tokenization and input plumbing are real.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+__all__ = ["build_tiny_qwen2_5_vl", "build_tiny_llava", "TRAINING_TEXT"]
+
+# Qwen2's pre-tokenisation regex (transformers 5.x rebuilds Qwen2Tokenizer from
+# vocab + merges with this regex, so the trainer must split the same way).
+_QWEN2_SPLIT = (
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+)
+
+QWEN_SPECIALS = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+]
+
+# A minimal Qwen2-VL chat template: same token layout as the real one for one
+# image followed by text (system turn, user turn with the vision block first).
+QWEN_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif content['type'] == 'text' %}{{ content['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+LLAVA_SPECIALS = ["<unk>", "<s>", "</s>", "<image>", "<pad>"]
+
+# LLaVA-1.5 conversation format: "USER: <image>\n{prompt} ASSISTANT:"
+LLAVA_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['role'] == 'user' %}USER: {% else %}ASSISTANT: {% endif %}"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' %}<image>\n"
+    "{% elif content['type'] == 'text' %}{{ content['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}"
+    "{% if message['role'] == 'user' %} {% else %}</s>{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}ASSISTANT:{% endif %}"
+)
+
+TRAINING_TEXT = [
+    "You are a helpful assistant.",
+    "Describe this image in detail.",
+    "What is the caption of the image?",
+    "What is in this image? Are there any people in this image? If yes, describe them.",
+    "What primary colors dominate the scene? Is the setting indoors or outdoors?",
+    "Which action should the player take next to reach the goal?",
+    "Why is the player moving toward that object, and what does it reveal?",
+    "How many animals are there in the image? List any food items visible.",
+    "The quick brown fox jumps over the lazy dog. 0123456789 !?.,;:'\"()[]{}",
+    "user assistant system USER ASSISTANT",
+]
+
+
+def _train_bpe(specials: Sequence[str], vocab_size: int, qwen_split: bool):
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE(unk_token=None if qwen_split else "<unk>"))
+    if qwen_split:
+        tok.pre_tokenizer = pre_tokenizers.Sequence(
+            [
+                pre_tokenizers.Split(Regex(_QWEN2_SPLIT), behavior="isolated", invert=False),
+                pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+            ]
+        )
+    else:
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(specials),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(TRAINING_TEXT * 4, trainer=trainer)
+    return tok
+
+
+def _save_tokenizer(tok, folder: Path, tokenizer_class: str, chat_template: str, **special) -> dict[str, int]:
+    import json
+
+    from transformers import PreTrainedTokenizerFast
+
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, **special)
+    fast.chat_template = chat_template
+    fast.save_pretrained(folder)
+    cfg_path = folder / "tokenizer_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["tokenizer_class"] = tokenizer_class
+    cfg["chat_template"] = chat_template
+    cfg_path.write_text(json.dumps(cfg, indent=2))
+    return {t: tok.token_to_id(t) for t in tok.get_vocab()}
+
+
+def build_tiny_qwen2_5_vl(
+    folder: str | Path,
+    *,
+    hidden_size: int = 64,
+    num_layers: int = 2,
+    vision_hidden: int = 32,
+    vision_depth: int = 2,
+    intermediate_size: int | None = None,
+    vision_intermediate: int | None = None,
+    vocab_size: int = 400,
+    seed: int = 0,
+) -> Path:
+    """Write a tiny random Qwen2.5-VL checkpoint + tokenizer + image processor.
+
+    Parameters
+    ----------
+    folder : path
+        Created if needed; returned.
+    hidden_size, num_layers : int
+        Language model width and number of decoder blocks (head_dim is 16 or
+        64 depending on width: 4 heads for hidden 64).
+    vision_hidden, vision_depth : int
+        Vision tower width and number of blocks.
+    seed : int
+        Seed of the random weights.
+    """
+    import torch
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2VLImageProcessorPil
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tok = _train_bpe(QWEN_SPECIALS, vocab_size, qwen_split=True)
+    _save_tokenizer(
+        tok, folder, "Qwen2Tokenizer", QWEN_CHAT_TEMPLATE, eos_token="<|im_end|>", pad_token="<|endoftext|>"
+    )
+    ids = {t: tok.token_to_id(t) for t in QWEN_SPECIALS}
+    n_heads = max(1, hidden_size // 16)
+    head_dim = hidden_size // n_heads
+    half = head_dim // 2
+    section = [half - 2 * (half * 3 // 8), half * 3 // 8, half * 3 // 8]
+    config = Qwen2_5_VLConfig(
+        text_config=dict(
+            vocab_size=tok.get_vocab_size(),
+            hidden_size=hidden_size,
+            intermediate_size=intermediate_size or 2 * hidden_size,
+            num_hidden_layers=num_layers,
+            num_attention_heads=n_heads,
+            num_key_value_heads=max(1, n_heads // 2),
+            max_position_embeddings=4096,
+            rope_scaling={"type": "mrope", "mrope_section": section},
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": section},
+            tie_word_embeddings=True,
+            bos_token_id=ids["<|endoftext|>"],
+            eos_token_id=ids["<|im_end|>"],
+            pad_token_id=ids["<|endoftext|>"],
+        ),
+        vision_config=dict(
+            depth=vision_depth,
+            hidden_size=vision_hidden,
+            intermediate_size=vision_intermediate or 2 * vision_hidden,
+            num_heads=max(1, vision_hidden // 16),
+            out_hidden_size=hidden_size,
+            patch_size=14,
+            spatial_merge_size=2,
+            temporal_patch_size=2,
+            window_size=56,
+            fullatt_block_indexes=[vision_depth - 1],
+        ),
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+        tie_word_embeddings=True,
+    )
+    config.eos_token_id = ids["<|im_end|>"]
+    config.pad_token_id = ids["<|endoftext|>"]
+    torch.manual_seed(seed)
+    model = Qwen2_5_VLForConditionalGeneration(config).eval()
+    model.generation_config.eos_token_id = ids["<|im_end|>"]
+    model.generation_config.pad_token_id = ids["<|endoftext|>"]
+    model.save_pretrained(folder, safe_serialization=True)
+    Qwen2VLImageProcessorPil(min_pixels=56 * 56, max_pixels=448 * 448).save_pretrained(folder)
+    return folder
+
+
+def build_tiny_llava(
+    folder: str | Path,
+    *,
+    hidden_size: int = 64,
+    num_layers: int = 2,
+    vision_hidden: int = 32,
+    vision_layers: int = 2,
+    image_size: int = 56,
+    patch_size: int = 14,
+    vocab_size: int = 400,
+    seed: int = 0,
+) -> Path:
+    """Write a tiny random LLaVA-1.5 checkpoint (CLIP vision tower + Llama LM).
+
+    Parameters mirror :func:`build_tiny_qwen2_5_vl`; ``image_size`` and
+    ``patch_size`` set the CLIP tower's input (``(image_size/patch_size)**2``
+    image tokens per image).
+    """
+    import torch
+    from transformers import CLIPImageProcessorPil, LlavaConfig, LlavaForConditionalGeneration
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tok = _train_bpe(LLAVA_SPECIALS, vocab_size, qwen_split=False)
+    _save_tokenizer(
+        tok,
+        folder,
+        "PreTrainedTokenizerFast",
+        LLAVA_CHAT_TEMPLATE,
+        unk_token="<unk>",
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+    )
+    ids = {t: tok.token_to_id(t) for t in LLAVA_SPECIALS}
+    n_heads = max(1, hidden_size // 16)
+    config = LlavaConfig(
+        vision_config=dict(
+            model_type="clip_vision_model",
+            hidden_size=vision_hidden,
+            intermediate_size=2 * vision_hidden,
+            num_hidden_layers=vision_layers,
+            num_attention_heads=max(1, vision_hidden // 16),
+            image_size=image_size,
+            patch_size=patch_size,
+            projection_dim=vision_hidden,
+        ),
+        text_config=dict(
+            model_type="llama",
+            vocab_size=tok.get_vocab_size(),
+            hidden_size=hidden_size,
+            intermediate_size=2 * hidden_size,
+            num_hidden_layers=num_layers,
+            num_attention_heads=n_heads,
+            num_key_value_heads=n_heads,
+            max_position_embeddings=2048,
+            bos_token_id=ids["<s>"],
+            eos_token_id=ids["</s>"],
+            pad_token_id=ids["<pad>"],
+        ),
+        image_token_id=ids["<image>"],
+        vision_feature_layer=-2,
+        vision_feature_select_strategy="default",
+        projector_hidden_act="gelu",
+    )
+    torch.manual_seed(seed)
+    model = LlavaForConditionalGeneration(config).eval()
+    model.generation_config.eos_token_id = ids["</s>"]
+    model.generation_config.pad_token_id = ids["<pad>"]
+    model.save_pretrained(folder, safe_serialization=True)
+    CLIPImageProcessorPil(
+        size={"shortest_edge": image_size},
+        crop_size={"height": image_size, "width": image_size},
+    ).save_pretrained(folder)
+    return folder
