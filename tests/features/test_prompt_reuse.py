@@ -1,0 +1,82 @@
+"""Reuse across prompts gives the naive features while running the encoder and prefix once."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from brainalign.features.pooling import POOLINGS, GenerationConfig
+from brainalign.features.reuse import shared_prefix_length
+
+from conftest import PROMPTS
+
+# Prompts of very different lengths, and two that share words after the template prefix.
+REUSE_PROMPTS = {
+    **PROMPTS,
+    "short": "Why?",
+    "long": "What kind of interaction is happening between the animate and inanimate objects here? "
+    "Which object is closest to the camera?",
+    "caption2": "What is the caption of the picture?",
+}
+
+
+@pytest.mark.parametrize("pooling", sorted(POOLINGS))
+def test_reuse_equals_naive(extractors, arch, images, pooling):
+    ex = extractors[arch]
+    ex.prompt_batch_size = 4  # 6 prompts -> two suffix batches (cache copied, then reused)
+    gen = GenerationConfig(max_new_tokens=3)
+    naive = ex.extract(images, REUSE_PROMPTS, "all", pooling=pooling, reuse=False, generation=gen)
+    reuse = ex.extract(images, REUSE_PROMPTS, "all", pooling=pooling, reuse=True, generation=gen)
+    for name in REUSE_PROMPTS:
+        assert naive[name].values.shape == (2, 3, 64)
+        diff = np.abs(naive[name].values - reuse[name].values).max()
+        assert diff <= 1e-5, f"{arch} {pooling} {name}: max abs diff {diff:.2e}"
+        assert reuse[name].meta["reuse"] is True and naive[name].meta["reuse"] is False
+    if pooling == "generated":
+        assert naive["long"].meta["generated_text"] == reuse["long"].meta["generated_text"]
+
+
+def test_reuse_runs_the_image_encoder_once_per_stimulus(extractors, arch, images):
+    ex = extractors[arch]
+    tower = ex.model.model.visual if arch == "qwen2_5_vl" else ex.model.model.vision_tower
+    calls = []
+    handle = tower.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        ex.extract(images, REUSE_PROMPTS, [-1], reuse=True)
+        n_reuse = len(calls)
+        calls.clear()
+        ex.extract(images, REUSE_PROMPTS, [-1], reuse=False)
+        n_naive = len(calls)
+    finally:
+        handle.remove()
+    assert n_reuse == len(images)
+    assert n_naive == len(images) * len(REUSE_PROMPTS)
+
+
+def test_reuse_runs_the_shared_prefix_once(extractors, images):
+    """Tokens through the language model: prefix once + suffixes, instead of every full sequence."""
+    ex = extractors["qwen2_5_vl"]
+    ex.prompt_batch_size = 16
+    seen = []
+    handle = ex.language_model.register_forward_pre_hook(
+        lambda mod, args, kwargs: seen.append(kwargs["inputs_embeds"].shape[:2]), with_kwargs=True
+    )
+    try:
+        ex.extract(images[:1], REUSE_PROMPTS, [-1], reuse=True)
+    finally:
+        handle.remove()
+    inputs = ex.process_image(images[0])
+    seqs = [ex.tokenize(t, ex.n_stimulus_tokens(inputs)) for t in REUSE_PROMPTS.values()]
+    p = shared_prefix_length([s.ids for s in seqs])
+    assert seqs[0].masks.stimulus[:p].sum() == ex.n_stimulus_tokens(inputs)  # image inside the prefix
+    longest = max(s.ids.numel() for s in seqs)
+    assert seen == [(1, p), (len(REUSE_PROMPTS), longest - p)]
+
+
+def test_shared_prefix_length():
+    t = torch.tensor
+    assert shared_prefix_length([t([1, 2, 3, 4]), t([1, 2, 5])]) == 2
+    assert shared_prefix_length([t([1, 2, 3]), t([1, 2, 3, 4])]) == 2  # keep one suffix token each
+    assert shared_prefix_length([t([1, 2, 3]), t([1, 2, 3])]) == 2
+    assert shared_prefix_length([t([7, 2]), t([1, 2])]) == 0
+    assert shared_prefix_length([t([1, 2, 3, 9])]) == 3
