@@ -1,0 +1,87 @@
+"""Registry: model type -> adapter, offline and safe loading, clear errors."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from brainalign.features import registry
+from brainalign.features.extract import extract_features
+from brainalign.features.registry import load_extractor, register_adapter, supported_model_types
+
+from conftest import PROMPTS
+
+
+def test_supported_types_include_the_vlms():
+    assert {"qwen2_5_vl", "qwen2_vl", "llava"} <= set(supported_model_types())
+
+
+def test_unknown_model_type_lists_supported(tmp_path):
+    from transformers import TimeSeriesTransformerConfig
+
+    TimeSeriesTransformerConfig(prediction_length=2).save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match=r"model_type='time_series_transformer'.*Supported model types: .*llava"):
+        load_extractor(tmp_path)
+
+
+def test_missing_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match=r"no readable config.json"):
+        load_extractor(tmp_path / "nowhere")
+
+
+def test_pickle_weights_are_refused(tmp_path, tiny_llava_dir):
+    """safetensors only: a folder with only a pickled checkpoint does not load."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    for f in tiny_llava_dir.iterdir():
+        if f.name != "model.safetensors":
+            shutil.copy(f, tmp_path / f.name)
+    torch.save(load_file(tiny_llava_dir / "model.safetensors"), tmp_path / "pytorch_model.bin")
+    with pytest.raises(OSError):
+        load_extractor(tmp_path)
+
+
+def test_trust_remote_code_warns(tiny_llava_dir):
+    with pytest.warns(UserWarning, match=r"trust_remote_code=True.*run with your permissions"):
+        ex = load_extractor(tiny_llava_dir, trust_remote_code=True)
+    assert type(ex).__name__ == "LlavaExtractor"
+
+
+def test_register_adapter_refuses_silent_overwrite():
+    with pytest.raises(ValueError, match=r"already has an adapter"):
+        register_adapter("llava", lambda path, **kw: None)
+
+
+def test_qwen_fallback_processor_is_recorded(extractors):
+    meta = extractors["qwen2_5_vl"].meta
+    assert meta["processor"].startswith(("AutoProcessor", "AutoTokenizer + AutoImageProcessor"))
+
+
+def test_extract_features_shape_and_parity(extractors, model_dirs, images):
+    from PIL import Image
+
+    ex = extractors["llava"]
+    arr = extract_features(ex, images, PROMPTS, layers=[-1, 0], pooling="last")
+    assert arr.shape == (3, 2, 2, 64) and arr.dtype == np.float32
+    direct = ex.extract(images, PROMPTS, [0, -1], pooling="last")
+    for i, name in enumerate(PROMPTS):
+        np.testing.assert_array_equal(arr[i], direct[name].values)
+    # a folder path loads through the registry; PIL images and a list of prompts are accepted
+    pil = [Image.fromarray(im) for im in images]
+    arr2 = extract_features(model_dirs["llava"], pil, list(PROMPTS.values()), layers=[-1, 0], pooling="last")
+    np.testing.assert_allclose(arr2, arr, atol=1e-6)
+
+
+def test_extract_features_rejects_non_extractor(images):
+    with pytest.raises(ValueError, match=r"model must be a model id, a local folder or an Extractor"):
+        extract_features(object(), images, PROMPTS)
+
+
+def test_config_json_model_type_is_what_is_read(tiny_qwen_dir):
+    assert registry.read_model_type(tiny_qwen_dir) == json.loads((tiny_qwen_dir / "config.json").read_text())[
+        "model_type"
+    ]
