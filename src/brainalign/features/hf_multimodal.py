@@ -167,6 +167,7 @@ class VisionLanguageExtractor:
         self.n_layers = int(text_cfg.num_hidden_layers)
         self.image_token_id = int(model.config.image_token_id)
         self._token_cache: dict[tuple[str, int], _Sequence] = {}
+        self._position_cache: dict[tuple, torch.Tensor] = {}
 
     # ------------------------------------------------------------------ hooks
     @property
@@ -490,12 +491,21 @@ class QwenVLExtractor(VisionLanguageExtractor):
         return (input_ids == self.image_token_id).int()
 
     def position_ids(self, input_ids, image_inputs):
+        # Positions depend only on the ids and the image grid: cache them across same-size images.
+        key = (input_ids.numpy().tobytes() if input_ids.device.type == "cpu" else None,
+               tuple(image_inputs["image_grid_thw"].flatten().tolist()))
+        if key[0] is not None and key in self._position_cache:
+            return self._position_cache[key]
         input_ids = input_ids.to(self.device)
         pos, _ = self.model.model.get_rope_index(
             input_ids,
             mm_token_type_ids=self._mm_token_type_ids(input_ids),
             image_grid_thw=image_inputs["image_grid_thw"],
         )
+        if key[0] is not None:
+            if len(self._position_cache) > 4096:
+                self._position_cache.clear()
+            self._position_cache[key] = pos
         return pos  # (3, 1, seq_len)
 
     def model_inputs(self, input_ids, image_inputs):

@@ -78,7 +78,7 @@ TRAINING_TEXT = [
 ]
 
 
-def _train_bpe(specials: Sequence[str], vocab_size: int, qwen_split: bool):
+def _train_bpe(specials: Sequence[str], vocab_size: int, qwen_split: bool, extra_text: Sequence[str] = ()):
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE(unk_token=None if qwen_split else "<unk>"))
@@ -98,7 +98,7 @@ def _train_bpe(specials: Sequence[str], vocab_size: int, qwen_split: bool):
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(TRAINING_TEXT * 4, trainer=trainer)
+    tok.train_from_iterator((list(TRAINING_TEXT) + list(extra_text)) * 4, trainer=trainer)
     return tok
 
 
@@ -128,6 +128,7 @@ def build_tiny_qwen2_5_vl(
     intermediate_size: int | None = None,
     vision_intermediate: int | None = None,
     vocab_size: int = 400,
+    extra_text: Sequence[str] = (),
     seed: int = 0,
 ) -> Path:
     """Write a tiny random Qwen2.5-VL checkpoint + tokenizer + image processor.
@@ -141,6 +142,11 @@ def build_tiny_qwen2_5_vl(
         64 depending on width: 4 heads for hidden 64).
     vision_hidden, vision_depth : int
         Vision tower width and number of blocks.
+    vocab_size : int
+        Target vocabulary of the offline-trained BPE tokenizer.
+    extra_text : list of str
+        More tokenizer training text (e.g. the prompts to be used, so that
+        they tokenize into word-sized pieces as with a real vocabulary).
     seed : int
         Seed of the random weights.
     """
@@ -149,7 +155,7 @@ def build_tiny_qwen2_5_vl(
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    tok = _train_bpe(QWEN_SPECIALS, vocab_size, qwen_split=True)
+    tok = _train_bpe(QWEN_SPECIALS, vocab_size, qwen_split=True, extra_text=extra_text)
     _save_tokenizer(
         tok, folder, "Qwen2Tokenizer", QWEN_CHAT_TEMPLATE, eos_token="<|im_end|>", pad_token="<|endoftext|>"
     )
