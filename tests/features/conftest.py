@@ -13,7 +13,7 @@ import pytest
 from brainalign.features.registry import load_extractor
 from brainalign.features.tiny_models import build_tiny_llava, build_tiny_qwen2_5_vl
 
-ARCHS = ["qwen2_5_vl", "llava"]
+ARCHS = ["qwen2_5_vl", "qwen2_vl", "llava"]
 
 PROMPTS = {
     "caption": "What is the caption of the image?",
@@ -37,13 +37,18 @@ def tiny_qwen_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_qwen2_vl_dir(tmp_path_factory):
+    return build_tiny_qwen2_5_vl(tmp_path_factory.mktemp("tiny_qwen2_vl"), variant="qwen2_vl", seed=0)
+
+
+@pytest.fixture(scope="session")
 def tiny_llava_dir(tmp_path_factory):
     return build_tiny_llava(tmp_path_factory.mktemp("tiny_llava"), seed=0)
 
 
 @pytest.fixture(scope="session")
-def model_dirs(tiny_qwen_dir, tiny_llava_dir):
-    return {"qwen2_5_vl": tiny_qwen_dir, "llava": tiny_llava_dir}
+def model_dirs(tiny_qwen_dir, tiny_qwen2_vl_dir, tiny_llava_dir):
+    return {"qwen2_5_vl": tiny_qwen_dir, "qwen2_vl": tiny_qwen2_vl_dir, "llava": tiny_llava_dir}
 
 
 @pytest.fixture(scope="session")

@@ -38,7 +38,7 @@ def test_reuse_equals_naive(extractors, arch, images, pooling):
 
 def test_reuse_runs_the_image_encoder_once_per_stimulus(extractors, arch, images):
     ex = extractors[arch]
-    tower = ex.model.model.visual if arch == "qwen2_5_vl" else ex.model.model.vision_tower
+    tower = ex.model.model.visual if arch.startswith("qwen") else ex.model.model.vision_tower
     calls = []
     handle = tower.register_forward_hook(lambda *a: calls.append(1))
     try:

@@ -129,9 +129,10 @@ def build_tiny_qwen2_5_vl(
     vision_intermediate: int | None = None,
     vocab_size: int = 400,
     extra_text: Sequence[str] = (),
+    variant: str = "qwen2_5_vl",
     seed: int = 0,
 ) -> Path:
-    """Write a tiny random Qwen2.5-VL checkpoint + tokenizer + image processor.
+    """Write a tiny random Qwen2.5-VL (or Qwen2-VL) checkpoint + tokenizer + image processor.
 
     Parameters
     ----------
@@ -147,11 +148,19 @@ def build_tiny_qwen2_5_vl(
     extra_text : list of str
         More tokenizer training text (e.g. the prompts to be used, so that
         they tokenize into word-sized pieces as with a real vocabulary).
+    variant : {"qwen2_5_vl", "qwen2_vl"}
+        Which of the two architectures (same tokenizer and processor).
     seed : int
         Seed of the random weights.
     """
     import torch
-    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2VLImageProcessorPil
+    from transformers import (
+        Qwen2_5_VLConfig,
+        Qwen2_5_VLForConditionalGeneration,
+        Qwen2VLConfig,
+        Qwen2VLForConditionalGeneration,
+        Qwen2VLImageProcessorPil,
+    )
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -164,23 +173,24 @@ def build_tiny_qwen2_5_vl(
     head_dim = hidden_size // n_heads
     half = head_dim // 2
     section = [half - 2 * (half * 3 // 8), half * 3 // 8, half * 3 // 8]
-    config = Qwen2_5_VLConfig(
-        text_config=dict(
-            vocab_size=tok.get_vocab_size(),
-            hidden_size=hidden_size,
-            intermediate_size=intermediate_size or 2 * hidden_size,
-            num_hidden_layers=num_layers,
-            num_attention_heads=n_heads,
-            num_key_value_heads=max(1, n_heads // 2),
-            max_position_embeddings=4096,
-            rope_scaling={"type": "mrope", "mrope_section": section},
-            rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": section},
-            tie_word_embeddings=True,
-            bos_token_id=ids["<|endoftext|>"],
-            eos_token_id=ids["<|im_end|>"],
-            pad_token_id=ids["<|endoftext|>"],
-        ),
-        vision_config=dict(
+    text_config = dict(
+        vocab_size=tok.get_vocab_size(),
+        hidden_size=hidden_size,
+        intermediate_size=intermediate_size or 2 * hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=n_heads,
+        num_key_value_heads=max(1, n_heads // 2),
+        max_position_embeddings=4096,
+        rope_scaling={"type": "mrope", "mrope_section": section},
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": section},
+        tie_word_embeddings=True,
+        bos_token_id=ids["<|endoftext|>"],
+        eos_token_id=ids["<|im_end|>"],
+        pad_token_id=ids["<|endoftext|>"],
+    )
+    if variant == "qwen2_5_vl":
+        config_cls, model_cls = Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+        vision_config = dict(
             depth=vision_depth,
             hidden_size=vision_hidden,
             intermediate_size=vision_intermediate or 2 * vision_hidden,
@@ -191,7 +201,24 @@ def build_tiny_qwen2_5_vl(
             temporal_patch_size=2,
             window_size=56,
             fullatt_block_indexes=[vision_depth - 1],
-        ),
+        )
+    elif variant == "qwen2_vl":
+        config_cls, model_cls = Qwen2VLConfig, Qwen2VLForConditionalGeneration
+        vision_config = dict(
+            depth=vision_depth,
+            embed_dim=vision_hidden,
+            hidden_size=hidden_size,
+            mlp_ratio=2,
+            num_heads=max(1, vision_hidden // 16),
+            patch_size=14,
+            spatial_merge_size=2,
+            temporal_patch_size=2,
+        )
+    else:
+        raise ValueError(f"variant={variant!r}: use 'qwen2_5_vl' or 'qwen2_vl'.")
+    config = config_cls(
+        text_config=text_config,
+        vision_config=vision_config,
         image_token_id=ids["<|image_pad|>"],
         video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"],
@@ -201,7 +228,7 @@ def build_tiny_qwen2_5_vl(
     config.eos_token_id = ids["<|im_end|>"]
     config.pad_token_id = ids["<|endoftext|>"]
     torch.manual_seed(seed)
-    model = Qwen2_5_VLForConditionalGeneration(config).eval()
+    model = model_cls(config).eval()
     model.generation_config.eos_token_id = ids["<|im_end|>"]
     model.generation_config.pad_token_id = ids["<|endoftext|>"]
     model.save_pretrained(folder, safe_serialization=True)
