@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-__all__ = ["build_tiny_qwen2_5_vl", "build_tiny_llava", "TRAINING_TEXT"]
+__all__ = ["build_tiny_qwen2_5_vl", "build_tiny_llava", "build_tiny_vit", "build_tiny_clip", "TRAINING_TEXT"]
 
 # Qwen2's pre-tokenisation regex (transformers 5.x rebuilds Qwen2Tokenizer from
 # vocab + merges with this regex, so the trainer must split the same way).
@@ -310,4 +310,42 @@ def build_tiny_llava(
         size={"shortest_edge": image_size},
         crop_size={"height": image_size, "width": image_size},
     ).save_pretrained(folder)
+    return folder
+
+
+def build_tiny_vit(folder: str | Path, *, hidden_size: int = 32, num_layers: int = 2, image_size: int = 56,
+                   seed: int = 0) -> Path:
+    """Write a tiny random ViT (``ViTModel``) checkpoint + image processor."""
+    import torch
+    from transformers import ViTConfig, ViTImageProcessorPil, ViTModel
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    config = ViTConfig(hidden_size=hidden_size, num_hidden_layers=num_layers, num_attention_heads=2,
+                       intermediate_size=2 * hidden_size, image_size=image_size, patch_size=14)
+    torch.manual_seed(seed)
+    ViTModel(config).eval().save_pretrained(folder, safe_serialization=True)
+    ViTImageProcessorPil(size={"height": image_size, "width": image_size}).save_pretrained(folder)
+    return folder
+
+
+def build_tiny_clip(folder: str | Path, *, hidden_size: int = 32, num_layers: int = 2, image_size: int = 56,
+                    seed: int = 0) -> Path:
+    """Write a tiny random dual-encoder CLIP (``CLIPModel``) checkpoint + image processor."""
+    import torch
+    from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    small = dict(hidden_size=hidden_size, num_hidden_layers=num_layers, num_attention_heads=2,
+                 intermediate_size=2 * hidden_size)
+    config = CLIPConfig(
+        text_config=dict(small, vocab_size=100, max_position_embeddings=16),
+        vision_config=dict(small, image_size=image_size, patch_size=14),
+        projection_dim=hidden_size,
+    )
+    torch.manual_seed(seed)
+    CLIPModel(config).eval().save_pretrained(folder, safe_serialization=True)
+    CLIPImageProcessorPil(size={"shortest_edge": image_size},
+                          crop_size={"height": image_size, "width": image_size}).save_pretrained(folder)
     return folder
