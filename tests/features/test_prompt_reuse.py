@@ -80,3 +80,14 @@ def test_shared_prefix_length():
     assert shared_prefix_length([t([1, 2, 3]), t([1, 2, 3])]) == 2
     assert shared_prefix_length([t([7, 2]), t([1, 2])]) == 0
     assert shared_prefix_length([t([1, 2, 3, 9])]) == 3
+
+
+@pytest.mark.parametrize("pooling", ["last", "mean", "prompt"])
+def test_reuse_equals_naive_attention_outputs(extractors, arch, images, pooling):
+    ex = extractors[arch]
+    ex.prompt_batch_size = 4
+    naive = ex.extract(images, REUSE_PROMPTS, "all", pooling=pooling, reuse=False, component="attention")
+    reuse = ex.extract(images, REUSE_PROMPTS, "all", pooling=pooling, reuse=True, component="attention")
+    for name in REUSE_PROMPTS:
+        assert naive[name].layers == [1, 2]
+        assert np.abs(naive[name].values - reuse[name].values).max() <= 1e-5

@@ -218,3 +218,20 @@ def test_bad_arguments_rejected(extractors, images):
         ex.extract([], PROMPTS, "all")
     with pytest.raises(ValueError, match=r"stimulus_ids has 1 entries for 2 stimuli"):
         ex.extract(images, PROMPTS, "all", stimulus_ids=["x"])
+
+
+def test_attention_component_is_the_block_attention_output(extractors, arch, images):
+    """hidden[1] == mid + mlp(norm(mid)) with mid = hidden[0] + attention output of block 1."""
+    ex = extractors[arch]
+    prompt = {"p": PROMPTS["people"]}
+    attn = ex.extract(images[:1], prompt, [1], pooling="last", component="attention")["p"].values[0, 0]
+    hid = ex.extract(images[:1], prompt, [0, 1], pooling="last")["p"].values[0]
+    block = ex.language_model.layers[0]
+    with torch.inference_mode():
+        mid = torch.from_numpy(hid[0] + attn)
+        expected = mid + block.mlp(block.post_attention_layernorm(mid))
+    np.testing.assert_allclose(hid[1], expected.numpy(), atol=1e-5)
+    # and it is not the residual stream itself
+    assert np.abs(attn - hid[1]).max() > 1e-3
+    with pytest.raises(ValueError, match=r"attention component has no layer 0"):
+        ex.extract(images[:1], prompt, [0], component="attention")

@@ -17,6 +17,7 @@ model id or a local folder.
 from __future__ import annotations
 
 import hashlib
+from contextlib import contextmanager
 from typing import Any, ClassVar, Sequence
 
 import numpy as np
@@ -34,10 +35,12 @@ __all__ = [
     "COMPONENTS",
 ]
 
-#: What can be read: the language model's hidden states (one slice per
-#: decoder block + embeddings), the vision encoder's hidden states, or the
-#: connector's output (one slice, index 0).
-COMPONENTS = ("language", "vision", "connector")
+#: What can be read: the language model's hidden states (residual stream; one
+#: slice per decoder block + embeddings at index 0), the output of each
+#: block's self-attention (index i = block i, 1..n_layers; seed 002 read it at
+#: the last token), the vision encoder's hidden states, or the connector's
+#: output (one slice, index 0).
+COMPONENTS = ("language", "attention", "vision", "connector")
 
 
 def check_images(images: Sequence[Any], name: str = "images") -> list[np.ndarray]:
@@ -292,9 +295,31 @@ class VisionLanguageExtractor:
             emb[mask] = image_embeds.to(emb.dtype).reshape(-1, emb.shape[-1])
         return emb
 
-    @staticmethod
-    def _stack(hidden_states: Sequence[torch.Tensor], layers: list[int], row: int = 0) -> torch.Tensor:
-        return torch.stack([hidden_states[i][row] for i in layers])
+    @contextmanager
+    def capture(self, component: str, layers: list[int]):
+        """Record what ``component`` reads during language-model calls.
+
+        Yields a function ``states(output, row=0) -> Tensor (n_layers_sel, seq, dim)``
+        that returns the states of the latest call, for batch row ``row``.
+        """
+        if component == "language":
+            yield lambda out, row=0: torch.stack([out.hidden_states[i][row] for i in layers])
+            return
+        store: dict[int, torch.Tensor] = {}
+
+        def hook(i):
+            def _hook(module, args, output):
+                store[i] = output[0] if isinstance(output, tuple) else output
+
+            return _hook
+
+        blocks = self.language_model.layers
+        handles = [blocks[i - 1].self_attn.register_forward_hook(hook(i)) for i in layers]
+        try:
+            yield lambda out, row=0: torch.stack([store[i][row] for i in layers])
+        finally:
+            for h in handles:
+                h.remove()
 
     def _generate(self, seq: _Sequence, image_inputs: dict[str, torch.Tensor], gen: GenerationConfig) -> _Sequence:
         """Append the model's response to ``seq`` (HF ``generate``, seeded)."""
@@ -325,13 +350,17 @@ class VisionLanguageExtractor:
         text = self.tokenizer.decode(new, skip_special_tokens=True)
         return _Sequence(full, masks, text)
 
-    def _naive_hidden(self, seq: _Sequence, image_inputs: dict[str, torch.Tensor], layers: list[int]) -> torch.Tensor:
-        """Hidden states (n_layers_sel, seq_len, dim) from one full model forward."""
+    def _naive_hidden(
+        self, seq: _Sequence, image_inputs: dict[str, torch.Tensor], layers: list[int], component: str = "language"
+    ) -> torch.Tensor:
+        """States (n_layers_sel, seq_len, dim) of ``component`` from one full model forward."""
         self.reset_state()
         ids = seq.ids[None].to(self.device)
-        out = self.model(**self.model_inputs(ids, image_inputs), output_hidden_states=True, use_cache=False)
+        with self.capture(component, layers) as states:
+            out = self.model(**self.model_inputs(ids, image_inputs), output_hidden_states=True, use_cache=False)
+            result = states(out)
         self.reset_state()
-        return self._stack(out.hidden_states, layers)
+        return result
 
     # ------------------------------------------------------------ extraction
     def extract(
@@ -359,9 +388,11 @@ class VisionLanguageExtractor:
         reuse : bool
             True: modality encoder and shared prompt prefix once per stimulus,
             prompt suffixes batched (same features as ``reuse=False``).
-        component : {"language", "vision", "connector"}
-            "vision" and "connector" do not depend on the prompt (mean over
-            patches / connector tokens); every prompt gets the same values.
+        component : {"language", "attention", "vision", "connector"}
+            "language": residual stream (hidden states); "attention": each
+            block's self-attention output (layers 1..n_layers). "vision" and
+            "connector" do not depend on the prompt (mean over patches /
+            connector tokens); every prompt gets the same values.
         stimulus_ids : list of str, optional
             Defaults to "0", "1", ...
         generation : GenerationConfig, optional
@@ -383,16 +414,25 @@ class VisionLanguageExtractor:
         stimulus_ids = [str(s) for s in stimulus_ids]
         if len(stimulus_ids) != len(images):
             raise ValueError(f"stimulus_ids has {len(stimulus_ids)} entries for {len(images)} stimuli.")
-        if component != "language" and pooling != "mean":
+        if component in ("vision", "connector") and pooling != "mean":
             raise ValueError(
                 f"pooling={pooling!r} is only for component='language'; the {component} component is "
                 "mean-pooled over its tokens (use pooling='mean')."
             )
-        n_states = {"language": self.n_layers, "vision": self.n_vision_layers, "connector": 0}[component]
+        n_states = {"language": self.n_layers, "attention": self.n_layers, "vision": self.n_vision_layers,
+                    "connector": 0}[component]
         try:
             layer_idx = resolve_layers(layers, n_states)
         except ValueError as err:
             raise ValueError(f"layers={layers!r} for the {component} component of {self.model_id}: {err}") from None
+        if component == "attention":
+            if layers == "all":
+                layer_idx = [i for i in layer_idx if i > 0]
+            elif 0 in layer_idx:
+                raise ValueError(
+                    f"layers={layers!r}: the attention component has no layer 0 (embeddings); "
+                    f"use block indices 1..{self.n_layers} (or negative ones)."
+                )
 
         names = list(prompts)
         values = {name: [] for name in names}
@@ -403,7 +443,7 @@ class VisionLanguageExtractor:
                 image_inputs = self.process_image(img)
                 n_tok = self.n_stimulus_tokens(image_inputs)
                 n_tokens.append(n_tok)
-                if component != "language":
+                if component in ("vision", "connector"):
                     embeds, states = self.encode_image(image_inputs, vision_states=component == "vision")
                     if component == "vision":
                         vec = torch.stack([states[i].double().mean(0).float() for i in layer_idx])
@@ -420,9 +460,9 @@ class VisionLanguageExtractor:
                 if reuse:
                     from .reuse import hidden_with_shared_prefix
 
-                    hiddens = hidden_with_shared_prefix(self, seqs, image_inputs, layer_idx)
+                    hiddens = hidden_with_shared_prefix(self, seqs, image_inputs, layer_idx, component)
                 else:
-                    hiddens = [self._naive_hidden(s, image_inputs, layer_idx) for s in seqs]
+                    hiddens = [self._naive_hidden(s, image_inputs, layer_idx, component) for s in seqs]
                 for name, s, h in zip(names, seqs, hiddens):
                     values[name].append(pool_tokens(h, s.masks, pooling).cpu().numpy())
 
@@ -431,7 +471,7 @@ class VisionLanguageExtractor:
             "model_type": self.model_type,
             "component": component,
             "pooling": pooling,
-            "pooling_description": POOLINGS[pooling] if component == "language" else "mean over tokens",
+            "pooling_description": POOLINGS[pooling] if component in ("language", "attention") else "mean over tokens",
             "reuse": bool(reuse),
             "n_stimulus_tokens": n_tokens,
         }

@@ -63,6 +63,7 @@ def hidden_with_shared_prefix(
     seqs: Sequence["_Sequence"],
     image_inputs: dict[str, torch.Tensor],
     layers: list[int],
+    component: str = "language",
 ) -> list[torch.Tensor]:
     """Hidden states of every sequence of one stimulus, sharing the prefix.
 
@@ -72,6 +73,7 @@ def hidden_with_shared_prefix(
     seqs : list of tokenized sequences (same stimulus, different prompts)
     image_inputs : the stimulus' processed inputs
     layers : absolute hidden-state indices to keep
+    component : "language" (hidden states) or "attention" (self-attention outputs)
 
     Returns
     -------
@@ -82,33 +84,37 @@ def hidden_with_shared_prefix(
     ids = [s.ids for s in seqs]
     p = shared_prefix_length(ids)
     if any(bool(s.masks.stimulus[p:].any()) for s in seqs):
-        return [extractor._naive_hidden(s, image_inputs, layers) for s in seqs]
+        return [extractor._naive_hidden(s, image_inputs, layers, component) for s in seqs]
 
-    device = extractor.device
     lm = extractor.language_model
     image_embeds, _ = extractor.encode_image(image_inputs, vision_states=False)
     positions = [extractor.position_ids(i[None], image_inputs) for i in ids]
 
-    prefix = lm(
-        inputs_embeds=extractor._embed(ids[0][:p], image_embeds)[None],
-        position_ids=positions[0][..., :p],
-        use_cache=True,
-        output_hidden_states=True,
-    )
-    prefix_hidden = extractor._stack(prefix.hidden_states, layers)  # (n_sel, p, d)
-    cache = prefix.past_key_values
+    with extractor.capture(component, layers) as states:
+        prefix = lm(
+            inputs_embeds=extractor._embed(ids[0][:p], image_embeds)[None],
+            position_ids=positions[0][..., :p],
+            use_cache=True,
+            output_hidden_states=True,
+        )
+        prefix_hidden = states(prefix)  # (n_sel, p, d)
+        out = _suffixes(extractor, lm, ids, positions, p, prefix.past_key_values, prefix_hidden, states)
+    return out
 
+
+def _suffixes(extractor, lm, ids, positions, p, cache, prefix_hidden, states) -> list[torch.Tensor]:
+    """Run the prompt suffixes in batches on copies of the prefix cache."""
     out: list[torch.Tensor] = []
     batch = max(1, extractor.prompt_batch_size)
-    for start in range(0, len(seqs), batch):
-        chunk = list(range(start, min(start + batch, len(seqs))))
+    for start in range(0, len(ids), batch):
+        chunk = list(range(start, min(start + batch, len(ids))))
         lengths = [ids[i].numel() - p for i in chunk]
         width = max(lengths)
         suffix = torch.zeros(len(chunk), width, dtype=torch.long)
         for row, i in enumerate(chunk):
             suffix[row, : lengths[row]] = ids[i][p:]
         pos = _cat_positions([positions[i][..., p:] for i in chunk])
-        past = copy.deepcopy(cache) if start + batch < len(seqs) else cache
+        past = copy.deepcopy(cache) if start + batch < len(ids) else cache
         if len(chunk) > 1:
             past.batch_repeat_interleave(len(chunk))
         res = lm(
@@ -119,6 +125,6 @@ def hidden_with_shared_prefix(
             output_hidden_states=True,
         )
         for row, i in enumerate(chunk):
-            suffix_hidden = extractor._stack(res.hidden_states, layers, row)[:, : lengths[row]]
+            suffix_hidden = states(res, row)[:, : lengths[row]]
             out.append(torch.cat([prefix_hidden, suffix_hidden], dim=1))
     return out
