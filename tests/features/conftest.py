@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from brainalign.features.registry import load_extractor
-from brainalign.features.tiny_models import build_tiny_llava, build_tiny_qwen2_5_vl
+from brainalign.features.tiny_models import build_tiny_internvl, build_tiny_llava, build_tiny_qwen2_5_vl
 
-ARCHS = ["qwen2_5_vl", "qwen2_vl", "llava"]
+ARCHS = ["qwen2_5_vl", "qwen2_vl", "llava", "internvl"]
 
 PROMPTS = {
     "caption": "What is the caption of the image?",
@@ -47,8 +47,18 @@ def tiny_llava_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def model_dirs(tiny_qwen_dir, tiny_qwen2_vl_dir, tiny_llava_dir):
-    return {"qwen2_5_vl": tiny_qwen_dir, "qwen2_vl": tiny_qwen2_vl_dir, "llava": tiny_llava_dir}
+def tiny_internvl_dir(tmp_path_factory):
+    return build_tiny_internvl(tmp_path_factory.mktemp("tiny_internvl"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def model_dirs(tiny_qwen_dir, tiny_qwen2_vl_dir, tiny_llava_dir, tiny_internvl_dir):
+    return {
+        "qwen2_5_vl": tiny_qwen_dir,
+        "qwen2_vl": tiny_qwen2_vl_dir,
+        "llava": tiny_llava_dir,
+        "internvl": tiny_internvl_dir,
+    }
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,11 @@ def _manual_text(arch: str, prompt: str, n_image_tokens: int) -> str:
             "<|vision_start|>" + "<|image_pad|>" * n_image_tokens + "<|vision_end|>"
             f"{prompt}<|im_end|>\n<|im_start|>assistant\n"
         )
+    if arch == "internvl":
+        return (
+            "<|im_start|>user\n<img>" + "<IMG_CONTEXT>" * n_image_tokens + "</img>\n"
+            f"{prompt}<|im_end|>\n<|im_start|>assistant\n"
+        )
     return "USER: " + "<image>" * n_image_tokens + f"\n{prompt} ASSISTANT:"
 
 
@@ -44,6 +49,7 @@ def test_registry_builds_the_right_adapter(extractors):
 
     assert type(extractors["qwen2_5_vl"]).__name__ == type(extractors["qwen2_vl"]).__name__ == "QwenVLExtractor"
     assert type(extractors["llava"]).__name__ == "LlavaExtractor"
+    assert type(extractors["internvl"]).__name__ == "InternVLExtractor"
     for ex in extractors.values():
         assert isinstance(ex, Extractor)
         assert ex.n_layers == 2
@@ -120,12 +126,17 @@ def test_qwen_uses_3d_mrope_positions(extractors, images):
     assert np.abs(feats[1:] - one_d[1:]).max() > 1e-4
 
 
-def test_non_square_image_changes_token_count(extractors):
-    ex = extractors["qwen2_5_vl"]
+@pytest.mark.parametrize("arch_, n_tokens", [("qwen2_5_vl", 8), ("internvl", 12)])
+def test_non_square_image_changes_token_count(extractors, arch_, n_tokens):
+    # Qwen: (56/14)*(112/14)/4 merged patches; InternVL: 2 tiles + thumbnail, 4 tokens each
+    ex = extractors[arch_]
     rng = np.random.default_rng(1)
     img = rng.integers(0, 256, (56, 112, 3), dtype=np.uint8)
-    fs = ex.extract([img], {"c": PROMPTS["caption"]}, [-1], pooling="mean")["c"]
-    assert fs.meta["n_stimulus_tokens"] == [8]  # (56/14)*(112/14)/4
+    naive = ex.extract([img], PROMPTS, "all", pooling="mean", reuse=False)
+    reuse = ex.extract([img], PROMPTS, "all", pooling="mean", reuse=True)
+    assert naive["caption"].meta["n_stimulus_tokens"] == [n_tokens]
+    for name in PROMPTS:
+        assert np.abs(naive[name].values - reuse[name].values).max() <= 1e-5
 
 
 def test_vision_and_connector_components(extractors, arch, images):

@@ -30,6 +30,7 @@ __all__ = [
     "VisionLanguageExtractor",
     "QwenVLExtractor",
     "LlavaExtractor",
+    "InternVLExtractor",
     "check_images",
     "check_prompts",
     "COMPONENTS",
@@ -137,7 +138,10 @@ class VisionLanguageExtractor:
     """
 
     model_type: ClassVar[str] = ""
+    #: the token that stands for one stimulus embedding in the LM input
     image_token: ClassVar[str] = ""
+    #: what the chat template renders for an image (defaults to image_token)
+    placeholder: ClassVar[str] = ""
 
     def __init__(
         self,
@@ -226,6 +230,10 @@ class VisionLanguageExtractor:
         """Clear state a model keeps between calls (e.g. Qwen's rope_deltas)."""
 
     # --------------------------------------------------------------- tokens
+    def expand_placeholder(self, n_stimulus_tokens: int) -> str:
+        """Text that replaces the rendered image placeholder (as the model's processor does)."""
+        return self.image_token * n_stimulus_tokens
+
     def render(self, prompt: str) -> str:
         """The chat-templated text of one prompt with a single image placeholder."""
         messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
@@ -239,12 +247,13 @@ class VisionLanguageExtractor:
         if key in self._token_cache:
             return self._token_cache[key]
         text = self.render(prompt)
-        if text.count(self.image_token) != 1:
+        placeholder = self.placeholder or self.image_token
+        if text.count(placeholder) != 1:
             raise ValueError(
-                f"the chat template of {self.model_id} rendered {text.count(self.image_token)} "
-                f"'{self.image_token}' placeholders; exactly one is needed."
+                f"the chat template of {self.model_id} rendered {text.count(placeholder)} "
+                f"'{placeholder}' placeholders; exactly one is needed."
             )
-        text = text.replace(self.image_token, self.image_token * n_stimulus_tokens)
+        text = text.replace(placeholder, self.expand_placeholder(n_stimulus_tokens))
         start = text.rfind(prompt)
         if start < 0:
             raise ValueError(f"the chat template of {self.model_id} altered the prompt text {prompt!r}.")
@@ -599,3 +608,53 @@ class LlavaExtractor(VisionLanguageExtractor):
 
     def position_ids(self, input_ids, image_inputs):
         return torch.arange(input_ids.shape[-1], device=self.device)[None]  # (1, seq_len)
+
+
+class InternVLExtractor(VisionLanguageExtractor):
+    """InternVL ``-hf`` checkpoints (``InternVLForConditionalGeneration``: InternViT, pixel shuffle, MLP, Qwen2/Llama).
+
+    As ``InternVLProcessor``: images are cut into tiles (``crop_to_patches``,
+    plus a thumbnail when there is more than one), the template's ``<image>``
+    becomes ``<img>`` + ``<IMG_CONTEXT>`` x (tokens per tile x tiles) +
+    ``</img>``; positions are 1-D. Vision states are averaged over tiles and
+    patches.
+    """
+
+    model_type = "internvl"
+    image_token = "<IMG_CONTEXT>"
+    placeholder = "<image>"
+    crop_to_patches: bool = True
+
+    @property
+    def n_vision_layers(self) -> int:
+        return int(self.model.config.vision_config.num_hidden_layers)
+
+    def _tokens_per_tile(self) -> int:
+        vc = self.model.config.vision_config
+        side = int(np.atleast_1d(vc.image_size)[0]) // int(np.atleast_1d(vc.patch_size)[0])
+        return int(round(side * side * self.model.config.downsample_ratio**2))
+
+    def expand_placeholder(self, n_stimulus_tokens):
+        return "<img>" + self.image_token * n_stimulus_tokens + "</img>"
+
+    def process_image(self, image):
+        out = self.image_processor(images=[image], crop_to_patches=self.crop_to_patches, return_tensors="pt")
+        return {"pixel_values": out["pixel_values"].to(self.device, self.model.dtype)}
+
+    def n_stimulus_tokens(self, image_inputs):
+        return self._tokens_per_tile() * int(image_inputs["pixel_values"].shape[0])
+
+    def encode_image(self, image_inputs, vision_states=False):
+        cfg = self.model.config
+        out = self.model.model.get_image_features(
+            pixel_values=image_inputs["pixel_values"],
+            vision_feature_layer=cfg.vision_feature_layer,
+            vision_feature_select_strategy=cfg.vision_feature_select_strategy,
+            output_hidden_states=vision_states,
+        )
+        embeds = out.pooler_output.reshape(-1, out.pooler_output.shape[-1])
+        states = tuple(h.reshape(-1, h.shape[-1]) for h in out.hidden_states) if vision_states else None
+        return embeds, states
+
+    def position_ids(self, input_ids, image_inputs):
+        return torch.arange(input_ids.shape[-1], device=self.device)[None]

@@ -124,7 +124,7 @@ def _load_tokenizer_and_image_processor(path: str, hf: dict[str, Any]) -> tuple[
         if tok is not None and imp is not None:
             return tok, imp, getattr(proc, "chat_template", None), "AutoProcessor"
         note = "AutoProcessor returned no tokenizer/image_processor"
-    except (ImportError, OSError, ValueError, TypeError) as err:
+    except Exception as err:  # noqa: BLE001 - any failure here has an explicit, recorded fallback
         # e.g. Qwen2-VL's video processor needs torchvision, absent on CPU-only installs.
         note = f"AutoProcessor unavailable ({type(err).__name__}: {str(err).strip().splitlines()[0][:120]})"
     tok = AutoTokenizer.from_pretrained(path, **hf)
@@ -172,3 +172,4 @@ for _mt in ("vit", "clip", "clip_vision_model", "dinov2", "siglip", "siglip_visi
 for _mt in ("qwen2_5_vl", "qwen2_vl"):
     register_adapter(_mt, _vlm_factory("QwenVLExtractor"))
 register_adapter("llava", _vlm_factory("LlavaExtractor"))
+register_adapter("internvl", _vlm_factory("InternVLExtractor"))

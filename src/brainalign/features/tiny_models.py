@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-__all__ = ["build_tiny_qwen2_5_vl", "build_tiny_llava", "build_tiny_vit", "build_tiny_clip", "TRAINING_TEXT"]
+__all__ = ["build_tiny_qwen2_5_vl", "build_tiny_llava", "build_tiny_internvl", "build_tiny_vit", "build_tiny_clip", "TRAINING_TEXT"]
 
 # Qwen2's pre-tokenisation regex (transformers 5.x rebuilds Qwen2Tokenizer from
 # vocab + merges with this regex, so the trainer must split the same way).
@@ -43,6 +43,19 @@ QWEN_CHAT_TEMPLATE = (
     "{% if message['content'] is string %}{{ message['content'] }}"
     "{% else %}{% for content in message['content'] %}"
     "{% if content['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif content['type'] == 'text' %}{{ content['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+INTERNVL_SPECIALS = QWEN_SPECIALS[:5] + ["<img>", "</img>", "<IMG_CONTEXT>"]
+
+# InternVL-hf chat template layout for one image then text (system turn omitted).
+INTERNVL_CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' %}<image>\n"
     "{% elif content['type'] == 'text' %}{{ content['text'] }}{% endif %}"
     "{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
@@ -348,4 +361,43 @@ def build_tiny_clip(folder: str | Path, *, hidden_size: int = 32, num_layers: in
     CLIPModel(config).eval().save_pretrained(folder, safe_serialization=True)
     CLIPImageProcessorPil(size={"shortest_edge": image_size},
                           crop_size={"height": image_size, "width": image_size}).save_pretrained(folder)
+    return folder
+
+
+def build_tiny_internvl(folder: str | Path, *, hidden_size: int = 64, num_layers: int = 2, vision_hidden: int = 32,
+                        vision_layers: int = 2, tile_size: int = 56, vocab_size: int = 400, seed: int = 0) -> Path:
+    """Write a tiny random InternVL-hf checkpoint (InternViT + Qwen2), tokenizer and tiling image processor.
+
+    A ``tile_size`` tile gives ``(tile_size/14)**2 / 4`` image tokens.
+    """
+    import torch
+    from transformers import GotOcr2ImageProcessorPil, InternVLConfig, InternVLForConditionalGeneration
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tok = _train_bpe(INTERNVL_SPECIALS, vocab_size, qwen_split=True)
+    _save_tokenizer(tok, folder, "Qwen2Tokenizer", INTERNVL_CHAT_TEMPLATE, eos_token="<|im_end|>",
+                    pad_token="<|endoftext|>")
+    ids = {t: tok.token_to_id(t) for t in INTERNVL_SPECIALS}
+    n_heads = max(1, hidden_size // 16)
+    config = InternVLConfig(
+        vision_config=dict(hidden_size=vision_hidden, num_hidden_layers=vision_layers, num_attention_heads=2,
+                           intermediate_size=2 * vision_hidden, image_size=[tile_size, tile_size],
+                           patch_size=[14, 14]),
+        text_config=dict(model_type="qwen2", vocab_size=tok.get_vocab_size(), hidden_size=hidden_size,
+                         intermediate_size=2 * hidden_size, num_hidden_layers=num_layers,
+                         num_attention_heads=n_heads, num_key_value_heads=n_heads, max_position_embeddings=2048,
+                         bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"],
+                         pad_token_id=ids["<|endoftext|>"]),
+        image_token_id=ids["<IMG_CONTEXT>"],
+        image_seq_length=(tile_size // 14) ** 2 // 4,
+        downsample_ratio=0.5,
+    )
+    torch.manual_seed(seed)
+    model = InternVLForConditionalGeneration(config).eval()
+    model.generation_config.eos_token_id = ids["<|im_end|>"]
+    model.generation_config.pad_token_id = ids["<|endoftext|>"]
+    model.save_pretrained(folder, safe_serialization=True)
+    GotOcr2ImageProcessorPil(size={"height": tile_size, "width": tile_size}, crop_to_patches=True,
+                             min_patches=1, max_patches=4).save_pretrained(folder)
     return folder
