@@ -246,3 +246,16 @@ def test_attention_component_is_the_block_attention_output(extractors, arch, ima
     assert np.abs(attn - hid[1]).max() > 1e-3
     with pytest.raises(ValueError, match=r"attention component has no layer 0"):
         ex.extract(images[:1], prompt, [0], component="attention")
+
+
+def test_greedy_decoding_matches_hf_generate(extractors, arch, images):
+    ex = extractors[arch]
+    inputs = ex.process_image(images[1])
+    seq = ex.tokenize(PROMPTS["people"], ex.n_stimulus_tokens(inputs))
+    with torch.inference_mode():
+        mine = ex._generate(seq, inputs, GenerationConfig(max_new_tokens=10)).ids[seq.ids.numel():]
+        ex.reset_state()
+        ref = ex.model.generate(**ex.model_inputs(seq.ids[None], inputs), max_new_tokens=10, do_sample=False,
+                                suppress_tokens=ex.placeholder_token_ids())[0, seq.ids.numel():]
+        ex.reset_state()
+    assert torch.equal(mine, ref)

@@ -25,6 +25,7 @@ import torch
 
 from .base import FeatureSet, resolve_layers
 from .pooling import POOLINGS, GenerationConfig, TokenMasks, check_pooling, pool_tokens
+from .reuse import generate_with_shared_prefix, hidden_with_shared_prefix
 
 __all__ = [
     "VisionLanguageExtractor",
@@ -330,35 +331,73 @@ class VisionLanguageExtractor:
             for h in handles:
                 h.remove()
 
-    def _generate(self, seq: _Sequence, image_inputs: dict[str, torch.Tensor], gen: GenerationConfig) -> _Sequence:
-        """Append the model's response to ``seq`` (HF ``generate``, seeded)."""
-        self.reset_state()
-        torch.manual_seed(gen.seed)
-        # A response must not contain stimulus placeholders: they would be read as image slots.
-        kwargs: dict[str, Any] = {
-            "max_new_tokens": gen.max_new_tokens,
-            "do_sample": gen.do_sample,
-            "suppress_tokens": self.placeholder_token_ids(),
-        }
-        if gen.do_sample:
-            kwargs.update(top_k=gen.top_k, temperature=gen.temperature)
-        else:
-            kwargs.update(top_k=None, top_p=None, temperature=None)
-        ids = seq.ids[None].to(self.device)
-        out = self.model.generate(**self.model_inputs(ids, image_inputs), **kwargs)
-        self.reset_state()
-        new = out[0, ids.shape[1] :].cpu()
+    # ------------------------------------------------------------- decoding
+    def eos_token_ids(self) -> set[int]:
+        """End-of-response token ids (generation config, else tokenizer)."""
+        eos = getattr(self.model.generation_config, "eos_token_id", None)
+        if eos is None:
+            eos = self.tokenizer.eos_token_id
+        return set([eos] if isinstance(eos, int) else list(eos or []))
+
+    def next_tokens(self, logits: torch.Tensor, gen: GenerationConfig, generators: Sequence[torch.Generator]):
+        """Pick one token per row of ``logits`` (B, vocab): greedy, or top-k sampling with temperature.
+
+        Stimulus placeholders are never generated (they would be read as
+        image slots). Each row samples with its own generator, so a row's
+        draw does not depend on the other rows of a batch.
+        """
+        logits = logits.float().clone()
+        logits[:, self.placeholder_token_ids()] = float("-inf")
+        if not gen.do_sample:
+            return logits.argmax(-1)
+        logits = logits / gen.temperature
+        if gen.top_k and gen.top_k < logits.shape[-1]:
+            kth = torch.topk(logits, gen.top_k, dim=-1).values[:, -1:]
+            logits = logits.masked_fill(logits < kth, float("-inf"))
+        probs = torch.softmax(logits, dim=-1)
+        return torch.cat([torch.multinomial(probs[b], 1, generator=g) for b, g in enumerate(generators)])
+
+    def _generator(self, gen: GenerationConfig) -> torch.Generator:
+        return torch.Generator(device=self.device).manual_seed(int(gen.seed))
+
+    def with_response(self, seq: _Sequence, new_tokens: torch.Tensor) -> _Sequence:
+        """``seq`` followed by generated tokens, with the generated mask set."""
+        new = new_tokens.to("cpu", torch.long)
         n_in = seq.ids.numel()
-        full = torch.cat([seq.ids, new])
         pad = torch.zeros(new.numel(), dtype=torch.bool)
         masks = TokenMasks(
             stimulus=torch.cat([seq.masks.stimulus, pad]),
             prompt=torch.cat([seq.masks.prompt, pad]),
             generated=torch.cat([torch.zeros(n_in, dtype=torch.bool), torch.ones(new.numel(), dtype=torch.bool)]),
         )
-        text = self.tokenizer.decode(new, skip_special_tokens=True)
-        return _Sequence(full, masks, text)
+        return _Sequence(torch.cat([seq.ids, new]), masks, self.tokenizer.decode(new, skip_special_tokens=True))
 
+    @torch.inference_mode()
+    def _generate(self, seq: _Sequence, image_inputs: dict[str, torch.Tensor], gen: GenerationConfig) -> _Sequence:
+        """Append the model's response to ``seq``: plain model forwards with a KV cache, one token at a time.
+
+        Decoding is fully set by ``gen`` (greedy, or seeded top-k sampling);
+        extras of the checkpoint's own generation config (repetition
+        penalty...) are not applied, so naive and reuse paths decode alike.
+        """
+        self.reset_state()
+        eos = self.eos_token_ids()
+        generator = self._generator(gen)
+        ids = seq.ids[None].to(self.device)
+        out = self.model(**self.model_inputs(ids, image_inputs), use_cache=True, logits_to_keep=1)
+        new: list[torch.Tensor] = []
+        for _ in range(gen.max_new_tokens):
+            tok = self.next_tokens(out.logits[:, -1], gen, [generator])
+            new.append(tok)
+            if int(tok) in eos:
+                break
+            out = self.model(
+                input_ids=tok.view(1, 1), past_key_values=out.past_key_values, use_cache=True, logits_to_keep=1
+            )
+        self.reset_state()
+        return self.with_response(seq, torch.cat(new) if new else torch.zeros(0, dtype=torch.long))
+
+    @torch.inference_mode()
     def _naive_hidden(
         self, seq: _Sequence, image_inputs: dict[str, torch.Tensor], layers: list[int], component: str = "language"
     ) -> torch.Tensor:
@@ -463,12 +502,13 @@ class VisionLanguageExtractor:
                     continue
                 seqs = [self.tokenize(prompts[n], n_tok) for n in names]
                 if pooling == "generated":
-                    seqs = [self._generate(s, image_inputs, gen) for s in seqs]
+                    if reuse:
+                        seqs = generate_with_shared_prefix(self, seqs, image_inputs, gen)
+                    else:
+                        seqs = [self._generate(s, image_inputs, gen) for s in seqs]
                     for name, s in zip(names, seqs):
                         texts[name].append(s.text)
                 if reuse:
-                    from .reuse import hidden_with_shared_prefix
-
                     hiddens = hidden_with_shared_prefix(self, seqs, image_inputs, layer_idx, component)
                 else:
                     hiddens = [self._naive_hidden(s, image_inputs, layer_idx, component) for s in seqs]

@@ -15,6 +15,11 @@ encoder + language model over the whole chat). Here:
 Each prompt's hidden states are the prefix states followed by its suffix
 states, exactly the sequence the naive path computes, so every pooling gives
 the same features (up to float rounding, ~1e-6 in float32).
+
+Responses (``pooling="generated"``) are decoded the same way: all prompts of
+a stimulus decode together from the shared prefix cache, each row masking
+its own right padding and continuing its own positions, with one seeded
+generator per row, so each response equals the one-prompt-at-a-time decode.
 """
 from __future__ import annotations
 
@@ -26,7 +31,7 @@ import torch
 if TYPE_CHECKING:  # pragma: no cover
     from .hf_multimodal import VisionLanguageExtractor, _Sequence
 
-__all__ = ["shared_prefix_length", "hidden_with_shared_prefix"]
+__all__ = ["shared_prefix_length", "hidden_with_shared_prefix", "generate_with_shared_prefix"]
 
 
 def shared_prefix_length(sequences: Sequence[torch.Tensor]) -> int:
@@ -58,6 +63,7 @@ def _cat_positions(chunks: list[torch.Tensor]) -> torch.Tensor:
     return torch.cat(padded, dim=-2)
 
 
+@torch.inference_mode()
 def hidden_with_shared_prefix(
     extractor: "VisionLanguageExtractor",
     seqs: Sequence["_Sequence"],
@@ -127,4 +133,95 @@ def _suffixes(extractor, lm, ids, positions, p, cache, prefix_hidden, states) ->
         for row, i in enumerate(chunk):
             suffix_hidden = states(res, row)[:, : lengths[row]]
             out.append(torch.cat([prefix_hidden, suffix_hidden], dim=1))
+    return out
+
+
+@torch.inference_mode()
+def generate_with_shared_prefix(
+    extractor: "VisionLanguageExtractor",
+    seqs: Sequence["_Sequence"],
+    image_inputs: dict[str, torch.Tensor],
+    gen,
+) -> list["_Sequence"]:
+    """Decode every prompt's response for one stimulus, sharing encoder and prefix.
+
+    Parameters
+    ----------
+    extractor : VisionLanguageExtractor
+    seqs : tokenized input sequences (same stimulus, different prompts)
+    image_inputs : the stimulus' processed inputs
+    gen : GenerationConfig
+
+    Returns
+    -------
+    list of sequences with the response appended (``masks.generated`` set,
+    decoded text in ``.text``).
+    """
+    ids = [s.ids for s in seqs]
+    p = shared_prefix_length(ids)
+    if any(bool(s.masks.stimulus[p:].any()) for s in seqs):
+        return [extractor._generate(s, image_inputs, gen) for s in seqs]
+    lm = extractor.language_model
+    head = extractor.model.get_output_embeddings()
+    eos = extractor.eos_token_ids()
+    device = extractor.device
+    image_embeds, _ = extractor.encode_image(image_inputs, vision_states=False)
+    positions = [extractor.position_ids(i[None], image_inputs) for i in ids]
+    prefix = lm(
+        inputs_embeds=extractor._embed(ids[0][:p], image_embeds)[None],
+        position_ids=positions[0][..., :p],
+        use_cache=True,
+    )
+    cache = prefix.past_key_values
+
+    out: list["_Sequence"] = []
+    batch = max(1, extractor.prompt_batch_size)
+    for start in range(0, len(ids), batch):
+        chunk = list(range(start, min(start + batch, len(ids))))
+        n = len(chunk)
+        lengths = [ids[i].numel() - p for i in chunk]
+        width = max(lengths)
+        suffix = torch.zeros(n, width, dtype=torch.long)
+        for row, i in enumerate(chunk):
+            suffix[row, : lengths[row]] = ids[i][p:]
+        past = copy.deepcopy(cache) if start + batch < len(ids) else cache
+        if n > 1:
+            past.batch_repeat_interleave(n)
+        res = lm(
+            inputs_embeds=extractor._embed(suffix, None),
+            position_ids=_cat_positions([positions[i][..., p:] for i in chunk]),
+            past_key_values=past,
+            use_cache=True,
+        )
+        rows = torch.arange(n, device=device)
+        last = torch.tensor(lengths, device=device) - 1
+        logits = head(res.last_hidden_state[rows, last])
+        # attention over the cache: each row's real tokens, not its right padding
+        mask = torch.zeros(n, p + width, dtype=torch.long, device=device)
+        for row, length in enumerate(lengths):
+            mask[row, : p + length] = 1
+        next_pos = torch.cat([positions[i][..., -1:] + 1 for i in chunk], dim=-2)  # (..., n, 1)
+        generators = [extractor._generator(gen) for _ in chunk]
+        new: list[list[torch.Tensor]] = [[] for _ in chunk]
+        done = [False] * n
+        for step in range(gen.max_new_tokens):
+            toks = extractor.next_tokens(logits, gen, generators)
+            for row in range(n):
+                if not done[row]:
+                    new[row].append(toks[row : row + 1])
+                    done[row] = int(toks[row]) in eos
+            if all(done) or step == gen.max_new_tokens - 1:
+                break
+            mask = torch.cat([mask, torch.ones(n, 1, dtype=mask.dtype, device=device)], dim=1)
+            res = lm(
+                inputs_embeds=extractor._embed(toks[:, None], None),
+                position_ids=next_pos + step,
+                attention_mask=mask,
+                past_key_values=past,
+                use_cache=True,
+            )
+            logits = head(res.last_hidden_state[:, -1])
+        for row, i in enumerate(chunk):
+            tokens = torch.cat(new[row]) if new[row] else torch.zeros(0, dtype=torch.long)
+            out.append(extractor.with_response(seqs[i], tokens))
     return out
