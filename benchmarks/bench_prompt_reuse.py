@@ -5,7 +5,7 @@ one full forward per (image, prompt). Reuse: vision encoder and shared prefix
 once per image, the 10 prompt suffixes as one batch. Timed A/B/A/B on the same
 loaded model; the best of each is reported with the machine load.
 
-    PYTHONPATH=src python benchmarks/bench_prompt_reuse.py [--repeats 2] [--threads 1]
+    PYTHONPATH=src python benchmarks/bench_prompt_reuse.py [--repeats 2] [--threads 1] [--pooling generated]
 """
 from __future__ import annotations
 
@@ -32,12 +32,14 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2, help="A/B pairs; best of each is kept")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     ap.add_argument("--images", type=int, default=32)
-    ap.add_argument("--pooling", default="mean")
+    ap.add_argument("--pooling", default="mean", help="mean | stimulus | prompt | last | generated")
+    ap.add_argument("--max-new-tokens", type=int, default=8, help="response length for --pooling generated")
     args = ap.parse_args()
 
     import torch
     from transformers.utils import logging
 
+    from brainalign.features.pooling import GenerationConfig
     from brainalign.features.prompts import seed003_prompts
     from brainalign.features.registry import load_extractor
     from brainalign.features.tiny_models import build_tiny_qwen2_5_vl
@@ -56,7 +58,8 @@ def main() -> None:
             # a vocabulary that covers the prompts, so they tokenize into word-sized pieces as with Qwen's
             vocab_size=1500, extra_text=list(seed003_prompts().values()),
         )
-        ex = load_extractor(path, device="cpu", prompt_batch_size=len(prompts))
+        ex = load_extractor(path, device="cpu", prompt_batch_size=len(prompts),
+                            generation=GenerationConfig(max_new_tokens=args.max_new_tokens))
     report = ex.token_report(prompts, n_stimulus_tokens=0)
     n_text = np.mean([v["input_tokens"] for v in report.values()])
     n_prompt = [v["prompt_tokens"] for v in report.values()]
@@ -74,6 +77,9 @@ def main() -> None:
             times[mode].append(time.perf_counter() - t0)
     load_after = os.getloadavg()
     diff = max(np.abs(feats["naive"][k].values - feats["reuse"][k].values).max() for k in prompts)
+    if args.pooling == "generated":
+        same = all(feats["naive"][k].meta["generated_text"] == feats["reuse"][k].meta["generated_text"] for k in prompts)
+        print(f"generated texts identical naive vs reuse: {same} (max_new_tokens={args.max_new_tokens})")
     naive, reuse = min(times["naive"]), min(times["reuse"])
     print(f"model: Qwen2.5-VL config-built (LM 128x4, vision 64x4), ~{flops / 1e6:.0f} MFLOPs per image+prompt")
     print(f"workload: {len(prompts)} prompts x {len(images)} images (224x224, 64 image tokens), "
