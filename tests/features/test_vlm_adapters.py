@@ -259,3 +259,48 @@ def test_greedy_decoding_matches_hf_generate(extractors, arch, images):
                                 suppress_tokens=ex.placeholder_token_ids())[0, seq.ids.numel():]
         ex.reset_state()
     assert torch.equal(mine, ref)
+
+
+# --------------------------------------------------------------- multi-frame
+def test_frame_sequences(extractors, arch, images):
+    """A stimulus may be several frames (consecutive images before the prompt)."""
+    ex = extractors[arch]
+    clip = np.stack([images[0], images[1]])
+    out = ex.extract([clip, images[0], [images[0]], [images[1], images[0]]], PROMPTS, "all", pooling="mean")
+    fs = out["caption"]
+    assert fs.meta["n_frames"] == [2, 1, 1, 2]
+    assert fs.meta["n_stimulus_tokens"][0] == 2 * fs.meta["n_stimulus_tokens"][1]
+    np.testing.assert_array_equal(fs.values[1], fs.values[2])  # one-frame list == the image itself
+    assert np.abs(fs.values[0] - fs.values[3]).max() > 1e-4  # frame order matters
+    reuse = ex.extract([clip], PROMPTS, "all", pooling="last", reuse=True)
+    naive = ex.extract([clip], PROMPTS, "all", pooling="last", reuse=False)
+    for name in PROMPTS:
+        assert np.abs(reuse[name].values - naive[name].values).max() <= 1e-5
+
+
+def test_frame_sequence_matches_hand_built_reference(extractors, images):
+    ex = extractors["qwen2_5_vl"]
+    prompt = PROMPTS["describe"]
+    inputs = ex.process_frames(images)
+    n = ex.tokens_per_frame(inputs)
+    assert n == [4, 4]
+    block = "<|vision_start|>" + "<|image_pad|>" * 4 + "<|vision_end|>"
+    text = (
+        "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
+        f"{block}{block}{prompt}<|im_end|>\n<|im_start|>assistant\n"
+    )
+    ids = torch.tensor([ex.tokenizer(text)["input_ids"]])
+    with torch.inference_mode():
+        ref = ex.model(input_ids=ids, mm_token_type_ids=(ids == ex.image_token_id).int(), **inputs,
+                       output_hidden_states=True)
+    ex.model.model.rope_deltas = None
+    ref = torch.stack(ref.hidden_states)[:, 0].mean(1).numpy()
+    got = ex.extract([images], {"d": prompt}, "all", pooling="mean")["d"].values[0]
+    np.testing.assert_allclose(got, ref, atol=1e-5)
+
+
+def test_bad_frame_rejected(extractors, images):
+    with pytest.raises(ValueError, match=r"stimuli\[1\]\[1\] has dtype float64"):
+        extractors["llava"].extract([images[0], [images[0], images[1] / 255.0]], PROMPTS, "all")
+    with pytest.raises(ValueError, match=r"stimuli\[0\] is empty"):
+        extractors["llava"].extract([[]], PROMPTS, "all")

@@ -33,6 +33,7 @@ __all__ = [
     "LlavaExtractor",
     "InternVLExtractor",
     "check_images",
+    "check_stimuli",
     "check_prompts",
     "COMPONENTS",
 ]
@@ -45,38 +46,67 @@ __all__ = [
 COMPONENTS = ("language", "attention", "vision", "connector")
 
 
-def check_images(images: Sequence[Any], name: str = "images") -> list[np.ndarray]:
-    """Validate images and return them as uint8 arrays of shape (H, W, 3).
+def _check_frame(img: Any, where: str) -> np.ndarray:
+    if hasattr(img, "convert") and hasattr(img, "size"):  # PIL.Image
+        img = np.asarray(img.convert("RGB"))
+    if not isinstance(img, np.ndarray):
+        raise ValueError(
+            f"{where} is a {type(img).__name__}; pass a uint8 numpy array of shape (H, W, 3) or a PIL image."
+        )
+    if img.dtype != np.uint8:
+        raise ValueError(
+            f"{where} has dtype {img.dtype}; images must be uint8 in [0, 255]. "
+            "Convert floats in [0, 1] with (img * 255).round().astype(np.uint8)."
+        )
+    if img.ndim != 3 or img.shape[2] != 3:
+        raise ValueError(
+            f"{where} has shape {img.shape}; images must be (H, W, 3) RGB. "
+            "Stack grey images with np.repeat(img[..., None], 3, axis=2); drop alpha with img[..., :3]."
+        )
+    if min(img.shape[:2]) < 28:
+        raise ValueError(f"{where} has shape {img.shape}; both sides must be at least 28 pixels.")
+    return np.ascontiguousarray(img)
 
-    Accepts PIL images (converted to RGB) and uint8 numpy arrays (H, W, 3).
-    """
+
+def _check_sequence(images: Any, name: str, what: str) -> list:
     if isinstance(images, np.ndarray) and images.ndim == 4:
         images = list(images)
     if isinstance(images, (str, bytes)) or not hasattr(images, "__len__"):
-        raise ValueError(f"{name} must be a sequence of images (uint8 arrays (H, W, 3) or PIL images).")
+        raise ValueError(f"{name} must be a sequence of {what}.")
     if len(images) == 0:
         raise ValueError(f"{name} is empty: pass at least one image.")
+    return list(images)
+
+
+def check_images(images: Sequence[Any], name: str = "images") -> list[np.ndarray]:
+    """Validate images and return them as uint8 arrays of shape (H, W, 3).
+
+    Accepts PIL images (converted to RGB) and uint8 numpy arrays (H, W, 3);
+    a 4-D array (n, H, W, 3) is n images.
+    """
+    images = _check_sequence(images, name, "images (uint8 arrays (H, W, 3) or PIL images)")
+    return [_check_frame(img, f"{name}[{i}]") for i, img in enumerate(images)]
+
+
+def check_stimuli(stimuli: Sequence[Any], name: str = "stimuli") -> list[list[np.ndarray]]:
+    """Validate stimuli: each is one image or a sequence of frames.
+
+    A stimulus may be a uint8 array (H, W, 3), a PIL image, a uint8 array
+    (n_frames, H, W, 3) or a list of frames; a 4-D array passed as
+    ``stimuli`` itself is a batch of single images.
+
+    Returns
+    -------
+    list (one per stimulus) of lists of uint8 (H, W, 3) frames
+    """
+    stimuli = _check_sequence(stimuli, name, "stimuli (images, or sequences of frames)")
     out = []
-    for i, img in enumerate(images):
-        if hasattr(img, "convert") and hasattr(img, "size"):  # PIL.Image
-            img = np.asarray(img.convert("RGB"))
-        if not isinstance(img, np.ndarray):
-            raise ValueError(
-                f"{name}[{i}] is a {type(img).__name__}; pass a uint8 numpy array of shape (H, W, 3) or a PIL image."
-            )
-        if img.dtype != np.uint8:
-            raise ValueError(
-                f"{name}[{i}] has dtype {img.dtype}; images must be uint8 in [0, 255]. "
-                "Convert floats in [0, 1] with (img * 255).round().astype(np.uint8)."
-            )
-        if img.ndim != 3 or img.shape[2] != 3:
-            raise ValueError(
-                f"{name}[{i}] has shape {img.shape}; images must be (H, W, 3) RGB. "
-                "Stack grey images with np.repeat(img[..., None], 3, axis=2); drop alpha with img[..., :3]."
-            )
-        if min(img.shape[:2]) < 28:
-            raise ValueError(f"{name}[{i}] has shape {img.shape}; both sides must be at least 28 pixels.")
-        out.append(np.ascontiguousarray(img))
+    for i, stim in enumerate(stimuli):
+        if isinstance(stim, np.ndarray) and stim.ndim == 4 or isinstance(stim, (list, tuple)):
+            frames = _check_sequence(stim, f"{name}[{i}]", "frames")
+            out.append([_check_frame(f, f"{name}[{i}][{j}]") for j, f in enumerate(frames)])
+        else:
+            out.append([_check_frame(stim, f"{name}[{i}]")])
     return out
 
 
@@ -190,12 +220,21 @@ class VisionLanguageExtractor:
     def language_model(self):
         return self.model.model.language_model
 
+    def process_frames(self, frames: Sequence[np.ndarray]) -> dict[str, torch.Tensor]:
+        """Image processor output for the frames of one stimulus (tensors on the model device)."""
+        raise NotImplementedError
+
     def process_image(self, image: np.ndarray) -> dict[str, torch.Tensor]:
-        """Image processor output for one image (tensors on the model device)."""
+        """Image processor output for one image."""
+        return self.process_frames([image])
+
+    def tokens_per_frame(self, image_inputs: dict[str, torch.Tensor]) -> list[int]:
+        """Number of placeholder tokens of each frame, in order."""
         raise NotImplementedError
 
     def n_stimulus_tokens(self, image_inputs: dict[str, torch.Tensor]) -> int:
-        raise NotImplementedError
+        """Total placeholder tokens of a stimulus."""
+        return int(sum(self.tokens_per_frame(image_inputs)))
 
     def encode_image(self, image_inputs: dict[str, torch.Tensor], vision_states: bool = False):
         """Run the modality encoder once.
@@ -203,10 +242,11 @@ class VisionLanguageExtractor:
         Returns
         -------
         embeds : Tensor of shape (n_stimulus_tokens, lm_dim)
-            Connector output that replaces the placeholder tokens.
+            Connector output that replaces the placeholder tokens (all
+            frames, in order).
         states : tuple of Tensor (n_patches, vision_dim), or None
-            Vision encoder hidden states (embeddings + every block) when
-            ``vision_states``.
+            Vision encoder hidden states (embeddings + every block; patches
+            of all frames) when ``vision_states``.
         """
         raise NotImplementedError
 
@@ -235,26 +275,34 @@ class VisionLanguageExtractor:
         """Text that replaces the rendered image placeholder (as the model's processor does)."""
         return self.image_token * n_stimulus_tokens
 
-    def render(self, prompt: str) -> str:
-        """The chat-templated text of one prompt with a single image placeholder."""
-        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
+    def render(self, prompt: str, n_frames: int = 1) -> str:
+        """The chat-templated text of one prompt after ``n_frames`` image placeholders."""
+        content = [{"type": "image"} for _ in range(n_frames)] + [{"type": "text", "text": prompt}]
+        messages = [{"role": "user", "content": content}]
         return self.tokenizer.apply_chat_template(
             messages, chat_template=self.chat_template, tokenize=False, add_generation_prompt=True
         )
 
-    def tokenize(self, prompt: str, n_stimulus_tokens: int) -> _Sequence:
-        """Input ids + token roles of one prompt for an image of ``n_stimulus_tokens`` tokens."""
-        key = (prompt, n_stimulus_tokens)
+    def tokenize(self, prompt: str, n_stimulus_tokens: int | Sequence[int]) -> _Sequence:
+        """Input ids + token roles of one prompt.
+
+        ``n_stimulus_tokens``: placeholder tokens of the (single) image, or one
+        count per frame of a multi-frame stimulus.
+        """
+        counts = (int(n_stimulus_tokens),) if np.ndim(n_stimulus_tokens) == 0 else tuple(map(int, n_stimulus_tokens))
+        n_stimulus_tokens = sum(counts)
+        key = (prompt, counts)
         if key in self._token_cache:
             return self._token_cache[key]
-        text = self.render(prompt)
+        text = self.render(prompt, len(counts))
         placeholder = self.placeholder or self.image_token
-        if text.count(placeholder) != 1:
+        if text.count(placeholder) != len(counts):
             raise ValueError(
                 f"the chat template of {self.model_id} rendered {text.count(placeholder)} "
-                f"'{placeholder}' placeholders; exactly one is needed."
+                f"'{placeholder}' placeholders for {len(counts)} frame(s)."
             )
-        text = text.replace(placeholder, self.expand_placeholder(n_stimulus_tokens))
+        pieces = text.split(placeholder)
+        text = pieces[0] + "".join(self.expand_placeholder(c) + piece for c, piece in zip(counts, pieces[1:]))
         start = text.rfind(prompt)
         if start < 0:
             raise ValueError(f"the chat template of {self.model_id} altered the prompt text {prompt!r}.")
@@ -427,7 +475,10 @@ class VisionLanguageExtractor:
 
         Parameters
         ----------
-        stimuli : sequence of uint8 arrays (H, W, 3) or PIL images
+        stimuli : sequence of stimuli
+            Each a uint8 array (H, W, 3) or PIL image, or a sequence of frames
+            (uint8 array (n_frames, H, W, 3) or list of images), which enter
+            the chat as consecutive images before the prompt.
         prompts : dict name -> text, or list of texts
         layers : "all", ints (negative from the end) or floats in [0, 1]
             Hidden-state indices (0 = embeddings) of ``component``.
@@ -451,7 +502,7 @@ class VisionLanguageExtractor:
         -------
         dict prompt name -> FeatureSet with values (n_stimuli, n_layers, dim)
         """
-        images = check_images(stimuli, "stimuli")
+        images = check_stimuli(stimuli, "stimuli")
         prompts = check_prompts(prompts)
         pooling = check_pooling(pooling or self.pooling)
         gen = generation or self.generation
@@ -487,10 +538,10 @@ class VisionLanguageExtractor:
         texts: dict[str, list[str]] = {name: [] for name in names}
         n_tokens: list[int] = []
         with torch.inference_mode():
-            for img in images:
-                image_inputs = self.process_image(img)
-                n_tok = self.n_stimulus_tokens(image_inputs)
-                n_tokens.append(n_tok)
+            for frames in images:
+                image_inputs = self.process_frames(frames)
+                n_tok = tuple(self.tokens_per_frame(image_inputs))
+                n_tokens.append(int(sum(n_tok)))
                 if component in ("vision", "connector"):
                     embeds, states = self.encode_image(image_inputs, vision_states=component == "vision")
                     if component == "vision":
@@ -523,6 +574,7 @@ class VisionLanguageExtractor:
             "pooling_description": POOLINGS[pooling] if component in ("language", "attention") else "mean over tokens",
             "reuse": bool(reuse),
             "n_stimulus_tokens": n_tokens,
+            "n_frames": [len(f) for f in images],
         }
         if pooling == "generated":
             meta_common["generation"] = gen.as_dict()
@@ -559,16 +611,16 @@ class QwenVLExtractor(VisionLanguageExtractor):
     def n_vision_layers(self) -> int:
         return int(self.model.config.vision_config.depth)
 
-    def process_image(self, image):
-        out = self.image_processor(images=[image], return_tensors="pt")
+    def process_frames(self, frames):
+        out = self.image_processor(images=list(frames), return_tensors="pt")
         return {
             "pixel_values": out["pixel_values"].to(self.device, self.model.dtype),
             "image_grid_thw": out["image_grid_thw"].to(self.device),
         }
 
-    def n_stimulus_tokens(self, image_inputs):
+    def tokens_per_frame(self, image_inputs):
         merge = int(self.model.config.vision_config.spatial_merge_size)
-        return int(image_inputs["image_grid_thw"].prod()) // merge**2
+        return (image_inputs["image_grid_thw"].prod(-1) // merge**2).tolist()
 
     def encode_image(self, image_inputs, vision_states=False):
         out = self.model.model.visual(
@@ -624,15 +676,16 @@ class LlavaExtractor(VisionLanguageExtractor):
     def n_vision_layers(self) -> int:
         return int(self.model.config.vision_config.num_hidden_layers)
 
-    def process_image(self, image):
-        out = self.image_processor(images=[image], return_tensors="pt")
+    def process_frames(self, frames):
+        out = self.image_processor(images=list(frames), return_tensors="pt")
         return {"pixel_values": out["pixel_values"].to(self.device, self.model.dtype)}
 
-    def n_stimulus_tokens(self, image_inputs):
+    def tokens_per_frame(self, image_inputs):
         vc = self.model.config.vision_config
-        side = image_inputs["pixel_values"].shape[-1] // vc.patch_size
-        n = side * (image_inputs["pixel_values"].shape[-2] // vc.patch_size)
-        return n + (0 if self.model.config.vision_feature_select_strategy == "default" else 1)
+        pix = image_inputs["pixel_values"]
+        n = (pix.shape[-1] // vc.patch_size) * (pix.shape[-2] // vc.patch_size)
+        n += 0 if self.model.config.vision_feature_select_strategy == "default" else 1
+        return [n] * int(pix.shape[0])
 
     def encode_image(self, image_inputs, vision_states=False):
         cfg = self.model.config
@@ -643,7 +696,7 @@ class LlavaExtractor(VisionLanguageExtractor):
             output_hidden_states=True,
         )
         embeds = torch.cat(list(out.pooler_output), dim=0)
-        states = tuple(h[0] for h in out.hidden_states) if vision_states else None
+        states = tuple(h.reshape(-1, h.shape[-1]) for h in out.hidden_states) if vision_states else None
         return embeds, states
 
     def position_ids(self, input_ids, image_inputs):
@@ -677,12 +730,20 @@ class InternVLExtractor(VisionLanguageExtractor):
     def expand_placeholder(self, n_stimulus_tokens):
         return "<img>" + self.image_token * n_stimulus_tokens + "</img>"
 
-    def process_image(self, image):
-        out = self.image_processor(images=[image], crop_to_patches=self.crop_to_patches, return_tensors="pt")
-        return {"pixel_values": out["pixel_values"].to(self.device, self.model.dtype)}
+    def process_frames(self, frames):
+        out = self.image_processor(images=list(frames), crop_to_patches=self.crop_to_patches, return_tensors="pt")
+        pix = out["pixel_values"]
+        tiles = out.get("num_patches", [pix.shape[0]] if len(frames) == 1 else None)
+        if tiles is None:
+            raise ValueError(f"{self.model_id}: the image processor did not report tiles per image (num_patches).")
+        tiles = torch.as_tensor(tiles).reshape(-1)
+        return {"pixel_values": pix.to(self.device, self.model.dtype), "_tiles": tiles}
 
-    def n_stimulus_tokens(self, image_inputs):
-        return self._tokens_per_tile() * int(image_inputs["pixel_values"].shape[0])
+    def tokens_per_frame(self, image_inputs):
+        return [self._tokens_per_tile() * int(t) for t in image_inputs["_tiles"]]
+
+    def model_inputs(self, input_ids, image_inputs):
+        return {"input_ids": input_ids, "pixel_values": image_inputs["pixel_values"]}
 
     def encode_image(self, image_inputs, vision_states=False):
         cfg = self.model.config
