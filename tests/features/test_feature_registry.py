@@ -85,3 +85,26 @@ def test_config_json_model_type_is_what_is_read(tiny_qwen_dir):
     assert registry.read_model_type(tiny_qwen_dir) == json.loads((tiny_qwen_dir / "config.json").read_text())[
         "model_type"
     ]
+
+
+def test_processor_chat_template_file_is_used(tmp_path, tiny_qwen_dir, extractors, images):
+    """A checkpoint whose template sits only in the processor's chat_template.json still loads."""
+    import shutil
+
+    from brainalign.features.tiny_models import QWEN_CHAT_TEMPLATE
+
+    for f in tiny_qwen_dir.iterdir():
+        if f.name != "chat_template.jinja":
+            shutil.copy(f, tmp_path / f.name)
+    cfg = json.loads((tmp_path / "tokenizer_config.json").read_text())
+    cfg.pop("chat_template", None)
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps(cfg))
+    (tmp_path / "chat_template.json").write_text(json.dumps({"chat_template": QWEN_CHAT_TEMPLATE}))
+    ex = load_extractor(tmp_path)
+    assert ex.chat_template == QWEN_CHAT_TEMPLATE
+    got = ex.extract(images, PROMPTS, [-1], pooling="last")
+    ref = extractors["qwen2_5_vl"].extract(images, PROMPTS, [-1], pooling="last")
+    np.testing.assert_array_equal(got["caption"].values, ref["caption"].values)
+    (tmp_path / "chat_template.json").unlink()
+    with pytest.raises(ValueError, match=r"no chat template found"):
+        load_extractor(tmp_path)

@@ -552,15 +552,19 @@ class VisionLanguageExtractor:
                         values[name].append(vec.cpu().numpy())
                     continue
                 seqs = [self.tokenize(prompts[n], n_tok) for n in names]
+                # reuse: the modality encoder runs once per stimulus, shared by decoding and reading
+                embeds = self.encode_image(image_inputs)[0] if reuse else None
                 if pooling == "generated":
                     if reuse:
-                        seqs = generate_with_shared_prefix(self, seqs, image_inputs, gen)
+                        seqs = generate_with_shared_prefix(self, seqs, image_inputs, gen, image_embeds=embeds)
                     else:
                         seqs = [self._generate(s, image_inputs, gen) for s in seqs]
                     for name, s in zip(names, seqs):
                         texts[name].append(s.text)
                 if reuse:
-                    hiddens = hidden_with_shared_prefix(self, seqs, image_inputs, layer_idx, component)
+                    hiddens = hidden_with_shared_prefix(
+                        self, seqs, image_inputs, layer_idx, component, image_embeds=embeds
+                    )
                 else:
                     hiddens = [self._naive_hidden(s, image_inputs, layer_idx, component) for s in seqs]
                 for name, s, h in zip(names, seqs, hiddens):

@@ -129,7 +129,25 @@ def _load_tokenizer_and_image_processor(path: str, hf: dict[str, Any]) -> tuple[
         note = f"AutoProcessor unavailable ({type(err).__name__}: {str(err).strip().splitlines()[0][:120]})"
     tok = AutoTokenizer.from_pretrained(path, **hf)
     imp = AutoImageProcessor.from_pretrained(path, **hf)
-    return tok, imp, None, f"AutoTokenizer + AutoImageProcessor; {note}"
+    return tok, imp, _processor_chat_template(path, hf), f"AutoTokenizer + AutoImageProcessor; {note}"
+
+
+def _processor_chat_template(path: str, hf: dict[str, Any]) -> str | None:
+    """The processor's own chat template file (chat_template.jinja / .json), if the checkpoint has one."""
+    import json
+
+    from transformers.utils import cached_file
+
+    kw = {k: v for k, v in hf.items() if k in ("local_files_only", "revision")}
+    for name in ("chat_template.jinja", "chat_template.json"):
+        try:
+            file = cached_file(path, name, _raise_exceptions_for_missing_entries=False, **kw)
+        except OSError:
+            file = None
+        if file:
+            text = Path(file).read_text(encoding="utf-8")
+            return json.loads(text)["chat_template"] if name.endswith(".json") else text
+    return None
 
 
 def _vlm_factory(cls_name: str):

@@ -70,6 +70,7 @@ def hidden_with_shared_prefix(
     image_inputs: dict[str, torch.Tensor],
     layers: list[int],
     component: str = "language",
+    image_embeds: torch.Tensor | None = None,
 ) -> list[torch.Tensor]:
     """Hidden states of every sequence of one stimulus, sharing the prefix.
 
@@ -80,6 +81,7 @@ def hidden_with_shared_prefix(
     image_inputs : the stimulus' processed inputs
     layers : absolute hidden-state indices to keep
     component : "language" (hidden states) or "attention" (self-attention outputs)
+    image_embeds : the stimulus' encoder output if already computed
 
     Returns
     -------
@@ -93,7 +95,8 @@ def hidden_with_shared_prefix(
         return [extractor._naive_hidden(s, image_inputs, layers, component) for s in seqs]
 
     lm = extractor.language_model
-    image_embeds, _ = extractor.encode_image(image_inputs, vision_states=False)
+    if image_embeds is None:
+        image_embeds, _ = extractor.encode_image(image_inputs, vision_states=False)
     positions = [extractor.position_ids(i[None], image_inputs) for i in ids]
 
     with extractor.capture(component, layers) as states:
@@ -142,6 +145,7 @@ def generate_with_shared_prefix(
     seqs: Sequence["_Sequence"],
     image_inputs: dict[str, torch.Tensor],
     gen,
+    image_embeds: torch.Tensor | None = None,
 ) -> list["_Sequence"]:
     """Decode every prompt's response for one stimulus, sharing encoder and prefix.
 
@@ -151,6 +155,7 @@ def generate_with_shared_prefix(
     seqs : tokenized input sequences (same stimulus, different prompts)
     image_inputs : the stimulus' processed inputs
     gen : GenerationConfig
+    image_embeds : the stimulus' encoder output if already computed
 
     Returns
     -------
@@ -165,7 +170,8 @@ def generate_with_shared_prefix(
     head = extractor.model.get_output_embeddings()
     eos = extractor.eos_token_ids()
     device = extractor.device
-    image_embeds, _ = extractor.encode_image(image_inputs, vision_states=False)
+    if image_embeds is None:
+        image_embeds, _ = extractor.encode_image(image_inputs, vision_states=False)
     positions = [extractor.position_ids(i[None], image_inputs) for i in ids]
     prefix = lm(
         inputs_embeds=extractor._embed(ids[0][:p], image_embeds)[None],
