@@ -108,3 +108,14 @@ def test_processor_chat_template_file_is_used(tmp_path, tiny_qwen_dir, extractor
     (tmp_path / "chat_template.json").unlink()
     with pytest.raises(ValueError, match=r"no chat template found"):
         load_extractor(tmp_path)
+
+
+def test_bfloat16_loading_runs_and_stays_close(tiny_llava_dir, extractors, images):
+    ex16 = load_extractor(tiny_llava_dir, dtype="bfloat16")
+    assert ex16.model.dtype == __import__("torch").bfloat16
+    got = ex16.extract(images, PROMPTS, [-1], pooling="mean")["caption"].values
+    ref = extractors["llava"].extract(images, PROMPTS, [-1], pooling="mean")["caption"].values
+    assert got.dtype == np.float32 and np.isfinite(got).all()
+    assert np.corrcoef(got.ravel(), ref.ravel())[0, 1] > 0.99
+    with pytest.raises(ValueError, match=r"dtype='float8'"):
+        load_extractor(tiny_llava_dir, dtype="float8")
