@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, ClassVar, Sequence
 
 import numpy as np
@@ -34,6 +35,7 @@ __all__ = [
     "InternVLExtractor",
     "check_images",
     "check_stimuli",
+    "Video",
     "check_prompts",
     "COMPONENTS",
 ]
@@ -78,6 +80,22 @@ def _check_sequence(images: Any, name: str, what: str) -> list:
     return list(images)
 
 
+@dataclass
+class Video:
+    """A clip given to a video-capable model as one video (not as separate images).
+
+    Attributes
+    ----------
+    frames : uint8 array (n_frames, H, W, 3) or list of frames, all the same size
+    fps : float
+        Frames per second of ``frames`` (sets the temporal positions of
+        Qwen2.5-VL's M-RoPE).
+    """
+
+    frames: Any
+    fps: float = 2.0
+
+
 def check_images(images: Sequence[Any], name: str = "images") -> list[np.ndarray]:
     """Validate images and return them as uint8 arrays of shape (H, W, 3).
 
@@ -97,12 +115,21 @@ def check_stimuli(stimuli: Sequence[Any], name: str = "stimuli") -> list[list[np
 
     Returns
     -------
-    list (one per stimulus) of lists of uint8 (H, W, 3) frames
+    list (one per stimulus) of lists of uint8 (H, W, 3) frames, or of
+    :class:`Video` (frames validated) for stimuli given as videos
     """
     stimuli = _check_sequence(stimuli, name, "stimuli (images, or sequences of frames)")
-    out = []
+    out: list = []
     for i, stim in enumerate(stimuli):
-        if isinstance(stim, np.ndarray) and stim.ndim == 4 or isinstance(stim, (list, tuple)):
+        if isinstance(stim, Video):
+            frames = _check_sequence(stim.frames, f"{name}[{i}].frames", "frames")
+            frames = [_check_frame(f, f"{name}[{i}].frames[{j}]") for j, f in enumerate(frames)]
+            if len({f.shape for f in frames}) != 1:
+                raise ValueError(f"{name}[{i}].frames have different shapes; all frames of a video must match.")
+            if not stim.fps > 0:
+                raise ValueError(f"{name}[{i}].fps={stim.fps!r}; give the clip's frames per second (> 0).")
+            out.append(Video(frames, float(stim.fps)))
+        elif isinstance(stim, np.ndarray) and stim.ndim == 4 or isinstance(stim, (list, tuple)):
             frames = _check_sequence(stim, f"{name}[{i}]", "frames")
             out.append([_check_frame(f, f"{name}[{i}][{j}]") for j, f in enumerate(frames)])
         else:
@@ -173,6 +200,8 @@ class VisionLanguageExtractor:
     image_token: ClassVar[str] = ""
     #: what the chat template renders for an image (defaults to image_token)
     placeholder: ClassVar[str] = ""
+    #: the token of one video embedding (video-capable adapters only)
+    video_token: ClassVar[str] = ""
 
     def __init__(
         self,
@@ -228,6 +257,13 @@ class VisionLanguageExtractor:
         """Image processor output for one image."""
         return self.process_frames([image])
 
+    def process_video(self, video: Video) -> dict[str, torch.Tensor]:
+        """Processor output for one clip given as a video."""
+        raise ValueError(
+            f"the {self.model_type} adapter takes no video input; pass the clip's frames as a list or a "
+            "(n_frames, H, W, 3) array instead (they enter as consecutive images)."
+        )
+
     def tokens_per_frame(self, image_inputs: dict[str, torch.Tensor]) -> list[int]:
         """Number of placeholder tokens of each frame, in order."""
         raise NotImplementedError
@@ -255,11 +291,11 @@ class VisionLanguageExtractor:
         raise NotImplementedError
 
     def model_inputs(self, input_ids: torch.Tensor, image_inputs: dict[str, torch.Tensor]) -> dict[str, Any]:
-        """Keyword arguments of ``model(...)`` / ``model.generate(...)`` for (1, seq_len) ids."""
-        return {"input_ids": input_ids, **image_inputs}
+        """Keyword arguments of ``model(...)`` for (1, seq_len) ids (keys starting with "_" are ours)."""
+        return {"input_ids": input_ids, **{k: v for k, v in image_inputs.items() if not k.startswith("_")}}
 
     def placeholder_token_ids(self) -> list[int]:
-        """Token ids that stand for stimulus slots (never generated)."""
+        """Token ids that stand for stimulus slots (never generated; replaced by encoder output)."""
         ids = {self.image_token_id}
         for attr in ("video_token_id", "audio_token_id"):
             value = getattr(self.model.config, attr, None)
@@ -275,34 +311,39 @@ class VisionLanguageExtractor:
         """Text that replaces the rendered image placeholder (as the model's processor does)."""
         return self.image_token * n_stimulus_tokens
 
-    def render(self, prompt: str, n_frames: int = 1) -> str:
-        """The chat-templated text of one prompt after ``n_frames`` image placeholders."""
-        content = [{"type": "image"} for _ in range(n_frames)] + [{"type": "text", "text": prompt}]
+    def render(self, prompt: str, n_frames: int = 1, kind: str = "image") -> str:
+        """The chat-templated text of one prompt after ``n_frames`` image (or video) placeholders."""
+        content = [{"type": kind} for _ in range(n_frames)] + [{"type": "text", "text": prompt}]
         messages = [{"role": "user", "content": content}]
         return self.tokenizer.apply_chat_template(
             messages, chat_template=self.chat_template, tokenize=False, add_generation_prompt=True
         )
 
-    def tokenize(self, prompt: str, n_stimulus_tokens: int | Sequence[int]) -> _Sequence:
+    def tokenize(self, prompt: str, n_stimulus_tokens: int | Sequence[int], kind: str = "image") -> _Sequence:
         """Input ids + token roles of one prompt.
 
         ``n_stimulus_tokens``: placeholder tokens of the (single) image, or one
-        count per frame of a multi-frame stimulus.
+        count per frame of a multi-frame stimulus; ``kind="video"`` for a
+        stimulus given as one video.
         """
         counts = (int(n_stimulus_tokens),) if np.ndim(n_stimulus_tokens) == 0 else tuple(map(int, n_stimulus_tokens))
         n_stimulus_tokens = sum(counts)
-        key = (prompt, counts)
+        key = (prompt, counts, kind)
         if key in self._token_cache:
             return self._token_cache[key]
-        text = self.render(prompt, len(counts))
-        placeholder = self.placeholder or self.image_token
+        text = self.render(prompt, len(counts), kind)
+        if kind == "video":
+            placeholder, token, token_id = self.video_token, self.video_token, self.video_token_id
+        else:
+            placeholder, token, token_id = self.placeholder or self.image_token, self.image_token, self.image_token_id
         if text.count(placeholder) != len(counts):
             raise ValueError(
                 f"the chat template of {self.model_id} rendered {text.count(placeholder)} "
                 f"'{placeholder}' placeholders for {len(counts)} frame(s)."
             )
         pieces = text.split(placeholder)
-        text = pieces[0] + "".join(self.expand_placeholder(c) + piece for c, piece in zip(counts, pieces[1:]))
+        expand = (lambda c: token * c) if kind == "video" else self.expand_placeholder
+        text = pieces[0] + "".join(expand(c) + piece for c, piece in zip(counts, pieces[1:]))
         start = text.rfind(prompt)
         if start < 0:
             raise ValueError(f"the chat template of {self.model_id} altered the prompt text {prompt!r}.")
@@ -310,11 +351,11 @@ class VisionLanguageExtractor:
         enc = self.tokenizer(text, return_offsets_mapping=True)
         ids = torch.tensor(enc["input_ids"], dtype=torch.long)
         offsets = torch.tensor(enc["offset_mapping"], dtype=torch.long).reshape(-1, 2)
-        stimulus = ids == self.image_token_id
+        stimulus = ids == token_id
         if int(stimulus.sum()) != n_stimulus_tokens:
             raise ValueError(
-                f"{self.model_id}: tokenizing the template gave {int(stimulus.sum())} image tokens, expected "
-                f"{n_stimulus_tokens}; is '{self.image_token}' a single special token of the tokenizer?"
+                f"{self.model_id}: tokenizing the template gave {int(stimulus.sum())} {kind} tokens, expected "
+                f"{n_stimulus_tokens}; is '{token}' a single special token of the tokenizer?"
             )
         in_prompt = (offsets[:, 0] < end) & (offsets[:, 1] > start) & ~stimulus
         seq = _Sequence(ids, TokenMasks(stimulus=stimulus, prompt=in_prompt), text)
@@ -348,7 +389,8 @@ class VisionLanguageExtractor:
     def _embed(self, ids: torch.Tensor, image_embeds: torch.Tensor | None) -> torch.Tensor:
         emb = self.model.get_input_embeddings()(ids.to(self.device))
         if image_embeds is not None:
-            mask = ids.to(self.device) == self.image_token_id
+            placeholders = torch.tensor(self.placeholder_token_ids(), device=self.device)
+            mask = torch.isin(ids.to(self.device), placeholders)
             emb = emb.clone()
             emb[mask] = image_embeds.to(emb.dtype).reshape(-1, emb.shape[-1])
         return emb
@@ -539,7 +581,8 @@ class VisionLanguageExtractor:
         n_tokens: list[int] = []
         with torch.inference_mode():
             for frames in images:
-                image_inputs = self.process_frames(frames)
+                kind = "video" if isinstance(frames, Video) else "image"
+                image_inputs = self.process_video(frames) if kind == "video" else self.process_frames(frames)
                 n_tok = tuple(self.tokens_per_frame(image_inputs))
                 n_tokens.append(int(sum(n_tok)))
                 if component in ("vision", "connector"):
@@ -551,7 +594,7 @@ class VisionLanguageExtractor:
                     for name in names:
                         values[name].append(vec.cpu().numpy())
                     continue
-                seqs = [self.tokenize(prompts[n], n_tok) for n in names]
+                seqs = [self.tokenize(prompts[n], n_tok, kind) for n in names]
                 # reuse: the modality encoder runs once per stimulus, shared by decoding and reading
                 embeds = self.encode_image(image_inputs)[0] if reuse else None
                 if pooling == "generated":
@@ -578,7 +621,8 @@ class VisionLanguageExtractor:
             "pooling_description": POOLINGS[pooling] if component in ("language", "attention") else "mean over tokens",
             "reuse": bool(reuse),
             "n_stimulus_tokens": n_tokens,
-            "n_frames": [len(f) for f in images],
+            "n_frames": [len(f.frames) if isinstance(f, Video) else len(f) for f in images],
+            "as_video": [isinstance(f, Video) for f in images],
         }
         if pooling == "generated":
             meta_common["generation"] = gen.as_dict()
@@ -610,6 +654,41 @@ class QwenVLExtractor(VisionLanguageExtractor):
 
     model_type = "qwen2_5_vl"
     image_token = "<|image_pad|>"
+    video_token = "<|video_pad|>"
+
+    @property
+    def video_token_id(self) -> int:
+        return int(self.model.config.video_token_id)
+
+    def process_video(self, video: Video):
+        """Video patches built from the image processor's per-frame output.
+
+        Each frame is resized/normalised by the image processor (which
+        repeats it ``temporal_patch_size`` times); consecutive frames are then
+        paired along time exactly as ``Qwen2VLVideoProcessor.patchify`` lays
+        them out (the clip is padded with its last frame to a multiple of the
+        temporal patch). Resizing uses the image processor's rule, which can
+        differ from the video processor's pixel budget: pass frames whose
+        sides are multiples of 28 to avoid resizing.
+        """
+        frames = list(video.frames)
+        tp = int(self.model.config.vision_config.temporal_patch_size)
+        if pad := -len(frames) % tp:
+            frames = frames + [frames[-1]] * pad
+        out = self.image_processor(images=frames, return_tensors="pt")
+        grid = out["image_grid_thw"]
+        n = int(grid[0, 1] * grid[0, 2])
+        ps = int(self.model.config.vision_config.patch_size)
+        pix = out["pixel_values"].reshape(len(frames), n, -1, tp, ps, ps)[:, :, :, 0]  # (T, N, C, ps, ps)
+        pix = pix.reshape(len(frames) // tp, tp, n, -1, ps, ps).permute(0, 2, 3, 1, 4, 5)  # (T/tp, N, C, tp, ps, ps)
+        pix = pix.reshape((len(frames) // tp) * n, -1)
+        inputs = {
+            "pixel_values_videos": pix.to(self.device, self.model.dtype),
+            "video_grid_thw": torch.tensor([[len(frames) // tp, int(grid[0, 1]), int(grid[0, 2])]], device=self.device),
+        }
+        if self.model_type == "qwen2_5_vl":
+            inputs["second_per_grid_ts"] = torch.tensor([tp / video.fps], device=self.device)
+        return inputs
 
     @property
     def n_vision_layers(self) -> int:
@@ -622,30 +701,38 @@ class QwenVLExtractor(VisionLanguageExtractor):
             "image_grid_thw": out["image_grid_thw"].to(self.device),
         }
 
+    @staticmethod
+    def _grid(image_inputs):
+        return image_inputs["video_grid_thw"] if "video_grid_thw" in image_inputs else image_inputs["image_grid_thw"]
+
     def tokens_per_frame(self, image_inputs):
         merge = int(self.model.config.vision_config.spatial_merge_size)
-        return (image_inputs["image_grid_thw"].prod(-1) // merge**2).tolist()
+        return (self._grid(image_inputs).prod(-1) // merge**2).tolist()
 
     def encode_image(self, image_inputs, vision_states=False):
+        key = "pixel_values_videos" if "video_grid_thw" in image_inputs else "pixel_values"
         out = self.model.model.visual(
-            image_inputs["pixel_values"], grid_thw=image_inputs["image_grid_thw"], output_hidden_states=vision_states
+            image_inputs[key], grid_thw=self._grid(image_inputs), output_hidden_states=vision_states
         )
         return out.pooler_output, (out.hidden_states if vision_states else None)
 
     def _mm_token_type_ids(self, input_ids):
-        return (input_ids == self.image_token_id).int()
+        return (input_ids == self.image_token_id).int() + 2 * (input_ids == self.video_token_id).int()
 
     def position_ids(self, input_ids, image_inputs):
-        # Positions depend only on the ids and the image grid: cache them across same-size images.
+        # Positions depend only on the ids, the grids and the clip's timing: cache them across same-size stimuli.
         key = (input_ids.numpy().tobytes() if input_ids.device.type == "cpu" else None,
-               tuple(image_inputs["image_grid_thw"].flatten().tolist()))
+               tuple((k, tuple(v.flatten().tolist())) for k, v in sorted(image_inputs.items())
+                     if k in ("image_grid_thw", "video_grid_thw", "second_per_grid_ts")))
         if key[0] is not None and key in self._position_cache:
             return self._position_cache[key]
         input_ids = input_ids.to(self.device)
         pos, _ = self.model.model.get_rope_index(
             input_ids,
             mm_token_type_ids=self._mm_token_type_ids(input_ids),
-            image_grid_thw=image_inputs["image_grid_thw"],
+            image_grid_thw=image_inputs.get("image_grid_thw"),
+            video_grid_thw=image_inputs.get("video_grid_thw"),
+            second_per_grid_ts=image_inputs.get("second_per_grid_ts"),
         )
         if key[0] is not None:
             if len(self._position_cache) > 4096:

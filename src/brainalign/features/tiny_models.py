@@ -33,8 +33,8 @@ QWEN_SPECIALS = [
     "<|video_pad|>",
 ]
 
-# A minimal Qwen2-VL chat template: same token layout as the real one for one
-# image followed by text (system turn, user turn with the vision block first).
+# A minimal Qwen2-VL chat template: same token layout as the real one for
+# images / a video followed by text (system turn, user turn, vision blocks first).
 QWEN_CHAT_TEMPLATE = (
     "{% for message in messages %}"
     "{% if loop.first and message['role'] != 'system' %}"
@@ -43,6 +43,7 @@ QWEN_CHAT_TEMPLATE = (
     "{% if message['content'] is string %}{{ message['content'] }}"
     "{% else %}{% for content in message['content'] %}"
     "{% if content['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif content['type'] == 'video' %}<|vision_start|><|video_pad|><|vision_end|>"
     "{% elif content['type'] == 'text' %}{{ content['text'] }}{% endif %}"
     "{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
