@@ -14,7 +14,8 @@ from conftest import PROMPTS
 
 
 def test_supported_types_include_the_vlms():
-    assert {"qwen2_5_vl", "qwen2_vl", "llava", "internvl", "instructblip", "vit", "clip"} <= set(supported_model_types())
+    assert {"qwen2_5_vl", "qwen2_vl", "llava", "internvl", "instructblip", "vit", "clip", "videomae", "vivit",
+            "wav2vec2", "audio-spectrogram-transformer"} <= set(supported_model_types())
 
 
 def test_unknown_model_type_lists_supported(tmp_path):

@@ -1,4 +1,4 @@
-"""Unimodal image-encoder baselines (ViT, CLIP vision tower...) via ``AutoModel``.
+"""Unimodal image and video encoder baselines (ViT, CLIP vision, VideoMAE, ViViT) via ``AutoModel``.
 
 No prompt: the features do not depend on an instruction, so every prompt name
 passed to :meth:`VisionEncoderExtractor.extract` gets the same values (or a
@@ -13,9 +13,9 @@ import numpy as np
 import torch
 
 from .base import FeatureSet, resolve_layers
-from .hf_multimodal import check_images, check_prompts
+from .hf_multimodal import Video, check_images, check_prompts, check_stimuli
 
-__all__ = ["VisionEncoderExtractor", "VISION_POOLINGS"]
+__all__ = ["VisionEncoderExtractor", "VideoEncoderExtractor", "VISION_POOLINGS"]
 
 VISION_POOLINGS = {
     "mean": "mean over all tokens (CLS included), as the seeds' ViT/CLIP baselines",
@@ -62,6 +62,12 @@ class VisionEncoderExtractor:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
+    def _check(self, stimuli):
+        return check_images(stimuli, "stimuli")
+
+    def _pixels(self, batch) -> torch.Tensor:
+        return self.image_processor(images=batch, return_tensors="pt")["pixel_values"]
+
     def extract(
         self,
         stimuli: Sequence[Any],
@@ -82,7 +88,7 @@ class VisionEncoderExtractor:
         pooling : {"mean", "cls"}
         stimulus_ids : list of str, optional
         """
-        images = check_images(stimuli, "stimuli")
+        images = self._check(stimuli)
         names = ["none"] if prompts is None else list(check_prompts(prompts))
         pooling = self._check_pooling(pooling or self.pooling)
         try:
@@ -95,8 +101,7 @@ class VisionEncoderExtractor:
         chunks = []
         with torch.inference_mode():
             for start in range(0, len(images), self.batch_size):
-                batch = images[start : start + self.batch_size]
-                pix = self.image_processor(images=batch, return_tensors="pt")["pixel_values"]
+                pix = self._pixels(images[start : start + self.batch_size])
                 out = self.encoder(pixel_values=pix.to(self.device, self.model.dtype), output_hidden_states=True)
                 states = torch.stack([out.hidden_states[i] for i in layer_idx], dim=1)  # (B, L, T, d)
                 vec = states[:, :, 0] if pooling == "cls" else states.double().mean(2)
@@ -109,3 +114,32 @@ class VisionEncoderExtractor:
                              prompt=name, meta=dict(meta))
             for name in names
         }
+
+
+class VideoEncoderExtractor(VisionEncoderExtractor):
+    """Layer-wise features of a video encoder (VideoMAE, ViViT); one clip per stimulus.
+
+    Each stimulus is a clip of exactly ``config.num_frames`` frames (uint8
+    (n_frames, H, W, 3), a list of frames, or a :class:`Video`); sample frames
+    beforehand, e.g. ``clip[np.linspace(0, len(clip) - 1, n).round().astype(int)]``
+    (the seed code sampled 32 frames per TR clip with an unseeded random start).
+    """
+
+    def __init__(self, model, image_processor, **kwargs):
+        super().__init__(model, image_processor, **kwargs)
+        self.num_frames = int(model.config.num_frames)
+
+    def _check(self, stimuli):
+        clips = []
+        for i, stim in enumerate(check_stimuli(stimuli, "stimuli")):
+            frames = stim.frames if isinstance(stim, Video) else stim
+            if len(frames) != self.num_frames:
+                raise ValueError(
+                    f"stimuli[{i}] has {len(frames)} frames; {self.model_id} takes exactly {self.num_frames}. "
+                    "Sample them first, e.g. clip[np.linspace(0, len(clip) - 1, n).round().astype(int)]."
+                )
+            clips.append(list(frames))
+        return clips
+
+    def _pixels(self, batch) -> torch.Tensor:
+        return self.image_processor(batch, return_tensors="pt")["pixel_values"]

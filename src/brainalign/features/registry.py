@@ -210,8 +210,42 @@ def _instructblip_factory(path: str, *, trust_remote_code: bool, revision: str |
 
 
 register_adapter("instructblip", _instructblip_factory)
+def _video_factory(path: str, *, trust_remote_code: bool, revision: str | None, device: str | None, dtype: str,
+                   **opts):
+    import torch
+    from transformers import AutoImageProcessor, AutoModel
+
+    from .hf_vision import VideoEncoderExtractor
+
+    hf = _hf_kwargs(trust_remote_code, revision)
+    model = AutoModel.from_pretrained(path, use_safetensors=True, dtype=getattr(torch, dtype), **hf)
+    model = model.to(_device(device)).eval()
+    imp = AutoImageProcessor.from_pretrained(path, **hf)
+    meta = {"source": path, "revision": revision, "dtype": dtype}
+    return VideoEncoderExtractor(model, imp, model_id=opts.pop("model_id", path), meta=meta, **opts)
+
+
+def _audio_factory(path: str, *, trust_remote_code: bool, revision: str | None, device: str | None, dtype: str,
+                   **opts):
+    import torch
+    from transformers import AutoFeatureExtractor, AutoModel
+
+    from .hf_audio import AudioEncoderExtractor
+
+    hf = _hf_kwargs(trust_remote_code, revision)
+    model = AutoModel.from_pretrained(path, use_safetensors=True, dtype=getattr(torch, dtype), **hf)
+    model = model.to(_device(device)).eval()
+    fe = AutoFeatureExtractor.from_pretrained(path, **hf)
+    meta = {"source": path, "revision": revision, "dtype": dtype}
+    return AudioEncoderExtractor(model, fe, model_id=opts.pop("model_id", path), meta=meta, **opts)
+
+
 for _mt in ("vit", "clip", "clip_vision_model", "dinov2", "siglip", "siglip_vision_model"):
     register_adapter(_mt, _vision_factory)
+for _mt in ("videomae", "vivit"):
+    register_adapter(_mt, _video_factory)
+for _mt in ("wav2vec2", "audio-spectrogram-transformer", "hubert", "wavlm"):
+    register_adapter(_mt, _audio_factory)
 for _mt in ("qwen2_5_vl", "qwen2_vl"):
     register_adapter(_mt, _vlm_factory("QwenVLExtractor"))
 register_adapter("llava", _vlm_factory("LlavaExtractor"))

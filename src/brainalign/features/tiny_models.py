@@ -15,7 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-__all__ = ["build_tiny_qwen2_5_vl", "build_tiny_llava", "build_tiny_internvl", "build_tiny_instructblip", "build_tiny_vit", "build_tiny_clip", "TRAINING_TEXT"]
+__all__ = ["build_tiny_qwen2_5_vl", "build_tiny_llava", "build_tiny_internvl", "build_tiny_instructblip", "build_tiny_vit", "build_tiny_clip",
+           "build_tiny_videomae", "build_tiny_vivit", "build_tiny_wav2vec2", "build_tiny_ast", "TRAINING_TEXT"]
 
 # Qwen2's pre-tokenisation regex (transformers 5.x rebuilds Qwen2Tokenizer from
 # vocab + merges with this regex, so the trainer must split the same way).
@@ -449,4 +450,73 @@ def build_tiny_instructblip(folder: str | Path, *, hidden_size: int = 64, num_la
     imp = BlipImageProcessorPil(size={"height": image_size, "width": image_size})
     lm_tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     InstructBlipProcessor(imp, lm_tok, qtok, num_query_tokens=num_query_tokens).save_pretrained(folder)
+    return folder
+
+
+def build_tiny_videomae(folder: str | Path, *, hidden_size: int = 32, num_layers: int = 2, image_size: int = 56,
+                        num_frames: int = 4, seed: int = 0) -> Path:
+    """Write a tiny random VideoMAE (``VideoMAEModel``) + image processor."""
+    import torch
+    from transformers import VideoMAEConfig, VideoMAEImageProcessorPil, VideoMAEModel
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    config = VideoMAEConfig(hidden_size=hidden_size, num_hidden_layers=num_layers, num_attention_heads=2,
+                            intermediate_size=2 * hidden_size, image_size=image_size, patch_size=14,
+                            num_frames=num_frames, tubelet_size=2, use_mean_pooling=False)
+    torch.manual_seed(seed)
+    VideoMAEModel(config).eval().save_pretrained(folder, safe_serialization=True)
+    VideoMAEImageProcessorPil(size={"shortest_edge": image_size},
+                              crop_size={"height": image_size, "width": image_size}).save_pretrained(folder)
+    return folder
+
+
+def build_tiny_vivit(folder: str | Path, *, hidden_size: int = 32, num_layers: int = 2, image_size: int = 56,
+                     num_frames: int = 4, seed: int = 0) -> Path:
+    """Write a tiny random ViViT (``VivitModel``) + image processor."""
+    import torch
+    from transformers import VivitConfig, VivitImageProcessor, VivitModel
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    config = VivitConfig(hidden_size=hidden_size, num_hidden_layers=num_layers, num_attention_heads=2,
+                         intermediate_size=2 * hidden_size, image_size=image_size, num_frames=num_frames,
+                         tubelet_size=[2, 14, 14])
+    torch.manual_seed(seed)
+    VivitModel(config).eval().save_pretrained(folder, safe_serialization=True)
+    VivitImageProcessor(size={"shortest_edge": image_size},
+                        crop_size={"height": image_size, "width": image_size}).save_pretrained(folder)
+    return folder
+
+
+def build_tiny_wav2vec2(folder: str | Path, *, hidden_size: int = 32, num_layers: int = 2, seed: int = 0) -> Path:
+    """Write a tiny random Wav2Vec2 (``Wav2Vec2Model``) + feature extractor (16 kHz)."""
+    import torch
+    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    config = Wav2Vec2Config(hidden_size=hidden_size, num_hidden_layers=num_layers, num_attention_heads=2,
+                            intermediate_size=2 * hidden_size, conv_dim=(16, 16), conv_stride=(5, 4),
+                            conv_kernel=(10, 4), num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=2,
+                            do_stable_layer_norm=True, feat_extract_norm="layer")
+    torch.manual_seed(seed)
+    Wav2Vec2Model(config).eval().save_pretrained(folder, safe_serialization=True)
+    Wav2Vec2FeatureExtractor(sampling_rate=16000, do_normalize=True, return_attention_mask=True).save_pretrained(folder)
+    return folder
+
+
+def build_tiny_ast(folder: str | Path, *, hidden_size: int = 32, num_layers: int = 2, seed: int = 0) -> Path:
+    """Write a tiny random Audio Spectrogram Transformer (``ASTModel``) + feature extractor (16 kHz)."""
+    import torch
+    from transformers import ASTConfig, ASTFeatureExtractor, ASTModel
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    config = ASTConfig(hidden_size=hidden_size, num_hidden_layers=num_layers, num_attention_heads=2,
+                       intermediate_size=2 * hidden_size, num_mel_bins=32, max_length=64, patch_size=16,
+                       frequency_stride=16, time_stride=16)
+    torch.manual_seed(seed)
+    ASTModel(config).eval().save_pretrained(folder, safe_serialization=True)
+    ASTFeatureExtractor(num_mel_bins=32, max_length=64, sampling_rate=16000).save_pretrained(folder)
     return folder
