@@ -14,7 +14,7 @@ from conftest import PROMPTS
 
 
 def test_supported_types_include_the_vlms():
-    assert {"qwen2_5_vl", "qwen2_vl", "llava", "internvl", "instructblip", "vit", "clip", "videomae", "vivit",
+    assert {"qwen2_5_vl", "qwen2_vl", "llava", "internvl", "instructblip", "qwen2_audio", "vit", "clip", "videomae", "vivit",
             "wav2vec2", "audio-spectrogram-transformer"} <= set(supported_model_types())
 
 

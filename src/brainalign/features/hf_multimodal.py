@@ -33,6 +33,7 @@ __all__ = [
     "QwenVLExtractor",
     "LlavaExtractor",
     "InternVLExtractor",
+    "QwenAudioExtractor",
     "check_images",
     "check_stimuli",
     "Video",
@@ -232,11 +233,39 @@ class VisionLanguageExtractor:
         self.model_type = str(getattr(model.config, "model_type", self.model_type))
         text_cfg = model.config.get_text_config()
         self.n_layers = int(text_cfg.num_hidden_layers)
-        self.image_token_id = int(model.config.image_token_id)
+        self.image_token_id = self.read_stimulus_token_id(model.config)
         self._token_cache: dict[tuple[str, int], _Sequence] = {}
         self._position_cache: dict[tuple, torch.Tensor] = {}
 
     # ------------------------------------------------------------------ hooks
+    #: name of the modality-encoder component ("vision"; "audio" for audio LLMs)
+    encoder_component: ClassVar[str] = "vision"
+
+    @staticmethod
+    def read_stimulus_token_id(config) -> int:
+        """Id of the placeholder token of one stimulus embedding."""
+        return int(config.image_token_id)
+
+    def prepare_stimuli(self, stimuli: Sequence[Any], **options: Any) -> list:
+        """Validate stimuli (images, frame sequences, :class:`Video`)."""
+        if options.get("sampling_rate") is not None:
+            raise ValueError(f"sampling_rate is for audio stimuli; {self.model_type} takes images.")
+        return check_stimuli(stimuli, "stimuli")
+
+    def process_stimulus(self, stimulus) -> tuple[dict[str, torch.Tensor], str]:
+        """Processor output of one validated stimulus and its kind ("image", "video", "audio")."""
+        if isinstance(stimulus, Video):
+            return self.process_video(stimulus), "video"
+        return self.process_frames(stimulus), "image"
+
+    @staticmethod
+    def process_kind(stimulus) -> str:
+        return "video" if isinstance(stimulus, Video) else "image"
+
+    @staticmethod
+    def stimulus_frames(stimulus) -> int:
+        return len(stimulus.frames) if isinstance(stimulus, Video) else len(stimulus)
+
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
@@ -512,6 +541,7 @@ class VisionLanguageExtractor:
         component: str = "language",
         stimulus_ids: Sequence[str] | None = None,
         generation: GenerationConfig | None = None,
+        sampling_rate: int | None = None,
     ) -> dict[str, FeatureSet]:
         """Features of every stimulus under every prompt.
 
@@ -539,28 +569,32 @@ class VisionLanguageExtractor:
         generation : GenerationConfig, optional
             Decoding for ``pooling="generated"``; generated texts go in
             ``meta["generated_text"]``.
+        sampling_rate : int, optional
+            For audio stimuli (1-D float waveforms) of audio LLMs.
 
         Returns
         -------
         dict prompt name -> FeatureSet with values (n_stimuli, n_layers, dim)
         """
-        images = check_stimuli(stimuli, "stimuli")
+        images = self.prepare_stimuli(stimuli, sampling_rate=sampling_rate)
         prompts = check_prompts(prompts)
         pooling = check_pooling(pooling or self.pooling)
         gen = generation or self.generation
-        if component not in COMPONENTS:
-            raise ValueError(f"component={component!r}: choose one of {COMPONENTS}.")
+        encoder = self.encoder_component
+        components = ("language", "attention", encoder, "connector")
+        if component not in components:
+            raise ValueError(f"component={component!r}: choose one of {components}.")
         if stimulus_ids is None:
             stimulus_ids = [str(i) for i in range(len(images))]
         stimulus_ids = [str(s) for s in stimulus_ids]
         if len(stimulus_ids) != len(images):
             raise ValueError(f"stimulus_ids has {len(stimulus_ids)} entries for {len(images)} stimuli.")
-        if component in ("vision", "connector") and pooling != "mean":
+        if component in (encoder, "connector") and pooling != "mean":
             raise ValueError(
                 f"pooling={pooling!r} is only for component='language'; the {component} component is "
                 "mean-pooled over its tokens (use pooling='mean')."
             )
-        n_states = {"language": self.n_layers, "attention": self.n_layers, "vision": self.n_vision_layers,
+        n_states = {"language": self.n_layers, "attention": self.n_layers, encoder: self.n_vision_layers,
                     "connector": 0}[component]
         try:
             layer_idx = resolve_layers(layers, n_states)
@@ -581,13 +615,12 @@ class VisionLanguageExtractor:
         n_tokens: list[int] = []
         with torch.inference_mode():
             for frames in images:
-                kind = "video" if isinstance(frames, Video) else "image"
-                image_inputs = self.process_video(frames) if kind == "video" else self.process_frames(frames)
+                image_inputs, kind = self.process_stimulus(frames)
                 n_tok = tuple(self.tokens_per_frame(image_inputs))
                 n_tokens.append(int(sum(n_tok)))
-                if component in ("vision", "connector"):
-                    embeds, states = self.encode_image(image_inputs, vision_states=component == "vision")
-                    if component == "vision":
+                if component in (encoder, "connector"):
+                    embeds, states = self.encode_image(image_inputs, vision_states=component == encoder)
+                    if component == encoder:
                         vec = torch.stack([states[i].double().mean(0).float() for i in layer_idx])
                     else:
                         vec = embeds.double().mean(0).float()[None]
@@ -619,9 +652,10 @@ class VisionLanguageExtractor:
             "component": component,
             "pooling": pooling,
             "pooling_description": POOLINGS[pooling] if component in ("language", "attention") else "mean over tokens",
+            "stimulus_kind": sorted({self.process_kind(f) for f in images}),
             "reuse": bool(reuse),
             "n_stimulus_tokens": n_tokens,
-            "n_frames": [len(f.frames) if isinstance(f, Video) else len(f) for f in images],
+            "n_frames": [self.stimulus_frames(f) for f in images],
             "as_video": [isinstance(f, Video) for f in images],
         }
         if pooling == "generated":
@@ -850,3 +884,106 @@ class InternVLExtractor(VisionLanguageExtractor):
 
     def position_ids(self, input_ids, image_inputs):
         return torch.arange(input_ids.shape[-1], device=self.device)[None]
+
+
+@dataclass
+class _Audio:
+    wave: np.ndarray
+
+
+class QwenAudioExtractor(VisionLanguageExtractor):
+    """Qwen2-Audio (``Qwen2AudioForConditionalGeneration``: Whisper-style encoder, projector, Qwen2).
+
+    Stimuli are mono float waveforms at the feature extractor's sampling rate
+    (``extract(..., sampling_rate=16000)``). As ``Qwen2AudioProcessor``: the
+    features are padded to the extractor's window, ``<|AUDIO|>`` becomes one
+    token per encoder output frame of the real (unpadded) audio, positions
+    are 1-D. The "audio" component reads the encoder's hidden states (mean over
+    the frames of the real audio).
+    """
+
+    model_type = "qwen2_audio"
+    image_token = "<|AUDIO|>"
+    encoder_component = "audio"
+
+    @staticmethod
+    def read_stimulus_token_id(config) -> int:
+        return int(config.audio_token_id)
+
+    @property
+    def n_vision_layers(self) -> int:
+        return int(self.model.config.audio_config.encoder_layers)
+
+    @property
+    def sampling_rate(self) -> int:
+        return int(self.image_processor.sampling_rate)
+
+    def prepare_stimuli(self, stimuli, **options):
+        from .hf_audio import check_waveforms
+
+        waves = check_waveforms(stimuli, options.get("sampling_rate"), self.sampling_rate)
+        window = int(self.image_processor.n_samples)
+        for i, w in enumerate(waves):
+            if w.size > window:
+                raise ValueError(
+                    f"stimuli[{i}] has {w.size} samples; {self.model_id} reads at most {window} "
+                    f"({window / self.sampling_rate:g} s) per audio. Cut it into shorter clips."
+                )
+        return [_Audio(w) for w in waves]
+
+    @staticmethod
+    def process_kind(stimulus) -> str:
+        return "audio"
+
+    @staticmethod
+    def stimulus_frames(stimulus) -> int:
+        return 1
+
+    def render(self, prompt, n_frames=1, kind="audio"):
+        content = [{"type": "audio", "audio_url": "stimulus"} for _ in range(n_frames)]
+        messages = [{"role": "user", "content": content + [{"type": "text", "text": prompt}]}]
+        return self.tokenizer.apply_chat_template(
+            messages, chat_template=self.chat_template, tokenize=False, add_generation_prompt=True
+        )
+
+    def process_stimulus(self, stimulus):
+        out = self.image_processor(
+            stimulus.wave, sampling_rate=self.sampling_rate, return_attention_mask=True, padding="max_length",
+            return_tensors="pt",
+        )
+        return {
+            "input_features": out["input_features"].to(self.device, self.model.dtype),
+            "feature_attention_mask": out["attention_mask"].to(self.device),
+        }, "audio"
+
+    def tokens_per_frame(self, image_inputs):
+        n = int(image_inputs["feature_attention_mask"].sum())
+        return [(((n - 1) // 2 + 1) - 2) // 2 + 1]
+
+    def encode_image(self, image_inputs, vision_states=False):
+        """Audio tower + projector exactly as the model's forward runs them (padding masked)."""
+        from transformers.masking_utils import create_bidirectional_mask
+
+        tower = self.model.model.audio_tower
+        feats = image_inputs["input_features"]
+        conv_len, out_len = tower._get_feat_extract_output_lengths(image_inputs["feature_attention_mask"].sum(-1))
+        max_len = (feats.shape[-1] - 2) // 2 + 1
+        valid = (torch.arange(max_len, device=feats.device)[None] < conv_len[:, None]).long()
+        mask = create_bidirectional_mask(
+            config=tower.config,
+            inputs_embeds=torch.zeros(1, max_len, 1, dtype=self.model.dtype, device=feats.device),
+            attention_mask=valid,
+        )
+        out = tower(feats, attention_mask=mask, output_hidden_states=vision_states)
+        embeds = self.model.model.multi_modal_projector(out.last_hidden_state)[0, : int(out_len[0])]
+        states = None
+        if vision_states:
+            n = int(conv_len[0])
+            states = tuple(h[0, :n] for h in out.hidden_states)
+        return embeds, states
+
+    def position_ids(self, input_ids, image_inputs):
+        return torch.arange(input_ids.shape[-1], device=self.device)[None]
+
+    def model_inputs(self, input_ids, image_inputs):
+        return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids), **image_inputs}

@@ -120,7 +120,7 @@ def _load_tokenizer_and_image_processor(path: str, hf: dict[str, Any]) -> tuple[
     try:
         proc = AutoProcessor.from_pretrained(path, **hf)
         tok = getattr(proc, "tokenizer", None)
-        imp = getattr(proc, "image_processor", None)
+        imp = getattr(proc, "image_processor", None) or getattr(proc, "feature_extractor", None)
         if tok is not None and imp is not None:
             return tok, imp, getattr(proc, "chat_template", None), "AutoProcessor"
         note = "AutoProcessor returned no tokenizer/image_processor"
@@ -128,7 +128,12 @@ def _load_tokenizer_and_image_processor(path: str, hf: dict[str, Any]) -> tuple[
         # e.g. Qwen2-VL's video processor needs torchvision, absent on CPU-only installs.
         note = f"AutoProcessor unavailable ({type(err).__name__}: {str(err).strip().splitlines()[0][:120]})"
     tok = AutoTokenizer.from_pretrained(path, **hf)
-    imp = AutoImageProcessor.from_pretrained(path, **hf)
+    try:
+        imp = AutoImageProcessor.from_pretrained(path, **hf)
+    except (OSError, ValueError):
+        from transformers import AutoFeatureExtractor
+
+        imp = AutoFeatureExtractor.from_pretrained(path, **hf)
     return tok, imp, _processor_chat_template(path, hf), f"AutoTokenizer + AutoImageProcessor; {note}"
 
 
@@ -150,15 +155,15 @@ def _processor_chat_template(path: str, hf: dict[str, Any]) -> str | None:
     return None
 
 
-def _vlm_factory(cls_name: str):
+def _vlm_factory(cls_name: str, auto_class: str = "AutoModelForImageTextToText"):
     def factory(path: str, *, trust_remote_code: bool, revision: str | None, device: str | None, dtype: str, **opts):
         import torch
-        from transformers import AutoModelForImageTextToText
+        import transformers
 
         from . import hf_multimodal
 
         hf = _hf_kwargs(trust_remote_code, revision)
-        model = AutoModelForImageTextToText.from_pretrained(
+        model = getattr(transformers, auto_class).from_pretrained(
             path, use_safetensors=True, dtype=getattr(torch, dtype), **hf
         )
         model = model.to(_device(device)).eval()
@@ -250,3 +255,4 @@ for _mt in ("qwen2_5_vl", "qwen2_vl"):
     register_adapter(_mt, _vlm_factory("QwenVLExtractor"))
 register_adapter("llava", _vlm_factory("LlavaExtractor"))
 register_adapter("internvl", _vlm_factory("InternVLExtractor"))
+register_adapter("qwen2_audio", _vlm_factory("QwenAudioExtractor", "Qwen2AudioForConditionalGeneration"))

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Sequence
 
 __all__ = ["build_tiny_qwen2_5_vl", "build_tiny_llava", "build_tiny_internvl", "build_tiny_instructblip", "build_tiny_vit", "build_tiny_clip",
-           "build_tiny_videomae", "build_tiny_vivit", "build_tiny_wav2vec2", "build_tiny_ast", "TRAINING_TEXT"]
+           "build_tiny_videomae", "build_tiny_vivit", "build_tiny_wav2vec2", "build_tiny_ast",
+           "build_tiny_qwen2_audio", "TRAINING_TEXT"]
 
 # Qwen2's pre-tokenisation regex (transformers 5.x rebuilds Qwen2Tokenizer from
 # vocab + merges with this regex, so the trainer must split the same way).
@@ -519,4 +520,66 @@ def build_tiny_ast(folder: str | Path, *, hidden_size: int = 32, num_layers: int
     torch.manual_seed(seed)
     ASTModel(config).eval().save_pretrained(folder, safe_serialization=True)
     ASTFeatureExtractor(num_mel_bins=32, max_length=64, sampling_rate=16000).save_pretrained(folder)
+    return folder
+
+
+QWEN_AUDIO_SPECIALS = QWEN_SPECIALS[:3] + ["<|audio_bos|>", "<|AUDIO|>", "<|audio_eos|>"]
+
+# Qwen2-Audio's chat layout (system turn, "Audio N: <|audio_bos|><|AUDIO|><|audio_eos|>\n", text).
+QWEN_AUDIO_CHAT_TEMPLATE = (
+    "{% set audio_count = namespace(value=0) %}{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+    "{% endif %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
+    "{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'audio' %}{% set audio_count.value = audio_count.value + 1 %}"
+    "Audio {{ audio_count.value }}: <|audio_bos|><|AUDIO|><|audio_eos|>\n"
+    "{% elif content['type'] == 'text' %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endif %}"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def build_tiny_qwen2_audio(folder: str | Path, *, hidden_size: int = 64, num_layers: int = 2, audio_hidden: int = 32,
+                           audio_layers: int = 2, chunk_seconds: int = 2, vocab_size: int = 400,
+                           seed: int = 0) -> Path:
+    """Write a tiny random Qwen2-Audio checkpoint with its full processor (Whisper features, 16 kHz).
+
+    ``chunk_seconds`` sets the feature window (the real model reads 30 s).
+    """
+    import torch
+    from transformers import (
+        AutoTokenizer,
+        Qwen2AudioConfig,
+        Qwen2AudioForConditionalGeneration,
+        Qwen2AudioProcessor,
+        WhisperFeatureExtractor,
+    )
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tok = _train_bpe(QWEN_AUDIO_SPECIALS, vocab_size, qwen_split=True)
+    _save_tokenizer(tok, folder, "Qwen2Tokenizer", QWEN_AUDIO_CHAT_TEMPLATE, eos_token="<|im_end|>",
+                    pad_token="<|endoftext|>")
+    ids = {t: tok.token_to_id(t) for t in QWEN_AUDIO_SPECIALS}
+    n_mels = 32
+    frames = chunk_seconds * 100  # Whisper hop of 10 ms
+    n_heads = max(1, hidden_size // 16)
+    config = Qwen2AudioConfig(
+        audio_config=dict(d_model=audio_hidden, encoder_layers=audio_layers, encoder_attention_heads=2,
+                          encoder_ffn_dim=2 * audio_hidden, num_mel_bins=n_mels, max_source_positions=frames // 2),
+        text_config=dict(model_type="qwen2", vocab_size=tok.get_vocab_size(), hidden_size=hidden_size,
+                         intermediate_size=2 * hidden_size, num_hidden_layers=num_layers,
+                         num_attention_heads=n_heads, num_key_value_heads=n_heads, max_position_embeddings=2048,
+                         bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"],
+                         pad_token_id=ids["<|endoftext|>"]),
+        audio_token_index=ids["<|AUDIO|>"],
+    )
+    torch.manual_seed(seed)
+    model = Qwen2AudioForConditionalGeneration(config).eval()
+    model.generation_config.eos_token_id = ids["<|im_end|>"]
+    model.generation_config.pad_token_id = ids["<|endoftext|>"]
+    model.save_pretrained(folder, safe_serialization=True)
+    fe = WhisperFeatureExtractor(feature_size=n_mels, sampling_rate=16000, chunk_length=chunk_seconds)
+    lm_tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    Qwen2AudioProcessor(fe, lm_tok, chat_template=QWEN_AUDIO_CHAT_TEMPLATE).save_pretrained(folder)
     return folder
