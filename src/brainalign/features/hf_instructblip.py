@@ -243,16 +243,17 @@ class InstructBlipExtractor:
                     continue
                 if reuse:
                     image_embeds = self.model.vision_model(pixel_values=pix, return_dict=True).last_hidden_state
-                    hiddens = []
-                    for start in range(0, len(names), max(1, self.prompt_batch_size)):
-                        chunk = names[start : start + self.prompt_batch_size]
+                    step = max(1, self.prompt_batch_size)
+                    for start in range(0, len(names), step):
+                        chunk = names[start : start + step]
                         lm_inputs, _ = self._qformer(image_embeds, [toks[n][2] for n in chunk], want_states=False)
                         rows = [(toks[n][0], lm_inputs[r]) for r, n in enumerate(chunk)]
-                        hiddens += self._lm_states(rows, layer_idx, component)
+                        for n, h in zip(chunk, self._lm_states(rows, layer_idx, component)):
+                            values[n].append(pool_tokens(h, toks[n][1], pooling).cpu().numpy())
                 else:
-                    hiddens = [self._naive_lm(pix, toks[n][0], toks[n][2], layer_idx, component) for n in names]
-                for n, h in zip(names, hiddens):
-                    values[n].append(pool_tokens(h, toks[n][1], pooling).cpu().numpy())
+                    for n in names:
+                        h = self._naive_lm(pix, toks[n][0], toks[n][2], layer_idx, component)
+                        values[n].append(pool_tokens(h, toks[n][1], pooling).cpu().numpy())
 
         meta = {**self.meta, "model_type": self.model_type, "component": component, "pooling": pooling,
                 "pooling_description": POOLINGS.get(pooling, ""), "reuse": bool(reuse),

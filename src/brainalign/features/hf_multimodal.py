@@ -642,7 +642,7 @@ class VisionLanguageExtractor:
                         self, seqs, image_inputs, layer_idx, component, image_embeds=embeds
                     )
                 else:
-                    hiddens = [self._naive_hidden(s, image_inputs, layer_idx, component) for s in seqs]
+                    hiddens = (self._naive_hidden(s, image_inputs, layer_idx, component) for s in seqs)
                 for name, s, h in zip(names, seqs, hiddens):
                     values[name].append(pool_tokens(h, s.masks, pooling).cpu().numpy())
 

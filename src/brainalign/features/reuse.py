@@ -24,7 +24,7 @@ generator per row, so each response equals the one-prompt-at-a-time decode.
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import torch
 
@@ -63,7 +63,6 @@ def _cat_positions(chunks: list[torch.Tensor]) -> torch.Tensor:
     return torch.cat(padded, dim=-2)
 
 
-@torch.inference_mode()
 def hidden_with_shared_prefix(
     extractor: "VisionLanguageExtractor",
     seqs: Sequence["_Sequence"],
@@ -71,8 +70,8 @@ def hidden_with_shared_prefix(
     layers: list[int],
     component: str = "language",
     image_embeds: torch.Tensor | None = None,
-) -> list[torch.Tensor]:
-    """Hidden states of every sequence of one stimulus, sharing the prefix.
+) -> Iterator[torch.Tensor]:
+    """Hidden states of every sequence of one stimulus, sharing the prefix (yielded in order).
 
     Parameters
     ----------
@@ -83,16 +82,20 @@ def hidden_with_shared_prefix(
     component : "language" (hidden states) or "attention" (self-attention outputs)
     image_embeds : the stimulus' encoder output if already computed
 
-    Returns
-    -------
-    list of Tensor (n_layers_sel, seq_len_i, dim), one per sequence.
+    Yields
+    ------
+    Tensor (n_layers_sel, seq_len_i, dim), one per sequence, in order; a
+    batch of suffixes is computed only when its first sequence is asked for,
+    so a consumer that pools right away holds one batch of states at a time.
     Falls back to one full forward per sequence when the shared prefix does
     not contain every stimulus token (stimulus after the instruction).
     """
     ids = [s.ids for s in seqs]
     p = shared_prefix_length(ids)
     if any(bool(s.masks.stimulus[p:].any()) for s in seqs):
-        return [extractor._naive_hidden(s, image_inputs, layers, component) for s in seqs]
+        for s in seqs:
+            yield extractor._naive_hidden(s, image_inputs, layers, component)
+        return
 
     lm = extractor.language_model
     if image_embeds is None:
@@ -107,13 +110,11 @@ def hidden_with_shared_prefix(
             output_hidden_states=True,
         )
         prefix_hidden = states(prefix)  # (n_sel, p, d)
-        out = _suffixes(extractor, lm, ids, positions, p, prefix.past_key_values, prefix_hidden, states)
-    return out
+        yield from _suffixes(extractor, lm, ids, positions, p, prefix.past_key_values, prefix_hidden, states)
 
 
-def _suffixes(extractor, lm, ids, positions, p, cache, prefix_hidden, states) -> list[torch.Tensor]:
+def _suffixes(extractor, lm, ids, positions, p, cache, prefix_hidden, states) -> Iterator[torch.Tensor]:
     """Run the prompt suffixes in batches on copies of the prefix cache."""
-    out: list[torch.Tensor] = []
     batch = max(1, extractor.prompt_batch_size)
     for start in range(0, len(ids), batch):
         chunk = list(range(start, min(start + batch, len(ids))))
@@ -135,8 +136,7 @@ def _suffixes(extractor, lm, ids, positions, p, cache, prefix_hidden, states) ->
         )
         for row, i in enumerate(chunk):
             suffix_hidden = states(res, row)[:, : lengths[row]]
-            out.append(torch.cat([prefix_hidden, suffix_hidden], dim=1))
-    return out
+            yield torch.cat([prefix_hidden, suffix_hidden], dim=1)
 
 
 @torch.inference_mode()
