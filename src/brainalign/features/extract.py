@@ -7,7 +7,6 @@ from typing import Any, Sequence
 import numpy as np
 
 from .base import Extractor
-from .hf_multimodal import check_prompts
 
 __all__ = ["extract_features"]
 
@@ -46,6 +45,8 @@ def extract_features(
     ndarray of shape (n_prompts, n_images, n_layers, dim), float32, prompts in
     the order given.
     """
+    from .hf_multimodal import check_prompts  # torch is imported only when features are extracted
+
     prompts = check_prompts(prompts)
     if isinstance(model, (str, Path)):
         from .registry import load_extractor

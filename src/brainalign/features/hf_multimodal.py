@@ -16,7 +16,6 @@ model id or a local folder.
 """
 from __future__ import annotations
 
-import hashlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar, Sequence
@@ -154,10 +153,6 @@ def check_prompts(prompts: dict[str, str] | Sequence[str] | str, name: str = "pr
                 "For features without an instruction use a unimodal model or pooling='stimulus'."
             )
     return dict(prompts)
-
-
-def _image_key(img: np.ndarray) -> str:
-    return hashlib.sha1(img.tobytes() + str(img.shape).encode()).hexdigest()[:16]
 
 
 class _Sequence:
