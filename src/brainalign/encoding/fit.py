@@ -1,18 +1,13 @@
-"""The one place the pipeline builds a ridge estimator.
-
-Until brainalign's own ``RidgeCV`` lands, this uses himalaya's (same interface:
-``fit(X, Y)``, ``predict``, ``best_alphas_``, ``coef_`` of shape
-(n_features, n_voxels)).
-"""
+"""The one place the pipeline builds a ridge estimator."""
 from __future__ import annotations
 
 import numpy as np
 
+from brainalign.encoding.estimators import RidgeCV
+
 __all__ = ["make_ridge"]
 
 
-def make_ridge(alphas, cv):
-    """Per-voxel-alpha ridge with cross-validation folds ``cv`` (list of (train, test))."""
-    from himalaya.ridge import RidgeCV
-
-    return RidgeCV(alphas=np.asarray(alphas, dtype=np.float64), cv=cv, solver_params=dict(warn=False))
+def make_ridge(alphas, cv) -> RidgeCV:
+    """Per-voxel-alpha ridge (no intercept: features and responses are centred) with folds ``cv``."""
+    return RidgeCV(alphas=np.asarray(alphas, dtype=np.float64), cv=cv, fit_intercept=False, local_alpha=True)
