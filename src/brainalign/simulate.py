@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["PlantedEncoding", "planted_encoding"]
+__all__ = ["PlantedEncoding", "planted_encoding", "PlantedPartition", "planted_partition"]
 
 
 @dataclass
@@ -109,3 +109,120 @@ def planted_encoding(
         informative=informative,
         r2_true=r2_true,
     )
+
+
+# --------------------------------------------------------------------------- variance partitioning
+def _part_name(members: tuple[str, ...], n_spaces: int) -> str:
+    """Column name of a set-theoretic part, as :func:`brainalign.analysis.partition.variance_partition` writes it."""
+    if len(members) == 1:
+        return f"unique_{members[0]}"
+    if n_spaces == 2:
+        return "shared"
+    return "shared_" + "_".join(members)
+
+
+@dataclass
+class PlantedPartition:
+    """Feature spaces built from shared and unique latent blocks, and voxels with known fractions.
+
+    Attributes
+    ----------
+    spaces : dict of str -> ndarray of shape (n_samples, n_features), float32
+        Each space is a random orthogonal mixture of the latent blocks it contains.
+    Y : ndarray of shape (n_samples, n_voxels), float32
+    runs : ndarray of shape (n_samples,), int
+    fractions : dict of str -> ndarray of shape (n_voxels,)
+        Planted variance fraction of every set-theoretic part, keyed by the
+        column name ``variance_partition`` uses (``unique_<name>``, ``shared``
+        for two spaces, ``shared_<a>_<b>[_<c>]`` for three).
+    null : ndarray of shape (n_voxels,), bool
+        Voxels with no planted signal.
+    """
+
+    spaces: dict
+    Y: np.ndarray
+    runs: np.ndarray
+    fractions: dict
+    null: np.ndarray
+
+
+def planted_partition(
+    names: tuple[str, ...] = ("a", "b"),
+    n_runs: int = 8,
+    n_samples_per_run: int = 200,
+    n_latent: int = 4,
+    n_voxels: int = 300,
+    null_fraction: float = 0.1,
+    total_r2: tuple[float, float] = (0.3, 0.6),
+    autocorrelation: float = 0.3,
+    seed: int = 0,
+) -> PlantedPartition:
+    """Two or three feature spaces sharing latent blocks, with planted shared/unique fractions.
+
+    There is one latent block (``n_latent`` AR(1) dimensions) per non-empty
+    subset of ``names``; space ``s`` holds every block whose subset contains
+    ``s``, mixed by a random orthogonal matrix. Each informative voxel draws a
+    total explained fraction uniformly in ``total_r2`` and splits it over the
+    parts with Dirichlet(2, ..., 2) weights; the rest is AR(1) noise.
+
+    Parameters
+    ----------
+    names : tuple of 2 or 3 str
+    n_runs, n_samples_per_run : int
+    n_latent : int
+        Dimensions per latent block.
+    n_voxels : int
+    null_fraction : float in [0, 1)
+        Share of voxels with pure noise.
+    total_r2 : (low, high)
+        Range of the planted total explained variance of informative voxels.
+    autocorrelation : float in [0, 1)
+    seed : int
+
+    Returns
+    -------
+    PlantedPartition
+    """
+    from itertools import combinations
+
+    names = tuple(names)
+    if len(names) not in (2, 3) or len(set(names)) != len(names):
+        raise ValueError(f"names must be 2 or 3 distinct space names, got {names!r}.")
+    lo, hi = total_r2
+    if not 0 < lo <= hi < 1:
+        raise ValueError(f"total_r2 must satisfy 0 < low <= high < 1, got {total_r2}.")
+    if not 0 <= null_fraction < 1:
+        raise ValueError(f"null_fraction must be in [0, 1), got {null_fraction}.")
+    rng = np.random.default_rng(seed)
+    n = n_runs * n_samples_per_run
+    runs = np.repeat(np.arange(n_runs), n_samples_per_run)
+    parts = [c for k in range(1, len(names) + 1) for c in combinations(names, k)]
+    latents = {}
+    for p in parts:
+        z = _ar1(rng, (n, n_latent), runs, autocorrelation)
+        latents[p] = (z - z.mean(0)) / z.std(0)
+    spaces = {}
+    for s in names:
+        Z = np.hstack([latents[p] for p in parts if s in p])
+        # orthogonal mixing: features are not aligned with the latents, but the space
+        # stays well conditioned (an ill-conditioned mixing makes ridge shrink some
+        # latent directions, which biases every partition estimate toward less shared variance)
+        M, _ = np.linalg.qr(rng.standard_normal((Z.shape[1], Z.shape[1])))
+        spaces[s] = (Z @ M).astype(np.float32)
+
+    null = np.zeros(n_voxels, dtype=bool)
+    null[: int(round(null_fraction * n_voxels))] = True
+    rng.shuffle(null)
+    total = np.where(null, 0.0, rng.uniform(lo, hi, n_voxels))
+    weights = rng.dirichlet(np.full(len(parts), 2.0), size=n_voxels)
+    frac = weights * total[:, None]
+    noise = _ar1(rng, (n, n_voxels), runs, autocorrelation)
+    noise = (noise - noise.mean(0)) / noise.std(0)
+    Y = np.sqrt(1.0 - total) * noise
+    fractions = {}
+    for k, p in enumerate(parts):
+        sig = latents[p] @ rng.standard_normal((n_latent, n_voxels))
+        sig = (sig - sig.mean(0)) / sig.std(0)
+        Y = Y + np.sqrt(frac[:, k]) * sig
+        fractions[_part_name(p, len(names))] = frac[:, k]
+    return PlantedPartition(spaces=spaces, Y=Y.astype(np.float32), runs=runs, fractions=fractions, null=null)
