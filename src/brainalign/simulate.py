@@ -9,7 +9,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["PlantedEncoding", "planted_encoding", "PlantedPartition", "planted_partition"]
+__all__ = [
+    "PlantedEncoding",
+    "planted_encoding",
+    "PlantedPartition",
+    "planted_partition",
+    "PlantedSubjects",
+    "planted_subjects",
+]
 
 
 @dataclass
@@ -226,3 +233,83 @@ def planted_partition(
         Y = Y + np.sqrt(frac[:, k]) * sig
         fractions[_part_name(p, len(names))] = frac[:, k]
     return PlantedPartition(spaces=spaces, Y=Y.astype(np.float32), runs=runs, fractions=fractions, null=null)
+
+
+# --------------------------------------------------------------------------- noise ceilings
+@dataclass
+class PlantedSubjects:
+    """Several subjects seeing the same stimuli: a shared signal plus subject-specific noise.
+
+    Attributes
+    ----------
+    responses : list of ndarray of shape (n_samples, n_voxels), float32
+        One array per subject; voxel ``v`` is the same functional unit in every subject.
+    runs : ndarray of shape (n_samples,), int
+    signal_fraction : ndarray of shape (n_voxels,)
+        Planted share of each voxel's variance that is stimulus-driven (same in every subject).
+    ceiling_r : ndarray of shape (n_voxels,)
+        ``sqrt(signal_fraction)``: the correlation that a perfect model of the
+        shared signal reaches, i.e. the planted v0 of the subject-subset extrapolation.
+    repeats : ndarray of shape (n_repeats, n_samples, n_voxels), float32
+        Subject 0 measured ``n_repeats`` times with fresh noise (for repeat-based ceilings).
+    """
+
+    responses: list
+    runs: np.ndarray
+    signal_fraction: np.ndarray
+    ceiling_r: np.ndarray
+    repeats: np.ndarray
+
+
+def planted_subjects(
+    n_subjects: int = 6,
+    n_runs: int = 6,
+    n_samples_per_run: int = 100,
+    n_voxels: int = 40,
+    n_latent: int = 4,
+    signal_fraction: tuple[float, float] = (0.1, 0.6),
+    n_repeats: int = 3,
+    autocorrelation: float = 0.3,
+    seed: int = 0,
+) -> PlantedSubjects:
+    """Subjects whose voxels share a low-dimensional stimulus-driven signal.
+
+    Parameters
+    ----------
+    n_subjects : int
+    n_runs, n_samples_per_run : int
+    n_voxels : int
+    n_latent : int
+        Dimensions of the shared stimulus signal.
+    signal_fraction : (low, high)
+        Per-voxel signal share, drawn uniformly.
+    n_repeats : int
+        Repeated measurements of subject 0 returned in ``repeats``.
+    autocorrelation : float
+    seed : int
+
+    Returns
+    -------
+    PlantedSubjects
+    """
+    lo, hi = signal_fraction
+    if not 0 <= lo <= hi <= 1:
+        raise ValueError(f"signal_fraction must satisfy 0 <= low <= high <= 1, got {signal_fraction}.")
+    if n_subjects < 2:
+        raise ValueError(f"n_subjects must be >= 2, got {n_subjects}.")
+    rng = np.random.default_rng(seed)
+    n = n_runs * n_samples_per_run
+    runs = np.repeat(np.arange(n_runs), n_samples_per_run)
+    Z = _ar1(rng, (n, n_latent), runs, autocorrelation)
+    S = Z @ rng.standard_normal((n_latent, n_voxels))
+    S = (S - S.mean(0)) / S.std(0)
+    f = rng.uniform(lo, hi, n_voxels)
+
+    def measure():
+        e = _ar1(rng, (n, n_voxels), runs, autocorrelation)
+        e = (e - e.mean(0)) / e.std(0)
+        return (np.sqrt(f) * S + np.sqrt(1 - f) * e).astype(np.float32)
+
+    responses = [measure() for _ in range(n_subjects)]
+    repeats = np.stack([responses[0]] + [measure() for _ in range(n_repeats - 1)])
+    return PlantedSubjects(responses=responses, runs=runs, signal_fraction=f, ceiling_r=np.sqrt(f), repeats=repeats)
