@@ -35,3 +35,19 @@ def test_partition_two_spaces_named_shared_and_seeded():
     np.testing.assert_array_equal(s1.Y, s2.Y)
     with pytest.raises(ValueError, match="names"):
         planted_partition(("x",))
+
+
+def test_layers_hierarchy_subjects_simulators():
+    from brainalign.simulate import planted_hierarchy, planted_layers, planted_subjects
+
+    lay = planted_layers({"x": 0, "y": 3}, n_layers=4, n_runs=2, n_samples_per_run=20, n_voxels_per_roi=5)
+    assert len(lay.layers) == 4 and lay.Y.shape == (40, 10) and lay.masks["y"].sum() == 5
+    with pytest.raises(ValueError, match="outside"):
+        planted_layers({"x": 9}, n_layers=4)
+    h = planted_hierarchy({"low": 0.0, "high": 0.5}, n_subjects=3, voxel_noise=0.0, subject_noise=0.0)
+    gain = h.prompted - h.baseline
+    assert np.allclose(gain[:, h.masks["low_roi0"]], 0.0) and np.allclose(gain[:, h.masks["high_roi1"]], 0.5)
+    s = planted_subjects(n_subjects=3, n_runs=2, n_samples_per_run=4000, n_voxels=5, seed=0)
+    # each subject's correlation with the shared signal is the planted ceiling
+    r01 = [np.corrcoef(s.responses[0][:, v], s.responses[1][:, v])[0, 1] for v in range(5)]
+    np.testing.assert_allclose(r01, s.signal_fraction, atol=0.05)  # corr between two subjects = f

@@ -16,6 +16,10 @@ __all__ = [
     "planted_partition",
     "PlantedSubjects",
     "planted_subjects",
+    "PlantedLayers",
+    "planted_layers",
+    "PlantedHierarchy",
+    "planted_hierarchy",
 ]
 
 
@@ -313,3 +317,159 @@ def planted_subjects(
     responses = [measure() for _ in range(n_subjects)]
     repeats = np.stack([responses[0]] + [measure() for _ in range(n_repeats - 1)])
     return PlantedSubjects(responses=responses, runs=runs, signal_fraction=f, ceiling_r=np.sqrt(f), repeats=repeats)
+
+
+# --------------------------------------------------------------------------- layers and hierarchy
+@dataclass
+class PlantedLayers:
+    """Per-layer features of a model whose layers carry each ROI's signal at a planted depth.
+
+    Attributes
+    ----------
+    layers : list of ndarray of shape (n_samples, n_features), float32
+        Features of every layer.
+    Y : ndarray of shape (n_samples, n_voxels), float32
+    runs : ndarray of shape (n_samples,), int
+    masks : dict of str -> bool ndarray of shape (n_voxels,)
+    peaks : dict of str -> int
+        Planted peak layer of every ROI.
+    """
+
+    layers: list
+    Y: np.ndarray
+    runs: np.ndarray
+    masks: dict
+    peaks: dict
+
+
+def planted_layers(
+    peaks: dict | None = None,
+    n_layers: int = 8,
+    n_runs: int = 5,
+    n_samples_per_run: int = 120,
+    n_voxels_per_roi: int = 30,
+    n_latent: int = 3,
+    width: float = 1.5,
+    signal_fraction: float = 0.4,
+    autocorrelation: float = 0.3,
+    seed: int = 0,
+) -> PlantedLayers:
+    """Layers whose share of an ROI's latent signal peaks at a planted layer.
+
+    Layer ``l`` carries ROI ``r``'s latent with weight
+    ``exp(-(l - peak_r)^2 / (2 width^2))`` and fills the rest with noise, so
+    an encoder fitted on layer ``l`` predicts ROI ``r`` best at ``peak_r``.
+
+    Parameters
+    ----------
+    peaks : dict of ROI name -> peak layer, default {"early": 1, "late": n_layers - 2}
+    n_layers : int
+    n_runs, n_samples_per_run : int
+    n_voxels_per_roi : int
+    n_latent : int
+        Latent dimensions per ROI.
+    width : float
+        Width (in layers) of the bump.
+    signal_fraction : float in (0, 1)
+        Variance of each voxel driven by its ROI's latent.
+    autocorrelation : float
+    seed : int
+
+    Returns
+    -------
+    PlantedLayers
+    """
+    peaks = {"early": 1, "late": n_layers - 2} if peaks is None else dict(peaks)
+    for r, p in peaks.items():
+        if not 0 <= int(p) < n_layers:
+            raise ValueError(f"peaks[{r!r}] = {p} is outside 0..{n_layers - 1}.")
+    rng = np.random.default_rng(seed)
+    n = n_runs * n_samples_per_run
+    runs = np.repeat(np.arange(n_runs), n_samples_per_run)
+    latents = {r: _ar1(rng, (n, n_latent), runs, autocorrelation) for r in peaks}
+    layers = []
+    for layer in range(n_layers):
+        blocks = []
+        for r, p in peaks.items():
+            w = np.exp(-((layer - p) ** 2) / (2 * width**2))
+            blocks.append(np.sqrt(w) * latents[r] + np.sqrt(1 - w) * _ar1(rng, (n, n_latent), runs, autocorrelation))
+        layers.append(np.hstack(blocks).astype(np.float32))
+    n_vox = n_voxels_per_roi * len(peaks)
+    Y = np.empty((n, n_vox))
+    masks = {}
+    for k, r in enumerate(peaks):
+        sl = slice(k * n_voxels_per_roi, (k + 1) * n_voxels_per_roi)
+        sig = latents[r] @ rng.standard_normal((n_latent, n_voxels_per_roi))
+        sig = (sig - sig.mean(0)) / sig.std(0)
+        e = _ar1(rng, (n, n_voxels_per_roi), runs, autocorrelation)
+        Y[:, sl] = np.sqrt(signal_fraction) * sig + np.sqrt(1 - signal_fraction) * e
+        m = np.zeros(n_vox, dtype=bool)
+        m[sl] = True
+        masks[r] = m
+    return PlantedLayers(layers=layers, Y=Y.astype(np.float32), runs=runs, masks=masks,
+                         peaks={r: int(p) for r, p in peaks.items()})
+
+
+@dataclass
+class PlantedHierarchy:
+    """Voxel scores of a baseline and a prompted model with a planted gain per hierarchy level.
+
+    Attributes
+    ----------
+    baseline, prompted : ndarray of shape (n_subjects, n_voxels)
+    masks : dict of str -> bool ndarray of shape (n_voxels,)
+        One ROI per (level, roi) pair, named ``<level>_roi<k>``.
+    hierarchy : list of (level, [ROI names])
+    gains : dict of level -> planted mean gain
+    """
+
+    baseline: np.ndarray
+    prompted: np.ndarray
+    masks: dict
+    hierarchy: list
+    gains: dict
+
+
+def planted_hierarchy(
+    gains: dict | None = None,
+    n_subjects: int = 8,
+    rois_per_level: int = 2,
+    n_voxels_per_roi: int = 50,
+    voxel_noise: float = 0.05,
+    subject_noise: float = 0.01,
+    seed: int = 0,
+) -> PlantedHierarchy:
+    """Prompt-driven gains that change along an ordered hierarchy of ROIs.
+
+    Parameters
+    ----------
+    gains : dict of level -> mean gain (ordered bottom to top)
+        Default: early_visual 0.02, dorsal_mt 0.025, temporal_parietal 0.03,
+        frontal 0.04, motor 0.04 (early ≈ half of frontal/motor, seed 000's claim).
+    n_subjects, rois_per_level, n_voxels_per_roi : int
+    voxel_noise : float
+        SD of voxel-level noise on each score.
+    subject_noise : float
+        SD of a per-subject, per-ROI offset of the gain.
+    seed : int
+    """
+    gains = {"early_visual": 0.02, "dorsal_mt": 0.025, "temporal_parietal": 0.03, "frontal": 0.04, "motor": 0.04} \
+        if gains is None else dict(gains)
+    rng = np.random.default_rng(seed)
+    names, hierarchy, gain_vox = [], [], []
+    for level, g in gains.items():
+        members = [f"{level}_roi{k}" for k in range(rois_per_level)]
+        hierarchy.append((level, members))
+        names += members
+        gain_vox += [g] * (rois_per_level * n_voxels_per_roi)
+    n_vox = len(names) * n_voxels_per_roi
+    masks = {}
+    for k, nm in enumerate(names):
+        m = np.zeros(n_vox, dtype=bool)
+        m[k * n_voxels_per_roi:(k + 1) * n_voxels_per_roi] = True
+        masks[nm] = m
+    base = rng.uniform(0.05, 0.3, n_vox)
+    baseline = base + voxel_noise * rng.standard_normal((n_subjects, n_vox))
+    offsets = np.repeat(subject_noise * rng.standard_normal((n_subjects, len(names))), n_voxels_per_roi, axis=1)
+    prompted = base + np.asarray(gain_vox) + offsets + voxel_noise * rng.standard_normal((n_subjects, n_vox))
+    return PlantedHierarchy(baseline=baseline, prompted=prompted, masks=masks, hierarchy=hierarchy, gains=gains)
