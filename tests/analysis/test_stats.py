@@ -56,7 +56,7 @@ def test_vectorised_null_matches_per_voxel_loop(metric):
         ref[v] = (1 + np.sum(null >= obs[v] - 1e-12)) / (1 + n_perm)
     for method in ("matmul", "gather"):
         scores, p = permutation_test(yt, yp, runs, bl, n_perm, metric, seed=5, method=method, dtype=np.float64)
-        np.testing.assert_allclose(scores, obs, atol=1e-12)
+        np.testing.assert_allclose(scores, obs, atol=1e-10)
         np.testing.assert_allclose(p, ref, atol=1e-12)
     # each permutation only moves samples within their run
     assert all(np.array_equal(runs[perm], runs) for perm in perms)

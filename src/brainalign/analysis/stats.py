@@ -171,7 +171,7 @@ def _affine_terms(a: np.ndarray, b: np.ndarray, metric: str):
     if metric == "r":
         a_c = a - a.mean(0)
         b_c = b - b.mean(0)
-        den = np.sqrt((a_c**2).sum(0) * (b_c**2).sum(0))
+        den = np.sqrt(np.einsum("tv,tv->v", a_c, a_c) * np.einsum("tv,tv->v", b_c, b_c))
         with np.errstate(divide="ignore", invalid="ignore"):
             gain = 1.0 / den
         return a_c, b_c, np.zeros(a.shape[1]), gain
@@ -199,7 +199,7 @@ def permutation_test(
     seed: int | None = 0,
     *,
     return_fwer: bool = False,
-    voxel_batch: int = 8192,
+    voxel_batch: int = 1024,
     dtype=np.float32,
     method: Literal["auto", "matmul", "gather"] = "auto",
 ):
@@ -230,8 +230,12 @@ def permutation_test(
     voxel_batch : int
         Voxels processed per matrix product (memory ~ n_permutations * voxel_batch).
     dtype : numpy dtype
-        Precision of the null computation (float32 default; the observed scores
-        are always computed in float64 by :mod:`brainalign.analysis.metrics`).
+        Precision of the null computation (float32 default; the observed
+        scores are always accumulated in float64). With float32, a null value
+        within 1e-5 (relative) of the observed score counts as ">=", so that
+        rounding cannot break the tie of an identity permutation; this errs
+        toward larger p-values (at most by a few ``1 / (1 + n_permutations)``).
+        Pass ``np.float64`` for exact parity with a float64 per-voxel loop.
     method : {"auto", "matmul", "gather"}
         "matmul" = block-pair cross-products times a permutation-incidence
         matrix; "gather" = permuted samples times predictions. "auto" takes
@@ -256,7 +260,7 @@ def permutation_test(
     if method not in ("auto", "matmul", "gather"):
         raise ValueError(f"method={method!r}; use 'auto', 'matmul' or 'gather'.")
     n_perm = int(n_permutations)
-    scores = _METRICS[metric](y_true, y_pred)
+    scores = np.empty(v, dtype=np.float64)
 
     blocks, groups, src = _perm_sources(runs, block_length, n_perm, seed)
     if len(blocks) < 2 or all(g.size < 2 for g in groups):
@@ -289,16 +293,22 @@ def permutation_test(
         a = y_true[:, sl].astype(np.float64)
         b = y_pred[:, sl].astype(np.float64)
         a_used, b_used, offset, gain = _affine_terms(a, b, metric)
+        with np.errstate(invalid="ignore"):
+            obs = offset + gain * np.einsum("tv,tv->v", a_used, b_used)
+        obs[~np.isfinite(gain)] = np.nan  # constant voxel
+        scores[sl] = obs
         if method == "matmul":
-            C = np.empty((n_pairs, a.shape[1]), dtype=np.float64)
+            a_d = a_used.astype(dtype, copy=False)
+            b_d = b_used.astype(dtype, copy=False)
+            C = np.empty((n_pairs, a.shape[1]), dtype=dtype)
             for gi, g in enumerate(groups):
                 L = blocks[g[0]].size
-                A = a_used[np.concatenate([blocks[i] for i in g])].reshape(g.size, L, -1)
-                B = b_used[np.concatenate([blocks[i] for i in g])].reshape(g.size, L, -1)
-                C[pair_offset[gi] : pair_offset[gi + 1]] = np.einsum(
-                    "ilv,jlv->ijv", A, B, optimize=True
-                ).reshape(g.size**2, -1)
-            cross = Q @ C.astype(dtype, copy=False)
+                idx = np.concatenate([blocks[i] for i in g])
+                A = a_d[idx].reshape(g.size, L, -1).transpose(2, 0, 1)
+                B = b_d[idx].reshape(g.size, L, -1).transpose(2, 1, 0)
+                # (v, i, L) @ (v, L, j) -> (v, i, j): batched over voxels
+                C[pair_offset[gi] : pair_offset[gi + 1]] = np.matmul(A, B).reshape(a.shape[1], -1).T
+            cross = Q @ C
         else:
             a_d = a_used.astype(dtype, copy=False)
             b_d = b_used.astype(dtype, copy=False)
@@ -306,14 +316,17 @@ def permutation_test(
             for p in range(n_perm):
                 perm = _expand(blocks, src[p])
                 cross[p] = np.einsum("tv,tv->v", a_d[perm], b_d)
-        null = offset + gain * cross.astype(np.float64, copy=False)
-        obs = scores[sl]
-        # tolerance: float32 null vs float64 observed must not break exact ties
+        # null >= obs  <=>  cross >= (obs - offset) / gain   (gain > 0 for every metric)
+        # tolerance: a float32 null must not break the exact tie of the identity permutation
         tol = (1e-5 if np.dtype(dtype) == np.float32 else 1e-12) * np.maximum(1.0, np.abs(obs))
-        with np.errstate(invalid="ignore"):
-            counts[sl] = (null >= obs - tol).sum(0)
-            batch_max = np.nanmax(np.where(np.isfinite(null), null, -np.inf), axis=1)
-        max_null = np.maximum(max_null, batch_max)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            thr = ((obs - tol - offset) / gain).astype(dtype)
+        counts[sl] = np.count_nonzero(cross >= thr, axis=0)
+        if return_fwer:
+            with np.errstate(invalid="ignore"):
+                null = offset + gain * cross.astype(np.float64)
+            null[:, ~np.isfinite(obs)] = -np.inf
+            max_null = np.maximum(max_null, null.max(axis=1))
 
     p_values = (1.0 + counts) / (1.0 + n_perm)
     p_values[~np.isfinite(scores)] = np.nan
