@@ -131,3 +131,17 @@ def test_prompt_gain_requires_matching_rows():
     with pytest.raises(ValueError, match="same \\(subject, roi\\) pairs"):
         prompt_gain(a, b)
     assert prompt_gain(a.iloc[:1], b)["gain"].tolist() == [0.5]
+
+
+def test_best_instruction_per_roi_found():
+    rng = np.random.default_rng(0)
+    masks = {"early": np.r_[np.ones(20, bool), np.zeros(20, bool)], "EBA": np.r_[np.zeros(20, bool), np.ones(20, bool)]}
+    planted = {"IC": np.r_[np.full(20, 0.2), np.full(20, 0.4)], "IU": np.r_[np.full(20, 0.3), np.full(20, 0.2)]}
+    scores = {k: v + 0.05 * rng.standard_normal((4, 40)) for k, v in planted.items()}
+    from brainalign.analysis.rois import best_instruction_per_roi, instruction_profiles
+
+    prof = instruction_profiles(scores, masks)
+    assert set(prof.columns) >= {"instruction", "subject", "roi", "value"} and len(prof) == 2 * 4 * 2
+    best = best_instruction_per_roi(prof).set_index("roi")
+    assert best.loc["early", "best_instruction"] == "IU" and best.loc["EBA", "best_instruction"] == "IC"
+    assert best.loc["EBA", "margin"] == pytest.approx(0.2, abs=0.03)

@@ -29,6 +29,8 @@ __all__ = [
     "group_summary",
     "prompt_gain",
     "hierarchy_gain",
+    "instruction_profiles",
+    "best_instruction_per_roi",
 ]
 
 Stat = Literal["mean", "median"]
@@ -433,3 +435,59 @@ def hierarchy_gain(
     summary = {"slope": slope, "slope_per_subject": per_subject, "slope_t": slope_t, "slope_p": slope_p,
                "early_late_ratio": float(e / lt) if lt != 0 else np.nan, "levels": used}
     return levels, summary
+
+
+def instruction_profiles(
+    scores_by_instruction: Mapping[str, object],
+    masks: Mapping[str, np.ndarray],
+    rois: Mapping[str, Sequence[str]] | None = None,
+    how: Stat = "mean",
+) -> pd.DataFrame:
+    """Per-instruction ROI profiles (seed 003 / seed 001: which instruction aligns best where).
+
+    Parameters
+    ----------
+    scores_by_instruction : mapping of instruction -> scores
+        Each value as accepted by :func:`aggregate_rois` (``(n_voxels,)``,
+        ``(n_subjects, n_voxels)`` or a mapping subject -> ``(n_voxels,)``).
+    masks, rois, how : as :func:`aggregate_rois`
+
+    Returns
+    -------
+    DataFrame with columns ``instruction, subject, roi, value, n_voxels, n_subrois``.
+    """
+    if not isinstance(scores_by_instruction, Mapping) or not scores_by_instruction:
+        raise ValueError("scores_by_instruction must be a non-empty mapping {instruction: scores}.")
+    tables = []
+    for instr, sc in scores_by_instruction.items():
+        t = aggregate_rois(sc, masks, rois, how)
+        t.insert(0, "instruction", instr)
+        tables.append(t)
+    return pd.concat(tables, ignore_index=True)
+
+
+def best_instruction_per_roi(profiles: pd.DataFrame, how: Stat = "mean") -> pd.DataFrame:
+    """Instruction with the highest group score in every ROI.
+
+    Parameters
+    ----------
+    profiles : DataFrame from :func:`instruction_profiles`
+    how : {"mean", "median"}
+        Statistic over subjects.
+
+    Returns
+    -------
+    DataFrame with columns ``roi, best_instruction, value, runner_up, margin``.
+    """
+    f = _stat(how)
+    if not {"instruction", "roi", "value"} <= set(profiles.columns):
+        raise ValueError(f"profiles needs columns instruction, roi, value; it has {list(profiles.columns)}.")
+    grp = profiles.groupby(["roi", "instruction"], sort=False)["value"].apply(lambda v: f(v.to_numpy())).reset_index()
+    rows = []
+    for roi, g in grp.groupby("roi", sort=False):
+        g = g.sort_values("value", ascending=False)
+        second = g.iloc[1] if len(g) > 1 else None
+        rows.append({"roi": roi, "best_instruction": g.iloc[0]["instruction"], "value": g.iloc[0]["value"],
+                     "runner_up": None if second is None else second["instruction"],
+                     "margin": np.nan if second is None else g.iloc[0]["value"] - second["value"]})
+    return pd.DataFrame(rows)
