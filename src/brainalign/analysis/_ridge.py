@@ -1,17 +1,20 @@
 """The one place where the analysis layer fits a ridge encoder.
 
-Until ``brainalign.encoding.RidgeCV`` lands, this uses himalaya's ``RidgeCV``
-(one alpha per voxel, chosen by run-wise CV on the training samples only).
-Swap the body of :func:`ridge_fit_predict` to change the engine everywhere.
+``brainalign.encoding.RidgeCV`` (default) or himalaya's ``RidgeCV`` — same
+interface, one alpha per voxel chosen by run-wise CV on the training samples
+only. Change ``ENGINE`` (or the body of :func:`ridge_fit_predict`) to switch
+the engine for every analysis.
 """
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["ridge_fit_predict", "banded_ridge_fit_predict"]
+__all__ = ["ENGINE", "ridge_fit_predict", "banded_ridge_fit_predict"]
+
+ENGINE = "brainalign"  # or "himalaya"
 
 
-def ridge_fit_predict(X_train, Y_train, X_test, alphas, folds) -> tuple[np.ndarray, np.ndarray]:
+def ridge_fit_predict(X_train, Y_train, X_test, alphas, folds, engine: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Fit ridge with per-voxel alpha chosen by ``folds``; predict ``X_test``.
 
     Parameters
@@ -22,15 +25,25 @@ def ridge_fit_predict(X_train, Y_train, X_test, alphas, folds) -> tuple[np.ndarr
     alphas : array-like of float
     folds : list of (train_idx, val_idx)
         Indices into the training samples (run-wise folds).
+    engine : {"brainalign", "himalaya"}, optional
+        Default :data:`ENGINE`.
 
     Returns
     -------
     Y_pred : ndarray of shape (n_test, n_voxels), float64
     best_alphas : ndarray of shape (n_voxels,)
     """
-    from himalaya.ridge import RidgeCV
+    engine = ENGINE if engine is None else engine
+    if engine == "brainalign":
+        from brainalign.encoding import RidgeCV
 
-    model = RidgeCV(alphas=np.asarray(alphas, dtype=np.float64), cv=folds)
+        model = RidgeCV(alphas=np.asarray(alphas, dtype=np.float64), cv=folds, n_workers=1)
+    elif engine == "himalaya":
+        from himalaya.ridge import RidgeCV
+
+        model = RidgeCV(alphas=np.asarray(alphas, dtype=np.float64), cv=folds)
+    else:
+        raise ValueError(f"engine={engine!r}; use 'brainalign' or 'himalaya'.")
     model.fit(np.asarray(X_train, dtype=np.float32), np.asarray(Y_train, dtype=np.float32))
     pred = np.asarray(model.predict(np.asarray(X_test, dtype=np.float32)), dtype=np.float64)
     return pred, np.asarray(model.best_alphas_, dtype=np.float64)
