@@ -371,23 +371,26 @@ def _profile_fits(x, r, draws, tau_bounds, n_tau, voxel_batch):
     grid = np.geomspace(tau_bounds[0], tau_bounds[1], int(n_tau))
     g = 1.0 - np.exp(-x[None, :] / grid[:, None])  # (T, P)
     Wg = W[:, None, :] * g[None]  # (B, T, P)
-    Wgg = (Wg * g[None]).sum(-1)  # (B, T)
     v0s = np.full((B, V), np.nan)
     taus = np.full((B, V), np.nan)
     for start in range(0, V, int(voxel_batch)):
         sl = slice(start, min(start + int(voxel_batch), V))
-        rv = r[:, sl]
-        ok = np.isfinite(rv).all(0)
-        rv = np.where(np.isfinite(rv), rv, 0.0)
+        fin = np.isfinite(r[:, sl])  # a NaN point only drops out of that voxel's fit
+        rv = np.where(fin, r[:, sl], 0.0)
         Wgr = np.einsum("btp,pv->btv", Wg, rv)  # (B, T, v)
         Wrr = W @ rv**2  # (B, v)
-        v0 = np.clip(Wgr / Wgg[..., None], 0.0, 1.0)
-        sse = Wrr[:, None, :] - 2 * v0 * Wgr + v0**2 * Wgg[..., None]
+        Wgg_v = np.einsum("btp,pv->btv", Wg * g[None], fin.astype(np.float64))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            v0 = np.clip(Wgr / Wgg_v, 0.0, 1.0)
+        sse = Wrr[:, None, :] - 2 * v0 * Wgr + v0**2 * Wgg_v
+        sse = np.where(np.isfinite(sse), sse, np.inf)
         best = np.argmin(sse, axis=1)  # (B, v)
         vb = np.take_along_axis(v0, best[:, None, :], axis=1)[:, 0]
-        vb[:, ~ok] = np.nan
         tb = grid[best].astype(np.float64)
-        tb[:, ~ok] = np.nan
+        # a resample needs >= 2 finite points at >= 2 distinct x for the voxel
+        xs_ok = np.stack([(W[:, x == xv] @ fin[x == xv]) > 0 for xv in np.unique(x)]).sum(0) >= 2
+        vb[~xs_ok] = np.nan
+        tb[~xs_ok] = np.nan
         v0s[:, sl], taus[:, sl] = vb, tb
     return v0s, taus
 
