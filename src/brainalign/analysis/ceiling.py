@@ -371,15 +371,19 @@ def _profile_fits(x, r, draws, tau_bounds, n_tau, voxel_batch):
     grid = np.geomspace(tau_bounds[0], tau_bounds[1], int(n_tau))
     g = 1.0 - np.exp(-x[None, :] / grid[:, None])  # (T, P)
     Wg = W[:, None, :] * g[None]  # (B, T, P)
+    T = grid.size
+    Wg2 = Wg.reshape(B * T, P)
+    Wgg2 = (Wg * g[None]).reshape(B * T, P)
     v0s = np.full((B, V), np.nan)
     taus = np.full((B, V), np.nan)
     for start in range(0, V, int(voxel_batch)):
         sl = slice(start, min(start + int(voxel_batch), V))
         fin = np.isfinite(r[:, sl])  # a NaN point only drops out of that voxel's fit
         rv = np.where(fin, r[:, sl], 0.0)
-        Wgr = np.einsum("btp,pv->btv", Wg, rv)  # (B, T, v)
+        nv = rv.shape[1]
+        Wgr = (Wg2 @ rv).reshape(B, T, nv)  # (B, T, v)
         Wrr = W @ rv**2  # (B, v)
-        Wgg_v = np.einsum("btp,pv->btv", Wg * g[None], fin.astype(np.float64))
+        Wgg_v = (Wgg2 @ fin.astype(np.float64)).reshape(B, T, nv)
         with np.errstate(divide="ignore", invalid="ignore"):
             v0 = np.clip(Wgr / Wgg_v, 0.0, 1.0)
         sse = Wrr[:, None, :] - 2 * v0 * Wgr + v0**2 * Wgg_v
