@@ -162,12 +162,12 @@ def _expand(blocks, src_row) -> np.ndarray:
 
 # --------------------------------------------------------------------------- permutation test
 def _affine_terms(a: np.ndarray, b: np.ndarray, metric: str):
-    """Per-voxel (u, v, scale) with metric(perm) = scale * (cross(perm) - u) + v ... see below.
+    """Write the metric of a permuted series as an affine function of one cross-product.
 
-    Returns the arrays ``(a_used, b_used, offset, gain)`` such that the metric
-    of the permuted series equals ``offset + gain * sum_t a_used[perm[t]] * b_used[t]``.
+    Returns ``(a_used, b_used, offset, gain)``, per voxel, such that the metric
+    of ``(a[perm], b)`` equals ``offset + gain * sum_t a_used[perm[t]] * b_used[t]``
+    for every permutation ``perm`` (``gain > 0``; inf where a column is constant).
     """
-    n = a.shape[0]
     if metric == "r":
         a_c = a - a.mean(0)
         b_c = b - b.mean(0)
@@ -185,7 +185,6 @@ def _affine_terms(a: np.ndarray, b: np.ndarray, metric: str):
     with np.errstate(divide="ignore", invalid="ignore"):
         offset = 1.0 - ((a**2).sum(0) + (b**2).sum(0)) / ss_tot
         gain = 2.0 / ss_tot
-    del n
     return a, b, offset, gain
 
 
@@ -285,6 +284,8 @@ def permutation_test(
         cols = pair_offset[group_of][None, :] + pos[src] * sizes[group_of][None, :] + pos[None, :]
         Q = np.zeros((n_perm, n_pairs), dtype=dtype)
         np.put_along_axis(Q, cols, 1.0, axis=1)
+    else:
+        perms = np.stack([_expand(blocks, row) for row in src])
 
     counts = np.zeros(v, dtype=np.int64)
     max_null = np.full(n_perm, -np.inf)
@@ -314,8 +315,7 @@ def permutation_test(
             b_d = b_used.astype(dtype, copy=False)
             cross = np.empty((n_perm, a.shape[1]), dtype=dtype)
             for p in range(n_perm):
-                perm = _expand(blocks, src[p])
-                cross[p] = np.einsum("tv,tv->v", a_d[perm], b_d)
+                cross[p] = np.einsum("tv,tv->v", a_d[perms[p]], b_d)
         # null >= obs  <=>  cross >= (obs - offset) / gain   (gain > 0 for every metric)
         # tolerance: a float32 null must not break the exact tie of the identity permutation
         tol = (1e-5 if np.dtype(dtype) == np.float32 else 1e-12) * np.maximum(1.0, np.abs(obs))
