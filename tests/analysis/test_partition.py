@@ -172,3 +172,31 @@ def test_bad_inputs_name_argument_and_fix():
         variance_partition({"a": a, "b-2": b}, Y, runs, 2, ALPHAS, 2)
     with pytest.raises(ValueError, match="do not exist"):
         variance_partition({"a": a, "b": b}, Y, runs, 7, ALPHAS, 2)
+
+
+def test_signed_r2_convention_is_recorded_and_close_to_r2_on_clean_data():
+    sim = planted_partition(("a", "b"), n_samples_per_run=300, n_latent=4, n_voxels=60, seed=4)
+    r2 = variance_partition(sim.spaces, sim.Y, sim.runs, [6, 7], ALPHAS, 3)
+    sr2 = variance_partition(sim.spaces, sim.Y, sim.runs, [6, 7], ALPHAS, 3, score="signed_r2")
+    assert r2.attrs["score"] == "r2" and sr2.attrs["score"] == "signed_r2"
+    inf = ~sim.null
+    # with well-calibrated predictions r^2 ~ R^2, so both conventions recover the planted parts
+    assert abs(np.median(sr2["shared"].to_numpy()[inf] - sim.fractions["shared"][inf])) < 0.03
+    assert np.all(np.abs(sr2["r2_joint"]) <= 1)
+
+
+def test_encoding_permutation_fdr_end_to_end():
+    """Encode, test every voxel by block permutation, control FDR: informative voxels are found."""
+    from brainalign.analysis._ridge import ridge_fit_predict
+    from brainalign.analysis.stats import fdr_bh, permutation_test
+    from brainalign.encoding.splits import leave_runs_out, train_test_by_runs
+    from brainalign.simulate import planted_encoding
+
+    sim = planted_encoding(n_runs=6, n_samples_per_run=100, n_voxels=400, r2=0.15, autocorrelation=0.5, seed=5)
+    train, test = train_test_by_runs(sim.runs, [4, 5])
+    folds = leave_runs_out(sim.runs[train], 4)
+    pred, _ = ridge_fit_predict(sim.X[train], sim.Y[train], sim.X[test], ALPHAS, folds)
+    _, p = permutation_test(sim.Y[test], pred, sim.runs[test], 10, 500, "r", seed=0)
+    reject, _ = fdr_bh(p, 0.05)
+    fdp = np.sum(reject & ~sim.informative) / max(reject.sum(), 1)
+    assert fdp <= 0.05 and reject[sim.informative].mean() > 0.8

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from brainalign.analysis._ridge import banded_ridge_fit_predict, ridge_fit_predict
-from brainalign.analysis.metrics import r2_score
+from brainalign.analysis.metrics import pearson_r, r2_score
 
 __all__ = [
     "variance_partition",
@@ -125,6 +125,7 @@ def variance_partition(
     delays=None,
     *,
     method: Literal["ridge", "banded"] = "ridge",
+    score: Literal["r2", "signed_r2"] = "r2",
     seed: int = 0,
 ) -> pd.DataFrame:
     """Held-out R² of every subset model and the set-theoretic parts, per voxel.
@@ -151,6 +152,11 @@ def variance_partition(
         standard scheme). "banded": multi-space models get one penalty per
         space (himalaya ``BandedRidgeCV``), a robustness check against the
         shared-alpha penalty of the joint model.
+    score : {"r2", "signed_r2"}
+        Held-out coefficient of determination (default), or ``r * |r|`` of
+        the Pearson r (the r-based convention; methods.md §6 asks to state
+        which). The columns keep the ``r2_`` prefix; ``df.attrs["score"]``
+        records the choice.
     seed : int
         Random search seed for ``method="banded"``.
 
@@ -168,6 +174,8 @@ def variance_partition(
     names, Xs, Y, runs, train, test = _check_spaces(spaces, Y, runs, test_runs, n_folds)
     if method not in ("ridge", "banded"):
         raise ValueError(f"method={method!r}; use 'ridge' or 'banded'.")
+    if score not in ("r2", "signed_r2"):
+        raise ValueError(f"score={score!r}; use 'r2' or 'signed_r2'.")
     from brainalign.encoding.delays import make_delayed
     from brainalign.encoding.splits import leave_runs_out
 
@@ -182,7 +190,7 @@ def variance_partition(
     folds = leave_runs_out(runs[train], int(n_folds))
 
     out = {"voxel": np.arange(Y.shape[1])}
-    attrs = {"spaces": list(names), "method": method, "n_test": int(test.size)}
+    attrs = {"spaces": list(names), "method": method, "score": score, "n_test": int(test.size)}
     r2 = {}
     for k in range(1, len(names) + 1):
         for members in combinations(names, k):
@@ -195,7 +203,11 @@ def variance_partition(
                 X = np.hstack([prepared[m] for m in members])
                 pred, best = ridge_fit_predict(X[train], Yc[train], X[test], alphas, folds)
             key = _subset_key(members, names)
-            r2[members] = r2_score(Y[test], pred + y_mu)
+            if score == "r2":
+                r2[members] = r2_score(Y[test], pred + y_mu)
+            else:
+                r = pearson_r(Y[test], pred + y_mu)
+                r2[members] = r * np.abs(r)
             attrs["alphas_" + key[3:]] = best
     for nm in names:
         out[f"r2_{nm}"] = r2[(nm,)]
