@@ -1,5 +1,24 @@
 """Cross-validated voxelwise encoding: delays, run-wise splits, ridge."""
 from brainalign.encoding.delays import make_delayed, zscore_within_runs
-from brainalign.encoding.splits import leave_one_run_out, leave_runs_out, train_test_by_runs
+from brainalign.encoding.estimators import ConstantVoxelWarning, RidgeCV
+from brainalign.encoding.memory import MemoryPreflightError
+from brainalign.encoding.splits import (
+    blocked_folds,
+    leave_one_run_out,
+    leave_runs_out,
+    stratified_folds,
+    train_test_by_runs,
+)
 
-__all__ = ["make_delayed", "zscore_within_runs", "leave_one_run_out", "leave_runs_out", "train_test_by_runs"]
+__all__ = [
+    "RidgeCV",
+    "ConstantVoxelWarning",
+    "MemoryPreflightError",
+    "make_delayed",
+    "zscore_within_runs",
+    "leave_one_run_out",
+    "leave_runs_out",
+    "train_test_by_runs",
+    "blocked_folds",
+    "stratified_folds",
+]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["leave_one_run_out", "leave_runs_out", "train_test_by_runs"]
+__all__ = ["leave_one_run_out", "leave_runs_out", "train_test_by_runs", "blocked_folds", "stratified_folds"]
 
 
 def _check_runs(runs) -> np.ndarray:
@@ -76,3 +76,80 @@ def train_test_by_runs(runs, test_runs) -> tuple[np.ndarray, np.ndarray]:
     if test.all():
         raise ValueError("test_runs holds every run; leave at least one run for training.")
     return np.flatnonzero(~test), np.flatnonzero(test)
+
+
+def blocked_folds(n_samples: int, n_folds: int, gap: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Contiguous blocks of one long run as folds, with an optional buffer.
+
+    fMRI samples are autocorrelated, so shuffled folds of a single run leak;
+    blocked folds keep each test block contiguous, and ``gap`` drops that many
+    samples on each side of the test block from the training set.
+
+    Parameters
+    ----------
+    n_samples : int
+    n_folds : int
+        Number of blocks, 2 <= n_folds <= n_samples.
+    gap : int
+        Samples removed from training on both sides of every test block.
+
+    Returns
+    -------
+    list of (train, test) index arrays, blocks in time order.
+    """
+    n_samples = int(n_samples)
+    if not 2 <= n_folds <= n_samples:
+        raise ValueError(f"n_folds={n_folds} must be between 2 and n_samples={n_samples}.")
+    if gap < 0:
+        raise ValueError(f"gap={gap} must be >= 0 (samples dropped around each test block).")
+    idx = np.arange(n_samples)
+    folds = []
+    for block in np.array_split(idx, n_folds):
+        lo, hi = block[0] - gap, block[-1] + gap
+        train = idx[(idx < lo) | (idx > hi)]
+        if train.size == 0:
+            raise ValueError(
+                f"gap={gap} leaves no training sample for the block {block[0]}..{block[-1]}; reduce gap."
+            )
+        folds.append((train, block))
+    return folds
+
+
+def stratified_folds(labels, n_folds: int, groups=None, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Folds that keep the proportion of each label (item designs, e.g. stimulus categories).
+
+    Parameters
+    ----------
+    labels : ndarray of shape (n_samples,)
+        Class / condition of every sample (trial or item).
+    n_folds : int
+        Number of folds; every label needs at least ``n_folds`` samples (groups).
+    groups : ndarray of shape (n_samples,), optional
+        Item identity; repeats of one item are kept in the same fold
+        (``StratifiedGroupKFold``), so an item is never both trained and tested.
+    seed : int
+        Seed of the shuffling.
+
+    Returns
+    -------
+    list of (train, test) index arrays.
+    """
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+    labels = _check_runs(labels)
+    uniq, counts = np.unique(labels if groups is None else np.unique(np.c_[labels, groups], axis=0)[:, 0],
+                             return_counts=True)
+    if n_folds < 2 or counts.min() < n_folds:
+        unit = "samples" if groups is None else "items"
+        raise ValueError(
+            f"n_folds={n_folds} but label {uniq[counts.argmin()]!r} has only {counts.min()} {unit}; "
+            f"choose 2 <= n_folds <= {counts.min()}."
+        )
+    if groups is None:
+        cv = StratifiedKFold(n_folds, shuffle=True, random_state=seed)
+        return [(tr, te) for tr, te in cv.split(np.zeros(labels.size), labels)]
+    groups = np.asarray(groups)
+    if groups.shape != labels.shape:
+        raise ValueError(f"groups has shape {groups.shape}; give one item id per sample ({labels.size}).")
+    cv = StratifiedGroupKFold(n_folds, shuffle=True, random_state=seed)
+    return [(tr, te) for tr, te in cv.split(np.zeros(labels.size), labels, groups)]

@@ -1,0 +1,505 @@
+"""Plain solver functions for voxelwise ridge regression with cross-validated alphas.
+
+The layering follows himalaya: these functions hold the numerics, the
+scikit-learn-style estimator in :mod:`brainalign.encoding.estimators` only
+validates inputs and stores results.
+
+What makes it fast (see ``/work/shared/reference/performance.md`` §8):
+
+* one eigendecomposition per fold, of the smaller Gram matrix (``XᵀX`` when
+  ``n_samples >= n_features``, the linear kernel ``XXᵀ`` otherwise), in
+  float64 and single-threaded LAPACK; both forms give the same thin SVD
+  ``X = U diag(s) Vᵀ`` and therefore the same results;
+* ``B = Uᵀ Y_train`` once per fold and voxel chunk, then the held-out
+  predictions of *every* alpha from one stacked float32 GEMM
+  ``M @ B`` with ``M = [X_val V diag(s / (s² + α))]_α`` of shape
+  ``(n_alphas * n_val, r)``; the squared error is reduced on the chunk, so
+  nothing of shape ``(n_alphas, n_val, n_voxels)`` is ever held;
+* the refit computes ``Uᵀ Y`` once and scales each voxel's column by the filter
+  factors of its own alpha, then one GEMM ``V @ B`` gives all weights.
+
+Alpha selection follows himalaya's ``RidgeCV``: the score of a fold is the
+negative mean squared error on its validation samples (``l2_neg_loss``), the
+fold scores are averaged in float64, ``1e-10 * log(alpha)`` is added so that
+ties go to the larger alpha, and the first maximum wins.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import scipy.linalg
+from threadpoolctl import ThreadpoolController
+
+__all__ = [
+    "Factors",
+    "FoldOperator",
+    "decompose_design",
+    "prepare_folds",
+    "fold_neg_mse",
+    "cv_scores_chunk",
+    "select_alphas",
+    "refit_chunk",
+    "fit_chunk",
+    "solve_ridge_cv",
+    "RidgeCVResult",
+]
+
+#: eigenvalues of the Gram matrix below this fraction of the largest are dropped
+#: (singular values below 1e-6 of the largest carry no usable signal in float32)
+_RANK_RTOL = 1e-12
+
+_CONTROLLER: ThreadpoolController | None = None
+
+
+def _single_thread():
+    """Context that runs BLAS/LAPACK on one thread (controller built once: ~10 ms each time)."""
+    global _CONTROLLER
+    if _CONTROLLER is None:
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER.limit(limits=1)
+
+
+@dataclass
+class Factors:
+    """Thin SVD ``Xc = U diag(s) Vᵀ`` of a (centred) design.
+
+    Attributes
+    ----------
+    Ut : ndarray of shape (r, n_samples), float32
+        Left singular vectors, transposed (contiguous for ``Ut @ Y``).
+    s : ndarray of shape (r,), float64
+        Singular values, decreasing, all > 0.
+    V : ndarray of shape (n_features, r), float64
+        Right singular vectors.
+    x_mean : ndarray of shape (n_features,) or None
+        Column means removed before the decomposition (``fit_intercept``).
+    """
+
+    Ut: np.ndarray
+    s: np.ndarray
+    V: np.ndarray
+    x_mean: np.ndarray | None
+
+    @property
+    def rank(self) -> int:
+        return int(self.s.size)
+
+
+@dataclass
+class FoldOperator:
+    """Everything a fold needs to score all alphas on a voxel chunk.
+
+    Attributes
+    ----------
+    train, val : ndarray of int
+        Sample indices of the fold.
+    Ut : ndarray of shape (r, n_train), float32
+    M : ndarray of shape (n_alphas * n_val, r), float32
+        Stacked validation operators ``X_val V diag(s / (s² + α))``.
+    n_alphas : int
+    """
+
+    train: np.ndarray
+    val: np.ndarray
+    Ut: np.ndarray
+    M: np.ndarray
+    n_alphas: int
+    contiguous_train: slice | None = field(default=None)
+    contiguous_val: slice | None = field(default=None)
+
+
+def _as_slice(idx: np.ndarray) -> slice | None:
+    """A slice equal to ``idx`` when the indices are consecutive, else None."""
+    if idx.size and idx[-1] - idx[0] + 1 == idx.size and np.all(np.diff(idx) == 1):
+        return slice(int(idx[0]), int(idx[-1]) + 1)
+    return None
+
+
+def decompose_design(X: np.ndarray, fit_intercept: bool = False) -> Factors:
+    """Thin SVD of ``X`` from the eigendecomposition of its smaller Gram matrix.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    fit_intercept : bool
+        If True, the column means are removed first (and returned).
+
+    Returns
+    -------
+    Factors
+        ``Xc ≈ Ut.T @ diag(s) @ V.T`` with rank ``r <= min(n_samples, n_features)``.
+
+    Notes
+    -----
+    The Gram matrix is formed and diagonalised in float64 with one LAPACK
+    thread (multithreaded LAPACK degrades badly on a shared 2-core machine;
+    performance.md §7). ``XᵀX`` is used when ``n_samples >= n_features``,
+    the kernel ``XXᵀ`` otherwise: the two are the same factorisation.
+    """
+    X64 = np.asarray(X, dtype=np.float64)
+    x_mean = None
+    if fit_intercept:
+        x_mean = X64.mean(0)
+        X64 = X64 - x_mean
+    n, p = X64.shape
+    with _single_thread():
+        if n >= p:
+            w, V = scipy.linalg.eigh(X64.T @ X64, overwrite_a=True, check_finite=False)
+        else:
+            w, U = scipy.linalg.eigh(X64 @ X64.T, overwrite_a=True, check_finite=False)
+    w = w[::-1]
+    keep = w > max(w[0], 0.0) * _RANK_RTOL if w.size else np.zeros(0, bool)
+    keep &= w > 0
+    w = w[keep]
+    s = np.sqrt(w)
+    if n >= p:
+        V = V[:, ::-1][:, keep]
+        U = (X64 @ V) / s
+    else:
+        U = U[:, ::-1][:, keep]
+        V = (X64.T @ U) / s
+    return Factors(Ut=np.ascontiguousarray(U.T, dtype=np.float32), s=s, V=V, x_mean=x_mean)
+
+
+def filter_factors(s: np.ndarray, alphas: np.ndarray) -> np.ndarray:
+    """``s / (s² + α)`` for every alpha: array of shape (n_alphas, r), float64."""
+    s = np.asarray(s, dtype=np.float64)
+    alphas = np.asarray(alphas, dtype=np.float64)
+    return s[None, :] / (s[None, :] ** 2 + alphas[:, None])
+
+
+def prepare_folds(
+    X: np.ndarray,
+    folds: Sequence[tuple[np.ndarray, np.ndarray]],
+    alphas: np.ndarray,
+    fit_intercept: bool = False,
+) -> list[FoldOperator]:
+    """One decomposition per fold and the stacked all-alpha validation operator.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    folds : list of (train, val) index arrays
+    alphas : ndarray of shape (n_alphas,)
+    fit_intercept : bool
+
+    Returns
+    -------
+    list of FoldOperator
+    """
+    X = np.asarray(X)
+    alphas = np.asarray(alphas, dtype=np.float64)
+    ops = []
+    for train, val in folds:
+        train = np.asarray(train, dtype=np.intp)
+        val = np.asarray(val, dtype=np.intp)
+        F = decompose_design(X[train], fit_intercept=fit_intercept)
+        Xval = np.asarray(X[val], dtype=np.float64)
+        if fit_intercept:
+            Xval = Xval - F.x_mean
+        A = Xval @ F.V  # (n_val, r)
+        d = filter_factors(F.s, alphas)  # (n_alphas, r)
+        M = (A[None, :, :] * d[:, None, :]).reshape(len(alphas) * len(val), F.rank)
+        ops.append(
+            FoldOperator(
+                train=train,
+                val=val,
+                Ut=F.Ut,
+                M=np.ascontiguousarray(M, dtype=np.float32),
+                n_alphas=len(alphas),
+                contiguous_train=_as_slice(train),
+                contiguous_val=_as_slice(val),
+            )
+        )
+    return ops
+
+
+def _rows(Y: np.ndarray, idx: np.ndarray, sl: slice | None) -> np.ndarray:
+    return Y[sl] if sl is not None else np.take(Y, idx, axis=0)
+
+
+def fold_neg_mse(op: FoldOperator, Y_chunk: np.ndarray, fit_intercept: bool = False) -> np.ndarray:
+    """Negative validation MSE of every alpha for one fold and one voxel chunk.
+
+    Parameters
+    ----------
+    op : FoldOperator
+    Y_chunk : ndarray of shape (n_samples, n_chunk), float32
+        All samples (training and validation) of the chunk's voxels.
+    fit_intercept : bool
+        If True, the training mean of each voxel is the intercept.
+
+    Returns
+    -------
+    ndarray of shape (n_alphas, n_chunk), float64
+        ``-mean((y_val - ŷ_val(α))²)`` (himalaya's ``l2_neg_loss``).
+    """
+    Ytr = _rows(Y_chunk, op.train, op.contiguous_train)
+    Yval = _rows(Y_chunk, op.val, op.contiguous_val)
+    if fit_intercept:
+        # U is orthogonal to the constant vector (X was centred), so Uᵀ Y_train
+        # needs no centring; only the validation target moves by the mean.
+        Yval = Yval - Ytr.mean(0, dtype=np.float64).astype(np.float32)
+    # Voxel-major products (c, ...) so that the squared error is reduced along
+    # contiguous memory: numpy's pairwise float32 summation is both fast and
+    # accurate there (relative error ~1e-7 where a strided float32 reduction
+    # loses ~1e-6). BLAS reads the transposed views without copies.
+    BT = Ytr.T @ op.Ut.T  # (c, r)
+    PT = BT @ op.M.T  # (c, n_alphas * n_val)
+    n_val = op.val.size
+    PT = PT.reshape(-1, op.n_alphas, n_val)
+    PT -= Yval.T[:, None, :]
+    np.square(PT, out=PT)
+    err = PT.sum(axis=2)  # (c, n_alphas)
+    return -(err.T.astype(np.float64)) / n_val
+
+
+def cv_scores_chunk(
+    ops: Sequence[FoldOperator], Y_chunk: np.ndarray, fit_intercept: bool = False
+) -> np.ndarray:
+    """Per-fold scores of every alpha: array of shape (n_folds, n_alphas, n_chunk), float64."""
+    return np.stack([fold_neg_mse(op, Y_chunk, fit_intercept) for op in ops])
+
+
+def select_alphas(
+    mean_scores: np.ndarray, alphas: np.ndarray, local_alpha: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pick the best alpha per voxel (or one for all) from fold-averaged scores.
+
+    Parameters
+    ----------
+    mean_scores : ndarray of shape (n_alphas, n_voxels), float64
+        CV scores averaged over folds.
+    alphas : ndarray of shape (n_alphas,)
+    local_alpha : bool
+        Per-voxel alphas if True, else the alpha with the best score averaged
+        over voxels.
+
+    Returns
+    -------
+    best_index : ndarray of shape (n_voxels,), int
+    best_score : ndarray of shape (n_voxels,), float64
+        The selected mean score, including himalaya's ``1e-10 * log(alpha)``
+        tie-break slope.
+    """
+    s = mean_scores + (np.log(np.asarray(alphas, dtype=np.float64)) * 1e-10)[:, None]
+    if local_alpha:
+        idx = np.argmax(s, axis=0)
+    else:
+        idx = np.full(s.shape[1], np.argmax(np.nanmean(s, axis=1)), dtype=np.intp)
+    best = s[idx, np.arange(s.shape[1])]
+    return idx, best
+
+
+def refit_chunk(
+    F: Factors, Y_chunk: np.ndarray, voxel_alphas: np.ndarray, V32: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Ridge weights of a voxel chunk, each voxel with its own alpha.
+
+    Parameters
+    ----------
+    F : Factors
+        Decomposition of the whole training design.
+    Y_chunk : ndarray of shape (n_samples, n_chunk), float32
+    voxel_alphas : ndarray of shape (n_chunk,)
+    V32 : ndarray of shape (n_features, r), float32, optional
+        ``F.V`` cast once by the caller.
+
+    Returns
+    -------
+    coef : ndarray of shape (n_features, n_chunk), float32
+    intercept : ndarray of shape (n_chunk,), float32, or None
+    """
+    B = F.Ut @ Y_chunk  # (r, c)
+    d = F.s[:, None] / (F.s[:, None] ** 2 + np.asarray(voxel_alphas, dtype=np.float64)[None, :])
+    B *= d.astype(np.float32)
+    coef = (F.V.astype(np.float32) if V32 is None else V32) @ B
+    intercept = None
+    if F.x_mean is not None:
+        y_mean = Y_chunk.mean(0, dtype=np.float64)
+        intercept = (y_mean - F.x_mean @ coef.astype(np.float64)).astype(np.float32)
+    return coef, intercept
+
+
+@dataclass
+class ChunkResult:
+    """What one voxel chunk contributes to the fit."""
+
+    start: int
+    stop: int
+    mean_scores: np.ndarray  # (n_alphas, c) float64, NaN for excluded voxels
+    valid: np.ndarray  # (c,) bool, False for constant voxels
+    best_index: np.ndarray | None = None  # (c,) int
+    coef: np.ndarray | None = None  # (p, c) float32
+    intercept: np.ndarray | None = None  # (c,) float32
+
+
+def load_chunk(Y: Any, start: int, stop: int) -> np.ndarray:
+    """Columns ``start:stop`` of a 2-D array-like (numpy, memmap, h5py, zarr) as float32."""
+    return np.ascontiguousarray(np.asarray(Y[:, start:stop]), dtype=np.float32)
+
+
+def check_chunk(Yc: np.ndarray, start: int) -> np.ndarray:
+    """Raise on NaN/inf; return the mask of non-constant voxels."""
+    if not np.isfinite(Yc).all():
+        bad = start + int(np.flatnonzero(~np.isfinite(Yc).all(0))[0])
+        raise ValueError(
+            f"Y contains NaN or inf (first in voxel {bad}); remove or impute those voxels "
+            "(e.g. np.nan_to_num or a brain mask) before fitting."
+        )
+    return Yc.max(0) > Yc.min(0)
+
+
+def fit_chunk(
+    Yc: np.ndarray,
+    start: int,
+    ops: Sequence[FoldOperator],
+    full: Factors | None,
+    alphas: np.ndarray,
+    fit_intercept: bool,
+    best_index: np.ndarray | None = None,
+    V32: np.ndarray | None = None,
+) -> ChunkResult:
+    """Cross-validate (and, when possible, refit) one voxel chunk.
+
+    If ``best_index`` is given, the CV step is skipped and only the refit runs
+    with those alpha indices. If ``full`` is None, only CV scores are returned
+    (the caller selects a shared alpha first, ``local_alpha=False``).
+    """
+    stop = start + Yc.shape[1]
+    valid = check_chunk(Yc, start)
+    n_alphas = len(alphas)
+    if best_index is None:
+        scores = cv_scores_chunk(ops, Yc, fit_intercept).mean(0)
+        scores[:, ~valid] = np.nan
+        res = ChunkResult(start, stop, scores, valid)
+        if full is None:
+            return res
+        idx, _ = select_alphas(np.where(valid, scores, 0.0), alphas, True)
+    else:
+        res = ChunkResult(start, stop, np.full((n_alphas, Yc.shape[1]), np.nan), valid)
+        idx = np.asarray(best_index)
+    res.best_index = idx
+    coef, intercept = refit_chunk(full, Yc, np.asarray(alphas, dtype=np.float64)[idx], V32)
+    coef[:, ~valid] = 0.0
+    if intercept is not None:
+        intercept[~valid] = 0.0
+    res.coef, res.intercept = coef, intercept
+    return res
+
+
+@dataclass
+class RidgeCVResult:
+    """Output of :func:`solve_ridge_cv`.
+
+    Attributes
+    ----------
+    best_index : ndarray of shape (n_voxels,), int (-1 for excluded voxels)
+    best_alphas : ndarray of shape (n_voxels,), float64 (NaN for excluded voxels)
+    coef : ndarray of shape (n_features, n_voxels), float32 (0 for excluded voxels)
+    intercept : ndarray of shape (n_voxels,), float32, or None
+    cv_scores : ndarray of shape (n_voxels,), float64
+        Mean CV score of the selected alpha (with the tie-break slope, as himalaya).
+    cv_scores_all : ndarray of shape (n_alphas, n_voxels), float64
+        Mean CV score of every alpha (without the slope).
+    valid : ndarray of shape (n_voxels,), bool
+        False for voxels that are constant over the training samples.
+    """
+
+    best_index: np.ndarray
+    best_alphas: np.ndarray
+    coef: np.ndarray
+    intercept: np.ndarray | None
+    cv_scores: np.ndarray
+    cv_scores_all: np.ndarray
+    valid: np.ndarray
+
+
+def chunk_bounds(n_voxels: int, chunk_voxels: int) -> list[tuple[int, int]]:
+    """``[(start, stop), ...]`` covering ``range(n_voxels)`` in chunks."""
+    return [(a, min(a + chunk_voxels, n_voxels)) for a in range(0, n_voxels, chunk_voxels)]
+
+
+def solve_ridge_cv(
+    X: np.ndarray,
+    Y: Any,
+    alphas: np.ndarray,
+    folds: Sequence[tuple[np.ndarray, np.ndarray]],
+    fit_intercept: bool = False,
+    local_alpha: bool = True,
+    chunk_voxels: int = 2048,
+    map_chunks: Callable | None = None,
+) -> RidgeCVResult:
+    """Ridge regression with a per-voxel (or shared) alpha chosen by cross-validation.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    Y : array-like of shape (n_samples, n_voxels)
+        numpy array, ``np.memmap``, h5py or zarr dataset; read ``chunk_voxels``
+        columns at a time.
+    alphas : ndarray of shape (n_alphas,), all > 0
+    folds : list of (train, val) index arrays
+    fit_intercept : bool
+    local_alpha : bool
+    chunk_voxels : int
+    map_chunks : callable, optional
+        ``map_chunks(task, bounds, **shared) -> iterable of ChunkResult`` in the
+        order of ``bounds``; the local executor when None (see
+        :mod:`brainalign.encoding.executor`).
+
+    Returns
+    -------
+    RidgeCVResult
+    """
+    from brainalign.encoding.executor import local_map_chunks
+
+    if map_chunks is None:
+        map_chunks = local_map_chunks
+    alphas = np.asarray(alphas, dtype=np.float64)
+    X32 = np.asarray(X, dtype=np.float32)
+    n_samples, n_features = X32.shape
+    n_voxels = Y.shape[1]
+    ops = prepare_folds(X32, folds, alphas, fit_intercept)
+    full = decompose_design(X32, fit_intercept)
+    V32 = np.ascontiguousarray(full.V, dtype=np.float32)
+    bounds = chunk_bounds(n_voxels, chunk_voxels)
+
+    coef = np.zeros((n_features, n_voxels), dtype=np.float32)
+    intercept = np.zeros(n_voxels, dtype=np.float32) if fit_intercept else None
+    scores_all = np.full((len(alphas), n_voxels), np.nan)
+    best_index = np.full(n_voxels, -1, dtype=np.intp)
+    valid = np.zeros(n_voxels, dtype=bool)
+
+    shared = dict(ops=ops, full=full if local_alpha else None, alphas=alphas,
+                  fit_intercept=fit_intercept, V32=V32)
+    for res in map_chunks(Y, bounds, shared):
+        sl = slice(res.start, res.stop)
+        scores_all[:, sl] = res.mean_scores
+        valid[sl] = res.valid
+        if res.coef is not None:
+            coef[:, sl] = res.coef
+            best_index[sl] = np.where(res.valid, res.best_index, -1)
+            if intercept is not None:
+                intercept[sl] = res.intercept
+
+    if not local_alpha:
+        idx, _ = select_alphas(scores_all[:, valid], alphas, local_alpha=False)
+        shared_idx = int(idx[0]) if idx.size else len(alphas) - 1
+        best_index[:] = np.where(valid, shared_idx, -1)
+        shared = dict(ops=ops, full=full, alphas=alphas, fit_intercept=fit_intercept, V32=V32,
+                      best_index=shared_idx)
+        for res in map_chunks(Y, bounds, shared):
+            sl = slice(res.start, res.stop)
+            coef[:, sl] = res.coef
+            if intercept is not None:
+                intercept[sl] = res.intercept
+
+    cv_scores = np.full(n_voxels, np.nan)
+    if valid.any():
+        s = scores_all[:, valid] + (np.log(alphas) * 1e-10)[:, None]
+        cv_scores[valid] = s[best_index[valid], np.arange(s.shape[1])]
+    best_alphas = np.where(valid, alphas[np.clip(best_index, 0, None)], np.nan)
+    return RidgeCVResult(best_index, best_alphas, coef, intercept, cv_scores, scores_all, valid)
