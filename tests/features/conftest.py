@@ -13,14 +13,7 @@ import pytest
 from brainalign.features.registry import load_extractor
 from brainalign.features.tiny_models import build_tiny_internvl, build_tiny_llava, build_tiny_qwen2_5_vl
 
-ARCHS = ["qwen2_5_vl", "qwen2_vl", "llava", "internvl"]
-
-PROMPTS = {
-    "caption": "What is the caption of the image?",
-    "describe": "Describe this image in detail.",
-    "people": "Are there any people in this image? If yes, describe them.",
-}
-
+from vlm_test_data import ARCHS
 
 @pytest.fixture(scope="session", autouse=True)
 def _quiet_transformers():

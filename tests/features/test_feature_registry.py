@@ -10,7 +10,7 @@ from brainalign.features import registry
 from brainalign.features.extract import extract_features
 from brainalign.features.registry import load_extractor, register_adapter, supported_model_types
 
-from conftest import PROMPTS
+from vlm_test_data import PROMPTS
 
 
 def test_supported_types_include_the_vlms():

@@ -8,7 +8,7 @@ import torch
 from brainalign.features.pooling import POOLINGS, GenerationConfig
 from brainalign.features.reuse import shared_prefix_length
 
-from conftest import PROMPTS
+from vlm_test_data import PROMPTS
 
 # Prompts of very different lengths, and two that share words after the template prefix.
 REUSE_PROMPTS = {

@@ -12,7 +12,7 @@ import torch
 from brainalign.features.hf_multimodal import Video
 from brainalign.features.pooling import GenerationConfig
 
-from conftest import PROMPTS
+from vlm_test_data import PROMPTS
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import torch
 from brainalign.features.base import FeatureSet
 from brainalign.features.pooling import GenerationConfig
 
-from conftest import PROMPTS
+from vlm_test_data import PROMPTS
 
 
 def _manual_text(arch: str, prompt: str, n_image_tokens: int) -> str:
