@@ -120,3 +120,24 @@ def test_bfloat16_loading_runs_and_stays_close(tiny_llava_dir, extractors, image
     assert np.corrcoef(got.ravel(), ref.ravel())[0, 1] > 0.99
     with pytest.raises(ValueError, match=r"dtype='float8'"):
         load_extractor(tiny_llava_dir, dtype="float8")
+
+
+def test_fingerprint_and_stimulus_digest(extractors, model_dirs, images):
+    from PIL import Image
+
+    from brainalign.features.hf_multimodal import Video, stimulus_digest
+    from brainalign.features.registry import fingerprint
+
+    qwen, llava = extractors["qwen2_5_vl"], extractors["llava"]
+    a = fingerprint(qwen, pooling="mean", component="language")
+    assert a == fingerprint(qwen, component="language", pooling="mean")  # order-free, stable
+    assert a != fingerprint(qwen, pooling="last", component="language")
+    assert a != fingerprint(llava, pooling="mean", component="language")
+    again = load_extractor(model_dirs["qwen2_5_vl"])  # same weights, new instance
+    assert fingerprint(again, pooling="mean", component="language") == a
+    d = stimulus_digest(images[0])
+    assert d == stimulus_digest(Image.fromarray(images[0])) == stimulus_digest(images[0].copy())
+    assert d != stimulus_digest(images[1]) and d != stimulus_digest([images[0]])
+    assert stimulus_digest(Video([images[0]], fps=2)) != stimulus_digest(Video([images[0]], fps=4))
+    wave = np.zeros(1600, np.float32)
+    assert stimulus_digest(wave, sampling_rate=16000) != stimulus_digest(wave, sampling_rate=8000)

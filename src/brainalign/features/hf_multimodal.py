@@ -16,6 +16,7 @@ model id or a local folder.
 """
 from __future__ import annotations
 
+import hashlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar, Sequence
@@ -35,6 +36,7 @@ __all__ = [
     "QwenAudioExtractor",
     "check_images",
     "check_stimuli",
+    "stimulus_digest",
     "Video",
     "check_prompts",
     "COMPONENTS",
@@ -135,6 +137,32 @@ def check_stimuli(stimuli: Sequence[Any], name: str = "stimuli") -> list[list[np
         else:
             out.append([_check_frame(stim, f"{name}[{i}]")])
     return out
+
+
+def stimulus_digest(stimulus: Any, sampling_rate: int | None = None) -> str:
+    """sha256 of a stimulus' content: image, frame sequence, :class:`Video` (with fps) or waveform.
+
+    Two stimuli with the same pixels (or samples) get the same digest whatever
+    their file name, so a feature cache can key on it.
+    """
+    h = hashlib.sha256()
+    if isinstance(stimulus, Video):
+        h.update(f"video fps={float(stimulus.fps)!r}".encode())
+        frames = list(stimulus.frames)
+    elif isinstance(stimulus, (list, tuple)) or isinstance(stimulus, np.ndarray) and stimulus.ndim == 4:
+        h.update(b"frames")
+        frames = list(stimulus)
+    else:
+        frames = [stimulus]
+    if sampling_rate is not None:
+        h.update(f"sr={int(sampling_rate)}".encode())
+    for f in frames:
+        if hasattr(f, "convert") and hasattr(f, "size"):  # PIL.Image
+            f = np.asarray(f.convert("RGB"))
+        f = np.ascontiguousarray(f)
+        h.update(f"{f.dtype.str}{f.shape}".encode())
+        h.update(f.tobytes())
+    return h.hexdigest()
 
 
 def check_prompts(prompts: dict[str, str] | Sequence[str] | str, name: str = "prompts") -> dict[str, str]:

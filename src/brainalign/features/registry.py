@@ -11,7 +11,14 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
-__all__ = ["ADAPTERS", "register_adapter", "supported_model_types", "load_extractor", "read_model_type"]
+__all__ = [
+    "ADAPTERS",
+    "register_adapter",
+    "supported_model_types",
+    "load_extractor",
+    "read_model_type",
+    "fingerprint",
+]
 
 #: model_type -> factory(path, **options) returning an Extractor.
 ADAPTERS: dict[str, Callable[..., Any]] = {}
@@ -105,6 +112,39 @@ def load_extractor(
         dtype=dtype,
         **options,
     )
+
+
+def fingerprint(extractor: Any, **settings: Any) -> str:
+    """What identifies an extractor's features, for content-addressed caching.
+
+    sha256 of the checkpoint's config/weight files (``*.json``, ``*.safetensors``
+    of a local folder; the revision for a cached hub id), the adapter class,
+    the dtype, and ``settings`` (pooling, component, generation config...).
+    The weight digest is computed once per extractor.
+    """
+    import hashlib
+    import json
+
+    digest = getattr(extractor, "_weights_digest", None)
+    if digest is None:
+        source = Path(str(extractor.meta.get("source", "")))
+        h = hashlib.sha256()
+        if source.is_dir():
+            for f in sorted(source.rglob("*.json")) + sorted(source.rglob("*.safetensors")):
+                h.update(str(f.relative_to(source)).encode())
+                with open(f, "rb") as fh:
+                    for chunk in iter(lambda: fh.read(1 << 20), b""):
+                        h.update(chunk)
+        else:
+            h.update(f"{extractor.model_id}@{extractor.meta.get('revision') or 'main'}".encode())
+        digest = h.hexdigest()
+        extractor._weights_digest = digest
+    blob = json.dumps(
+        {"weights": digest, "adapter": type(extractor).__name__, "dtype": extractor.meta.get("dtype"),
+         **{k: v for k, v in sorted(settings.items())}},
+        sort_keys=True, default=str,
+    )
+    return f"{extractor.model_id}@{digest[:16]}|{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
 
 
 def _device(device: str | None) -> str:
