@@ -18,6 +18,8 @@ __all__ = [
     "load_extractor",
     "read_model_type",
     "fingerprint",
+    "fingerprint_source",
+    "weights_digest",
 ]
 
 #: model_type -> factory(path, **options) returning an Extractor.
@@ -114,37 +116,59 @@ def load_extractor(
     )
 
 
-def fingerprint(extractor: Any, **settings: Any) -> str:
-    """What identifies an extractor's features, for content-addressed caching.
+def weights_digest(source: str | Path, revision: str | None = None) -> str:
+    """sha256 of a local checkpoint's ``*.json`` and ``*.safetensors`` files (subfolders included).
 
-    sha256 of the checkpoint's config/weight files (``*.json``, ``*.safetensors``
-    of a local folder; the revision for a cached hub id), the adapter class,
-    the dtype, and ``settings`` (pooling, component, generation config...).
-    The weight digest is computed once per extractor.
+    For a hub id (no local folder) the id and revision stand in for the content.
+    """
+    import hashlib
+
+    folder = Path(str(source))
+    h = hashlib.sha256()
+    if folder.is_dir():
+        for f in sorted(folder.rglob("*.json")) + sorted(folder.rglob("*.safetensors")):
+            h.update(str(f.relative_to(folder)).encode())
+            with open(f, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+    else:
+        h.update(f"{source}@{revision or 'main'}".encode())
+    return h.hexdigest()
+
+
+def fingerprint_source(
+    source: str | Path, *, model_type: str | None = None, dtype: str = "float32", revision: str | None = None,
+    digest: str | None = None, **settings: Any,
+) -> str:
+    """Fingerprint of a checkpoint + extraction settings, computable without loading the model.
+
+    Equal to :func:`fingerprint` of the extractor that :func:`load_extractor`
+    builds from ``source`` with the same ``dtype``.
     """
     import hashlib
     import json
 
+    digest = digest or weights_digest(source, revision)
+    model_type = model_type or read_model_type(source, revision=revision)
+    blob = json.dumps({"weights": digest, "model_type": model_type, "dtype": dtype, **settings},
+                      sort_keys=True, default=str)
+    return f"{source}@{digest[:16]}|{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
+
+
+def fingerprint(extractor: Any, **settings: Any) -> str:
+    """What identifies an extractor's features, for content-addressed caching.
+
+    sha256 of the checkpoint's config/weight files, its model type, the dtype
+    and ``settings`` (pooling, component, generation config...). The weight
+    digest is computed once per extractor.
+    """
+    source = extractor.meta.get("source", extractor.model_id)
     digest = getattr(extractor, "_weights_digest", None)
     if digest is None:
-        source = Path(str(extractor.meta.get("source", "")))
-        h = hashlib.sha256()
-        if source.is_dir():
-            for f in sorted(source.rglob("*.json")) + sorted(source.rglob("*.safetensors")):
-                h.update(str(f.relative_to(source)).encode())
-                with open(f, "rb") as fh:
-                    for chunk in iter(lambda: fh.read(1 << 20), b""):
-                        h.update(chunk)
-        else:
-            h.update(f"{extractor.model_id}@{extractor.meta.get('revision') or 'main'}".encode())
-        digest = h.hexdigest()
+        digest = weights_digest(source, extractor.meta.get("revision"))
         extractor._weights_digest = digest
-    blob = json.dumps(
-        {"weights": digest, "adapter": type(extractor).__name__, "dtype": extractor.meta.get("dtype"),
-         **{k: v for k, v in sorted(settings.items())}},
-        sort_keys=True, default=str,
-    )
-    return f"{extractor.model_id}@{digest[:16]}|{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
+    return fingerprint_source(source, model_type=extractor.model_type, dtype=extractor.meta.get("dtype", "float32"),
+                              revision=extractor.meta.get("revision"), digest=digest, **settings)
 
 
 def _device(device: str | None) -> str:
