@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from brainalign.features.pooling import GenerationConfig
 from brainalign.features.registry import load_extractor
 from brainalign.features.tiny_models import build_tiny_instructblip
 
@@ -66,11 +67,36 @@ def test_vision_encoder_runs_once_per_image(iblip, images):
 
 
 def test_instructblip_rejections(iblip, images):
-    with pytest.raises(ValueError, match=r"not implemented for InstructBLIP"):
-        iblip.extract(images, PROMPTS, "all", pooling="generated")
+    with pytest.raises(ValueError, match=r"pooling='generated' is for the language components"):
+        iblip.extract(images, PROMPTS, "all", pooling="generated", component="qformer")
     with pytest.raises(ValueError, match=r"one image per stimulus"):
         iblip.extract([images], PROMPTS, "all")
     with pytest.raises(ValueError, match=r"qformer component takes 'mean'"):
         iblip.extract(images, PROMPTS, "all", component="qformer", pooling="last")
     with pytest.raises(ValueError, match=r"layers=\[4\].*qformer component"):
         iblip.extract(images, PROMPTS, [4], component="qformer")
+
+
+@pytest.mark.parametrize("gen", [GenerationConfig(max_new_tokens=6),
+                                 GenerationConfig(max_new_tokens=6, do_sample=True, top_k=50, seed=4)])
+def test_generated_pooling_reuse_equals_naive(iblip, images, gen):
+    iblip.prompt_batch_size = 2
+    naive = iblip.extract(images, PROMPTS, "all", pooling="generated", reuse=False, generation=gen)
+    reuse = iblip.extract(images, PROMPTS, "all", pooling="generated", reuse=True, generation=gen)
+    for name in PROMPTS:
+        assert naive[name].meta["generated_text"] == reuse[name].meta["generated_text"]
+        assert np.abs(naive[name].values - reuse[name].values).max() <= 1e-5
+
+
+def test_greedy_decoding_matches_hf_generate(iblip, images):
+    from transformers import AutoProcessor
+
+    proc = AutoProcessor.from_pretrained(iblip.meta["source"], local_files_only=True)
+    enc = proc(images=images[0], text=PROMPTS["people"], return_tensors="pt")
+    ids, _, qids = iblip.tokenize(PROMPTS["people"])
+    with torch.inference_mode():
+        ref = iblip.model.generate(**enc, max_new_tokens=8, do_sample=False, suppress_tokens=[iblip.image_token_id])
+        lm_inputs = iblip.model.get_image_features(pixel_values=iblip.process_image(images[0]),
+                                                   qformer_input_ids=qids[None], return_dict=True).pooler_output
+        mine = iblip._decode([(ids, lm_inputs[0])], GenerationConfig(max_new_tokens=8))[0]
+    assert ref[0, -mine.numel():].tolist() == mine.tolist()

@@ -22,7 +22,7 @@ import torch
 
 from .base import FeatureSet, resolve_layers
 from .hf_multimodal import check_prompts, check_stimuli
-from .pooling import POOLINGS, TokenMasks, check_pooling, pool_tokens
+from .pooling import POOLINGS, GenerationConfig, TokenMasks, check_pooling, next_tokens, pool_tokens
 
 __all__ = ["InstructBlipExtractor"]
 
@@ -50,7 +50,7 @@ class InstructBlipExtractor:
 
     def __init__(self, model, tokenizer, qformer_tokenizer, image_processor, *, model_id: str = "",
                  pooling: str = "mean", prompt_batch_size: int = 16, meta: dict[str, Any] | None = None,
-                 **_ignored: Any):
+                 generation: GenerationConfig | None = None, **_ignored: Any):
         if not model.config.use_decoder_only_language_model:
             raise ValueError(f"{model_id}: only decoder-only language models are supported (not Flan-T5 variants).")
         self.model = model.eval()
@@ -61,6 +61,7 @@ class InstructBlipExtractor:
         self.pooling = check_pooling(pooling)
         self.prompt_batch_size = int(prompt_batch_size)
         self.meta = dict(meta or {})
+        self.generation = generation or GenerationConfig()
         cfg = model.config
         self.n_layers = int(cfg.text_config.num_hidden_layers)
         self.n_vision_layers = int(cfg.vision_config.num_hidden_layers)
@@ -139,18 +140,66 @@ class InstructBlipExtractor:
             states = [torch.stack([h[row, : lengths[row]] for h in out.hidden_states]) for row in range(n)]
         return lm_inputs, states
 
-    def _lm_states(self, rows: list[tuple[torch.Tensor, torch.Tensor]], layers: list[int], component: str):
-        """Run the LM on (ids, image-token embeddings) rows as one right-padded batch."""
+    def _embed_rows(self, rows: list[tuple[torch.Tensor, torch.Tensor]]):
+        """Right-padded input embeddings (n, width, d) of (ids, image-token embeddings) rows, and lengths."""
         n = len(rows)
         lengths = [int(ids.numel()) for ids, _ in rows]
-        width = max(lengths)
-        ids = torch.zeros(n, width, dtype=torch.long, device=self.device)
+        ids = torch.zeros(n, max(lengths), dtype=torch.long, device=self.device)
         for row, (x, _) in enumerate(rows):
             ids[row, : x.numel()] = x
         emb = self.model.get_input_embeddings()(ids).clone()
-        for row, (x, img) in enumerate(rows):
-            mask = ids[row] == self.image_token_id
-            emb[row, mask] = img.to(emb.dtype)
+        for row, (_, img) in enumerate(rows):
+            emb[row, ids[row] == self.image_token_id] = img.to(emb.dtype)
+        return emb, lengths
+
+    def _decode(self, rows: list[tuple[torch.Tensor, torch.Tensor]], gen: GenerationConfig) -> list[torch.Tensor]:
+        """Responses of (ids, image-token embeddings) rows decoded together (greedy or seeded top-k).
+
+        Right padding is masked and each row continues its own positions, so
+        a row's response does not depend on the batch it is decoded in.
+        """
+        lm = self.model.language_model
+        emb, lengths = self._embed_rows(rows)
+        n, width = emb.shape[:2]
+        mask = torch.zeros(n, width, dtype=torch.long, device=self.device)
+        for row, length in enumerate(lengths):
+            mask[row, :length] = 1
+        pos = torch.arange(width, device=self.device)[None].expand(n, -1)
+        out = lm(inputs_embeds=emb, attention_mask=mask, position_ids=pos, use_cache=True)
+        last = torch.tensor(lengths, device=self.device) - 1
+        logits = out.logits[torch.arange(n, device=self.device), last]
+        eos = self.model.generation_config.eos_token_id
+        eos = {eos} if isinstance(eos, int) else set(eos or [self.tokenizer.eos_token_id])
+        generators = [torch.Generator(device=self.device).manual_seed(int(gen.seed)) for _ in rows]
+        new: list[list[torch.Tensor]] = [[] for _ in rows]
+        done = [False] * n
+        for step in range(gen.max_new_tokens):
+            toks = next_tokens(logits, gen, generators, [self.image_token_id])
+            for row in range(n):
+                if not done[row]:
+                    new[row].append(toks[row : row + 1])
+                    done[row] = int(toks[row]) in eos
+            if all(done) or step == gen.max_new_tokens - 1:
+                break
+            mask = torch.cat([mask, torch.ones(n, 1, dtype=mask.dtype, device=self.device)], dim=1)
+            out = lm(input_ids=toks[:, None], attention_mask=mask, past_key_values=out.past_key_values,
+                     position_ids=torch.tensor(lengths, device=self.device)[:, None] + step, use_cache=True)
+            logits = out.logits[:, -1]
+        return [torch.cat(t).cpu() if t else torch.zeros(0, dtype=torch.long) for t in new]
+
+    @staticmethod
+    def _with_response(ids: torch.Tensor, masks: TokenMasks, new: torch.Tensor):
+        pad = torch.zeros(new.numel(), dtype=torch.bool)
+        return torch.cat([ids, new]), TokenMasks(
+            stimulus=torch.cat([masks.stimulus, pad]),
+            prompt=torch.cat([masks.prompt, pad]),
+            generated=torch.cat([torch.zeros(ids.numel(), dtype=torch.bool), torch.ones(new.numel(), dtype=torch.bool)]),
+        )
+
+    def _lm_states(self, rows: list[tuple[torch.Tensor, torch.Tensor]], layers: list[int], component: str):
+        """Run the LM on (ids, image-token embeddings) rows as one right-padded batch."""
+        n = len(rows)
+        emb, lengths = self._embed_rows(rows)
         store: dict[int, torch.Tensor] = {}
         handles = []
         if component == "attention":
@@ -187,7 +236,8 @@ class InstructBlipExtractor:
     # ------------------------------------------------------------ extract
     def extract(self, stimuli: Sequence[Any], prompts, layers: Sequence[int | float] | str = "all", *,
                 pooling: str | None = None, reuse: bool = True, component: str = "language",
-                stimulus_ids: Sequence[str] | None = None, **_ignored: Any) -> dict[str, FeatureSet]:
+                stimulus_ids: Sequence[str] | None = None, generation: GenerationConfig | None = None,
+                **_ignored: Any) -> dict[str, FeatureSet]:
         """Features (n_stimuli, n_layers, dim) per prompt; see :class:`VisionLanguageExtractor.extract`."""
         frames = check_stimuli(stimuli, "stimuli")
         if any(len(f) != 1 for f in frames):
@@ -197,8 +247,9 @@ class InstructBlipExtractor:
         pooling = check_pooling(pooling or self.pooling)
         if component not in COMPONENTS:
             raise ValueError(f"component={component!r}: choose one of {COMPONENTS}.")
-        if pooling == "generated":
-            raise ValueError("pooling='generated' is not implemented for InstructBLIP yet; use 'mean' or 'last'.")
+        gen = generation or self.generation
+        if pooling == "generated" and component not in ("language", "attention"):
+            raise ValueError(f"pooling='generated' is for the language components, not {component!r}.")
         if component == "vision" and pooling != "mean":
             raise ValueError(f"pooling={pooling!r}: the vision component is mean-pooled (use pooling='mean').")
         if component == "qformer" and pooling not in ("mean", "stimulus"):
@@ -222,6 +273,7 @@ class InstructBlipExtractor:
         names = list(prompts)
         toks = {n: self.tokenize(prompts[n]) for n in names}
         values: dict[str, list[np.ndarray]] = {n: [] for n in names}
+        texts: dict[str, list[str]] = {n: [] for n in names}
         q = self.num_query_tokens
         with torch.inference_mode():
             for img in images:
@@ -248,18 +300,37 @@ class InstructBlipExtractor:
                         chunk = names[start : start + step]
                         lm_inputs, _ = self._qformer(image_embeds, [toks[n][2] for n in chunk], want_states=False)
                         rows = [(toks[n][0], lm_inputs[r]) for r, n in enumerate(chunk)]
-                        for n, h in zip(chunk, self._lm_states(rows, layer_idx, component)):
-                            values[n].append(pool_tokens(h, toks[n][1], pooling).cpu().numpy())
+                        seqs = [(toks[n][0], toks[n][1]) for n in chunk]
+                        if pooling == "generated":
+                            news = self._decode(rows, gen)
+                            seqs = [self._with_response(i, m, t) for (i, m), t in zip(seqs, news)]
+                            rows = [(s[0], r[1]) for s, r in zip(seqs, rows)]
+                            for n, t in zip(chunk, news):
+                                texts[n].append(self.tokenizer.decode(t, skip_special_tokens=True))
+                        for n, (_, m), h in zip(chunk, seqs, self._lm_states(rows, layer_idx, component)):
+                            values[n].append(pool_tokens(h, m, pooling).cpu().numpy())
                 else:
                     for n in names:
-                        h = self._naive_lm(pix, toks[n][0], toks[n][2], layer_idx, component)
-                        values[n].append(pool_tokens(h, toks[n][1], pooling).cpu().numpy())
+                        ids, masks, qids = toks[n]
+                        if pooling == "generated":
+                            lm_inputs = self.model.get_image_features(
+                                pixel_values=pix, qformer_input_ids=qids[None].to(self.device), return_dict=True
+                            ).pooler_output
+                            new = self._decode([(ids, lm_inputs[0])], gen)[0]
+                            texts[n].append(self.tokenizer.decode(new, skip_special_tokens=True))
+                            ids, masks = self._with_response(ids, masks, new)
+                        h = self._naive_lm(pix, ids, qids, layer_idx, component)
+                        values[n].append(pool_tokens(h, masks, pooling).cpu().numpy())
 
         meta = {**self.meta, "model_type": self.model_type, "component": component, "pooling": pooling,
                 "pooling_description": POOLINGS.get(pooling, ""), "reuse": bool(reuse),
                 "n_stimulus_tokens": [q] * len(images), "n_frames": [1] * len(images)}
+        if pooling == "generated":
+            meta["generation"] = gen.as_dict()
         return {
             n: FeatureSet(values=np.stack(values[n]).astype(np.float32), stimulus_ids=list(ids_), layers=layer_idx,
-                          model=self.model_id, prompt=n, meta=dict(meta, prompt_text=prompts[n]))
+                          model=self.model_id, prompt=n,
+                          meta=dict(meta, prompt_text=prompts[n],
+                                    **({"generated_text": texts[n]} if pooling == "generated" else {})))
             for n in names
         }

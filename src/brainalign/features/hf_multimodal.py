@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from .base import FeatureSet, resolve_layers
-from .pooling import POOLINGS, GenerationConfig, TokenMasks, check_pooling, pool_tokens
+from .pooling import POOLINGS, GenerationConfig, TokenMasks, check_pooling, next_tokens, pool_tokens
 from .reuse import generate_with_shared_prefix, hidden_with_shared_prefix
 
 __all__ = [
@@ -482,22 +482,8 @@ class VisionLanguageExtractor:
         return set([eos] if isinstance(eos, int) else list(eos or []))
 
     def next_tokens(self, logits: torch.Tensor, gen: GenerationConfig, generators: Sequence[torch.Generator]):
-        """Pick one token per row of ``logits`` (B, vocab): greedy, or top-k sampling with temperature.
-
-        Stimulus placeholders are never generated (they would be read as
-        image slots). Each row samples with its own generator, so a row's
-        draw does not depend on the other rows of a batch.
-        """
-        logits = logits.float().clone()
-        logits[:, self.placeholder_token_ids()] = float("-inf")
-        if not gen.do_sample:
-            return logits.argmax(-1)
-        logits = logits / gen.temperature
-        if gen.top_k and gen.top_k < logits.shape[-1]:
-            kth = torch.topk(logits, gen.top_k, dim=-1).values[:, -1:]
-            logits = logits.masked_fill(logits < kth, float("-inf"))
-        probs = torch.softmax(logits, dim=-1)
-        return torch.cat([torch.multinomial(probs[b], 1, generator=g) for b, g in enumerate(generators)])
+        """One token per row (see :func:`brainalign.features.pooling.next_tokens`); placeholders banned."""
+        return next_tokens(logits, gen, list(generators), self.placeholder_token_ids())
 
     def _generator(self, gen: GenerationConfig) -> torch.Generator:
         return torch.Generator(device=self.device).manual_seed(int(gen.seed))

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["POOLINGS", "TokenMasks", "GenerationConfig", "pool_tokens", "check_pooling"]
+__all__ = ["POOLINGS", "TokenMasks", "GenerationConfig", "pool_tokens", "check_pooling", "next_tokens"]
 
 #: Supported pooling names and what they average.
 POOLINGS: dict[str, str] = {
@@ -129,3 +129,25 @@ def pool_tokens(hidden: torch.Tensor, masks: TokenMasks, pooling: str) -> torch.
             "Use pooling='mean' or 'last', or check the prompt/stimulus."
         )
     return hidden[:, sel].double().mean(dim=1).float()
+
+
+def next_tokens(
+    logits: torch.Tensor, gen: GenerationConfig, generators: list[torch.Generator], banned: list[int] = ()
+) -> torch.Tensor:
+    """Pick one token per row of ``logits`` (B, vocab): greedy, or top-k sampling with temperature.
+
+    ``banned`` ids (stimulus placeholders) are never picked. Each row samples
+    with its own generator, so a row's draw does not depend on the other
+    rows of a batch.
+    """
+    logits = logits.float().clone()
+    if len(banned):
+        logits[:, list(banned)] = float("-inf")
+    if not gen.do_sample:
+        return logits.argmax(-1)
+    logits = logits / gen.temperature
+    if gen.top_k and gen.top_k < logits.shape[-1]:
+        kth = torch.topk(logits, gen.top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = torch.softmax(logits, dim=-1)
+    return torch.cat([torch.multinomial(probs[b], 1, generator=g) for b, g in enumerate(generators)])
