@@ -141,3 +141,30 @@ def test_fingerprint_and_stimulus_digest(extractors, model_dirs, images):
     assert stimulus_digest(Video([images[0]], fps=2)) != stimulus_digest(Video([images[0]], fps=4))
     wave = np.zeros(1600, np.float32)
     assert stimulus_digest(wave, sampling_rate=16000) != stimulus_digest(wave, sampling_rate=8000)
+
+
+def test_hub_id_from_the_local_cache(tmp_path, tiny_llava_dir, extractors, images, monkeypatch):
+    """A hub id already in the local Hugging Face cache loads offline, like a folder."""
+    import shutil
+
+    import huggingface_hub.constants
+
+    from brainalign.features.registry import fingerprint, fingerprint_source
+
+    commit = "0" * 40
+    repo = tmp_path / "models--tiny-org--tiny-llava"
+    shutil.copytree(tiny_llava_dir, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    ex = load_extractor("tiny-org/tiny-llava")
+    assert ex.model_id == "tiny-org/tiny-llava"
+    got = ex.extract(images, PROMPTS, [-1], pooling="last")["caption"].values
+    ref = extractors["llava"].extract(images, PROMPTS, [-1], pooling="last")["caption"].values
+    np.testing.assert_array_equal(got, ref)
+    # the fingerprint hashes the cached snapshot's content: same digest as the folder it was copied from
+    fp_hub = fingerprint(ex, pooling="last")
+    fp_dir = fingerprint_source(tiny_llava_dir, pooling="last")
+    assert fp_hub.split("@")[1].split("|")[0] == fp_dir.split("@")[1].split("|")[0]
+    with pytest.raises(ValueError, match=r"no readable config.json"):
+        load_extractor("tiny-org/not-downloaded")

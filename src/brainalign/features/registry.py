@@ -117,13 +117,24 @@ def load_extractor(
 
 
 def weights_digest(source: str | Path, revision: str | None = None) -> str:
-    """sha256 of a local checkpoint's ``*.json`` and ``*.safetensors`` files (subfolders included).
+    """sha256 of a checkpoint's ``*.json`` and ``*.safetensors`` files (subfolders included).
 
-    For a hub id (no local folder) the id and revision stand in for the content.
+    ``source`` is a local folder or a hub id resolved in the local Hugging Face
+    cache (its snapshot folder); if neither exists, the id and revision stand
+    in for the content.
     """
     import hashlib
 
     folder = Path(str(source))
+    if not folder.is_dir():  # a hub id: hash its snapshot in the local cache when there is one
+        try:
+            from transformers.utils import cached_file
+
+            config = cached_file(str(source), "config.json", local_files_only=True, revision=revision,
+                                 _raise_exceptions_for_missing_entries=False)
+            folder = Path(config).parent if config else folder
+        except OSError:
+            pass
     h = hashlib.sha256()
     if folder.is_dir():
         for f in sorted(folder.rglob("*.json")) + sorted(folder.rglob("*.safetensors")):
