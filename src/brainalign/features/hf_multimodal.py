@@ -1,18 +1,28 @@
-"""Adapters over Hugging Face vision-language models (native classes only).
+"""Adapters over Hugging Face multimodal LLMs (native transformers classes only).
 
 One class, :class:`VisionLanguageExtractor`, implements the whole
 prompt-conditioned extraction contract (validation, chat templates, token
-roles, pooling, naive and reuse-across-prompts paths). Each architecture
-subclass only says how to preprocess an image, how many placeholder tokens it
-takes, how to run the modality encoder, and which position ids its language
-model expects:
+roles, pooling, decoding, naive and reuse-across-prompts paths). Each
+architecture subclass only says how to preprocess a stimulus, how many
+placeholder tokens it takes, how to run the modality encoder, and which
+position ids its language model expects:
 
-- :class:`QwenVLExtractor`: Qwen2-VL / Qwen2.5-VL (also UI-TARS); M-RoPE
-  3-D positions computed from ``mm_token_type_ids``.
+- :class:`QwenVLExtractor`: Qwen2-VL / Qwen2.5-VL (also UI-TARS): images,
+  frame sequences and :class:`Video` clips; M-RoPE 3-D positions computed
+  from ``mm_token_type_ids``.
 - :class:`LlavaExtractor`: LLaVA-1.5 (CLIP vision tower + projector + Llama).
+- :class:`InternVLExtractor`: InternVL ``-hf`` checkpoints (tiled images).
+- :class:`QwenAudioExtractor`: Qwen2-Audio (waveforms).
 
-Use :func:`brainalign.features.registry.load_extractor` to build one from a
-model id or a local folder.
+InstructBLIP, whose connector reads the instruction, has its own class in
+:mod:`brainalign.features.hf_instructblip`; unimodal baselines are in
+:mod:`~brainalign.features.hf_vision` and :mod:`~brainalign.features.hf_audio`.
+Use :func:`brainalign.features.registry.load_extractor` to build any of them
+from a model id or a local folder.
+
+A stimulus is an image (uint8 (H, W, 3) or PIL), a sequence of frames
+(consecutive images before the prompt), a :class:`Video`, or, for audio
+models, a 1-D float waveform.
 """
 from __future__ import annotations
 
@@ -45,8 +55,8 @@ __all__ = [
 #: What can be read: the language model's hidden states (residual stream; one
 #: slice per decoder block + embeddings at index 0), the output of each
 #: block's self-attention (index i = block i, 1..n_layers; seed 002 read it at
-#: the last token), the vision encoder's hidden states, or the connector's
-#: output (one slice, index 0).
+#: the last token), the modality encoder's hidden states ("vision"; "audio"
+#: for audio LLMs), or the connector's output (one slice, index 0).
 COMPONENTS = ("language", "attention", "vision", "connector")
 
 
