@@ -14,7 +14,7 @@ from vlm_test_data import PROMPTS
 
 
 def test_supported_types_include_the_vlms():
-    assert {"qwen2_5_vl", "qwen2_vl", "llava", "internvl", "instructblip", "qwen2_audio", "vit", "clip", "videomae", "vivit",
+    assert {"qwen2_5_vl", "qwen2_vl", "llava", "internvl", "idefics2", "instructblip", "qwen2_audio", "vit", "clip", "videomae", "vivit",
             "wav2vec2", "audio-spectrogram-transformer"} <= set(supported_model_types())
 
 

@@ -13,6 +13,7 @@ position ids its language model expects:
 - :class:`LlavaExtractor`: LLaVA-1.5 (CLIP vision tower + projector + Llama).
 - :class:`InternVLExtractor`: InternVL ``-hf`` checkpoints (tiled images).
 - :class:`QwenAudioExtractor`: Qwen2-Audio (waveforms).
+- :class:`Idefics2Extractor`: Idefics2 (SigLIP, perceiver resampler, Mistral).
 
 InstructBLIP, whose connector reads the instruction, has its own class in
 :mod:`brainalign.features.hf_instructblip`; unimodal baselines are in
@@ -44,6 +45,7 @@ __all__ = [
     "LlavaExtractor",
     "InternVLExtractor",
     "QwenAudioExtractor",
+    "Idefics2Extractor",
     "check_images",
     "check_stimuli",
     "stimulus_digest",
@@ -373,6 +375,10 @@ class VisionLanguageExtractor:
         """Text that replaces the rendered image placeholder (as the model's processor does)."""
         return self.image_token * n_stimulus_tokens
 
+    def postprocess_text(self, text: str) -> str:
+        """Processor-specific fix-ups of the expanded text (none by default)."""
+        return text
+
     def render(self, prompt: str, n_frames: int = 1, kind: str = "image") -> str:
         """The chat-templated text of one prompt after ``n_frames`` image (or video) placeholders."""
         content = [{"type": kind} for _ in range(n_frames)] + [{"type": "text", "text": prompt}]
@@ -405,7 +411,7 @@ class VisionLanguageExtractor:
             )
         pieces = text.split(placeholder)
         expand = (lambda c: token * c) if kind == "video" else self.expand_placeholder
-        text = pieces[0] + "".join(expand(c) + piece for c, piece in zip(counts, pieces[1:]))
+        text = self.postprocess_text(pieces[0] + "".join(expand(c) + piece for c, piece in zip(counts, pieces[1:])))
         start = text.rfind(prompt)
         if start < 0:
             raise ValueError(f"the chat template of {self.model_id} altered the prompt text {prompt!r}.")
@@ -1006,3 +1012,64 @@ class QwenAudioExtractor(VisionLanguageExtractor):
 
     def model_inputs(self, input_ids, image_inputs):
         return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids), **image_inputs}
+
+
+class Idefics2Extractor(VisionLanguageExtractor):
+    """Idefics2 (``Idefics2ForConditionalGeneration``: SigLIP encoder, perceiver resampler, Mistral).
+
+    As ``Idefics2Processor``: ``<image>`` becomes ``<fake_token_around_image>``
+    + ``<image>`` x resampler latents (x 5 with image splitting: 4 crops + the
+    whole image) + ``<fake_token_around_image>``, adjacent fake tokens merge,
+    and a space follows a closing fake token glued to a word. Positions are
+    1-D. Vision states are averaged over all (sub-)images and patches.
+    """
+
+    model_type = "idefics2"
+    image_token = "<image>"
+    fake_token = "<fake_token_around_image>"
+
+    @property
+    def n_vision_layers(self) -> int:
+        return int(self.model.config.vision_config.num_hidden_layers)
+
+    @property
+    def language_model(self):
+        return self.model.model.text_model
+
+    def _per_image(self) -> int:
+        n = int(self.model.config.perceiver_config.resampler_n_latents)
+        return n * (5 if getattr(self.image_processor, "do_image_splitting", False) else 1)
+
+    def expand_placeholder(self, n_stimulus_tokens):
+        n = int(self.model.config.perceiver_config.resampler_n_latents)
+        return (self.fake_token + self.image_token * n + self.fake_token) * (n_stimulus_tokens // n)
+
+    def postprocess_text(self, text):
+        import re
+
+        fake = self.fake_token
+        text = text.replace(fake + fake, fake)
+        return re.sub(rf"{re.escape(fake)}(?=[^\s<])", f"{fake} ", text)
+
+    def process_frames(self, frames):
+        out = self.image_processor([list(frames)], return_tensors="pt")
+        inputs = {"pixel_values": out["pixel_values"].to(self.device, self.model.dtype), "_n": len(frames)}
+        if "pixel_attention_mask" in out:
+            inputs["pixel_attention_mask"] = out["pixel_attention_mask"].to(self.device)
+        return inputs
+
+    def tokens_per_frame(self, image_inputs):
+        return [self._per_image()] * int(image_inputs["_n"])
+
+    def encode_image(self, image_inputs, vision_states=False):
+        out = self.model.model.get_image_features(
+            pixel_values=image_inputs["pixel_values"],
+            pixel_attention_mask=image_inputs.get("pixel_attention_mask"),
+            output_hidden_states=vision_states,
+        )
+        embeds = torch.cat(list(out.pooler_output), dim=0)
+        states = tuple(h.reshape(-1, h.shape[-1]) for h in out.hidden_states) if vision_states else None
+        return embeds, states
+
+    def position_ids(self, input_ids, image_inputs):
+        return torch.arange(input_ids.shape[-1], device=self.device)[None]

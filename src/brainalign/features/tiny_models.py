@@ -17,7 +17,7 @@ from typing import Sequence
 
 __all__ = ["build_tiny_qwen2_5_vl", "build_tiny_llava", "build_tiny_internvl", "build_tiny_instructblip", "build_tiny_vit", "build_tiny_clip",
            "build_tiny_videomae", "build_tiny_vivit", "build_tiny_wav2vec2", "build_tiny_ast",
-           "build_tiny_qwen2_audio", "TRAINING_TEXT"]
+           "build_tiny_qwen2_audio", "build_tiny_idefics2", "TRAINING_TEXT"]
 
 # Qwen2's pre-tokenisation regex (transformers 5.x rebuilds Qwen2Tokenizer from
 # vocab + merges with this regex, so the trainer must split the same way).
@@ -582,4 +582,59 @@ def build_tiny_qwen2_audio(folder: str | Path, *, hidden_size: int = 64, num_lay
     fe = WhisperFeatureExtractor(feature_size=n_mels, sampling_rate=16000, chunk_length=chunk_seconds)
     lm_tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     Qwen2AudioProcessor(fe, lm_tok, chat_template=QWEN_AUDIO_CHAT_TEMPLATE).save_pretrained(folder)
+    return folder
+
+
+IDEFICS2_SPECIALS = ["<unk>", "<s>", "</s>", "<fake_token_around_image>", "<image>", "<end_of_utterance>"]
+
+# Idefics2's chat template (as shipped with HuggingFaceM4/idefics2-8b).
+IDEFICS2_CHAT_TEMPLATE = (
+    "{% for message in messages %}{{message['role'].capitalize()}}"
+    "{% if message['content'][0]['type'] == 'image' %}{{':'}}{% else %}{{': '}}{% endif %}"
+    "{% for line in message['content'] %}{% if line['type'] == 'text' %}{{line['text']}}"
+    "{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}<end_of_utterance>\n{% endfor %}"
+    "{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
+)
+
+
+def build_tiny_idefics2(folder: str | Path, *, hidden_size: int = 64, num_layers: int = 2, vision_hidden: int = 32,
+                        vision_layers: int = 2, n_latents: int = 4, image_size: int = 56, vocab_size: int = 400,
+                        seed: int = 0) -> Path:
+    """Write a tiny random Idefics2 checkpoint (SigLIP, perceiver, Mistral) with its full processor."""
+    import torch
+    from transformers import (
+        AutoTokenizer,
+        Idefics2Config,
+        Idefics2ForConditionalGeneration,
+        Idefics2ImageProcessorPil,
+        Idefics2Processor,
+    )
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tok = _train_bpe(IDEFICS2_SPECIALS, vocab_size, qwen_split=False)
+    _save_tokenizer(tok, folder, "PreTrainedTokenizerFast", IDEFICS2_CHAT_TEMPLATE, unk_token="<unk>",
+                    bos_token="<s>", eos_token="</s>", pad_token="<unk>")
+    ids = {t: tok.token_to_id(t) for t in IDEFICS2_SPECIALS}
+    n_heads = max(1, hidden_size // 16)
+    config = Idefics2Config(
+        vision_config=dict(hidden_size=vision_hidden, intermediate_size=2 * vision_hidden,
+                           num_hidden_layers=vision_layers, num_attention_heads=2, image_size=image_size,
+                           patch_size=14),
+        perceiver_config=dict(hidden_size=hidden_size, resampler_n_latents=n_latents, resampler_depth=1,
+                              resampler_n_heads=2, resampler_head_dim=16, num_key_value_heads=1),
+        text_config=dict(model_type="mistral", vocab_size=tok.get_vocab_size(), hidden_size=hidden_size,
+                         intermediate_size=2 * hidden_size, num_hidden_layers=num_layers,
+                         num_attention_heads=n_heads, num_key_value_heads=n_heads, max_position_embeddings=2048,
+                         bos_token_id=ids["<s>"], eos_token_id=ids["<end_of_utterance>"], pad_token_id=ids["<unk>"]),
+        image_token_id=ids["<image>"],
+    )
+    torch.manual_seed(seed)
+    model = Idefics2ForConditionalGeneration(config).eval()
+    model.generation_config.eos_token_id = ids["<end_of_utterance>"]
+    model.save_pretrained(folder, safe_serialization=True)
+    imp = Idefics2ImageProcessorPil(size={"shortest_edge": image_size, "longest_edge": image_size},
+                                    do_image_splitting=False)
+    lm_tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    Idefics2Processor(imp, lm_tok, image_seq_len=n_latents, chat_template=IDEFICS2_CHAT_TEMPLATE).save_pretrained(folder)
     return folder
