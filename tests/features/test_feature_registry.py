@@ -14,8 +14,9 @@ from vlm_test_data import PROMPTS
 
 
 def test_supported_types_include_the_vlms():
-    assert {"qwen2_5_vl", "qwen2_vl", "llava", "internvl", "idefics2", "instructblip", "qwen2_audio", "vit", "clip", "videomae", "vivit",
-            "wav2vec2", "audio-spectrogram-transformer"} <= set(supported_model_types())
+    expected = {"qwen2_5_vl", "qwen2_vl", "llava", "internvl", "idefics2", "instructblip", "qwen2_audio", "vit",
+                "clip", "videomae", "vivit", "wav2vec2", "audio-spectrogram-transformer"}
+    assert expected <= set(supported_model_types())
 
 
 def test_unknown_model_type_lists_supported(tmp_path):
