@@ -127,3 +127,23 @@ def test_batched_decoding_stops_rows_at_eos(extractors, images):
         assert naive[name].meta["generated_text"] == reuse[name].meta["generated_text"]
         assert np.abs(naive[name].values - reuse[name].values).max() <= 1e-5
     assert naive["long"].meta["generated_text"][0] == ex.tokenizer.decode(response[:3], skip_special_tokens=True)
+
+
+def test_instruction_before_stimulus_falls_back_to_naive(extractors, images):
+    """With the prompt before the image no prefix holds the image: reuse must still equal naive."""
+    from brainalign.features.hf_multimodal import LlavaExtractor
+
+    base = extractors["llava"]
+    text_first = (
+        "{% for message in messages %}USER: {% for c in message['content'] %}{% if c['type'] == 'text' %}"
+        "{{ c['text'] }}\n{% endif %}{% endfor %}{% for c in message['content'] %}{% if c['type'] == 'image' %}"
+        "<image>{% endif %}{% endfor %} {% endfor %}ASSISTANT:"
+    )
+    ex = LlavaExtractor(base.model, base.tokenizer, base.image_processor, chat_template=text_first, model_id="tf")
+    seq = ex.tokenize(PROMPTS["caption"], 16)
+    assert seq.masks.prompt.nonzero()[0] < seq.masks.stimulus.nonzero()[0]  # prompt really comes first
+    for pooling in ("mean", "last", "generated"):
+        naive = ex.extract(images, PROMPTS, "all", pooling=pooling, reuse=False)
+        reuse = ex.extract(images, PROMPTS, "all", pooling=pooling, reuse=True)
+        for name in PROMPTS:
+            assert np.abs(naive[name].values - reuse[name].values).max() <= 1e-5
