@@ -14,8 +14,8 @@ from vlm_test_data import PROMPTS
 
 
 def test_supported_types_include_the_vlms():
-    expected = {"qwen2_5_vl", "qwen2_vl", "llava", "internvl", "idefics2", "instructblip", "qwen2_audio", "vit",
-                "clip", "videomae", "vivit", "wav2vec2", "audio-spectrogram-transformer"}
+    expected = {"qwen2_5_vl", "qwen2_vl", "llava", "llava_next", "internvl", "idefics2", "instructblip", "qwen2_audio",
+                "vit", "clip", "videomae", "vivit", "wav2vec2", "audio-spectrogram-transformer"}
     assert expected <= set(supported_model_types())
 
 

@@ -14,6 +14,7 @@ position ids its language model expects:
 - :class:`InternVLExtractor`: InternVL ``-hf`` checkpoints (tiled images).
 - :class:`QwenAudioExtractor`: Qwen2-Audio (waveforms).
 - :class:`Idefics2Extractor`: Idefics2 (SigLIP, perceiver resampler, Mistral).
+- :class:`LlavaNextExtractor`: LLaVA-NeXT / LLaVA-1.6 (any-resolution tiles + newline tokens).
 
 InstructBLIP, whose connector reads the instruction, has its own class in
 :mod:`brainalign.features.hf_instructblip`; unimodal baselines are in
@@ -46,6 +47,7 @@ __all__ = [
     "InternVLExtractor",
     "QwenAudioExtractor",
     "Idefics2Extractor",
+    "LlavaNextExtractor",
     "check_images",
     "check_stimuli",
     "stimulus_digest",
@@ -1073,3 +1075,48 @@ class Idefics2Extractor(VisionLanguageExtractor):
 
     def position_ids(self, input_ids, image_inputs):
         return torch.arange(input_ids.shape[-1], device=self.device)[None]
+
+
+class LlavaNextExtractor(LlavaExtractor):
+    """LLaVA-NeXT / LLaVA-1.6 (``LlavaNextForConditionalGeneration``, "anyres" tiling).
+
+    The number of ``<image>`` tokens of an image (tiles, unpadding, one
+    newline embedding per row) is read off the model's own packed image
+    features, so it always matches what the model scatters; the tests check
+    it against ``LlavaNextProcessor``. The modality encoder therefore runs
+    while preprocessing and its output is kept with the inputs.
+    """
+
+    model_type = "llava_next"
+
+    def process_frames(self, frames):
+        out = self.image_processor(images=list(frames), return_tensors="pt")
+        inputs = {
+            "pixel_values": out["pixel_values"].to(self.device, self.model.dtype),
+            "image_sizes": out["image_sizes"].to(self.device),
+        }
+        with torch.inference_mode():
+            inputs["_embeds"] = self._image_features(inputs, vision_states=False)[0]
+        return inputs
+
+    def _image_features(self, image_inputs, vision_states):
+        cfg = self.model.config
+        out = self.model.model.get_image_features(
+            pixel_values=image_inputs["pixel_values"],
+            image_sizes=image_inputs["image_sizes"],
+            vision_feature_layer=cfg.vision_feature_layer,
+            vision_feature_select_strategy=cfg.vision_feature_select_strategy,
+            output_hidden_states=True,
+        )
+        embeds = list(out.pooler_output)
+        states = tuple(h.reshape(-1, h.shape[-1]) for h in out.hidden_states) if vision_states else None
+        return embeds, states
+
+    def tokens_per_frame(self, image_inputs):
+        return [int(e.shape[0]) for e in image_inputs["_embeds"]]
+
+    def encode_image(self, image_inputs, vision_states=False):
+        if vision_states:
+            embeds, states = self._image_features(image_inputs, vision_states=True)
+            return torch.cat(embeds, dim=0), states
+        return torch.cat(image_inputs["_embeds"], dim=0), None

@@ -331,4 +331,5 @@ for _mt in ("qwen2_5_vl", "qwen2_vl"):
 register_adapter("llava", _vlm_factory("LlavaExtractor"))
 register_adapter("internvl", _vlm_factory("InternVLExtractor"))
 register_adapter("idefics2", _vlm_factory("Idefics2Extractor"))
+register_adapter("llava_next", _vlm_factory("LlavaNextExtractor"))
 register_adapter("qwen2_audio", _vlm_factory("QwenAudioExtractor", "Qwen2AudioForConditionalGeneration"))

@@ -17,7 +17,7 @@ from typing import Sequence
 
 __all__ = ["build_tiny_qwen2_5_vl", "build_tiny_llava", "build_tiny_internvl", "build_tiny_instructblip", "build_tiny_vit", "build_tiny_clip",
            "build_tiny_videomae", "build_tiny_vivit", "build_tiny_wav2vec2", "build_tiny_ast",
-           "build_tiny_qwen2_audio", "build_tiny_idefics2", "TRAINING_TEXT"]
+           "build_tiny_qwen2_audio", "build_tiny_idefics2", "build_tiny_llava_next", "TRAINING_TEXT"]
 
 # Qwen2's pre-tokenisation regex (transformers 5.x rebuilds Qwen2Tokenizer from
 # vocab + merges with this regex, so the trainer must split the same way).
@@ -637,4 +637,50 @@ def build_tiny_idefics2(folder: str | Path, *, hidden_size: int = 64, num_layers
                                     do_image_splitting=False)
     lm_tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     Idefics2Processor(imp, lm_tok, image_seq_len=n_latents, chat_template=IDEFICS2_CHAT_TEMPLATE).save_pretrained(folder)
+    return folder
+
+
+def build_tiny_llava_next(folder: str | Path, *, hidden_size: int = 64, num_layers: int = 2, vision_hidden: int = 32,
+                          vision_layers: int = 2, tile: int = 28, vocab_size: int = 400, seed: int = 0) -> Path:
+    """Write a tiny random LLaVA-NeXT checkpoint (CLIP tiles of ``tile`` px, Llama) with its full processor."""
+    import torch
+    from transformers import (
+        AutoTokenizer,
+        LlavaNextConfig,
+        LlavaNextForConditionalGeneration,
+        LlavaNextImageProcessorPil,
+        LlavaNextProcessor,
+    )
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tok = _train_bpe(LLAVA_SPECIALS, vocab_size, qwen_split=False)
+    _save_tokenizer(tok, folder, "PreTrainedTokenizerFast", LLAVA_CHAT_TEMPLATE, unk_token="<unk>", bos_token="<s>",
+                    eos_token="</s>", pad_token="<pad>")
+    ids = {t: tok.token_to_id(t) for t in LLAVA_SPECIALS}
+    pinpoints = [[tile, tile], [tile, 2 * tile], [2 * tile, tile], [2 * tile, 2 * tile]]
+    n_heads = max(1, hidden_size // 16)
+    config = LlavaNextConfig(
+        vision_config=dict(model_type="clip_vision_model", hidden_size=vision_hidden,
+                           intermediate_size=2 * vision_hidden, num_hidden_layers=vision_layers,
+                           num_attention_heads=2, image_size=tile, patch_size=14, projection_dim=vision_hidden),
+        text_config=dict(model_type="llama", vocab_size=tok.get_vocab_size(), hidden_size=hidden_size,
+                         intermediate_size=2 * hidden_size, num_hidden_layers=num_layers,
+                         num_attention_heads=n_heads, num_key_value_heads=n_heads, max_position_embeddings=2048,
+                         bos_token_id=ids["<s>"], eos_token_id=ids["</s>"], pad_token_id=ids["<pad>"]),
+        image_token_index=ids["<image>"],
+        image_grid_pinpoints=pinpoints,
+        vision_feature_layer=-2,
+        vision_feature_select_strategy="default",
+    )
+    torch.manual_seed(seed)
+    model = LlavaNextForConditionalGeneration(config).eval()
+    model.generation_config.eos_token_id = ids["</s>"]
+    model.save_pretrained(folder, safe_serialization=True)
+    imp = LlavaNextImageProcessorPil(size={"shortest_edge": tile}, crop_size={"height": tile, "width": tile},
+                                     image_grid_pinpoints=pinpoints)
+    lm_tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    # num_additional_image_tokens=1: the CLIP tower emits a CLS token (as in the llava-hf processor configs)
+    LlavaNextProcessor(imp, lm_tok, patch_size=14, vision_feature_select_strategy="default", num_additional_image_tokens=1,
+                       chat_template=LLAVA_CHAT_TEMPLATE).save_pretrained(folder)
     return folder
