@@ -137,6 +137,7 @@ def _replace_dir(out: Path, produce) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp.chmod(0o755)
     try:
         report = produce(tmp)
         if out.exists():

@@ -152,7 +152,8 @@ class AnalysisSpec(_Strict):
         "mean_r_responsive", description="Run-level score used for comparisons, layer curves and gains."
     )
     n_permutations: int = Field(1000, ge=0, description="Permutations for voxelwise p-values (0 = skip).")
-    fdr_q: float = Field(0.05, gt=0, lt=1)
+    block_length: int = Field(10, ge=1, description="TRs per block in the block permutation (keeps autocorrelation).")
+    fdr_q: float = Field(0.05, gt=0, lt=1, description="Benjamini–Hochberg false discovery rate over voxels.")
 
 
 class Experiment(_Strict):

@@ -20,7 +20,8 @@ from brainalign.analysis.summary import compare_to_reference, layer_table, promp
 from brainalign.brain.recording import Recording, load_nifti_recording
 from brainalign.config import Experiment, resolve_path
 from brainalign.encoding.delays import make_delayed
-from brainalign.encoding.fit import make_ridge
+from brainalign.encoding.estimators import RidgeCV
+from brainalign.analysis.stats import fdr_bh, permutation_test
 from brainalign.encoding.splits import leave_one_run_out, train_test_by_runs
 from brainalign.features.hf_text import TextExtractor
 from brainalign.features.store import FeatureStore
@@ -198,7 +199,8 @@ def responsive_voxels(cv_scores: np.ndarray, fraction: float) -> np.ndarray:
 
 def _fit_predict(exp: Experiment, X: np.ndarray, Y: np.ndarray, runs: np.ndarray, train, test):
     Xtr, Xte = prepare_design(X, runs, train, test, exp.timing.delays, exp.timing.pca_components)
-    model = make_ridge(exp.encoding.alphas, leave_one_run_out(runs[train])).fit(Xtr, Y[train])
+    model = RidgeCV(alphas=exp.encoding.alphas, cv=leave_one_run_out(runs[train]), fit_intercept=False)
+    model.fit(Xtr, Y[train])
     return np.asarray(model.predict(Xte), dtype=np.float32), model
 
 
@@ -254,15 +256,28 @@ def cross_validate(
     return run_scores, preds, {k: np.stack(v) for k, v in chosen.items()}
 
 
-def voxel_scores(data: StudyData, predictions: dict[str, np.ndarray]) -> pd.DataFrame:
-    """Per voxel: Pearson r within each held-out run, averaged over runs."""
+def voxel_scores(exp: Experiment, data: StudyData, predictions: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Per space and voxel: r over all held-out TRs, block-permutation p and BH-FDR decision.
+
+    Returns
+    -------
+    DataFrame with columns space, voxel, r, p, q, significant (p and q are NaN
+    when ``analysis.n_permutations`` is 0).
+    """
+    a = exp.analysis
     Y, runs = data.recording.data, data.recording.runs
     rows = []
     for name, P in predictions.items():
         held = np.isfinite(P).all(1)
-        per_run = [pearson_r(Y[(runs == r) & held], P[(runs == r) & held]) for r in np.unique(runs[held])]
-        r = np.nanmean(np.stack(per_run), 0)
-        rows.append(pd.DataFrame(dict(space=name, voxel=np.arange(r.size), r=r)))
+        if a.n_permutations > 0:
+            r, p = permutation_test(Y[held], P[held], runs[held], block_length=a.block_length,
+                                    n_permutations=a.n_permutations, metric="r", seed=exp.seed)
+            significant, q = fdr_bh(p, a.fdr_q)
+        else:
+            r = pearson_r(Y[held], P[held])
+            p = q = np.full(r.size, np.nan)
+            significant = np.zeros(r.size, dtype=bool)
+        rows.append(pd.DataFrame(dict(space=name, voxel=np.arange(r.size), r=r, p=p, q=q, significant=significant)))
     return pd.concat(rows, ignore_index=True)
 
 
@@ -290,7 +305,7 @@ def run(
     run_scores, preds, best_alphas = cross_validate(exp, data, spaces, progress)
     timings["encoding"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    vox = voxel_scores(data, preds)
+    vox = voxel_scores(exp, data, preds)
     space_table = pd.DataFrame([s.info() for s in spaces])
     comparisons = compare_to_reference(run_scores, exp.analysis.reference, exp.analysis.metric)
     tables = dict(

@@ -128,16 +128,21 @@ def brain_map(img, title: str, vmax: float | None = None, cmap: str = "cold_hot"
     """A voxel map on its own grid (nilearn ``plot_stat_map``), every slice of a thin volume shown."""
     from nilearn import plotting
 
+    import nibabel as nib
+
     data = np.asarray(img.dataobj, dtype=float)
     finite = data[np.isfinite(data)]
     vmax = vmax or (float(np.abs(finite).max()) if finite.size else 1.0)
+    # NaN (outside the mask, or not significant) is drawn transparent: zero it and threshold just above zero
+    img = nib.Nifti1Image(np.nan_to_num(data, nan=0.0).astype(np.float32), img.affine)
     n_z = img.shape[2]
     fig = plt.figure(figsize=(6, 3.2))
     if n_z <= 3:
         cuts = [float((img.affine @ [0, 0, k, 1])[2]) for k in range(n_z)]
         plotting.plot_stat_map(img, bg_img=None, display_mode="z", cut_coords=cuts, figure=fig, title=title,
-                               vmax=vmax, cmap=cmap, colorbar=True, black_bg=False, annotate=False, draw_cross=False)
+                               vmax=vmax, cmap=cmap, colorbar=True, black_bg=False, annotate=False, draw_cross=False,
+                               threshold=1e-6)
     else:
         plotting.plot_stat_map(img, bg_img=None, figure=fig, title=title, vmax=vmax, cmap=cmap, colorbar=True,
-                               black_bg=False)
+                               black_bg=False, threshold=1e-6)
     return png_bytes(fig)

@@ -79,10 +79,20 @@ def _maps(res: Results, metric: str) -> list[dict]:
         return vox[vox.space == space].sort_values("voxel")["r"].to_numpy(dtype=np.float32)
 
     if best is not None:
-        img = masking.unmask(vec(best), res.mask_img)
-        out.append(dict(title=f"r per voxel: {best}", png=_b64(figures.brain_map(img, f"r: {best}")),
-                        how=f"How to read this: Pearson r of {best} in every voxel of the slice, averaged over "
-                            "held-out runs; warm colours = well predicted."))
+        sub = vox[vox.space == best].sort_values("voxel")
+        r = sub["r"].to_numpy(dtype=np.float32)
+        if sub["p"].notna().any():
+            shown = np.where(sub["significant"].to_numpy(dtype=bool), r, np.nan).astype(np.float32)
+            a = res.experiment.analysis
+            note = (f"only voxels significant at FDR q < {a.fdr_q} (block permutation test, {a.n_permutations} "
+                    f"permutations of {a.block_length}-TR blocks within runs, Benjamini–Hochberg) are coloured: "
+                    f"{int(np.isfinite(shown).sum())} of {r.size}.")
+        else:
+            shown, note = r, "no significance test was run (analysis.n_permutations = 0); all voxels are shown."
+        img = masking.unmask(shown, res.mask_img)
+        out.append(dict(title=f"r per voxel: {best}", png=_b64(figures.brain_map(img, f"r: {best}", vmax=float(np.nanmax(np.abs(r))))),
+                        how=f"How to read this: Pearson r of {best} in every voxel of the slice over all held-out "
+                            f"TRs; warm colours = well predicted; {note}"))
         if ref in set(vox.space):
             diff = vec(best) - vec(ref)
             img = masking.unmask(diff, res.mask_img)
