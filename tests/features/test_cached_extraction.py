@@ -8,7 +8,7 @@ from brainalign.features import registry
 from brainalign.features.extract import extract_features
 from brainalign.features.store import FeatureStore
 
-from vlm_test_data import PROMPTS
+from vlm_fixtures import PROMPTS, extractors, images, model_dirs  # noqa: F401 - pytest fixtures
 
 
 @pytest.fixture

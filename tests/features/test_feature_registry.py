@@ -10,7 +10,7 @@ from brainalign.features import registry
 from brainalign.features.extract import extract_features
 from brainalign.features.registry import load_extractor, register_adapter, supported_model_types
 
-from vlm_test_data import PROMPTS
+from vlm_fixtures import PROMPTS, extractors, images, model_dirs, tiny_llava_dir, tiny_qwen_dir  # noqa: F401 - pytest fixtures
 
 
 def test_supported_types_include_the_vlms():

@@ -8,7 +8,7 @@ import torch
 from brainalign.features.registry import load_extractor
 from brainalign.features.tiny_models import build_tiny_idefics2
 
-from vlm_test_data import PROMPTS
+from vlm_fixtures import PROMPTS, images  # noqa: F401 - pytest fixtures
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import torch
 from brainalign.features.pooling import POOLINGS, GenerationConfig
 from brainalign.features.reuse import shared_prefix_length
 
-from vlm_test_data import PROMPTS
+from vlm_fixtures import PROMPTS, arch, extractors, images  # noqa: F401 - pytest fixtures
 
 # Prompts of very different lengths, and two that share words after the template prefix.
 REUSE_PROMPTS = {

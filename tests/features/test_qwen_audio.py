@@ -9,7 +9,7 @@ from brainalign.features.pooling import GenerationConfig
 from brainalign.features.registry import load_extractor
 from brainalign.features.tiny_models import build_tiny_qwen2_audio
 
-from vlm_test_data import PROMPTS
+from vlm_fixtures import PROMPTS, extractors, images  # noqa: F401 - pytest fixtures
 
 
 @pytest.fixture(scope="module")

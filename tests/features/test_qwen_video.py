@@ -12,7 +12,7 @@ import torch
 from brainalign.features.hf_multimodal import Video
 from brainalign.features.pooling import GenerationConfig
 
-from vlm_test_data import PROMPTS
+from vlm_fixtures import PROMPTS, extractors  # noqa: F401 - pytest fixtures
 
 
 @pytest.fixture

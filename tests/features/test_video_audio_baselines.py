@@ -9,7 +9,7 @@ from brainalign.features.hf_multimodal import Video
 from brainalign.features.registry import load_extractor
 from brainalign.features.tiny_models import build_tiny_ast, build_tiny_videomae, build_tiny_vivit, build_tiny_wav2vec2
 
-from vlm_test_data import PROMPTS
+from vlm_fixtures import PROMPTS
 
 
 @pytest.fixture(scope="module", params=["videomae", "vivit"])

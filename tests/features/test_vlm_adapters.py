@@ -8,7 +8,7 @@ import torch
 from brainalign.features.base import FeatureSet
 from brainalign.features.pooling import GenerationConfig
 
-from vlm_test_data import PROMPTS
+from vlm_fixtures import PROMPTS, arch, extractors, images  # noqa: F401 - pytest fixtures
 
 
 def _manual_text(arch: str, prompt: str, n_image_tokens: int) -> str:
