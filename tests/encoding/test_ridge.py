@@ -221,3 +221,17 @@ def test_fold_operator_never_holds_alpha_by_test_by_train():
     for op in ops:
         assert op.M.shape == (5 * 40, 10)
         assert op.Ut.shape == (10, 80)
+
+
+def test_lowrank_alpha_expansion_equals_one_operator_per_alpha():
+    """The low-rank filter expansion is used on a dense grid and changes nothing beyond float32."""
+    X, Y = _data(300, 60, 200, seed=16)
+    alphas = np.logspace(0, 4, 20)
+    folds = list(KFold(5).split(X))
+    ops = prepare_folds(X, folds, alphas)
+    assert all(op.W is not None and op.W.shape[1] <= 15 for op in ops)
+    fast = solve_ridge_cv(X, Y, alphas, folds)
+    direct = solve_ridge_cv(X, Y, alphas, folds, filter_rtol=None)
+    np.testing.assert_array_equal(fast.best_index, direct.best_index)
+    np.testing.assert_allclose(fast.cv_scores_all, direct.cv_scores_all, rtol=2e-6, atol=0)
+    np.testing.assert_array_equal(fast.coef, direct.coef)  # the refit does not use the expansion

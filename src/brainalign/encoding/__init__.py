@@ -1,4 +1,5 @@
 """Cross-validated voxelwise encoding: delays, run-wise splits, ridge."""
+from brainalign.encoding.banded import BandedRidgeCV
 from brainalign.encoding.delays import make_delayed, zscore_within_runs
 from brainalign.encoding.estimators import ConstantVoxelWarning, RidgeCV
 from brainalign.encoding.memory import MemoryPreflightError
@@ -12,6 +13,7 @@ from brainalign.encoding.splits import (
 
 __all__ = [
     "RidgeCV",
+    "BandedRidgeCV",
     "ConstantVoxelWarning",
     "MemoryPreflightError",
     "make_delayed",
