@@ -9,7 +9,7 @@ from sklearn.linear_model import Ridge
 from sklearn.model_selection import GroupKFold, KFold
 
 from brainalign.encoding import ConstantVoxelWarning, MemoryPreflightError, RidgeCV
-from brainalign.encoding.ridge import decompose_design, prepare_folds, solve_ridge_cv
+from brainalign.encoding.ridge import LOWRANK_RTOL, decompose_design, prepare_folds, solve_ridge_cv
 
 himalaya_ridge = pytest.importorskip("himalaya.ridge")
 
@@ -228,10 +228,11 @@ def test_lowrank_alpha_expansion_equals_one_operator_per_alpha():
     X, Y = _data(300, 60, 200, seed=16)
     alphas = np.logspace(0, 4, 20)
     folds = list(KFold(5).split(X))
-    ops = prepare_folds(X, folds, alphas)
+    ops = prepare_folds(X, folds, alphas, filter_rtol=LOWRANK_RTOL)
     assert all(op.W is not None and op.W.shape[1] <= 15 for op in ops)
-    fast = solve_ridge_cv(X, Y, alphas, folds)
-    direct = solve_ridge_cv(X, Y, alphas, folds, filter_rtol=None)
+    assert all(op.W is None for op in prepare_folds(X, folds, alphas))  # opt-in only
+    fast = solve_ridge_cv(X, Y, alphas, folds, filter_rtol=LOWRANK_RTOL)
+    direct = solve_ridge_cv(X, Y, alphas, folds)
     np.testing.assert_array_equal(fast.best_index, direct.best_index)
     np.testing.assert_allclose(fast.cv_scores_all, direct.cv_scores_all, rtol=2e-6, atol=0)
     np.testing.assert_array_equal(fast.coef, direct.coef)  # the refit does not use the expansion

@@ -228,7 +228,7 @@ def prepare_folds(
     folds: Sequence[tuple[np.ndarray, np.ndarray]],
     alphas: np.ndarray,
     fit_intercept: bool = False,
-    filter_rtol: float | None = LOWRANK_RTOL,
+    filter_rtol: float | None = None,
 ) -> list[FoldOperator]:
     """One decomposition per fold and the stacked all-alpha validation operator.
 
@@ -240,7 +240,8 @@ def prepare_folds(
     fit_intercept : bool
     filter_rtol : float or None
         Tolerance of the low-rank expansion of the filter factors across
-        alphas (:func:`lowrank_filters`); None or 0 keeps one operator per alpha.
+        alphas (:func:`lowrank_filters`, opt-in, e.g. ``LOWRANK_RTOL``); None
+        or 0 (default) keeps one operator per alpha.
 
     Returns
     -------
@@ -552,7 +553,7 @@ def solve_ridge_cv(
     local_alpha: bool = True,
     chunk_voxels: int = 2048,
     map_chunks: Callable | None = None,
-    filter_rtol: float | None = LOWRANK_RTOL,
+    filter_rtol: float | None = None,
 ) -> RidgeCVResult:
     """Ridge regression with a per-voxel (or shared) alpha chosen by cross-validation.
 
@@ -573,8 +574,10 @@ def solve_ridge_cv(
         :mod:`brainalign.encoding.executor`).
     filter_rtol : float or None
         Tolerance of the low-rank expansion of the filter factors across
-        alphas (:func:`lowrank_filters`); None or 0 evaluates every alpha with
-        its own operator.
+        alphas (:func:`lowrank_filters`); None or 0 (default) evaluates every
+        alpha with its own operator. Opt-in: on the benchmark case the
+        expansion needed q = 14-15 of 20 alphas at ``LOWRANK_RTOL`` and was not
+        faster on this machine (benchmarks/README.md).
 
     Returns
     -------
