@@ -1,6 +1,6 @@
 """Cross-validated voxelwise encoding: delays, run-wise splits, ridge."""
 from brainalign.encoding.banded import BandedRidgeCV
-from brainalign.encoding.delays import make_delayed, zscore_within_runs
+from brainalign.encoding.delays import make_delayed, zscore_with_train, zscore_within_runs
 from brainalign.encoding.estimators import ConstantVoxelWarning, RidgeCV
 from brainalign.encoding.memory import MemoryPreflightError
 from brainalign.encoding.splits import (
@@ -18,6 +18,7 @@ __all__ = [
     "MemoryPreflightError",
     "make_delayed",
     "zscore_within_runs",
+    "zscore_with_train",
     "leave_one_run_out",
     "leave_runs_out",
     "train_test_by_runs",
