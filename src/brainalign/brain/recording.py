@@ -1,0 +1,157 @@
+"""The common in-memory form of an fMRI recording, and the NIfTI loader.
+
+Every loader returns a :class:`Recording`: a (n_TR, n_voxels) float32 matrix
+with the run of every TR, the TR, and the mask that maps columns back to
+the volume.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from nilearn import masking, signal
+
+__all__ = ["Recording", "load_nifti_recording"]
+
+
+@dataclass
+class Recording:
+    """Voxel time series of one subject, runs concatenated.
+
+    Attributes
+    ----------
+    data : ndarray of shape (n_trs, n_voxels), float32
+    runs : ndarray of shape (n_trs,), int
+        Run label of every TR (runs contiguous).
+    tr : float
+        Repetition time in seconds.
+    mask_img : nibabel.Nifti1Image
+        Mask whose non-zero voxels, in C order, are the columns of ``data``.
+    subject : str
+    dropped_voxels : int
+        Voxels of the mask removed because they were constant or non-finite.
+    """
+
+    data: np.ndarray
+    runs: np.ndarray
+    tr: float
+    mask_img: nib.Nifti1Image
+    subject: str = "01"
+    dropped_voxels: int = 0
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def n_voxels(self) -> int:
+        return self.data.shape[1]
+
+    def unmask(self, values: np.ndarray) -> nib.Nifti1Image:
+        """Put one value per voxel back into the volume (NaN outside the mask)."""
+        values = np.asarray(values, dtype=np.float32)
+        if values.shape != (self.n_voxels,):
+            raise ValueError(f"values must have shape ({self.n_voxels},), got {values.shape}.")
+        return masking.unmask(values, self.mask_img)
+
+
+def _check_image(img: nib.spatialimages.SpatialImage, path: Path, ndim: int) -> None:
+    if img.ndim != ndim:
+        raise ValueError(f"{path}: expected a {ndim}-D image, got shape {img.shape}.")
+
+
+def load_nifti_recording(
+    bold: str | Path,
+    mask: str | Path,
+    runs: np.ndarray,
+    tr: float,
+    subject: str = "01",
+    detrend: bool = True,
+    standardize: bool = True,
+) -> Recording:
+    """Load a 4-D BOLD image inside a mask, cleaned run by run.
+
+    Parameters
+    ----------
+    bold : path
+        4-D NIfTI, shape (x, y, z, n_trs).
+    mask : path
+        3-D NIfTI with the same shape and affine as one volume of ``bold``.
+    runs : ndarray of shape (n_trs,)
+        Run label of every volume.
+    tr : float
+        Repetition time (s); checked against the header when it states one.
+    detrend, standardize : bool
+        Linear detrending / z-scoring within each run (nilearn.signal.clean).
+
+    Returns
+    -------
+    Recording
+
+    Raises
+    ------
+    ValueError
+        Shape/affine mismatch between image and mask, a run vector of the
+        wrong length, or a TR that contradicts the header.
+    """
+    bold, mask = Path(bold), Path(mask)
+    for p in (bold, mask):
+        if not p.is_file():
+            raise FileNotFoundError(f"{p}: file not found; check the path in the config.")
+    img = nib.load(bold)
+    mimg = nib.load(mask)
+    _check_image(img, bold, 4)
+    _check_image(mimg, mask, 3)
+    if img.shape[:3] != mimg.shape:
+        raise ValueError(
+            f"mask {mask} has shape {mimg.shape} but the BOLD volumes of {bold} are {img.shape[:3]}; "
+            "use a mask in the same space (resample it with nilearn.image.resample_to_img)."
+        )
+    if not np.allclose(img.affine, mimg.affine, atol=1e-3):
+        raise ValueError(f"mask {mask} and BOLD {bold} have different affines; resample the mask to the BOLD grid.")
+    runs = np.asarray(runs)
+    if runs.shape != (img.shape[3],):
+        raise ValueError(
+            f"{bold} has {img.shape[3]} volumes but the run labels have length {runs.shape[0]}; "
+            "give one run label per volume."
+        )
+    header_tr = float(img.header.get_zooms()[3]) if len(img.header.get_zooms()) > 3 else 0.0
+    if header_tr > 0 and abs(header_tr - tr) > 1e-3 * max(tr, 1):
+        raise ValueError(
+            f"brain.tr={tr} s but the header of {bold} says {header_tr} s; fix brain.tr (or the header)."
+        )
+    data = masking.apply_mask(img, mimg).astype(np.float64)  # (n_trs, n_voxels)
+    finite = np.isfinite(data).all(0)
+    const = np.zeros(data.shape[1], dtype=bool)
+    for r in np.unique(runs):
+        const |= data[runs == r].std(0) == 0
+    keep = finite & ~const
+    dropped = int((~keep).sum())
+    if dropped:
+        warnings.warn(
+            f"{bold}: {dropped} of {data.shape[1]} mask voxels are constant within a run or non-finite; "
+            "they are excluded from the analysis.",
+            stacklevel=2,
+        )
+        mdata = np.asarray(mimg.dataobj) != 0
+        flat = np.flatnonzero(mdata.ravel(order="C"))
+        newmask = np.zeros(mdata.size, dtype=np.uint8)
+        newmask[flat[keep]] = 1
+        mimg = nib.Nifti1Image(newmask.reshape(mdata.shape, order="C"), mimg.affine)
+        data = data[:, keep]
+    if detrend or standardize:
+        data = signal.clean(
+            data,
+            runs=runs,
+            detrend=detrend,
+            standardize="zscore_sample" if standardize else False,
+            t_r=tr,
+        )
+    return Recording(
+        data=data.astype(np.float32),
+        runs=runs,
+        tr=float(tr),
+        mask_img=mimg,
+        subject=subject,
+        dropped_voxels=dropped,
+    )

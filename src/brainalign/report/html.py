@@ -1,0 +1,155 @@
+"""One self-contained HTML report per results folder.
+
+All figures are embedded as PNG data URIs, the tables as HTML and a CSV data
+URI; the page makes no network request. Text from the config (names,
+prompts, paths) goes through Jinja2 autoescaping.
+"""
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from jinja2 import Environment, PackageLoader, select_autoescape
+from nilearn import masking
+
+from brainalign.atomic import atomic_write_text
+from brainalign.report import figures
+from brainalign.results import Results
+
+__all__ = ["render_report", "write_report"]
+
+METRIC_LABELS = {
+    "mean_r_responsive": "mean Pearson r over responsive voxels, chosen on training runs by the reference model",
+    "mean_r": "mean Pearson r over all voxels",
+    "median_r": "median Pearson r over all voxels",
+}
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _fmt(v) -> str:
+    if isinstance(v, (float, np.floating)):
+        if not np.isfinite(v):
+            return "–"
+        return f"{v:.3g}" if abs(v) < 1e-3 and v != 0 else f"{v:.3f}"
+    return str(v)
+
+
+def _best_spaces(res: Results, metric: str) -> tuple[str | None, pd.Series]:
+    means = res.tables["run_scores"].groupby("space")[metric].mean()
+    models = res.tables["spaces"].query("kind == 'model'").space
+    best = means.loc[means.index.isin(models)]
+    return (best.idxmax() if len(best) else None), means
+
+
+def _headline(res: Results, metric: str) -> str:
+    a = res.experiment.analysis
+    best, means = _best_spaces(res, metric)
+    comp = res.tables["comparisons"].set_index("space")
+    parts = []
+    if best is not None and best in comp.index:
+        c = comp.loc[best]
+        parts.append(
+            f"The best model feature space, {best}, scores {means[best]:.3f} ({metric}) and beats {a.reference} "
+            f"({means[a.reference]:.3f}) in {int(c.n_better)} of {int(c.n)} held-out runs "
+            f"(paired Wilcoxon p = {_fmt(c.p_wilcoxon)}, d_z = {_fmt(c.cohen_dz)})."
+        )
+    for base in ("baseline/category", "baseline/category_shuffled"):
+        if base in comp.index:
+            c = comp.loc[base]
+            parts.append(
+                f"{base}: {means[base]:.3f}, better than {a.reference} in {int(c.n_better)}/{int(c.n)} runs."
+            )
+    return " ".join(parts) or "No model feature space was fitted."
+
+
+def _maps(res: Results, metric: str) -> list[dict]:
+    if res.mask_img is None:
+        return []
+    vox = res.tables["voxel_scores"]
+    best, _ = _best_spaces(res, metric)
+    ref = res.experiment.analysis.reference
+    out = []
+
+    def vec(space):
+        return vox[vox.space == space].sort_values("voxel")["r"].to_numpy(dtype=np.float32)
+
+    if best is not None:
+        sub = vox[vox.space == best].sort_values("voxel")
+        r = sub["r"].to_numpy(dtype=np.float32)
+        if sub["p"].notna().any():
+            shown = np.where(sub["significant"].to_numpy(dtype=bool), r, np.nan).astype(np.float32)
+            a = res.experiment.analysis
+            note = (f"only voxels significant at FDR q < {a.fdr_q} (block permutation test, {a.n_permutations} "
+                    f"permutations of {a.block_length}-TR blocks within runs, Benjamini–Hochberg) are coloured: "
+                    f"{int(np.isfinite(shown).sum())} of {r.size}.")
+        else:
+            shown, note = r, "no significance test was run (analysis.n_permutations = 0); all voxels are shown."
+        img = masking.unmask(shown, res.mask_img)
+        out.append(dict(title=f"r per voxel: {best}", png=_b64(figures.brain_map(img, f"r: {best}", vmax=float(np.nanmax(np.abs(r))))),
+                        how=f"How to read this: Pearson r of {best} in every voxel of the slice over all held-out "
+                            f"TRs; warm colours = well predicted; {note}"))
+        if ref in set(vox.space):
+            diff = vec(best) - vec(ref)
+            img = masking.unmask(diff, res.mask_img)
+            out.append(dict(title=f"{best} minus {ref}",
+                            png=_b64(figures.brain_map(img, f"r difference: best model − {ref}")),
+                            how=f"How to read this: where {best} predicts better (warm) or worse (cool) than "
+                                f"{ref}; category information should show up as warm voxels in visual cortex."))
+    return out
+
+
+def render_report(res: Results) -> str:
+    """The report as an HTML string (deterministic for equal results, apart from the creation time)."""
+    exp = res.experiment
+    metric = exp.analysis.metric
+    t = res.tables
+    fig = dict(
+        layers=_b64(figures.layer_curves(t["layers"], t["run_scores"], metric)) if len(t["layers"]) else "",
+        bars=_b64(figures.space_bars(t["run_scores"], t["comparisons"], t["spaces"], metric)),
+        gain=_b64(figures.prompt_gain(t["prompt_gain"])) if "prompt_gain" in t and len(t["prompt_gain"]) else "",
+    )
+    best, _ = _best_spaces(res, metric)
+    paired = [n for n in (exp.analysis.reference, "baseline/category_shuffled", "baseline/category", best)
+              if n is not None and n in set(t["run_scores"].space)]
+    fig["paired"] = _b64(figures.paired_runs(t["run_scores"], list(dict.fromkeys(paired)), metric))
+
+    comp = t["comparisons"].copy()
+    cols = ["space", "mean", "mean_diff", "sem_diff", "n_better", "n", "cohen_dz", "p_wilcoxon", "p_t"]
+    comp = comp[[c for c in cols if c in comp]]
+    rows = [[_fmt(v) for v in r] for r in comp.itertuples(index=False)]
+
+    prompts = []
+    models_meta = res.manifest.get("models", {})
+    for name, template in exp.prompts.items():
+        tokens = [m.get("n_tokens", {}).get(name) for m in models_meta.values()]
+        tokens = [n for lst in tokens if lst for n in lst]
+        example = template.format(stimulus=exp.stimuli.labels[sorted(exp.stimuli.labels)[0]])
+        prompts.append(dict(name=name, template=template, example=example,
+                            tokens=f"{min(tokens)}–{max(tokens)}" if tokens else "–"))
+
+    env = Environment(loader=PackageLoader("brainalign", "report/templates"),
+                      autoescape=select_autoescape(["html", "j2"]), keep_trailing_newline=True)
+    data = res.manifest.get("data", {})
+    return env.get_template("report.html.j2").render(
+        name=exp.name, version=res.manifest.get("brainalign_version", ""), created=res.manifest.get("created", ""),
+        seed=exp.seed, config_hash=res.manifest.get("config_hash", exp.config_hash()), subject=exp.brain.subject,
+        n_trs=data.get("n_trs"), n_voxels=data.get("n_voxels"), tr=exp.brain.tr,
+        headline=_headline(res, metric), fig=fig, maps=_maps(res, metric), metric_label=METRIC_LABELS[metric],
+        reference=exp.analysis.reference, unprompted=exp.analysis.unprompted,
+        comparison_cols=list(comp.columns), comparison_rows=rows,
+        csv_name=f"{exp.name}-scores.csv", csv_b64=_b64(res.to_frame().to_csv(index=False).encode()),
+        prompts=prompts, config_yaml=exp.to_yaml(), inputs=res.manifest.get("inputs", {}),
+        versions=res.manifest.get("versions", {}), timings=res.manifest.get("timings_s", {}),
+    )
+
+
+def write_report(res: Results, out_dir: str | Path) -> Path:
+    """Write ``report.html`` into ``out_dir`` (atomically) and return its path."""
+    path = Path(out_dir) / "report.html"
+    atomic_write_text(path, render_report(res))
+    return path

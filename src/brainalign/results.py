@@ -1,0 +1,169 @@
+"""Results of one experiment: tidy tables, the brain mask, and the manifest.
+
+On disk (``Results.save(dir)``)::
+
+    scores.csv / scores.parquet   tidy run-level scores (one row per space × held-out run × metric)
+    voxel_scores.parquet          r per space × voxel (mean over held-out runs)
+    <table>.csv                   spaces, comparisons, layers, prompt_gain
+    mask.nii.gz                   maps voxel indices back into the volume
+    config.yaml                   the experiment, as run
+    manifest.json                 config hash, input hashes, package versions, seed, timings
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import sys
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import yaml
+
+from brainalign import __version__
+from brainalign.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from brainalign.config import Experiment
+
+__all__ = ["Results", "file_sha256", "package_versions"]
+
+CSV_TABLES = ("spaces", "comparisons", "layers", "prompt_gain")
+PACKAGES = ("numpy", "scipy", "pandas", "scikit-learn", "himalaya", "nilearn", "nibabel", "torch",
+            "transformers", "pydantic", "matplotlib")
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": sys.version.split()[0], "brainalign": __version__}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+class Results:
+    """Everything an experiment produced.
+
+    Attributes
+    ----------
+    experiment : Experiment
+    tables : dict of DataFrame
+        ``run_scores`` (space, run, mean_r, median_r, n_voxels), ``voxel_scores``
+        (space, voxel, r), ``spaces``, ``comparisons``, ``layers`` and, when an
+        unprompted reference exists, ``prompt_gain``.
+    mask_img : Nifti1Image
+        Column order of the voxel tables.
+    manifest : dict
+    """
+
+    def __init__(self, experiment, tables, mask_img=None, manifest=None, arrays=None, recording=None,
+                 inputs=None, model_meta=None, timings=None, feature_cache=None):
+        self.experiment = experiment
+        self.tables = tables
+        self.arrays = arrays or {}
+        self.mask_img = mask_img if mask_img is not None else (recording.mask_img if recording else None)
+        if manifest is None:
+            manifest = self._make_manifest(recording, inputs or {}, model_meta or {}, timings or {},
+                                           feature_cache or {})
+        self.manifest = manifest
+
+    def _make_manifest(self, recording, inputs, model_meta, timings, feature_cache) -> dict:
+        exp = self.experiment
+        return dict(
+            brainalign_version=__version__,
+            created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            experiment=exp.name,
+            seed=exp.seed,
+            config_hash=exp.config_hash(),
+            config=exp.model_dump(mode="json"),
+            inputs={k: dict(path=str(p), sha256=file_sha256(p)) for k, p in inputs.items()},
+            data=dict(
+                n_trs=int(recording.data.shape[0]) if recording else None,
+                n_voxels=int(recording.n_voxels) if recording else None,
+                dropped_voxels=int(recording.dropped_voxels) if recording else None,
+                tr=float(recording.tr) if recording else None,
+                subject=recording.subject if recording else None,
+            ),
+            models=model_meta,
+            feature_cache=feature_cache,
+            versions=package_versions(),
+            platform=platform.platform(),
+            timings_s={k: round(v, 3) for k, v in timings.items()},
+        )
+
+    def to_frame(self) -> pd.DataFrame:
+        """Tidy long table: subject, space, kind, model, prompt, layer, depth, run, metric, value."""
+        rs = self.tables["run_scores"]
+        long = rs.melt(id_vars=["space", "run"], value_vars=["mean_r", "median_r"], var_name="metric",
+                       value_name="value")
+        long = long.merge(self.tables["spaces"][["space", "kind", "model", "prompt", "layer", "depth"]],
+                          on="space", how="left")
+        long.insert(0, "subject", self.experiment.brain.subject)
+        cols = ["subject", "space", "kind", "model", "prompt", "layer", "depth", "run", "metric", "value"]
+        return long[cols].sort_values(["space", "run", "metric"], ignore_index=True)
+
+    def save(self, out_dir: str | Path) -> Path:
+        """Write every table, the mask, the config and the manifest (each file atomically)."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        frame = self.to_frame()
+        atomic_write_text(out / "scores.csv", frame.to_csv(index=False))
+        atomic_write_bytes(out / "scores.parquet", _parquet_bytes(frame))
+        atomic_write_bytes(out / "voxel_scores.parquet", _parquet_bytes(self.tables["voxel_scores"]))
+        atomic_write_bytes(out / "run_scores.parquet", _parquet_bytes(self.tables["run_scores"]))
+        for name in CSV_TABLES:
+            if name in self.tables:
+                atomic_write_text(out / f"{name}.csv", self.tables[name].to_csv(index=False))
+        if self.mask_img is not None:
+            atomic_write_bytes(out / "mask.nii.gz", _nifti_bytes(self.mask_img))
+        atomic_write_text(out / "config.yaml", self.experiment.to_yaml())
+        atomic_write_json(out / "manifest.json", self.manifest)
+        return out
+
+    @classmethod
+    def load(cls, out_dir: str | Path) -> Results:
+        """Read what :meth:`save` wrote."""
+        out = Path(out_dir)
+        need = ["manifest.json", "config.yaml", "run_scores.parquet", "voxel_scores.parquet", "spaces.csv"]
+        missing = [n for n in need if not (out / n).is_file()]
+        if missing:
+            raise FileNotFoundError(f"{out} is not a brainalign results folder: missing {missing}.")
+        exp = Experiment.model_validate(yaml.safe_load((out / "config.yaml").read_text()))
+        tables = dict(
+            run_scores=pd.read_parquet(out / "run_scores.parquet"),
+            voxel_scores=pd.read_parquet(out / "voxel_scores.parquet"),
+        )
+        for name in CSV_TABLES:
+            if (out / name).with_suffix(".csv").is_file():
+                tables[name] = pd.read_csv(out / f"{name}.csv", keep_default_na=True)
+        mask = nib.load(out / "mask.nii.gz") if (out / "mask.nii.gz").is_file() else None
+        if mask is not None:
+            mask = nib.Nifti1Image(np.asarray(mask.dataobj), mask.affine)
+        return cls(exp, tables, mask_img=mask, manifest=json.loads((out / "manifest.json").read_text()))
+
+
+def _parquet_bytes(df: pd.DataFrame) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
+def _nifti_bytes(img: nib.Nifti1Image) -> bytes:
+    import gzip
+
+    raw = nib.Nifti1Image(np.asarray(img.dataobj), img.affine).to_bytes()
+    return gzip.compress(raw, mtime=0)

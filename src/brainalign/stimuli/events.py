@@ -1,0 +1,76 @@
+"""Stimulus timing tables.
+
+An events table has one row per stimulus presentation, with columns
+``run`` (label), ``onset`` (s from the start of the run), ``duration`` (s)
+and ``stimulus`` (name). It is the format BIDS ``events.tsv`` uses.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["read_tr_labels", "events_from_tr_labels"]
+
+
+def read_tr_labels(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read a '<label> <run>' per-TR table (PyMVPA's attributes.txt).
+
+    Returns
+    -------
+    labels, runs : ndarray of shape (n_trs,), int
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: stimulus events file not found; check stimuli.events.")
+    try:
+        table = np.loadtxt(path, dtype=np.int64, ndmin=2)
+    except ValueError as err:
+        raise ValueError(f"{path}: expected two integer columns '<label> <run>' per line ({err}).") from None
+    if table.shape[1] != 2 or table.shape[0] == 0:
+        raise ValueError(f"{path}: expected two integer columns '<label> <run>', got shape {table.shape}.")
+    return table[:, 0], table[:, 1]
+
+
+def events_from_tr_labels(
+    labels: np.ndarray, runs: np.ndarray, tr: float, names: dict[int, str], rest: list[int]
+) -> pd.DataFrame:
+    """Collapse per-TR labels into blocks: one event per contiguous stretch.
+
+    Parameters
+    ----------
+    labels, runs : ndarray of shape (n_trs,)
+    tr : float
+        Seconds per TR; onsets are relative to each run's first TR.
+    names : dict
+        Label code → stimulus name. Codes not in ``names`` or ``rest`` are an error.
+    rest : list of int
+        Codes that mean no stimulus (no event).
+
+    Returns
+    -------
+    DataFrame with columns run, onset, duration, stimulus, code.
+    """
+    labels = np.asarray(labels)
+    runs = np.asarray(runs)
+    unknown = sorted(set(np.unique(labels).tolist()) - set(names) - set(rest))
+    if unknown:
+        raise ValueError(
+            f"label codes {unknown} occur in the events but are neither in stimuli.labels nor stimuli.rest; "
+            "name them or declare them as rest."
+        )
+    rows = []
+    for run in pd.unique(runs):
+        idx = np.flatnonzero(runs == run)
+        lab = labels[idx]
+        start = 0
+        for t in range(1, len(lab) + 1):
+            if t == len(lab) or lab[t] != lab[start]:
+                code = int(lab[start])
+                if code not in rest:
+                    rows.append(
+                        dict(run=run, onset=start * tr, duration=(t - start) * tr, stimulus=names[code], code=code)
+                    )
+                start = t
+    return pd.DataFrame(rows, columns=["run", "onset", "duration", "stimulus", "code"])

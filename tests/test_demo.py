@@ -1,0 +1,85 @@
+"""The embedded demo end to end: real fMRI (Haxby 2001), real MiniLM, nested leave-one-run-out."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from brainalign.config import load_config
+from brainalign.cli import demo_config_path
+
+# sha256 of the shipped files, as given in the data's README.
+KNOWN_SHA256 = {
+    "bold": "cbbd4d07803caaa9f77381af24e790cf77058664a128bd514a4c1668eefb92d7",
+    "mask": "8d879d35aaeee3afddfb69a7e1b8dd2b3be446671452d7e841dc6588845f2877",
+    "events": "a252fa822cd1cec9e1192b139d7b5e35a5615dbe75598f73d4cf1b803aae62b0",
+}
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def run_scores(demo_dir) -> pd.DataFrame:
+    return pd.read_parquet(demo_dir / "run_scores.parquet")
+
+
+def _wins(run_scores: pd.DataFrame, a: str, b: str, metric: str = "mean_r_responsive") -> int:
+    wide = run_scores.pivot(index="run", columns="space", values=metric)
+    assert len(wide) == 12, "nested leave-one-run-out must hold out each of the 12 runs once"
+    return int((wide[a] > wide[b]).sum())
+
+
+def test_outputs_exist(demo_dir):
+    for name in ("report.html", "scores.csv", "scores.parquet", "manifest.json", "voxel_scores.parquet",
+                 "config.yaml", "mask.nii.gz"):
+        assert (demo_dir / name).is_file(), name
+    scores = pd.read_csv(demo_dir / "scores.csv")
+    assert {"subject", "space", "model", "prompt", "layer", "run", "metric", "value"} <= set(scores.columns)
+    assert np.isfinite(scores["value"]).all()
+
+
+def test_manifest_records_config_inputs_versions(demo_dir):
+    m = json.loads((demo_dir / "manifest.json").read_text())
+    assert m["config_hash"] == load_config(demo_config_path()).config_hash()
+    assert {k: v["sha256"] for k, v in m["inputs"].items()} == KNOWN_SHA256
+    assert m["seed"] == 0 and m["versions"]["torch"].startswith("2.13.0")
+    assert m["data"] == dict(n_trs=1452, n_voxels=530, dropped_voxels=0, tr=2.5, subject="haxby-subj1")
+    assert set(m["models"]["MiniLM-L6"]["layers"]) == set(range(7))
+    assert m["timings_s"]["total"] > 0
+
+
+def test_category_beats_onoff_in_held_out_runs(run_scores):
+    # The data's README: on/off alone reaches r ~ 0.18, so r > 0 proves nothing; category must beat on/off.
+    assert _wins(run_scores, "baseline/category", "baseline/onoff") >= 10
+
+
+def test_best_minilm_layer_beats_onoff_and_shuffled_control(run_scores):
+    models = run_scores[run_scores.space.str.startswith("MiniLM-L6/")]
+    best = models.groupby("space")["mean_r_responsive"].mean().idxmax()
+    assert _wins(run_scores, best, "baseline/onoff") >= 10
+    assert _wins(run_scores, "baseline/category", "baseline/category_shuffled") >= 10
+
+
+def test_every_layer_and_prompt_was_fitted(run_scores):
+    spaces = set(run_scores.space)
+    for prompt in ("unprompted", "perceptual", "action"):
+        for layer in range(7):
+            assert f"MiniLM-L6/{prompt}/L{layer}" in spaces
+
+
+def test_significant_voxels_are_a_subset_with_small_q(demo_dir):
+    vox = pd.read_parquet(demo_dir / "voxel_scores.parquet")
+    sig = vox[vox.significant]
+    assert len(sig) > 0 and (sig.q <= 0.05).all()
+    onoff = vox[vox.space == "baseline/onoff"]
+    assert onoff.r.max() > 0.5  # visual cortex follows the blocks
+
+
+def test_report_numbers_come_from_this_run(demo_dir, run_scores):
+    html = (demo_dir / "report.html").read_text()
+    means = run_scores.groupby("space")["mean_r_responsive"].mean()
+    best = means[means.index.str.startswith("MiniLM")].idxmax()
+    assert f"{best}, scores {means[best]:.3f}" in html
+    assert f"({means['baseline/onoff']:.3f})" in html
