@@ -43,3 +43,21 @@ def test_dask_by_scheduler_address(client):
     loc = RidgeCV(**kw).fit(X, Y)
     dsk = RidgeCV(executor="dask", client=client.scheduler.address, **kw).fit(X, Y)
     np.testing.assert_array_equal(dsk.coef_, loc.coef_)
+
+
+def test_fit_many_whole_fits_on_dask_equal_local(client):
+    from brainalign.encoding import fit_many
+
+    X, Y = _data()
+    rng = np.random.default_rng(4)
+    spaces = {"a": X, "b": X[:, :10], "c": rng.standard_normal((150, 25)).astype(np.float32)}
+    template = RidgeCV(alphas=np.logspace(-1, 4, 6), cv=3)
+    runs = np.repeat(np.arange(5), 30)
+    loc = fit_many(template, spaces, Y, runs=runs)
+    dsk = fit_many(template, spaces, Y, runs=runs, executor="dask", client=client)
+    assert list(dsk) == ["a", "b", "c"]
+    for k in spaces:
+        np.testing.assert_array_equal(dsk[k].coef_, loc[k].coef_)
+        np.testing.assert_array_equal(dsk[k].best_alphas_, loc[k].best_alphas_)
+        assert dsk[k].coef_.shape == (spaces[k].shape[1], 300)
+    assert not hasattr(template, "coef_")  # the template is never fitted

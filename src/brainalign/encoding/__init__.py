@@ -2,6 +2,7 @@
 from brainalign.encoding.banded import BandedRidgeCV
 from brainalign.encoding.delays import make_delayed, zscore_with_train, zscore_within_runs
 from brainalign.encoding.estimators import ConstantVoxelWarning, RidgeCV
+from brainalign.encoding.many import fit_many
 from brainalign.encoding.memory import MemoryPreflightError
 from brainalign.encoding.splits import (
     blocked_folds,
@@ -14,6 +15,7 @@ from brainalign.encoding.splits import (
 __all__ = [
     "RidgeCV",
     "BandedRidgeCV",
+    "fit_many",
     "ConstantVoxelWarning",
     "MemoryPreflightError",
     "make_delayed",
