@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from brainalign.config import ConfigError, Experiment, load_config
+from brainalign.locking import OutputLocked
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Align AI model representations with fMRI.")
 console = Console(stderr=True)
@@ -36,7 +37,7 @@ def _user_errors(debug: bool):
     """Turn expected user errors into a message and exit code 2."""
     try:
         yield
-    except (ConfigError, FileNotFoundError, ValueError) as err:
+    except (ConfigError, FileNotFoundError, ValueError, OutputLocked) as err:
         if debug:
             raise
         console.print(f"[bold red]error:[/] {err}", markup=True, highlight=False)
@@ -55,7 +56,7 @@ def _progress():
         yield factory
 
 
-def _execute(exp: Experiment, base_dir: Path | None, out: Path, cache: Path | None) -> Path:
+def _execute(exp: Experiment, base_dir: Path | None, out: Path, cache: Path | None, checkpoint=None) -> Path:
     from brainalign import pipeline
     from brainalign.features.store import FeatureStore
     from brainalign.report.html import write_report
@@ -63,7 +64,8 @@ def _execute(exp: Experiment, base_dir: Path | None, out: Path, cache: Path | No
     t0 = time.perf_counter()
     with _progress() as factory:
         res = pipeline.run(exp, base_dir=base_dir, store=FeatureStore(cache), progress=factory,
-                           log=lambda s: console.print(f"[dim]{s}[/]", highlight=False))
+                           log=lambda s: console.print(f"[dim]{s}[/]", highlight=False, soft_wrap=True),
+                           checkpoint=checkpoint)
     res.save(out)
     t1 = time.perf_counter()
     report = write_report(res, out)
@@ -73,36 +75,61 @@ def _execute(exp: Experiment, base_dir: Path | None, out: Path, cache: Path | No
     return report
 
 
-def _check_config(config: Path) -> tuple[Experiment, dict]:
+def _check_config(config: Path, data_root: Path | None = None) -> tuple[Experiment, dict]:
+    import warnings
+
     from brainalign.validate import preflight
 
     exp = load_config(config)
-    return exp, preflight(exp, config.parent.resolve(), str(config))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # shown below, loudly, instead
+        info = preflight(exp, config.parent.resolve(), str(config), data_root=data_root)
+    for note in info.get("notes", []):
+        console.print(f"[bold yellow]WARNING:[/] {note}", highlight=False, soft_wrap=True)
+    return exp, info
+
+
+DATA_ROOT_HELP = "Folder every data path of the config must stay inside (no '..' or symlink escapes)."
 
 
 @app.command()
 def validate(config: Path = typer.Argument(..., help="Experiment YAML."),
+             data_root: Optional[Path] = typer.Option(None, "--data-root", help=DATA_ROOT_HELP),
              debug: bool = typer.Option(False, help="Show tracebacks.")) -> None:
     """Check a config and its data files in seconds (no model loading, no fitting)."""
     with _user_errors(debug):
-        exp, info = _check_config(config)
+        exp, info = _check_config(config, data_root)
     console.print(f"[green]ok[/] {config}: '{exp.name}', {len(exp.models)} model(s) × {len(exp.prompts)} prompt(s); "
                   f"{info['n_trs']} TRs in {info['n_runs']} runs, {info['n_voxels']} voxels.", highlight=False)
 
 
 @app.command()
 def run(config: Path = typer.Argument(..., help="Experiment YAML."),
-        out: Path = typer.Option(..., "--out", help="Results folder (must not exist unless --force)."),
-        force: bool = typer.Option(False, help="Replace an existing results folder."),
+        out: Path = typer.Option(..., "--out", help="Results folder (must not exist unless --force or --resume)."),
+        force: bool = typer.Option(False, help="Replace an existing results folder and discard interrupted work."),
+        resume: bool = typer.Option(False, help="Continue an interrupted run of the same config (checked by "
+                                    "its hash): finished features and (space, fold) fits are not recomputed."),
         cache: Optional[Path] = typer.Option(None, help="Feature cache folder (default: ~/.cache/brainalign)."),
+        data_root: Optional[Path] = typer.Option(None, "--data-root", help=DATA_ROOT_HELP),
         debug: bool = typer.Option(False, help="Show tracebacks.")) -> None:
     """Run an experiment: features, encoding, statistics, report."""
+    from brainalign.locking import RunLock
+    from brainalign.resume import EncodingCheckpoint, prepare_work_dir
+
     with _user_errors(debug):
-        exp, _ = _check_config(config)
-        if out.exists() and any(out.iterdir()) and not force:
-            raise ConfigError(f"results folder {out} already exists and is not empty; choose another --out or pass "
-                              "--force to replace it.")
-        report = _replace_dir(out, lambda tmp: _execute(exp, config.parent.resolve(), tmp, cache))
+        if force and resume:
+            raise ConfigError("--force and --resume contradict each other; --resume continues the earlier run, "
+                              "--force discards it. Pass one.")
+        exp, _ = _check_config(config, data_root)
+        with RunLock(out):
+            if out.exists() and any(out.iterdir()) and not (force or resume):
+                raise ConfigError(f"results folder {out} already exists and is not empty; choose another --out, pass "
+                                  "--force to replace it, or --resume to continue it.")
+            wd = prepare_work_dir(out, exp.config_hash(), resume=resume, force=force)
+            checkpoint = EncodingCheckpoint(wd / "checkpoints")
+            _remove_orphans(out, keep=(wd,))
+            report = _replace_dir(out, lambda tmp: _execute(exp, config.parent.resolve(), tmp, cache, checkpoint))
+            shutil.rmtree(wd, ignore_errors=True)  # the results are complete: the work is no longer needed
     console.print(f"[bold green]report:[/] {report}", highlight=False)
 
 
@@ -114,7 +141,10 @@ def demo(out: Path = typer.Option(Path("results/demo"), "--out", help="Where to 
     with _user_errors(debug):
         config = demo_config_path()
         exp, _ = _check_config(config)
-        report = _replace_dir(out, lambda tmp: _execute(exp, config.parent, tmp, cache))
+        from brainalign.locking import RunLock
+
+        with RunLock(out):
+            report = _replace_dir(out, lambda tmp: _execute(exp, config.parent, tmp, cache))
     console.print(f"[bold green]report:[/] {report}", highlight=False)
     print(report)
 
@@ -129,6 +159,14 @@ def report(results: Path = typer.Argument(..., help="A results folder written by
     with _user_errors(debug):
         path = write_report(Results.load(results), results)
     console.print(f"[bold green]report:[/] {path}", highlight=False)
+
+
+def _remove_orphans(out: Path, keep: tuple[Path, ...]) -> None:
+    """Delete temporary result folders of killed runs (``.<name>.XXXX`` beside ``out``); call under the lock."""
+    keep_names = {p.name for p in keep} | {f".{out.name}.old", f".{out.name}.lock"}
+    for p in Path(out).absolute().parent.glob(f".{out.name}.*"):
+        if p.is_dir() and p.name not in keep_names:
+            shutil.rmtree(p, ignore_errors=True)
 
 
 def _replace_dir(out: Path, produce) -> Path:

@@ -205,7 +205,8 @@ def _fit_predict(exp: Experiment, X: np.ndarray, Y: np.ndarray, runs: np.ndarray
 
 
 def cross_validate(
-    exp: Experiment, data: StudyData, spaces: list[FeatureSpace], progress: Progress = _no_progress
+    exp: Experiment, data: StudyData, spaces: list[FeatureSpace], progress: Progress = _no_progress,
+    checkpoint=None,
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Nested run-wise CV: outer held-out runs, inner leave-one-run-out alpha choice.
 
@@ -222,6 +223,10 @@ def cross_validate(
     predictions : dict space → ndarray (n_trs, n_voxels)
         Held-out predictions (TRs never held out are NaN).
     best_alphas : dict space → ndarray (n_folds, n_voxels)
+
+    With ``checkpoint`` (a :class:`brainalign.resume.EncodingCheckpoint`),
+    every finished (space, fold) fit is stored, and read back instead of
+    refitted when the run is resumed.
     """
     Y = data.recording.data
     runs = data.recording.runs
@@ -235,14 +240,19 @@ def cross_validate(
     chosen: dict[str, list] = {sp.name: [] for sp in order}
     rows = []
     tick = progress("encoding", len(spaces) * len(folds))
-    for train, test in folds:
+    for fold, (train, test) in enumerate(folds):
         selection = None
         for sp in order:
-            P, model = _fit_predict(exp, sp.X, Y, runs, train, test)
+            def fit(sp=sp, train=train, test=test):
+                P, model = _fit_predict(exp, sp.X, Y, runs, train, test)
+                return dict(P=P, best_alphas=np.asarray(model.best_alphas_), cv_scores=np.asarray(model.cv_scores_))
+
+            res = checkpoint.fit_or_load(sp.name, fold, fit) if checkpoint is not None else fit()
+            P = res["P"]
             if selection is None:
-                selection = responsive_voxels(model.cv_scores_, exp.analysis.responsive_fraction)
+                selection = responsive_voxels(res["cv_scores"], exp.analysis.responsive_fraction)
             preds[sp.name][test] = P
-            chosen[sp.name].append(np.asarray(model.best_alphas_))
+            chosen[sp.name].append(res["best_alphas"])
             for run in np.unique(runs[test]):
                 sel = test[runs[test] == run]
                 r = pearson_r(Y[sel], preds[sp.name][sel])
@@ -287,8 +297,12 @@ def run(
     store: FeatureStore | None = None,
     progress: Progress = _no_progress,
     log: Callable[[str], None] = lambda s: None,
+    checkpoint=None,
 ) -> Results:
-    """Run every stage and return the results (nothing is written; see ``Results.save``)."""
+    """Run every stage and return the results (nothing is written; see ``Results.save``).
+
+    ``checkpoint`` (optional :class:`brainalign.resume.EncodingCheckpoint`) makes the encoding resumable.
+    """
     timings = {}
     t0 = time.perf_counter()
     data = load_data(exp, base_dir)
@@ -302,7 +316,9 @@ def run(
     log(f"features: {store.hits} cached, {store.misses} computed")
     spaces = build_feature_spaces(exp, data, feats, model_meta)
     t0 = time.perf_counter()
-    run_scores, preds, best_alphas = cross_validate(exp, data, spaces, progress)
+    run_scores, preds, best_alphas = cross_validate(exp, data, spaces, progress, checkpoint=checkpoint)
+    if checkpoint is not None:
+        log(checkpoint.summary())
     timings["encoding"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     vox = voxel_scores(exp, data, preds)

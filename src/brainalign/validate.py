@@ -6,13 +6,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import json
+import os
+import warnings
+
 import nibabel as nib
 import numpy as np
 
-from brainalign.config import ConfigError, Experiment, resolve_path
+from brainalign.config import BUILTIN_PREFIX, ConfigError, Experiment, resolve_path
 from brainalign.stimuli.events import read_tr_labels
 
-__all__ = ["preflight"]
+__all__ = ["preflight", "check_data_root", "check_models", "estimate_memory"]
 
 
 def _existing(exp_file: str | None, field: str, value: str, base_dir: Path | None) -> Path:
@@ -22,7 +26,102 @@ def _existing(exp_file: str | None, field: str, value: str, base_dir: Path | Non
     return p
 
 
-def preflight(exp: Experiment, base_dir: Path | None = None, config_file: str | None = None) -> dict:
+def check_data_root(exp: Experiment, base_dir: Path | None, data_root: Path, config_file: str | None = None) -> None:
+    """Refuse config paths that leave ``data_root`` through ``..`` or a symbolic link.
+
+    Package data (``builtin:``) and hub model ids are exempt; local model folders are checked.
+
+    Raises
+    ------
+    ConfigError
+        Naming the field, the resolved path and the root.
+    """
+    root = Path(data_root).expanduser()
+    if not root.is_dir():
+        raise ConfigError(f"--data-root {root} is not a folder; give the folder that holds the study's data.",
+                          file=config_file, field="--data-root")
+    real_root = Path(os.path.realpath(root.absolute()))
+    fields = [("brain.bold", exp.brain.bold), ("brain.mask", exp.brain.mask), ("stimuli.events", exp.stimuli.events)]
+    for i, m in enumerate(exp.models):
+        local = resolve_path(m.source, base_dir)
+        if not m.source.startswith(BUILTIN_PREFIX) and (local.exists() or m.source.startswith((".", "/", "~"))):
+            fields.append((f"models.{i}.source", m.source))
+    for field, value in fields:
+        if value.startswith(BUILTIN_PREFIX):
+            continue
+        p = resolve_path(value, base_dir).absolute()
+        lexical = Path(os.path.normpath(p))
+        real = Path(os.path.realpath(p))
+        if not lexical.is_relative_to(real_root) and not lexical.is_relative_to(root.absolute()):
+            raise ConfigError(f"{value!r} resolves to {lexical}, outside the data root {real_root} (via '..' or an "
+                              "absolute path); move the file under the data root or fix the path.",
+                              file=config_file, field=field)
+        if not real.is_relative_to(real_root):
+            raise ConfigError(f"{value!r} points through a symbolic link to {real}, outside the data root "
+                              f"{real_root}; copy the file under the data root or fix the link.",
+                              file=config_file, field=field)
+
+
+def check_models(exp: Experiment, base_dir: Path | None = None, config_file: str | None = None) -> list[str]:
+    """Checks of the models that need no weights: layers within depth and PCA size within the hidden size when
+    the model's config.json is local; returns warnings to show (e.g. ``trust_remote_code``)."""
+    from brainalign.features.base import resolve_layers
+
+    notes = []
+    for i, m in enumerate(exp.models):
+        if m.trust_remote_code:
+            msg = (f"models.{i} ('{m.name}') sets trust_remote_code: true; Python code shipped with {m.source} will "
+                   "run with your permissions. Remove it unless you have read that code.")
+            warnings.warn(msg, UserWarning, stacklevel=2)
+            notes.append(msg)
+        if m.source.startswith(BUILTIN_PREFIX):
+            try:
+                from brainalign.features.hf_text import builtin_model_path
+
+                folder = Path(builtin_model_path(m.source[len(BUILTIN_PREFIX):])[0])
+            except Exception as err:  # unknown builtin name, package missing
+                raise ConfigError(f"{m.source!r} is not available: {err}", file=config_file,
+                                  field=f"models.{i}.source") from None
+        else:
+            folder = resolve_path(m.source, base_dir)
+        cfg_file = folder / "config.json"
+        if not cfg_file.is_file():
+            continue
+        try:
+            cfg = json.loads(cfg_file.read_text())
+        except ValueError:
+            continue
+        n_layers, dim = cfg.get("num_hidden_layers"), cfg.get("hidden_size")
+        if isinstance(n_layers, int):
+            try:
+                resolve_layers(m.layers, n_layers)
+            except ValueError as err:
+                raise ConfigError(f"{err} ({m.source} has {n_layers} blocks: valid layers are 0..{n_layers}, "
+                                  f"or -{n_layers + 1}..-1, or depths in [0, 1]).", file=config_file,
+                                  field=f"models.{i}.layers") from None
+        k = exp.timing.pca_components
+        if isinstance(dim, int) and k is not None and k > dim:
+            raise ConfigError(f"pca_components={k} exceeds the {dim} features of model '{m.name}'; use at most "
+                              f"{dim} (or null to keep all).", file=config_file, field="timing.pca_components")
+    return notes
+
+
+def estimate_memory(exp: Experiment, n_trs: int, n_voxels: int) -> int:
+    """Bytes the pipeline holds at its peak (rough upper bound): the cleaned data (float64), one float32
+    held-out prediction per feature space, and the ridge work arrays of one fit."""
+    n_layers = 0
+    for m in exp.models:
+        n_layers += (len(m.layers) if isinstance(m.layers, list) else 49)  # 'all': assume a deep model
+    n_spaces = n_layers * len(exp.prompts) + len(exp.analysis.baselines)
+    k = (exp.timing.pca_components or 1024) * len(exp.timing.delays)
+    data = 8 * n_trs * n_voxels
+    preds = 4 * n_trs * n_voxels * n_spaces
+    fit = 8 * (n_trs * k + k * k + 3 * n_trs * n_voxels + 2 * len(exp.encoding.alphas) * n_voxels)
+    return int(data * 2 + preds + fit)
+
+
+def preflight(exp: Experiment, base_dir: Path | None = None, config_file: str | None = None,
+              data_root: Path | None = None, memory_limit: int | None = None) -> dict:
     """Check that the data named by ``exp`` exist and agree with each other.
 
     Returns
@@ -35,6 +134,8 @@ def preflight(exp: Experiment, base_dir: Path | None = None, config_file: str | 
     ConfigError
         Naming the config file, the dotted field and the fix.
     """
+    if data_root is not None:
+        check_data_root(exp, base_dir, data_root, config_file)
     bold = _existing(config_file, "brain.bold", exp.brain.bold, base_dir)
     mask = _existing(config_file, "brain.mask", exp.brain.mask, base_dir)
     events = _existing(config_file, "stimuli.events", exp.stimuli.events, base_dir)
@@ -82,6 +183,19 @@ def preflight(exp: Experiment, base_dir: Path | None = None, config_file: str | 
     n_vox = int((np.asarray(mimg.dataobj) != 0).sum())
     if n_vox == 0:
         raise ConfigError(f"mask {mask} selects no voxel.", file=config_file, field="brain.mask")
+    notes = check_models(exp, base_dir, config_file)
+    need = estimate_memory(exp, int(img.shape[3]), n_vox)
+    if memory_limit is None:
+        try:
+            import psutil
+
+            memory_limit = int(psutil.virtual_memory().available)
+        except Exception:  # pragma: no cover - psutil is a declared dependency
+            memory_limit = None
+    if memory_limit is not None and need > memory_limit:
+        raise ConfigError(f"the run needs about {need / 2**30:.1f} GiB but {memory_limit / 2**30:.1f} GiB are "
+                          "available; analyse fewer layers or prompts, set timing.pca_components, or use a larger "
+                          "machine.", file=config_file, field="models")
     k = exp.timing.pca_components
-    return dict(n_trs=int(img.shape[3]), n_runs=n_runs, n_voxels=n_vox, volume=tuple(img.shape[:3]),
+    return dict(notes=notes, memory_bytes=need, n_trs=int(img.shape[3]), n_runs=n_runs, n_voxels=n_vox, volume=tuple(img.shape[:3]),
                 max_features=(k or 0) * len(exp.timing.delays))

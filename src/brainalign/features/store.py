@@ -18,6 +18,7 @@ import numpy as np
 
 from brainalign import __version__
 from brainalign.atomic import atomic_save_npy, atomic_write_json
+from brainalign.resume import stall_point
 
 __all__ = ["FeatureStore", "default_cache_dir"]
 
@@ -76,6 +77,7 @@ class FeatureStore:
         npy, side = self._paths(key)
         data = atomic_save_npy(npy, array)
         atomic_write_json(side, dict(meta, sha256=hashlib.sha256(data).hexdigest(), shape=list(array.shape)))
+        stall_point("feature-put")
 
     def get_or_compute(
         self, keys: Sequence[str], compute: Callable[[list[int]], np.ndarray], metas: Sequence[dict]

@@ -1,0 +1,181 @@
+"""Resumable encoding: one checkpoint per (feature space, outer fold).
+
+A run keeps its work in ``<parent>/.<OUT name>.work/`` until the results are
+complete. ``config_hash`` there records which experiment the work belongs to;
+``checkpoints/`` holds one ``.npz`` per finished (space, fold) fit with a JSON
+sidecar carrying its sha256. Entries are written atomically, so ``kill -9``
+loses at most the fit in flight; a corrupt entry is warned about and refitted.
+Arrays are stored exactly (no pickle), so a resumed run gives byte-identical
+tables.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from brainalign.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+
+__all__ = ["EncodingCheckpoint", "work_dir", "prepare_work_dir", "ResumeError", "stall_point"]
+
+
+class ResumeError(ValueError):
+    """The working folder cannot be continued (different config, nothing to resume...)."""
+
+
+def work_dir(out: str | Path) -> Path:
+    """The working folder of a run writing ``out`` (a hidden sibling that survives crashes)."""
+    out = Path(out).absolute()
+    return out.parent / f".{out.name}.work"
+
+
+def prepare_work_dir(out: str | Path, config_hash: str, *, resume: bool, force: bool) -> Path:
+    """Create or reopen the working folder of ``out``.
+
+    Parameters
+    ----------
+    out : path
+        The results folder.
+    config_hash : str
+        ``Experiment.config_hash()`` of the run.
+    resume : bool
+        Continue an interrupted run (its config hash must equal ``config_hash``).
+    force : bool
+        Discard any earlier work and start over.
+
+    Raises
+    ------
+    ResumeError
+        When resuming work of a different config, or when earlier work exists
+        and neither ``resume`` nor ``force`` was given.
+    """
+    import shutil
+
+    out = Path(out)
+    wd = work_dir(out)
+    stamp = wd / "config_hash"
+    if force and not resume and wd.exists():
+        shutil.rmtree(wd)
+    if wd.exists():
+        old = stamp.read_text().strip() if stamp.is_file() else None
+        if not resume:
+            raise ResumeError(
+                f"an interrupted run left its work in {wd}; pass --resume to continue it (same config), or "
+                "--force to discard it and start over."
+            )
+        if old != config_hash:
+            raise ResumeError(
+                f"cannot resume: the work in {wd} belongs to a different config (hash {str(old)[:12]}..., this "
+                f"config {config_hash[:12]}...); undo the config change, or pass --force instead of --resume to "
+                "start over."
+            )
+    elif resume:
+        done = out / "manifest.json"
+        if done.is_file():
+            try:
+                old = json.loads(done.read_text()).get("config_hash")
+            except ValueError:
+                old = None
+            if old != config_hash:
+                raise ResumeError(
+                    f"cannot resume: {out} holds results of a different config (hash {str(old)[:12]}..., this config "
+                    f"{config_hash[:12]}...); choose another --out, or pass --force to replace them."
+                )
+    wd.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(stamp, config_hash + "\n")
+    return wd
+
+
+def stall_point(name: str) -> None:
+    """Fault injection for crash tests: when ``$BRAINALIGN_STALL_AT`` is ``name:n``, the n-th call writes
+    ``$BRAINALIGN_STALL_MARKER`` and blocks, so that a test can ``kill -9`` the process at a known place."""
+    spec = os.environ.get("BRAINALIGN_STALL_AT")
+    if not spec or not spec.startswith(name + ":"):
+        return
+    counts = stall_point.__dict__.setdefault("counts", {})
+    counts[name] = counts.get(name, 0) + 1
+    if counts[name] == int(spec.rsplit(":", 1)[1]):
+        marker = os.environ.get("BRAINALIGN_STALL_MARKER")
+        if marker:
+            Path(marker).write_text(str(os.getpid()))
+        print(f"stalled at {spec}", file=sys.stderr, flush=True)
+        while True:
+            time.sleep(1)
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+
+
+class EncodingCheckpoint:
+    """Finished (space, fold) fits of one run.
+
+    Parameters
+    ----------
+    root : path
+        Folder of the entries (created on first write).
+
+    Attributes
+    ----------
+    loaded, fitted : list of (space, fold)
+        What was read back and what was computed during this run.
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.loaded: list[tuple[str, int]] = []
+        self.fitted: list[tuple[str, int]] = []
+
+    def _paths(self, space: str, fold: int) -> tuple[Path, Path]:
+        digest = hashlib.sha256(space.encode()).hexdigest()[:10]
+        stem = f"fold{fold:03d}-{_safe(space)}-{digest}"
+        return self.root / f"{stem}.npz", self.root / f"{stem}.json"
+
+    def get(self, space: str, fold: int) -> dict[str, np.ndarray] | None:
+        """The stored arrays, or None when absent or corrupt (corrupt entries are warned about)."""
+        npz, side = self._paths(space, fold)
+        if not (npz.is_file() and side.is_file()):
+            return None
+        try:
+            info = json.loads(side.read_text())
+            blob = npz.read_bytes()
+            if hashlib.sha256(blob).hexdigest() != info["sha256"] or info.get("space") != space:
+                raise ValueError("checksum mismatch")
+            with np.load(io.BytesIO(blob), allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except (ValueError, KeyError, OSError) as err:
+            warnings.warn(f"encoding checkpoint {npz} is corrupt ({err}); refitting it.", stacklevel=2)
+            return None
+
+    def put(self, space: str, fold: int, arrays: dict[str, np.ndarray]) -> None:
+        npz, side = self._paths(space, fold)
+        buf = io.BytesIO()
+        np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+        blob = buf.getvalue()
+        atomic_write_bytes(npz, blob)
+        atomic_write_json(side, dict(space=space, fold=fold, sha256=hashlib.sha256(blob).hexdigest()))
+
+    def fit_or_load(self, space: str, fold: int, fit: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        """The arrays of (space, fold): read back when finished earlier, else ``fit()`` and stored."""
+        got = self.get(space, fold)
+        if got is not None:
+            self.loaded.append((space, fold))
+            return got
+        arrays = fit()
+        self.put(space, fold, arrays)
+        self.fitted.append((space, fold))
+        stall_point("encoding-fit")
+        return arrays
+
+    def summary(self) -> str:
+        return (f"encoding checkpoints: {len(self.loaded)} (space, fold) fits loaded from {self.root}, "
+                f"{len(self.fitted)} fitted")
