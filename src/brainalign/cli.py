@@ -17,6 +17,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from brainalign.config import ConfigError, Experiment, load_config
@@ -40,7 +41,7 @@ def _user_errors(debug: bool):
     except (ConfigError, FileNotFoundError, ValueError, OutputLocked) as err:
         if debug:
             raise
-        console.print(f"[bold red]error:[/] {err}", markup=True, highlight=False)
+        console.print(f"[bold red]error:[/] {escape(str(err))}", markup=True, highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_USER_ERROR) from None
 
 
@@ -64,7 +65,7 @@ def _execute(exp: Experiment, base_dir: Path | None, out: Path, cache: Path | No
     t0 = time.perf_counter()
     with _progress() as factory:
         res = pipeline.run(exp, base_dir=base_dir, store=FeatureStore(cache), progress=factory,
-                           log=lambda s: console.print(f"[dim]{s}[/]", highlight=False, soft_wrap=True),
+                           log=lambda s: console.print(f"[dim]{escape(s)}[/]", highlight=False, soft_wrap=True),
                            checkpoint=checkpoint)
     res.save(out)
     t1 = time.perf_counter()
@@ -85,7 +86,7 @@ def _check_config(config: Path, data_root: Path | None = None) -> tuple[Experime
         warnings.simplefilter("ignore", UserWarning)  # shown below, loudly, instead
         info = preflight(exp, config.parent.resolve(), str(config), data_root=data_root)
     for note in info.get("notes", []):
-        console.print(f"[bold yellow]WARNING:[/] {note}", highlight=False, soft_wrap=True)
+        console.print(f"[bold yellow]WARNING:[/] {escape(note)}", highlight=False, soft_wrap=True)
     return exp, info
 
 
