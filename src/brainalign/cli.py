@@ -101,7 +101,8 @@ def validate(config: Path = typer.Argument(..., help="Experiment YAML."),
     with _user_errors(debug):
         exp, info = _check_config(config, data_root)
     console.print(f"[green]ok[/] {config}: '{exp.name}', {len(exp.models)} model(s) × {len(exp.prompts)} prompt(s); "
-                  f"{info['n_trs']} TRs in {info['n_runs']} runs, {info['n_voxels']} voxels.", highlight=False)
+                  f"{info['n_trs']} TRs in {info['n_runs']} runs, {info['n_voxels']} voxels; about "
+                  f"{info['memory_bytes'] / 2**20:.0f} MiB at peak.", highlight=False)
 
 
 @app.command()
@@ -123,6 +124,7 @@ def run(config: Path = typer.Argument(..., help="Experiment YAML."),
                               "--force discards it. Pass one.")
         exp, _ = _check_config(config, data_root)
         with RunLock(out):
+            _recover_swap(out)
             if out.exists() and any(out.iterdir()) and not (force or resume):
                 raise ConfigError(f"results folder {out} already exists and is not empty; choose another --out, pass "
                                   "--force to replace it, or --resume to continue it.")
@@ -145,6 +147,7 @@ def demo(out: Path = typer.Option(Path("results/demo"), "--out", help="Where to 
         from brainalign.locking import RunLock
 
         with RunLock(out):
+            _recover_swap(out)
             report = _replace_dir(out, lambda tmp: _execute(exp, config.parent, tmp, cache))
     console.print(f"[bold green]report:[/] {report}", highlight=False)
     print(report)
@@ -160,6 +163,20 @@ def report(results: Path = typer.Argument(..., help="A results folder written by
     with _user_errors(debug):
         path = write_report(Results.load(results), results)
     console.print(f"[bold green]report:[/] {path}", highlight=False)
+
+
+def _recover_swap(out: Path) -> None:
+    """Finish what a run killed in the middle of :func:`_replace_dir`'s swap left: the previous results parked
+    as ``.<name>.old`` come back when ``out`` is missing (nothing is lost); call under the lock."""
+    out = Path(out).absolute()
+    old = out.with_name(f".{out.name}.old")
+    if old.is_dir():
+        if out.exists():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.rename(out)
+            console.print(f"[bold yellow]WARNING:[/] restored {escape(str(out))} from {escape(old.name)}, left by an "
+                          "interrupted run.", highlight=False, soft_wrap=True)
 
 
 def _remove_orphans(out: Path, keep: tuple[Path, ...]) -> None:

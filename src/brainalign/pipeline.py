@@ -247,7 +247,8 @@ def cross_validate(
                 P, model = _fit_predict(exp, sp.X, Y, runs, train, test)
                 return dict(P=P, best_alphas=np.asarray(model.best_alphas_), cv_scores=np.asarray(model.cv_scores_))
 
-            res = checkpoint.fit_or_load(sp.name, fold, fit) if checkpoint is not None else fit()
+            res = (checkpoint.fit_or_load(sp.name, fold, fit, inputs=(sp.X, Y, train, test))
+                   if checkpoint is not None else fit())
             P = res["P"]
             if selection is None:
                 selection = responsive_voxels(res["cv_scores"], exp.analysis.responsive_fraction)

@@ -112,6 +112,16 @@ def stall_point(name: str) -> None:
             time.sleep(1)
 
 
+def inputs_digest(*arrays) -> str:
+    """sha256 over the dtype, shape and bytes of every array."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
 
@@ -164,14 +174,25 @@ class EncodingCheckpoint:
         atomic_write_bytes(npz, blob)
         atomic_write_json(side, dict(space=space, fold=fold, sha256=hashlib.sha256(blob).hexdigest()))
 
-    def fit_or_load(self, space: str, fold: int, fit: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-        """The arrays of (space, fold): read back when finished earlier, else ``fit()`` and stored."""
+    def fit_or_load(self, space: str, fold: int, fit: Callable[[], dict[str, np.ndarray]],
+                    inputs: tuple = ()) -> dict[str, np.ndarray]:
+        """The arrays of (space, fold): read back when finished earlier, else ``fit()`` and stored.
+
+        ``inputs`` (arrays such as X, Y and the fold's indices) are hashed into the entry: a stored fit is reused
+        only for the very same inputs (a model or data file that changed between the kill and the resume is
+        refitted, with a warning).
+        """
+        digest = inputs_digest(*inputs)
         got = self.get(space, fold)
         if got is not None:
-            self.loaded.append((space, fold))
-            return got
+            stored = got.pop("_inputs", None)
+            if stored is None or str(stored) == digest:
+                self.loaded.append((space, fold))
+                return got
+            warnings.warn(f"encoding checkpoint of {space!r}, fold {fold} was fitted on other inputs (features or "
+                          "data changed since the interrupted run); refitting it.", stacklevel=2)
         arrays = fit()
-        self.put(space, fold, arrays)
+        self.put(space, fold, dict(arrays, _inputs=np.array(digest)))
         self.fitted.append((space, fold))
         stall_point("encoding-fit")
         return arrays

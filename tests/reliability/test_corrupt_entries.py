@@ -70,3 +70,35 @@ def test_work_dir_refuses_silent_reuse(tmp_path):
     (wd / "keep").write_text("x")
     assert (prepare_work_dir(out, "h1", resume=True, force=False) / "keep").exists()
     assert not (prepare_work_dir(out, "h2", resume=False, force=True) / "keep").exists()
+
+
+def test_checkpoint_fitted_on_other_inputs_is_refitted(tmp_path):
+    X = np.arange(12.0).reshape(4, 3)
+    fits = []
+
+    def fit():
+        fits.append(1)
+        return dict(P=np.full(2, float(len(fits))))
+
+    EncodingCheckpoint(tmp_path).fit_or_load("s", 0, fit, inputs=(X, np.array([0, 1])))
+    same = EncodingCheckpoint(tmp_path)
+    assert same.fit_or_load("s", 0, fit, inputs=(X, np.array([0, 1])))["P"][0] == 1 and same.loaded == [("s", 0)]
+    changed = EncodingCheckpoint(tmp_path)
+    with pytest.warns(UserWarning, match="fitted on other inputs"):
+        got = changed.fit_or_load("s", 0, fit, inputs=(X + 1e-6, np.array([0, 1])))
+    assert got["P"][0] == 2 and changed.fitted == [("s", 0)]
+
+
+def test_results_parked_by_a_killed_swap_are_restored(tmp_path):
+    from brainalign.cli import _recover_swap
+
+    out = tmp_path / "res"
+    parked = tmp_path / ".res.old"
+    parked.mkdir()
+    (parked / "scores.csv").write_text("old results")
+    _recover_swap(out)  # killed between "out -> .old" and "new -> out": the old results come back
+    assert (out / "scores.csv").read_text() == "old results" and not parked.exists()
+    parked.mkdir()
+    (parked / "scores.csv").write_text("older")
+    _recover_swap(out)  # killed after the swap: the parked copy is stale and goes
+    assert (out / "scores.csv").read_text() == "old results" and not parked.exists()
