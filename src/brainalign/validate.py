@@ -62,12 +62,20 @@ def check_data_root(exp: Experiment, base_dir: Path | None, data_root: Path, con
                               file=config_file, field=field)
 
 
-def check_models(exp: Experiment, base_dir: Path | None = None, config_file: str | None = None) -> list[str]:
+def check_models(exp: Experiment, base_dir: Path | None = None,
+                 config_file: str | None = None) -> tuple[list[str], dict[str, int]]:
     """Checks of the models that need no weights: layers within depth and PCA size within the hidden size when
-    the model's config.json is local; returns warnings to show (e.g. ``trust_remote_code``)."""
+    the model's config.json is local.
+
+    Returns
+    -------
+    notes : list of str
+        Warnings to show (e.g. ``trust_remote_code``).
+    n_layers : dict model name → number of layers read (only models whose config is local)
+    """
     from brainalign.features.base import resolve_layers
 
-    notes = []
+    notes, depth = [], {}
     for i, m in enumerate(exp.models):
         if m.trust_remote_code:
             msg = (f"models.{i} ('{m.name}') sets trust_remote_code: true; Python code shipped with {m.source} will "
@@ -94,7 +102,7 @@ def check_models(exp: Experiment, base_dir: Path | None = None, config_file: str
         n_layers, dim = cfg.get("num_hidden_layers"), cfg.get("hidden_size")
         if isinstance(n_layers, int):
             try:
-                resolve_layers(m.layers, n_layers)
+                depth[m.name] = len(resolve_layers(m.layers, n_layers))
             except ValueError as err:
                 raise ConfigError(f"{err} ({m.source} has {n_layers} blocks: valid layers are 0..{n_layers}, "
                                   f"or -{n_layers + 1}..-1, or depths in [0, 1]).", file=config_file,
@@ -103,15 +111,19 @@ def check_models(exp: Experiment, base_dir: Path | None = None, config_file: str
         if isinstance(dim, int) and k is not None and k > dim:
             raise ConfigError(f"pca_components={k} exceeds the {dim} features of model '{m.name}'; use at most "
                               f"{dim} (or null to keep all).", file=config_file, field="timing.pca_components")
-    return notes
+    return notes, depth
 
 
-def estimate_memory(exp: Experiment, n_trs: int, n_voxels: int) -> int:
+def estimate_memory(exp: Experiment, n_trs: int, n_voxels: int, n_layers: dict[str, int] | None = None) -> int:
     """Bytes the pipeline holds at its peak (rough upper bound): the cleaned data (float64), one float32
-    held-out prediction per feature space, and the ridge work arrays of one fit."""
+    held-out prediction per feature space, and the ridge work arrays of one fit.
+
+    ``n_layers`` (model name → layers read) is used where known; otherwise a list of layers counts its length
+    and ``'all'`` counts 49 (a deep model)."""
+    known = n_layers or {}
     n_layers = 0
     for m in exp.models:
-        n_layers += (len(m.layers) if isinstance(m.layers, list) else 49)  # 'all': assume a deep model
+        n_layers += known.get(m.name, len(m.layers) if isinstance(m.layers, list) else 49)
     n_spaces = n_layers * len(exp.prompts) + len(exp.analysis.baselines)
     k = (exp.timing.pca_components or 1024) * len(exp.timing.delays)
     data = 8 * n_trs * n_voxels
@@ -183,8 +195,8 @@ def preflight(exp: Experiment, base_dir: Path | None = None, config_file: str | 
     n_vox = int((np.asarray(mimg.dataobj) != 0).sum())
     if n_vox == 0:
         raise ConfigError(f"mask {mask} selects no voxel.", file=config_file, field="brain.mask")
-    notes = check_models(exp, base_dir, config_file)
-    need = estimate_memory(exp, int(img.shape[3]), n_vox)
+    notes, depth = check_models(exp, base_dir, config_file)
+    need = estimate_memory(exp, int(img.shape[3]), n_vox, depth)
     if memory_limit is None:
         try:
             import psutil
