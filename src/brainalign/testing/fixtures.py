@@ -1,0 +1,246 @@
+"""Miniature, structurally faithful copies of the real dataset layouts.
+
+Each ``write_*`` function writes a tiny dataset (a few voxels and TRs) into a
+folder with the same file names, headers, sidecars, affines and label
+tables as the public release described in ``datasets.md``, and returns a
+dict of the planted ground truth so tests (and the study configs'
+end-to-end runs) can check what a loader reads back. Everything is seeded.
+
+Functions
+---------
+write_ds004323  OpenNeuro ds004323 (VGDL gameplay; raw BIDS + fMRIPrep derivatives)
+write_ds003076  OpenNeuro ds003076 (deductive reasoning; raw BIDS with events.tsv)
+write_nsd       Natural Scenes Dataset (betas, expdesign, ROIs + label tables, stimuli)
+write_movie10   CNeuroMod Movie10 (raw events + fsaverage6-style surface arrays)
+write_glmsingle GLMsingle single-trial betas (.npy / .mat / NIfTI) + item table
+write_vwt_hdf5  voxelwise_tutorials HDF5 (Y_train, Y_test, run_onsets)
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "MNI_2MM_AFFINE",
+    "write_ds004323",
+    "write_ds003076",
+    "write_nsd",
+    "write_movie10",
+    "write_glmsingle",
+    "write_vwt_hdf5",
+]
+
+#: fMRIPrep's MNI152NLin2009cAsym res-2 grid (97 × 115 × 97); fixtures crop it.
+MNI_2MM_AFFINE = np.array([[2.0, 0, 0, -96.0], [0, 2.0, 0, -132.0], [0, 0, 2.0, -78.0], [0, 0, 0, 1]])
+
+
+def _json(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, indent=2))
+
+
+def _nifti(path: Path, data: np.ndarray, affine: np.ndarray, tr: float | None = None, dtype=None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = nib.Nifti1Image(np.asarray(data, dtype=dtype) if dtype is not None else data, affine)
+    img.header.set_xyzt_units("mm", "sec")
+    if tr is not None and data.ndim == 4:
+        img.header.set_zooms(tuple(np.sqrt((affine[:3, :3] ** 2).sum(0))) + (tr,))
+    nib.save(img, path)
+
+
+def _bold_series(rng: np.random.Generator, shape3: tuple, n: int, baseline: float = 500.0) -> np.ndarray:
+    """Positive BOLD-like series (x, y, z, n) around ``baseline``."""
+    return (baseline + 10 * rng.standard_normal(shape3 + (n,))).astype(np.float32)
+
+
+# ============================================================================ ds004323
+def write_ds004323(
+    root: str | Path,
+    subjects: tuple[str, ...] = ("01",),
+    n_runs: int = 2,
+    n_trs: int = 40,
+    shape: tuple[int, int, int] = (4, 5, 3),
+    seed: int = 0,
+    derivatives: bool = True,
+) -> dict:
+    """OpenNeuro ds004323 (Tomov et al., VGDL gameplay), miniature.
+
+    Raw BIDS (no events.tsv: the release has none; timing is in the MongoDB
+    dump), top-level ``task-gameplay_bold.json`` (TR 2.0 s), ``games/``
+    VGDL text files, and — if ``derivatives`` — an fMRIPrep tree in
+    ``derivatives/fmriprep`` with ``space-MNI152NLin2009cAsym`` preproc BOLD,
+    brain masks and confounds (TSV + JSON). A confound (``trans_x``) is
+    planted with weight 3 in every voxel of the preprocessed data, and
+    ``behavior/plays.json`` holds a ``mongoexport --jsonArray`` of the
+    ``plays`` collection for those runs.
+
+    Returns
+    -------
+    dict with root, derivatives, tr, shape, n_trs, signal[(sub, run)] (the
+    preproc data without the confound, (x, y, z, n)), trans_x[(sub, run)].
+    """
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    tr = 2.0
+    _json(root / "dataset_description.json", {"Name": "VGDL fMRI", "BIDSVersion": "1.1.1", "License": "CC0"})
+    (root / "README").write_text("Atari-style video game learning (miniature brainalign fixture)\n")
+    (root / "CHANGES").write_text("1.0.0 miniature\n")
+    (root / ".bidsignore").write_text("games/\nbehavior/\ncode/\n")
+    _json(root / "task-gameplay_bold.json", {"TaskName": "Gameplay", "RepetitionTime": tr, "DelayTime": 0.0})
+    games = ["chase", "helper", "bait", "lemmings", "plaqueAttack", "zelda"]
+    for g in games:
+        (root / "games").mkdir(exist_ok=True)
+        (root / "games" / f"vgfmri3_{g}.txt").write_text(f"BasicGame\n  SpriteSet\n    avatar > MovingAvatar  # {g}\n")
+        (root / "games" / f"vgfmri3_{g}_lvl0.txt").write_text("wwwww\nwA..w\nwwwww\n")
+    affine = MNI_2MM_AFFINE
+    deriv = root / "derivatives" / "fmriprep"
+    if derivatives:
+        _json(deriv / "dataset_description.json", {
+            "Name": "fMRIPrep - fMRI PREProcessing workflow", "BIDSVersion": "1.4.0", "DatasetType": "derivative",
+            "GeneratedBy": [{"Name": "fMRIPrep", "Version": "20.2.3"}]})
+    truth: dict = dict(root=root, derivatives=deriv, tr=tr, shape=shape, n_trs=n_trs, signal={}, trans_x={}, mask={})
+    plays = []
+    t0 = 1_560_000_000_000  # ms epoch
+    for sub in subjects:
+        _nifti(root / f"sub-{sub}" / "anat" / f"sub-{sub}_T1w.nii.gz", rng.random((6, 7, 5)).astype(np.float32), np.diag([1.0, 1, 1, 1]))
+        mask = np.zeros(shape, dtype=np.uint8)
+        mask[1:-1, 1:-1, :] = 1
+        truth["mask"][sub] = mask
+        for run in range(1, n_runs + 1):
+            name = f"sub-{sub}_task-gameplay_run-{run:02d}"
+            raw = _bold_series(rng, shape, n_trs)
+            _nifti(root / f"sub-{sub}" / "func" / f"{name}_bold.nii.gz", np.round(raw).astype(np.int16), np.diag([3.0, 3, 3, 1]), tr)
+            if derivatives:
+                sig = _bold_series(rng, shape, n_trs)
+                tx = rng.standard_normal(n_trs)
+                data = sig + 30.0 * tx[None, None, None, :]
+                data[mask == 0] = 0.0
+                d = deriv / f"sub-{sub}" / "func"
+                pre = f"{name}_space-MNI152NLin2009cAsym"
+                _nifti(d / f"{pre}_desc-preproc_bold.nii.gz", data, affine, tr)
+                _json(d / f"{pre}_desc-preproc_bold.json", {"RepetitionTime": tr, "SkullStripped": False, "TaskName": "Gameplay"})
+                _nifti(d / f"{pre}_desc-brain_mask.nii.gz", mask, affine, dtype=np.uint8)
+                _nifti(d / f"{pre}_boldref.nii.gz", data.mean(-1), affine)
+                conf = {
+                    "global_signal": data[mask > 0].mean(0),
+                    "csf": rng.standard_normal(n_trs), "white_matter": rng.standard_normal(n_trs),
+                    "trans_x": tx, "trans_y": rng.standard_normal(n_trs), "trans_z": rng.standard_normal(n_trs),
+                    "rot_x": rng.standard_normal(n_trs), "rot_y": rng.standard_normal(n_trs), "rot_z": rng.standard_normal(n_trs),
+                }
+                table = pd.DataFrame(conf)
+                for c in list(conf):
+                    if c in ("global_signal", "csf", "white_matter") or c.startswith(("trans", "rot")):
+                        table[f"{c}_derivative1"] = table[c].diff()
+                        table[f"{c}_power2"] = table[c] ** 2
+                        table[f"{c}_derivative1_power2"] = table[f"{c}_derivative1"] ** 2
+                table["framewise_displacement"] = np.abs(table["trans_x"].diff())
+                for k in range(3):
+                    table[f"cosine{k:02d}"] = np.cos(np.pi * (k + 1) * (np.arange(n_trs) + 0.5) / n_trs)
+                table.to_csv(d / f"{name}_desc-confounds_timeseries.tsv", sep="\t", index=False, na_rep="n/a")
+                _json(d / f"{name}_desc-confounds_timeseries.json", {"trans_x": {"Description": "translation x"}})
+                truth["signal"][(sub, run)] = sig
+                truth["trans_x"][(sub, run)] = tx
+            start = t0 + (run - 1) * 700_000 + 14_000  # 7 TRs lead-in (vgdl_expt.m)
+            for g, game in enumerate(games[(run - 1) * 3 % 6:(run - 1) * 3 % 6 + 3]):
+                gs = start + g * 92 * 2000
+                acts = [[str(a), int(gs + 500 * k)] for k, a in enumerate(rng.integers(0, 5, 12))]
+                plays.append({"subj_id": sub, "run_id": run, "game_name": f"vgfmri3_{game}",
+                              "start_time": int(gs), "actions": acts, "level_idx": 0})
+    _json(root / "behavior" / "plays.json", plays)
+    (root / "behavior" / "README").write_text("plays.json = mongoexport --jsonArray of the 'plays' collection (miniature).\n")
+    truth["plays"] = plays
+    return truth
+
+
+# ============================================================================ ds003076
+def write_ds003076(
+    root: str | Path,
+    subjects: tuple[str, ...] = ("1001",),
+    tasks: tuple[str, ...] = ("Syllogisms", "Transitive"),
+    n_runs: int = 2,
+    n_items: int = 6,
+    n_control: int = 3,
+    extra_trs: int = 8,
+    shape: tuple[int, int, int] = (3, 4, 3),
+    seed: int = 0,
+) -> dict:
+    """OpenNeuro ds003076 (deductive reasoning), miniature.
+
+    Raw BIDS with top-level ``task-{Syllogisms,Transitive}_bold.json``
+    (TR 2.0 s, ``NumberOfVolumesDiscardedByUser`` 6, ``SliceTiming``), per-run
+    ``events.tsv`` with the release's columns (``onset duration trial_type
+    accuracy response_time premise1 premise2 premise3 conclusion stim_file``,
+    ``n/a`` for missing, ``control`` rows, the Transitive ``2_`` prefix quirk),
+    ``participants.tsv`` and ``stimuli/*.wav``. Every run has ``extra_trs``
+    volumes after the last event + 10 s (the truncation Brain-guided_LLM applies).
+    A brain mask (not part of the release) is written to ``<root>/../ds003076_mask.nii.gz``.
+
+    Returns
+    -------
+    dict with root, mask, tr, events[(sub, task, run)] (DataFrame), n_trs[(sub, task, run)].
+    """
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    tr = 2.0
+    _json(root / "dataset_description.json", {"Name": "Brain correlates of deductive reasoning in adults", "BIDSVersion": "1.3.0"})
+    pd.DataFrame({"participant_id": [f"sub-{s}" for s in subjects], "age": rng.integers(19, 31, len(subjects))}).to_csv(
+        root / "participants.tsv", sep="\t", index=False)
+    _json(root / "participants.json", {"age": {"Description": "age in years"}})
+    _json(root / "T1w.json", {"MagneticFieldStrength": 3})
+    (root / "CHANGES").write_text("1.0.1 miniature\n")
+    slice_timing = list(np.round(np.linspace(0, tr, 32, endpoint=False), 4))
+    for task in tasks:
+        _json(root / f"task-{task}_bold.json", {"TaskName": task, "RepetitionTime": tr, "EchoTime": 0.02,
+                                                 "NumberOfVolumesDiscardedByUser": 6, "SliceTiming": slice_timing,
+                                                 "Manufacturer": "Siemens", "ManufacturersModelName": "TrioTim"})
+        _json(root / f"task-{task}_events.json", {"trial_type": {"Levels": {"null": "control trial"}}})
+    affine = np.array([[-3.0, 0, 0, 96.0], [0, 3.0, 0, -96.0], [0, 0, 4.0, -60.0], [0, 0, 0, 1]])
+    mask = np.ones(shape, dtype=np.uint8)
+    mask[0, 0, :] = 0
+    mask_path = root.parent / "ds003076_mask.nii.gz"
+    _nifti(mask_path, mask, affine, dtype=np.uint8)
+    names = ["Nat", "Bob", "Kim", "Lou", "Sam", "Zed", "Ann", "Tom", "Eve"]
+    truth: dict = dict(root=root, mask=mask_path, tr=tr, events={}, n_trs={}, affine=affine)
+    for sub in subjects:
+        _nifti(root / f"sub-{sub}" / "anat" / f"sub-{sub}_T1w.nii.gz", rng.random((5, 5, 5)).astype(np.float32), np.eye(4))
+        for task in tasks:
+            for run in range(1, n_runs + 1):
+                rows, t = [], 0.0
+                kinds = ["item"] * n_items + ["control"] * n_control
+                order = rng.permutation(len(kinds))
+                for k in order:
+                    if kinds[k] == "control":
+                        dur = float(np.round(rng.uniform(3.3, 4.4), 2))
+                        rows.append(dict(onset=t, duration=dur, trial_type="control", accuracy=1.0,
+                                         response_time=float(np.round(rng.uniform(0.5, 2), 3)), premise1="n/a", premise2="n/a",
+                                         premise3="n/a", conclusion="n/a", stim_file="n/a"))
+                    else:
+                        npre = 2 if task == "Transitive" else int(rng.integers(2, 4))
+                        truth_v = ["true", "false"][int(rng.integers(0, 2))]
+                        pol = ["affirm", "negate"][int(rng.integers(0, 2))]
+                        nm = names[int(rng.integers(0, len(names)))]
+                        stim = f"{nm}_{3 if task == 'Transitive' and rng.random() < 0.5 else npre}_{truth_v}_{pol}.wav"
+                        prefix = 2 if task == "Transitive" else npre  # Transitive quirk: always 2_
+                        dur = float(np.round(rng.uniform(10, 14), 2))
+                        rows.append(dict(onset=t, duration=dur, trial_type=f"{prefix}_{truth_v}_{pol}",
+                                         accuracy=float(rng.integers(0, 2)), response_time=float(np.round(rng.uniform(1, 3), 3)),
+                                         premise1=f"All {nm}s are blickets", premise2="Some blickets are daxes",
+                                         premise3="No daxes are wugs" if npre == 3 else "n/a",
+                                         conclusion=f"Some {nm}s are daxes", stim_file=stim))
+                        (root / "stimuli").mkdir(exist_ok=True)
+                        (root / "stimuli" / stim).write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt ")
+                    t = float(np.round(t + dur, 2))
+                ev = pd.DataFrame(rows)
+                n = int(np.floor((t + 10) / tr)) + extra_trs
+                name = f"sub-{sub}_task-{task}_run-{run:02d}"
+                d = root / f"sub-{sub}" / "func"
+                d.mkdir(parents=True, exist_ok=True)
+                ev.to_csv(d / f"{name}_events.tsv", sep="\t", index=False, na_rep="n/a")
+                _nifti(d / f"{name}_bold.nii.gz", np.round(_bold_series(rng, shape, n)).astype(np.int16), affine, tr)
+                truth["events"][(sub, task, run)] = ev
+                truth["n_trs"][(sub, task, run)] = n
+    return truth
