@@ -244,3 +244,142 @@ def write_ds003076(
                 truth["events"][(sub, task, run)] = ev
                 truth["n_trs"][(sub, task, run)] = n
     return truth
+
+
+# ============================================================================ NSD
+#: NSD ROI label tables (datasets.md §1.7); the fixture writes these .ctab files.
+NSD_LABELS = {
+    "nsdgeneral": ["nsdgeneral"],
+    "prf-visualrois": ["V1v", "V1d", "V2v", "V2d", "V3v", "V3d", "hV4"],
+    "floc-faces": ["OFA", "FFA-1", "FFA-2", "mTL-faces", "aTL-faces"],
+    "floc-places": ["OPA", "PPA", "RSC"],
+}
+
+
+def write_nsd(
+    root: str | Path,
+    subjects: tuple[int, ...] = (1,),
+    n_sessions: int = 2,
+    shape: tuple[int, int, int] = (5, 6, 4),
+    n_shared_images: int = 60,
+    seed: int = 0,
+    hdf5_betas: bool = True,
+    image_size: int = 8,
+) -> dict:
+    """Natural Scenes Dataset, miniature (real file names, 750 trials per session).
+
+    Writes ``nsd_expdesign.mat`` (``masterordering`` (1, 30000), ``subjectim``
+    (8, 10000) with identical shared columns, ``sharedix``, ``stimpattern``,
+    ``basiccnt``; 1-based), per-session int16 betas (PSC × 300) as NIfTI
+    ``(X, Y, Z, 750)`` with header TR 4/3 s and — if ``hdf5_betas`` — HDF5
+    ``/betas`` ``(750, Z, Y, X)`` chunked ``(750, 1, 1, 1)``; ``brainmask``; ROI
+    volumes (``-1`` outside cortex, ``0`` unlabelled, ``1..N``) combined and
+    ``lh.``/``rh.`` (left hemisphere = first half of x); label tables
+    ``<ROI>.mgz.ctab`` (``0 Unknown`` row, some trailing whitespace/tabs) for the
+    subject and fsaverage; and ``nsd_stimuli.hdf5`` ``imgBrick``
+    ``(73000, S, S, 3)`` uint8 (only shown images written; image = nsdId mod 251).
+
+    The first ``n_sessions × 750`` trials show every image three times:
+    ``n_shared_images`` shared images (10k index < 1000) and the rest
+    subject-specific.
+
+    Returns
+    -------
+    dict with root, shape, affine, sessions, roi_labels, nsdgeneral (bool volume), rois
+    (name → int volume), trial_nsd_ids[subject] (n_trials,), image10k[subject].
+    """
+    import h5py
+    from scipy.io import savemat
+
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    n_trials = n_sessions * 750
+    if n_trials % 3:
+        raise ValueError("n_sessions * 750 must be divisible by 3.")
+    n_images = n_trials // 3
+    # expdesign: shared 1000 first, then 9000 subject-specific images (nsdId + 1)
+    all_ids = rng.permutation(73000)
+    shared = all_ids[:1000]
+    subjectim = np.zeros((8, 10000), dtype=np.int64)
+    for s in range(8):
+        subjectim[s, :1000] = shared
+        subjectim[s, 1000:] = all_ids[1000 + 9000 * s: 1000 + 9000 * (s + 1)] if 1000 + 9000 * (s + 1) <= 73000 else rng.choice(all_ids[1000:], 9000, replace=False)
+    picks = np.concatenate([rng.choice(1000, n_shared_images, replace=False),
+                            1000 + rng.choice(9000, n_images - n_shared_images, replace=False)])
+    first = rng.permutation(np.repeat(picks, 3))
+    rest = rng.integers(0, 10000, 30000 - n_trials)
+    masterordering = np.concatenate([first, rest])
+    exp = root / "nsddata" / "experiments" / "nsd"
+    exp.mkdir(parents=True, exist_ok=True)
+    savemat(exp / "nsd_expdesign.mat", {
+        "masterordering": (masterordering + 1).reshape(1, -1).astype(np.float64),
+        "subjectim": (subjectim + 1).astype(np.float64),
+        "sharedix": (np.sort(shared) + 1).reshape(1, -1).astype(np.float64),
+        "stimpattern": rng.integers(0, 2, (40, 12, 75)).astype(np.float64),
+        "basiccnt": rng.integers(0, 750, (3, 40)).astype(np.float64),
+    })
+    affine = np.array([[1.8, 0, 0, -72.0], [0, 1.8, 0, -90.0], [0, 0, 1.8, -72.0], [0, 0, 0, 1]])
+    X, Y, Z = shape
+    cortex = np.ones(shape, dtype=bool)
+    cortex[0, :, :] = False  # "not cortex" slab
+    hemi_l = np.zeros(shape, dtype=bool)
+    hemi_l[: X // 2] = True
+    rois = {}
+    rois["nsdgeneral"] = np.where(cortex, 0, -1)
+    rois["nsdgeneral"][1:, 1:-1, :] = 1
+    for name, labels in NSD_LABELS.items():
+        if name == "nsdgeneral":
+            continue
+        vol = np.where(cortex, 0, -1)
+        vals = rng.integers(0, len(labels) + 1, shape)
+        vol[cortex] = vals[cortex]
+        rois[name] = vol
+    truth: dict = dict(root=root, shape=shape, affine=affine, sessions=list(range(1, n_sessions + 1)), roi_labels=NSD_LABELS,
+                       rois=rois, nsdgeneral=rois["nsdgeneral"] > 0, trial_nsd_ids={}, image10k={})
+    for label_dir in ["fsaverage"] + [f"subj{s:02d}" for s in subjects]:
+        d = root / "nsddata" / "freesurfer" / label_dir / "label"
+        d.mkdir(parents=True, exist_ok=True)
+        for name, labels in NSD_LABELS.items():
+            lines = ["0 Unknown"] + [f"{i} {lab}" + (" " if i % 2 else "\t" if i % 3 == 0 else "") for i, lab in enumerate(labels, 1)]
+            (d / f"{name}.mgz.ctab").write_text("\n".join(lines) + "\n")
+            (d / f"{name}.mgz.txt").write_text("\n".join(lines[1:]) + "\n")
+    for s in subjects:
+        subj = f"subj{s:02d}"
+        pp = root / "nsddata" / "ppdata" / subj / "func1pt8mm"
+        _nifti(pp / "brainmask.nii.gz", cortex.astype(np.int16), affine, dtype=np.int16)
+        _nifti(pp / "mean.nii.gz", 1000 + rng.random(shape).astype(np.float32), affine)
+        for name, vol in rois.items():
+            _nifti(pp / "roi" / f"{name}.nii.gz", vol, affine, dtype=np.int16)
+            _nifti(pp / "roi" / f"lh.{name}.nii.gz", np.where(hemi_l, vol, -1), affine, dtype=np.int16)
+            _nifti(pp / "roi" / f"rh.{name}.nii.gz", np.where(~hemi_l, vol, -1), affine, dtype=np.int16)
+        beh = root / "nsddata" / "ppdata" / subj / "behav"
+        beh.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame({"SUBJECT": s, "SESSION": np.repeat(np.arange(1, n_sessions + 1), 750),
+                      "RUN": np.tile(np.repeat(np.arange(1, 13), 63)[:750], n_sessions),
+                      "TRIAL": np.tile(np.arange(1, 751), n_sessions),
+                      "73KID": subjectim[s - 1, masterordering[:n_trials]] + 1}).to_csv(beh / "responses.tsv", sep="\t", index=False)
+        ids = subjectim[s - 1, masterordering[:n_trials]]
+        truth["trial_nsd_ids"][s] = ids
+        truth["image10k"][s] = masterordering[:n_trials]
+        response = rng.standard_normal(shape + (73000 // 73,))  # per-image pattern, hashed by nsdId
+        bdir = root / "nsddata_betas" / "ppdata" / subj / "func1pt8mm" / "betas_fithrf_GLMdenoise_RR"
+        for sess in range(1, n_sessions + 1):
+            t = ids[(sess - 1) * 750: sess * 750]
+            psc = response[..., t % response.shape[-1]] + 0.5 * rng.standard_normal(shape + (750,))
+            betas = np.round(psc * 300).astype(np.int16)
+            betas[~cortex] = 0  # brainmask zeroing
+            _nifti(bdir / f"betas_session{sess:02d}.nii.gz", betas, affine, tr=4 / 3, dtype=np.int16)
+            if hdf5_betas:
+                bdir.mkdir(parents=True, exist_ok=True)
+                with h5py.File(bdir / f"betas_session{sess:02d}.hdf5", "w") as f:
+                    f.create_dataset("betas", data=np.transpose(betas, (3, 2, 1, 0)), chunks=(750, 1, 1, 1))
+    stim = root / "nsddata_stimuli" / "stimuli" / "nsd"
+    stim.mkdir(parents=True, exist_ok=True)
+    shown = np.unique(np.concatenate(list(truth["trial_nsd_ids"].values())))
+    with h5py.File(stim / "nsd_stimuli.hdf5", "w") as f:
+        d = f.create_dataset("imgBrick", shape=(73000, image_size, image_size, 3), dtype=np.uint8,
+                             chunks=(1, image_size, image_size, 3), compression="gzip")
+        for i in shown:
+            d[i] = np.uint8(i % 251)
+    truth["shown"] = shown
+    return truth
