@@ -383,3 +383,40 @@ def write_nsd(
             d[i] = np.uint8(i % 251)
     truth["shown"] = shown
     return truth
+
+
+# ============================================================================ GLMsingle
+def write_glmsingle(root: str | Path, n_items: int = 12, shape: tuple[int, int, int] = (3, 4, 2), seed: int = 0) -> dict:
+    """GLMsingle outputs of one subject, miniature, all holding the same planted betas.
+
+    Writes ``TYPED_FITHRF_GLMDENOISE_RR.npy`` (pickled dict, ``betasmd`` (X, Y, Z, n)),
+    ``TYPED_FITHRF_GLMDENOISE_RR.mat`` (``modelmd``), ``betas.nii.gz``, a
+    Brain-guided_LLM extract ``sub-1001.mat`` (``all_voxels`` (n, n_voxels in mask)),
+    ``mask.nii.gz`` and ``items.tsv`` (item, task, trial_type).
+
+    Returns
+    -------
+    dict with the paths, betas (X, Y, Z, n) float32 and mask (bool volume).
+    """
+    from scipy.io import savemat
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    betas = rng.standard_normal(shape + (n_items,)).astype(np.float32)
+    mask = np.ones(shape, dtype=bool)
+    mask[0, 0, 0] = False
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    np.save(root / "TYPED_FITHRF_GLMDENOISE_RR.npy", {"betasmd": betas, "R2": rng.random(shape), "HRFindex": np.zeros(shape)},
+            allow_pickle=True)
+    savemat(root / "TYPED_FITHRF_GLMDENOISE_RR.mat", {"modelmd": betas, "R2": rng.random(shape)})
+    _nifti(root / "betas.nii.gz", betas, affine)
+    _nifti(root / "mask.nii.gz", mask.astype(np.uint8), affine, dtype=np.uint8)
+    savemat(root / "sub-1001.mat", {"all_voxels": betas[mask].T})
+    tasks = np.where(np.arange(n_items) < n_items // 2, "Syllogisms", "Transitive")
+    items = pd.DataFrame({"item": [f"item{i:02d}" for i in range(n_items)], "task": tasks,
+                          "trial_type": rng.choice(["2_true_affirm", "2_false_negate"], n_items)})
+    items.to_csv(root / "items.tsv", sep="\t", index=False)
+    return dict(root=root, npy=root / "TYPED_FITHRF_GLMDENOISE_RR.npy", mat=root / "TYPED_FITHRF_GLMDENOISE_RR.mat",
+                nifti=root / "betas.nii.gz", extract=root / "sub-1001.mat", mask_path=root / "mask.nii.gz",
+                items=root / "items.tsv", betas=betas, mask=mask)
