@@ -183,7 +183,7 @@ def read_sidecar(bold: str | Path, raw_root: str | Path | None = None) -> dict:
     bold = Path(bold)
     ents, _ = parse_entities(bold.name)
     chain: list[Path] = []
-    own = bold.with_name(bold.name.split(".nii")[0] + ".json")
+    own = bold.with_name(bold.name.split(".", 1)[0] + ".json")  # .nii.gz and .func.gii
     if own.is_file():
         chain.append(own)
     if raw_root is not None:

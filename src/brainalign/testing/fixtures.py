@@ -420,3 +420,78 @@ def write_glmsingle(root: str | Path, n_items: int = 12, shape: tuple[int, int, 
     return dict(root=root, npy=root / "TYPED_FITHRF_GLMDENOISE_RR.npy", mat=root / "TYPED_FITHRF_GLMDENOISE_RR.mat",
                 nifti=root / "betas.nii.gz", extract=root / "sub-1001.mat", mask_path=root / "mask.nii.gz",
                 items=root / "items.tsv", betas=betas, mask=mask)
+
+
+# ============================================================================ Movie10
+def write_movie10(
+    root: str | Path,
+    subjects: tuple[str, ...] = ("01",),
+    segments: dict[str, int] | None = None,
+    trs_per_segment: int = 10,
+    n_vertices: int = 42,
+    seed: int = 0,
+) -> dict:
+    """CNeuroMod Movie10, miniature.
+
+    Writes the raw BIDS top level (``task-<movie><seg>_bold.json`` with
+    RepetitionTime 1.49, ``task-<movie><seg>_events.tsv`` with one row
+    ``onset duration stim_file``, ``participants.tsv``, placeholder
+    ``stimuli/<movie>/<movie><seg>.mkv``) under ``root/movie10``; fMRIPrep-style
+    ``space-fsaverage6`` GIFTIs per segment (life shown twice: ``run-1``/``run-2``)
+    under ``root/movie10.fmriprep`` with JSON sidecars; and the group's per-movie
+    arrays ``sub{N}-{movie}-fsaverage6.npy`` (vertices × TRs, = the run-1
+    GIFTIs concatenated) under ``root/fsaverage6``. ``n_vertices`` per hemisphere
+    (42 = icosahedron order 1; fsaverage6 has 40962). Each movie has its own
+    offset and scale, and segment k of a movie has ``trs_per_segment + k`` TRs.
+
+    Returns
+    -------
+    dict with raw, fmriprep, npy (folders), tr, n_vertices, segments, data[(sub, movie)] (TRs, 2·nv).
+    """
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    tr = 1.49
+    segments = segments or {"bourne": 2, "wolf": 3, "life": 2}
+    raw, prep, npy = root / "movie10", root / "movie10.fmriprep", root / "fsaverage6"
+    _json(raw / "dataset_description.json", {"Name": "cneuromod.movie10", "BIDSVersion": "1.4.0"})
+    pd.DataFrame({"participant_id": [f"sub-{s}" for s in subjects], "age": 30, "sex": "F", "group": "cneuromod"}).to_csv(
+        raw / "participants.tsv", sep="\t", index=False)
+    _json(prep / "dataset_description.json", {"Name": "movie10.fmriprep", "BIDSVersion": "1.4.0", "DatasetType": "derivative",
+                                              "GeneratedBy": [{"Name": "fMRIPrep", "Version": "20.2.3"}]})
+    npy.mkdir(parents=True, exist_ok=True)
+    truth: dict = dict(raw=raw, fmriprep=prep, npy=npy, tr=tr, n_vertices=n_vertices, segments=segments, data={}, seg_trs={})
+    for movie, nseg in segments.items():
+        for seg in range(1, nseg + 1):
+            task = f"{movie}{seg:02d}"
+            _json(raw / f"task-{task}_bold.json", {"RepetitionTime": tr, "TaskName": f"Movie watching: {movie}"})
+            n = trs_per_segment + seg - 1
+            pd.DataFrame({"onset": [0.0], "duration": [round(n * tr, 2)], "stim_file": [f"{movie}/{task}.mkv"]}).to_csv(
+                raw / f"task-{task}_events.tsv", sep="\t", index=False)
+            (raw / "stimuli" / movie).mkdir(parents=True, exist_ok=True)
+            (raw / "stimuli" / movie / f"{task}.mkv").write_bytes(b"\x1aE\xdf\xa3")  # EBML magic only
+    for sub in subjects:
+        ses = 1
+        for movie, nseg in segments.items():
+            viewings = (1, 2) if movie in ("life", "figures") else (None,)
+            blocks = []
+            for seg in range(1, nseg + 1):
+                n = trs_per_segment + seg - 1
+                for view in viewings:
+                    data = (10.0 * (1 + list(segments).index(movie)) + (2.0 + seg) * rng.standard_normal((n, 2 * n_vertices))).astype(np.float32)
+                    run = f"_run-{view}" if view else ""
+                    d = prep / f"sub-{sub}" / f"ses-{ses:03d}" / "func"
+                    d.mkdir(parents=True, exist_ok=True)
+                    for h, sl in (("L", slice(0, n_vertices)), ("R", slice(n_vertices, None))):
+                        name = f"sub-{sub}_ses-{ses:03d}_task-{movie}{seg:02d}{run}_space-fsaverage6_hemi-{h}_bold"
+                        img = nib.gifti.GiftiImage(darrays=[nib.gifti.GiftiDataArray(row, intent="NIFTI_INTENT_TIME_SERIES",
+                                                                                      datatype="NIFTI_TYPE_FLOAT32") for row in data[:, sl]])
+                        nib.save(img, d / f"{name}.func.gii")
+                        _json(d / f"{name}.json", {"RepetitionTime": tr, "DelayTime": 0.1175, "SkullStripped": False})
+                    if view in (None, 1):
+                        blocks.append(data)
+                ses += 1
+            full = np.concatenate(blocks)
+            truth["data"][(sub, movie)] = full
+            truth["seg_trs"][movie] = [trs_per_segment + s - 1 for s in range(1, nseg + 1)]
+            np.save(npy / f"sub{int(sub)}-{movie}-fsaverage6.npy", np.ascontiguousarray(full.T))
+    return truth
