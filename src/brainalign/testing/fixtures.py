@@ -495,3 +495,28 @@ def write_movie10(
             truth["seg_trs"][movie] = [trs_per_segment + s - 1 for s in range(1, nseg + 1)]
             np.save(npy / f"sub{int(sub)}-{movie}-fsaverage6.npy", np.ascontiguousarray(full.T))
     return truth
+
+
+# ============================================================================ voxelwise_tutorials
+def write_vwt_hdf5(
+    path: str | Path, run_lengths: tuple[int, ...] = (12, 10, 11), n_test: int = 9, n_repeats: int = 3, n_voxels: int = 7, seed: int = 0
+) -> dict:
+    """A voxelwise_tutorials responses file (``Y_train``, ``Y_test``, ``run_onsets``), miniature.
+
+    Returns
+    -------
+    dict with path, Y_train, Y_test, run_onsets.
+    """
+    import h5py
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    y_train = rng.standard_normal((sum(run_lengths), n_voxels)).astype(np.float32)
+    y_test = rng.standard_normal((n_repeats, n_test, n_voxels)).astype(np.float32)
+    onsets = np.concatenate([[0], np.cumsum(run_lengths)[:-1]]).astype(np.int64)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("Y_train", data=y_train)
+        f.create_dataset("Y_test", data=y_test)
+        f.create_dataset("run_onsets", data=onsets)
+    return dict(path=path, Y_train=y_train, Y_test=y_test, run_onsets=onsets)
