@@ -105,3 +105,16 @@ def test_missing_files_and_mismatches(nsd, tmp_path):
         load_nsd_betas(nsd["root"], 1, [1], mask=bad, source="nifti")
     with pytest.raises(ValueError, match="NSD subjects are 1..8"):
         NSDLayout(nsd["root"], 9)
+
+
+def test_stimulus_images_resized_in_order(nsd):
+    from brainalign.stimuli.images import iter_nsd_images, nsd_images
+
+    ids = nsd["shown"][[3, 1, 2]]
+    got = nsd_images(nsd["root"], ids, size=4)
+    assert got.shape == (3, 4, 4, 3) and got.dtype == np.uint8
+    np.testing.assert_array_equal(got[:, 0, 0, 0], ids % 251)  # constant images survive resizing
+    batches = list(iter_nsd_images(nsd["root"], nsd["shown"][:5], batch_size=2))
+    assert [b.shape[0] for b in batches] == [2, 2, 1]
+    with pytest.raises(IndexError, match="0..72999"):
+        nsd_images(nsd["root"], [73000])
