@@ -124,3 +124,18 @@ def test_bad_inputs_are_named(ds003076, ds004323, tmp_path):
         load_bids(tmp_path, "1001", "Syllogisms", space=None, mask=wrong)
     with pytest.raises(FileNotFoundError, match="space-T1w"):
         load_bids(ds004323["root"], "01", "gameplay", derivatives=ds004323["derivatives"], space="T1w")
+
+
+def test_single_run_matches_nifti_loader_and_constant_voxels_dropped(ds004323, tmp_path):
+    from brainalign.brain.recording import load_nifti_recording
+
+    run = find_bold_runs(ds004323["derivatives"], "01", "gameplay", space="MNI152NLin2009cAsym")[0]
+    full = tmp_path / "full_mask.nii.gz"  # covers the zeroed (constant) voxels outside the brain mask
+    nib.save(nib.Nifti1Image(np.ones(ds004323["shape"], np.uint8), nib.load(run.bold).affine), full)
+    with pytest.warns(UserWarning, match="constant"):
+        rec, _ = load_bids(ds004323["root"], "01", "gameplay", derivatives=ds004323["derivatives"], runs=[1], mask=full)
+    with pytest.warns(UserWarning, match="constant"):
+        ref = load_nifti_recording(run.bold, full, np.ones(ds004323["n_trs"], int), tr=2.0)
+    assert rec.dropped_voxels == ref.dropped_voxels == int((ds004323["mask"]["01"] == 0).sum())
+    np.testing.assert_allclose(rec.data, ref.data, rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(rec.mask_img.get_fdata(), ds004323["mask"]["01"])

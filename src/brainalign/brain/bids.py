@@ -471,7 +471,7 @@ def load_bids(
 
         conf_frames, _ = load_confounds([str(r.bold) for r in found], strategy=tuple(confounds_strategy))
 
-    blocks, labels, event_tables, trs, run_meta = [], [], [], [], []
+    blocks, labels, event_tables, trs, run_meta, run_ok = [], [], [], [], [], []
     for i, run in enumerate(found):
         run_tr = repetition_time(run.bold, root, expected=tr if tr is not None else (trs[0] if trs else None))
         trs.append(run_tr)
@@ -496,13 +496,14 @@ def load_bids(
         if truncate_after_events is not None and ev is not None and len(ev):
             end = float((ev["onset"] + ev["duration"].fillna(0)).max()) + truncate_after_events
             n = min(n, int(np.floor(end / run_tr)))
-        data = masking.apply_mask(img, mask_img)[:n].astype(np.float64)
+        data = masking.apply_mask(img, mask_img)[:n].astype(np.float32)  # runs kept as float32; cleaned in float64 one by one
         conf = None
         if confounds:
             conf = select_confounds(run.sibling("desc-confounds_timeseries.tsv"), confounds, img.shape[3])[:n]
         elif conf_frames is not None:
             conf = np.asarray(conf_frames[i], dtype=np.float64)[:n]
         blocks.append((data, conf))
+        run_ok.append(np.isfinite(data).all(0) & (data.std(0, dtype=np.float64) > 0))
         labels.append(np.full(n, run.label))
         if ev is not None:
             event_tables.append(ev)
@@ -511,9 +512,7 @@ def load_bids(
         raise ValueError(f"runs of sub-{_sub(subject)} task-{task} have different TRs {sorted(set(trs))}; load them separately.")
     run_tr = trs[0]
 
-    finite = np.logical_and.reduce([np.isfinite(d).all(0) for d, _ in blocks])
-    const = np.logical_or.reduce([d.std(0) == 0 for d, _ in blocks])
-    keep = finite & ~const
+    keep = np.logical_and.reduce(run_ok)
     dropped = int((~keep).sum())
     if dropped:
         warnings.warn(
@@ -526,8 +525,9 @@ def load_bids(
         new[flat[keep]] = 1
         mask_img = nib.Nifti1Image(new.reshape(mask_arr.shape), mask_img.affine)
     cleaned = []
-    for data, conf in blocks:
-        data = data[:, keep]
+    while blocks:
+        data, conf = blocks.pop(0)
+        data = data[:, keep].astype(np.float64)
         if detrend or standardize or conf is not None or high_pass:
             data = signal.clean(
                 data,
