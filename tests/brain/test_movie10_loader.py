@@ -8,6 +8,9 @@ from brainalign.brain.movie10 import load_movie10, movie10_split, movie10_tr_tab
 from brainalign.stimuli.movie_clips import audio_sample_ranges, sample_clip_frames, tr_windows
 from brainalign.testing.fixtures import write_movie10
 
+# the miniature has fewer segments than the real movies; test_gifti_source_matches_npy checks the warning
+pytestmark = pytest.mark.filterwarnings("ignore:.*segments found")
+
 
 @pytest.fixture(scope="module")
 def m10(tmp_path_factory):

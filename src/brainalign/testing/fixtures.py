@@ -107,8 +107,8 @@ def write_ds004323(
     t0 = 1_560_000_000_000  # ms epoch
     for sub in subjects:
         _nifti(root / f"sub-{sub}" / "anat" / f"sub-{sub}_T1w.nii.gz", rng.random((6, 7, 5)).astype(np.float32), np.diag([1.0, 1, 1, 1]))
-        mask = np.zeros(shape, dtype=np.uint8)
-        mask[1:-1, 1:-1, :] = 1
+        mask = np.ones(shape, dtype=np.uint8)
+        mask[0] = 0  # outside the brain: zero in the preproc BOLD, as fMRIPrep writes it
         truth["mask"][sub] = mask
         for run in range(1, n_runs + 1):
             name = f"sub-{sub}_task-gameplay_run-{run:02d}"
