@@ -139,3 +139,23 @@ def test_single_run_matches_nifti_loader_and_constant_voxels_dropped(ds004323, t
     assert rec.dropped_voxels == ref.dropped_voxels == int((ds004323["mask"]["01"] == 0).sum())
     np.testing.assert_allclose(rec.data, ref.data, rtol=1e-4, atol=1e-5)
     np.testing.assert_array_equal(rec.mask_img.get_fdata(), ds004323["mask"]["01"])
+
+
+def test_fsaverage_gifti_derivatives(tmp_path):
+    """fMRIPrep surface outputs: hemi-L + hemi-R per run, confounds from the shared TSV."""
+    from brainalign.testing.fixtures import write_movie10
+
+    m = write_movie10(tmp_path, segments={"bourne": 2})
+    conf_dir = next(m["fmriprep"].glob("sub-01/ses-001/func"))
+    tx = np.random.default_rng(0).standard_normal(10)
+    import pandas as pd
+
+    pd.DataFrame({"trans_x": tx}).to_csv(conf_dir / "sub-01_ses-001_task-bourne01_desc-confounds_timeseries.tsv", sep="\t", index=False)
+    rec, ev = load_bids(m["raw"], "01", "bourne01", derivatives=m["fmriprep"], space="fsaverage6",
+                       confounds=["trans_x"], detrend=False, standardize=False)
+    assert rec.space == "fsaverage6" and rec.mask_img is None and rec.n_vertices == (42, 42)
+    assert rec.tr == 1.49 and rec.data.shape == (10, 84)
+    assert list(ev.stimulus) == ["bourne/bourne01.mkv"]  # Movie10's top-level (inherited) events.tsv
+    np.testing.assert_allclose(np.corrcoef(rec.data.T, tx)[-1, :-1], 0, atol=1e-4)
+    with pytest.raises(ValueError, match="remove mask="):
+        load_bids(m["raw"], "01", "bourne01", derivatives=m["fmriprep"], space="fsaverage6", mask=tmp_path / "x.nii.gz")

@@ -13,7 +13,9 @@ Layouts handled (see ``datasets.md``):
   (ds004323, ds003076);
 * fMRIPrep derivatives: ``…_task-T[_run-R]_space-S_desc-preproc_bold.nii.gz``
   with ``…_desc-brain_mask.nii.gz`` and ``…_desc-confounds_timeseries.tsv``.
-  Raw and derivative run entities are matched by value, so raw ``run-01``
+  or, for a surface ``space`` such as ``fsaverage6``, the GIFTI pair
+  ``…_space-fsaverage6_hemi-{L,R}_bold.func.gii`` (vertices, left first);
+  raw and derivative run entities are matched by value, so raw ``run-01``
   pairs with derivative ``run-1`` (Movie10).
 """
 from __future__ import annotations
@@ -83,15 +85,20 @@ class BidsRun:
     entities: dict
     label: int
     run_id: str
+    bold_rh: Path | None = None
+
+    @property
+    def surface(self) -> bool:
+        """True for a GIFTI surface run (``bold`` is hemi-L, ``bold_rh`` hemi-R)."""
+        return self.bold_rh is not None
 
     def sibling(self, suffix: str) -> Path:
         """Derivative file next to the BOLD, e.g. ``desc-brain_mask.nii.gz``."""
         name = self.bold.name
-        base = re.sub(r"_(space|res|den)-[^_]+", "", name.split("_desc-preproc")[0]) if "_desc-preproc" in name else None
         if suffix.startswith("desc-brain_mask"):
             return self.bold.with_name(name.replace("desc-preproc_bold", "desc-brain_mask"))
-        if base is None:
-            base = name.rsplit("_bold", 1)[0]
+        base = name.split("_desc-preproc")[0] if "_desc-preproc" in name else name.rsplit("_bold", 1)[0]
+        base = re.sub(r"_(space|res|den|hemi)-[^_]+", "", base)
         return self.bold.with_name(f"{base}_{suffix}")
 
 
@@ -137,7 +144,13 @@ def find_bold_runs(
             f"{subdir}: subject folder not found in the BIDS dataset {root}; "
             f"check brain.subject and the data root (available: {sorted(p.name for p in root.glob('sub-*'))[:10]})."
         )
-    pattern = f"sub-{sub}_*task-{task}_*space-{space}_desc-preproc_bold.nii*" if space else f"sub-{sub}_*task-{task}_*bold.nii*"
+    surface = bool(space) and str(space).startswith("fs")
+    if surface:
+        pattern = f"sub-{sub}_*task-{task}_*space-{space}*_bold.func.gii"
+    elif space:
+        pattern = f"sub-{sub}_*task-{task}_*space-{space}_desc-preproc_bold.nii*"
+    else:
+        pattern = f"sub-{sub}_*task-{task}_*bold.nii*"
     found = sorted(subdir.glob(f"**/func/{pattern}"))
     if not space:
         found = [p for p in found if "_desc-" not in p.name and "__dup" not in p.name]
@@ -145,9 +158,19 @@ def find_bold_runs(
     extra = sorted(subdir.glob(f"**/func/sub-{sub}*_task-{task}_bold.nii*")) if not space else []
     found = sorted(set(found) | set(extra))
     items = []
+    rh_of: dict[str, Path] = {}
+    if surface:
+        for p in found:
+            ents, _ = parse_entities(p.name)
+            if ents.get("hemi") == "R":
+                rh_of[p.name.replace("hemi-R", "hemi-L")] = p
+        found = [p for p in found if parse_entities(p.name)[0].get("hemi") == "L"]
+        lonely = [p.name for p in found if p.name not in rh_of]
+        if lonely:
+            raise FileNotFoundError(f"hemi-R GIFTI missing for {lonely[:3]} under {subdir}; both hemispheres are needed.")
     for p in found:
         ents, suffix = parse_entities(p.name)
-        if suffix != "bold" or ents.get("task") != task:
+        if suffix != "bold" or ents.get("task") != task or (space and ents.get("space") != space):
             continue
         if sessions is not None and ents.get("ses") not in {str(s) for s in sessions}:
             continue
@@ -166,9 +189,9 @@ def find_bold_runs(
     for i, (ses, run, p, ents) in enumerate(items):
         rid = "_".join(x for x in (f"ses-{ses}" if ses else "", f"task-{task}", f"run-{ents['run']}" if "run" in ents else "") if x)
         label = run if ("run" in ents and not ses) else i + 1
-        out.append(BidsRun(bold=p, entities=ents, label=label, run_id=rid))
+        out.append(BidsRun(bold=p, entities=ents, label=label, run_id=rid, bold_rh=rh_of.get(p.name)))
     if len({r.label for r in out}) != len(out):
-        out = [BidsRun(r.bold, r.entities, i + 1, r.run_id) for i, r in enumerate(out)]
+        out = [BidsRun(r.bold, r.entities, i + 1, r.run_id, r.bold_rh) for i, r in enumerate(out)]
     return out
 
 
@@ -217,8 +240,11 @@ def read_sidecar(bold: str | Path, raw_root: str | Path | None = None) -> dict:
     return meta
 
 
-def _header_tr(img: nib.spatialimages.SpatialImage) -> tuple[float, str]:
-    zooms = img.header.get_zooms()
+def _header_tr(img) -> tuple[float, str]:
+    try:
+        zooms = img.header.get_zooms()
+    except AttributeError:  # GIFTI: the TR lives in the sidecar only
+        return 0.0, "unknown"
     if len(zooms) < 4:
         return 0.0, "unknown"
     tr = float(zooms[3])
@@ -386,7 +412,9 @@ def load_bids(
         fMRIPrep output folder; BOLD, masks and confounds are read there.
         Without it the raw ``_bold.nii.gz`` files are loaded (``space`` ignored).
     space : str
-        fMRIPrep volume space of the preprocessed BOLD.
+        fMRIPrep output space: a volume space (``MNI152NLin2009cAsym``) or a
+        surface (``fsaverage``, ``fsaverage6``, ...; GIFTI, no mask, columns are
+        vertices with the left hemisphere first).
     runs, sessions : optional
         Subset of run numbers / session labels.
     mask : path, optional
@@ -444,7 +472,12 @@ def load_bids(
         raise ValueError("confounds need fMRIPrep derivatives (…_desc-confounds_timeseries.tsv); set derivatives=.")
 
     # ---------------------------------------------------------------- mask
-    if mask is not None:
+    surface = found[0].surface
+    if surface:
+        if mask is not None:
+            raise ValueError(f"space={space!r} is a surface: vertices are not masked by a volume; remove mask=.")
+        mask_img, mask_arr = None, None
+    elif mask is not None:
         mask = Path(mask)
         if not mask.is_file():
             raise FileNotFoundError(f"{mask}: mask file not found; check brain.mask.")
@@ -460,10 +493,11 @@ def load_bids(
             "raw BIDS data have no brain mask: pass mask= (a 3-D NIfTI on the BOLD grid) "
             "or load fMRIPrep derivatives with derivatives=."
         )
-    mask_arr = np.asarray(mask_img.dataobj) != 0
-    if mask_arr.ndim != 3 or not mask_arr.any():
-        raise ValueError(f"mask must be a non-empty 3-D image, got shape {mask_arr.shape} with {int(mask_arr.sum())} voxels.")
-    mask_img = nib.Nifti1Image(mask_arr.astype(np.uint8), mask_img.affine)
+    if not surface:
+        mask_arr = np.asarray(mask_img.dataobj) != 0
+        if mask_arr.ndim != 3 or not mask_arr.any():
+            raise ValueError(f"mask must be a non-empty 3-D image, got shape {mask_arr.shape} with {int(mask_arr.sum())} voxels.")
+        mask_img = nib.Nifti1Image(mask_arr.astype(np.uint8), mask_img.affine)
 
     conf_frames = None
     if confounds_strategy:
@@ -472,13 +506,25 @@ def load_bids(
         conf_frames, _ = load_confounds([str(r.bold) for r in found], strategy=tuple(confounds_strategy))
 
     blocks, labels, event_tables, trs, run_meta, run_ok = [], [], [], [], [], []
+    n_vertices: tuple = ()
     for i, run in enumerate(found):
         run_tr = repetition_time(run.bold, root, expected=tr if tr is not None else (trs[0] if trs else None))
         trs.append(run_tr)
-        img = nib.load(run.bold)
-        if img.ndim != 4:
-            raise ValueError(f"{run.bold}: expected a 4-D BOLD image, got shape {img.shape}.")
-        if img.shape[:3] != mask_arr.shape or not np.allclose(img.affine, mask_img.affine, atol=1e-3):
+        if surface:
+            hemis = [np.stack([d.data for d in nib.load(h).darrays]).astype(np.float32) for h in (run.bold, run.bold_rh)]
+            if hemis[0].shape[0] != hemis[1].shape[0]:
+                raise ValueError(f"{run.bold.name} has {hemis[0].shape[0]} TRs but {run.bold_rh.name} has {hemis[1].shape[0]}.")
+            nv = (hemis[0].shape[1], hemis[1].shape[1])
+            if n_vertices and nv != n_vertices:
+                raise ValueError(f"{run.bold.name}: {nv} vertices per hemisphere, other runs have {n_vertices}.")
+            n_vertices = nv
+            surf = np.concatenate(hemis, axis=1)
+            img = None
+        else:
+            img = nib.load(run.bold)
+            if img.ndim != 4:
+                raise ValueError(f"{run.bold}: expected a 4-D BOLD image, got shape {img.shape}.")
+        if not surface and (img.shape[:3] != mask_arr.shape or not np.allclose(img.affine, mask_img.affine, atol=1e-3)):
             raise ValueError(
                 f"the mask (shape {mask_arr.shape}) does not match the grid of {run.bold} (shape {img.shape[:3]}); "
                 "use a mask in the same space (nilearn.image.resample_to_img(mask, bold, interpolation='nearest'))."
@@ -492,14 +538,15 @@ def load_bids(
             ev = None
         else:
             ev = read_events(ev_path, run.label, stimulus_column)
-        n = img.shape[3]
+        n_vol = surf.shape[0] if surface else img.shape[3]
+        n = n_vol
         if truncate_after_events is not None and ev is not None and len(ev):
             end = float((ev["onset"] + ev["duration"].fillna(0)).max()) + truncate_after_events
             n = min(n, int(np.floor(end / run_tr)))
-        data = masking.apply_mask(img, mask_img)[:n].astype(np.float32)  # runs kept as float32; cleaned in float64 one by one
+        data = surf[:n] if surface else masking.apply_mask(img, mask_img)[:n].astype(np.float32)  # runs kept as float32; cleaned in float64 one by one
         conf = None
         if confounds:
-            conf = select_confounds(run.sibling("desc-confounds_timeseries.tsv"), confounds, img.shape[3])[:n]
+            conf = select_confounds(run.sibling("desc-confounds_timeseries.tsv"), confounds, n_vol)[:n]
         elif conf_frames is not None:
             conf = np.asarray(conf_frames[i], dtype=np.float64)[:n]
         blocks.append((data, conf))
@@ -520,10 +567,11 @@ def load_bids(
             "non-finite; they are excluded.",
             stacklevel=2,
         )
-        flat = np.flatnonzero(mask_arr.ravel())
-        new = np.zeros(mask_arr.size, dtype=np.uint8)
-        new[flat[keep]] = 1
-        mask_img = nib.Nifti1Image(new.reshape(mask_arr.shape), mask_img.affine)
+        if not surface:
+            flat = np.flatnonzero(mask_arr.ravel())
+            new = np.zeros(mask_arr.size, dtype=np.uint8)
+            new[flat[keep]] = 1
+            mask_img = nib.Nifti1Image(new.reshape(mask_arr.shape), mask_img.affine)
     cleaned = []
     while blocks:
         data, conf = blocks.pop(0)
@@ -556,8 +604,10 @@ def load_bids(
             space=space if derivatives is not None else "native",
             runs=run_meta,
             confounds=list(confounds) if confounds else (list(confounds_strategy) if confounds_strategy else None),
+            **({"kept_vertices": np.flatnonzero(keep)} if surface else {}),
         ),
-        space="volume",
+        space=str(space) if surface else "volume",
+        n_vertices=tuple(n_vertices),
         run_ids=tuple(r.run_id for r in found),
     )
     return rec, events
