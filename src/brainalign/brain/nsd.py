@@ -22,6 +22,7 @@ from typing import Sequence
 import nibabel as nib
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 from ..analysis.rois import load_label_table, roi_masks
 from .items import ItemResponses
@@ -331,7 +332,16 @@ def load_nsd_betas(
         n_rows = len(trials)
     acc = None
     counts = np.zeros(n_rows, dtype=np.int64)
+
+    def add(rows: np.ndarray, block: np.ndarray) -> None:
+        # sum trials into their rows with a sparse incidence matrix (repeats within a block allowed)
+        uniq, inv = np.unique(rows, return_inverse=True)
+        inc = sparse.csr_matrix((np.ones(rows.size, np.float32), (inv, np.arange(rows.size))), shape=(uniq.size, rows.size))
+        acc[uniq] += inc @ block
+        np.add.at(counts, rows, 1)
+
     for k, s in enumerate(sessions):
+        base = k * NSD_TRIALS_PER_SESSION
         sess = None
         for a, n, block in _session_chunks(layout, s, source, mask_arr, chunk_trials):
             if n != NSD_TRIALS_PER_SESSION:
@@ -340,18 +350,21 @@ def load_nsd_betas(
                 )
             if acc is None:
                 acc = np.zeros((n_rows, block.shape[1]), dtype=np.float32)
+            block = block.astype(np.float32) / np.float32(NSD_BETA_SCALE)
+            if not zscore_sessions:  # no session statistics needed: accumulate chunk by chunk
+                add(row_of_trial[base + a: base + a + block.shape[0]], block)
+                continue
             if sess is None:
                 sess = np.empty((n, block.shape[1]), dtype=np.float32)
-            sess[a:a + block.shape[0]] = block.astype(np.float32) / NSD_BETA_SCALE
+            sess[a:a + block.shape[0]] = block
         if zscore_sessions:
             mu = sess.mean(0, dtype=np.float64)
             sd = sess.std(0, dtype=np.float64)
             sess = ((sess - mu) / np.where(sd > 0, sd, 1.0)).astype(np.float32)
-        rows = row_of_trial[k * NSD_TRIALS_PER_SESSION:(k + 1) * NSD_TRIALS_PER_SESSION]
-        np.add.at(acc, rows, sess)
-        np.add.at(counts, rows, 1)
-        del sess
-    data = acc / counts[:, None].astype(np.float32)
+            add(row_of_trial[base: base + NSD_TRIALS_PER_SESSION], sess)
+            del sess
+    acc /= counts[:, None].astype(np.float32)  # in place: the result is the only full-size array
+    data = acc
     if average_repeats:
         first = trials.groupby("nsd_id")["global_trial"].min()
         im10k = trials.groupby("nsd_id")["image10k"].first()

@@ -361,7 +361,7 @@ def write_nsd(
         ids = subjectim[s - 1, masterordering[:n_trials]]
         truth["trial_nsd_ids"][s] = ids
         truth["image10k"][s] = masterordering[:n_trials]
-        response = rng.standard_normal(shape + (73000 // 73,))  # per-image pattern, hashed by nsdId
+        response = rng.standard_normal(shape + (50,))  # per-image pattern, hashed by nsdId
         bdir = root / "nsddata_betas" / "ppdata" / subj / "func1pt8mm" / "betas_fithrf_GLMdenoise_RR"
         for sess in range(1, n_sessions + 1):
             t = ids[(sess - 1) * 750: sess * 750]
