@@ -56,3 +56,21 @@ def test_items_from_ds003076_events(tmp_path):
     assert items["item"].iloc[0] == "Syllogisms_run-01_trial-01" and items["item"].is_unique
     first = ds["events"][("1001", "Syllogisms", 1)]
     assert list(items[items.run == 1]["premise1"]) == list(first[first.trial_type != "control"]["premise1"])
+
+
+def test_item_texts_in_seed002_format(tmp_path):
+    from brainalign.stimuli.text_items import item_texts, reasoning_item_text
+
+    ds = write_ds003076(tmp_path / "ds003076", n_items=4, n_control=2)
+    _, ev = load_bids(ds["root"], "1001", "Syllogisms", space=None, mask=ds["mask"])
+    items = items_from_events(ev, task="Syllogisms")
+    texts = item_texts(items)
+    row = items.iloc[0]
+    n_prem = 3 if isinstance(row.premise3, str) else 2
+    assert texts.iloc[0].splitlines()[0] == "Premises:"
+    assert texts.iloc[0].splitlines()[1] == f"1. {row.premise1}."
+    assert texts.iloc[0].splitlines()[n_prem + 1:] == ["Conclusion:", f"{row.conclusion}."]
+    full = {"premise1": "A", "premise2": "B", "premise3": "C", "conclusion": "D"}
+    assert reasoning_item_text(full) == "Premises:\n1. A.\n2. B.\n3. C.\nConclusion:\nD."
+    with pytest.raises(ValueError, match="control trial"):
+        reasoning_item_text({"premise1": "n/a", "conclusion": "n/a"})
