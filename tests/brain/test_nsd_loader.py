@@ -118,3 +118,14 @@ def test_stimulus_images_resized_in_order(nsd):
     assert [b.shape[0] for b in batches] == [2, 2, 1]
     with pytest.raises(IndexError, match="0..72999"):
         nsd_images(nsd["root"], [73000])
+
+
+def test_planted_brightness_effect_recovered(nsd):
+    """The fixture's betas encode image brightness: a one-feature regression on the images recovers the weights."""
+    got = load_nsd_betas(nsd["root"], 1, [1, 2])
+    imgs = NSDImages(nsd["root"])
+    x = imgs[got.items["nsd_id"].to_numpy()].reshape(len(got.items), -1).mean(1) / 125.0 - 1.0
+    imgs.close()
+    slope = (x - x.mean()) @ (got.data - got.data.mean(0)) / ((x - x.mean()) ** 2).sum()
+    w = nsd["weight"][1][nsd["nsdgeneral"]]
+    assert np.corrcoef(slope, w)[0, 1] > 0.99

@@ -283,10 +283,14 @@ def write_nsd(
     ``n_shared_images`` shared images (10k index < 1000) and the rest
     subject-specific.
 
+    Planted effect: the beta of trial t in voxel v is ``weight[v] · brightness(image) + noise``
+    (noise sd 0.5 PSC), with brightness ``(nsdId mod 251) / 125 - 1``, the value of the
+    fixture image's pixels rescaled — so an encoding model of image brightness recovers ``weight``.
+
     Returns
     -------
     dict with root, shape, affine, sessions, roi_labels, nsdgeneral (bool volume), rois
-    (name → int volume), trial_nsd_ids[subject] (n_trials,), image10k[subject].
+    (name → int volume), trial_nsd_ids[subject] (n_trials,), image10k[subject], weight[subject].
     """
     import h5py
     from scipy.io import savemat
@@ -361,11 +365,14 @@ def write_nsd(
         ids = subjectim[s - 1, masterordering[:n_trials]]
         truth["trial_nsd_ids"][s] = ids
         truth["image10k"][s] = masterordering[:n_trials]
-        response = rng.standard_normal(shape + (50,))  # per-image pattern, hashed by nsdId
+        truth.setdefault("weight", {})
+        weight = rng.standard_normal(shape)  # planted: response = weight × image brightness + noise
+        truth["weight"][s] = weight
         bdir = root / "nsddata_betas" / "ppdata" / subj / "func1pt8mm" / "betas_fithrf_GLMdenoise_RR"
         for sess in range(1, n_sessions + 1):
             t = ids[(sess - 1) * 750: sess * 750]
-            psc = response[..., t % response.shape[-1]] + 0.5 * rng.standard_normal(shape + (750,))
+            brightness = (t % 251) / 125.0 - 1.0  # the fixture image of nsdId t is the constant t % 251
+            psc = weight[..., None] * brightness + 0.5 * rng.standard_normal(shape + (750,))
             betas = np.round(psc * 300).astype(np.int16)
             betas[~cortex] = 0  # brainmask zeroing
             _nifti(bdir / f"betas_session{sess:02d}.nii.gz", betas, affine, tr=4 / 3, dtype=np.int16)
