@@ -129,3 +129,17 @@ def test_planted_brightness_effect_recovered(nsd):
     slope = (x - x.mean()) @ (got.data - got.data.mean(0)) / ((x - x.mean()) ** 2).sum()
     w = nsd["weight"][1][nsd["nsdgeneral"]]
     assert np.corrcoef(slope, w)[0, 1] > 0.99
+
+
+def test_ncsnr_ceiling_and_available_sessions(nsd):
+    from brainalign.brain.nsd import available_sessions, load_nsd_mask, load_nsd_ncsnr
+
+    layout = NSDLayout(nsd["root"], 1)
+    assert available_sessions(layout) == [1, 2]
+    mask = load_nsd_mask(layout)
+    snr, nc = load_nsd_ncsnr(layout, mask, n_average=3)
+    expect = nsd["ncsnr"][1][nsd["nsdgeneral"]]
+    np.testing.assert_allclose(snr, expect, rtol=1e-6)
+    np.testing.assert_allclose(nc, 100 * expect**2 / (expect**2 + 1 / 3), rtol=1e-5)
+    _, nc1 = load_nsd_ncsnr(layout, mask, n_average=1)
+    assert (nc1 <= nc + 1e-6).all()  # averaging more trials raises the ceiling

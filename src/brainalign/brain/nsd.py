@@ -37,12 +37,17 @@ __all__ = [
     "load_nsd_mask",
     "load_nsd_rois",
     "NSDImages",
+    "NSD_SESSIONS_COMPLETED",
+    "available_sessions",
+    "load_nsd_ncsnr",
 ]
 
 NSD_TRIALS_PER_SESSION = 750
 #: int16 betas are percent signal change × 300 (export.m: int16(modelmd * 300)).
 NSD_BETA_SCALE = 300.0
 _S3 = "s3://natural-scenes-dataset"
+#: Sessions each subject completed (Manual "Technical notes"); the public release holds back a few.
+NSD_SESSIONS_COMPLETED = {1: 40, 2: 40, 3: 32, 4: 30, 5: 40, 6: 32, 7: 40, 8: 30}
 
 
 @dataclass
@@ -103,6 +108,20 @@ class NSDLayout:
 
     def brainmask(self) -> str:
         return f"nsddata/ppdata/{self.subj}/{self.resolution}/brainmask.nii.gz"
+
+    def ncsnr(self, split: str = "") -> str:
+        return f"nsddata_betas/ppdata/{self.subj}/{self.resolution}/{self.glm}/ncsnr{split}.nii.gz"
+
+
+def available_sessions(layout: NSDLayout) -> list[int]:
+    """Sessions whose betas (NIfTI or HDF5) are on disk, in order."""
+    d = layout.root / Path(layout.betas(1)).parent
+    found = set()
+    for p in d.glob("betas_session*.*"):
+        m = p.name[len("betas_session"):].split(".")[0]
+        if m.isdigit() and (p.name.endswith(".nii.gz") or p.name.endswith(".hdf5")):
+            found.add(int(m))
+    return sorted(found)
 
 
 # ------------------------------------------------------------------------------- design
@@ -381,6 +400,30 @@ def load_nsd_betas(
         meta=dict(loader="nsd", sessions=sessions, resolution=resolution, glm=glm, units="percent signal change",
                   average_repeats=average_repeats, zscore_sessions=zscore_sessions, mask=str(mask)),
     )
+
+
+def load_nsd_ncsnr(layout: NSDLayout, mask_img: nib.Nifti1Image | None, n_average: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """NSD's noise-ceiling SNR and the noise ceiling for averages of ``n_average`` trials.
+
+    ``NC = 100 · ncsnr² / (ncsnr² + 1 / n_average)`` in percent of variance (export_noiseceiling.m).
+
+    Returns
+    -------
+    ncsnr, noise_ceiling : ndarray of shape (n_voxels,), float32, over the voxels of ``mask_img``
+    """
+    if n_average < 1:
+        raise ValueError(f"n_average must be >= 1, got {n_average}.")
+    data, _ = _volume(layout.require(layout.ncsnr()))
+    data = np.asarray(data, dtype=np.float64)
+    if mask_img is not None:
+        m = np.asarray(mask_img.dataobj) > 0
+        if m.shape != data.shape:
+            raise ValueError(f"{layout.ncsnr()} has shape {data.shape} but the mask has {m.shape}; use the same resolution.")
+        data = data[m]
+    else:
+        data = data.ravel()
+    nc = 100.0 * data**2 / (data**2 + 1.0 / n_average)
+    return data.astype(np.float32), nc.astype(np.float32)
 
 
 # ------------------------------------------------------------------------------- images

@@ -369,6 +369,10 @@ def write_nsd(
         weight = rng.standard_normal(shape)  # planted: response = weight × image brightness + noise
         truth["weight"][s] = weight
         bdir = root / "nsddata_betas" / "ppdata" / subj / "func1pt8mm" / "betas_fithrf_GLMdenoise_RR"
+        bdir.mkdir(parents=True, exist_ok=True)
+        ncsnr = np.where(cortex, np.abs(weight) / 0.5, 0.0).astype(np.float32)  # signal sd / noise sd
+        _nifti(bdir / "ncsnr.nii.gz", ncsnr, affine)
+        truth.setdefault("ncsnr", {})[s] = ncsnr
         for sess in range(1, n_sessions + 1):
             t = ids[(sess - 1) * 750: sess * 750]
             brightness = (t % 251) / 125.0 - 1.0  # the fixture image of nsdId t is the constant t % 251
