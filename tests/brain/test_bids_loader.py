@@ -151,6 +151,12 @@ def test_fsaverage_gifti_derivatives(tmp_path):
     import pandas as pd
 
     pd.DataFrame({"trans_x": tx}).to_csv(conf_dir / "sub-01_ses-001_task-bourne01_desc-confounds_timeseries.tsv", sep="\t", index=False)
+    cif, _ = load_bids(m["raw"], "01", "bourne01", derivatives=m["fmriprep"], space="fsLR", detrend=False, standardize=False)
+    assert cif.space == "fsLR_den-91k" and cif.n_vertices == (40, 41) and cif.data.shape == (10, 85)
+    assert [s[0] for s in cif.meta["structures"]][-1] == "CIFTI_STRUCTURE_THALAMUS_LEFT"
+    seg1 = m["data"][("01", "bourne")][:10]
+    np.testing.assert_allclose(cif.data[:, :40], seg1[:, :40], rtol=1e-6)  # left cortex grayordinates
+    np.testing.assert_allclose(cif.data[:, 40:81], seg1[:, 42:83], rtol=1e-6)
     rec, ev = load_bids(m["raw"], "01", "bourne01", derivatives=m["fmriprep"], space="fsaverage6",
                        confounds=["trans_x"], detrend=False, standardize=False)
     assert rec.space == "fsaverage6" and rec.mask_img is None and rec.n_vertices == (42, 42)

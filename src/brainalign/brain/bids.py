@@ -14,7 +14,9 @@ Layouts handled (see ``datasets.md``):
 * fMRIPrep derivatives: ``…_task-T[_run-R]_space-S_desc-preproc_bold.nii.gz``
   with ``…_desc-brain_mask.nii.gz`` and ``…_desc-confounds_timeseries.tsv``.
   or, for a surface ``space`` such as ``fsaverage6``, the GIFTI pair
-  ``…_space-fsaverage6_hemi-{L,R}_bold.func.gii`` (vertices, left first);
+  ``…_space-fsaverage6_hemi-{L,R}_bold.func.gii`` (vertices, left first), or for
+  ``space="fsLR"`` the CIFTI grayordinates ``…_space-fsLR_den-91k_bold.dtseries.nii``
+  (the public Movie10 derivative);
   raw and derivative run entities are matched by value, so raw ``run-01``
   pairs with derivative ``run-1`` (Movie10).
 """
@@ -144,8 +146,11 @@ def find_bold_runs(
             f"{subdir}: subject folder not found in the BIDS dataset {root}; "
             f"check brain.subject and the data root (available: {sorted(p.name for p in root.glob('sub-*'))[:10]})."
         )
-    surface = bool(space) and str(space).startswith("fs")
-    if surface:
+    cifti = bool(space) and str(space).startswith("fsLR")
+    surface = bool(space) and str(space).startswith("fs") and not cifti
+    if cifti:
+        pattern = f"sub-{sub}_*task-{task}_*space-{space}*_bold.dtseries.nii"
+    elif surface:
         pattern = f"sub-{sub}_*task-{task}_*space-{space}*_bold.func.gii"
     elif space:
         pattern = f"sub-{sub}_*task-{task}_*space-{space}_desc-preproc_bold.nii*"
@@ -414,7 +419,8 @@ def load_bids(
     space : str
         fMRIPrep output space: a volume space (``MNI152NLin2009cAsym``) or a
         surface (``fsaverage``, ``fsaverage6``, ...; GIFTI, no mask, columns are
-        vertices with the left hemisphere first).
+        vertices with the left hemisphere first), or ``fsLR`` (CIFTI dtseries;
+        columns are the grayordinates, ``meta["structures"]`` gives their ranges).
     runs, sessions : optional
         Subset of run numbers / session labels.
     mask : path, optional
@@ -472,7 +478,8 @@ def load_bids(
         raise ValueError("confounds need fMRIPrep derivatives (…_desc-confounds_timeseries.tsv); set derivatives=.")
 
     # ---------------------------------------------------------------- mask
-    surface = found[0].surface
+    cifti = found[0].bold.name.endswith(".dtseries.nii")
+    surface = found[0].surface or cifti
     if surface:
         if mask is not None:
             raise ValueError(f"space={space!r} is a surface: vertices are not masked by a volume; remove mask=.")
@@ -510,7 +517,24 @@ def load_bids(
     for i, run in enumerate(found):
         run_tr = repetition_time(run.bold, root, expected=tr if tr is not None else (trs[0] if trs else None))
         trs.append(run_tr)
-        if surface:
+        if cifti:
+            cimg = nib.load(run.bold)
+            series, models = cimg.header.get_axis(0), cimg.header.get_axis(1)
+            step = float(series.step) * {"SECOND": 1.0, "MILLISECOND": 1e-3}.get(getattr(series, "unit", "SECOND"), 1.0)
+            if abs(step - run_tr) > 1e-3:
+                raise ValueError(
+                    f"TR mismatch for {run.bold}: the sidecar says RepetitionTime={run_tr} s but the CIFTI series step "
+                    f"is {step} s; fix one of them."
+                )
+            structures = [(str(name), int(sl.start or 0), int(sl.stop if sl.stop is not None else len(models)))
+                          for name, sl, _ in models.iter_structures()]
+            nv = tuple(stop - start for name, start, stop in structures if name.endswith(("CORTEX_LEFT", "CORTEX_RIGHT")))
+            if n_vertices and nv != n_vertices:
+                raise ValueError(f"{run.bold.name}: {nv} cortical grayordinates per hemisphere, other runs have {n_vertices}.")
+            n_vertices = nv
+            surf = np.asarray(cimg.dataobj, dtype=np.float32)
+            img = None
+        elif surface:
             hemis = [np.stack([d.data for d in nib.load(h).darrays]).astype(np.float32) for h in (run.bold, run.bold_rh)]
             if hemis[0].shape[0] != hemis[1].shape[0]:
                 raise ValueError(f"{run.bold.name} has {hemis[0].shape[0]} TRs but {run.bold_rh.name} has {hemis[1].shape[0]}.")
@@ -605,8 +629,9 @@ def load_bids(
             runs=run_meta,
             confounds=list(confounds) if confounds else (list(confounds_strategy) if confounds_strategy else None),
             **({"kept_vertices": np.flatnonzero(keep)} if surface else {}),
+            **({"structures": structures} if cifti else {}),
         ),
-        space=str(space) if surface else "volume",
+        space=(f"{space}_den-{found[0].entities['den']}" if cifti and "den" in found[0].entities else str(space)) if surface else "volume",
         n_vertices=tuple(n_vertices),
         run_ids=tuple(r.run_id for r in found),
     )

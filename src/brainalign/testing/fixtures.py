@@ -449,7 +449,9 @@ def write_movie10(
     ``onset duration stim_file``, ``participants.tsv``, placeholder
     ``stimuli/<movie>/<movie><seg>.mkv``) under ``root/movie10``; fMRIPrep-style
     ``space-fsaverage6`` GIFTIs per segment (life shown twice: ``run-1``/``run-2``)
-    under ``root/movie10.fmriprep`` with JSON sidecars; and the group's per-movie
+    under ``root/movie10.fmriprep`` with JSON sidecars, next to what the public
+    derivative really holds: ``space-fsLR_den-91k_bold.dtseries.nii`` (CIFTI: both
+    cortices minus a "medial wall", plus 4 thalamus voxels) and ``desc-confounds_timeseries.tsv``; and the group's per-movie
     arrays ``sub{N}-{movie}-fsaverage6.npy`` (vertices × TRs, = the run-1
     GIFTIs concatenated) under ``root/fsaverage6``. ``n_vertices`` per hemisphere
     (42 = icosahedron order 1; fsaverage6 has 40962). Each movie has its own
@@ -498,6 +500,18 @@ def write_movie10(
                                                                                       datatype="NIFTI_TYPE_FLOAT32") for row in data[:, sl]])
                         nib.save(img, d / f"{name}.func.gii")
                         _json(d / f"{name}.json", {"RepetitionTime": tr, "DelayTime": 0.1175, "SkullStripped": False})
+                    # the public derivative's outputs: CIFTI fsLR grayordinates + confounds
+                    base = f"sub-{sub}_ses-{ses:03d}_task-{movie}{seg:02d}{run}"
+                    bm = (nib.cifti2.BrainModelAxis.from_surface(np.arange(n_vertices - 2), n_vertices, "CortexLeft")
+                          + nib.cifti2.BrainModelAxis.from_surface(np.arange(n_vertices - 1), n_vertices, "CortexRight")
+                          + nib.cifti2.BrainModelAxis.from_mask(np.ones((2, 2, 1), bool), name="thalamus_left", affine=MNI_2MM_AFFINE))
+                    gray = np.concatenate([data[:, : n_vertices - 2], data[:, n_vertices: 2 * n_vertices - 1], data[:, :4] + 1.0], axis=1)
+                    cimg = nib.cifti2.Cifti2Image(gray.astype(np.float32), header=(nib.cifti2.SeriesAxis(0, tr, n, "SECOND"), bm))
+                    cimg.nifti_header.set_intent("ConnDenseSeries")
+                    nib.save(cimg, d / f"{base}_space-fsLR_den-91k_bold.dtseries.nii")
+                    _json(d / f"{base}_space-fsLR_den-91k_bold.json", {"RepetitionTime": tr})
+                    pd.DataFrame({"trans_x": rng.standard_normal(n), "csf": rng.standard_normal(n)}).to_csv(
+                        d / f"{base}_desc-confounds_timeseries.tsv", sep="\t", index=False)
                     if view in (None, 1):
                         blocks.append(data)
                 ses += 1
