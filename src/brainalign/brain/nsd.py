@@ -274,7 +274,7 @@ def _session_chunks(layout: NSDLayout, session: int, source: str, mask: np.ndarr
     if use != "nifti":
         raise ValueError(f"source={source!r}; use 'nifti', 'hdf5' or 'auto'.")
     path = layout.require(layout.betas(session))
-    img = nib.load(path)
+    img = nib.load(path, keep_file_open=True)  # one gzip stream: each chunk continues where the last stopped
     if img.ndim != 4:
         raise ValueError(f"{path}: expected X×Y×Z×750 betas, got shape {img.shape}.")
     _check_shape(img.shape[:3], mask, path)
