@@ -97,3 +97,19 @@ def test_tr_table_and_frame_sampler(m10):
     assert (r[1:, 0] == r[:-1, 1]).all() and r[-1, 1] == round(100 * tr * 16000)
     with pytest.raises(ValueError, match="lower n_frames"):
         sample_clip_frames(2, tr, 2.0, 5)
+
+
+def test_chunked_zscore_and_medial_wall_dropped(m10, tmp_path):
+    for movie in ("bourne", "wolf", "life"):
+        arr = np.load(m10["npy"] / f"sub1-{movie}-fsaverage6.npy")
+        arr[[3, 50]] = 0.0  # "medial wall": constant vertices
+        np.save(tmp_path / f"sub1-{movie}-fsaverage6.npy", arr)
+    with pytest.warns(UserWarning, match="2 vertices are constant"):
+        big = load_movie10(tmp_path, "01", truncate=None, n_vertices=(42, 42))
+    with pytest.warns(UserWarning, match="2 vertices are constant"):
+        small = load_movie10(tmp_path, "01", truncate=None, n_vertices=(42, 42), chunk_vertices=5)
+    np.testing.assert_array_equal(big.meta["kept_vertices"], np.setdiff1d(np.arange(84), [3, 50]))
+    assert big.dropped_voxels == 2 and big.data.shape[1] == 82
+    np.testing.assert_allclose(small.data, big.data, rtol=1e-6, atol=1e-6)
+    keep = big.meta["kept_vertices"]
+    np.testing.assert_allclose(big.data[big.runs == 2], _expect(m10, "wolf", 10_000)[:, keep], rtol=1e-4, atol=1e-5)

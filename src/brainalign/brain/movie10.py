@@ -122,6 +122,16 @@ def _load_gifti(root: Path, raw_root: Path | None, subject: str, movie: str, vie
     return np.concatenate(blocks, axis=0), seg_trs, files, nv
 
 
+def _column_stats(data, n: int, chunk: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and SD (float64) of every column over the first ``n`` rows, ``chunk`` columns at a time."""
+    v = data.shape[1]
+    mu, sd = np.empty(v), np.empty(v)
+    for a in range(0, v, chunk):
+        x = np.asarray(data[:n, a:a + chunk], dtype=np.float64)
+        mu[a:a + chunk], sd[a:a + chunk] = x.mean(0), x.std(0)
+    return mu, sd
+
+
 def load_movie10(
     root: str | Path,
     subject: str,
@@ -134,6 +144,7 @@ def load_movie10(
     viewing: int = 1,
     tr: float = MOVIE10_TR,
     n_vertices: tuple[int, int] = (40962, 40962),
+    chunk_vertices: int = 8192,
 ) -> Recording:
     """Load one Movie10 subject on fsaverage6, one z-scored block per movie.
 
@@ -159,6 +170,9 @@ def load_movie10(
         Expected TR (1.49 s).
     n_vertices : (int, int)
         Expected vertices per hemisphere; fsaverage6 = 40962 each.
+    chunk_vertices : int
+        Vertices z-scored at a time (float64 statistics); memory beyond the
+        float32 result is about n_trs × chunk × 8 bytes.
 
     Returns
     -------
@@ -197,18 +211,25 @@ def load_movie10(
                     f"lower truncate['{movie}'] to at most {n} (the seed truncates every subject to a common count)."
                 )
             n = keep
-        x = np.asarray(data[:n], dtype=np.float64)  # the only copy: one movie at a time
-        mu, sd = x.mean(0), x.std(0)
-        blocks.append((x, mu, sd))
+        mu, sd = _column_stats(data, n, chunk_vertices)
+        blocks.append((data, n, mu, sd))  # npy: a memory map; gifti: the movie's float32 array
         labels.append(np.full(n, k + 1))
         seg_trs[movie] = segs
         files += f
     # vertices constant (e.g. medial wall) or non-finite in any movie cannot be z-scored
-    keep = np.logical_and.reduce([(sd > 0) & np.isfinite(sd) for _, _, sd in blocks])
+    keep = np.logical_and.reduce([(sd > 0) & np.isfinite(sd) for _, _, _, sd in blocks])
     dropped = int((~keep).sum())
     if dropped:
         warnings.warn(f"sub {subject}: {dropped} vertices are constant or non-finite in a movie (medial wall?); excluded.", stacklevel=2)
-    data = np.concatenate([((x[:, keep] - mu[keep]) / sd[keep]).astype(np.float32) for x, mu, sd in blocks], axis=0)
+    cols = np.flatnonzero(keep)
+    data = np.empty((sum(n for _, n, _, _ in blocks), cols.size), dtype=np.float32)  # the result, written in place
+    row = 0
+    for x, n, mu, sd in blocks:
+        for a in range(0, cols.size, chunk_vertices):
+            c = cols[a:a + chunk_vertices]
+            sub = np.asarray(x[:n, c[0]:c[-1] + 1], dtype=np.float64)[:, c - c[0]]
+            data[row:row + n, a:a + c.size] = (sub - mu[c]) / sd[c]
+        row += n
     return Recording(
         data=data,
         runs=np.concatenate(labels),
