@@ -74,3 +74,25 @@ def test_item_texts_in_seed002_format(tmp_path):
     assert reasoning_item_text(full) == "Premises:\n1. A.\n2. B.\n3. C.\nConclusion:\nD."
     with pytest.raises(ValueError, match="control trial"):
         reasoning_item_text({"premise1": "n/a", "conclusion": "n/a"})
+
+
+def test_top_fraction_mask_and_item_selection(glm):
+    import nibabel as nib
+
+    from brainalign.brain.betas import top_fraction_mask
+
+    rng = np.random.default_rng(1)
+    mask_img = nib.load(glm["mask_path"])
+    stat = rng.standard_normal(glm["mask"].shape)
+    top = top_fraction_mask(nib.Nifti1Image(stat, mask_img.affine), mask_img, fraction=0.25)
+    sel = np.asarray(top.dataobj) > 0
+    n = int(np.ceil(0.25 * glm["mask"].sum()))
+    assert sel.sum() == n and not sel[~glm["mask"]].any()
+    assert stat[sel].min() >= np.sort(stat[glm["mask"]])[-n]  # exactly the n highest ROI voxels
+    got = load_item_betas(glm["mat"], glm["items"], mask=top)
+    np.testing.assert_allclose(got.data, glm["betas"][sel].T, rtol=1e-6)
+    kept = got.select(~got.items["item"].isin(["item07", "item13"]).to_numpy())
+    assert len(kept.items) == 11 and "item07" not in set(kept.items["item"])
+    np.testing.assert_array_equal(kept.data[7], got.data[8])
+    with pytest.raises(ValueError, match="different grids"):
+        top_fraction_mask(nib.Nifti1Image(stat[:2], mask_img.affine), mask_img)

@@ -25,7 +25,7 @@ import pandas as pd
 
 from .items import ItemResponses
 
-__all__ = ["read_beta_array", "read_item_table", "items_from_events", "load_item_betas"]
+__all__ = ["read_beta_array", "read_item_table", "items_from_events", "load_item_betas", "top_fraction_mask"]
 
 _KEYS = ("betasmd", "modelmd", "all_voxels", "betas")
 
@@ -203,3 +203,46 @@ def load_item_betas(
             mimg = nib.Nifti1Image(new.reshape(m.shape), mimg.affine)
     return ItemResponses(data=data, items=table, mask_img=mimg, subject=str(subject),
                          meta=dict(loader="betas", path=str(path), key=key, dropped_voxels=int((~finite).sum())))
+
+
+def top_fraction_mask(
+    stat_img: str | Path | nib.Nifti1Image, roi_img: str | Path | nib.Nifti1Image, fraction: float = 0.1
+) -> nib.Nifti1Image:
+    """Voxels of an ROI with the highest statistic (seed 002: top 10 % of a task t-map).
+
+    Parameters
+    ----------
+    stat_img : path or image
+        3-D statistic map (e.g. an SPM t-map), same grid as ``roi_img``.
+    roi_img : path or image
+        3-D ROI; non-zero voxels are candidates.
+    fraction : float in (0, 1]
+        Share of the ROI's finite voxels kept: ``ceil(fraction · n)``, highest first (ties broken by voxel order).
+
+    Returns
+    -------
+    Nifti1Image, uint8 mask on the ROI grid.
+    """
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must lie in (0, 1], got {fraction}.")
+    imgs = []
+    for name, img in (("stat_img", stat_img), ("roi_img", roi_img)):
+        if not isinstance(img, nib.spatialimages.SpatialImage):
+            if not Path(img).is_file():
+                raise FileNotFoundError(f"{img}: {name} file not found.")
+            img = nib.load(img)
+        imgs.append(img)
+    stat, roi = np.asarray(imgs[0].dataobj, dtype=np.float64), np.asarray(imgs[1].dataobj) != 0
+    if stat.shape != roi.shape or not np.allclose(imgs[0].affine, imgs[1].affine, atol=1e-3):
+        raise ValueError(
+            f"stat_img {stat.shape} and roi_img {roi.shape} are on different grids; resample the ROI to the statistic map "
+            "(nilearn.image.resample_to_img(roi, stat, interpolation='nearest'))."
+        )
+    cand = np.flatnonzero((roi & np.isfinite(stat)).ravel())
+    if cand.size == 0:
+        raise ValueError("the ROI holds no voxel with a finite statistic.")
+    k = int(np.ceil(fraction * cand.size))
+    order = np.argsort(-stat.ravel()[cand], kind="stable")
+    out = np.zeros(stat.size, dtype=np.uint8)
+    out[cand[order[:k]]] = 1
+    return nib.Nifti1Image(out.reshape(stat.shape), imgs[1].affine)

@@ -51,6 +51,14 @@ class ItemResponses:
     def n_voxels(self) -> int:
         return self.data.shape[1]
 
+    def select(self, rows: np.ndarray) -> ItemResponses:
+        """A copy restricted to some items (boolean mask or integer indices), e.g. to drop excluded items."""
+        rows = np.asarray(rows)
+        if rows.dtype == bool and rows.shape != (len(self.items),):
+            raise ValueError(f"a boolean row selection needs shape ({len(self.items)},), got {rows.shape}.")
+        return ItemResponses(self.data[rows], self.items.iloc[rows].reset_index(drop=True) if rows.dtype != bool
+                             else self.items[rows].reset_index(drop=True), self.mask_img, self.subject, dict(self.meta))
+
     def split_mask(self, split: str) -> np.ndarray:
         """Boolean (n_items,) selecting the rows of one split."""
         if "split" not in self.items.columns:
