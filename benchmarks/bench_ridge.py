@@ -20,8 +20,10 @@ RSS of each, and the CPU share used by *other* processes during each timed
 section (``others_frac``; the machine is shared, > 0.05 means contaminated).
 
 FLOP counts per voxel (r_f = min(n_train_f, p), r = min(n, p)):
-  brainalign: Σ_f [2 r_f n_train_f (Uᵀ Y) + 2 n_alphas n_val_f r_f (all-alpha GEMM)]
+  brainalign: Σ_f [2 r_f n_train_f (Uᵀ Y) + 2 q_f n_val_f r_f (basis GEMM) + 2 n_alphas q_f n_val_f (mix)]
               + 2 r n + 2 p r (refit) + 2 n_test p (predict)
+              (default: q_f = n_alphas and no mixing term; ``brainalign-lowrank``, the opt-in
+              expansion of the filter factors across alphas: q_f is its rank in fold f, printed)
   himalaya:   Σ_f [2 n_alphas n_val_f n_train_f (predictions)]
               + 2 n_used_alphas p n (refit of every used alpha) + 2 n_test p
 """
@@ -118,6 +120,14 @@ def gemm_peak(size=4096, repeats=3):
 
 
 # ----------------------------------------------------------------------------- worker
+def _vmhwm_kib():
+    """Peak RSS of this process (VmHWM). ``ru_maxrss`` is not used: Linux keeps the
+    parent's high-water mark across fork + exec, so a worker started by the parent
+    that holds the data would report the parent's peak."""
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM"))
+
+
 def worker(method, tmp):
     tmp = Path(tmp)
     meta = json.loads((tmp / "meta.json").read_text())
@@ -127,42 +137,54 @@ def worker(method, tmp):
     folds = [(np.array(a), np.array(b)) for a, b in meta["folds"]]
     alphas = np.array(meta["alphas"])
     Xtr, Ytr, Xte = X[tr], Y[tr], X[te]
-    rss_data = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_data = _vmhwm_kib()
+    # imports outside the timed section
+    if method == "himalaya":
+        import warnings
+
+        from himalaya.backend import set_backend
+        from himalaya.ridge import RidgeCV
+
+        set_backend("numpy")
+    else:
+        from brainalign.encoding import RidgeCV
     with OthersMeter() as m:
         if method == "himalaya":
-            import warnings
-
-            from himalaya.backend import set_backend
-            from himalaya.ridge import RidgeCV
-
-            set_backend("numpy")
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 model = RidgeCV(alphas=alphas, cv=folds, fit_intercept=False).fit(Xtr, Ytr)
         else:
-            from brainalign.encoding import RidgeCV
-
-            model = RidgeCV(alphas=alphas, cv=folds, fit_intercept=False,
+            params = {"filter_rtol": 1e-7} if method == "brainalign-lowrank" else None
+            model = RidgeCV(alphas=alphas, cv=folds, fit_intercept=False, solver_params=params,
                             chunk_voxels=meta["chunk_voxels"]).fit(Xtr, Ytr)
         pred = np.asarray(model.predict(Xte))
+    q = None
+    if method == "brainalign-lowrank":  # rank of the alpha expansion per fold (untimed; for the FLOP count)
+        from brainalign.encoding.ridge import prepare_folds
+
+        q = [n_alphas if op.W is None else int(op.W.shape[1]) for op in
+             prepare_folds(Xtr, folds, alphas, filter_rtol=1e-7)] if (n_alphas := len(alphas)) else None
     Yte = Y[te]
     r2 = 1 - ((Yte - pred) ** 2).sum(0) / ((Yte - Yte.mean(0)) ** 2).sum(0)
     np.save(tmp / f"{method}_r2.npy", r2)
     np.save(tmp / f"{method}_alphas.npy", np.asarray(model.best_alphas_, dtype=np.float64))
     out = dict(method=method, seconds=m.wall, others_frac=m.others_frac, own_cpu_per_wall=m.own_cpu / m.wall,
-               peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-               rss_after_data_mib=rss_data / 1024)
+               peak_rss_mib=_vmhwm_kib() / 1024, rss_after_data_mib=rss_data / 1024, q=q)
     print(json.dumps(out))
 
 
-def flops(method, folds, n, p, n_test, n_alphas, n_voxels, n_used=1):
+def flops(method, folds, n, p, n_test, n_alphas, n_voxels, n_used=1, q=None):
     per = 2 * n_test * p
-    for tr, va in folds:
+    for k, (tr, va) in enumerate(folds):
         if method == "himalaya":
             per += 2 * n_alphas * len(va) * len(tr)
         else:
             r = min(len(tr), p)
-            per += 2 * r * len(tr) + 2 * n_alphas * len(va) * r
+            per += 2 * r * len(tr)
+            if q is None:
+                per += 2 * n_alphas * len(va) * r
+            else:  # q basis operators, then mixing q partial predictions into n_alphas
+                per += 2 * q[k] * len(va) * r + 2 * n_alphas * q[k] * len(va)
     r = min(n, p)
     per += 2 * n_used * p * n if method == "himalaya" else 2 * r * n + 2 * p * r
     return per * n_voxels
@@ -173,7 +195,8 @@ def main():
     ap.add_argument("--small", action="store_true", help="600 samples x 128 features x 2000 voxels")
     ap.add_argument("--n-voxels", type=int, default=None)
     ap.add_argument("--chunk-voxels", type=int, default=2048)
-    ap.add_argument("--methods", default="himalaya,brainalign")
+    ap.add_argument("--methods", default="himalaya,brainalign",
+                    help="comma list of himalaya, brainalign, brainalign-lowrank (opt-in expansion across alphas)")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--tmp", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -220,13 +243,18 @@ def main():
     n_train = train.size
     for method, res in results.items():
         n_used = np.unique(res["alphas"]).size
-        fl = flops(method, folds, n_train, p, test.size, alphas.size, v, n_used)
+        fl = flops(method, folds, n_train, p, test.size, alphas.size, v, n_used, res.get("q"))
         gf = fl / res["seconds"] / 1e9
         print(json.dumps(dict(
             method=method, seconds=round(res["seconds"], 2), others_frac=round(res["others_frac"], 3),
             own_cpu_per_wall=round(res["own_cpu_per_wall"], 2), peak_rss_mib=round(res["peak_rss_mib"]),
             rss_after_data_mib=round(res["rss_after_data_mib"]), dominant_tflop=round(fl / 1e12, 2),
+            alpha_expansion_rank_per_fold=res.get("q"),
             gflops=round(gf, 1), pct_of_gemm_peak=round(100 * gf / peak, 1))))
+    if {"brainalign", "brainalign-lowrank"} <= results.keys():
+        b, lr = results["brainalign"], results["brainalign-lowrank"]
+        print(json.dumps(dict(ratio_default_over_lowrank=round(b["seconds"] / lr["seconds"], 2),
+                              max_abs_diff_test_r2_lowrank_vs_default=float(np.abs(b["r2"] - lr["r2"]).max()))))
     if {"himalaya", "brainalign"} <= results.keys():
         h, b = results["himalaya"], results["brainalign"]
         same = np.isclose(h["alphas"], b["alphas"], rtol=1e-5)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from brainalign.encoding.delays import make_delayed, run_boundaries, zscore_within_runs
+from brainalign.encoding.delays import make_delayed, run_boundaries, zscore_with_train, zscore_within_runs
 
 
 def _tutorial_delayer(X, delays):
@@ -91,3 +91,24 @@ def test_zscore_within_runs_uses_each_runs_statistics():
         np.testing.assert_allclose(Z[runs == r, :2].mean(0), 0, atol=1e-5)
         np.testing.assert_allclose(Z[runs == r, :2].std(0), 1, atol=1e-5)
     assert np.all(Z[:, 2] == 0) and Z.dtype == np.float32
+
+
+def test_zscore_with_train_ignores_held_out_rows():
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((40, 4)) * 3 + 1
+    X[:, 3] = 2.0
+    train = np.arange(30)
+    Z = zscore_with_train(X, train)
+    ref = StandardScaler().fit(X[train, :3]).transform(X[:, :3])
+    np.testing.assert_allclose(Z[:, :3], ref, atol=1e-5)
+    assert np.all(Z[:, 3] == 0)
+    X2 = X.copy()
+    X2[30:] += 1000.0  # changing held-out rows changes nothing on the training rows
+    np.testing.assert_array_equal(zscore_with_train(X2, train)[train], Z[train])
+    mask = np.zeros(40, bool)
+    mask[train] = True
+    np.testing.assert_array_equal(zscore_with_train(X, mask), Z)
+    with pytest.raises(ValueError, match="at least 2"):
+        zscore_with_train(X, [0])

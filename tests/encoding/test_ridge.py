@@ -9,7 +9,7 @@ from sklearn.linear_model import Ridge
 from sklearn.model_selection import GroupKFold, KFold
 
 from brainalign.encoding import ConstantVoxelWarning, MemoryPreflightError, RidgeCV
-from brainalign.encoding.ridge import decompose_design, prepare_folds, solve_ridge_cv
+from brainalign.encoding.ridge import LOWRANK_RTOL, decompose_design, prepare_folds, solve_ridge_cv
 
 himalaya_ridge = pytest.importorskip("himalaya.ridge")
 
@@ -221,3 +221,33 @@ def test_fold_operator_never_holds_alpha_by_test_by_train():
     for op in ops:
         assert op.M.shape == (5 * 40, 10)
         assert op.Ut.shape == (10, 80)
+
+
+def test_lowrank_alpha_expansion_equals_one_operator_per_alpha():
+    """The low-rank filter expansion is used on a dense grid and changes nothing beyond float32."""
+    X, Y = _data(300, 60, 200, seed=16)
+    alphas = np.logspace(0, 4, 20)
+    folds = list(KFold(5).split(X))
+    ops = prepare_folds(X, folds, alphas, filter_rtol=LOWRANK_RTOL)
+    assert all(op.W is not None and op.W.shape[1] <= 15 for op in ops)
+    assert all(op.W is None for op in prepare_folds(X, folds, alphas))  # opt-in only
+    fast = solve_ridge_cv(X, Y, alphas, folds, filter_rtol=LOWRANK_RTOL)
+    direct = solve_ridge_cv(X, Y, alphas, folds)
+    np.testing.assert_array_equal(fast.best_index, direct.best_index)
+    np.testing.assert_allclose(fast.cv_scores_all, direct.cv_scores_all, rtol=2e-6, atol=0)
+    np.testing.assert_array_equal(fast.coef, direct.coef)  # the refit does not use the expansion
+
+
+def test_splitter_with_runs_as_groups_and_float64_input():
+    """A splitter gets groups=runs; float64 inputs agree with himalaya's float64 fit to 1e-4."""
+    X, Y = _data(120, 10, 40, seed=17)
+    X64, Y64 = X.astype(np.float64), Y.astype(np.float64)
+    runs = np.repeat([3, 1, 2, 0], 30)
+    alphas = np.logspace(-1, 3, 8)
+    a = RidgeCV(alphas=alphas, cv=GroupKFold(4)).fit(X64, Y64, runs=runs)
+    folds = list(GroupKFold(4).split(X, groups=runs))
+    for (tr_a, va_a), (tr_b, va_b) in zip(a.folds_, folds):
+        np.testing.assert_array_equal(va_a, va_b)
+    h = _himalaya_fit(X64, Y64, alphas, folds, False)
+    np.testing.assert_allclose(a.coef_, np.asarray(h.coef_), atol=1e-4)
+    np.testing.assert_allclose(a.best_alphas_, np.asarray(h.best_alphas_), rtol=1e-6)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["make_delayed", "zscore_within_runs", "run_boundaries"]
+__all__ = ["make_delayed", "zscore_within_runs", "zscore_with_train", "run_boundaries"]
 
 
 def run_boundaries(runs: np.ndarray) -> list[np.ndarray]:
@@ -119,4 +119,41 @@ def zscore_within_runs(Y: np.ndarray, runs: np.ndarray, eps: float = 1e-8) -> np
         z = (block - mu) / np.where(sd > eps, sd, 1.0)
         z[:, sd <= eps] = 0.0
         out[idx] = z
+    return out.astype(np.float32)
+
+
+def zscore_with_train(X: np.ndarray, train, eps: float = 1e-8) -> np.ndarray:
+    """Z-score every column with the mean and standard deviation of the training rows only.
+
+    Use this for any normalisation whose statistics span several runs (e.g.
+    features before the ridge): the held-out rows are transformed with the
+    training statistics and never influence them.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_columns)
+    train : ndarray of int or bool, shape (n_train,) or (n_samples,)
+        Training rows.
+    eps : float
+        Columns with a training standard deviation <= eps become zero.
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_columns), float32
+    """
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D (n_samples, n_columns), got shape {X.shape}.")
+    train = np.asarray(train)
+    if train.dtype == bool:
+        if train.shape != (X.shape[0],):
+            raise ValueError(f"train mask has shape {train.shape}; give one bool per sample ({X.shape[0]}).")
+        train = np.flatnonzero(train)
+    if train.size < 2:
+        raise ValueError(f"train selects {train.size} rows; at least 2 are needed for a standard deviation.")
+    mu = X[train].mean(0)
+    sd = X[train].std(0)
+    ok = sd > eps
+    out = (X - mu) / np.where(ok, sd, 1.0)
+    out[:, ~ok] = 0.0
     return out.astype(np.float32)

@@ -14,7 +14,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.model_selection import KFold
 
-from brainalign.encoding.executor import DaskChunkMapper, local_map_chunks
+from brainalign.encoding.executor import ChunkStore, DaskChunkMapper, fit_fingerprint, local_map_chunks
 from brainalign.encoding.memory import check_memory, estimate_fit_bytes
 from brainalign.encoding.ridge import solve_ridge_cv
 from brainalign.encoding.splits import leave_runs_out
@@ -158,6 +158,10 @@ class RidgeCV(RegressorMixin, BaseEstimator):
         Bytes the fit may allocate (``"auto"``: the available memory; None: no
         preflight). The fit refuses to start, naming a ``chunk_voxels`` that
         fits, when the estimated peak exceeds it.
+    store : str, path or None
+        Directory where every finished voxel chunk is saved (``.npz``); a
+        rerun of the same fit reads them back and computes only the missing
+        chunks. The values of ``y`` are not hashed: use one store per ``y``.
 
     Attributes
     ----------
@@ -189,6 +193,8 @@ class RidgeCV(RegressorMixin, BaseEstimator):
         client: Any = None,
         n_workers: int = 2,
         memory_limit: int | str | None = "auto",
+        store: str | None = None,
+        solver_params: dict | None = None,
     ):
         self.alphas = alphas
         self.cv = cv
@@ -199,6 +205,8 @@ class RidgeCV(RegressorMixin, BaseEstimator):
         self.client = client
         self.n_workers = n_workers
         self.memory_limit = memory_limit
+        self.store = store
+        self.solver_params = solver_params
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y, runs=None):
@@ -245,9 +253,15 @@ class RidgeCV(RegressorMixin, BaseEstimator):
         mapper = local_map_chunks
         if self.executor == "dask":
             mapper = DaskChunkMapper(self.client, n_workers=self.n_workers)
+        self.store_ = None
+        if self.store is not None:
+            self.store_ = ChunkStore(self.store, fit_fingerprint(
+                X, tuple(Y.shape), alphas, folds, fit_intercept=self.fit_intercept,
+                local_alpha=self.local_alpha, chunk_voxels=int(self.chunk_voxels)))
+            mapper = self.store_.wrap(mapper)
         res = solve_ridge_cv(
             X, Y, alphas, folds, fit_intercept=self.fit_intercept, local_alpha=self.local_alpha,
-            chunk_voxels=int(self.chunk_voxels), map_chunks=mapper,
+            chunk_voxels=int(self.chunk_voxels), map_chunks=mapper, **(self.solver_params or {}),
         )
         n_bad = int((~res.valid).sum())
         if n_bad:

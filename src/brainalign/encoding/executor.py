@@ -7,14 +7,18 @@ any scheduler address, or a ``dask_jobqueue`` cluster's client).
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from collections import deque
-from typing import Any, Iterator
+from pathlib import Path
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
 from brainalign.encoding.ridge import ChunkResult, fit_chunk, load_chunk
 
-__all__ = ["local_map_chunks", "DaskChunkMapper"]
+__all__ = ["local_map_chunks", "DaskChunkMapper", "ChunkStore", "fit_fingerprint"]
 
 
 def _run_chunk(Yc: np.ndarray, start: int, shared: dict) -> ChunkResult:
@@ -75,7 +79,9 @@ class DaskChunkMapper:
         try:
             n_workers = max(1, len(client.scheduler_info().get("workers", {})))
             window = self.max_in_flight or 2 * n_workers
-            shared_f = client.scatter(shared, broadcast=True)
+            # one future for the whole dict (scattering a dict would use its keys as
+            # cluster-wide data names, which collide between the two passes)
+            shared_f = client.scatter([shared], broadcast=True, hash=False)[0]
             pending: deque = deque()
             it = iter(bounds)
             exhausted = False
@@ -86,15 +92,101 @@ class DaskChunkMapper:
                     except StopIteration:
                         exhausted = True
                         break
-                    Yc = client.scatter(load_chunk(Y, start, stop))
+                    Yc = client.scatter(load_chunk(Y, start, stop), hash=False)
                     pending.append(client.submit(_run_chunk, Yc, start, shared_f, pure=False))
                 if not pending:
                     break
                 fut = pending.popleft()
                 yield fut.result()
                 fut.release()
+            shared_f.release()
         finally:
             if own_client is not None:
                 own_client.close()
             if own_cluster is not None:
                 own_cluster.close()
+
+
+# ----------------------------------------------------------------------------- resumable store
+def fit_fingerprint(X: np.ndarray, Y_shape: tuple, alphas: np.ndarray, folds, **params) -> dict:
+    """What identifies a fit for :class:`ChunkStore` (X bytes, shapes, alphas, folds, options).
+
+    The values of ``Y`` are not hashed (that would mean reading all of it);
+    its shape and the other inputs are. Reuse a store only for the same ``Y``.
+    """
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(X, dtype=np.float32).tobytes())
+    h.update(np.asarray(alphas, dtype=np.float64).tobytes())
+    for tr, va in folds:
+        h.update(np.asarray(tr, dtype=np.int64).tobytes())
+        h.update(b"|")
+        h.update(np.asarray(va, dtype=np.int64).tobytes())
+        h.update(b"#")
+    return dict(inputs_sha256=h.hexdigest(), X_shape=list(np.shape(X)), Y_shape=list(Y_shape),
+                **{k: (v if isinstance(v, (bool, int, float, str)) or v is None else str(v))
+                   for k, v in params.items()})
+
+
+class ChunkStore:
+    """Per-chunk results on disk (``.npz``, no pickle), so that a rerun resumes.
+
+    Parameters
+    ----------
+    path : str or Path
+        Directory; created if missing. ``meta.json`` holds the fit's
+        fingerprint; a directory holding another fit's chunks is refused.
+    fingerprint : dict
+        From :func:`fit_fingerprint`.
+    """
+
+    def __init__(self, path: str | os.PathLike, fingerprint: dict):
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        meta = self.path / "meta.json"
+        if meta.exists():
+            old = json.loads(meta.read_text())
+            if old != fingerprint:
+                diff = sorted(k for k in set(old) | set(fingerprint) if old.get(k) != fingerprint.get(k))
+                raise ValueError(
+                    f"store={str(self.path)!r} holds chunks of a different fit (differs in {diff}); "
+                    "give an empty directory, or delete this one to start over."
+                )
+        else:
+            meta.write_text(json.dumps(fingerprint, indent=1, sort_keys=True))
+        self.n_loaded = 0
+
+    def _file(self, tag: str, start: int, stop: int) -> Path:
+        return self.path / f"{tag}_{start:010d}_{stop:010d}.npz"
+
+    def save(self, tag: str, res: ChunkResult) -> None:
+        arrays = {k: v for k, v in dict(
+            mean_scores=res.mean_scores, valid=res.valid, best_index=res.best_index,
+            coef=res.coef, intercept=res.intercept).items() if v is not None}
+        final = self._file(tag, res.start, res.stop)
+        tmp = final.with_name(final.name + ".tmp.npz")
+        np.savez(tmp, **arrays)
+        os.replace(tmp, final)
+
+    def load(self, tag: str, start: int, stop: int) -> ChunkResult:
+        with np.load(self._file(tag, start, stop), allow_pickle=False) as z:
+            get = lambda k: z[k] if k in z.files else None  # noqa: E731
+            self.n_loaded += 1
+            return ChunkResult(start, stop, z["mean_scores"], z["valid"], get("best_index"),
+                               get("coef"), get("intercept"))
+
+    def wrap(self, mapper: Callable) -> Callable:
+        """A chunk mapper that reads finished chunks from disk and computes only the rest."""
+
+        def mapped(Y: Any, bounds: list[tuple[int, int]], shared: dict) -> Iterator[ChunkResult]:
+            tag = "refit" if shared.get("best_index") is not None else "fit"
+            todo = [b for b in bounds if not self._file(tag, *b).exists()]
+            computed = iter(mapper(Y, todo, shared)) if todo else iter(())
+            for start, stop in bounds:
+                if self._file(tag, start, stop).exists():
+                    yield self.load(tag, start, stop)
+                else:
+                    res = next(computed)
+                    self.save(tag, res)
+                    yield res
+
+        return mapped

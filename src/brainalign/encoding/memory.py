@@ -95,7 +95,7 @@ def estimate_fit_bytes(
         12 * n  # chunk as read (up to float64) + float32 copy
         + 4 * n_tr + 8 * n_val  # training rows, validation rows (+ centred copy)
         + 16 * r  # B, filter factors (float64 + float32)
-        + 4 * n_alphas * n_val  # stacked predictions of all alphas
+        + 8 * n_alphas * n_val  # predictions of all alphas (+ the low-rank partial predictions)
         + 8 * n_alphas * (len(folds) + 2)  # per-fold and mean scores
         + 8 * p  # coef chunk (+ float64 copy for the intercept)
     )

@@ -28,6 +28,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+import mmap
+import os
+
 import numpy as np
 import scipy.linalg
 from threadpoolctl import ThreadpoolController
@@ -96,9 +99,13 @@ class FoldOperator:
     train, val : ndarray of int
         Sample indices of the fold.
     Ut : ndarray of shape (r, n_train), float32
-    M : ndarray of shape (n_alphas * n_val, r), float32
-        Stacked validation operators ``X_val V diag(s / (s² + α))``.
+    M : ndarray of shape (n_alphas * n_val, r) or (q * n_val, r), float32
+        Stacked validation operators ``X_val V diag(s / (s² + α))``, or, when
+        ``W`` is set, the ``q`` basis operators ``X_val V diag(h_j)``.
     n_alphas : int
+    W : ndarray of shape (n_alphas, q), float32, or None
+        Low-rank mixing: the filter factors of alpha ``a`` are
+        ``Σ_j W[a, j] h_j`` (see :func:`lowrank_filters`).
     """
 
     train: np.ndarray
@@ -108,6 +115,7 @@ class FoldOperator:
     n_alphas: int
     contiguous_train: slice | None = field(default=None)
     contiguous_val: slice | None = field(default=None)
+    W: np.ndarray | None = field(default=None)
 
 
 def _as_slice(idx: np.ndarray) -> slice | None:
@@ -170,11 +178,57 @@ def filter_factors(s: np.ndarray, alphas: np.ndarray) -> np.ndarray:
     return s[None, :] / (s[None, :] ** 2 + alphas[:, None])
 
 
+#: max relative error (per alpha, in max-norm) of the low-rank filter-factor expansion
+LOWRANK_RTOL = 1e-7
+
+
+def lowrank_filters(d: np.ndarray, rtol: float = LOWRANK_RTOL, max_fraction: float = 0.75):
+    """Expand every alpha's filter factors in a few shared basis filters.
+
+    The rows ``d_α = s / (s² + α)`` of a log-spaced alpha grid are smooth in
+    ``α`` and their matrix has rapidly decaying singular values (about one
+    decade per basis vector for a 3-decade grid): ``q`` basis filters ``h_j``
+    reproduce all rows to float32 accuracy with ``q`` around half the number
+    of alphas. The all-alpha validation GEMM then needs ``q`` operators instead
+    of ``n_alphas``, and each alpha's prediction is a mix of ``q`` partial
+    predictions (a GEMM with inner dimension ``q``).
+
+    Rows are normalised before the SVD so the tolerance is relative to each
+    alpha's own filter (no alpha is approximated worse because its filter is
+    small), and the mixing terms stay of the size of the result.
+
+    Parameters
+    ----------
+    d : ndarray of shape (n_alphas, r), float64
+    rtol : float
+        Accepted ``max |d_α - Σ_j W[α, j] h_j| / max |d_α|`` over alphas.
+    max_fraction : float
+        Use the expansion only if ``q <= max_fraction * n_alphas``.
+
+    Returns
+    -------
+    (W, H) with W of shape (n_alphas, q) and H of shape (q, r), or None when
+    the expansion does not pay off.
+    """
+    n_alphas = d.shape[0]
+    if n_alphas < 4:
+        return None
+    norms = np.abs(d).max(1)
+    Dn = d / norms[:, None]
+    U, S, Vt = np.linalg.svd(Dn, full_matrices=False)
+    for q in range(1, int(max_fraction * n_alphas) + 1):
+        approx = (U[:, :q] * S[:q]) @ Vt[:q]
+        if np.abs(approx - Dn).max() <= rtol:
+            return (U[:, :q] * S[:q]) * norms[:, None], Vt[:q]
+    return None
+
+
 def prepare_folds(
     X: np.ndarray,
     folds: Sequence[tuple[np.ndarray, np.ndarray]],
     alphas: np.ndarray,
     fit_intercept: bool = False,
+    filter_rtol: float | None = None,
 ) -> list[FoldOperator]:
     """One decomposition per fold and the stacked all-alpha validation operator.
 
@@ -184,6 +238,10 @@ def prepare_folds(
     folds : list of (train, val) index arrays
     alphas : ndarray of shape (n_alphas,)
     fit_intercept : bool
+    filter_rtol : float or None
+        Tolerance of the low-rank expansion of the filter factors across
+        alphas (:func:`lowrank_filters`, opt-in, e.g. ``LOWRANK_RTOL``); None
+        or 0 (default) keeps one operator per alpha.
 
     Returns
     -------
@@ -201,7 +259,10 @@ def prepare_folds(
             Xval = Xval - F.x_mean
         A = Xval @ F.V  # (n_val, r)
         d = filter_factors(F.s, alphas)  # (n_alphas, r)
-        M = (A[None, :, :] * d[:, None, :]).reshape(len(alphas) * len(val), F.rank)
+        W = lowrank_filters(d, filter_rtol) if filter_rtol else None
+        if W is not None:
+            W, d = W  # d now holds the q basis filters h_j
+        M = (A[None, :, :] * d[:, None, :]).reshape(d.shape[0] * len(val), F.rank)
         ops.append(
             FoldOperator(
                 train=train,
@@ -211,6 +272,7 @@ def prepare_folds(
                 n_alphas=len(alphas),
                 contiguous_train=_as_slice(train),
                 contiguous_val=_as_slice(val),
+                W=None if W is None else np.ascontiguousarray(W, dtype=np.float32),
             )
         )
     return ops
@@ -247,13 +309,26 @@ def fold_neg_mse(op: FoldOperator, Y_chunk: np.ndarray, fit_intercept: bool = Fa
     # accurate there (relative error ~1e-7 where a strided float32 reduction
     # loses ~1e-6). BLAS reads the transposed views without copies.
     BT = Ytr.T @ op.Ut.T  # (c, r)
-    PT = BT @ op.M.T  # (c, n_alphas * n_val)
     n_val = op.val.size
-    PT = PT.reshape(-1, op.n_alphas, n_val)
-    PT -= Yval.T[:, None, :]
-    np.square(PT, out=PT)
-    err = PT.sum(axis=2)  # (c, n_alphas)
-    return -(err.T.astype(np.float64)) / n_val
+    YvalT = np.ascontiguousarray(Yval.T)  # (c, n_val): broadcasting a strided view is ~10x slower
+    if op.W is None:
+        PT = BT @ op.M.T  # (c, n_alphas * n_val)
+        PT = PT.reshape(-1, op.n_alphas, n_val)
+        PT -= YvalT[:, None, :]
+        np.square(PT, out=PT)
+        err = PT.sum(axis=2).T  # (n_alphas, c)
+    else:
+        q = op.W.shape[1]
+        c = BT.shape[0]
+        Q = np.empty((q, c, n_val), dtype=np.float32)
+        for j in range(q):  # partial predictions of the q basis filters
+            np.matmul(BT, op.M[j * n_val:(j + 1) * n_val].T, out=Q[j])
+        P = (op.W @ Q.reshape(q, c * n_val)).reshape(op.n_alphas, c, n_val)
+        del Q
+        P -= YvalT[None]
+        np.square(P, out=P)
+        err = P.sum(axis=2)  # (n_alphas, c)
+    return -(err.astype(np.float64)) / n_val
 
 
 def cv_scores_chunk(
@@ -336,8 +411,55 @@ class ChunkResult:
     intercept: np.ndarray | None = None  # (c,) float32
 
 
+def _pread_memmap_columns(Y: np.memmap, start: int, stop: int) -> np.ndarray | None:
+    """Columns ``start:stop`` of a 2-D ``np.memmap`` read with ``pread`` from its file.
+
+    Touching a column chunk of a row-major mapping maps pages all over the file
+    (with large page-cache folios, a 4096-column slice of a 200k-column file
+    maps nearly all of it), so the resident set would grow to the file size.
+    Reading through the file descriptor keeps the data in the page cache only.
+    Returns None when the layout is not one this handles (the caller then
+    reads through the mapping).
+    """
+    orig = Y
+    while isinstance(orig, np.ndarray) and not isinstance(getattr(orig, "base", None), mmap.mmap):
+        orig = orig.base
+    filename = getattr(orig, "filename", None)
+    if not isinstance(orig, np.memmap) or filename is None or Y.ndim != 2:
+        return None
+    item = Y.dtype.itemsize
+    base_off = int(orig.offset) + (Y.ctypes.data - orig.ctypes.data)
+    n = Y.shape[0]
+    width = stop - start
+    out = np.empty((n, width), dtype=Y.dtype)
+    s0, s1 = Y.strides
+    fd = os.open(filename, os.O_RDONLY)
+    try:
+        if s1 == item:  # row-major: one read per row
+            for i in range(n):
+                buf = memoryview(out[i]).cast("B")
+                if os.preadv(fd, [buf], base_off + i * s0 + start * s1) != buf.nbytes:
+                    return None
+        elif s0 == item:  # column-major: one read per column
+            colbuf = np.empty(n, dtype=Y.dtype)
+            for j in range(width):
+                buf = memoryview(colbuf).cast("B")
+                if os.preadv(fd, [buf], base_off + (start + j) * s1) != buf.nbytes:
+                    return None
+                out[:, j] = colbuf
+        else:
+            return None
+    finally:
+        os.close(fd)
+    return out
+
+
 def load_chunk(Y: Any, start: int, stop: int) -> np.ndarray:
     """Columns ``start:stop`` of a 2-D array-like (numpy, memmap, h5py, zarr) as float32."""
+    if isinstance(Y, np.memmap):
+        out = _pread_memmap_columns(Y, start, stop)
+        if out is not None:
+            return np.ascontiguousarray(out, dtype=np.float32)
     return np.ascontiguousarray(np.asarray(Y[:, start:stop]), dtype=np.float32)
 
 
@@ -431,6 +553,7 @@ def solve_ridge_cv(
     local_alpha: bool = True,
     chunk_voxels: int = 2048,
     map_chunks: Callable | None = None,
+    filter_rtol: float | None = None,
 ) -> RidgeCVResult:
     """Ridge regression with a per-voxel (or shared) alpha chosen by cross-validation.
 
@@ -446,9 +569,15 @@ def solve_ridge_cv(
     local_alpha : bool
     chunk_voxels : int
     map_chunks : callable, optional
-        ``map_chunks(task, bounds, **shared) -> iterable of ChunkResult`` in the
+        ``map_chunks(Y, bounds, shared) -> iterable of ChunkResult`` in the
         order of ``bounds``; the local executor when None (see
         :mod:`brainalign.encoding.executor`).
+    filter_rtol : float or None
+        Tolerance of the low-rank expansion of the filter factors across
+        alphas (:func:`lowrank_filters`); None or 0 (default) evaluates every
+        alpha with its own operator. Opt-in: on the benchmark case the
+        expansion needed q = 14-15 of 20 alphas at ``LOWRANK_RTOL`` and was not
+        faster on this machine (benchmarks/README.md).
 
     Returns
     -------
@@ -462,7 +591,7 @@ def solve_ridge_cv(
     X32 = np.asarray(X, dtype=np.float32)
     n_samples, n_features = X32.shape
     n_voxels = Y.shape[1]
-    ops = prepare_folds(X32, folds, alphas, fit_intercept)
+    ops = prepare_folds(X32, folds, alphas, fit_intercept, filter_rtol)
     full = decompose_design(X32, fit_intercept)
     V32 = np.ascontiguousarray(full.V, dtype=np.float32)
     bounds = chunk_bounds(n_voxels, chunk_voxels)

@@ -6,7 +6,6 @@ safetensors only, and without remote code unless the config asks for it.
 """
 from __future__ import annotations
 
-import hashlib
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -14,6 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from brainalign.features.base import FeatureSet, resolve_layers
+from brainalign.features.registry import weights_digest
 
 __all__ = ["TextExtractor", "builtin_model_path", "fill_prompts"]
 
@@ -37,17 +37,6 @@ def builtin_model_path(name: str) -> tuple[Path, str]:
 def fill_prompts(prompts: dict[str, str], stimuli: Sequence[str]) -> dict[str, list[str]]:
     """Apply every prompt template to every stimulus name."""
     return {name: [tpl.format(stimulus=s) for s in stimuli] for name, tpl in prompts.items()}
-
-
-def _weights_digest(folder: Path) -> str:
-    """sha256 of the config and weight files: identifies the exact checkpoint."""
-    h = hashlib.sha256()
-    for p in sorted(folder.glob("*.json")) + sorted(folder.glob("*.safetensors")):
-        h.update(p.name.encode())
-        with open(p, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()
 
 
 class TextExtractor:
@@ -98,7 +87,7 @@ class TextExtractor:
     # -- identity (used for cache keys) ---------------------------------
     def fingerprint(self) -> str:
         """What identifies these features: model id, revision or weight digest, pooling."""
-        weights = _weights_digest(self.path) if self.path is not None else (self.revision or "main")
+        weights = weights_digest(self.path if self.path is not None else self.model_id, self.revision)
         return f"{self.model_id}@{weights[:16]}|pool={self.pooling}"
 
     @property

@@ -1,0 +1,81 @@
+"""Many whole fits (e.g. layers x prompts x models) against the same voxels, locally or on dask.
+
+Voxel chunks are the unit of :class:`~brainalign.encoding.RidgeCV`'s own
+``executor="dask"``; when there are many feature spaces for one ``Y``, whole
+fits are the better unit: ``Y`` is sent to the cluster once and each task fits
+one feature space in a worker (the estimator inside runs locally there).
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from sklearn.base import clone
+
+__all__ = ["fit_many"]
+
+
+def _fit_one(estimator, X, Y, runs):
+    return clone(estimator).set_params(executor="local").fit(X, Y, runs=runs)
+
+
+def fit_many(
+    estimator: Any,
+    Xs: Sequence[np.ndarray] | Mapping[str, np.ndarray],
+    Y: np.ndarray,
+    runs: np.ndarray | None = None,
+    executor: str = "local",
+    client: Any = None,
+    n_workers: int = 2,
+) -> list | dict:
+    """Fit one clone of ``estimator`` per feature space, all against the same ``Y``.
+
+    Parameters
+    ----------
+    estimator : RidgeCV (or any estimator with ``fit(X, y, runs=...)`` and an
+        ``executor`` parameter)
+        Template; it is cloned for every fit, never modified.
+    Xs : list of ndarray or dict name -> ndarray, each of shape (n_samples, n_features_i)
+    Y : ndarray of shape (n_samples, n_voxels)
+        In memory (it is shipped to the workers once).
+    runs : ndarray of shape (n_samples,), optional
+    executor : {"local", "dask"}
+    client : distributed.Client, str or None
+        For ``"dask"``: a client, a scheduler address, or None for a
+        ``LocalCluster`` of ``n_workers`` single-threaded workers.
+    n_workers : int
+
+    Returns
+    -------
+    list or dict of fitted estimators, in the order (or with the keys) of ``Xs``.
+    """
+    if executor not in ("local", "dask"):
+        raise ValueError(f"executor must be 'local' or 'dask', got {executor!r}.")
+    names = list(Xs.keys()) if isinstance(Xs, Mapping) else None
+    items = list(Xs.values()) if names is not None else list(Xs)
+    if not items:
+        raise ValueError("Xs is empty; give at least one feature space.")
+    Y = np.asarray(Y, dtype=np.float32)
+    if executor == "local":
+        fitted = [_fit_one(estimator, X, Y, runs) for X in items]
+    else:
+        from distributed import Client, LocalCluster
+
+        own_cluster = own_client = None
+        if client is None:
+            own_cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                                       dashboard_address=None)
+            client = own_client = Client(own_cluster)
+        elif isinstance(client, str):
+            client = own_client = Client(client)
+        try:
+            Y_f = client.scatter(Y, broadcast=True, hash=False)
+            futures = [client.submit(_fit_one, estimator, np.asarray(X, dtype=np.float32), Y_f, runs,
+                                     pure=False) for X in items]
+            fitted = client.gather(futures)
+        finally:
+            if own_client is not None:
+                own_client.close()
+            if own_cluster is not None:
+                own_cluster.close()
+    return dict(zip(names, fitted)) if names is not None else fitted

@@ -1,0 +1,1122 @@
+"""Adapters over Hugging Face multimodal LLMs (native transformers classes only).
+
+One class, :class:`VisionLanguageExtractor`, implements the whole
+prompt-conditioned extraction contract (validation, chat templates, token
+roles, pooling, decoding, naive and reuse-across-prompts paths). Each
+architecture subclass only says how to preprocess a stimulus, how many
+placeholder tokens it takes, how to run the modality encoder, and which
+position ids its language model expects:
+
+- :class:`QwenVLExtractor`: Qwen2-VL / Qwen2.5-VL (also UI-TARS): images,
+  frame sequences and :class:`Video` clips; M-RoPE 3-D positions computed
+  from ``mm_token_type_ids``.
+- :class:`LlavaExtractor`: LLaVA-1.5 (CLIP vision tower + projector + Llama).
+- :class:`InternVLExtractor`: InternVL ``-hf`` checkpoints (tiled images).
+- :class:`QwenAudioExtractor`: Qwen2-Audio (waveforms).
+- :class:`Idefics2Extractor`: Idefics2 (SigLIP, perceiver resampler, Mistral).
+- :class:`LlavaNextExtractor`: LLaVA-NeXT / LLaVA-1.6 (any-resolution tiles + newline tokens).
+
+InstructBLIP, whose connector reads the instruction, has its own class in
+:mod:`brainalign.features.hf_instructblip`; unimodal baselines are in
+:mod:`~brainalign.features.hf_vision` and :mod:`~brainalign.features.hf_audio`.
+Use :func:`brainalign.features.registry.load_extractor` to build any of them
+from a model id or a local folder.
+
+A stimulus is an image (uint8 (H, W, 3) or PIL), a sequence of frames
+(consecutive images before the prompt), a :class:`Video`, or, for audio
+models, a 1-D float waveform.
+"""
+from __future__ import annotations
+
+import hashlib
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+import torch
+
+from .base import FeatureSet, resolve_layers
+from .pooling import POOLINGS, GenerationConfig, TokenMasks, check_pooling, next_tokens, pool_tokens
+from .reuse import generate_with_shared_prefix, hidden_with_shared_prefix
+
+__all__ = [
+    "VisionLanguageExtractor",
+    "QwenVLExtractor",
+    "LlavaExtractor",
+    "InternVLExtractor",
+    "QwenAudioExtractor",
+    "Idefics2Extractor",
+    "LlavaNextExtractor",
+    "check_images",
+    "check_stimuli",
+    "stimulus_digest",
+    "Video",
+    "check_prompts",
+    "COMPONENTS",
+]
+
+#: What can be read: the language model's hidden states (residual stream; one
+#: slice per decoder block + embeddings at index 0), the output of each
+#: block's self-attention (index i = block i, 1..n_layers; seed 002 read it at
+#: the last token), the modality encoder's hidden states ("vision"; "audio"
+#: for audio LLMs), or the connector's output (one slice, index 0).
+COMPONENTS = ("language", "attention", "vision", "connector")
+
+
+def _check_frame(img: Any, where: str) -> np.ndarray:
+    if hasattr(img, "convert") and hasattr(img, "size"):  # PIL.Image
+        img = np.asarray(img.convert("RGB"))
+    if not isinstance(img, np.ndarray):
+        raise ValueError(
+            f"{where} is a {type(img).__name__}; pass a uint8 numpy array of shape (H, W, 3) or a PIL image."
+        )
+    if img.dtype != np.uint8:
+        raise ValueError(
+            f"{where} has dtype {img.dtype}; images must be uint8 in [0, 255]. "
+            "Convert floats in [0, 1] with (img * 255).round().astype(np.uint8)."
+        )
+    if img.ndim != 3 or img.shape[2] != 3:
+        raise ValueError(
+            f"{where} has shape {img.shape}; images must be (H, W, 3) RGB. "
+            "Stack grey images with np.repeat(img[..., None], 3, axis=2); drop alpha with img[..., :3]."
+        )
+    if min(img.shape[:2]) < 28:
+        raise ValueError(f"{where} has shape {img.shape}; both sides must be at least 28 pixels.")
+    return np.ascontiguousarray(img)
+
+
+def _check_sequence(images: Any, name: str, what: str) -> list:
+    if isinstance(images, np.ndarray) and images.ndim == 4:
+        images = list(images)
+    if isinstance(images, (str, bytes)) or not hasattr(images, "__len__"):
+        raise ValueError(f"{name} must be a sequence of {what}.")
+    if len(images) == 0:
+        raise ValueError(f"{name} is empty: pass at least one image.")
+    return list(images)
+
+
+@dataclass
+class Video:
+    """A clip given to a video-capable model as one video (not as separate images).
+
+    Attributes
+    ----------
+    frames : uint8 array (n_frames, H, W, 3) or list of frames, all the same size
+    fps : float
+        Frames per second of ``frames`` (sets the temporal positions of
+        Qwen2.5-VL's M-RoPE).
+    """
+
+    frames: Any
+    fps: float = 2.0
+
+
+def check_images(images: Sequence[Any], name: str = "images") -> list[np.ndarray]:
+    """Validate images and return them as uint8 arrays of shape (H, W, 3).
+
+    Accepts PIL images (converted to RGB) and uint8 numpy arrays (H, W, 3);
+    a 4-D array (n, H, W, 3) is n images.
+    """
+    images = _check_sequence(images, name, "images (uint8 arrays (H, W, 3) or PIL images)")
+    return [_check_frame(img, f"{name}[{i}]") for i, img in enumerate(images)]
+
+
+def check_stimuli(stimuli: Sequence[Any], name: str = "stimuli") -> list[list[np.ndarray]]:
+    """Validate stimuli: each is one image or a sequence of frames.
+
+    A stimulus may be a uint8 array (H, W, 3), a PIL image, a uint8 array
+    (n_frames, H, W, 3) or a list of frames; a 4-D array passed as
+    ``stimuli`` itself is a batch of single images.
+
+    Returns
+    -------
+    list (one per stimulus) of lists of uint8 (H, W, 3) frames, or of
+    :class:`Video` (frames validated) for stimuli given as videos
+    """
+    stimuli = _check_sequence(stimuli, name, "stimuli (images, or sequences of frames)")
+    out: list = []
+    for i, stim in enumerate(stimuli):
+        if isinstance(stim, Video):
+            frames = _check_sequence(stim.frames, f"{name}[{i}].frames", "frames")
+            frames = [_check_frame(f, f"{name}[{i}].frames[{j}]") for j, f in enumerate(frames)]
+            if len({f.shape for f in frames}) != 1:
+                raise ValueError(f"{name}[{i}].frames have different shapes; all frames of a video must match.")
+            if not stim.fps > 0:
+                raise ValueError(f"{name}[{i}].fps={stim.fps!r}; give the clip's frames per second (> 0).")
+            out.append(Video(frames, float(stim.fps)))
+        elif isinstance(stim, np.ndarray) and stim.ndim == 4 or isinstance(stim, (list, tuple)):
+            frames = _check_sequence(stim, f"{name}[{i}]", "frames")
+            out.append([_check_frame(f, f"{name}[{i}][{j}]") for j, f in enumerate(frames)])
+        else:
+            out.append([_check_frame(stim, f"{name}[{i}]")])
+    return out
+
+
+def stimulus_digest(stimulus: Any, sampling_rate: int | None = None) -> str:
+    """sha256 of a stimulus' content: image, frame sequence, :class:`Video` (with fps) or waveform.
+
+    Two stimuli with the same pixels (or samples) get the same digest whatever
+    their file name, so a feature cache can key on it.
+    """
+    h = hashlib.sha256()
+    if isinstance(stimulus, Video):
+        h.update(f"video fps={float(stimulus.fps)!r}".encode())
+        frames = list(stimulus.frames)
+    elif isinstance(stimulus, (list, tuple)) or isinstance(stimulus, np.ndarray) and stimulus.ndim == 4:
+        h.update(b"frames")
+        frames = list(stimulus)
+    else:
+        frames = [stimulus]
+    if sampling_rate is not None:
+        h.update(f"sr={int(sampling_rate)}".encode())
+    for f in frames:
+        if hasattr(f, "convert") and hasattr(f, "size"):  # PIL.Image
+            f = np.asarray(f.convert("RGB"))
+        f = np.ascontiguousarray(f)
+        h.update(f"{f.dtype.str}{f.shape}".encode())
+        h.update(f.tobytes())
+    return h.hexdigest()
+
+
+def check_prompts(prompts: dict[str, str] | Sequence[str] | str, name: str = "prompts") -> dict[str, str]:
+    """Validate prompts; a list becomes ``{"p00": ..., "p01": ...}``."""
+    if isinstance(prompts, str):
+        prompts = [prompts]
+    if not isinstance(prompts, dict):
+        prompts = list(prompts)
+        prompts = {f"p{i:02d}": p for i, p in enumerate(prompts)}
+    if len(prompts) == 0:
+        raise ValueError(f"{name} is empty: pass at least one prompt, e.g. {{'describe': 'Describe this image.'}}.")
+    for key, text in prompts.items():
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(
+                f"{name}[{key!r}] is empty ({text!r}); every prompt needs text. "
+                "For features without an instruction use a unimodal model or pooling='stimulus'."
+            )
+    return dict(prompts)
+
+
+class _Sequence:
+    """One tokenized (stimulus, prompt[, response]) sequence."""
+
+    __slots__ = ("ids", "masks", "text")
+
+    def __init__(self, ids: torch.Tensor, masks: TokenMasks, text: str = ""):
+        self.ids = ids
+        self.masks = masks
+        self.text = text
+
+
+class VisionLanguageExtractor:
+    """Prompt-conditioned layer-wise features from an image-text-to-text model.
+
+    Parameters
+    ----------
+    model : PreTrainedModel
+        A native transformers vision-language model, in eval mode.
+    tokenizer : PreTrainedTokenizerFast
+        Its tokenizer (offsets are used to find the prompt's tokens).
+    image_processor : BaseImageProcessor
+        Its image processor.
+    model_id : str
+        Name recorded in every FeatureSet.
+    chat_template : str, optional
+        Jinja template; defaults to the processor's / tokenizer's.
+    pooling : str
+        Default pooling (see :data:`brainalign.features.pooling.POOLINGS`).
+    generation : GenerationConfig, optional
+        Decoding for ``pooling="generated"`` (greedy by default).
+    prompt_batch_size : int
+        How many prompt suffixes run together in the reuse path.
+    meta : dict, optional
+        Extra provenance stored in every FeatureSet (revision, loader notes).
+    """
+
+    model_type: ClassVar[str] = ""
+    #: the token that stands for one stimulus embedding in the LM input
+    image_token: ClassVar[str] = ""
+    #: what the chat template renders for an image (defaults to image_token)
+    placeholder: ClassVar[str] = ""
+    #: the token of one video embedding (video-capable adapters only)
+    video_token: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        image_processor,
+        *,
+        model_id: str = "",
+        chat_template: str | None = None,
+        pooling: str = "mean",
+        generation: GenerationConfig | None = None,
+        prompt_batch_size: int = 16,
+        meta: dict[str, Any] | None = None,
+    ):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.image_processor = image_processor
+        self.model_id = model_id or getattr(model.config, "_name_or_path", "") or self.model_type
+        self.chat_template = chat_template or getattr(tokenizer, "chat_template", None)
+        if not self.chat_template:
+            raise ValueError(
+                f"{self.model_id}: no chat template found on the processor or tokenizer; pass chat_template=."
+            )
+        self.pooling = check_pooling(pooling)
+        self.generation = generation or GenerationConfig()
+        self.prompt_batch_size = int(prompt_batch_size)
+        self.meta = dict(meta or {})
+        self.model_type = str(getattr(model.config, "model_type", self.model_type))
+        text_cfg = model.config.get_text_config()
+        self.n_layers = int(text_cfg.num_hidden_layers)
+        self.image_token_id = self.read_stimulus_token_id(model.config)
+        self._token_cache: dict[tuple[str, int], _Sequence] = {}
+        self._position_cache: dict[tuple, torch.Tensor] = {}
+
+    # ------------------------------------------------------------------ hooks
+    #: name of the modality-encoder component ("vision"; "audio" for audio LLMs)
+    encoder_component: ClassVar[str] = "vision"
+
+    @staticmethod
+    def read_stimulus_token_id(config) -> int:
+        """Id of the placeholder token of one stimulus embedding."""
+        return int(config.image_token_id)
+
+    def prepare_stimuli(self, stimuli: Sequence[Any], **options: Any) -> list:
+        """Validate stimuli (images, frame sequences, :class:`Video`)."""
+        if options.get("sampling_rate") is not None:
+            raise ValueError(f"sampling_rate is for audio stimuli; {self.model_type} takes images.")
+        return check_stimuli(stimuli, "stimuli")
+
+    def process_stimulus(self, stimulus) -> tuple[dict[str, torch.Tensor], str]:
+        """Processor output of one validated stimulus and its kind ("image", "video", "audio")."""
+        if isinstance(stimulus, Video):
+            return self.process_video(stimulus), "video"
+        return self.process_frames(stimulus), "image"
+
+    @staticmethod
+    def process_kind(stimulus) -> str:
+        return "video" if isinstance(stimulus, Video) else "image"
+
+    @staticmethod
+    def stimulus_frames(stimulus) -> int:
+        return len(stimulus.frames) if isinstance(stimulus, Video) else len(stimulus)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def n_vision_layers(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def language_model(self):
+        return self.model.model.language_model
+
+    def process_frames(self, frames: Sequence[np.ndarray]) -> dict[str, torch.Tensor]:
+        """Image processor output for the frames of one stimulus (tensors on the model device)."""
+        raise NotImplementedError
+
+    def process_image(self, image: np.ndarray) -> dict[str, torch.Tensor]:
+        """Image processor output for one image."""
+        return self.process_frames([image])
+
+    def process_video(self, video: Video) -> dict[str, torch.Tensor]:
+        """Processor output for one clip given as a video."""
+        raise ValueError(
+            f"the {self.model_type} adapter takes no video input; pass the clip's frames as a list or a "
+            "(n_frames, H, W, 3) array instead (they enter as consecutive images)."
+        )
+
+    def tokens_per_frame(self, image_inputs: dict[str, torch.Tensor]) -> list[int]:
+        """Number of placeholder tokens of each frame, in order."""
+        raise NotImplementedError
+
+    def n_stimulus_tokens(self, image_inputs: dict[str, torch.Tensor]) -> int:
+        """Total placeholder tokens of a stimulus."""
+        return int(sum(self.tokens_per_frame(image_inputs)))
+
+    def encode_image(self, image_inputs: dict[str, torch.Tensor], vision_states: bool = False):
+        """Run the modality encoder once.
+
+        Returns
+        -------
+        embeds : Tensor of shape (n_stimulus_tokens, lm_dim)
+            Connector output that replaces the placeholder tokens (all
+            frames, in order).
+        states : tuple of Tensor (n_patches, vision_dim), or None
+            Vision encoder hidden states (embeddings + every block; patches
+            of all frames) when ``vision_states``.
+        """
+        raise NotImplementedError
+
+    def position_ids(self, input_ids: torch.Tensor, image_inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Language-model position ids of one sequence, shape (..., 1, seq_len)."""
+        raise NotImplementedError
+
+    def model_inputs(self, input_ids: torch.Tensor, image_inputs: dict[str, torch.Tensor]) -> dict[str, Any]:
+        """Keyword arguments of ``model(...)`` for (1, seq_len) ids (keys starting with "_" are ours)."""
+        return {"input_ids": input_ids, **{k: v for k, v in image_inputs.items() if not k.startswith("_")}}
+
+    def placeholder_token_ids(self) -> list[int]:
+        """Token ids that stand for stimulus slots (never generated; replaced by encoder output)."""
+        ids = {self.image_token_id}
+        for attr in ("video_token_id", "audio_token_id"):
+            value = getattr(self.model.config, attr, None)
+            if isinstance(value, int):
+                ids.add(value)
+        return sorted(ids)
+
+    def reset_state(self) -> None:
+        """Clear state a model keeps between calls (e.g. Qwen's rope_deltas)."""
+
+    # --------------------------------------------------------------- tokens
+    def expand_placeholder(self, n_stimulus_tokens: int) -> str:
+        """Text that replaces the rendered image placeholder (as the model's processor does)."""
+        return self.image_token * n_stimulus_tokens
+
+    def postprocess_text(self, text: str) -> str:
+        """Processor-specific fix-ups of the expanded text (none by default)."""
+        return text
+
+    def render(self, prompt: str, n_frames: int = 1, kind: str = "image") -> str:
+        """The chat-templated text of one prompt after ``n_frames`` image (or video) placeholders."""
+        content = [{"type": kind} for _ in range(n_frames)] + [{"type": "text", "text": prompt}]
+        messages = [{"role": "user", "content": content}]
+        return self.tokenizer.apply_chat_template(
+            messages, chat_template=self.chat_template, tokenize=False, add_generation_prompt=True
+        )
+
+    def tokenize(self, prompt: str, n_stimulus_tokens: int | Sequence[int], kind: str = "image") -> _Sequence:
+        """Input ids + token roles of one prompt.
+
+        ``n_stimulus_tokens``: placeholder tokens of the (single) image, or one
+        count per frame of a multi-frame stimulus; ``kind="video"`` for a
+        stimulus given as one video.
+        """
+        counts = (int(n_stimulus_tokens),) if np.ndim(n_stimulus_tokens) == 0 else tuple(map(int, n_stimulus_tokens))
+        n_stimulus_tokens = sum(counts)
+        key = (prompt, counts, kind)
+        if key in self._token_cache:
+            return self._token_cache[key]
+        text = self.render(prompt, len(counts), kind)
+        if kind == "video":
+            placeholder, token, token_id = self.video_token, self.video_token, self.video_token_id
+        else:
+            placeholder, token, token_id = self.placeholder or self.image_token, self.image_token, self.image_token_id
+        if text.count(placeholder) != len(counts):
+            raise ValueError(
+                f"the chat template of {self.model_id} rendered {text.count(placeholder)} "
+                f"'{placeholder}' placeholders for {len(counts)} frame(s)."
+            )
+        pieces = text.split(placeholder)
+        expand = (lambda c: token * c) if kind == "video" else self.expand_placeholder
+        text = self.postprocess_text(pieces[0] + "".join(expand(c) + piece for c, piece in zip(counts, pieces[1:])))
+        start = text.rfind(prompt)
+        if start < 0:
+            raise ValueError(f"the chat template of {self.model_id} altered the prompt text {prompt!r}.")
+        end = start + len(prompt)
+        enc = self.tokenizer(text, return_offsets_mapping=True)
+        ids = torch.tensor(enc["input_ids"], dtype=torch.long)
+        offsets = torch.tensor(enc["offset_mapping"], dtype=torch.long).reshape(-1, 2)
+        stimulus = ids == token_id
+        if int(stimulus.sum()) != n_stimulus_tokens:
+            raise ValueError(
+                f"{self.model_id}: tokenizing the template gave {int(stimulus.sum())} {kind} tokens, expected "
+                f"{n_stimulus_tokens}; is '{token}' a single special token of the tokenizer?"
+            )
+        in_prompt = (offsets[:, 0] < end) & (offsets[:, 1] > start) & ~stimulus
+        seq = _Sequence(ids, TokenMasks(stimulus=stimulus, prompt=in_prompt), text)
+        self._token_cache[key] = seq
+        return seq
+
+    def token_report(self, prompts: dict[str, str] | Sequence[str], n_stimulus_tokens: int = 1) -> dict[str, dict]:
+        """Token counts per prompt.
+
+        Returns
+        -------
+        dict name -> {"prompt_tokens": tokens of the prompt text alone,
+        "prompt_tokens_in_context": tokens attributed to the prompt inside the
+        chat template, "template_tokens": other non-stimulus input tokens,
+        "input_tokens": total with ``n_stimulus_tokens`` stimulus tokens}.
+        """
+        prompts = check_prompts(prompts)
+        report = {}
+        for name, text in prompts.items():
+            seq = self.tokenize(text, n_stimulus_tokens)
+            n_prompt = int(seq.masks.prompt.sum())
+            report[name] = {
+                "prompt_tokens": len(self.tokenizer(text, add_special_tokens=False)["input_ids"]),
+                "prompt_tokens_in_context": n_prompt,
+                "template_tokens": int(seq.ids.numel()) - n_prompt - n_stimulus_tokens,
+                "input_tokens": int(seq.ids.numel()),
+            }
+        return report
+
+    # -------------------------------------------------------------- forward
+    def _embed(self, ids: torch.Tensor, image_embeds: torch.Tensor | None) -> torch.Tensor:
+        emb = self.model.get_input_embeddings()(ids.to(self.device))
+        if image_embeds is not None:
+            placeholders = torch.tensor(self.placeholder_token_ids(), device=self.device)
+            mask = torch.isin(ids.to(self.device), placeholders)
+            emb = emb.clone()
+            emb[mask] = image_embeds.to(emb.dtype).reshape(-1, emb.shape[-1])
+        return emb
+
+    @contextmanager
+    def capture(self, component: str, layers: list[int]):
+        """Record what ``component`` reads during language-model calls.
+
+        Yields a function ``states(output, row=0) -> Tensor (n_layers_sel, seq, dim)``
+        that returns the states of the latest call, for batch row ``row``.
+        """
+        if component == "language":
+            yield lambda out, row=0: torch.stack([out.hidden_states[i][row] for i in layers])
+            return
+        store: dict[int, torch.Tensor] = {}
+
+        def hook(i):
+            def _hook(module, args, output):
+                store[i] = output[0] if isinstance(output, tuple) else output
+
+            return _hook
+
+        blocks = self.language_model.layers
+        handles = [blocks[i - 1].self_attn.register_forward_hook(hook(i)) for i in layers]
+        try:
+            yield lambda out, row=0: torch.stack([store[i][row] for i in layers])
+        finally:
+            for h in handles:
+                h.remove()
+
+    # ------------------------------------------------------------- decoding
+    def eos_token_ids(self) -> set[int]:
+        """End-of-response token ids (generation config, else tokenizer)."""
+        eos = getattr(self.model.generation_config, "eos_token_id", None)
+        if eos is None:
+            eos = self.tokenizer.eos_token_id
+        return set([eos] if isinstance(eos, int) else list(eos or []))
+
+    def next_tokens(self, logits: torch.Tensor, gen: GenerationConfig, generators: Sequence[torch.Generator]):
+        """One token per row (see :func:`brainalign.features.pooling.next_tokens`); placeholders banned."""
+        return next_tokens(logits, gen, list(generators), self.placeholder_token_ids())
+
+    def _generator(self, gen: GenerationConfig) -> torch.Generator:
+        return torch.Generator(device=self.device).manual_seed(int(gen.seed))
+
+    def with_response(self, seq: _Sequence, new_tokens: torch.Tensor) -> _Sequence:
+        """``seq`` followed by generated tokens, with the generated mask set."""
+        new = new_tokens.to("cpu", torch.long)
+        n_in = seq.ids.numel()
+        pad = torch.zeros(new.numel(), dtype=torch.bool)
+        masks = TokenMasks(
+            stimulus=torch.cat([seq.masks.stimulus, pad]),
+            prompt=torch.cat([seq.masks.prompt, pad]),
+            generated=torch.cat([torch.zeros(n_in, dtype=torch.bool), torch.ones(new.numel(), dtype=torch.bool)]),
+        )
+        return _Sequence(torch.cat([seq.ids, new]), masks, self.tokenizer.decode(new, skip_special_tokens=True))
+
+    @torch.inference_mode()
+    def _generate(self, seq: _Sequence, image_inputs: dict[str, torch.Tensor], gen: GenerationConfig) -> _Sequence:
+        """Append the model's response to ``seq``: plain model forwards with a KV cache, one token at a time.
+
+        Decoding is fully set by ``gen`` (greedy, or seeded top-k sampling);
+        extras of the checkpoint's own generation config (repetition
+        penalty...) are not applied, so naive and reuse paths decode alike.
+        """
+        self.reset_state()
+        eos = self.eos_token_ids()
+        generator = self._generator(gen)
+        ids = seq.ids[None].to(self.device)
+        out = self.model(**self.model_inputs(ids, image_inputs), use_cache=True, logits_to_keep=1)
+        new: list[torch.Tensor] = []
+        for _ in range(gen.max_new_tokens):
+            tok = self.next_tokens(out.logits[:, -1], gen, [generator])
+            new.append(tok)
+            if int(tok) in eos:
+                break
+            out = self.model(
+                input_ids=tok.view(1, 1), past_key_values=out.past_key_values, use_cache=True, logits_to_keep=1
+            )
+        self.reset_state()
+        return self.with_response(seq, torch.cat(new) if new else torch.zeros(0, dtype=torch.long))
+
+    @torch.inference_mode()
+    def _naive_hidden(
+        self, seq: _Sequence, image_inputs: dict[str, torch.Tensor], layers: list[int], component: str = "language"
+    ) -> torch.Tensor:
+        """States (n_layers_sel, seq_len, dim) of ``component`` from one full model forward."""
+        self.reset_state()
+        ids = seq.ids[None].to(self.device)
+        with self.capture(component, layers) as states:
+            out = self.model(**self.model_inputs(ids, image_inputs), output_hidden_states=True, use_cache=False)
+            result = states(out)
+        self.reset_state()
+        return result
+
+    # ------------------------------------------------------------ extraction
+    def extract(
+        self,
+        stimuli: Sequence[Any],
+        prompts: dict[str, str] | Sequence[str],
+        layers: Sequence[int | float] | str = "all",
+        *,
+        pooling: str | None = None,
+        reuse: bool = True,
+        component: str = "language",
+        stimulus_ids: Sequence[str] | None = None,
+        generation: GenerationConfig | None = None,
+        sampling_rate: int | None = None,
+    ) -> dict[str, FeatureSet]:
+        """Features of every stimulus under every prompt.
+
+        Parameters
+        ----------
+        stimuli : sequence of stimuli
+            Each a uint8 array (H, W, 3) or PIL image, or a sequence of frames
+            (uint8 array (n_frames, H, W, 3) or list of images), which enter
+            the chat as consecutive images before the prompt.
+        prompts : dict name -> text, or list of texts
+        layers : "all", ints (negative from the end) or floats in [0, 1]
+            Hidden-state indices (0 = embeddings) of ``component``.
+        pooling : str, optional
+            Overrides the extractor's default; see ``POOLINGS``.
+        reuse : bool
+            True: modality encoder and shared prompt prefix once per stimulus,
+            prompt suffixes batched (same features as ``reuse=False``).
+        component : {"language", "attention", "vision", "connector"}
+            "language": residual stream (hidden states); "attention": each
+            block's self-attention output (layers 1..n_layers). "vision" and
+            "connector" do not depend on the prompt (mean over patches /
+            connector tokens); every prompt gets the same values.
+        stimulus_ids : list of str, optional
+            Defaults to "0", "1", ...
+        generation : GenerationConfig, optional
+            Decoding for ``pooling="generated"``; generated texts go in
+            ``meta["generated_text"]``.
+        sampling_rate : int, optional
+            For audio stimuli (1-D float waveforms) of audio LLMs.
+
+        Returns
+        -------
+        dict prompt name -> FeatureSet with values (n_stimuli, n_layers, dim)
+        """
+        images = self.prepare_stimuli(stimuli, sampling_rate=sampling_rate)
+        prompts = check_prompts(prompts)
+        pooling = check_pooling(pooling or self.pooling)
+        gen = generation or self.generation
+        encoder = self.encoder_component
+        components = ("language", "attention", encoder, "connector")
+        if component not in components:
+            raise ValueError(f"component={component!r}: choose one of {components}.")
+        if stimulus_ids is None:
+            stimulus_ids = [str(i) for i in range(len(images))]
+        stimulus_ids = [str(s) for s in stimulus_ids]
+        if len(stimulus_ids) != len(images):
+            raise ValueError(f"stimulus_ids has {len(stimulus_ids)} entries for {len(images)} stimuli.")
+        if component in (encoder, "connector") and pooling != "mean":
+            raise ValueError(
+                f"pooling={pooling!r} is only for component='language'; the {component} component is "
+                "mean-pooled over its tokens (use pooling='mean')."
+            )
+        n_states = {"language": self.n_layers, "attention": self.n_layers, encoder: self.n_vision_layers,
+                    "connector": 0}[component]
+        try:
+            layer_idx = resolve_layers(layers, n_states)
+        except ValueError as err:
+            raise ValueError(f"layers={layers!r} for the {component} component of {self.model_id}: {err}") from None
+        if component == "attention":
+            if layers == "all":
+                layer_idx = [i for i in layer_idx if i > 0]
+            elif 0 in layer_idx:
+                raise ValueError(
+                    f"layers={layers!r}: the attention component has no layer 0 (embeddings); "
+                    f"use block indices 1..{self.n_layers} (or negative ones)."
+                )
+
+        names = list(prompts)
+        values = {name: [] for name in names}
+        texts: dict[str, list[str]] = {name: [] for name in names}
+        n_tokens: list[int] = []
+        with torch.inference_mode():
+            for frames in images:
+                image_inputs, kind = self.process_stimulus(frames)
+                n_tok = tuple(self.tokens_per_frame(image_inputs))
+                n_tokens.append(int(sum(n_tok)))
+                if component in (encoder, "connector"):
+                    embeds, states = self.encode_image(image_inputs, vision_states=component == encoder)
+                    if component == encoder:
+                        vec = torch.stack([states[i].double().mean(0).float() for i in layer_idx])
+                    else:
+                        vec = embeds.double().mean(0).float()[None]
+                    for name in names:
+                        values[name].append(vec.cpu().numpy())
+                    continue
+                seqs = [self.tokenize(prompts[n], n_tok, kind) for n in names]
+                # reuse: the modality encoder runs once per stimulus, shared by decoding and reading
+                embeds = self.encode_image(image_inputs)[0] if reuse else None
+                if pooling == "generated":
+                    if reuse:
+                        seqs = generate_with_shared_prefix(self, seqs, image_inputs, gen, image_embeds=embeds)
+                    else:
+                        seqs = [self._generate(s, image_inputs, gen) for s in seqs]
+                    for name, s in zip(names, seqs):
+                        texts[name].append(s.text)
+                if reuse:
+                    hiddens = hidden_with_shared_prefix(
+                        self, seqs, image_inputs, layer_idx, component, image_embeds=embeds
+                    )
+                else:
+                    hiddens = (self._naive_hidden(s, image_inputs, layer_idx, component) for s in seqs)
+                for name, s, h in zip(names, seqs, hiddens):
+                    values[name].append(pool_tokens(h, s.masks, pooling).cpu().numpy())
+
+        meta_common = {
+            **self.meta,
+            "model_type": self.model_type,
+            "component": component,
+            "pooling": pooling,
+            "pooling_description": POOLINGS[pooling] if component in ("language", "attention") else "mean over tokens",
+            "stimulus_kind": sorted({self.process_kind(f) for f in images}),
+            "reuse": bool(reuse),
+            "n_stimulus_tokens": n_tokens,
+            "n_frames": [self.stimulus_frames(f) for f in images],
+            "as_video": [isinstance(f, Video) for f in images],
+        }
+        if pooling == "generated":
+            meta_common["generation"] = gen.as_dict()
+        out = {}
+        for name in names:
+            meta = dict(meta_common, prompt_text=prompts[name])
+            if pooling == "generated":
+                meta["generated_text"] = texts[name]
+            out[name] = FeatureSet(
+                values=np.stack(values[name]).astype(np.float32),
+                stimulus_ids=list(stimulus_ids),
+                layers=layer_idx,
+                model=self.model_id,
+                prompt=name,
+                meta=meta,
+            )
+        return out
+
+
+class QwenVLExtractor(VisionLanguageExtractor):
+    """Qwen2-VL / Qwen2.5-VL (and UI-TARS, same architecture).
+
+    Placeholder expansion follows the processor: ``<|image_pad|>`` becomes
+    ``image_grid_thw.prod() // merge_size**2`` tokens. 3-D M-RoPE positions
+    are computed by the model's own ``get_rope_index`` from
+    ``mm_token_type_ids`` (without them transformers silently falls back to
+    1-D positions), and ``model.model.rope_deltas`` is reset around calls.
+    """
+
+    model_type = "qwen2_5_vl"
+    image_token = "<|image_pad|>"
+    video_token = "<|video_pad|>"
+
+    @property
+    def video_token_id(self) -> int:
+        return int(self.model.config.video_token_id)
+
+    def process_video(self, video: Video):
+        """Video patches built from the image processor's per-frame output.
+
+        Each frame is resized/normalised by the image processor (which
+        repeats it ``temporal_patch_size`` times); consecutive frames are then
+        paired along time exactly as ``Qwen2VLVideoProcessor.patchify`` lays
+        them out (the clip is padded with its last frame to a multiple of the
+        temporal patch). Resizing uses the image processor's rule, which can
+        differ from the video processor's pixel budget: pass frames whose
+        sides are multiples of 28 to avoid resizing.
+        """
+        frames = list(video.frames)
+        tp = int(self.model.config.vision_config.temporal_patch_size)
+        if pad := -len(frames) % tp:
+            frames = frames + [frames[-1]] * pad
+        out = self.image_processor(images=frames, return_tensors="pt")
+        grid = out["image_grid_thw"]
+        n = int(grid[0, 1] * grid[0, 2])
+        ps = int(self.model.config.vision_config.patch_size)
+        pix = out["pixel_values"].reshape(len(frames), n, -1, tp, ps, ps)[:, :, :, 0]  # (T, N, C, ps, ps)
+        pix = pix.reshape(len(frames) // tp, tp, n, -1, ps, ps).permute(0, 2, 3, 1, 4, 5)  # (T/tp, N, C, tp, ps, ps)
+        pix = pix.reshape((len(frames) // tp) * n, -1)
+        inputs = {
+            "pixel_values_videos": pix.to(self.device, self.model.dtype),
+            "video_grid_thw": torch.tensor([[len(frames) // tp, int(grid[0, 1]), int(grid[0, 2])]], device=self.device),
+        }
+        if self.model_type == "qwen2_5_vl":
+            inputs["second_per_grid_ts"] = torch.tensor([tp / video.fps], device=self.device)
+        return inputs
+
+    @property
+    def n_vision_layers(self) -> int:
+        return int(self.model.config.vision_config.depth)
+
+    def process_frames(self, frames):
+        out = self.image_processor(images=list(frames), return_tensors="pt")
+        return {
+            "pixel_values": out["pixel_values"].to(self.device, self.model.dtype),
+            "image_grid_thw": out["image_grid_thw"].to(self.device),
+        }
+
+    @staticmethod
+    def _grid(image_inputs):
+        return image_inputs["video_grid_thw"] if "video_grid_thw" in image_inputs else image_inputs["image_grid_thw"]
+
+    def tokens_per_frame(self, image_inputs):
+        merge = int(self.model.config.vision_config.spatial_merge_size)
+        return (self._grid(image_inputs).prod(-1) // merge**2).tolist()
+
+    def encode_image(self, image_inputs, vision_states=False):
+        key = "pixel_values_videos" if "video_grid_thw" in image_inputs else "pixel_values"
+        out = self.model.model.visual(
+            image_inputs[key], grid_thw=self._grid(image_inputs), output_hidden_states=vision_states
+        )
+        return out.pooler_output, (out.hidden_states if vision_states else None)
+
+    def _mm_token_type_ids(self, input_ids):
+        return (input_ids == self.image_token_id).int() + 2 * (input_ids == self.video_token_id).int()
+
+    def position_ids(self, input_ids, image_inputs):
+        # Positions depend only on the ids, the grids and the clip's timing: cache them across same-size stimuli.
+        key = (input_ids.numpy().tobytes() if input_ids.device.type == "cpu" else None,
+               tuple((k, tuple(v.flatten().tolist())) for k, v in sorted(image_inputs.items())
+                     if k in ("image_grid_thw", "video_grid_thw", "second_per_grid_ts")))
+        if key[0] is not None and key in self._position_cache:
+            return self._position_cache[key]
+        input_ids = input_ids.to(self.device)
+        pos, _ = self.model.model.get_rope_index(
+            input_ids,
+            mm_token_type_ids=self._mm_token_type_ids(input_ids),
+            image_grid_thw=image_inputs.get("image_grid_thw"),
+            video_grid_thw=image_inputs.get("video_grid_thw"),
+            second_per_grid_ts=image_inputs.get("second_per_grid_ts"),
+        )
+        if key[0] is not None:
+            if len(self._position_cache) > 4096:
+                self._position_cache.clear()
+            self._position_cache[key] = pos
+        return pos  # (3, 1, seq_len)
+
+    def model_inputs(self, input_ids, image_inputs):
+        return {
+            "input_ids": input_ids,
+            "mm_token_type_ids": self._mm_token_type_ids(input_ids),
+            "attention_mask": torch.ones_like(input_ids),
+            **image_inputs,
+        }
+
+    def reset_state(self):
+        self.model.model.rope_deltas = None
+
+
+class LlavaExtractor(VisionLanguageExtractor):
+    """LLaVA-1.5 (``LlavaForConditionalGeneration``: CLIP tower, MLP projector, Llama).
+
+    ``<image>`` expands to the number of patch tokens the projector emits
+    (CLS dropped with the "default" feature-select strategy), as in
+    ``LlavaProcessor``; positions are 1-D.
+    """
+
+    model_type = "llava"
+    image_token = "<image>"
+
+    @property
+    def n_vision_layers(self) -> int:
+        return int(self.model.config.vision_config.num_hidden_layers)
+
+    def process_frames(self, frames):
+        out = self.image_processor(images=list(frames), return_tensors="pt")
+        return {"pixel_values": out["pixel_values"].to(self.device, self.model.dtype)}
+
+    def tokens_per_frame(self, image_inputs):
+        vc = self.model.config.vision_config
+        pix = image_inputs["pixel_values"]
+        n = (pix.shape[-1] // vc.patch_size) * (pix.shape[-2] // vc.patch_size)
+        n += 0 if self.model.config.vision_feature_select_strategy == "default" else 1
+        return [n] * int(pix.shape[0])
+
+    def encode_image(self, image_inputs, vision_states=False):
+        cfg = self.model.config
+        out = self.model.model.get_image_features(
+            pixel_values=image_inputs["pixel_values"],
+            vision_feature_layer=cfg.vision_feature_layer,
+            vision_feature_select_strategy=cfg.vision_feature_select_strategy,
+            output_hidden_states=True,
+        )
+        embeds = torch.cat(list(out.pooler_output), dim=0)
+        states = tuple(h.reshape(-1, h.shape[-1]) for h in out.hidden_states) if vision_states else None
+        return embeds, states
+
+    def position_ids(self, input_ids, image_inputs):
+        return torch.arange(input_ids.shape[-1], device=self.device)[None]  # (1, seq_len)
+
+
+class InternVLExtractor(VisionLanguageExtractor):
+    """InternVL ``-hf`` checkpoints (``InternVLForConditionalGeneration``: InternViT, pixel shuffle, MLP, Qwen2/Llama).
+
+    As ``InternVLProcessor``: images are cut into tiles (``crop_to_patches``,
+    plus a thumbnail when there is more than one), the template's ``<image>``
+    becomes ``<img>`` + ``<IMG_CONTEXT>`` x (tokens per tile x tiles) +
+    ``</img>``; positions are 1-D. Vision states are averaged over tiles and
+    patches.
+    """
+
+    model_type = "internvl"
+    image_token = "<IMG_CONTEXT>"
+    placeholder = "<image>"
+    crop_to_patches: bool = True
+
+    @property
+    def n_vision_layers(self) -> int:
+        return int(self.model.config.vision_config.num_hidden_layers)
+
+    def _tokens_per_tile(self) -> int:
+        vc = self.model.config.vision_config
+        side = int(np.atleast_1d(vc.image_size)[0]) // int(np.atleast_1d(vc.patch_size)[0])
+        return int(round(side * side * self.model.config.downsample_ratio**2))
+
+    def expand_placeholder(self, n_stimulus_tokens):
+        return "<img>" + self.image_token * n_stimulus_tokens + "</img>"
+
+    def process_frames(self, frames):
+        out = self.image_processor(images=list(frames), crop_to_patches=self.crop_to_patches, return_tensors="pt")
+        pix = out["pixel_values"]
+        tiles = out.get("num_patches", [pix.shape[0]] if len(frames) == 1 else None)
+        if tiles is None:
+            raise ValueError(f"{self.model_id}: the image processor did not report tiles per image (num_patches).")
+        tiles = torch.as_tensor(tiles).reshape(-1)
+        return {"pixel_values": pix.to(self.device, self.model.dtype), "_tiles": tiles}
+
+    def tokens_per_frame(self, image_inputs):
+        return [self._tokens_per_tile() * int(t) for t in image_inputs["_tiles"]]
+
+    def model_inputs(self, input_ids, image_inputs):
+        return {"input_ids": input_ids, "pixel_values": image_inputs["pixel_values"]}
+
+    def encode_image(self, image_inputs, vision_states=False):
+        cfg = self.model.config
+        out = self.model.model.get_image_features(
+            pixel_values=image_inputs["pixel_values"],
+            vision_feature_layer=cfg.vision_feature_layer,
+            vision_feature_select_strategy=cfg.vision_feature_select_strategy,
+            output_hidden_states=vision_states,
+        )
+        embeds = out.pooler_output.reshape(-1, out.pooler_output.shape[-1])
+        states = tuple(h.reshape(-1, h.shape[-1]) for h in out.hidden_states) if vision_states else None
+        return embeds, states
+
+    def position_ids(self, input_ids, image_inputs):
+        return torch.arange(input_ids.shape[-1], device=self.device)[None]
+
+
+@dataclass
+class _Audio:
+    wave: np.ndarray
+
+
+class QwenAudioExtractor(VisionLanguageExtractor):
+    """Qwen2-Audio (``Qwen2AudioForConditionalGeneration``: Whisper-style encoder, projector, Qwen2).
+
+    Stimuli are mono float waveforms at the feature extractor's sampling rate
+    (``extract(..., sampling_rate=16000)``). As ``Qwen2AudioProcessor``: the
+    features are padded to the extractor's window, ``<|AUDIO|>`` becomes one
+    token per encoder output frame of the real (unpadded) audio, positions
+    are 1-D. The "audio" component reads the encoder's hidden states (mean over
+    the frames of the real audio).
+    """
+
+    model_type = "qwen2_audio"
+    image_token = "<|AUDIO|>"
+    encoder_component = "audio"
+
+    @staticmethod
+    def read_stimulus_token_id(config) -> int:
+        return int(config.audio_token_id)
+
+    @property
+    def n_vision_layers(self) -> int:
+        return int(self.model.config.audio_config.encoder_layers)
+
+    @property
+    def sampling_rate(self) -> int:
+        return int(self.image_processor.sampling_rate)
+
+    def prepare_stimuli(self, stimuli, **options):
+        from .hf_audio import check_waveforms
+
+        waves = check_waveforms(stimuli, options.get("sampling_rate"), self.sampling_rate)
+        window = int(self.image_processor.n_samples)
+        for i, w in enumerate(waves):
+            if w.size > window:
+                raise ValueError(
+                    f"stimuli[{i}] has {w.size} samples; {self.model_id} reads at most {window} "
+                    f"({window / self.sampling_rate:g} s) per audio. Cut it into shorter clips."
+                )
+        return [_Audio(w) for w in waves]
+
+    @staticmethod
+    def process_kind(stimulus) -> str:
+        return "audio"
+
+    @staticmethod
+    def stimulus_frames(stimulus) -> int:
+        return 1
+
+    def render(self, prompt, n_frames=1, kind="audio"):
+        content = [{"type": "audio", "audio_url": "stimulus"} for _ in range(n_frames)]
+        messages = [{"role": "user", "content": content + [{"type": "text", "text": prompt}]}]
+        return self.tokenizer.apply_chat_template(
+            messages, chat_template=self.chat_template, tokenize=False, add_generation_prompt=True
+        )
+
+    def process_stimulus(self, stimulus):
+        out = self.image_processor(
+            stimulus.wave, sampling_rate=self.sampling_rate, return_attention_mask=True, padding="max_length",
+            return_tensors="pt",
+        )
+        return {
+            "input_features": out["input_features"].to(self.device, self.model.dtype),
+            "feature_attention_mask": out["attention_mask"].to(self.device),
+        }, "audio"
+
+    def tokens_per_frame(self, image_inputs):
+        n = int(image_inputs["feature_attention_mask"].sum())
+        return [(((n - 1) // 2 + 1) - 2) // 2 + 1]
+
+    def encode_image(self, image_inputs, vision_states=False):
+        """Audio tower + projector exactly as the model's forward runs them (padding masked)."""
+        from transformers.masking_utils import create_bidirectional_mask
+
+        tower = self.model.model.audio_tower
+        feats = image_inputs["input_features"]
+        conv_len, out_len = tower._get_feat_extract_output_lengths(image_inputs["feature_attention_mask"].sum(-1))
+        max_len = (feats.shape[-1] - 2) // 2 + 1
+        valid = (torch.arange(max_len, device=feats.device)[None] < conv_len[:, None]).long()
+        mask = create_bidirectional_mask(
+            config=tower.config,
+            inputs_embeds=torch.zeros(1, max_len, 1, dtype=self.model.dtype, device=feats.device),
+            attention_mask=valid,
+        )
+        out = tower(feats, attention_mask=mask, output_hidden_states=vision_states)
+        embeds = self.model.model.multi_modal_projector(out.last_hidden_state)[0, : int(out_len[0])]
+        states = None
+        if vision_states:
+            n = int(conv_len[0])
+            states = tuple(h[0, :n] for h in out.hidden_states)
+        return embeds, states
+
+    def position_ids(self, input_ids, image_inputs):
+        return torch.arange(input_ids.shape[-1], device=self.device)[None]
+
+    def model_inputs(self, input_ids, image_inputs):
+        return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids), **image_inputs}
+
+
+class Idefics2Extractor(VisionLanguageExtractor):
+    """Idefics2 (``Idefics2ForConditionalGeneration``: SigLIP encoder, perceiver resampler, Mistral).
+
+    As ``Idefics2Processor``: ``<image>`` becomes ``<fake_token_around_image>``
+    + ``<image>`` x resampler latents (x 5 with image splitting: 4 crops + the
+    whole image) + ``<fake_token_around_image>``, adjacent fake tokens merge,
+    and a space follows a closing fake token glued to a word. Positions are
+    1-D. Vision states are averaged over all (sub-)images and patches.
+    """
+
+    model_type = "idefics2"
+    image_token = "<image>"
+    fake_token = "<fake_token_around_image>"
+
+    @property
+    def n_vision_layers(self) -> int:
+        return int(self.model.config.vision_config.num_hidden_layers)
+
+    @property
+    def language_model(self):
+        return self.model.model.text_model
+
+    def _per_image(self) -> int:
+        n = int(self.model.config.perceiver_config.resampler_n_latents)
+        return n * (5 if getattr(self.image_processor, "do_image_splitting", False) else 1)
+
+    def expand_placeholder(self, n_stimulus_tokens):
+        n = int(self.model.config.perceiver_config.resampler_n_latents)
+        return (self.fake_token + self.image_token * n + self.fake_token) * (n_stimulus_tokens // n)
+
+    def postprocess_text(self, text):
+        import re
+
+        fake = self.fake_token
+        text = text.replace(fake + fake, fake)
+        return re.sub(rf"{re.escape(fake)}(?=[^\s<])", f"{fake} ", text)
+
+    def process_frames(self, frames):
+        out = self.image_processor([list(frames)], return_tensors="pt")
+        inputs = {"pixel_values": out["pixel_values"].to(self.device, self.model.dtype), "_n": len(frames)}
+        if "pixel_attention_mask" in out:
+            inputs["pixel_attention_mask"] = out["pixel_attention_mask"].to(self.device)
+        return inputs
+
+    def tokens_per_frame(self, image_inputs):
+        return [self._per_image()] * int(image_inputs["_n"])
+
+    def encode_image(self, image_inputs, vision_states=False):
+        out = self.model.model.get_image_features(
+            pixel_values=image_inputs["pixel_values"],
+            pixel_attention_mask=image_inputs.get("pixel_attention_mask"),
+            output_hidden_states=vision_states,
+        )
+        embeds = torch.cat(list(out.pooler_output), dim=0)
+        states = tuple(h.reshape(-1, h.shape[-1]) for h in out.hidden_states) if vision_states else None
+        return embeds, states
+
+    def position_ids(self, input_ids, image_inputs):
+        return torch.arange(input_ids.shape[-1], device=self.device)[None]
+
+
+class LlavaNextExtractor(LlavaExtractor):
+    """LLaVA-NeXT / LLaVA-1.6 (``LlavaNextForConditionalGeneration``, "anyres" tiling).
+
+    The number of ``<image>`` tokens of an image (tiles, unpadding, one
+    newline embedding per row) is read off the model's own packed image
+    features, so it always matches what the model scatters; the tests check
+    it against ``LlavaNextProcessor``. The modality encoder therefore runs
+    while preprocessing and its output is kept with the inputs.
+    """
+
+    model_type = "llava_next"
+
+    def process_frames(self, frames):
+        out = self.image_processor(images=list(frames), return_tensors="pt")
+        inputs = {
+            "pixel_values": out["pixel_values"].to(self.device, self.model.dtype),
+            "image_sizes": out["image_sizes"].to(self.device),
+        }
+        with torch.inference_mode():
+            inputs["_embeds"] = self._image_features(inputs, vision_states=False)[0]
+        return inputs
+
+    def _image_features(self, image_inputs, vision_states):
+        cfg = self.model.config
+        out = self.model.model.get_image_features(
+            pixel_values=image_inputs["pixel_values"],
+            image_sizes=image_inputs["image_sizes"],
+            vision_feature_layer=cfg.vision_feature_layer,
+            vision_feature_select_strategy=cfg.vision_feature_select_strategy,
+            output_hidden_states=True,
+        )
+        embeds = list(out.pooler_output)
+        states = tuple(h.reshape(-1, h.shape[-1]) for h in out.hidden_states) if vision_states else None
+        return embeds, states
+
+    def tokens_per_frame(self, image_inputs):
+        return [int(e.shape[0]) for e in image_inputs["_embeds"]]
+
+    def encode_image(self, image_inputs, vision_states=False):
+        if vision_states:
+            embeds, states = self._image_features(image_inputs, vision_states=True)
+            return torch.cat(embeds, dim=0), states
+        return torch.cat(image_inputs["_embeds"], dim=0), None

@@ -1,0 +1,335 @@
+"""Map a model id or local folder to its feature adapter by ``config.model_type``.
+
+Loading is offline and safe by default: ``local_files_only=True`` (a hub id
+works only if it is already in the local Hugging Face cache),
+``use_safetensors=True`` (no pickle), and ``trust_remote_code=False`` unless
+the caller explicitly asks for it.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+__all__ = [
+    "ADAPTERS",
+    "register_adapter",
+    "supported_model_types",
+    "load_extractor",
+    "read_model_type",
+    "fingerprint",
+    "fingerprint_source",
+    "weights_digest",
+]
+
+#: model_type -> factory(path, **options) returning an Extractor.
+ADAPTERS: dict[str, Callable[..., Any]] = {}
+
+
+def register_adapter(model_type: str, factory: Callable[..., Any], *, overwrite: bool = False) -> None:
+    """Register ``factory(model_path, **options) -> Extractor`` for a ``config.model_type``."""
+    if model_type in ADAPTERS and not overwrite:
+        raise ValueError(f"model_type {model_type!r} already has an adapter; pass overwrite=True to replace it.")
+    ADAPTERS[model_type] = factory
+
+
+def supported_model_types() -> list[str]:
+    """Sorted list of model types with an adapter."""
+    return sorted(ADAPTERS)
+
+
+def _hf_kwargs(trust_remote_code: bool, revision: str | None) -> dict[str, Any]:
+    kw: dict[str, Any] = {"local_files_only": True, "trust_remote_code": bool(trust_remote_code)}
+    if revision is not None:
+        kw["revision"] = revision
+    return kw
+
+
+def read_model_type(model: str | Path, *, trust_remote_code: bool = False, revision: str | None = None) -> str:
+    """``config.model_type`` of a model id or local folder (offline)."""
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(str(model), **_hf_kwargs(trust_remote_code, revision))
+    except (OSError, ValueError) as err:
+        raise ValueError(
+            f"model={str(model)!r}: no readable config.json (offline). Pass a local folder holding config.json "
+            f"and safetensors weights, or a hub id already in the local Hugging Face cache. ({err})"
+        ) from None
+    return str(config.model_type)
+
+
+def load_extractor(
+    model: str | Path,
+    *,
+    trust_remote_code: bool = False,
+    revision: str | None = None,
+    device: str | None = None,
+    dtype: str = "float32",
+    **options: Any,
+):
+    """Build the feature extractor of a model id or local folder.
+
+    Parameters
+    ----------
+    model : str or Path
+        Local folder, or hub id present in the local cache.
+    trust_remote_code : bool
+        Run code shipped with the checkpoint. Off by default; turning it on
+        emits a warning, since that code runs with your permissions.
+    revision : str, optional
+        Hub revision (recorded in the features' metadata).
+    device : str, optional
+        "cuda" when torch sees a GPU, else "cpu".
+    dtype : {"float32", "bfloat16", "float16"}
+    **options
+        Passed to the adapter (``pooling``, ``generation``, ``prompt_batch_size``...).
+
+    Raises
+    ------
+    ValueError
+        If the model type has no adapter (the message lists the supported ones).
+    """
+    if trust_remote_code:
+        warnings.warn(
+            f"trust_remote_code=True for {model!r}: Python code shipped with this checkpoint will run with your "
+            "permissions. Only do this for checkpoints whose code you have read.",
+            UserWarning,
+            stacklevel=2,
+        )
+    model_type = read_model_type(model, trust_remote_code=trust_remote_code, revision=revision)
+    if model_type not in ADAPTERS:
+        raise ValueError(
+            f"model={str(model)!r} has config.model_type={model_type!r}, which has no feature adapter. "
+            f"Supported model types: {', '.join(supported_model_types())}. "
+            "Register one with brainalign.features.registry.register_adapter(model_type, factory)."
+        )
+    if dtype not in ("float32", "bfloat16", "float16"):
+        raise ValueError(f"dtype={dtype!r}: use 'float32', 'bfloat16' or 'float16'.")
+    return ADAPTERS[model_type](
+        str(model),
+        trust_remote_code=trust_remote_code,
+        revision=revision,
+        device=device,
+        dtype=dtype,
+        **options,
+    )
+
+
+def weights_digest(source: str | Path, revision: str | None = None) -> str:
+    """sha256 of a checkpoint's ``*.json`` and ``*.safetensors`` files (subfolders included).
+
+    ``source`` is a local folder or a hub id resolved in the local Hugging Face
+    cache (its snapshot folder); if neither exists, the id and revision stand
+    in for the content.
+    """
+    import hashlib
+
+    folder = Path(str(source))
+    if not folder.is_dir():  # a hub id: hash its snapshot in the local cache when there is one
+        try:
+            from transformers.utils import cached_file
+
+            config = cached_file(str(source), "config.json", local_files_only=True, revision=revision,
+                                 _raise_exceptions_for_missing_entries=False)
+            folder = Path(config).parent if config else folder
+        except OSError:
+            pass
+    h = hashlib.sha256()
+    if folder.is_dir():
+        for f in sorted(folder.rglob("*.json")) + sorted(folder.rglob("*.safetensors")):
+            h.update(str(f.relative_to(folder)).encode())
+            with open(f, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+    else:
+        h.update(f"{source}@{revision or 'main'}".encode())
+    return h.hexdigest()
+
+
+def fingerprint_source(
+    source: str | Path, *, model_type: str | None = None, dtype: str = "float32", revision: str | None = None,
+    digest: str | None = None, **settings: Any,
+) -> str:
+    """Fingerprint of a checkpoint + extraction settings, computable without loading the model.
+
+    Equal to :func:`fingerprint` of the extractor that :func:`load_extractor`
+    builds from ``source`` with the same ``dtype``.
+    """
+    import hashlib
+    import json
+
+    digest = digest or weights_digest(source, revision)
+    model_type = model_type or read_model_type(source, revision=revision)
+    blob = json.dumps({"weights": digest, "model_type": model_type, "dtype": dtype, **settings},
+                      sort_keys=True, default=str)
+    return f"{source}@{digest[:16]}|{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
+
+
+def fingerprint(extractor: Any, **settings: Any) -> str:
+    """What identifies an extractor's features, for content-addressed caching.
+
+    sha256 of the checkpoint's config/weight files, its model type, the dtype
+    and ``settings`` (pooling, component, generation config...). The weight
+    digest is computed once per extractor.
+    """
+    source = extractor.meta.get("source", extractor.model_id)
+    digest = getattr(extractor, "_weights_digest", None)
+    if digest is None:
+        digest = weights_digest(source, extractor.meta.get("revision"))
+        extractor._weights_digest = digest
+    return fingerprint_source(source, model_type=extractor.model_type, dtype=extractor.meta.get("dtype", "float32"),
+                              revision=extractor.meta.get("revision"), digest=digest, **settings)
+
+
+def _device(device: str | None) -> str:
+    import torch
+
+    return device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _load_tokenizer_and_image_processor(path: str, hf: dict[str, Any]) -> tuple[Any, Any, str | None, str]:
+    """Tokenizer, image processor and chat template; AutoProcessor first, then the explicit fallback."""
+    from transformers import AutoImageProcessor, AutoProcessor, AutoTokenizer
+
+    try:
+        proc = AutoProcessor.from_pretrained(path, **hf)
+        tok = getattr(proc, "tokenizer", None)
+        imp = getattr(proc, "image_processor", None) or getattr(proc, "feature_extractor", None)
+        if tok is not None and imp is not None:
+            return tok, imp, getattr(proc, "chat_template", None), "AutoProcessor"
+        note = "AutoProcessor returned no tokenizer/image_processor"
+    except Exception as err:  # noqa: BLE001 - any failure here has an explicit, recorded fallback
+        # e.g. Qwen2-VL's video processor needs torchvision, absent on CPU-only installs.
+        note = f"AutoProcessor unavailable ({type(err).__name__}: {str(err).strip().splitlines()[0][:120]})"
+    tok = AutoTokenizer.from_pretrained(path, **hf)
+    try:
+        imp = AutoImageProcessor.from_pretrained(path, **hf)
+    except (OSError, ValueError):
+        from transformers import AutoFeatureExtractor
+
+        imp = AutoFeatureExtractor.from_pretrained(path, **hf)
+    return tok, imp, _processor_chat_template(path, hf), f"AutoTokenizer + AutoImageProcessor; {note}"
+
+
+def _processor_chat_template(path: str, hf: dict[str, Any]) -> str | None:
+    """The processor's own chat template file (chat_template.jinja / .json), if the checkpoint has one."""
+    import json
+
+    from transformers.utils import cached_file
+
+    kw = {k: v for k, v in hf.items() if k in ("local_files_only", "revision")}
+    for name in ("chat_template.jinja", "chat_template.json"):
+        try:
+            file = cached_file(path, name, _raise_exceptions_for_missing_entries=False, **kw)
+        except OSError:
+            file = None
+        if file:
+            text = Path(file).read_text(encoding="utf-8")
+            return json.loads(text)["chat_template"] if name.endswith(".json") else text
+    return None
+
+
+def _vlm_factory(cls_name: str, auto_class: str = "AutoModelForImageTextToText"):
+    def factory(path: str, *, trust_remote_code: bool, revision: str | None, device: str | None, dtype: str, **opts):
+        import torch
+        import transformers
+
+        from . import hf_multimodal
+
+        hf = _hf_kwargs(trust_remote_code, revision)
+        model = getattr(transformers, auto_class).from_pretrained(
+            path, use_safetensors=True, dtype=getattr(torch, dtype), **hf
+        )
+        model = model.to(_device(device)).eval()
+        tok, imp, template, note = _load_tokenizer_and_image_processor(path, hf)
+        meta = {"source": path, "revision": revision, "dtype": dtype, "processor": note}
+        cls = getattr(hf_multimodal, cls_name)
+        return cls(model, tok, imp, model_id=opts.pop("model_id", path), chat_template=template, meta=meta, **opts)
+
+    return factory
+
+
+def _vision_factory(path: str, *, trust_remote_code: bool, revision: str | None, device: str | None, dtype: str,
+                    **opts):
+    import torch
+    from transformers import AutoImageProcessor, AutoModel
+
+    from .hf_vision import VisionEncoderExtractor
+
+    hf = _hf_kwargs(trust_remote_code, revision)
+    model = AutoModel.from_pretrained(path, use_safetensors=True, dtype=getattr(torch, dtype), **hf)
+    model = model.to(_device(device)).eval()
+    imp = AutoImageProcessor.from_pretrained(path, **hf)
+    meta = {"source": path, "revision": revision, "dtype": dtype}
+    return VisionEncoderExtractor(model, imp, model_id=opts.pop("model_id", path), meta=meta, **opts)
+
+
+def _instructblip_factory(path: str, *, trust_remote_code: bool, revision: str | None, device: str | None,
+                          dtype: str, **opts):
+    import torch
+    from transformers import AutoImageProcessor, AutoProcessor, AutoTokenizer, InstructBlipForConditionalGeneration
+
+    from .hf_instructblip import InstructBlipExtractor
+
+    hf = _hf_kwargs(trust_remote_code, revision)
+    model = InstructBlipForConditionalGeneration.from_pretrained(
+        path, use_safetensors=True, dtype=getattr(torch, dtype), **hf
+    )
+    model = model.to(_device(device)).eval()
+    try:
+        proc = AutoProcessor.from_pretrained(path, **hf)
+        tok, qtok, imp, note = proc.tokenizer, proc.qformer_tokenizer, proc.image_processor, "AutoProcessor"
+    except Exception as err:  # noqa: BLE001 - explicit, recorded fallback
+        tok = AutoTokenizer.from_pretrained(path, **hf)
+        qtok = AutoTokenizer.from_pretrained(path, subfolder="qformer_tokenizer", **hf)
+        imp = AutoImageProcessor.from_pretrained(path, **hf)
+        note = f"AutoTokenizer x2 + AutoImageProcessor; AutoProcessor unavailable ({type(err).__name__})"
+    meta = {"source": path, "revision": revision, "dtype": dtype, "processor": note}
+    return InstructBlipExtractor(model, tok, qtok, imp, model_id=opts.pop("model_id", path), meta=meta, **opts)
+
+
+register_adapter("instructblip", _instructblip_factory)
+def _video_factory(path: str, *, trust_remote_code: bool, revision: str | None, device: str | None, dtype: str,
+                   **opts):
+    import torch
+    from transformers import AutoImageProcessor, AutoModel
+
+    from .hf_vision import VideoEncoderExtractor
+
+    hf = _hf_kwargs(trust_remote_code, revision)
+    model = AutoModel.from_pretrained(path, use_safetensors=True, dtype=getattr(torch, dtype), **hf)
+    model = model.to(_device(device)).eval()
+    imp = AutoImageProcessor.from_pretrained(path, **hf)
+    meta = {"source": path, "revision": revision, "dtype": dtype}
+    return VideoEncoderExtractor(model, imp, model_id=opts.pop("model_id", path), meta=meta, **opts)
+
+
+def _audio_factory(path: str, *, trust_remote_code: bool, revision: str | None, device: str | None, dtype: str,
+                   **opts):
+    import torch
+    from transformers import AutoFeatureExtractor, AutoModel
+
+    from .hf_audio import AudioEncoderExtractor
+
+    hf = _hf_kwargs(trust_remote_code, revision)
+    model = AutoModel.from_pretrained(path, use_safetensors=True, dtype=getattr(torch, dtype), **hf)
+    model = model.to(_device(device)).eval()
+    fe = AutoFeatureExtractor.from_pretrained(path, **hf)
+    meta = {"source": path, "revision": revision, "dtype": dtype}
+    return AudioEncoderExtractor(model, fe, model_id=opts.pop("model_id", path), meta=meta, **opts)
+
+
+for _mt in ("vit", "clip", "clip_vision_model", "dinov2", "siglip", "siglip_vision_model"):
+    register_adapter(_mt, _vision_factory)
+for _mt in ("videomae", "vivit"):
+    register_adapter(_mt, _video_factory)
+for _mt in ("wav2vec2", "audio-spectrogram-transformer", "hubert", "wavlm"):
+    register_adapter(_mt, _audio_factory)
+for _mt in ("qwen2_5_vl", "qwen2_vl"):
+    register_adapter(_mt, _vlm_factory("QwenVLExtractor"))
+register_adapter("llava", _vlm_factory("LlavaExtractor"))
+register_adapter("internvl", _vlm_factory("InternVLExtractor"))
+register_adapter("idefics2", _vlm_factory("Idefics2Extractor"))
+register_adapter("llava_next", _vlm_factory("LlavaNextExtractor"))
+register_adapter("qwen2_audio", _vlm_factory("QwenAudioExtractor", "Qwen2AudioForConditionalGeneration"))
