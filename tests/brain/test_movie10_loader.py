@@ -113,3 +113,15 @@ def test_chunked_zscore_and_medial_wall_dropped(m10, tmp_path):
     np.testing.assert_allclose(small.data, big.data, rtol=1e-6, atol=1e-6)
     keep = big.meta["kept_vertices"]
     np.testing.assert_allclose(big.data[big.runs == 2], _expect(m10, "wolf", 10_000)[:, keep], rtol=1e-4, atol=1e-5)
+
+
+def test_segment_trs_from_raw_events(m10):
+    from brainalign.brain.movie10 import segment_trs_from_events
+
+    # the fixture's clip durations are round(n_trs * 1.49, 2): ceil recovers the TR counts
+    assert segment_trs_from_events(m10["raw"], "wolf") == m10["seg_trs"]["wolf"]
+    rec = load_movie10(m10["npy"], "01", movies=("wolf",), truncate=None, n_vertices=(42, 42))
+    table = movie10_tr_table("wolf", segment_trs_from_events(m10["raw"], "wolf"), n_trs=rec.data.shape[0])
+    assert len(table) == rec.data.shape[0] and table.segment.nunique() == 3
+    with pytest.raises(FileNotFoundError, match="top level"):
+        segment_trs_from_events(m10["npy"], "life")

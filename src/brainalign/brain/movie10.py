@@ -37,6 +37,7 @@ __all__ = [
     "load_movie10",
     "movie10_split",
     "movie10_tr_table",
+    "segment_trs_from_events",
 ]
 
 MOVIE10_TR = 1.49
@@ -287,3 +288,32 @@ def movie10_tr_table(
             k += 1
     table = pd.DataFrame(rows)
     return table.iloc[:n_trs].reset_index(drop=True) if n_trs is not None else table
+
+
+def segment_trs_from_events(raw_root: str | Path, movie: str, tr: float = MOVIE10_TR, rounding: str = "ceil") -> list[int]:
+    """TRs covered by each segment's clip, from the raw ``task-<movie><seg>_events.tsv`` durations.
+
+    For the npy source, whose arrays do not record segment boundaries, this
+    places every TR of the concatenated movie in its clip. ``ceil`` counts the
+    TR in which the clip ends (movie onset is aligned to the first TR); how the
+    group's arrays trimmed each segment is **UNCONFIRMED**, so check the sum
+    against the array length (:func:`movie10_tr_table` truncates to ``n_trs``).
+    """
+    raw_root = Path(raw_root)
+    if rounding not in ("ceil", "floor", "round"):
+        raise ValueError(f"rounding={rounding!r}; use 'ceil', 'floor' or 'round'.")
+    fn = {"ceil": np.ceil, "floor": np.floor, "round": np.round}[rounding]
+    out = []
+    for seg in range(1, MOVIE10_SEGMENTS.get(movie, 0) + 1):
+        path = raw_root / f"task-{movie}{seg:02d}_events.tsv"
+        if not path.is_file():
+            if out:
+                break
+            raise FileNotFoundError(
+                f"{path}: not found; the raw CNeuroMod movie10 dataset has task-<movie><seg>_events.tsv at its top level."
+            )
+        ev = pd.read_csv(path, sep="\t")
+        if "duration" not in ev.columns or len(ev) != 1:
+            raise ValueError(f"{path}: expected one row with a duration column (onset duration stim_file).")
+        out.append(int(fn(float(ev["duration"].iloc[0]) / tr - 1e-9)))
+    return out
