@@ -7,6 +7,7 @@ with a larger volume, then measures with tracemalloc:
 
 * ``stream``: :func:`brainalign.brain.nsd.load_nsd_betas` (NIfTI, 125-trial
   chunks, nsdgeneral voxels only, repeat averaging);
+* ``hdf5``: the same from ``betas_session{ss}.hdf5`` (chunked one voxel × 750 trials), read one z-plane at a time;
 * ``whole``: the seed-style load: ``nib.load(...).get_fdata()`` of each whole
   session, masked afterwards, then averaged — peers on the same files.
 
@@ -55,17 +56,20 @@ def main() -> None:
     ap.add_argument("--sessions", type=int, default=2)
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        nsd = write_nsd(Path(tmp) / "NSD", n_sessions=a.sessions, shape=tuple(a.shape), hdf5_betas=False)
+        nsd = write_nsd(Path(tmp) / "NSD", n_sessions=a.sessions, shape=tuple(a.shape), hdf5_betas=True)
         sessions = list(range(1, a.sessions + 1))
         n_vox = int(nsd["nsdgeneral"].sum())
         ids = nsd["trial_nsd_ids"][1][: 750 * a.sessions]
         s_out, s_dt, s_peak = measure(lambda: load_nsd_betas(nsd["root"], 1, sessions, source="nifti"))
+        h_out, h_dt, h_peak = measure(lambda: load_nsd_betas(nsd["root"], 1, sessions, source="hdf5"))
         w_out, w_dt, w_peak = measure(lambda: whole(nsd["root"], sessions, nsd["nsdgeneral"], ids))
         np.testing.assert_allclose(s_out.data, w_out, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(h_out.data, w_out, rtol=1e-5, atol=1e-6)
         vol = int(np.prod(a.shape))
         print(f"volume {tuple(a.shape)} = {vol} voxels, nsdgeneral {n_vox}, {a.sessions} sessions x 750 trials")
         print(f"result {s_out.data.shape} float32 = {s_out.data.nbytes / 2**20:.1f} MiB")
         print(f"stream : peak {s_peak / 2**20:8.1f} MiB  time {s_dt:6.2f} s")
+        print(f"hdf5   : peak {h_peak / 2**20:8.1f} MiB  time {h_dt:6.2f} s  (z-plane reads of the per-voxel chunks)")
         print(f"whole  : peak {w_peak / 2**20:8.1f} MiB  time {w_dt:6.2f} s")
         print(f"ratio whole/stream: memory {w_peak / s_peak:.1f}x, time {w_dt / s_dt:.2f}x")
 

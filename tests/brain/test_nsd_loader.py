@@ -143,3 +143,10 @@ def test_ncsnr_ceiling_and_available_sessions(nsd):
     np.testing.assert_allclose(nc, 100 * expect**2 / (expect**2 + 1 / 3), rtol=1e-5)
     _, nc1 = load_nsd_ncsnr(layout, mask, n_average=1)
     assert (nc1 <= nc + 1e-6).all()  # averaging more trials raises the ceiling
+
+
+def test_hdf5_and_nifti_agree_without_mask(nsd):
+    a = load_nsd_betas(nsd["root"], 1, [1], mask=None, source="nifti", average_repeats=False)
+    b = load_nsd_betas(nsd["root"], 1, [1], mask=None, source="hdf5", average_repeats=False)
+    assert a.data.shape == (750, int(np.prod(nsd["shape"])))
+    np.testing.assert_array_equal(a.data, b.data)

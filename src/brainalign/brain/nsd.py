@@ -266,10 +266,20 @@ def _session_chunks(layout: NSDLayout, session: int, source: str, mask: np.ndarr
             shape = tuple(d.shape[1:][::-1])  # h5py reads MATLAB's X×Y×Z×750 reversed
             _check_shape(shape, mask, path)
             n = d.shape[0]
-            for a in range(0, n, chunk):
-                block = d[a:min(a + chunk, n)]  # (n, Z, Y, X)
-                block = np.transpose(block, (0, 3, 2, 1))
-                yield a, n, (block[:, mask] if mask is not None else block.reshape(block.shape[0], -1))
+            # The file is chunked one voxel × all 750 trials, so reading trial ranges would decompress every
+            # chunk once per range. Read one z-plane at a time instead (each chunk once) and place its mask
+            # voxels in their C-order columns: one session of masked int16 is held (750 × n_voxels × 2 bytes).
+            m = mask if mask is not None else np.ones(shape, dtype=bool)
+            col = np.cumsum(m.ravel()).reshape(shape) - 1
+            sess = np.empty((n, int(m.sum())), dtype=d.dtype)
+            for z in range(shape[2]):
+                mz = m[:, :, z]
+                if not mz.any():
+                    continue
+                plane = np.asarray(d[:, z, :, :]).transpose(0, 2, 1)  # (n, X, Y)
+                sess[:, col[:, :, z][mz]] = plane[:, mz]
+            for a in range(0, n, chunk):  # convert to float a chunk of trials at a time
+                yield a, n, sess[a:a + chunk]
         return
     if use != "nifti":
         raise ValueError(f"source={source!r}; use 'nifti', 'hdf5' or 'auto'.")
@@ -326,7 +336,8 @@ def load_nsd_betas(
     source : {"auto", "nifti", "hdf5"}
         File format to read; ``auto`` prefers the chunked HDF5.
     chunk_trials : int
-        Trials read per chunk (memory ≈ chunk × volume × 2 bytes).
+        NIfTI: trials read per chunk (memory ≈ chunk × volume × 2 bytes). HDF5 files
+        (chunked per voxel) are read one z-plane at a time instead.
 
     Returns
     -------
@@ -369,7 +380,8 @@ def load_nsd_betas(
                 )
             if acc is None:
                 acc = np.zeros((n_rows, block.shape[1]), dtype=np.float32)
-            block = block.astype(np.float32) / np.float32(NSD_BETA_SCALE)
+            block = block.astype(np.float32)
+            block /= np.float32(NSD_BETA_SCALE)
             if not zscore_sessions:  # no session statistics needed: accumulate chunk by chunk
                 add(row_of_trial[base + a: base + a + block.shape[0]], block)
                 continue
