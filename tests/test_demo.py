@@ -83,3 +83,15 @@ def test_report_numbers_come_from_this_run(demo_dir, run_scores):
     best = means[means.index.str.startswith("MiniLM")].idxmax()
     assert f"{best}, scores {means[best]:.3f}" in html
     assert f"({means['baseline/onoff']:.3f})" in html
+
+
+def test_partitions_add_up_and_show_category_information_beyond_onsets(demo_dir):
+    pct = pd.read_csv(demo_dir / "partition.csv")
+    rom = pct[pct.aggregation == "ratio_of_means"]
+    for name, g in rom.groupby("partition"):
+        assert abs(g.percent.sum() - 100) < 1e-6, name  # unique + unique + shared = joint
+    onset = rom[rom.partition == "model-vs-onset"].set_index("space")["percent"]
+    assert onset["MiniLM-L6/perceptual/L3"] > 5 > onset["baseline/onoff"]
+    # with 8 stimuli both prompts span the same category space: the partition is (almost) all shared
+    prompts = rom[rom.partition == "perceptual-vs-action"].set_index("space")["percent"]
+    assert prompts["shared"] > 95

@@ -25,6 +25,7 @@ __all__ = [
     "TimingSpec",
     "EncodingSpec",
     "AnalysisSpec",
+    "PartitionSpec",
     "Experiment",
     "ConfigError",
     "load_config",
@@ -133,6 +134,25 @@ class EncodingSpec(_Strict):
         return sorted(v)
 
 
+class PartitionSpec(_Strict):
+    """Variance partitioning between 2 or 3 fitted feature spaces (methods.md §6)."""
+
+    name: str = Field(description="Label of this partition in tables and figures.")
+    spaces: list[str] = Field(
+        min_length=2, max_length=3,
+        description="Feature space names as fitted, e.g. 'MiniLM-L6/action/L3' or 'baseline/onoff'; fix layers in "
+        "advance rather than picking them on test data.",
+    )
+    min_r2_joint: float = Field(0.0, description="Voxels entering the percentages need joint R² above this.")
+
+    @field_validator("spaces")
+    @classmethod
+    def _distinct(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"partition spaces must differ, got {v}.")
+        return v
+
+
 class AnalysisSpec(_Strict):
     """What to compute from the held-out predictions."""
 
@@ -154,6 +174,7 @@ class AnalysisSpec(_Strict):
     n_permutations: int = Field(1000, ge=0, description="Permutations for voxelwise p-values (0 = skip).")
     block_length: int = Field(10, ge=1, description="TRs per block in the block permutation (keeps autocorrelation).")
     fdr_q: float = Field(0.05, gt=0, lt=1, description="Benjamini–Hochberg false discovery rate over voxels.")
+    partitions: list[PartitionSpec] = Field(default_factory=list)
 
 
 class Experiment(_Strict):
@@ -196,6 +217,9 @@ class Experiment(_Strict):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"model names must be unique, {dupes} repeat.")
+        labels = [p.name for p in self.analysis.partitions]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"analysis.partitions names must be unique, got {labels}.")
         if self.analysis.unprompted is not None and self.analysis.unprompted not in self.prompts:
             raise ValueError(
                 f"analysis.unprompted='{self.analysis.unprompted}' is not a prompt name; "

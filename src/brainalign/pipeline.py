@@ -267,7 +267,9 @@ def cross_validate(
     return run_scores, preds, {k: np.stack(v) for k, v in chosen.items()}
 
 
-def voxel_scores(exp: Experiment, data: StudyData, predictions: dict[str, np.ndarray]) -> pd.DataFrame:
+def voxel_scores(
+    exp: Experiment, data: StudyData, predictions: dict[str, np.ndarray], progress: Progress = _no_progress
+) -> pd.DataFrame:
     """Per space and voxel: r over all held-out TRs, block-permutation p and BH-FDR decision.
 
     Returns
@@ -278,7 +280,9 @@ def voxel_scores(exp: Experiment, data: StudyData, predictions: dict[str, np.nda
     a = exp.analysis
     Y, runs = data.recording.data, data.recording.runs
     rows = []
+    tick = progress("statistics", len(predictions))
     for name, P in predictions.items():
+        tick()
         held = np.isfinite(P).all(1)
         if a.n_permutations > 0:
             r, p = permutation_test(Y[held], P[held], runs[held], block_length=a.block_length,
@@ -290,6 +294,66 @@ def voxel_scores(exp: Experiment, data: StudyData, predictions: dict[str, np.nda
             significant = np.zeros(r.size, dtype=bool)
         rows.append(pd.DataFrame(dict(space=name, voxel=np.arange(r.size), r=r, p=p, q=q, significant=significant)))
     return pd.concat(rows, ignore_index=True)
+
+
+def partition_spaces(
+    exp: Experiment, data: StudyData, spaces: list[FeatureSpace], progress: Progress = _no_progress
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Unique and shared variance of the configured feature-space pairs/triples, per voxel.
+
+    In each outer fold every space is scaled and reduced with training-run
+    statistics (as in :func:`cross_validate`), then
+    :func:`brainalign.analysis.variance_partition` fits every subset model with
+    per-voxel alphas from leave-one-run-out CV on the training runs and scores
+    held-out R². Fold results are averaged per voxel; negative parts are kept.
+
+    Returns
+    -------
+    voxels : DataFrame (partition, voxel, r2_<s>…, r2_joint, unique_<s>…, shared…, dominant)
+        Space names are replaced by s0, s1(, s2) in column names; see ``percentages.space``.
+    percentages : DataFrame (partition, roi, part, space, aggregation, percent, n_voxels)
+    """
+    from brainalign.analysis.partition import partition_percentages, variance_partition
+
+    by_name = {sp.name: sp for sp in spaces}
+    Y, runs = data.recording.data, data.recording.runs
+    folds = _outer_folds(exp, runs)
+    specs = exp.analysis.partitions
+    tick = progress("partition", len(folds) * len(specs))
+    vox_tables, pct_tables = [], []
+    for spec in specs:
+        missing = [n for n in spec.spaces if n not in by_name]
+        if missing:
+            raise ValueError(f"analysis.partitions[{spec.name}] names spaces {missing} that were not fitted; "
+                             f"choose from {sorted(by_name)}.")
+        keys = [f"s{i}" for i in range(len(spec.spaces))]
+        tables = []
+        for train, test in folds:
+            prepared = {}
+            for key, name in zip(keys, spec.spaces):
+                Xtr, Xte = prepare_design(by_name[name].X, runs, train, test, [0], exp.timing.pca_components)
+                Z = np.empty((Y.shape[0], Xtr.shape[1]), dtype=np.float32)
+                Z[train], Z[test] = Xtr, Xte
+                prepared[key] = Z
+            tables.append(
+                variance_partition(prepared, Y, runs, np.unique(runs[test]).tolist(), exp.encoding.alphas,
+                                   len(np.unique(runs[train])), delays=exp.timing.delays)
+            )
+            tick()
+        cols = [c for c in tables[0].columns if c != "voxel"]
+        mean = pd.DataFrame({c: np.mean([t[c].to_numpy() for t in tables], 0) for c in cols})
+        parts = [c for c in cols if c.startswith(("unique_", "shared"))]
+        mean["dominant"] = np.where(mean["r2_joint"] > 0, mean[parts].idxmax(axis=1), "none")
+        pct = partition_percentages(mean, None, spec.min_r2_joint)
+        legend = dict(zip(keys, spec.spaces))
+        pct["space"] = [" + ".join(legend[k] for k in part.split("_")[1:]) if part != "shared" else "shared"
+                        for part in pct["part"]]
+        mean.insert(0, "voxel", np.arange(len(mean)))
+        mean.insert(0, "partition", spec.name)
+        pct.insert(0, "partition", spec.name)
+        vox_tables.append(mean)
+        pct_tables.append(pct)
+    return pd.concat(vox_tables, ignore_index=True), pd.concat(pct_tables, ignore_index=True)
 
 
 def run(
@@ -322,7 +386,7 @@ def run(
         log(checkpoint.summary())
     timings["encoding"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    vox = voxel_scores(exp, data, preds)
+    vox = voxel_scores(exp, data, preds, progress)
     space_table = pd.DataFrame([s.info() for s in spaces])
     comparisons = compare_to_reference(run_scores, exp.analysis.reference, exp.analysis.metric)
     tables = dict(
@@ -334,6 +398,8 @@ def run(
     )
     if exp.analysis.unprompted is not None and exp.models:
         tables["prompt_gain"] = prompt_gain_table(run_scores, space_table, exp.analysis.unprompted, exp.analysis.metric)
+    if exp.analysis.partitions:
+        tables["partition_voxels"], tables["partition"] = partition_spaces(exp, data, spaces, progress)
     timings["analysis"] = time.perf_counter() - t0
     return Results(
         experiment=exp,

@@ -88,18 +88,22 @@ class TrainPCA:
     """Projection on the first ``k`` principal axes of the training rows.
 
     Data are expected centred by the training mean (as after
-    :class:`TrainScaler`). With ``k`` at least the rank of the training
-    features this is a rotation, so ridge predictions do not change.
+    :class:`TrainScaler`). Axes whose singular value is below ``rtol`` times
+    the largest are dropped: they hold rounding noise, not signal. With ``k``
+    at least the rank of the training features this is a rotation, so ridge
+    predictions do not change.
     """
 
     n_components: int
+    rtol: float = 1e-6
     components_: np.ndarray | None = None
 
     def fit(self, X: np.ndarray) -> TrainPCA:
         X = np.asarray(X, dtype=np.float64)
         k = min(self.n_components, *X.shape)
-        _, _, vt = np.linalg.svd(X - X.mean(0), full_matrices=False)
-        self.components_ = vt[:k]
+        _, s, vt = np.linalg.svd(X - X.mean(0), full_matrices=False)
+        rank = int((s > self.rtol * s[0]).sum()) if s.size and s[0] > 0 else 0
+        self.components_ = vt[: max(1, min(k, rank))]
         return self
 
     def transform(self, X: np.ndarray) -> np.ndarray:

@@ -22,6 +22,8 @@ __all__ = [
     "prompt_gain",
     "brain_map",
     "significance_stars",
+    "partition_bars",
+    "dominant_map",
 ]
 
 BASELINE_STYLE = {"baseline/onoff": ("0.35", "--"), "baseline/category": ("tab:green", ":"),
@@ -145,4 +147,49 @@ def brain_map(img, title: str, vmax: float | None = None, cmap: str = "cold_hot"
     else:
         plotting.plot_stat_map(img, bg_img=None, figure=fig, title=title, vmax=vmax, cmap=cmap, colorbar=True,
                                black_bg=False, threshold=1e-6)
+    return png_bytes(fig)
+
+
+def partition_bars(pct: pd.DataFrame, aggregation: str = "ratio_of_means") -> bytes:
+    """Stacked bars per partition: unique parts and shared, % of the joint model's R²; negatives drawn below 0."""
+    sub = pct[pct.aggregation == aggregation]
+    names = list(dict.fromkeys(sub.partition))
+    fig, ax = plt.subplots(figsize=(7, 0.9 * len(names) + 1.6))
+    colors = plt.get_cmap("tab10")
+    for yi, name in enumerate(names):
+        rows = sub[sub.partition == name].reset_index(drop=True)
+        pos = neg = 0.0
+        for j, row in rows.iterrows():
+            v = float(row.percent)
+            left = pos if v >= 0 else neg + v
+            ax.barh(yi, v if v >= 0 else -v, left=left, color=colors(j), edgecolor="k",
+                    label=f"{row.part}: {row.space}")
+            ax.text(left + abs(v) / 2, yi, f"{v:.1f}%", ha="center", va="center", fontsize=7)
+            pos, neg = (pos + v, neg) if v >= 0 else (pos, neg + v)
+    handles, labels = ax.get_legend_handles_labels()
+    uniq = dict(zip(labels, handles))
+    ax.legend(uniq.values(), uniq.keys(), fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=1)
+    ax.axvline(0, color="k", lw=1)
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    ax.set_xlabel(f"% of the joint model's held-out R² ({aggregation.replace('_', ' ')})")
+    ax.set_title("Variance partitioning (negative parts drawn left of 0)")
+    return png_bytes(fig)
+
+
+def dominant_map(img_codes, labels: list[str], title: str) -> bytes:
+    """Map of the dominant partition part per voxel (integer codes → colours, legend with names)."""
+    from matplotlib.patches import Patch
+
+    data = np.asarray(img_codes.dataobj, dtype=float)[:, :, 0]
+    cmap = plt.get_cmap("tab10")
+    rgba = np.ones(data.shape + (4,))
+    rgba[..., 3] = 0.0
+    for code in range(len(labels)):
+        rgba[data == code + 1] = cmap(code)
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    ax.imshow(np.transpose(rgba, (1, 0, 2)), origin="lower", interpolation="nearest")
+    ax.set_axis_off()
+    ax.set_title(title, fontsize=9)
+    ax.legend([Patch(color=cmap(i)) for i in range(len(labels))], labels, fontsize=7, loc="upper center",
+              bbox_to_anchor=(0.5, -0.02), ncol=1)
     return png_bytes(fig)

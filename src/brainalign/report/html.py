@@ -103,6 +103,29 @@ def _maps(res: Results, metric: str) -> list[dict]:
     return out
 
 
+def _partition_section(res: Results) -> dict | None:
+    if "partition" not in res.tables or res.tables["partition"].empty:
+        return None
+    pct = res.tables["partition"]
+    out = dict(bars=_b64(figures.partition_bars(pct)), maps=[])
+    table = pct.pivot_table(index=["partition", "part", "space"], columns="aggregation", values="percent",
+                            sort=False).reset_index()
+    n_vox = pct.groupby("partition")["n_voxels"].first()
+    out["rows"] = [[r.partition, r.part, r.space, _fmt(r.ratio_of_means), _fmt(r.mean_of_ratios),
+                    int(n_vox[r.partition])] for r in table.itertuples(index=False)]
+    vox = res.tables.get("partition_voxels")
+    if vox is not None and res.mask_img is not None:
+        for name, g in vox.groupby("partition", sort=False):
+            g = g.sort_values("voxel")
+            legend = pct[pct.partition == name].drop_duplicates("part").set_index("part")["space"].to_dict()
+            parts = list(legend)
+            codes = np.array([parts.index(d) + 1 if d in parts else 0 for d in g["dominant"]], dtype=np.float32)
+            img = masking.unmask(codes, res.mask_img)
+            labels = [f"{p}: {legend[p]}" for p in parts]
+            out["maps"].append(dict(title=name, png=_b64(figures.dominant_map(img, labels, f"dominant part: {name}"))))
+    return out
+
+
 def render_report(res: Results) -> str:
     """The report as an HTML string (deterministic for equal results, apart from the creation time)."""
     exp = res.experiment
@@ -143,7 +166,7 @@ def render_report(res: Results) -> str:
         reference=exp.analysis.reference, unprompted=exp.analysis.unprompted,
         comparison_cols=list(comp.columns), comparison_rows=rows,
         csv_name=f"{exp.name}-scores.csv", csv_b64=_b64(res.to_frame().to_csv(index=False).encode()),
-        prompts=prompts, config_yaml=exp.to_yaml(), inputs=res.manifest.get("inputs", {}),
+        prompts=prompts, partition=_partition_section(res), config_yaml=exp.to_yaml(), inputs=res.manifest.get("inputs", {}),
         versions=res.manifest.get("versions", {}), timings=res.manifest.get("timings_s", {}),
     )
 
