@@ -16,7 +16,7 @@ import numpy as np
 from brainalign.config import BUILTIN_PREFIX, ConfigError, Experiment, resolve_path
 from brainalign.stimuli.events import read_tr_labels
 
-__all__ = ["preflight", "check_data_root", "check_models", "estimate_memory"]
+__all__ = ["preflight", "check_data_root", "check_models", "check_space_names", "estimate_memory"]
 
 
 def _existing(exp_file: str | None, field: str, value: str, base_dir: Path | None) -> Path:
@@ -63,7 +63,7 @@ def check_data_root(exp: Experiment, base_dir: Path | None, data_root: Path, con
 
 
 def check_models(exp: Experiment, base_dir: Path | None = None,
-                 config_file: str | None = None) -> tuple[list[str], dict[str, int]]:
+                 config_file: str | None = None) -> tuple[list[str], dict[str, list[int]]]:
     """Checks of the models that need no weights: layers within depth and PCA size within the hidden size when
     the model's config.json is local.
 
@@ -71,7 +71,7 @@ def check_models(exp: Experiment, base_dir: Path | None = None,
     -------
     notes : list of str
         Warnings to show (e.g. ``trust_remote_code``).
-    n_layers : dict model name → number of layers read (only models whose config is local)
+    layers : dict model name → list of layer indices read (only models whose config is local)
     """
     from brainalign.features.base import resolve_layers
 
@@ -102,7 +102,7 @@ def check_models(exp: Experiment, base_dir: Path | None = None,
         n_layers, dim = cfg.get("num_hidden_layers"), cfg.get("hidden_size")
         if isinstance(n_layers, int):
             try:
-                depth[m.name] = len(resolve_layers(m.layers, n_layers))
+                depth[m.name] = resolve_layers(m.layers, n_layers)
             except ValueError as err:
                 raise ConfigError(f"{err} ({m.source} has {n_layers} blocks: valid layers are 0..{n_layers}, "
                                   f"or -{n_layers + 1}..-1, or depths in [0, 1]).", file=config_file,
@@ -112,6 +112,39 @@ def check_models(exp: Experiment, base_dir: Path | None = None,
             raise ConfigError(f"pca_components={k} exceeds the {dim} features of model '{m.name}'; use at most "
                               f"{dim} (or null to keep all).", file=config_file, field="timing.pca_components")
     return notes, depth
+
+
+def check_space_names(exp: Experiment, layers: dict[str, list[int]], config_file: str | None = None) -> None:
+    """``analysis.reference`` and ``analysis.partitions[*].spaces`` must name feature spaces the run will fit
+    (``<model>/<prompt>/L<layer>`` or ``baseline/<name>``); checked before any compute.
+
+    ``layers`` (model name → layer indices) comes from :func:`check_models`; models missing from it (hub models
+    not checked offline) only have their model and prompt parts checked.
+    """
+    exact = {f"baseline/{b}" for b in exp.analysis.baselines}
+    prefixes = set()
+    for m in exp.models:
+        for p in exp.prompts:
+            if m.name in layers:
+                exact |= {f"{m.name}/{p}/L{k}" for k in layers[m.name]}
+            else:
+                prefixes.add(f"{m.name}/{p}/L")
+
+    def known(name: str) -> bool:
+        return name in exact or any(name.startswith(px) and name[len(px):].isdigit() for px in prefixes)
+
+    choices = sorted(exact) + sorted(f"{px}<layer>" for px in prefixes)
+    wanted = [("analysis.reference", exp.analysis.reference)]
+    wanted += [(f"analysis.partitions.{i}.spaces", n) for i, spec in enumerate(exp.analysis.partitions)
+               for n in spec.spaces]
+    for field, name in wanted:
+        if not known(name):
+            import difflib
+
+            hint = difflib.get_close_matches(name, sorted(exact), n=1)
+            fix = f"did you mean '{hint[0]}'? " if hint else ""
+            raise ConfigError(f"'{name}' is not a feature space of this run; {fix}choose one of {choices}.",
+                              file=config_file, field=field)
 
 
 def estimate_memory(exp: Experiment, n_trs: int, n_voxels: int, n_layers: dict[str, int] | None = None) -> int:
@@ -195,8 +228,9 @@ def preflight(exp: Experiment, base_dir: Path | None = None, config_file: str | 
     n_vox = int((np.asarray(mimg.dataobj) != 0).sum())
     if n_vox == 0:
         raise ConfigError(f"mask {mask} selects no voxel.", file=config_file, field="brain.mask")
-    notes, depth = check_models(exp, base_dir, config_file)
-    need = estimate_memory(exp, int(img.shape[3]), n_vox, depth)
+    notes, layers = check_models(exp, base_dir, config_file)
+    check_space_names(exp, layers, config_file)
+    need = estimate_memory(exp, int(img.shape[3]), n_vox, {m: len(v) for m, v in layers.items()})
     if memory_limit is None:
         try:
             import psutil

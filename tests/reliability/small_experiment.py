@@ -46,7 +46,7 @@ def make_small_experiment(folder: Path, n_runs: int = 4, layers=(3, 6), **overri
     cfg["models"] = [dict(demo["models"][0], layers=list(layers))]
     cfg["prompts"] = {k: demo["prompts"][k] for k in ("unprompted", "action")}
     cfg["encoding"] = dict(demo["encoding"], alphas=[1.0, 100.0, 10000.0])
-    cfg["analysis"] = dict(demo["analysis"], baselines=["onoff", "category"], n_permutations=0)
+    cfg["analysis"] = dict(demo["analysis"], baselines=["onoff", "category"], n_permutations=0, partitions=[])
     for dotted, value in overrides.items():
         node = cfg
         *parents, last = dotted.split(".")

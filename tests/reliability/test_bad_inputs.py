@@ -131,6 +131,15 @@ CONFIG_CASES = {
                               ["use at most 384"]),
     "unknown-builtin-model": (lambda c, d: _set(c, "models.0.source", "builtin:gpt9"), "models.0.source",
                               ["available"]),
+    "reference-typo": (lambda c, d: _set(c, "analysis.reference", "baseline/onof"), "analysis.reference",
+                       ["did you mean 'baseline/onoff'"]),
+    "reference-layer-not-read": (lambda c, d: _set(c, "analysis.reference", "MiniLM-L6/action/L4"),
+                                 "analysis.reference", ["is not a feature space of this run", "choose one of ['MiniLM-L6/action/L3'"]),
+    "partition-space-typo": (lambda c, d: c["analysis"].update(partitions=[dict(
+        name="p", spaces=["baseline/onoff", "MiniLM-L6/actoin/L6"])]), "analysis.partitions.0.spaces",
+        ["did you mean 'MiniLM-L6/action/L6'"]),
+    "partition-one-space-config": (lambda c, d: c["analysis"].update(partitions=[dict(
+        name="p", spaces=["baseline/onoff"])]), "analysis.partitions.0.spaces", ["at least 2 items"]),
     # data files
     "bold-missing": (lambda c, d: _set(c, "brain.bold", "data/nope.nii.gz"), "brain.bold", ["fix the path"]),
     "events-missing": (lambda c, d: _set(c, "stimuli.events", "nope.txt"), "stimuli.events", ["fix the path"]),
