@@ -240,6 +240,7 @@ def cross_validate(
     chosen: dict[str, list] = {sp.name: [] for sp in order}
     rows = []
     tick = progress("encoding", len(spaces) * len(folds))
+    y_digest = checkpoint.digest(Y) if checkpoint is not None else None  # once, not per fit
     for fold, (train, test) in enumerate(folds):
         selection = None
         for sp in order:
@@ -247,7 +248,7 @@ def cross_validate(
                 P, model = _fit_predict(exp, sp.X, Y, runs, train, test)
                 return dict(P=P, best_alphas=np.asarray(model.best_alphas_), cv_scores=np.asarray(model.cv_scores_))
 
-            res = (checkpoint.fit_or_load(sp.name, fold, fit, inputs=(sp.X, Y, train, test))
+            res = (checkpoint.fit_or_load(sp.name, fold, fit, inputs=(sp.X, y_digest, train, test))
                    if checkpoint is not None else fit())
             P = res["P"]
             if selection is None:

@@ -197,6 +197,11 @@ class EncodingCheckpoint:
         stall_point("encoding-fit")
         return arrays
 
+    @staticmethod
+    def digest(*arrays) -> str:
+        """:func:`inputs_digest`, to hash a large shared input once and pass the string in ``inputs``."""
+        return inputs_digest(*arrays)
+
     def summary(self) -> str:
         return (f"encoding checkpoints: {len(self.loaded)} (space, fold) fits loaded from {self.root}, "
                 f"{len(self.fitted)} fitted")
