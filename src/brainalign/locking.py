@@ -1,13 +1,13 @@
 """One writer per output folder: an exclusive lock file beside it.
 
-``brainalign run --out OUT`` holds ``<parent>/.<OUT name>.lock`` (created with
-``O_CREAT | O_EXCL``, so two processes can never both create it) for the whole
-run. A second run on the same folder fails at once with the holder's PID. A
-lock left by a process that no longer exists (killed with ``kill -9``, machine
-rebooted) is taken over with a warning.
+``brainalign run --out OUT`` holds ``<parent>/.<OUT name>.lock`` for the whole run: an ``flock`` on the open file
+(released by the kernel when the process dies, however it dies) plus the holder's PID and host written inside. A
+second run on the same folder fails at once, naming the holder. A lock file left by a process that was killed
+(its ``flock`` is gone, its PID still written) is taken over with a warning. A clean exit deletes the file.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import socket
@@ -32,18 +32,6 @@ def lock_path(out: str | Path) -> Path:
     return out.parent / f".{out.name}.lock"
 
 
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
-
-
 class RunLock:
     """Exclusive lock on an output folder (a context manager).
 
@@ -61,7 +49,7 @@ class RunLock:
     def __init__(self, out: str | Path) -> None:
         self.out = Path(out)
         self.path = lock_path(out)
-        self._held = False
+        self._fd: int | None = None
 
     def _read_holder(self) -> dict:
         try:
@@ -69,60 +57,58 @@ class RunLock:
         except (OSError, ValueError):
             return {}
 
-    def _try_create(self) -> bool:
-        try:
-            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            return False
-        info = dict(pid=os.getpid(), host=socket.gethostname(), started=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(info))
-            f.flush()
-            os.fsync(f.fileno())
-        return True
-
     def acquire(self) -> RunLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(3):  # a stale lock may be removed by a competitor between our checks
-            if self._try_create():
-                self._held = True
-                return self
-            holder = self._read_holder()
-            pid, host = int(holder.get("pid", -1) or -1), holder.get("host")
-            if not holder:
-                # being written right now by a competitor (created, not yet filled): give it a moment
-                time.sleep(0.2)
+        for _ in range(20):
+            fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
                 holder = self._read_holder()
-                pid, host = int(holder.get("pid", -1) or -1), holder.get("host")
-            same_host = host in (None, socket.gethostname())
-            if holder and same_host and not _pid_alive(pid):
-                warnings.warn(
-                    f"taking over the stale lock {self.path} of process {pid}, which no longer runs "
-                    "(an earlier run was killed); its partial work is kept for --resume.",
-                    StaleLockWarning, stacklevel=2,
-                )
-                try:
-                    self.path.unlink()
-                except FileNotFoundError:
-                    pass
+                where = f"process {holder.get('pid')} on {holder.get('host')}" if holder else "another process"
+                raise OutputLocked(
+                    f"output folder {self.out} is being written by {where} (lock file {self.path}); wait for it "
+                    "to finish or choose another --out."
+                ) from None
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:  # the holder released (and deleted) it between our open and our flock: try again
+                os.close(fd)
                 continue
-            where = f"process {pid} on {host}" if holder else "another process"
-            raise OutputLocked(
-                f"output folder {self.out} is being written by {where} (lock file {self.path}); wait for it to "
-                "finish or choose another --out. If that process is gone (e.g. on another machine), delete the "
-                "lock file."
-            )
-        raise OutputLocked(f"could not acquire {self.path}; another run keeps creating it.")
+            with os.fdopen(os.dup(fd), "r+") as f:
+                old = f.read()
+                if old.strip():
+                    try:
+                        prev = json.loads(old)
+                    except ValueError:
+                        prev = {}
+                    warnings.warn(
+                        f"taking over the stale lock {self.path} of process {prev.get('pid', '?')} on "
+                        f"{prev.get('host', '?')}, which ended without releasing it (an earlier run was killed); "
+                        "its partial work is kept for --resume.", StaleLockWarning, stacklevel=2,
+                    )
+                info = dict(pid=os.getpid(), host=socket.gethostname(),
+                            started=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+                f.seek(0)
+                f.truncate()
+                f.write(json.dumps(info))
+                f.flush()
+                os.fsync(f.fileno())
+            self._fd = fd
+            return self
+        raise OutputLocked(f"could not acquire {self.path}; other runs keep taking and releasing it.")
 
     def release(self) -> None:
-        if self._held:
-            holder = self._read_holder()
-            if int(holder.get("pid", -1) or -1) == os.getpid():
-                try:
-                    self.path.unlink()
-                except FileNotFoundError:
-                    pass
-            self._held = False
+        if self._fd is not None:
+            try:
+                self.path.unlink()  # while still holding the flock: a waiter then sees a new inode and retries
+            except FileNotFoundError:
+                pass
+            os.close(self._fd)
+            self._fd = None
 
     def __enter__(self) -> RunLock:
         return self.acquire()

@@ -49,3 +49,32 @@ def test_lock_is_exclusive_within_a_process_and_released_on_error(tmp_path):
     assert not lock_path(out).exists()
     with RunLock(out):
         pass
+
+
+RACER = """
+import os, sys, time
+from pathlib import Path
+from brainalign.locking import OutputLocked, RunLock
+go = Path(sys.argv[2])
+print("ready", flush=True)
+while not go.exists():
+    time.sleep(0.001)
+try:
+    with RunLock(sys.argv[1]):
+        print("won", flush=True)
+        time.sleep(4)
+except OutputLocked:
+    print("locked", flush=True)
+"""
+
+
+def test_exactly_one_of_many_simultaneous_runs_gets_the_lock(tmp_path):
+    out, go = tmp_path / "results", tmp_path / "go"
+    lock_path(out).write_text('{"pid": 999999999, "host": "x"}')  # and they all race for a stale lock
+    racers = [subprocess.Popen([sys.executable, "-W", "ignore", "-c", RACER, str(out), str(go)],
+                               stdout=subprocess.PIPE, text=True) for _ in range(6)]
+    assert all(p.stdout.readline().strip() == "ready" for p in racers)  # all wait at the barrier
+    go.touch()
+    outcomes = sorted(p.communicate(timeout=60)[0].strip() for p in racers)
+    assert outcomes == ["locked"] * 5 + ["won"]
+    assert not lock_path(out).exists()
