@@ -22,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from brainalign.config import ConfigError, Experiment, load_config
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Align AI model representations with fMRI.")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # never break messages (paths, fields) across lines
 
 EXIT_USER_ERROR = 2
 
