@@ -58,6 +58,14 @@ class TextExtractor:
     allow_download : bool
         Let transformers reach the hub (off by default: brainalign never
         downloads behind the user's back).
+    weights : {'pretrained', 'random'}
+        'random' builds the same architecture from the checkpoint's config
+        (``AutoModel.from_config``) with transformers' own per-module
+        initialisation under a seeded torch generator: the untrained-model
+        control. Tokenizer and pooling are the checkpoint's.
+    seed : int
+        Seed of the random initialisation (used only with ``weights='random'``);
+        equal seeds give identical weights.
     """
 
     def __init__(
@@ -68,7 +76,13 @@ class TextExtractor:
         trust_remote_code: bool = False,
         batch_size: int = 32,
         allow_download: bool = False,
+        weights: str = "pretrained",
+        seed: int = 0,
     ) -> None:
+        if weights not in ("pretrained", "random"):
+            raise ValueError(f"weights={weights!r}; choose 'pretrained' or 'random' (untrained control).")
+        self.weights = weights
+        self.seed = int(seed)
         if pooling not in ("mean", "last", "cls"):
             raise ValueError(f"pooling={pooling!r}; choose 'mean', 'last' or 'cls'.")
         self.source = source
@@ -87,8 +101,27 @@ class TextExtractor:
     # -- identity (used for cache keys) ---------------------------------
     def fingerprint(self) -> str:
         """What identifies these features: model id, revision or weight digest, pooling."""
+        if self.weights == "random":
+            # no weights are read: what fixes the features is the architecture (config), the seed and the
+            # initialisation code of this transformers version
+            import hashlib
+
+            import transformers
+
+            cfg = self._config().to_json_string(use_diff=False)
+            arch = hashlib.sha256(cfg.encode()).hexdigest()[:16]
+            return (f"{self.model_id}@random-init(seed={self.seed},config={arch},"
+                    f"transformers={transformers.__version__})|pool={self.pooling}")
         weights = weights_digest(self.path if self.path is not None else self.model_id, self.revision)
         return f"{self.model_id}@{weights[:16]}|pool={self.pooling}"
+
+    def _config(self):
+        from transformers import AutoConfig
+
+        return AutoConfig.from_pretrained(
+            self._where(), revision=self.revision, local_files_only=not self.allow_download,
+            trust_remote_code=self.trust_remote_code,
+        )
 
     @property
     def n_layers(self) -> int:
@@ -134,7 +167,16 @@ class TextExtractor:
             trust_remote_code=self.trust_remote_code,
         )
         self._load_tokenizer()
-        self._model = AutoModel.from_pretrained(self._where(), use_safetensors=True, **kw)
+        if self.weights == "random":
+            import torch
+
+            cfg = self._config()
+            # fork_rng: seed the initialisation without touching the caller's global torch RNG state
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.seed)
+                self._model = AutoModel.from_config(cfg, trust_remote_code=self.trust_remote_code)
+        else:
+            self._model = AutoModel.from_pretrained(self._where(), use_safetensors=True, **kw)
         self._model.eval()
 
     def embed(self, texts: Sequence[str], layers: Sequence[int | float] | str = "all") -> np.ndarray:
