@@ -12,9 +12,10 @@ import pytest
 from brainalign import pipeline
 from brainalign.analysis.summary import paired_test
 from brainalign.brain.recording import Recording
-from brainalign.config import ConfigError, ControlSpec, load_config
+from brainalign.config import ConfigError, ControlSpec, InContextSpec, load_config
 from brainalign.controls import (
     control_prompts,
+    in_context_texts,
     control_spaces,
     controls_table,
     gaussian_features,
@@ -68,6 +69,42 @@ def test_control_prompts_skip_the_unprompted_reference():
     assert set(out) == {"action~scrambled", "other~scrambled", "~neutral"}
     assert out["action~scrambled"][1:] == ("action", "scrambled")
     assert out["~neutral"] == ("Look at the {stimulus}.", None, "neutral")
+
+
+# ------------------------------------------------------------------ in-context prompts
+def test_in_context_texts_put_k_other_examples_before_each_query():
+    texts, starts = in_context_texts("a {stimulus}.", ["cat", "dog", "cow"], k=2)
+    assert texts == ["a dog. a cow. a cat.", "a cow. a cat. a dog.", "a cat. a dog. a cow."]
+    assert [t[s:] for t, s in zip(texts, starts)] == ["a cat.", "a dog.", "a cow."]
+    texts, starts = in_context_texts("a {stimulus}.", ["cat", "dog"], k=1, examples=["bee"], separator="\n")
+    assert texts == ["a bee.\na cat.", "a bee.\na dog."]
+    with pytest.raises(ValueError, match=r"at least k\+1"):
+        in_context_texts("a {stimulus}", ["cat", "dog"], k=2)
+
+
+def test_in_context_pooling_leaves_the_examples_tokens_out(minilm):
+    import torch
+
+    texts, starts = in_context_texts(PROMPTS["action"], ["violin", "hammer", "candle"], k=2)
+    pooled = minilm.embed(texts, [LAYER], pool_from=starts)[:, 0]
+    tok, model = minilm._tokenizer, minilm._model
+    for i, text in enumerate(texts):  # reference: mean over the query's tokens and [CLS]/[SEP] only
+        enc = tok([text], return_tensors="pt", return_offsets_mapping=True)
+        off = enc.pop("offset_mapping")[0]
+        with torch.inference_mode():
+            states = model(**enc, output_hidden_states=True).hidden_states[LAYER][0]
+        keep = (off[:, 0] >= starts[i]) | (off[:, 0] == off[:, 1])
+        words = tok.convert_ids_to_tokens(enc["input_ids"][0][keep])
+        assert words[1:-1] == tok.tokenize(text[starts[i]:])  # exactly the query's tokens
+        np.testing.assert_allclose(pooled[i], states[keep].mean(0).numpy(), atol=1e-5)
+    plain = minilm.embed([t[s:] for t, s in zip(texts, starts)], [LAYER])[:, 0]
+    assert np.abs(pooled - plain).max() > 0.1  # the examples change the query's representation
+    np.testing.assert_allclose(minilm.embed(texts, [LAYER], pool_from=[0] * 3), minilm.embed(texts, [LAYER]),
+                               atol=1e-6)
+    with pytest.raises(ValueError, match="one per text"):
+        minilm.embed(texts, [LAYER], pool_from=[0])
+    with pytest.raises(ValueError, match="pooling='cls'"):
+        TextExtractor("builtin:minilm", pooling="cls").embed(texts, [LAYER], pool_from=starts)
 
 
 # ------------------------------------------------------------------ feature controls
@@ -255,8 +292,13 @@ def test_length_mismatched_control_prompt_warns(minilm, tmp_path):
     assert [p["control_kind"] for p in pairs] == ["neutral", "empty_instruction"]
     assert pairs[0]["tokens_control"] - pairs[0]["tokens_effect"] == 3  # 9 instruction words against 6
     assert len(meta["MiniLM-L6"]["n_tokens"]["~neutral"]) == len(nouns)  # recorded for the manifest
-    # within tolerance: no warning
+    # within tolerance: no warning; in-context prompts add a space and a pair, their long context is not warned about
     exp.analysis.controls.max_token_difference = 50
+    exp.analysis.controls.in_context = InContextSpec(k=2)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        control_spaces(exp, data, feats, meta, FeatureStore(tmp_path), extractor_for=lambda s: minilm)
+        spaces, pairs = control_spaces(exp, data, feats, meta, FeatureStore(tmp_path), extractor_for=lambda s: minilm)
+    assert [s.name for s in spaces] == [f"MiniLM-L6/~neutral/L{LAYER}", f"MiniLM-L6/action~icl2/L{LAYER}"]
+    icl = [p for p in pairs if p["control_kind"] == "in_context"]
+    assert len(icl) == 1 and icl[0]["tokens_control"] > 2 * icl[0]["tokens_effect"]
+    assert meta["MiniLM-L6"]["texts"]["action~icl2"][0].endswith(PROMPTS["action"].format(stimulus=nouns[0]))

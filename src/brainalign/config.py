@@ -27,6 +27,7 @@ __all__ = [
     "AnalysisSpec",
     "PartitionSpec",
     "ControlSpec",
+    "InContextSpec",
     "Experiment",
     "ConfigError",
     "load_config",
@@ -160,6 +161,16 @@ class PartitionSpec(_Strict):
         return v
 
 
+class InContextSpec(_Strict):
+    """In-context prompts (seed 001's ICL baseline): k worked examples before the query, excluded from pooling."""
+
+    k: int = Field(2, ge=1, description="Number of worked examples before the query.")
+    examples: list[str] | None = Field(
+        None, description="Example stimulus names (text-only); null = the k next other stimuli of the study."
+    )
+    separator: str = Field(" ", description="Text between examples and before the query.")
+
+
 class ControlSpec(_Strict):
     """Controls fitted next to the effects they control, at one fixed layer (methods: 'compared with what?')."""
 
@@ -175,6 +186,9 @@ class ControlSpec(_Strict):
     )
     feature_prompts: list[str] | None = Field(
         None, description="Prompts whose features get the feature controls (null = every prompt)."
+    )
+    in_context: InContextSpec | None = Field(
+        None, description="Add an in-context version of every prompt but the unprompted one (null = none)."
     )
     layer: int | float = Field(0.5, description="The one layer (index, or relative depth in [0, 1]) of all controls.")
     neutral_prompt: str = Field("Look at the {stimulus}.", description="Template of the neutral prompt.")

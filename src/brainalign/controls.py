@@ -9,6 +9,9 @@ Every claim "model/prompt A aligns better than B" gets a "compared with what?":
   feature assignment permuted within each run, seeded) and *Gaussian* random
   features of the same dimensionality (one random vector per stimulus);
 - **label control**: the category-shuffled baseline (``baseline/category_shuffled``);
+- **in-context prompts** (seed 001's ICL baseline): k worked examples (the
+  same prompt filled with other stimuli) before the query; the model reads
+  them, pooling leaves their tokens out;
 - **untrained model**: a model entry with ``weights: random`` is paired with the
   pretrained entry of the same source.
 
@@ -37,6 +40,7 @@ __all__ = [
     "PLACEHOLDER",
     "scramble_prompt",
     "control_prompts",
+    "in_context_texts",
     "stimulus_shuffled_features",
     "gaussian_features",
     "control_spaces",
@@ -109,6 +113,46 @@ def control_prompts(
         else:
             raise ValueError(f"unknown prompt control {kind!r}; use 'scrambled' or 'neutral'.")
     return out
+
+
+def in_context_texts(
+    template: str, stimuli: Sequence[str], k: int, examples: Sequence[str] | None = None, separator: str = " "
+) -> tuple[list[str], list[int]]:
+    """Texts with ``k`` worked examples before each query, and where each query starts.
+
+    Parameters
+    ----------
+    template : str
+        Prompt template with ``{stimulus}``; examples and query both use it.
+    stimuli : sequence of str, length n
+    k : int
+    examples : sequence of str, optional
+        Example stimulus names. Default: for stimulus i the next ``k`` other
+        stimuli of the list (cyclically), so no query is its own example.
+    separator : str
+
+    Returns
+    -------
+    texts : list of str, length n
+    query_start : list of int, length n
+        Character offset of the query in each text (pass as ``pool_from``).
+    """
+    n = len(stimuli)
+    if examples is None:
+        if k > n - 1:
+            raise ValueError(f"k={k} in-context examples need at least k+1={k + 1} stimuli, got {n}; "
+                             "lower k or list analysis.controls.in_context.examples.")
+        chosen = [[stimuli[(i + j) % n] for j in range(1, k + 1)] for i in range(n)]
+    else:
+        if len(examples) < k:
+            raise ValueError(f"in_context.examples has {len(examples)} names but k={k}; give at least k.")
+        chosen = [list(examples[:k])] * n
+    texts, starts = [], []
+    for stim, ex in zip(stimuli, chosen):
+        prefix = "".join(template.format(stimulus=e) + separator for e in ex)
+        texts.append(prefix + template.format(stimulus=stim))
+        starts.append(len(prefix))
+    return texts, starts
 
 
 def stimulus_shuffled_features(
@@ -184,13 +228,21 @@ def control_pairs_for_models(exp: Experiment, spaces: Sequence[FeatureSpace]) ->
     return pairs
 
 
-def _features_at(extractor, texts: list[str], layer: int, store: FeatureStore) -> np.ndarray:
+def _features_at(extractor, texts: list[str], layer: int, store: FeatureStore,
+                 pool_from: list[int] | None = None) -> np.ndarray:
     from brainalign.features.store import FeatureStore as _FS
 
     fp = extractor.fingerprint()
-    keys = [_FS.key(fp, t, [layer]) for t in texts]
-    metas = [dict(model=extractor.model_id, fingerprint=fp, text=t, layers=[layer]) for t in texts]
-    F = store.get_or_compute(keys, lambda miss: extractor.embed([texts[i] for i in miss], [layer]), metas)
+    # features pooled over part of a text are another entry than the whole text's
+    ids = texts if pool_from is None else [f"{t}\x00pool_from={p}" for t, p in zip(texts, pool_from)]
+    keys = [_FS.key(fp, t, [layer]) for t in ids]
+    metas = [dict(model=extractor.model_id, fingerprint=fp, text=t, layers=[layer]) for t in ids]
+
+    def compute(miss):
+        kw = {} if pool_from is None else dict(pool_from=[pool_from[i] for i in miss])
+        return extractor.embed([texts[i] for i in miss], [layer], **kw)
+
+    F = store.get_or_compute(keys, compute, metas)
     return np.asarray(F)[:, 0, :]
 
 
@@ -277,6 +329,19 @@ def control_spaces(
                 pairs.append(_pair(name(eff), name(cname), kind, spec.name, eff, layer,
                                    float(np.mean(tokens[eff])), float(np.mean(tokens[cname]))))
                 _check_tokens(spec.name, eff, cname, tokens[eff], tokens[cname], ctl.max_token_difference)
+        if ctl.in_context is not None:
+            icl = ctl.in_context
+            for eff in effect_prompts:
+                texts, starts = in_context_texts(exp.prompts[eff], data.stimuli, icl.k, icl.examples, icl.separator)
+                cname = f"{eff}~icl{icl.k}"
+                F = _features_at(ex, texts, layer, store, pool_from=starts)
+                space(name(cname), data.design @ F, cname)
+                tokens[cname] = ex.count_tokens(texts)
+                meta.setdefault("texts", {})[cname] = texts
+                meta.setdefault("n_tokens", {})[cname] = tokens[cname]
+                # the pooled query is the same text; the context is longer by design (no length warning)
+                pairs.append(_pair(name(eff), name(cname), "in_context", spec.name, eff, layer,
+                                   float(np.mean(tokens[eff])), float(np.mean(tokens[cname]))))
         if unprompted is not None:
             for eff in effect_prompts:
                 pairs.append(_pair(name(eff), name(unprompted), "empty_instruction", spec.name, eff, layer,

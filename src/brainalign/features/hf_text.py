@@ -179,7 +179,10 @@ class TextExtractor:
             self._model = AutoModel.from_pretrained(self._where(), use_safetensors=True, **kw)
         self._model.eval()
 
-    def embed(self, texts: Sequence[str], layers: Sequence[int | float] | str = "all") -> np.ndarray:
+    def embed(
+        self, texts: Sequence[str], layers: Sequence[int | float] | str = "all",
+        pool_from: Sequence[int] | None = None,
+    ) -> np.ndarray:
         """Pooled hidden states.
 
         Parameters
@@ -187,6 +190,12 @@ class TextExtractor:
         texts : sequence of str, length n_texts
         layers : 'all' or sequence of int/float
             See :func:`brainalign.features.base.resolve_layers`.
+        pool_from : sequence of int, length n_texts, optional
+            Character offset where the pooled part of each text starts (in-context
+            prompts: the worked examples before it are read by the model but
+            their tokens are left out of pooling; special tokens such as [CLS]
+            and [SEP] stay in, so ``pool_from=0`` equals plain pooling). Needs a
+            fast tokenizer (offsets) and 'mean' or 'last' pooling.
 
         Returns
         -------
@@ -199,22 +208,40 @@ class TextExtractor:
         for i, t in enumerate(texts):
             if not isinstance(t, str) or not t.strip():
                 raise ValueError(f"texts[{i}] is empty or not a string: {t!r}.")
+        if pool_from is not None:
+            if len(pool_from) != len(texts):
+                raise ValueError(f"pool_from has {len(pool_from)} offsets for {len(texts)} texts; give one per text.")
+            if self.pooling == "cls":
+                raise ValueError("pool_from cannot be used with pooling='cls' (the first token precedes the "
+                                 "examples); use 'mean' or 'last'.")
         self.load()
         idx = resolve_layers(layers, self._model.config.num_hidden_layers)
         out = []
         with torch.inference_mode():
             for start in range(0, len(texts), self.batch_size):
                 batch = list(texts[start : start + self.batch_size])
-                enc = self._tokenizer(batch, padding=True, truncation=True, return_tensors="pt")
+                enc = self._tokenizer(batch, padding=True, truncation=True, return_tensors="pt",
+                                      return_offsets_mapping=pool_from is not None)
+                pool_mask = enc["attention_mask"]
+                if pool_from is not None:
+                    offsets = enc.pop("offset_mapping")  # (b, T, 2) character spans; (0, 0) for special tokens
+                    begin = torch.as_tensor(list(pool_from[start : start + self.batch_size]))[:, None]
+                    special = offsets[..., 1] == offsets[..., 0]
+                    pool_mask = pool_mask * ((offsets[..., 0] >= begin) | special)
+                    empty = np.flatnonzero(pool_mask.sum(1).numpy() == 0)
+                    if empty.size:
+                        raise ValueError(f"texts[{start + empty[0]}] has no token after pool_from="
+                                         f"{pool_from[start + empty[0]]} (truncated?); nothing to pool.")
                 res = self._model(**enc, output_hidden_states=True)
                 states = torch.stack([res.hidden_states[i] for i in idx], dim=1)  # (b, L, T, d)
-                mask = enc["attention_mask"][:, None, :, None].to(states.dtype)
+                mask = pool_mask[:, None, :, None].to(states.dtype)
                 if self.pooling == "mean":
                     pooled = (states * mask).sum(2) / mask.sum(2)
                 elif self.pooling == "cls":
                     pooled = states[:, :, 0]
                 else:
-                    last = enc["attention_mask"].sum(1) - 1
+                    positions = torch.arange(pool_mask.shape[1])[None, :].expand_as(pool_mask)
+                    last = torch.where(pool_mask.bool(), positions, -1).max(1).values
                     pooled = states[torch.arange(states.shape[0]), :, last]
                 out.append(pooled.float().cpu().numpy())
         return np.concatenate(out, 0).astype(np.float32)

@@ -135,6 +135,7 @@ CONTROL_KIND_LABELS = {
     "empty_instruction": "no instruction (the bare stimulus name); not length-matched by design",
     "stimulus_shuffled": "same features, stimulus → feature assignment permuted within each run",
     "gaussian": "random Gaussian vector per stimulus, same dimensionality",
+    "in_context": "k worked examples before the same query, examples excluded from pooling (tokens include them)",
 }
 
 
