@@ -14,6 +14,7 @@ from brainalign.analysis.summary import paired_test
 from brainalign.brain.recording import Recording
 from brainalign.config import ConfigError, ControlSpec, InContextSpec, load_config
 from brainalign.controls import (
+    control_pairs_for_models,
     control_prompts,
     in_context_texts,
     control_spaces,
@@ -197,6 +198,24 @@ def test_controls_config_is_validated(tmp_path):
     raw["models"][0].update(weights="random", init_seed=3)
     bad.write_text(yaml.safe_dump(raw))
     assert load_config(bad).models[0].weights == "random"
+
+
+def test_untrained_model_is_paired_with_the_pretrained_one_of_the_same_source():
+    exp = load_config(DEMO)
+    rnd = exp.models[0].model_copy(update=dict(name="MiniLM-random", weights="random", init_seed=1))
+    other = exp.models[0].model_copy(update=dict(name="Other", source="builtin:other"))
+    exp.models += [rnd, other]
+    X = np.zeros((4, 2))
+    spaces = [pipeline.FeatureSpace(f"{m}/{p}/L{L}", X, "model", model=m, prompt=p, layer=L)
+              for m in ("MiniLM-L6", "MiniLM-random", "Other") for p in ("unprompted", "action") for L in (0, 3)]
+    spaces = [s for s in spaces if s.name != "MiniLM-random/action/L0"]  # a layer the control lacks is not paired
+    spaces += [pipeline.FeatureSpace(f"baseline/{b}", X, "baseline") for b in ("onoff", "category", "category_shuffled")]
+    pairs = control_pairs_for_models(exp, spaces)
+    untrained = {(p["effect"], p["control"]) for p in pairs if p["control_kind"] == "untrained"}
+    assert untrained == {(f"MiniLM-L6/{p}/L{L}", f"MiniLM-random/{p}/L{L}")
+                         for p, L in [("unprompted", 0), ("unprompted", 3), ("action", 3)]}
+    assert {(p["effect"], p["control"]) for p in pairs if p["control_kind"] != "untrained"} == {
+        ("baseline/category", "baseline/category_shuffled"), ("baseline/category", "baseline/onoff")}
 
 
 # ------------------------------------------------------------------ paired reporting

@@ -222,6 +222,7 @@ def control_pairs(controls: pd.DataFrame) -> bytes:
     ax.set_title("Each effect against its control (filled: effect wins, paired Wilcoxon p < alpha)", fontsize=9)
     from matplotlib.patches import Patch
 
-    ax.legend([Patch(color=colors(i % 10)) for i in range(len(kinds))], kinds, fontsize=7, loc="lower right")
+    ax.legend([Patch(color=colors(i % 10)) for i in range(len(kinds))], kinds, fontsize=7, loc="upper center",
+              bbox_to_anchor=(0.5, -0.9 / max(n, 1) - 0.08), ncol=4)
     ax.grid(axis="x", alpha=0.3)
     return png_bytes(fig)
