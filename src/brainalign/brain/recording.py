@@ -33,15 +33,30 @@ class Recording:
     subject : str
     dropped_voxels : int
         Voxels of the mask removed because they were constant or non-finite.
+    meta : dict
+        Loader-specific provenance (files read, confounds used, ...).
+    space : str
+        Where the columns live: ``"volume"`` (``mask_img`` maps them back),
+        or a surface such as ``"fsaverage6"`` (``mask_img`` is None and the
+        columns are vertices, left hemisphere first).
+    run_ids : tuple of str
+        Name of every run label, in order of ``np.unique(runs)``
+        (e.g. ``"task-gameplay_run-01"`` or ``"bourne"``); empty if unnamed.
+    n_vertices : tuple of int
+        Surface data only: vertices per hemisphere (left, right) before
+        dropping; empty for volumes.
     """
 
     data: np.ndarray
     runs: np.ndarray
     tr: float
-    mask_img: nib.Nifti1Image
+    mask_img: nib.Nifti1Image | None
     subject: str = "01"
     dropped_voxels: int = 0
     meta: dict = field(default_factory=dict)
+    space: str = "volume"
+    run_ids: tuple = ()
+    n_vertices: tuple = ()
 
     @property
     def n_voxels(self) -> int:
@@ -49,6 +64,8 @@ class Recording:
 
     def unmask(self, values: np.ndarray) -> nib.Nifti1Image:
         """Put one value per voxel back into the volume (NaN outside the mask)."""
+        if self.mask_img is None:
+            raise ValueError(f"this recording is on the {self.space} surface; it has no volume mask to unmask into.")
         values = np.asarray(values, dtype=np.float32)
         if values.shape != (self.n_voxels,):
             raise ValueError(f"values must have shape ({self.n_voxels},), got {values.shape}.")

@@ -1,0 +1,1 @@
+"""brainalign.testing: miniature dataset fixtures for tests and end-to-end runs."""
