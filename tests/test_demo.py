@@ -125,6 +125,8 @@ def test_report_shows_controls_with_category_and_its_shuffle(demo_dir):
     html = (demo_dir / "report.html").read_text()
     assert "<h2>Controls</h2>" in html and 'id="controls"' in html
     section = html.split("<h2>Controls</h2>", 1)[1].split("<h2>", 1)[0]
+    ctl = pd.read_csv(demo_dir / "controls.csv")
+    assert f"Controls: {int(ctl.survives.sum())} of {len(ctl)} effects beat their control" in html
     for name in ("baseline/category_shuffled", "baseline/onoff", "MiniLM-L6/perceptual~scrambled/L3",
                  "MiniLM-L6/~neutral/L3", "MiniLM-L6/perceptual/L3~stimulus_shuffled"):
         assert name in section, name

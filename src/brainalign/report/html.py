@@ -64,6 +64,12 @@ def _headline(res: Results, metric: str) -> str:
             parts.append(
                 f"{base}: {means[base]:.3f}, better than {a.reference} in {int(c.n_better)}/{int(c.n)} runs."
             )
+    ctl = res.tables.get("controls")
+    if ctl is not None and len(ctl):
+        held = int(ctl["survives"].astype(bool).sum())
+        failed = [f"{r.effect} vs {r.control}" for r in ctl.itertuples(index=False) if not bool(r.survives)]
+        parts.append(f"Controls: {held} of {len(ctl)} effects beat their control in a paired test over held-out runs"
+                     + (f"; not: {', '.join(failed)}." if failed else "."))
     return " ".join(parts) or "No model feature space was fitted."
 
 
