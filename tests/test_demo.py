@@ -95,3 +95,38 @@ def test_partitions_add_up_and_show_category_information_beyond_onsets(demo_dir)
     # with 8 stimuli both prompts span the same category space: the partition is (almost) all shared
     prompts = rom[rom.partition == "perceptual-vs-action"].set_index("space")["percent"]
     assert prompts["shared"] > 95
+
+
+def test_controls_sit_beside_their_effects(demo_dir, run_scores):
+    ctl = pd.read_csv(demo_dir / "controls.csv")
+    kinds = set(ctl.control_kind)
+    assert {"label_shuffled", "onoff", "scrambled", "neutral", "empty_instruction", "stimulus_shuffled",
+            "gaussian"} <= kinds
+    assert (ctl.n == 12).all()
+    by = ctl.set_index(["effect", "control"])
+    # the label control: true categories beat category-shuffled ones in most held-out runs, and the table says so
+    lab = by.loc[("baseline/category", "baseline/category_shuffled")]
+    assert lab.n_better == _wins(run_scores, "baseline/category", "baseline/category_shuffled") >= 10
+    assert lab.survives and lab.p < 0.01
+    # breaking the stimulus → feature mapping within runs costs the model features in most runs
+    shuf = by.loc[("MiniLM-L6/perceptual/L3", "MiniLM-L6/perceptual/L3~stimulus_shuffled")]
+    assert shuf.n_better >= 10 and shuf.survives
+    # scrambled prompts keep their tokens; compared prompts are length-matched within 5 tokens
+    scr = ctl[ctl.control_kind.isin(["scrambled", "neutral"])]
+    assert len(scr) == 4 and (abs(scr.tokens_effect - scr.tokens_control) <= 5).all()
+    assert (ctl[ctl.control_kind == "scrambled"].tokens_effect == ctl[ctl.control_kind == "scrambled"].tokens_control).all()
+    # each row's numbers are the paired comparison of the two spaces' run scores
+    wide = run_scores.pivot(index="run", columns="space", values="mean_r_responsive")
+    for r in ctl.itertuples():
+        assert r.mean_diff == pytest.approx((wide[r.effect] - wide[r.control]).mean(), abs=1e-9)
+
+
+def test_report_shows_controls_with_category_and_its_shuffle(demo_dir):
+    html = (demo_dir / "report.html").read_text()
+    assert "<h2>Controls</h2>" in html and 'id="controls"' in html
+    section = html.split("<h2>Controls</h2>", 1)[1].split("<h2>", 1)[0]
+    ctl = pd.read_csv(demo_dir / "controls.csv")
+    assert f"Controls: {int(ctl.survives.sum())} of {len(ctl)} effects beat their control" in html
+    for name in ("baseline/category_shuffled", "baseline/onoff", "MiniLM-L6/perceptual~scrambled/L3",
+                 "MiniLM-L6/~neutral/L3", "MiniLM-L6/perceptual/L3~stimulus_shuffled"):
+        assert name in section, name

@@ -24,7 +24,7 @@ from brainalign.config import ConfigError, Experiment, load_config
 from brainalign.locking import OutputLocked
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Align AI model representations with fMRI.")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # never break messages (paths, fields) across lines
 
 EXIT_USER_ERROR = 2
 

@@ -26,6 +26,8 @@ __all__ = [
     "EncodingSpec",
     "AnalysisSpec",
     "PartitionSpec",
+    "ControlSpec",
+    "InContextSpec",
     "Experiment",
     "ConfigError",
     "load_config",
@@ -91,6 +93,12 @@ class ModelSpec(_Strict):
     revision: str | None = None
     trust_remote_code: bool = False
     batch_size: int = Field(32, gt=0)
+    weights: Literal["pretrained", "random"] = Field(
+        "pretrained",
+        description="'random' = untrained control: the same architecture from its config, seeded random init "
+        "(transformers' per-layer initialisation), same tokenizer and pooling.",
+    )
+    init_seed: int = Field(0, description="Seed of the random initialisation (weights: random only).")
 
 
 class TimingSpec(_Strict):
@@ -153,6 +161,48 @@ class PartitionSpec(_Strict):
         return v
 
 
+class InContextSpec(_Strict):
+    """In-context prompts (seed 001's ICL baseline): k worked examples before the query, excluded from pooling."""
+
+    k: int = Field(2, ge=1, description="Number of worked examples before the query.")
+    examples: list[str] | None = Field(
+        None, description="Example stimulus names (text-only); null = the k next other stimuli of the study."
+    )
+    separator: str = Field(" ", description="Text between examples and before the query.")
+
+
+class ControlSpec(_Strict):
+    """Controls fitted next to the effects they control, at one fixed layer (methods: 'compared with what?')."""
+
+    prompts: list[Literal["scrambled", "neutral"]] = Field(
+        default_factory=list,
+        description="'scrambled': every prompt other than the unprompted one with its words shuffled (seeded, "
+        "same tokens); 'neutral': the neutral_prompt template. The unprompted prompt is the empty-instruction control.",
+    )
+    features: list[Literal["stimulus_shuffled", "gaussian"]] = Field(
+        default_factory=list,
+        description="'stimulus_shuffled': model features with the stimulus → feature assignment permuted "
+        "within each run (seeded); 'gaussian': random normal features per stimulus, same dimensionality.",
+    )
+    feature_prompts: list[str] | None = Field(
+        None, description="Prompts whose features get the feature controls (null = every prompt)."
+    )
+    in_context: InContextSpec | None = Field(
+        None, description="Add an in-context version of every prompt but the unprompted one (null = none)."
+    )
+    layer: int | float = Field(0.5, description="The one layer (index, or relative depth in [0, 1]) of all controls.")
+    neutral_prompt: str = Field("Look at the {stimulus}.", description="Template of the neutral prompt.")
+    max_token_difference: int = Field(5, ge=0, description="Warn when compared prompts differ by more tokens.")
+    alpha: float = Field(0.05, gt=0, lt=1, description="An effect 'survives' its control when paired p < alpha.")
+
+    @field_validator("neutral_prompt")
+    @classmethod
+    def _neutral_ok(cls, v: str) -> str:
+        if "{stimulus}" not in v:
+            raise ValueError(f"neutral_prompt ({v!r}) has no '{{stimulus}}' placeholder, e.g. 'Look at the {{stimulus}}.'")
+        return v
+
+
 class AnalysisSpec(_Strict):
     """What to compute from the held-out predictions."""
 
@@ -175,6 +225,7 @@ class AnalysisSpec(_Strict):
     block_length: int = Field(10, ge=1, description="TRs per block in the block permutation (keeps autocorrelation).")
     fdr_q: float = Field(0.05, gt=0, lt=1, description="Benjamini–Hochberg false discovery rate over voxels.")
     partitions: list[PartitionSpec] = Field(default_factory=list)
+    controls: ControlSpec | None = Field(None, description="Controls reported beside their effects (null = none).")
 
 
 class Experiment(_Strict):
@@ -225,6 +276,12 @@ class Experiment(_Strict):
                 f"analysis.unprompted='{self.analysis.unprompted}' is not a prompt name; "
                 f"choose one of {sorted(self.prompts)} or null."
             )
+        ctl = self.analysis.controls
+        if ctl is not None and ctl.feature_prompts is not None:
+            unknown = [p for p in ctl.feature_prompts if p not in self.prompts]
+            if unknown:
+                raise ValueError(f"analysis.controls.feature_prompts names {unknown}, which are not prompts; "
+                                 f"choose from {sorted(self.prompts)}.")
         return self
 
     def to_yaml(self) -> str:

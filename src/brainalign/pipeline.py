@@ -29,7 +29,7 @@ from brainalign.results import Results
 from brainalign.stimuli.events import events_from_tr_labels, read_tr_labels
 from brainalign.timing import TrainPCA, TrainScaler, stimulus_design
 
-__all__ = ["StudyData", "FeatureSpace", "load_data", "build_feature_spaces", "cross_validate", "run"]
+__all__ = ["StudyData", "FeatureSpace", "load_data", "build_feature_spaces", "cross_validate", "run", "make_extractor"]
 
 Progress = Callable[[str, int], Callable[[], None]]
 
@@ -94,6 +94,15 @@ def _shuffled_design(data: StudyData, seed: int) -> np.ndarray:
     return stimulus_design(ev, data.recording.runs, data.recording.tr, data.stimuli)
 
 
+def make_extractor(spec) -> TextExtractor:
+    """The feature extractor a :class:`~brainalign.config.ModelSpec` names (pretrained or seeded random init)."""
+    return TextExtractor(
+        spec.source, pooling=spec.pooling, revision=spec.revision,
+        trust_remote_code=spec.trust_remote_code, batch_size=spec.batch_size,
+        weights=spec.weights, seed=spec.init_seed,
+    )
+
+
 def model_features(
     exp: Experiment, stimuli: list[str], store: FeatureStore, progress: Progress = _no_progress
 ) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
@@ -109,10 +118,7 @@ def model_features(
     feats, meta = {}, {}
     tick = progress("features", len(exp.models) * len(exp.prompts))
     for spec in exp.models:
-        ex = TextExtractor(
-            spec.source, pooling=spec.pooling, revision=spec.revision,
-            trust_remote_code=spec.trust_remote_code, batch_size=spec.batch_size,
-        )
+        ex = make_extractor(spec)
         fp = ex.fingerprint()
         n_layers = ex.n_layers
         layers = resolve_layers(spec.layers, n_layers)
@@ -381,6 +387,11 @@ def run(
     timings["features"] = time.perf_counter() - t0
     log(f"features: {store.hits} cached, {store.misses} computed")
     spaces = build_feature_spaces(exp, data, feats, model_meta)
+    from brainalign.controls import control_pairs_for_models, control_spaces, controls_table
+
+    extra, control_pairs = control_spaces(exp, data, feats, model_meta, store)
+    spaces = spaces + extra
+    control_pairs = control_pairs_for_models(exp, spaces) + control_pairs
     t0 = time.perf_counter()
     run_scores, preds, best_alphas = cross_validate(exp, data, spaces, progress, checkpoint=checkpoint)
     if checkpoint is not None:
@@ -399,6 +410,9 @@ def run(
     )
     if exp.analysis.unprompted is not None and exp.models:
         tables["prompt_gain"] = prompt_gain_table(run_scores, space_table, exp.analysis.unprompted, exp.analysis.metric)
+    if control_pairs:
+        alpha = exp.analysis.controls.alpha if exp.analysis.controls is not None else 0.05
+        tables["controls"] = controls_table(run_scores, control_pairs, exp.analysis.metric, alpha)
     if exp.analysis.partitions:
         tables["partition_voxels"], tables["partition"] = partition_spaces(exp, data, spaces, progress)
     timings["analysis"] = time.perf_counter() - t0

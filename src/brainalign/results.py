@@ -30,7 +30,7 @@ from brainalign.config import Experiment
 
 __all__ = ["Results", "file_sha256", "package_versions"]
 
-CSV_TABLES = ("spaces", "comparisons", "layers", "prompt_gain", "partition", "partition_voxels")
+CSV_TABLES = ("spaces", "comparisons", "layers", "prompt_gain", "partition", "partition_voxels", "controls")
 PACKAGES = ("numpy", "scipy", "pandas", "scikit-learn", "himalaya", "nilearn", "nibabel", "torch",
             "transformers", "pydantic", "matplotlib")
 

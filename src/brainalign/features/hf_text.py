@@ -58,6 +58,14 @@ class TextExtractor:
     allow_download : bool
         Let transformers reach the hub (off by default: brainalign never
         downloads behind the user's back).
+    weights : {'pretrained', 'random'}
+        'random' builds the same architecture from the checkpoint's config
+        (``AutoModel.from_config``) with transformers' own per-module
+        initialisation under a seeded torch generator: the untrained-model
+        control. Tokenizer and pooling are the checkpoint's.
+    seed : int
+        Seed of the random initialisation (used only with ``weights='random'``);
+        equal seeds give identical weights.
     """
 
     def __init__(
@@ -68,7 +76,13 @@ class TextExtractor:
         trust_remote_code: bool = False,
         batch_size: int = 32,
         allow_download: bool = False,
+        weights: str = "pretrained",
+        seed: int = 0,
     ) -> None:
+        if weights not in ("pretrained", "random"):
+            raise ValueError(f"weights={weights!r}; choose 'pretrained' or 'random' (untrained control).")
+        self.weights = weights
+        self.seed = int(seed)
         if pooling not in ("mean", "last", "cls"):
             raise ValueError(f"pooling={pooling!r}; choose 'mean', 'last' or 'cls'.")
         self.source = source
@@ -87,8 +101,27 @@ class TextExtractor:
     # -- identity (used for cache keys) ---------------------------------
     def fingerprint(self) -> str:
         """What identifies these features: model id, revision or weight digest, pooling."""
+        if self.weights == "random":
+            # no weights are read: what fixes the features is the architecture (config), the seed and the
+            # initialisation code of this transformers version
+            import hashlib
+
+            import transformers
+
+            cfg = self._config().to_json_string(use_diff=False)
+            arch = hashlib.sha256(cfg.encode()).hexdigest()[:16]
+            return (f"{self.model_id}@random-init(seed={self.seed},config={arch},"
+                    f"transformers={transformers.__version__})|pool={self.pooling}")
         weights = weights_digest(self.path if self.path is not None else self.model_id, self.revision)
         return f"{self.model_id}@{weights[:16]}|pool={self.pooling}"
+
+    def _config(self):
+        from transformers import AutoConfig
+
+        return AutoConfig.from_pretrained(
+            self._where(), revision=self.revision, local_files_only=not self.allow_download,
+            trust_remote_code=self.trust_remote_code,
+        )
 
     @property
     def n_layers(self) -> int:
@@ -134,10 +167,22 @@ class TextExtractor:
             trust_remote_code=self.trust_remote_code,
         )
         self._load_tokenizer()
-        self._model = AutoModel.from_pretrained(self._where(), use_safetensors=True, **kw)
+        if self.weights == "random":
+            import torch
+
+            cfg = self._config()
+            # fork_rng: seed the initialisation without touching the caller's global torch RNG state
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.seed)
+                self._model = AutoModel.from_config(cfg, trust_remote_code=self.trust_remote_code)
+        else:
+            self._model = AutoModel.from_pretrained(self._where(), use_safetensors=True, **kw)
         self._model.eval()
 
-    def embed(self, texts: Sequence[str], layers: Sequence[int | float] | str = "all") -> np.ndarray:
+    def embed(
+        self, texts: Sequence[str], layers: Sequence[int | float] | str = "all",
+        pool_from: Sequence[int] | None = None,
+    ) -> np.ndarray:
         """Pooled hidden states.
 
         Parameters
@@ -145,6 +190,12 @@ class TextExtractor:
         texts : sequence of str, length n_texts
         layers : 'all' or sequence of int/float
             See :func:`brainalign.features.base.resolve_layers`.
+        pool_from : sequence of int, length n_texts, optional
+            Character offset where the pooled part of each text starts (in-context
+            prompts: the worked examples before it are read by the model but
+            their tokens are left out of pooling; special tokens such as [CLS]
+            and [SEP] stay in, so ``pool_from=0`` equals plain pooling). Needs a
+            fast tokenizer (offsets) and 'mean' or 'last' pooling.
 
         Returns
         -------
@@ -157,22 +208,40 @@ class TextExtractor:
         for i, t in enumerate(texts):
             if not isinstance(t, str) or not t.strip():
                 raise ValueError(f"texts[{i}] is empty or not a string: {t!r}.")
+        if pool_from is not None:
+            if len(pool_from) != len(texts):
+                raise ValueError(f"pool_from has {len(pool_from)} offsets for {len(texts)} texts; give one per text.")
+            if self.pooling == "cls":
+                raise ValueError("pool_from cannot be used with pooling='cls' (the first token precedes the "
+                                 "examples); use 'mean' or 'last'.")
         self.load()
         idx = resolve_layers(layers, self._model.config.num_hidden_layers)
         out = []
         with torch.inference_mode():
             for start in range(0, len(texts), self.batch_size):
                 batch = list(texts[start : start + self.batch_size])
-                enc = self._tokenizer(batch, padding=True, truncation=True, return_tensors="pt")
+                enc = self._tokenizer(batch, padding=True, truncation=True, return_tensors="pt",
+                                      return_offsets_mapping=pool_from is not None)
+                pool_mask = enc["attention_mask"]
+                if pool_from is not None:
+                    offsets = enc.pop("offset_mapping")  # (b, T, 2) character spans; (0, 0) for special tokens
+                    begin = torch.as_tensor(list(pool_from[start : start + self.batch_size]))[:, None]
+                    special = offsets[..., 1] == offsets[..., 0]
+                    pool_mask = pool_mask * ((offsets[..., 0] >= begin) | special)
+                    empty = np.flatnonzero(pool_mask.sum(1).numpy() == 0)
+                    if empty.size:
+                        raise ValueError(f"texts[{start + empty[0]}] has no token after pool_from="
+                                         f"{pool_from[start + empty[0]]} (truncated?); nothing to pool.")
                 res = self._model(**enc, output_hidden_states=True)
                 states = torch.stack([res.hidden_states[i] for i in idx], dim=1)  # (b, L, T, d)
-                mask = enc["attention_mask"][:, None, :, None].to(states.dtype)
+                mask = pool_mask[:, None, :, None].to(states.dtype)
                 if self.pooling == "mean":
                     pooled = (states * mask).sum(2) / mask.sum(2)
                 elif self.pooling == "cls":
                     pooled = states[:, :, 0]
                 else:
-                    last = enc["attention_mask"].sum(1) - 1
+                    positions = torch.arange(pool_mask.shape[1])[None, :].expand_as(pool_mask)
+                    last = torch.where(pool_mask.bool(), positions, -1).max(1).values
                     pooled = states[torch.arange(states.shape[0]), :, last]
                 out.append(pooled.float().cpu().numpy())
         return np.concatenate(out, 0).astype(np.float32)

@@ -24,6 +24,7 @@ __all__ = [
     "significance_stars",
     "partition_bars",
     "dominant_map",
+    "control_pairs",
 ]
 
 BASELINE_STYLE = {"baseline/onoff": ("0.35", "--"), "baseline/category": ("tab:green", ":"),
@@ -192,4 +193,36 @@ def dominant_map(img_codes, labels: list[str], title: str) -> bytes:
     ax.set_title(title, fontsize=9)
     ax.legend([Patch(color=cmap(i)) for i in range(len(labels))], labels, fontsize=7, loc="upper center",
               bbox_to_anchor=(0.5, -0.02), ncol=1)
+    return png_bytes(fig)
+
+
+def control_pairs(controls: pd.DataFrame) -> bytes:
+    """Effect minus control per pair, mean ± SEM over held-out runs; filled = survives its control.
+
+    Each bar is labelled ``effect  vs  control`` and annotated with the runs
+    where the effect won and the paired Wilcoxon p.
+    """
+    n = len(controls)
+    fig, ax = plt.subplots(figsize=(8, 0.42 * n + 1.4))
+    y = np.arange(n)
+    colors = plt.get_cmap("tab10")
+    kinds = list(dict.fromkeys(controls["control_kind"]))
+    for yi, row in zip(y, controls.itertuples(index=False)):
+        c = colors(kinds.index(row.control_kind) % 10)
+        ax.barh(yi, row.mean_diff, xerr=row.sem_diff if np.isfinite(row.sem_diff) else 0, capsize=3,
+                color=c if row.survives else "white", edgecolor=c, hatch=None if row.survives else "//")
+        p = row.p if np.isfinite(row.p) else np.nan
+        ax.text(1.01, yi, f"{int(row.n_better)}/{int(row.n)} runs, p={p:.2g}", transform=ax.get_yaxis_transform(),
+                va="center", fontsize=7)
+    labels = [f"{r.effect}  vs  {r.control}" for r in controls.itertuples(index=False)]
+    ax.set_yticks(y, labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.axvline(0, color="k", lw=1)
+    ax.set_xlabel("effect − control (mean ± SEM over held-out runs)")
+    ax.set_title("Each effect against its control (filled: effect wins, paired Wilcoxon p < alpha)", fontsize=9)
+    from matplotlib.patches import Patch
+
+    ax.legend([Patch(color=colors(i % 10)) for i in range(len(kinds))], kinds, fontsize=7, loc="upper center",
+              bbox_to_anchor=(0.5, -0.9 / max(n, 1) - 0.08), ncol=4)
+    ax.grid(axis="x", alpha=0.3)
     return png_bytes(fig)

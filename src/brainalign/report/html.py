@@ -64,6 +64,12 @@ def _headline(res: Results, metric: str) -> str:
             parts.append(
                 f"{base}: {means[base]:.3f}, better than {a.reference} in {int(c.n_better)}/{int(c.n)} runs."
             )
+    ctl = res.tables.get("controls")
+    if ctl is not None and len(ctl):
+        held = int(ctl["survives"].astype(bool).sum())
+        failed = [f"{r.effect} vs {r.control}" for r in ctl.itertuples(index=False) if not bool(r.survives)]
+        parts.append(f"Controls: {held} of {len(ctl)} effects beat their control in a paired test over held-out runs"
+                     + (f"; not: {', '.join(failed)}." if failed else "."))
     return " ".join(parts) or "No model feature space was fitted."
 
 
@@ -126,6 +132,37 @@ def _partition_section(res: Results) -> dict | None:
     return out
 
 
+CONTROL_KIND_LABELS = {
+    "untrained": "same architecture, seeded random weights",
+    "label_shuffled": "category labels shuffled among blocks within runs",
+    "onoff": "stimulus on/off only",
+    "scrambled": "same prompt words (same tokens) in a seeded random order",
+    "neutral": "neutral prompt",
+    "empty_instruction": "no instruction (the bare stimulus name); not length-matched by design",
+    "stimulus_shuffled": "same features, stimulus → feature assignment permuted within each run",
+    "gaussian": "random Gaussian vector per stimulus, same dimensionality",
+    "in_context": "k worked examples before the same query, examples excluded from pooling (tokens include them)",
+}
+
+
+def _controls_section(res: Results) -> dict | None:
+    ctl = res.tables.get("controls")
+    if ctl is None or ctl.empty:
+        return None
+    rows = []
+    for r in ctl.itertuples(index=False):
+        tokens = (f"{r.tokens_effect:.1f} vs {r.tokens_control:.1f}"
+                  if np.isfinite(r.tokens_effect) and np.isfinite(r.tokens_control) else "–")
+        rows.append([r.effect, r.control, r.control_kind, _fmt(r.mean_effect), _fmt(r.mean_control),
+                     _fmt(r.mean_diff), f"{int(r.n_better)}/{int(r.n)}", _fmt(r.p), "yes" if r.survives else "no",
+                     tokens])
+    spec = res.experiment.analysis.controls
+    kinds = [dict(kind=k, meaning=CONTROL_KIND_LABELS.get(k, k)) for k in dict.fromkeys(ctl.control_kind)]
+    return dict(png=_b64(figures.control_pairs(ctl)), rows=rows, kinds=kinds,
+                alpha=spec.alpha if spec is not None else 0.05,
+                tolerance=spec.max_token_difference if spec is not None else 5)
+
+
 def render_report(res: Results) -> str:
     """The report as an HTML string (deterministic for equal results, apart from the creation time)."""
     exp = res.experiment
@@ -166,7 +203,7 @@ def render_report(res: Results) -> str:
         reference=exp.analysis.reference, unprompted=exp.analysis.unprompted,
         comparison_cols=list(comp.columns), comparison_rows=rows,
         csv_name=f"{exp.name}-scores.csv", csv_b64=_b64(res.to_frame().to_csv(index=False).encode()),
-        prompts=prompts, partition=_partition_section(res), config_yaml=exp.to_yaml(), inputs=res.manifest.get("inputs", {}),
+        prompts=prompts, partition=_partition_section(res), controls=_controls_section(res), config_yaml=exp.to_yaml(), inputs=res.manifest.get("inputs", {}),
         versions=res.manifest.get("versions", {}), timings=res.manifest.get("timings_s", {}),
     )
 
