@@ -130,8 +130,12 @@ def check_space_names(exp: Experiment, layers: dict[str, list[int]], config_file
             else:
                 prefixes.add(f"{m.name}/{p}/L")
 
+    # controls (analysis.controls) add spaces named '<model>/<control prompt>/L<layer>': only the model is checked
+    loose = {f"{m.name}/" for m in exp.models} if getattr(exp.analysis, "controls", None) is not None else set()
+
     def known(name: str) -> bool:
-        return name in exact or any(name.startswith(px) and name[len(px):].isdigit() for px in prefixes)
+        return (name in exact or any(name.startswith(px) and name[len(px):].isdigit() for px in prefixes)
+                or any(name.startswith(px) for px in loose))
 
     choices = sorted(exact) + sorted(f"{px}<layer>" for px in prefixes)
     wanted = [("analysis.reference", exp.analysis.reference)]

@@ -47,6 +47,7 @@ def make_small_experiment(folder: Path, n_runs: int = 4, layers=(3, 6), **overri
     cfg["prompts"] = {k: demo["prompts"][k] for k in ("unprompted", "action")}
     cfg["encoding"] = dict(demo["encoding"], alphas=[1.0, 100.0, 10000.0])
     cfg["analysis"] = dict(demo["analysis"], baselines=["onoff", "category"], n_permutations=0, partitions=[])
+    cfg["analysis"].pop("controls", None)  # the demo's controls name prompts this cut-down copy drops
     for dotted, value in overrides.items():
         node = cfg
         *parents, last = dotted.split(".")
