@@ -8,6 +8,7 @@ any scheduler address, or a ``dask_jobqueue`` cluster's client).
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 from collections import deque
@@ -16,6 +17,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from brainalign.atomic import atomic_write_bytes, atomic_write_text
 from brainalign.encoding.ridge import ChunkResult, fit_chunk, load_chunk
 
 __all__ = ["local_map_chunks", "DaskChunkMapper", "ChunkStore", "fit_fingerprint"]
@@ -152,7 +154,7 @@ class ChunkStore:
                     "give an empty directory, or delete this one to start over."
                 )
         else:
-            meta.write_text(json.dumps(fingerprint, indent=1, sort_keys=True))
+            atomic_write_text(meta, json.dumps(fingerprint, indent=1, sort_keys=True))
         self.n_loaded = 0
 
     def _file(self, tag: str, start: int, stop: int) -> Path:
@@ -162,10 +164,9 @@ class ChunkStore:
         arrays = {k: v for k, v in dict(
             mean_scores=res.mean_scores, valid=res.valid, best_index=res.best_index,
             coef=res.coef, intercept=res.intercept).items() if v is not None}
-        final = self._file(tag, res.start, res.stop)
-        tmp = final.with_name(final.name + ".tmp.npz")
-        np.savez(tmp, **arrays)
-        os.replace(tmp, final)
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        atomic_write_bytes(self._file(tag, res.start, res.stop), buf.getvalue())  # fsync + rename
 
     def load(self, tag: str, start: int, stop: int) -> ChunkResult:
         with np.load(self._file(tag, start, stop), allow_pickle=False) as z:
