@@ -74,3 +74,25 @@ def test_general_direction_and_scale_sweep():
     base = directions.accuracy_with_offset(st.model, st.tokenizer, st.prompts, st.labels, None)["accuracy"]
     assert sweep["accuracy"][0] == pytest.approx(base)
     assert sweep["accuracy"][1] == pytest.approx(st.labels.mean())
+
+
+def test_middle_layers_match_the_seed():
+    assert directions.middle_layers(28) == list(range(7, 21))
+    assert directions.middle_layers(4) == [1, 2]
+    assert directions.middle_layers(1) == [0]
+    with pytest.raises(ValueError, match="n_layers=0"):
+        directions.middle_layers(0)
+
+
+def test_nari_study_table_over_subjects_layers_and_controls():
+    st = planted(3)
+    table, results = directions.nari_study(st.model, st.tokenizer, st.prompts, st.labels, st.attention,
+                                           st.subjects_Y, st.subjects_correct, st.model_correct,
+                                           layers=[st.layer], controls=["random_direction"], max_steps=10)
+    assert list(table["condition"]) == ["fmri", "random_direction"] and len(results) == 2
+    row = table.iloc[0]
+    assert row["flipped_fraction"] == pytest.approx(row["flipped"] / row["n_items"])
+    assert row["intervened_accuracy"] == pytest.approx((st.model_correct.sum() + row["flipped"]) / st.labels.size)
+    with pytest.raises(ValueError, match="unknown"):
+        directions.nari_study(st.model, st.tokenizer, st.prompts, st.labels, st.attention, st.subjects_Y,
+                              st.subjects_correct, st.model_correct, controls=["mlp"])

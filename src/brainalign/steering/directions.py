@@ -22,7 +22,7 @@ from brainalign.steering.encoders import LinearEncoder
 from brainalign.steering.hooks import greedy_answers
 from brainalign.steering.tasks import parse_answer
 
-__all__ = ["NariResult", "nari", "intervention_set", "random_fmri", "general_direction", "scale_sweep",
+__all__ = ["NariResult", "nari", "nari_study", "middle_layers", "intervention_set", "random_fmri", "general_direction", "scale_sweep",
            "accuracy_with_offset"]
 
 
@@ -193,3 +193,63 @@ def scale_sweep(model, tokenizer, prompts: Sequence[str], labels, directions: di
                                          {k: s * v for k, v in directions.items()})["accuracy"])
     k = int(np.argmax(accs))
     return {"scales": np.asarray(scales, dtype=float), "accuracy": np.asarray(accs), "best_scale": float(scales[k])}
+
+
+def middle_layers(n_layers: int) -> list[int]:
+    """The seed's default intervened layers: ``range(L // 4, 3 * L // 4)``."""
+    if n_layers < 1:
+        raise ValueError(f"n_layers={n_layers}; give the number of decoder layers (>= 1).")
+    return list(range(n_layers // 4, max(3 * n_layers // 4, n_layers // 4 + 1)))
+
+
+def nari_study(model, tokenizer, prompts: Sequence[str], labels, attention, subjects_Y: Sequence[np.ndarray],
+               subjects_correct: Sequence[np.ndarray], model_correct, layers: Sequence[int] | None = None,
+               controls: Sequence[str] = (), seed: int = 0, **nari_kw):
+    """NARI for every subject × layer (+ controls); one row per (subject, layer, condition).
+
+    Parameters
+    ----------
+    attention : ndarray (n_items, n_layers, d)   last-token attention outputs
+    subjects_Y, subjects_correct : per subject betas (n_items, n_voxels) and behaviour (n_items,) bool
+    layers : default :func:`middle_layers`
+    controls : subset of {"random_direction", "random_fmri", "random_fmri_mean"}
+    nari_kw : passed to :func:`nari` (loss, proj_alpha, max_steps, check_every, ...)
+
+    Returns
+    -------
+    (DataFrame, list of NariResult): columns ``subject, layer, condition, n_items,
+    flipped, flipped_fraction, intervened_accuracy``.
+    """
+    import pandas as pd
+
+    from brainalign.steering.encoders import fit_encoder
+
+    attention = np.asarray(attention)
+    if attention.ndim != 3:
+        raise ValueError(f"attention has shape {attention.shape}; give (n_items, n_layers, d).")
+    bad = set(controls) - {"random_direction", "random_fmri", "random_fmri_mean"}
+    if bad:
+        raise ValueError(f"controls has unknown {sorted(bad)}; use random_direction, random_fmri, random_fmri_mean.")
+    layers = middle_layers(attention.shape[1]) if layers is None else list(layers)
+    mc = np.asarray(model_correct, dtype=bool)
+    rows, results = [], []
+    for s, (Y, sc) in enumerate(zip(subjects_Y, subjects_correct)):
+        items = intervention_set(mc, sc)
+        conds = [("fmri", np.asarray(Y), None)]
+        if "random_direction" in controls:
+            conds.append(("random_direction", np.asarray(Y), "random"))
+        if "random_fmri" in controls:
+            conds.append(("random_fmri", random_fmri(Y, seed + s), None))
+        if "random_fmri_mean" in controls:
+            conds.append(("random_fmri_mean", random_fmri(Y, seed + s, keep_mean=True), None))
+        for layer in layers:
+            X = attention[:, layer]
+            for name, Yc, control in conds:
+                enc = fit_encoder(X, Yc)
+                res = nari(model, tokenizer, prompts, labels, X, enc, Yc, items, layer, control=control,
+                           seed=seed + s, **nari_kw)
+                results.append(res)
+                rows.append({"subject": s, "layer": layer, "condition": name, "n_items": int(items.size),
+                             "flipped": int(res.solved.sum()), "flipped_fraction": res.flipped_fraction,
+                             "intervened_accuracy": float((mc.sum() + res.solved.sum()) / mc.size)})
+    return pd.DataFrame(rows), results

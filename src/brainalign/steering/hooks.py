@@ -17,7 +17,7 @@ from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["decoder_layers", "attention_module", "LayerHooks", "last_token_states", "greedy_answers"]
+__all__ = ["decoder_layers", "attention_module", "LayerHooks", "last_token_states", "greedy_answers", "seed_layer_stack"]
 
 _ATTN_NAMES = ("self_attn", "attn", "self_attention", "attention")
 
@@ -216,3 +216,11 @@ def no_hooks_left(model):
     after = sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
     if after != before:
         raise RuntimeError(f"{after - before} hooks were left on the model.")
+
+
+def seed_layer_stack(states: dict) -> np.ndarray:
+    """The seed's layout: ``[attention layers..., residual layers...]`` → (n_items, 2 n_layers, d)."""
+    a, r = np.asarray(states["attention"]), np.asarray(states["residual"])
+    if a.shape != r.shape:
+        raise ValueError(f"attention {a.shape} and residual {r.shape} differ; the seed stacks equal shapes only.")
+    return np.concatenate([a, r], axis=1)
