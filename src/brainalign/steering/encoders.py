@@ -1,0 +1,203 @@
+"""Linear encoders from last-token representations to voxel betas, neural predictivity, and its ceiling.
+
+Seed 002 (``make_analysis.py``, ``calculate_ceiling.py``): per subject, 5-fold
+``StratifiedKFold`` by task type; per layer a ridge with one alpha shared by all
+voxels chosen by leave-one-out GCV over 1e-3..1e3 (sklearn ``RidgeCV``,
+intercept fitted, no z-scoring); Pearson r per voxel on each test fold, averaged
+over folds; median over voxels → median over subjects → max over layers, MAD
+across subjects. ``alpha_mode="per_voxel"`` uses brainalign's RidgeCV (one
+alpha per voxel chosen by inner K-fold CV) instead.
+
+The ceiling loop runs over *all* subjects (the published script refers to an
+undefined ``all_sub`` there and raises NameError).
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+__all__ = ["SEED_ALPHAS", "LinearEncoder", "fit_encoder", "cv_predictivity", "neural_predictivity",
+           "random_features", "deductive_ceiling"]
+
+SEED_ALPHAS = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 1e2, 1e3)
+
+
+@dataclass
+class LinearEncoder:
+    """``y ≈ x @ coef + intercept``; ``coef`` of shape (n_features, n_voxels), ``intercept`` (n_voxels,)."""
+
+    coef: np.ndarray
+    intercept: np.ndarray
+    alpha: np.ndarray
+
+    def predict(self, X) -> np.ndarray:
+        return np.asarray(X, dtype=np.float64) @ self.coef + self.intercept
+
+
+def _check_xy(X, Y):
+    X = np.asarray(X, dtype=np.float64)
+    Y = np.asarray(Y, dtype=np.float64)
+    if X.ndim != 2 or Y.ndim != 2 or X.shape[0] != Y.shape[0]:
+        raise ValueError(f"X has shape {X.shape} and Y {Y.shape}; give (n_items, n_features) and (n_items, n_voxels) "
+                         "with the same n_items.")
+    return X, Y
+
+
+def fit_encoder(X, Y, alphas: Sequence[float] = SEED_ALPHAS, alpha_mode: str = "shared",
+                fit_intercept: bool = True, cv: int = 5) -> LinearEncoder:
+    """Ridge encoder from representations X (n_items, d) to betas Y (n_items, n_voxels).
+
+    ``alpha_mode="shared"``: one alpha for all voxels by leave-one-out GCV
+    (sklearn ``RidgeCV``, the seed). ``"per_voxel"``: brainalign's RidgeCV, an
+    alpha per voxel by ``cv``-fold CV. ``"fixed"``: ``Ridge(alpha=alphas[0])``
+    (the seed's ``Ridge(100)`` without ``-use_ridgecv``).
+    """
+    X, Y = _check_xy(X, Y)
+    if alpha_mode not in ("shared", "per_voxel", "fixed"):
+        raise ValueError(f"alpha_mode={alpha_mode!r}; use 'shared', 'per_voxel' or 'fixed'.")
+    if alpha_mode == "shared":
+        from sklearn.linear_model import RidgeCV as SkRidgeCV
+
+        est = SkRidgeCV(alphas=list(alphas), fit_intercept=fit_intercept).fit(X, Y)
+        inter = np.broadcast_to(np.asarray(est.intercept_, dtype=np.float64), (Y.shape[1],)).copy()
+        return LinearEncoder(est.coef_.T.copy(), inter, np.full(Y.shape[1], est.alpha_))
+    if alpha_mode == "fixed":
+        from sklearn.linear_model import Ridge
+
+        est = Ridge(alpha=float(alphas[0]), fit_intercept=fit_intercept).fit(X, Y)
+        inter = np.broadcast_to(np.asarray(est.intercept_, dtype=np.float64), (Y.shape[1],)).copy()
+        return LinearEncoder(est.coef_.T.copy(), inter, np.full(Y.shape[1], float(alphas[0])))
+    from brainalign.encoding import RidgeCV
+
+    mx, my = (X.mean(0), Y.mean(0)) if fit_intercept else (np.zeros(X.shape[1]), np.zeros(Y.shape[1]))
+    est = RidgeCV(alphas=np.asarray(alphas), cv=min(cv, X.shape[0]), fit_intercept=False)
+    est.fit((X - mx).astype(np.float32), (Y - my).astype(np.float32))
+    coef = np.asarray(est.coef_, dtype=np.float64)
+    return LinearEncoder(coef, my - mx @ coef, np.asarray(est.best_alphas_))
+
+
+def cv_predictivity(X, Y, task_labels, n_folds: int = 5, seed: int = 0, alphas=SEED_ALPHAS,
+                    alpha_mode: str = "shared", metric: str = "pearson") -> np.ndarray:
+    """Cross-validated score per voxel (mean over stratified folds) of one layer for one subject.
+
+    Parameters
+    ----------
+    X : (n_items, d); Y : (n_items, n_voxels); task_labels : (n_items,)
+    metric : {"pearson", "cosine"}
+        Pearson r per voxel on the test fold, or (seed's ``-use_cosine``) the
+        mean cosine between predicted and actual patterns of the test items
+        (returned broadcast over voxels).
+
+    Returns
+    -------
+    ndarray of shape (n_voxels,)
+    """
+    from brainalign.analysis import pearson_r
+    from brainalign.encoding.splits import stratified_folds
+
+    X, Y = _check_xy(X, Y)
+    if metric not in ("pearson", "cosine"):
+        raise ValueError(f"metric={metric!r}; use 'pearson' or 'cosine'.")
+    folds = stratified_folds(np.asarray(task_labels), n_folds, seed=seed)
+    scores = []
+    for tr, te in folds:
+        enc = fit_encoder(X[tr], Y[tr], alphas, alpha_mode)
+        pred = enc.predict(X[te])
+        if metric == "pearson":
+            scores.append(pearson_r(Y[te], pred))
+        else:
+            num = (pred * Y[te]).sum(1)
+            den = np.linalg.norm(pred, axis=1) * np.linalg.norm(Y[te], axis=1)
+            scores.append(np.full(Y.shape[1], np.mean(num / np.maximum(den, 1e-12))))
+    return np.nanmean(np.stack(scores), 0)
+
+
+def neural_predictivity(reps, subjects_Y: Sequence[np.ndarray], task_labels, n_folds: int = 5, seed: int = 0,
+                        alphas=SEED_ALPHAS, alpha_mode: str = "shared", ceiling: Sequence[np.ndarray] | None = None
+                        ) -> dict:
+    """Seed 002's brain score of a model.
+
+    Parameters
+    ----------
+    reps : ndarray of shape (n_items, n_layers, d)
+        Last-token representations (e.g. attention layers then residual layers).
+    subjects_Y : list of ndarray of shape (n_items, n_voxels_s)
+        Betas per subject (voxel counts may differ).
+    task_labels : ndarray of shape (n_items,)
+        Task type of every item (stratification).
+    ceiling : list of ndarray (n_voxels_s,), optional
+        Divide r by the subject's voxel ceiling (fraction of explainable variance).
+
+    Returns
+    -------
+    dict with ``subject_curves`` (n_subjects, n_layers) = median over voxels,
+    ``group_curve``, ``best_layer``, ``score`` (max of the group median curve),
+    ``mad`` (MAD across subjects at the best layer), ``voxel_scores`` (list per
+    subject of (n_layers, n_voxels)).
+    """
+    from brainalign.analysis import mad
+
+    reps = np.asarray(reps)
+    if reps.ndim != 3:
+        raise ValueError(f"reps has shape {reps.shape}; give (n_items, n_layers, d).")
+    voxel = []
+    for s, Y in enumerate(subjects_Y):
+        if np.asarray(Y).shape[0] != reps.shape[0]:
+            raise ValueError(f"subject {s} has {np.asarray(Y).shape[0]} items but reps has {reps.shape[0]}.")
+        r = np.stack([cv_predictivity(reps[:, k], Y, task_labels, n_folds, seed + 1, alphas, alpha_mode)
+                      for k in range(reps.shape[1])])
+        if ceiling is not None:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                r = r / np.asarray(ceiling[s])[None]
+        voxel.append(r)
+    subj = np.stack([np.nanmedian(v, 1) for v in voxel])
+    group = np.nanmedian(subj, 0)
+    k = int(np.nanargmax(group))
+    return {"subject_curves": subj, "group_curve": group, "best_layer": k, "score": float(group[k]),
+            "mad": float(mad(subj[:, k])), "voxel_scores": voxel}
+
+
+def random_features(n_items: int, n_layers: int, dim: int, seed: int = 0) -> np.ndarray:
+    """The seed's ``-rand_feature`` control: uniform [0, 1) features of shape (n_items, n_layers, dim)."""
+    return np.random.default_rng(seed).random((n_items, n_layers, dim)).astype(np.float32)
+
+
+def deductive_ceiling(subjects_Y: Sequence[np.ndarray], task_labels, n_folds: int = 5, seed: int = 0,
+                      alphas=SEED_ALPHAS, max_combinations: int | None = None, n_bootstrap: int = 100,
+                      method: str = "profile") -> list[np.ndarray]:
+    """Subject-subset ceiling of every subject's voxels (seed's ``calculate_ceiling``, loop fixed).
+
+    For each target subject and each k = 1..n-1 source subjects, every subset
+    (or ``max_combinations`` drawn with ``seed``) predicts the target's betas
+    from the concatenated source betas with the same stratified CV and ridge;
+    r per voxel is averaged over subsets, and ``v0 (1 - exp(-k/τ))`` is
+    extrapolated per voxel (:func:`brainalign.analysis.extrapolate_ceiling`).
+
+    Returns
+    -------
+    list over subjects of ndarray (n_voxels_s,): the ceiling v0.
+    """
+    from brainalign.analysis import extrapolate_ceiling
+
+    n = len(subjects_Y)
+    if n < 3:
+        raise ValueError(f"{n} subjects given; the extrapolation needs at least 3.")
+    rng = np.random.default_rng(seed)
+    out = []
+    for t in range(n):
+        others = [s for s in range(n) if s != t]
+        xs, rs = [], []
+        for k in range(1, n):
+            combos = list(itertools.combinations(others, k))
+            if max_combinations is not None and len(combos) > max_combinations:
+                combos = [combos[i] for i in rng.choice(len(combos), max_combinations, replace=False)]
+            r = np.mean([cv_predictivity(np.hstack([subjects_Y[s] for s in c]), subjects_Y[t], task_labels,
+                                         n_folds, seed + 1, alphas) for c in combos], 0)
+            xs.append(k)
+            rs.append(r)
+        fit = extrapolate_ceiling(np.asarray(xs, dtype=float), np.stack(rs), n_bootstrap, seed + t, method=method)
+        out.append(fit["v0"].to_numpy())
+    return out

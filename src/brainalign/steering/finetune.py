@@ -1,0 +1,181 @@
+"""Brain-guided fine-tuning: NARF+Label (LoRA) and the label-only baseline (seed 002 ``finetune_model_sep.py``).
+
+LoRA (peft; r=8, α=16, dropout 0) on q/k/v/o of the self-attention of the
+supervised layers only. Loss per item = CE on the answer token ('True' /
+'False' first token at the last input position) × ``label_weight`` +
+``brain_weight`` × mean over subjects and supervised layers of
+``1 − cos(a_ℓ W_sℓ + b_sℓ, y_s)`` with ``a_ℓ`` the last-token attention output
+(recorded by a forward hook, graph kept). Gradients are accumulated over
+``grad_accumulate`` items per AdamW step (the seed: all 70 fMRI items);
+validation accuracy (all premise orders) after every epoch keeps the best
+epoch; the adapter is merged and, with ``output_dir``, saved as safetensors.
+``brain_weight=0`` is the label-only baseline with otherwise identical settings.
+
+Needs the optional dependency ``peft`` (extra ``steering``).
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from brainalign.steering.encoders import LinearEncoder
+from brainalign.steering.hooks import LayerHooks, decoder_layers
+from brainalign.steering.models import answer_token_ids
+
+__all__ = ["FinetuneResult", "brain_finetune", "labels_as_fmri"]
+
+
+@dataclass
+class FinetuneResult:
+    model: object                 # merged model
+    best_epoch: int
+    val_accuracy: list = field(default_factory=list)
+    train_loss: list = field(default_factory=list)
+    brain_loss: list = field(default_factory=list)
+    saved_to: Path | None = None
+
+
+def labels_as_fmri(labels) -> np.ndarray:
+    """The seed's ``-use_label_as_fmri`` ablation: one-hot labels (n_items, 2) in place of betas."""
+    lab = np.asarray(labels, dtype=bool)
+    return np.stack([lab, ~lab], 1).astype(np.float32)
+
+
+def _lora(model, layers: Sequence[int], r: int, alpha: int):
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError("brain_finetune needs peft: pip install 'brainalign[steering]' (or pip install peft).") from err
+    names = []
+    layer_list = decoder_layers(model)
+    prefix = {id(m): n for n, m in model.named_modules()}[id(layer_list)]
+    for k in layers:
+        for n, _ in layer_list[k].named_modules():
+            if n.split(".")[-1] in ("q_proj", "k_proj", "v_proj", "o_proj"):
+                names.append(f"{prefix}.{k}.{n}")
+    if not names:
+        raise ValueError(f"no q/k/v/o projections found in layers {list(layers)}.")
+    cfg = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.0, target_modules=names, bias="none")
+    return get_peft_model(model, cfg)
+
+
+def _accuracy(model, tokenizer, prompts, labels, t_id, f_id, batch_size=32) -> float:
+    import torch
+
+    correct = []
+    for s in range(0, len(prompts), batch_size):
+        enc = tokenizer(list(prompts[s:s + batch_size]), return_tensors="pt", padding=True, add_special_tokens=False)
+        with torch.no_grad(), LayerHooks(model, record=()) as hk:
+            logits = model(**enc).logits
+        last = logits[torch.arange(logits.shape[0]), hk._last]
+        pred = last.argmax(-1)
+        lab = torch.as_tensor(np.asarray(labels[s:s + batch_size], dtype=bool))
+        correct.append(((pred == t_id) & lab) | ((pred == f_id) & ~lab))
+    return float(torch.cat(correct).float().mean())
+
+
+def brain_finetune(model, tokenizer, prompts: Sequence[str], labels, *, layers: Sequence[int],
+                   encoders: Sequence[Mapping[int, LinearEncoder]] = (), subjects_Y: Sequence[np.ndarray] = (),
+                   brain_weight: float = 0.1, label_weight: float = 1.0, lr: float = 1e-4, epochs: int = 10,
+                   grad_accumulate: int | None = None, batch_size: int = 8, val_prompts: Sequence[str] = (),
+                   val_labels=(), lora_r: int = 8, lora_alpha: int = 16, seed: int = 0,
+                   output_dir: str | Path | None = None) -> FinetuneResult:
+    """LoRA fine-tuning with answer CE plus (``brain_weight > 0``) the fMRI cosine loss.
+
+    Parameters
+    ----------
+    model, tokenizer : a causal LM (modified in place: the adapter is merged into it)
+    prompts : list of str (n_items,); labels : bool (n_items,)
+    layers : supervised decoder layers (LoRA goes on their attention only)
+    encoders : per subject, {layer: LinearEncoder}; subjects_Y : per subject (n_items, n_voxels)
+    grad_accumulate : items per optimiser step (None: all items, the seed)
+    val_prompts, val_labels : validation set (all premise orders); the best epoch is kept
+
+    Returns
+    -------
+    FinetuneResult
+    """
+    import torch
+
+    labels = np.asarray(labels, dtype=bool)
+    if len(prompts) != labels.size:
+        raise ValueError(f"{len(prompts)} prompts but {labels.size} labels.")
+    if brain_weight > 0:
+        if len(encoders) != len(subjects_Y) or not encoders:
+            raise ValueError("brain_weight > 0 needs one encoder mapping and one beta array per subject.")
+        for s, (enc, Y) in enumerate(zip(encoders, subjects_Y)):
+            if set(layers) - set(enc):
+                raise ValueError(f"subject {s} has no encoder for layers {sorted(set(layers) - set(enc))}.")
+            if np.asarray(Y).shape[0] != labels.size:
+                raise ValueError(f"subject {s} betas have {np.asarray(Y).shape[0]} rows; expected {labels.size}.")
+    torch.manual_seed(seed)
+    t_id, f_id = answer_token_ids(tokenizer)
+    peft_model = _lora(model, layers, lora_r, lora_alpha)
+    base = peft_model.get_base_model()  # LoRA layers live inside it; call it directly so the hooks fire
+    base.train()
+    params = [p for p in peft_model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr)
+    n = labels.size
+    accumulate = n if grad_accumulate is None else int(grad_accumulate)
+    targets = torch.as_tensor(np.where(labels, t_id, f_id))
+    Ws = [{k: (torch.as_tensor(e[k].coef, dtype=torch.float32), torch.as_tensor(e[k].intercept, dtype=torch.float32))
+           for k in layers} for e in encoders] if brain_weight > 0 else []
+    Yt = [torch.as_tensor(np.asarray(Y, dtype=np.float32)) for Y in subjects_Y] if brain_weight > 0 else []
+    rng = np.random.default_rng(seed)
+    res = FinetuneResult(model=None, best_epoch=-1)
+    best, best_state = -1.0, None
+    has_val = len(val_prompts) > 0
+    for epoch in range(epochs):
+        order = rng.permutation(n)
+        tot, tot_b, pending = 0.0, 0.0, 0
+        opt.zero_grad()
+        for s in range(0, n, batch_size):
+            idx = order[s:s + batch_size]
+            enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
+            with LayerHooks(base, record=("attention",), detach=False) as hk:
+                logits = base(**enc).logits
+            last = logits[torch.arange(len(idx)), hk._last]
+            loss = label_weight * torch.nn.functional.cross_entropy(last, targets[idx], reduction="sum")
+            bl = torch.zeros(())
+            if brain_weight > 0:
+                for W, Y in zip(Ws, Yt):
+                    for k in layers:
+                        pred = hk.records["attention"][k].float() @ W[k][0] + W[k][1]
+                        bl = bl + (1 - torch.nn.functional.cosine_similarity(pred, Y[idx], dim=1)).sum()
+                bl = bl / (len(Ws) * len(layers))
+                loss = loss + brain_weight * bl
+            (loss / accumulate).backward()
+            tot += float(loss)
+            tot_b += float(bl)
+            pending += len(idx)
+            if pending >= accumulate or s + batch_size >= n:
+                opt.step()
+                opt.zero_grad()
+                pending = 0
+        res.train_loss.append(tot / n)
+        res.brain_loss.append(tot_b / n)
+        if has_val:
+            base.eval()
+            acc = _accuracy(base, tokenizer, list(val_prompts), np.asarray(val_labels, dtype=bool), t_id, f_id)
+            base.train()
+            res.val_accuracy.append(acc)
+        else:
+            acc = -res.train_loss[-1]
+        if acc > best:
+            best, res.best_epoch = acc, epoch
+            best_state = {k: v.detach().clone() for k, v in peft_model.state_dict().items() if "lora_" in k}
+    if best_state is not None:
+        peft_model.load_state_dict(best_state, strict=False)
+    merged = peft_model.merge_and_unload()
+    merged.eval()
+    res.model = merged
+    if output_dir is not None:
+        out = Path(output_dir)
+        merged.save_pretrained(out, safe_serialization=True)
+        tokenizer.save_pretrained(out)
+        res.saved_to = out
+    return res
