@@ -165,6 +165,52 @@ def report(results: Path = typer.Argument(..., help="A results folder written by
     console.print(f"[bold green]report:[/] {path}", highlight=False)
 
 
+@app.command()
+def steer(config: Path = typer.Argument(..., help="Steering study YAML (schema: brainalign.steering.config)."),
+          out: Optional[Path] = typer.Option(None, "--out", help="Results folder (must not exist unless --force)."),
+          validate_only: bool = typer.Option(False, "--validate-only",
+                                             help="Check the config and name every missing ds003076 file; run nothing."),
+          force: bool = typer.Option(False, help="Replace an existing results folder."),
+          debug: bool = typer.Option(False, help="Show tracebacks.")) -> None:
+    """Brain-guided LMs (seed 002): neural predictivity (+ controls) and NARI steering (+ controls)."""
+    from brainalign.locking import RunLock
+    from brainalign.steering.config import SteerConfigError, load_steer_config
+    from brainalign.steering.study import check_inputs, run_steer
+
+    with _user_errors(debug):
+        try:
+            cfg = load_steer_config(config)
+        except SteerConfigError as err:
+            raise ConfigError(str(err)) from None
+        base = config.parent.resolve()
+        if validate_only:
+            missing = check_inputs(cfg, base)
+            if missing:
+                raise FileNotFoundError(missing)
+            src = "planted (simulated)" if cfg.planted is not None else f"ds003076 at {cfg.brain.root}"
+            console.print(f"[green]ok[/] {config}: steering study '{cfg.name}', {src}; all inputs present.",
+                          highlight=False)
+            return
+        if out is None:
+            raise ConfigError("--out is required to run a steering study (or pass --validate-only).")
+        with RunLock(out):
+            _recover_swap(out)
+            if out.exists() and any(out.iterdir()) and not force:
+                raise ConfigError(f"results folder {out} already exists and is not empty; choose another --out or "
+                                  "pass --force to replace it.")
+            log = lambda s: console.print(f"[dim]{escape(s)}[/]", highlight=False, soft_wrap=True)  # noqa: E731
+
+            def produce(tmp: Path) -> Path:
+                run_steer(cfg, tmp, base, log=log)
+                return tmp / "manifest.json"
+
+            try:
+                manifest = _replace_dir(out, produce)
+            except SteerConfigError as err:
+                raise ConfigError(str(err)) from None
+    console.print(f"[bold green]manifest:[/] {manifest}", highlight=False)
+
+
 def _recover_swap(out: Path) -> None:
     """Finish what a run killed in the middle of :func:`_replace_dir`'s swap left: the previous results parked
     as ``.<name>.old`` come back when ``out`` is missing (nothing is lost); call under the lock."""

@@ -83,7 +83,7 @@ def _brain_loss(pred, y, kind: str):
 
 def nari(model, tokenizer, prompts: Sequence[str], labels, X, encoder: LinearEncoder, Y, items, layer: int, *,
          loss: str = "cosine", proj_alpha: float = 10.0, max_steps: int = 200, check_every: int = 5,
-         control: str | None = None, seed: int = 0, max_new_tokens: int = 1) -> NariResult:
+         control: str | None = None, seed: int = 0, max_new_tokens: int = 1, lr_factor: float = 0.1) -> NariResult:
     """Run NARI on the items ``items`` (indices into prompts / X / Y) at decoder layer ``layer``.
 
     Parameters
@@ -95,6 +95,7 @@ def nari(model, tokenizer, prompts: Sequence[str], labels, X, encoder: LinearEnc
     Y : ndarray (n_items, n_voxels)           the subject's betas (or a random-fMRI control)
     items : int array (m,)                    intervention set
     control : None or "random"                decode with random directions of matched norm
+    lr_factor : float                         AdamW lr = lr_factor × mean|X| (the seed: 0.1)
     """
     import torch
 
@@ -115,7 +116,7 @@ def nari(model, tokenizer, prompts: Sequence[str], labels, X, encoder: LinearEnc
     W = torch.as_tensor(encoder.coef, dtype=torch.float32)
     b = torch.as_tensor(encoder.intercept, dtype=torch.float32)
     delta = torch.zeros((m, d), requires_grad=True)
-    opt = torch.optim.AdamW([delta], lr=0.1 * float(np.abs(X).mean()))
+    opt = torch.optim.AdamW([delta], lr=lr_factor * float(np.abs(X).mean()))
     rng = np.random.default_rng(seed)
     rand_dirs = rng.standard_normal((m, d)).astype(np.float32)
     rand_dirs /= np.linalg.norm(rand_dirs, axis=1, keepdims=True)

@@ -1,0 +1,219 @@
+"""Schema of a steering study (``brainalign steer CONFIG``): seed 002 on ds003076, or the planted setting.
+
+A steering YAML has either a ``brain:`` section (the real ds003076 study,
+methods.md §3.1) or a ``planted:`` section (a tiny random-init causal LM and
+simulated subjects, :mod:`brainalign.steering.simulate`), never both. The
+analysis sections (``representations``, ``predictivity``, ``nari``,
+``nari_general``, ``finetune``, ``evaluation``) map one-to-one onto the
+functions named in their docstrings. Unknown keys are rejected, so a typo
+fails at load time with the field's path.
+
+Kept apart from :mod:`brainalign.config` (the encoding experiments' schema) on
+purpose: the two studies share no section.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Optional, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from brainalign.steering.data import BETAS, SEED002_SUBJECTS
+
+__all__ = ["SteerConfig", "load_steer_config", "SteerConfigError"]
+
+SEED_ALPHAS = [1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0]
+
+
+class SteerConfigError(ValueError):
+    """A steering config that cannot be used; the message names the file, the field and the fix."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class VoxelSelection(_Strict):
+    top_fraction: float = Field(0.10, gt=0, le=1)
+    by: Literal["task_t_value"] = "task_t_value"
+    separate_per_task: bool = True
+
+
+class Items(_Strict):
+    runs: list[str] = ["syllogism_run-01", "syllogism_run-02", "transitive_run-01", "transitive_run-02"]
+    drop: dict[str, list[int]] = {"transitive_run-01": [7, 13]}
+
+
+class BrainSection(_Strict):
+    """ds003076 inputs (brainalign.steering.data)."""
+    dataset: Literal["ds003076"] = "ds003076"
+    root: Path
+    betas: str = BETAS
+    expected_files: list[str] = []          # documentation only; the check uses steering.data.expected_files
+    roi: Literal["deductive_reasoning", "language", "md"] = "deductive_reasoning"
+    voxel_selection: VoxelSelection = VoxelSelection()
+    subjects: list[str] = list(SEED002_SUBJECTS)
+    excluded_subjects: list[str] = []
+    items: Items = Items()
+    drop_nan_voxels: Literal["across_subjects", "per_subject"] = "across_subjects"
+
+    @field_validator("betas")
+    @classmethod
+    def _placeholders(cls, v: str) -> str:
+        if "{subject}" not in v or "{task}" not in v:
+            raise ValueError(f"betas={v!r} must contain the placeholders {{task}} and {{subject}}.")
+        return v
+
+    @model_validator(mode="after")
+    def _disjoint(self):
+        both = sorted(set(self.subjects) & set(self.excluded_subjects))
+        if both:
+            raise ValueError(f"subjects {both} are also in excluded_subjects; remove them from one list.")
+        return self
+
+
+class PlantedSection(_Strict):
+    """The planted setting (brainalign.steering.simulate.planted_study)."""
+    arch: Literal["qwen2", "llama", "gemma", "gemma2"] = "qwen2"
+    hidden_size: int = Field(32, ge=8)
+    num_layers: int = Field(4, ge=2)
+    n_items: int = Field(40, ge=10)
+    n_subjects: int = Field(2, ge=1)
+    n_voxels: int = Field(80, ge=2)
+    noise: float = Field(0.3, ge=0)
+    kappa: Union[float, Literal["auto"]] = "auto"
+
+
+class Representations(_Strict):
+    kinds: list[Literal["attention", "residual"]] = ["attention", "residual"]
+
+
+class Ceiling(_Strict):
+    method: Literal["subject_subsets"] = "subject_subsets"
+    max_combinations: Optional[int] = None
+    n_bootstrap: int = Field(100, ge=1)
+
+
+class Predictivity(_Strict):
+    """brainalign.steering.encoders.neural_predictivity."""
+    n_folds: int = Field(5, ge=2)
+    alphas: list[float] = SEED_ALPHAS
+    alpha_mode: Literal["shared", "per_voxel"] = "shared"
+    metric: Literal["pearson", "cosine"] = "pearson"
+    aggregate: Literal["median_voxels>median_subjects>max_layers"] = "median_voxels>median_subjects>max_layers"
+    controls: list[Literal["random_features", "untrained"]] = ["random_features", "untrained"]
+    ceiling: Optional[Ceiling] = None
+
+
+class Nari(_Strict):
+    """brainalign.steering.directions.nari_study."""
+    layers: Union[Literal["middle", "all"], list[int]] = "middle"
+    loss: Literal["cosine", "mse", "pearson"] = "cosine"
+    lr_factor: float = Field(0.1, gt=0)
+    proj_alpha: float = Field(10.0, gt=0)
+    max_steps: int = Field(200, ge=1)
+    check_every: int = Field(5, ge=1)
+    fit_consistent_questions: bool = False
+    controls: list[Literal["random_direction", "random_fmri", "random_fmri_mean"]] = [
+        "random_direction", "random_fmri", "random_fmri_mean"]
+
+
+class Scales(_Strict):
+    min: float = 0.0
+    max: float = 1.0
+    step: float = Field(0.1, gt=0)
+
+
+class GeneratedSet(_Strict):
+    syllogism: int = Field(80, ge=0)
+    transitive: int = Field(80, ge=0)
+    seed: int = 1
+
+
+class NariGeneral(_Strict):
+    """brainalign.steering.directions.general_direction + scale_sweep."""
+    aggregate: Literal["per_task", "all"] = "per_task"
+    normalize: bool = False
+    scales: Scales = Scales()
+    validation: GeneratedSet = GeneratedSet()
+    test: GeneratedSet = GeneratedSet(syllogism=800, transitive=800, seed=2)
+
+
+class Lora(_Strict):
+    r: int = Field(8, ge=1)
+    alpha: int = Field(16, ge=1)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    targets: list[Literal["q_proj", "k_proj", "v_proj", "o_proj"]] = ["q_proj", "k_proj", "v_proj", "o_proj"]
+
+
+class Finetune(_Strict):
+    """brainalign.steering.finetune.brain_finetune."""
+    mode: Literal["narf+label", "label_only"] = "narf+label"
+    lora: Lora = Lora()
+    lr: float = Field(1e-4, gt=0)
+    brain_weight: float = Field(0.1, ge=0)
+    label_weight: float = Field(1.0, ge=0)
+    grad_accumulate: int = Field(70, ge=1)
+    max_epoch: int = Field(100, ge=1)
+    validation: Literal["all_premise_orders"] = "all_premise_orders"
+    ablations: list[Literal["random_fmri", "labels_as_fmri"]] = []
+    output: Literal["merged_safetensors"] = "merged_safetensors"
+
+
+class Generalisation(_Strict):
+    n_premises: Optional[int] = Field(None, ge=3, le=6)
+    task: Optional[Literal["syllogism", "transitive", "propositional"]] = None
+    n: Optional[int] = Field(None, ge=1)
+
+
+class Evaluation(_Strict):
+    """brainalign.steering.evaluate.evaluate_items."""
+    all_orders: bool = True
+    generalisation: list[Generalisation] = []
+
+
+class SteerConfig(_Strict):
+    """A whole steering study. Exactly one of ``brain`` / ``planted``."""
+    name: str
+    seed: int = 0
+    brain: Optional[BrainSection] = None
+    planted: Optional[PlantedSection] = None
+    models: list[str] = []
+    controls_models: list[Literal["untrained", "base"]] = []
+    prompts: Literal["seed002"] = "seed002"
+    representations: Representations = Representations()
+    predictivity: Predictivity = Predictivity()
+    nari: Nari = Nari()
+    nari_general: Optional[NariGeneral] = None
+    finetune: Optional[Finetune] = None
+    evaluation: Evaluation = Evaluation()
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.brain is None) == (self.planted is None):
+            raise ValueError("give exactly one of the sections 'brain' (ds003076) and 'planted' (simulated study).")
+        if self.brain is not None and not self.models:
+            raise ValueError("'models' is empty; list at least one checkpoint id or local folder for the brain study.")
+        return self
+
+
+def load_steer_config(path: str | Path) -> SteerConfig:
+    """Read and validate a steering YAML; errors name the file and the field path."""
+    path = Path(path)
+    if not path.is_file():
+        raise SteerConfigError(f"config file {path} does not exist; pass the path of a steering YAML.")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise SteerConfigError(f"{path} is not valid YAML: {err}") from None
+    if not isinstance(raw, dict):
+        raise SteerConfigError(f"{path} must hold a mapping of sections (name, brain or planted, nari, ...).")
+    try:
+        return SteerConfig.model_validate(raw)
+    except ValidationError as err:
+        msgs = []
+        for e in err.errors():
+            loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
+            msgs.append(f"{loc}: {e['msg']}")
+        raise SteerConfigError(f"{path} is not a valid steering config:\n  " + "\n  ".join(msgs)) from None
