@@ -83,7 +83,7 @@ def brain_finetune(model, tokenizer, prompts: Sequence[str], labels, *, layers: 
                    brain_weight: float = 0.1, label_weight: float = 1.0, lr: float = 1e-4, epochs: int = 10,
                    grad_accumulate: int | None = None, batch_size: int = 8, val_prompts: Sequence[str] = (),
                    val_labels=(), lora_r: int = 8, lora_alpha: int = 16, seed: int = 0,
-                   output_dir: str | Path | None = None) -> FinetuneResult:
+                   output_dir: str | Path | None = None, label_mask=None) -> FinetuneResult:
     """LoRA fine-tuning with answer CE plus (``brain_weight > 0``) the fMRI cosine loss.
 
     Parameters
@@ -94,6 +94,10 @@ def brain_finetune(model, tokenizer, prompts: Sequence[str], labels, *, layers: 
     encoders : per subject, {layer: LinearEncoder}; subjects_Y : per subject (n_items, n_voxels)
     grad_accumulate : items per optimiser step (None: all items, the seed)
     val_prompts, val_labels : validation set (all premise orders); the best epoch is kept
+    label_mask : bool (n_items,), optional
+        Items whose label enters the CE loss (default: all). The others only
+        carry betas (fMRI items without a label used for training); with
+        ``brain_weight=0`` they contribute nothing.
 
     Returns
     -------
@@ -112,6 +116,10 @@ def brain_finetune(model, tokenizer, prompts: Sequence[str], labels, *, layers: 
                 raise ValueError(f"subject {s} has no encoder for layers {sorted(set(layers) - set(enc))}.")
             if np.asarray(Y).shape[0] != labels.size:
                 raise ValueError(f"subject {s} betas have {np.asarray(Y).shape[0]} rows; expected {labels.size}.")
+    label_mask = np.ones(labels.size, bool) if label_mask is None else np.asarray(label_mask, dtype=bool)
+    if label_mask.shape != labels.shape:
+        raise ValueError(f"label_mask has shape {label_mask.shape}; expected ({labels.size},).")
+    lmask = torch.as_tensor(label_mask, dtype=torch.float32)
     torch.manual_seed(seed)
     t_id, f_id = answer_token_ids(tokenizer)
     peft_model = _lora(model, layers, lora_r, lora_alpha)
@@ -139,7 +147,8 @@ def brain_finetune(model, tokenizer, prompts: Sequence[str], labels, *, layers: 
             with LayerHooks(base, record=("attention",), detach=False) as hk:
                 logits = base(**enc).logits
             last = logits[torch.arange(len(idx)), hk._last]
-            loss = label_weight * torch.nn.functional.cross_entropy(last, targets[idx], reduction="sum")
+            ce = torch.nn.functional.cross_entropy(last, targets[idx], reduction="none")
+            loss = label_weight * (ce * lmask[idx]).sum()
             bl = torch.zeros(())
             if brain_weight > 0:
                 for W, Y in zip(Ws, Yt):

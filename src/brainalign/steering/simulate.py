@@ -12,6 +12,14 @@
   ``y_i = M_s (x_i − x̄ + κ σ s_i d) + ε``, with ``s_i = +1`` for a valid item and
   −1 otherwise, σ² = mean ‖xᵢ − x̄‖² and ``M_s`` a random voxel map;
   the subject answers correctly with probability ``subject_accuracy``.
+
+Brain-guided fine-tuning has its own planted world (:func:`planted_finetune_study`,
+:func:`compare_finetuning`): truth = a hidden readout of the model's layer state,
+few labelled items, betas for many. Status (2026-11-23): with best-epoch
+selection by validation, NARF+Label did NOT beat label-only on the held-out
+seeds 0-2 (mean margin -0.056 on 60 test problems each;
+``benchmarks/bench_narf_planted.py``). The brain term reaches higher accuracy on
+the fMRI items themselves, but that does not carry over to new problems here.
 """
 from __future__ import annotations
 
@@ -164,3 +172,131 @@ def planted_study(folder: str | Path, seed: int = 0, n_items: int = 48, layer: i
                                    noise, seed=seed + 100)
     return PlantedStudy(model, tok, items, prompts, labels, np.array([i.task for i in items]), layer, direction,
                         reps["attention"], reps["residual"], model_correct, Ys, correct, float(kappa))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Planted setting for brain-guided fine-tuning (NARF+Label vs label-only)
+# ---------------------------------------------------------------------------------------------------------------
+
+@dataclass
+class PlantedFinetune:
+    """A planted world in which fMRI betas carry answer information that a few labels under-determine.
+
+    - Ground truth of every problem (fMRI items, validation and test problems,
+      all generated with disjoint seeds) is a hidden linear readout of the
+      model's own last-token attention output at ``layer``:
+      ``t = ⟨x − x̄, v⟩ > median`` (x̄ and the median over the fMRI items), with
+      ``v`` a main axis of the items orthogonal to the answer direction ``d``;
+      the model's answer does not follow it (about chance), but LoRA on the
+      layer's attention can learn it (a rank-1 map from v to d).
+    - Only ``label_mask`` (a few fMRI items) carry labels for the CE loss; all
+      fMRI items carry betas ``y = M_s (x − x̄ + κ σ s d) + ε`` of simulated
+      subjects (:func:`planted_subjects`), so the brain loss supervises many
+      more items than the labels do.
+    - Encoders are fitted as the seed's ``-fit_consistent_questions``: on the
+      items where the model and the subject both answer correctly.
+    """
+    model: object
+    tokenizer: object
+    layer: int
+    direction: np.ndarray
+    readout: np.ndarray
+    prompts: list                 # fMRI items
+    labels: np.ndarray            # planted truth of the fMRI items
+    label_mask: np.ndarray        # items whose label enters the CE loss
+    val_prompts: list
+    val_labels: np.ndarray
+    test_prompts: list
+    test_labels: np.ndarray
+    subjects_Y: list
+    subjects_correct: list
+    encoders: list                # per subject {layer: LinearEncoder}
+    model_correct: np.ndarray
+    kappa: float
+
+
+def _generated(seed: int, n: int) -> list:
+    return tasks.generate_items("syllogism", n // 2, seed) + tasks.generate_items("transitive", n - n // 2, seed)
+
+
+def planted_finetune_study(folder: str | Path, seed: int = 0, n_fmri: int = 48, n_labelled: int = 8,
+                           n_val: int = 40, n_test: int = 60, arch: str = "qwen2", hidden_size: int = 32,
+                           num_layers: int = 4, layer: int | None = None, initializer_range: float = 0.3,
+                           n_subjects: int = 3, n_voxels: int = 80, kappas=(4.0, 8.0, 16.0),
+                           noise: float = 0.3) -> PlantedFinetune:
+    """Build the planted fine-tuning world of :class:`PlantedFinetune` (fMRI, validation and test problems).
+
+    ``initializer_range=0.3`` gives last-token activations of order 1 (a trained
+    model's scale; 0.02 gives ~0.003, on which LoRA learning rates are touchy).
+    κ is the smallest of ``kappas`` at which the correct-side states make the
+    model answer ≥ 90 % of the fMRI items correctly.
+    """
+    from brainalign.steering.directions import accuracy_with_offset
+    from brainalign.steering.encoders import fit_encoder
+
+    if not 0 < n_labelled <= n_fmri:
+        raise ValueError(f"n_labelled={n_labelled}; use 1..n_fmri={n_fmri}.")
+    layer = num_layers // 2 if layer is None else layer
+    fmri, val, test = _generated(seed, n_fmri), _generated(seed + 2000, n_val), _generated(seed + 1000, n_test)
+    model, tok = make_planted_model(folder, lambda tk: [tasks.item_prompt(i, tk) for i in fmri], seed, arch,
+                                    hidden_size, num_layers, layer=layer, initializer_range=initializer_range)
+    prompts = [[tasks.item_prompt(i, tok) for i in s] for s in (fmri, val, test)]
+    X = [last_token_states(model, tok, p, kinds=("attention",))["attention"][:, layer].astype(np.float64)
+         for p in prompts]
+    d = answer_direction(model, tok, prompts[0], layer, X[0])
+    mu = X[0].mean(0)
+    _, _, vt = np.linalg.svd(X[0] - mu, full_matrices=False)
+    v = vt[1] - (vt[1] @ d) * d
+    v /= np.linalg.norm(v)
+    thr = np.median((X[0] - mu) @ v)
+    truth = [((x - mu) @ v) > thr for x in X]
+    sigma = np.sqrt(((X[0] - mu) ** 2).sum(1).mean())
+    sign = np.where(truth[0], 1.0, -1.0)[:, None]
+    for kappa in kappas:
+        off = (kappa * sigma * sign * d[None]).astype(np.float32)
+        if accuracy_with_offset(model, tok, prompts[0], truth[0], {layer: off})["accuracy"] >= 0.9:
+            break
+    Ys, correct = planted_subjects(X[0], truth[0], d, n_subjects, n_voxels, kappa, noise, seed=seed + 100,
+                                   n_components=None)
+    model_correct = np.asarray(accuracy_with_offset(model, tok, prompts[0], truth[0], None)["correct"], dtype=bool)
+    encs = []
+    for Y, c in zip(Ys, correct):
+        keep = model_correct & c
+        encs.append({layer: fit_encoder(X[0][keep].astype(np.float32), Y[keep])})
+    mask = np.zeros(n_fmri, dtype=bool)
+    mask[np.random.default_rng(seed).choice(n_fmri, n_labelled, replace=False)] = True
+    return PlantedFinetune(model, tok, layer, d, v, prompts[0], truth[0], mask, prompts[1], truth[1], prompts[2],
+                           truth[2], Ys, correct, encs, model_correct, float(kappa))
+
+
+def compare_finetuning(study: PlantedFinetune, brain_weight: float = 10.0, lr: float = 1e-2, epochs: int = 20,
+                       grad_accumulate: int = 16, seed: int = 0) -> dict:
+    """NARF+Label vs the label-only baseline on one planted world: identical settings but ``brain_weight``.
+
+    Both runs see the same items, labels, seed, epochs, optimiser and
+    validation set (best epoch by validation accuracy); accuracy is then
+    measured once on the held-out test problems.
+
+    Returns
+    -------
+    dict with ``label_only`` and ``narf_label`` test accuracies, ``margin``
+    (NARF+Label − label-only), ``base`` (before fine-tuning) and the two
+    :class:`~brainalign.steering.finetune.FinetuneResult`.
+    """
+    import copy
+
+    from brainalign.steering.directions import accuracy_with_offset
+    from brainalign.steering.finetune import brain_finetune
+
+    out = {"base": accuracy_with_offset(study.model, study.tokenizer, study.test_prompts, study.test_labels,
+                                        None)["accuracy"]}
+    for name, w in (("label_only", 0.0), ("narf_label", brain_weight)):
+        res = brain_finetune(copy.deepcopy(study.model), study.tokenizer, study.prompts, study.labels,
+                             layers=[study.layer], encoders=study.encoders, subjects_Y=study.subjects_Y,
+                             brain_weight=w, lr=lr, epochs=epochs, grad_accumulate=grad_accumulate, seed=seed,
+                             label_mask=study.label_mask, val_prompts=study.val_prompts, val_labels=study.val_labels)
+        out[name] = accuracy_with_offset(res.model, study.tokenizer, study.test_prompts, study.test_labels,
+                                         None)["accuracy"]
+        out[f"{name}_result"] = res
+    out["margin"] = out["narf_label"] - out["label_only"]
+    return out

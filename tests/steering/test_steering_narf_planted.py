@@ -1,0 +1,66 @@
+"""The planted fine-tuning world and the NARF+Label vs label-only comparison machinery.
+
+The acceptance claim "NARF+Label beats label-only on held-out generated problems" is NOT asserted here: on the
+held-out seeds 0-2 it did not hold (see benchmarks/bench_narf_planted.py and the module docstring of
+brainalign.steering.simulate). These tests check the world and the fairness of the comparison.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("peft")
+
+from steering_fixtures import root
+from brainalign.steering import finetune
+from brainalign.steering.directions import accuracy_with_offset
+from brainalign.steering.simulate import compare_finetuning, planted_finetune_study
+
+
+def _study():
+    return planted_finetune_study(root() / "narf-world", seed=5, n_fmri=32, n_labelled=6, n_val=16, n_test=24)
+
+
+def test_planted_finetune_world_hides_the_answer_in_a_learnable_readout():
+    st = _study()
+    assert st.label_mask.sum() == 6 and st.labels.mean() == 0.5  # median split of the fMRI items
+    assert len(st.val_prompts) == 16 and len(st.test_prompts) == 24 and len(st.encoders) == len(st.subjects_Y)
+    assert abs(st.readout @ st.direction) < 1e-8
+    # the correct-side states decide the answer (this is what the betas encode) ...
+    from brainalign.steering.hooks import last_token_states
+
+    X = last_token_states(st.model, st.tokenizer, st.prompts, kinds=("attention",))["attention"][:, st.layer]
+    sigma = np.sqrt(((X - X.mean(0)) ** 2).sum(1).mean())
+    off = st.kappa * sigma * np.where(st.labels, 1.0, -1.0)[:, None] * st.direction[None]
+    assert accuracy_with_offset(st.model, st.tokenizer, st.prompts, st.labels, {st.layer: off.astype(np.float32)}
+                                )["accuracy"] >= 0.9
+    # ... while the model itself does not follow the planted truth
+    assert st.model_correct.mean() < 0.8
+
+
+def test_unlabelled_items_do_not_move_the_label_only_model():
+    st = _study()
+    import copy
+
+    before = copy.deepcopy(st.model).state_dict()
+    res = finetune.brain_finetune(copy.deepcopy(st.model), st.tokenizer, st.prompts, st.labels, layers=[st.layer],
+                                  brain_weight=0.0, lr=1e-2, epochs=2, grad_accumulate=16,
+                                  label_mask=np.zeros(st.labels.size, bool))
+    after = res.model.state_dict()
+    assert all(torch.allclose(before[k], after[k]) for k in before)
+    with pytest.raises(ValueError, match="label_mask has shape"):
+        finetune.brain_finetune(copy.deepcopy(st.model), st.tokenizer, st.prompts, st.labels, layers=[st.layer],
+                                brain_weight=0.0, label_mask=[True])
+
+
+def test_comparison_runs_both_arms_with_identical_settings():
+    st = _study()
+    res = compare_finetuning(st, epochs=3)
+    lab, narf = res["label_only_result"], res["narf_label_result"]
+    print(f"base {res['base']:.3f}, label-only {res['label_only']:.3f}, NARF+Label {res['narf_label']:.3f}, "
+          f"margin {res['margin']:+.3f} (diagnostic only, 3 epochs)")
+    assert len(lab.val_accuracy) == len(narf.val_accuracy) == 3
+    assert lab.best_epoch == int(np.argmax(lab.val_accuracy)) and narf.best_epoch == int(np.argmax(narf.val_accuracy))
+    assert max(lab.brain_loss) == 0.0 and narf.brain_loss[-1] < narf.brain_loss[0]
+    assert res["margin"] == pytest.approx(res["narf_label"] - res["label_only"])
