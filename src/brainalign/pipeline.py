@@ -8,6 +8,7 @@ be tested and reused one by one:
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -19,6 +20,7 @@ from brainalign.analysis.metrics import pearson_r
 from brainalign.analysis.summary import compare_to_reference, layer_table, prompt_gain_table
 from brainalign.brain.recording import Recording, load_nifti_recording
 from brainalign.config import Experiment, resolve_path
+from brainalign.controls import control_pairs_for_models, control_spaces, controls_table
 from brainalign.encoding.delays import make_delayed
 from brainalign.encoding.estimators import RidgeCV
 from brainalign.analysis.stats import fdr_bh, permutation_test
@@ -387,8 +389,6 @@ def run(
     timings["features"] = time.perf_counter() - t0
     log(f"features: {store.hits} cached, {store.misses} computed")
     spaces = build_feature_spaces(exp, data, feats, model_meta)
-    from brainalign.controls import control_pairs_for_models, control_spaces, controls_table
-
     extra, control_pairs = control_spaces(exp, data, feats, model_meta, store)
     spaces = spaces + extra
     control_pairs = control_pairs_for_models(exp, spaces) + control_pairs
@@ -399,6 +399,11 @@ def run(
     timings["encoding"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     vox = voxel_scores(exp, data, preds, progress)
+    # geometric mean over outer folds of each voxel's chosen alpha (NaN for excluded voxels)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns (excluded voxels) stay NaN
+        log_alpha = {k: np.nanmean(np.log(np.asarray(v, dtype=np.float64)), 0) for k, v in best_alphas.items()}
+    vox["alpha"] = np.exp(np.concatenate([log_alpha[name] for name in preds]))
     space_table = pd.DataFrame([s.info() for s in spaces])
     comparisons = compare_to_reference(run_scores, exp.analysis.reference, exp.analysis.metric)
     tables = dict(
@@ -419,7 +424,6 @@ def run(
     return Results(
         experiment=exp,
         tables=tables,
-        arrays=dict(mean_alpha={k: v.mean(0) for k, v in best_alphas.items()}),
         recording=data.recording,
         inputs=data.input_files,
         model_meta=model_meta,

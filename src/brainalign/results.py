@@ -3,7 +3,7 @@
 On disk (``Results.save(dir)``)::
 
     scores.csv / scores.parquet   tidy run-level scores (one row per space × held-out run × metric)
-    voxel_scores.parquet          r per space × voxel (mean over held-out runs)
+    voxel_scores.parquet          r, p, q, significant, alpha per space × voxel (all held-out TRs)
     <table>.csv                   spaces, comparisons, layers, prompt_gain
     mask.nii.gz                   maps voxel indices back into the volume
     config.yaml                   the experiment, as run
@@ -68,11 +68,10 @@ class Results:
     manifest : dict
     """
 
-    def __init__(self, experiment, tables, mask_img=None, manifest=None, arrays=None, recording=None,
+    def __init__(self, experiment, tables, mask_img=None, manifest=None, recording=None,
                  inputs=None, model_meta=None, timings=None, feature_cache=None):
         self.experiment = experiment
         self.tables = tables
-        self.arrays = arrays or {}
         self.mask_img = mask_img if mask_img is not None else (recording.mask_img if recording else None)
         if manifest is None:
             manifest = self._make_manifest(recording, inputs or {}, model_meta or {}, timings or {},
