@@ -30,7 +30,8 @@ from brainalign.config import Experiment
 
 __all__ = ["Results", "file_sha256", "package_versions"]
 
-CSV_TABLES = ("spaces", "comparisons", "layers", "prompt_gain", "partition", "partition_voxels", "controls")
+CSV_TABLES = ("spaces", "comparisons", "layers", "prompt_gain", "partition", "partition_voxels", "controls",
+              "roi_scores", "roi_comparisons", "roi_layers", "roi_peaks", "roi_gain", "roi_hierarchy")
 PACKAGES = ("numpy", "scipy", "pandas", "scikit-learn", "himalaya", "nilearn", "nibabel", "torch",
             "transformers", "pydantic", "matplotlib")
 
