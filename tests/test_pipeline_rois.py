@@ -175,3 +175,52 @@ def test_roi_spec_rejects_bad_hierarchy():
         RoiSpec(image="a.nii.gz", table={1: "V1"}, hierarchy=["V1"])
     with pytest.raises(ValueError, match=r"early names \['V2'\]"):
         RoiSpec(image="a.nii.gz", table={1: "V1", 2: "MT"}, hierarchy=["V1", "MT"], early=["V2"])
+
+
+def test_run_wires_rois_from_the_config_into_results_and_report(tmp_path, monkeypatch):
+    """`pipeline.run` on NIfTI files + events + an atlas in tmp (model features stubbed: no model download)."""
+    from brainalign.config import Experiment
+    from brainalign.features.store import FeatureStore
+    from brainalign.report.html import render_report
+    from brainalign.results import Results
+
+    rng = np.random.default_rng(0)
+    n_runs, per_run, shape = 3, 48, (3, 2, 4)  # 4 slices: the glass-brain map is drawn too
+    block = [0, 0, 1, 1, 1, 1, 0, 0, 2, 2, 2, 2, 0, 0, 3, 3, 3, 3, 0, 0, 4, 4, 4, 4]
+    labels = np.tile(block * 2, n_runs)
+    runs = np.repeat(np.arange(n_runs), per_run)
+    (tmp_path / "events.txt").write_text("".join(f"{lab} {r}\n" for lab, r in zip(labels, runs)))
+    n_vox = int(np.prod(shape))
+    resp = rng.standard_normal((5, n_vox))
+    resp[0] = 0
+    bold = resp[labels] + 0.7 * rng.standard_normal((labels.size, n_vox))
+    affine = np.diag([3.0, 3.0, 3.0, 1.0])
+    img = nib.Nifti1Image((100 + bold.T.reshape(*shape, -1)).astype(np.float32), affine)
+    img.header.set_zooms((3.0, 3.0, 3.0, 2.0))
+    nib.save(img, tmp_path / "bold.nii.gz")
+    nib.save(nib.Nifti1Image(np.ones(shape, dtype=np.uint8), affine), tmp_path / "mask.nii.gz")
+    atlas = np.repeat([1, 2, 3], n_vox // 3).reshape(shape)
+    nib.save(nib.Nifti1Image(atlas.astype(np.int16), affine), tmp_path / "atlas.nii.gz")
+    exp = Experiment.model_validate(dict(
+        name="rois-smoke", brain=dict(bold="bold.nii.gz", mask="mask.nii.gz", tr=2.0, detrend=False,
+                                      rois=dict(image="atlas.nii.gz", table={1: "early", 2: "middle", 3: "late"},
+                                                hierarchy=["early", "middle", "late"])),
+        stimuli=dict(events="events.txt", labels={1: "a", 2: "b", 3: "c", 4: "d"}),
+        models=[dict(name="m", source="stub")], prompts=dict(unprompted="{stimulus}", task="do {stimulus}"),
+        timing=dict(delays=[0], pca_components=None), encoding=dict(alphas=[1.0, 100.0]),
+        analysis=dict(baselines=["onoff"], n_permutations=0, responsive_fraction=1.0),
+    ))
+    n_layers = 3
+    feats = {"m": {p: rng.standard_normal((4, n_layers, 5)).astype(np.float32) for p in exp.prompts}}
+    meta = {"m": dict(layers=list(range(n_layers)), n_layers=n_layers - 1, fingerprint="stub", model_id="stub",
+                      texts={}, n_tokens={})}
+    monkeypatch.setattr(pipeline, "model_features", lambda *a, **k: (feats, meta))
+    res = pipeline.run(exp, base_dir=tmp_path, store=FeatureStore(tmp_path / "cache"))
+    t = res.tables
+    assert set(t["roi_scores"].roi) == {"early", "middle", "late"}
+    assert len(t["roi_scores"]) == len(t["spaces"]) * 3 * n_runs
+    assert set(t["roi_peaks"].roi) == {"early", "middle", "late"} and len(t["roi_hierarchy"]) == 1
+    out = res.save(tmp_path / "results")
+    assert (out / "roi_scores.csv").is_file() and (out / "roi_hierarchy.csv").is_file()
+    html = render_report(Results.load(out))
+    assert "Prompt-driven gain along the hierarchy" in html and "glass brain" in html
