@@ -4,7 +4,9 @@ On disk (``Results.save(dir)``)::
 
     scores.csv / scores.parquet   tidy run-level scores (one row per space × held-out run × metric)
     voxel_scores.parquet          r, p, q, significant, alpha per space × voxel (all held-out TRs)
-    <table>.csv                   spaces, comparisons, layers, prompt_gain
+    <table>.csv                   spaces, comparisons, layers, prompt_gain, controls, partition(_voxels) and,
+                                  with brain.rois: roi_scores (space, roi, run, value), roi_comparisons,
+                                  roi_layers, roi_peaks, roi_gain, roi_hierarchy
     mask.nii.gz                   maps voxel indices back into the volume
     config.yaml                   the experiment, as run
     manifest.json                 config hash, input hashes, package versions, seed, timings
@@ -30,7 +32,8 @@ from brainalign.config import Experiment
 
 __all__ = ["Results", "file_sha256", "package_versions"]
 
-CSV_TABLES = ("spaces", "comparisons", "layers", "prompt_gain", "partition", "partition_voxels", "controls")
+CSV_TABLES = ("spaces", "comparisons", "layers", "prompt_gain", "partition", "partition_voxels", "controls",
+              "roi_scores", "roi_comparisons", "roi_layers", "roi_peaks", "roi_gain", "roi_hierarchy")
 PACKAGES = ("numpy", "scipy", "pandas", "scikit-learn", "himalaya", "nilearn", "nibabel", "torch",
             "transformers", "pydantic", "matplotlib")
 
