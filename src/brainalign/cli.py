@@ -20,10 +20,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from brainalign.cache_cli import cache_app
 from brainalign.config import ConfigError, Experiment, load_config
 from brainalign.locking import OutputLocked
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Align AI model representations with fMRI.")
+app.add_typer(cache_app, name="cache")
 console = Console(stderr=True, soft_wrap=True)  # never break messages (paths, fields) across lines
 
 EXIT_USER_ERROR = 2

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationErro
 
 __all__ = [
     "BrainSpec",
+    "RoiSpec",
     "StimulusSpec",
     "ModelSpec",
     "TimingSpec",
@@ -52,6 +53,44 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False)
 
 
+class RoiSpec(_Strict):
+    """Regions of interest from a label (dseg) image on the BOLD grid, and their hierarchy."""
+
+    image: str = Field(description="3-D NIfTI label image on the BOLD grid (same shape and affine as brain.mask).")
+    table: str | dict[int, str] = Field(
+        description="Label value → ROI name: a mapping, or a CSV/TSV (index, name), JSON or '<index> <name>' text file."
+    )
+    groups: dict[str, list[str | int]] | None = Field(
+        None, description="ROI name → the labels (names or values) it joins; null = every label is its own ROI."
+    )
+    hierarchy: list[str] | None = Field(
+        None, description="ROI names ordered early → late (e.g. early visual … motor) for the prompt-gain slope."
+    )
+    early: list[str] | None = Field(None, description="ROIs of the early end of the ratio (default: first of hierarchy).")
+    late: list[str] | None = Field(None, description="ROIs of the late end of the ratio (default: last of hierarchy).")
+    how: Literal["mean", "median"] = Field("mean", description="Statistic over an ROI's voxels.")
+
+    @model_validator(mode="after")
+    def _hierarchy_ok(self) -> RoiSpec:
+        h = self.hierarchy
+        if h is not None:
+            if len(h) < 2:
+                raise ValueError(f"brain.rois.hierarchy needs at least 2 ROIs for a slope, got {h}.")
+            if len(set(h)) != len(h):
+                raise ValueError(f"brain.rois.hierarchy has duplicates: {h}.")
+            for nm, ends in (("early", self.early), ("late", self.late)):
+                bad = [r for r in (ends or []) if r not in h]
+                if bad:
+                    raise ValueError(f"brain.rois.{nm} names {bad}, which are not in brain.rois.hierarchy {h}.")
+        elif self.early or self.late:
+            raise ValueError("brain.rois.early/late need brain.rois.hierarchy; list the ROIs in order first.")
+        if self.groups is not None:
+            empty = [g for g, m in self.groups.items() if not m]
+            if empty:
+                raise ValueError(f"brain.rois.groups {empty} list no labels; give at least one label per group.")
+        return self
+
+
 class BrainSpec(_Strict):
     """One fMRI recording: a 4-D BOLD image, a brain mask and the run of every volume."""
 
@@ -61,6 +100,7 @@ class BrainSpec(_Strict):
     subject: str = "01"
     detrend: bool = Field(True, description="Remove a linear trend within each run.")
     standardize: bool = Field(True, description="Z-score each voxel within each run.")
+    rois: RoiSpec | None = Field(None, description="Regions of interest (null = whole-brain results only).")
 
 
 class StimulusSpec(_Strict):

@@ -8,6 +8,7 @@ be tested and reused one by one:
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -19,6 +20,7 @@ from brainalign.analysis.metrics import pearson_r
 from brainalign.analysis.summary import compare_to_reference, layer_table, prompt_gain_table
 from brainalign.brain.recording import Recording, load_nifti_recording
 from brainalign.config import Experiment, resolve_path
+from brainalign.controls import control_pairs_for_models, control_spaces, controls_table
 from brainalign.encoding.delays import make_delayed
 from brainalign.encoding.estimators import RidgeCV
 from brainalign.analysis.stats import fdr_bh, permutation_test
@@ -29,7 +31,8 @@ from brainalign.results import Results
 from brainalign.stimuli.events import events_from_tr_labels, read_tr_labels
 from brainalign.timing import TrainPCA, TrainScaler, stimulus_design
 
-__all__ = ["StudyData", "FeatureSpace", "load_data", "build_feature_spaces", "cross_validate", "run", "make_extractor"]
+__all__ = ["StudyData", "FeatureSpace", "load_data", "build_feature_spaces", "cross_validate", "run", "make_extractor",
+           "load_roi_masks", "roi_tables"]
 
 Progress = Callable[[str, int], Callable[[], None]]
 
@@ -363,6 +366,86 @@ def partition_spaces(
     return pd.concat(vox_tables, ignore_index=True), pd.concat(pct_tables, ignore_index=True)
 
 
+def load_roi_masks(exp: Experiment, recording: Recording, base_dir: Path | None = None) -> dict[str, np.ndarray]:
+    """ROI masks over the recording's voxels (``brain.rois``): label image → labels → groups.
+
+    Returns
+    -------
+    dict ROI name -> bool ndarray of shape (n_voxels,), in the recording's voxel order
+    (empty when no ROIs are configured).
+
+    Raises
+    ------
+    ValueError
+        When the label image is not on the mask's grid, or a group or the hierarchy names an unknown label/ROI
+        (the message lists the available ones).
+    """
+    from brainalign.analysis.roi_scores import combine_roi_masks
+    from brainalign.analysis.rois import load_label_image, load_label_table, roi_masks
+
+    spec = exp.brain.rois
+    if spec is None:
+        return {}
+    if recording.mask_img is None:
+        raise ValueError("brain.rois needs a volume recording with a mask image; surface ROIs are not wired yet.")
+    import nibabel as nib
+
+    img = nib.load(resolve_path(spec.image, base_dir))
+    mask = np.asarray(recording.mask_img.dataobj) != 0
+    if img.shape[:3] != mask.shape or not np.allclose(img.affine, recording.mask_img.affine, atol=1e-3):
+        raise ValueError(f"brain.rois.image has shape {img.shape} (affine differs: "
+                         f"{not np.allclose(img.affine, recording.mask_img.affine, atol=1e-3)}) but the mask has "
+                         f"shape {mask.shape}; resample the atlas to the BOLD grid "
+                         "(nilearn.image.resample_to_img, interpolation='nearest').")
+    table = spec.table
+    table = load_label_table(table if isinstance(table, dict) else resolve_path(table, base_dir))
+    labels, _ = load_label_image(img)
+    labels = labels.reshape(mask.shape)
+    present = roi_masks(labels, table, brain_mask=mask)
+    if spec.groups is not None:
+        for roi, members in spec.groups.items():
+            for lab in members:
+                if isinstance(lab, str) and lab not in table.values():
+                    raise ValueError(f"brain.rois.groups[{roi!r}] names label {lab!r}, which is not in the label "
+                                     f"table; available: {sorted(table.values())}.")
+    masks = combine_roi_masks(present, table, spec.groups)
+    missing = [r for r in (spec.hierarchy or []) if r not in masks]
+    if missing:
+        raise ValueError(f"brain.rois.hierarchy names {missing}, which are not ROIs with voxels in the mask; "
+                         f"available: {sorted(masks)}.")
+    return masks
+
+
+def roi_tables(
+    exp: Experiment, data: StudyData, space_table: pd.DataFrame, predictions: dict[str, np.ndarray],
+    masks: dict[str, np.ndarray], layers: pd.DataFrame | None = None,
+) -> dict[str, pd.DataFrame]:
+    """Per-ROI tables: run-level scores, comparisons with the reference, layer curves, peaks, prompt gain, slope.
+
+    Returns
+    -------
+    dict with ``roi_scores`` (space, roi, run, value, n_voxels), ``roi_comparisons``, ``roi_layers``,
+    ``roi_peaks`` and, with ``analysis.unprompted``, ``roi_gain`` and (with ``brain.rois.hierarchy``)
+    ``roi_hierarchy``.
+    """
+    from brainalign.analysis.roi_scores import roi_comparisons, roi_gain_tables, roi_layer_tables, roi_run_scores
+
+    spec = exp.brain.rois
+    how = spec.how if spec is not None else "mean"
+    scores, voxel_r = roi_run_scores(data.recording.data, data.recording.runs, predictions, masks, how)
+    out = dict(roi_scores=scores, roi_comparisons=roi_comparisons(scores, exp.analysis.reference))
+    out["roi_layers"], out["roi_peaks"] = roi_layer_tables(voxel_r, space_table, masks, how)
+    if exp.analysis.unprompted is not None and (space_table.kind == "model").any():
+        gain, slope = roi_gain_tables(
+            scores, space_table, exp.analysis.unprompted, spec.hierarchy if spec is not None else None,
+            spec.early if spec is not None else None, spec.late if spec is not None else None, layers,
+        )
+        out["roi_gain"] = gain
+        if len(slope):
+            out["roi_hierarchy"] = slope
+    return out
+
+
 def run(
     exp: Experiment,
     base_dir: Path | None = None,
@@ -378,6 +461,7 @@ def run(
     timings = {}
     t0 = time.perf_counter()
     data = load_data(exp, base_dir)
+    rois = load_roi_masks(exp, data.recording, base_dir)
     timings["load"] = time.perf_counter() - t0
     log(f"brain: {data.recording.data.shape[0]} TRs × {data.recording.n_voxels} voxels, "
         f"{len(np.unique(data.recording.runs))} runs; {len(data.events)} stimulus blocks")
@@ -387,8 +471,6 @@ def run(
     timings["features"] = time.perf_counter() - t0
     log(f"features: {store.hits} cached, {store.misses} computed")
     spaces = build_feature_spaces(exp, data, feats, model_meta)
-    from brainalign.controls import control_pairs_for_models, control_spaces, controls_table
-
     extra, control_pairs = control_spaces(exp, data, feats, model_meta, store)
     spaces = spaces + extra
     control_pairs = control_pairs_for_models(exp, spaces) + control_pairs
@@ -399,6 +481,11 @@ def run(
     timings["encoding"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     vox = voxel_scores(exp, data, preds, progress)
+    # geometric mean over outer folds of each voxel's chosen alpha (NaN for excluded voxels)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns (excluded voxels) stay NaN
+        log_alpha = {k: np.nanmean(np.log(np.asarray(v, dtype=np.float64)), 0) for k, v in best_alphas.items()}
+    vox["alpha"] = np.exp(np.concatenate([log_alpha[name] for name in preds]))
     space_table = pd.DataFrame([s.info() for s in spaces])
     comparisons = compare_to_reference(run_scores, exp.analysis.reference, exp.analysis.metric)
     tables = dict(
@@ -413,13 +500,14 @@ def run(
     if control_pairs:
         alpha = exp.analysis.controls.alpha if exp.analysis.controls is not None else 0.05
         tables["controls"] = controls_table(run_scores, control_pairs, exp.analysis.metric, alpha)
+    if rois:
+        tables.update(roi_tables(exp, data, space_table, preds, rois, tables["layers"]))
     if exp.analysis.partitions:
         tables["partition_voxels"], tables["partition"] = partition_spaces(exp, data, spaces, progress)
     timings["analysis"] = time.perf_counter() - t0
     return Results(
         experiment=exp,
         tables=tables,
-        arrays=dict(mean_alpha={k: v.mean(0) for k, v in best_alphas.items()}),
         recording=data.recording,
         inputs=data.input_files,
         model_meta=model_meta,

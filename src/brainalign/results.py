@@ -3,8 +3,10 @@
 On disk (``Results.save(dir)``)::
 
     scores.csv / scores.parquet   tidy run-level scores (one row per space × held-out run × metric)
-    voxel_scores.parquet          r per space × voxel (mean over held-out runs)
-    <table>.csv                   spaces, comparisons, layers, prompt_gain
+    voxel_scores.parquet          r, p, q, significant, alpha per space × voxel (all held-out TRs)
+    <table>.csv                   spaces, comparisons, layers, prompt_gain, controls, partition(_voxels) and,
+                                  with brain.rois: roi_scores (space, roi, run, value), roi_comparisons,
+                                  roi_layers, roi_peaks, roi_gain, roi_hierarchy
     mask.nii.gz                   maps voxel indices back into the volume
     config.yaml                   the experiment, as run
     manifest.json                 config hash, input hashes, package versions, seed, timings
@@ -30,7 +32,8 @@ from brainalign.config import Experiment
 
 __all__ = ["Results", "file_sha256", "package_versions"]
 
-CSV_TABLES = ("spaces", "comparisons", "layers", "prompt_gain", "partition", "partition_voxels", "controls")
+CSV_TABLES = ("spaces", "comparisons", "layers", "prompt_gain", "partition", "partition_voxels", "controls",
+              "roi_scores", "roi_comparisons", "roi_layers", "roi_peaks", "roi_gain", "roi_hierarchy")
 PACKAGES = ("numpy", "scipy", "pandas", "scikit-learn", "himalaya", "nilearn", "nibabel", "torch",
             "transformers", "pydantic", "matplotlib")
 
@@ -68,11 +71,10 @@ class Results:
     manifest : dict
     """
 
-    def __init__(self, experiment, tables, mask_img=None, manifest=None, arrays=None, recording=None,
+    def __init__(self, experiment, tables, mask_img=None, manifest=None, recording=None,
                  inputs=None, model_meta=None, timings=None, feature_cache=None):
         self.experiment = experiment
         self.tables = tables
-        self.arrays = arrays or {}
         self.mask_img = mask_img if mask_img is not None else (recording.mask_img if recording else None)
         if manifest is None:
             manifest = self._make_manifest(recording, inputs or {}, model_meta or {}, timings or {},

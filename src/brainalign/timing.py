@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["stimulus_design", "TrainScaler", "TrainPCA"]
+__all__ = ["stimulus_design", "TrainScaler", "TrainPCA", "lanczos_kernel", "lanczos_resample"]
 
 
 def stimulus_design(
@@ -108,3 +108,62 @@ class TrainPCA:
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         return (np.asarray(X, dtype=np.float64) @ self.components_.T).astype(np.float32)
+
+
+def lanczos_kernel(t: np.ndarray, window: int = 3) -> np.ndarray:
+    """Lanczos window ``window · sin(πt) · sin(πt/window) / (πt)²`` (1 at t = 0, 0 beyond ±window)."""
+    t = np.asarray(t, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        val = window * np.sin(np.pi * t) * np.sin(np.pi * t / window) / (np.pi**2 * t**2)
+    val[t == 0] = 1.0
+    val[np.abs(t) > window] = 0.0
+    return val
+
+
+def lanczos_resample(
+    data: np.ndarray, old_times: np.ndarray, new_times: np.ndarray, window: int = 3,
+    cutoff_mult: float = 1.0, chunk: int = 1024,
+) -> np.ndarray:
+    """Resample features given at event times onto new (TR) times with a Lanczos low-pass filter.
+
+    The same filter as the Huth lab's ``lanczosinterp2D`` (cutoff = the new
+    sampling rate × ``cutoff_mult``), written as one matrix product per chunk
+    of new times instead of a Python loop over them.
+
+    Parameters
+    ----------
+    data : ndarray of shape (n_old, n_features)
+        One row per event (e.g. per word or frame).
+    old_times : ndarray of shape (n_old,)
+        Event times in seconds.
+    new_times : ndarray of shape (n_new,)
+        Target times (e.g. TR midpoints); at least 2, increasing.
+    window : int
+        Lobes of the Lanczos window.
+    cutoff_mult : float
+        Multiplies the cutoff frequency (1 = Nyquist of the new rate).
+    chunk : int
+        New times per matrix product (memory ~ chunk × n_old).
+
+    Returns
+    -------
+    ndarray of shape (n_new, n_features), float32
+    """
+    data = np.asarray(data, dtype=np.float64)
+    old_times = np.asarray(old_times, dtype=np.float64)
+    new_times = np.asarray(new_times, dtype=np.float64)
+    if data.ndim != 2 or data.shape[0] != old_times.shape[0]:
+        raise ValueError(
+            f"data must be (n_old, n_features) with one row per old time: data {data.shape}, old_times "
+            f"{old_times.shape}."
+        )
+    if new_times.ndim != 1 or new_times.size < 2 or np.any(np.diff(new_times) <= 0):
+        raise ValueError("new_times must be at least 2 increasing times (seconds).")
+    if window < 1 or cutoff_mult <= 0:
+        raise ValueError(f"window must be >= 1 and cutoff_mult > 0, got {window} and {cutoff_mult}.")
+    cutoff = cutoff_mult / np.mean(np.diff(new_times))
+    out = np.empty((new_times.size, data.shape[1]), dtype=np.float64)
+    for start in range(0, new_times.size, chunk):
+        t = new_times[start : start + chunk, None] - old_times[None, :]
+        out[start : start + chunk] = lanczos_kernel(cutoff * t, window) @ data
+    return out.astype(np.float32)

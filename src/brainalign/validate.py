@@ -16,7 +16,7 @@ import numpy as np
 from brainalign.config import BUILTIN_PREFIX, ConfigError, Experiment, resolve_path
 from brainalign.stimuli.events import read_tr_labels
 
-__all__ = ["preflight", "check_data_root", "check_models", "check_space_names", "estimate_memory"]
+__all__ = ["preflight", "check_data_root", "check_models", "check_space_names", "check_rois", "estimate_memory"]
 
 
 def _existing(exp_file: str | None, field: str, value: str, base_dir: Path | None) -> Path:
@@ -42,6 +42,10 @@ def check_data_root(exp: Experiment, base_dir: Path | None, data_root: Path, con
                           file=config_file, field="--data-root")
     real_root = Path(os.path.realpath(root.absolute()))
     fields = [("brain.bold", exp.brain.bold), ("brain.mask", exp.brain.mask), ("stimuli.events", exp.stimuli.events)]
+    if exp.brain.rois is not None:
+        fields.append(("brain.rois.image", exp.brain.rois.image))
+        if isinstance(exp.brain.rois.table, str):
+            fields.append(("brain.rois.table", exp.brain.rois.table))
     for i, m in enumerate(exp.models):
         local = resolve_path(m.source, base_dir)
         if not m.source.startswith(BUILTIN_PREFIX) and (local.exists() or m.source.startswith((".", "/", "~"))):
@@ -169,6 +173,79 @@ def estimate_memory(exp: Experiment, n_trs: int, n_voxels: int, n_layers: dict[s
     return int(data * 2 + preds + fit)
 
 
+def check_rois(exp: Experiment, mask_img, base_dir: Path | None = None, config_file: str | None = None) -> dict:
+    """Check ``brain.rois`` against the mask: grid, label table, groups and hierarchy.
+
+    Reads the label image (one 3-D volume) and the table; nothing is fitted.
+
+    Returns
+    -------
+    dict ROI name -> number of voxels inside the mask (empty without ROIs).
+
+    Raises
+    ------
+    ConfigError
+        Naming the field, the offending shape/label and the available labels.
+    """
+    spec = exp.brain.rois
+    if spec is None:
+        return {}
+    from brainalign.analysis.rois import load_label_table
+
+    path = _existing(config_file, "brain.rois.image", spec.image, base_dir)
+    try:
+        img = nib.load(path)
+    except Exception as err:  # nibabel raises several types for unreadable files
+        raise ConfigError(f"cannot read the label image {path}: {err}", file=config_file, field="brain.rois.image") from None
+    shape = img.shape[:3] if img.ndim == 4 and img.shape[3] == 1 else img.shape
+    if shape != mask_img.shape[:3]:
+        raise ConfigError(f"label image shape {img.shape} differs from the mask shape {mask_img.shape}; resample the "
+                          "atlas to the BOLD grid (nilearn.image.resample_to_img, interpolation='nearest').",
+                          file=config_file, field="brain.rois.image")
+    if not np.allclose(img.affine, mask_img.affine, atol=1e-3):
+        raise ConfigError("label image and mask affines differ; resample the atlas to the BOLD grid "
+                          "(nilearn.image.resample_to_img, interpolation='nearest').", file=config_file,
+                          field="brain.rois.image")
+    try:
+        table = spec.table if isinstance(spec.table, dict) else _existing(config_file, "brain.rois.table", spec.table,
+                                                                           base_dir)
+        table = load_label_table(table)
+    except ValueError as err:
+        raise ConfigError(str(err), file=config_file, field="brain.rois.table") from None
+    data = np.asarray(img.dataobj).reshape(shape)
+    if data.dtype.kind == "f" and not np.allclose(data, np.round(data)):
+        raise ConfigError("the label image holds non-integer values; pass a label (dseg) image, not a probability map.",
+                          file=config_file, field="brain.rois.image")
+    inside = np.round(data[np.asarray(mask_img.dataobj).reshape(shape) != 0]).astype(np.int64)
+    values, counts = np.unique(inside[inside != 0], return_counts=True)
+    n_by_value = dict(zip(values.tolist(), counts.tolist()))
+    names = {v: table.get(v, f"label_{v}") for v in n_by_value}
+    by_name = {n: v for v, n in names.items()}
+    available = sorted(names.values())
+    if not n_by_value:
+        raise ConfigError("the label image has no labelled voxel inside the mask; check the atlas and the mask.",
+                          file=config_file, field="brain.rois.image")
+    if spec.groups is None:
+        rois = {names[v]: n for v, n in n_by_value.items()}
+    else:
+        rois = {}
+        for roi, members in spec.groups.items():
+            n = 0
+            for lab in members:
+                v = int(lab) if isinstance(lab, int) else by_name.get(lab)
+                if v not in n_by_value:
+                    raise ConfigError(f"groups[{roi!r}] names label {lab!r}, which has no voxel in the mask; "
+                                      f"available labels: {available}.", file=config_file,
+                                      field=f"brain.rois.groups.{roi}")
+                n += n_by_value[v]
+            rois[roi] = n
+    missing = [r for r in (spec.hierarchy or []) if r not in rois]
+    if missing:
+        raise ConfigError(f"hierarchy names {missing}, which are not ROIs; available: {sorted(rois)}.",
+                          file=config_file, field="brain.rois.hierarchy")
+    return rois
+
+
 def preflight(exp: Experiment, base_dir: Path | None = None, config_file: str | None = None,
               data_root: Path | None = None, memory_limit: int | None = None) -> dict:
     """Check that the data named by ``exp`` exist and agree with each other.
@@ -232,6 +309,7 @@ def preflight(exp: Experiment, base_dir: Path | None = None, config_file: str | 
     n_vox = int((np.asarray(mimg.dataobj) != 0).sum())
     if n_vox == 0:
         raise ConfigError(f"mask {mask} selects no voxel.", file=config_file, field="brain.mask")
+    rois = check_rois(exp, mimg, base_dir, config_file)
     notes, layers = check_models(exp, base_dir, config_file)
     check_space_names(exp, layers, config_file)
     need = estimate_memory(exp, int(img.shape[3]), n_vox, {m: len(v) for m, v in layers.items()})
@@ -247,5 +325,5 @@ def preflight(exp: Experiment, base_dir: Path | None = None, config_file: str | 
                           "available; analyse fewer layers or prompts, set timing.pca_components, or use a larger "
                           "machine.", file=config_file, field="models")
     k = exp.timing.pca_components
-    return dict(notes=notes, memory_bytes=need, n_trs=int(img.shape[3]), n_runs=n_runs, n_voxels=n_vox, volume=tuple(img.shape[:3]),
+    return dict(notes=notes, rois=rois, memory_bytes=need, n_trs=int(img.shape[3]), n_runs=n_runs, n_voxels=n_vox, volume=tuple(img.shape[:3]),
                 max_features=(k or 0) * len(exp.timing.delays))

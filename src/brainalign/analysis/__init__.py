@@ -27,6 +27,13 @@ from brainalign.analysis.partition import (
     partition_percentages,
     variance_partition,
 )
+from brainalign.analysis.roi_scores import (
+    combine_roi_masks,
+    roi_comparisons,
+    roi_gain_tables,
+    roi_layer_tables,
+    roi_run_scores,
+)
 from brainalign.analysis.rois import (
     aggregate_rois,
     best_instruction_per_roi,
@@ -66,4 +73,5 @@ __all__ = [
     "normalised_depth", "layer_curves", "peak_layers", "best_layer",
     "similarity_matrix", "instruction_semantics_coupling", "match_dimensionality",
     "matched_dimensionality_scores",
+    "roi_run_scores", "roi_comparisons", "roi_layer_tables", "roi_gain_tables", "combine_roi_masks",
 ]

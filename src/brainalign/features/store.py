@@ -79,6 +79,47 @@ class FeatureStore:
         atomic_write_json(side, dict(meta, sha256=hashlib.sha256(data).hexdigest(), shape=list(array.shape)))
         stall_point("feature-put")
 
+    def entries(self) -> list[dict]:
+        """Every entry's metadata (plus ``key`` and ``bytes``), sorted by key; unreadable sidecars are skipped."""
+        out = []
+        for side in sorted(self.dir.glob("*/*.json")):
+            try:
+                meta = json.loads(side.read_text())
+            except (OSError, ValueError):
+                continue
+            npy = side.with_suffix(".npy")
+            out.append(dict(meta, key=side.stem, bytes=npy.stat().st_size if npy.is_file() else 0))
+        return out
+
+    def verify(self) -> tuple[int, list[str]]:
+        """Check every entry against its sha256; returns (n_checked, keys of corrupt or incomplete entries)."""
+        bad = []
+        keys = {p.stem for p in self.dir.glob("*/*.npy")} | {p.stem for p in self.dir.glob("*/*.json")}
+        for key in sorted(keys):
+            npy, side = self._paths(key)
+            try:
+                info = json.loads(side.read_text())
+                if hashlib.sha256(npy.read_bytes()).hexdigest() != info["sha256"]:
+                    bad.append(key)
+            except (OSError, ValueError, KeyError):
+                bad.append(key)
+        return len(keys), bad
+
+    def remove(self, keys: Sequence[str] | None = None) -> int:
+        """Delete the given entries (all when None); returns how many were removed."""
+        targets = [p.stem for p in self.dir.glob("*/*.json")] if keys is None else list(keys)
+        if keys is None:
+            targets += [p.stem for p in self.dir.glob("*/*.npy") if not p.with_suffix(".json").exists()]
+        n = 0
+        for key in sorted(set(targets)):
+            found = False
+            for p in self._paths(key):
+                if p.exists():
+                    p.unlink()
+                    found = True
+            n += found
+        return n
+
     def get_or_compute(
         self, keys: Sequence[str], compute: Callable[[list[int]], np.ndarray], metas: Sequence[dict]
     ) -> np.ndarray:

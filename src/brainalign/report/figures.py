@@ -25,6 +25,10 @@ __all__ = [
     "partition_bars",
     "dominant_map",
     "control_pairs",
+    "roi_bars",
+    "roi_layer_curves",
+    "hierarchy_gain",
+    "glass_brain",
 ]
 
 BASELINE_STYLE = {"baseline/onoff": ("0.35", "--"), "baseline/category": ("tab:green", ":"),
@@ -225,4 +229,104 @@ def control_pairs(controls: pd.DataFrame) -> bytes:
     ax.legend([Patch(color=colors(i % 10)) for i in range(len(kinds))], kinds, fontsize=7, loc="upper center",
               bbox_to_anchor=(0.5, -0.9 / max(n, 1) - 0.08), ncol=4)
     ax.grid(axis="x", alpha=0.3)
+    return png_bytes(fig)
+
+
+def roi_bars(comparisons: pd.DataFrame, chosen: list[str], reference: str, metric: str) -> bytes:
+    """Grouped bars per ROI: the chosen spaces and the reference, mean ± SEM over held-out runs, stars vs reference.
+
+    ``comparisons`` is the ``roi_comparisons`` table (space, roi, mean, sem, p_wilcoxon).
+    """
+    rois = list(dict.fromkeys(comparisons["roi"]))
+    names = [n for n in dict.fromkeys([*chosen, reference]) if n in set(comparisons["space"])]
+    t = comparisons.set_index(["roi", "space"])
+    width = 0.8 / max(len(names), 1)
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(rois) * max(len(names), 1) * 0.45 + 2), 4))
+    colors = plt.get_cmap("tab10")
+    x = np.arange(len(rois))
+    for j, name in enumerate(names):
+        mean = np.array([t.loc[(r, name), "mean"] for r in rois], dtype=float)
+        err = np.nan_to_num(np.array([t.loc[(r, name), "sem"] for r in rois], dtype=float))
+        xs = x - 0.4 + width * (j + 0.5)
+        ax.bar(xs, mean, width, yerr=err, capsize=2, label=name,
+               color="0.6" if name == reference else colors(j % 10))
+        if name != reference:
+            for xi, r, m, e in zip(xs, rois, mean, err):
+                star = significance_stars(t.loc[(r, name), "p_wilcoxon"])
+                if star:
+                    ax.text(xi, m + e + 0.005 if m >= 0 else e + 0.005, star, ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(x, rois, fontsize=8, rotation=30 if len(rois) > 6 else 0)
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_ylabel(f"{metric} in the ROI (mean ± SEM over held-out runs)", fontsize=8)
+    ax.set_title(f"Scores per ROI, best layer per prompt (stars: paired Wilcoxon vs {reference})", fontsize=9)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)
+    ax.grid(axis="y", alpha=0.3)
+    return png_bytes(fig)
+
+
+def roi_layer_curves(curves: pd.DataFrame) -> bytes:
+    """One panel per ROI: score per layer depth for each model × prompt, ±SEM over runs, ★ at the peak layer."""
+    rois = list(dict.fromkeys(curves["roi"]))
+    n = len(rois)
+    ncol = min(n, 3)
+    nrow = int(np.ceil(n / ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.4 * ncol, 2.8 * nrow), sharex=True, squeeze=False)
+    colors = plt.get_cmap("tab10")
+    keys = sorted({(m, p) for m, p in zip(curves["model"], curves["prompt"])})
+    for ax, roi in zip(axes.ravel(), rois):
+        sub = curves[curves["roi"] == roi]
+        for k, (model, prompt) in enumerate(keys):
+            g = sub[(sub["model"] == model) & (sub["prompt"] == prompt)].sort_values("depth")
+            if g.empty:
+                continue
+            c = colors(k % 10)
+            ax.plot(g["depth"], g["mean"], marker="o", ms=3, color=c, label=f"{model} · {prompt}")
+            sem = np.nan_to_num(g["sem"].to_numpy(dtype=float))
+            ax.fill_between(g["depth"], g["mean"] - sem, g["mean"] + sem, color=c, alpha=0.15)
+            pk = g[g["is_peak"].astype(bool)]
+            ax.plot(pk["depth"], pk["mean"], marker="*", ms=12, color=c, mec="k", ls="none")
+        ax.set_title(str(roi), fontsize=9)
+        ax.grid(alpha=0.3)
+    for ax in axes.ravel()[n:]:
+        ax.set_axis_off()
+    for ax in axes[-1]:
+        ax.set_xlabel("layer depth", fontsize=8)
+    handles, labels = axes.ravel()[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=min(len(labels), 4), bbox_to_anchor=(0.5, -0.04))
+    fig.suptitle("Encoding score along the model's depth, per ROI (★ = peak layer)", fontsize=10)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    return png_bytes(fig)
+
+
+def hierarchy_gain(gain: pd.DataFrame, slopes: pd.DataFrame, hierarchy: list[str]) -> bytes:
+    """Prompt-driven gain per ROI in hierarchy order (mean ± SEM over runs), slope and early/late ratio in the legend."""
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    x = np.arange(len(hierarchy))
+    for k, row in enumerate(slopes.itertuples(index=False)):
+        g = gain[(gain["model"] == row.model) & (gain["prompt"] == row.prompt) & (gain["layer"] == row.layer)]
+        stats = g.groupby("roi")["gain"].agg(["mean", "sem"]).reindex(hierarchy)
+        ax.errorbar(x + 0.05 * k, stats["mean"], yerr=np.nan_to_num(stats["sem"].to_numpy(dtype=float)), marker="o",
+                    capsize=3, label=f"{row.model} · {row.prompt} (L{row.layer}): slope {row.slope:+.3f}/level, "
+                                     f"early/late ratio {row.early_late_ratio:.2f}")
+    ax.axhline(0, color="k", lw=1)
+    ax.set_xticks(x, hierarchy, fontsize=8, rotation=30 if len(hierarchy) > 6 else 0)
+    ax.set_xlabel("cortical hierarchy (early → late)")
+    ax.set_ylabel("prompted − unprompted score")
+    ax.set_title("Prompt-driven gain along the hierarchy", fontsize=10)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.25))
+    ax.grid(alpha=0.3)
+    return png_bytes(fig)
+
+
+def glass_brain(img, title: str) -> bytes:
+    """Whole-brain projection of a voxel map (nilearn ``plot_glass_brain``, both signs)."""
+    from nilearn import plotting
+
+    import nibabel as nib
+
+    data = np.nan_to_num(np.asarray(img.dataobj, dtype=float), nan=0.0).astype(np.float32)
+    img = nib.Nifti1Image(data, img.affine)
+    fig = plt.figure(figsize=(7, 2.8))
+    plotting.plot_glass_brain(img, figure=fig, title=title, colorbar=True, plot_abs=False, cmap="cold_hot",
+                              black_bg=False, threshold=1e-6)
     return png_bytes(fig)

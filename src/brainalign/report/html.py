@@ -99,6 +99,10 @@ def _maps(res: Results, metric: str) -> list[dict]:
         out.append(dict(title=f"r per voxel: {best}", png=_b64(figures.brain_map(img, f"r: {best}", vmax=float(np.nanmax(np.abs(r))))),
                         how=f"How to read this: Pearson r of {best} in every voxel of the slice over all held-out "
                             f"TRs; warm colours = well predicted; {note}"))
+        if res.mask_img.ndim >= 3 and res.mask_img.shape[2] > 3:
+            out.append(dict(title=f"glass brain: {best}", png=_b64(figures.glass_brain(img, f"r: {best}")),
+                            how=f"How to read this: the same map of {best} projected through the whole brain "
+                                "(maximum along each axis); it shows where the coloured voxels lie in 3-D."))
         if ref in set(vox.space):
             diff = vec(best) - vec(ref)
             img = masking.unmask(diff, res.mask_img)
@@ -129,6 +133,39 @@ def _partition_section(res: Results) -> dict | None:
             img = masking.unmask(codes, res.mask_img)
             labels = [f"{p}: {legend[p]}" for p in parts]
             out["maps"].append(dict(title=name, png=_b64(figures.dominant_map(img, labels, f"dominant part: {name}"))))
+    return out
+
+
+def _roi_section(res: Results, metric: str) -> dict | None:
+    t = res.tables
+    comp = t.get("roi_comparisons")
+    if comp is None or comp.empty:
+        return None
+    a = res.experiment.analysis
+    spec = res.experiment.brain.rois
+    means = t["run_scores"].groupby("space")[metric].mean()
+    chosen = []
+    models = t["spaces"][t["spaces"].kind == "model"]
+    for _, g in models.groupby(["model", "prompt"], sort=True):
+        chosen.append(means.loc[means.index.isin(g.space)].idxmax())
+    how = spec.how if spec is not None else "mean"
+    out = dict(how=how, bars=_b64(figures.roi_bars(comp, chosen, a.reference, f"{how} r")), curves="", gain="",
+               slopes=[])
+    n_vox = t["roi_scores"].groupby("roi", sort=False)["n_voxels"].max()
+    out["rois"] = [dict(name=r, n=int(n)) for r, n in n_vox.items()]
+    curves = t.get("roi_layers")
+    if curves is not None and len(curves):
+        out["curves"] = _b64(figures.roi_layer_curves(curves))
+        pk = t["roi_peaks"]
+        out["peaks"] = [[r.model, r.prompt, r.roi, _fmt(r.peak_layer), _fmt(float(r.peak_depth)), _fmt(float(r.peak_value))]
+                        for r in pk.itertuples(index=False)]
+    slopes = t.get("roi_hierarchy")
+    if slopes is not None and len(slopes) and spec is not None and spec.hierarchy:
+        out["gain"] = _b64(figures.hierarchy_gain(t["roi_gain"], slopes, list(spec.hierarchy)))
+        out["slopes"] = [dict(model=r.model, prompt=r.prompt, layer=r.layer, slope=_fmt(float(r.slope)),
+                              t=_fmt(float(r.slope_t)), p=_fmt(float(r.slope_p)), ratio=_fmt(float(r.early_late_ratio)),
+                              early=r.early, late=r.late) for r in slopes.itertuples(index=False)]
+        out["hierarchy"] = " → ".join(spec.hierarchy)
     return out
 
 
@@ -203,7 +240,8 @@ def render_report(res: Results) -> str:
         reference=exp.analysis.reference, unprompted=exp.analysis.unprompted,
         comparison_cols=list(comp.columns), comparison_rows=rows,
         csv_name=f"{exp.name}-scores.csv", csv_b64=_b64(res.to_frame().to_csv(index=False).encode()),
-        prompts=prompts, partition=_partition_section(res), controls=_controls_section(res), config_yaml=exp.to_yaml(), inputs=res.manifest.get("inputs", {}),
+        prompts=prompts, partition=_partition_section(res), controls=_controls_section(res),
+        rois=_roi_section(res, metric), config_yaml=exp.to_yaml(), inputs=res.manifest.get("inputs", {}),
         versions=res.manifest.get("versions", {}), timings=res.manifest.get("timings_s", {}),
     )
 
