@@ -158,7 +158,7 @@ def brain_finetune(model, tokenizer, prompts: Sequence[str], labels, *, layers: 
                 bl = bl / (len(Ws) * len(layers))
                 loss = loss + brain_weight * bl
             (loss / accumulate).backward()
-            tot += float(loss)
+            tot += float(loss.detach())
             tot_b += float(bl)
             pending += len(idx)
             if pending >= accumulate or s + batch_size >= n:
