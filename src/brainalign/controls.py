@@ -230,20 +230,7 @@ def control_pairs_for_models(exp: Experiment, spaces: Sequence[FeatureSpace]) ->
 
 def _features_at(extractor, texts: list[str], layer: int, store: FeatureStore,
                  pool_from: list[int] | None = None) -> np.ndarray:
-    from brainalign.features.store import FeatureStore as _FS
-
-    fp = extractor.fingerprint()
-    # features pooled over part of a text are another entry than the whole text's
-    ids = texts if pool_from is None else [f"{t}\x00pool_from={p}" for t, p in zip(texts, pool_from)]
-    keys = [_FS.key(fp, t, [layer]) for t in ids]
-    metas = [dict(model=extractor.model_id, fingerprint=fp, text=t, layers=[layer]) for t in ids]
-
-    def compute(miss):
-        kw = {} if pool_from is None else dict(pool_from=[pool_from[i] for i in miss])
-        return extractor.embed([texts[i] for i in miss], [layer], **kw)
-
-    F = store.get_or_compute(keys, compute, metas)
-    return np.asarray(F)[:, 0, :]
+    return np.asarray(extractor.embed_cached(texts, [layer], store, pool_from))[:, 0, :]
 
 
 def control_spaces(

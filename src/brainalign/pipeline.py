@@ -21,15 +21,15 @@ from brainalign.analysis.summary import compare_to_reference, layer_table, promp
 from brainalign.brain.recording import Recording, load_nifti_recording
 from brainalign.config import Experiment, resolve_path
 from brainalign.controls import control_pairs_for_models, control_spaces, controls_table
-from brainalign.encoding.delays import make_delayed
+from brainalign.encoding.delays import make_delayed, zscore_with_train
 from brainalign.encoding.estimators import RidgeCV
 from brainalign.analysis.stats import fdr_bh, permutation_test
 from brainalign.encoding.splits import leave_one_run_out, train_test_by_runs
-from brainalign.features.hf_text import TextExtractor
+from brainalign.features.hf_text import TextExtractor, fill_prompts
 from brainalign.features.store import FeatureStore
 from brainalign.results import Results
 from brainalign.stimuli.events import events_from_tr_labels, read_tr_labels
-from brainalign.timing import TrainPCA, TrainScaler, stimulus_design
+from brainalign.timing import TrainPCA, stimulus_design
 
 __all__ = ["StudyData", "FeatureSpace", "load_data", "build_feature_spaces", "cross_validate", "run", "make_extractor",
            "load_roi_masks", "roi_tables"]
@@ -122,19 +122,13 @@ def model_features(
     tick = progress("features", len(exp.models) * len(exp.prompts))
     for spec in exp.models:
         ex = make_extractor(spec)
-        fp = ex.fingerprint()
         n_layers = ex.n_layers
         layers = resolve_layers(spec.layers, n_layers)
         feats[spec.name], meta[spec.name] = {}, dict(
-            layers=layers, n_layers=n_layers, fingerprint=fp, model_id=ex.model_id, texts={}, n_tokens={}
+            layers=layers, n_layers=n_layers, fingerprint=ex.fingerprint(), model_id=ex.model_id, texts={}, n_tokens={}
         )
-        for pname, template in exp.prompts.items():
-            texts = [template.format(stimulus=s) for s in stimuli]
-            keys = [FeatureStore.key(fp, t, layers) for t in texts]
-            metas = [dict(model=ex.model_id, fingerprint=fp, text=t, layers=layers) for t in texts]
-            feats[spec.name][pname] = store.get_or_compute(
-                keys, lambda miss, texts=texts: ex.embed([texts[i] for i in miss], layers), metas
-            )
+        for pname, texts in fill_prompts(exp.prompts, stimuli).items():
+            feats[spec.name][pname] = ex.embed_cached(texts, layers, store)
             meta[spec.name]["texts"][pname] = texts
             meta[spec.name]["n_tokens"][pname] = ex.count_tokens(texts)
             tick()
@@ -182,8 +176,7 @@ def prepare_design(
     -------
     X_train, X_test : ndarrays of shape (n_train, n_delays * k) and (n_test, n_delays * k)
     """
-    scaler = TrainScaler().fit(X[train])
-    Z = scaler.transform(X)
+    Z = zscore_with_train(X, train)
     if k is not None and k < Z.shape[1]:
         Z = TrainPCA(k).fit(Z[train]).transform(Z)
     D = make_delayed(Z, delays, runs)

@@ -1,4 +1,4 @@
-"""From stimulus events to the scanner's TR grid, and train-only feature scaling.
+"""From stimulus events to the scanner's TR grid, and train-only dimensionality reduction.
 
 ``stimulus_design`` says how much of every TR each stimulus occupied;
 multiplying it by a (n_stimuli, dim) feature table gives TR-wise features.
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["stimulus_design", "TrainScaler", "TrainPCA", "lanczos_kernel", "lanczos_resample"]
+__all__ = ["stimulus_design", "TrainPCA", "lanczos_kernel", "lanczos_resample"]
 
 
 def stimulus_design(
@@ -66,29 +66,11 @@ def stimulus_design(
 
 
 @dataclass
-class TrainScaler:
-    """Column z-scoring with statistics of the training rows only."""
-
-    mean_: np.ndarray | None = None
-    scale_: np.ndarray | None = None
-
-    def fit(self, X: np.ndarray) -> TrainScaler:
-        X = np.asarray(X, dtype=np.float64)
-        self.mean_ = X.mean(0)
-        sd = X.std(0)
-        self.scale_ = np.where(sd > 1e-12, sd, 1.0)
-        return self
-
-    def transform(self, X: np.ndarray) -> np.ndarray:
-        return ((np.asarray(X, dtype=np.float64) - self.mean_) / self.scale_).astype(np.float32)
-
-
-@dataclass
 class TrainPCA:
     """Projection on the first ``k`` principal axes of the training rows.
 
     Data are expected centred by the training mean (as after
-    :class:`TrainScaler`). Axes whose singular value is below ``rtol`` times
+    :func:`brainalign.encoding.delays.zscore_with_train`). Axes whose singular value is below ``rtol`` times
     the largest are dropped: they hold rounding noise, not signal. With ``k``
     at least the rank of the training features this is a rotation, so ridge
     predictions do not change.

@@ -108,13 +108,6 @@ def _check_spaces(spaces, Y, runs, test_runs, n_folds):
     return names, Xs, Y, runs, train, test
 
 
-def _standardise(X, train):
-    mu = X[train].mean(0)
-    sd = X[train].std(0)
-    sd[sd == 0] = 1.0
-    return (X - mu) / sd
-
-
 def variance_partition(
     spaces: Mapping[str, np.ndarray],
     Y,
@@ -176,12 +169,12 @@ def variance_partition(
         raise ValueError(f"method={method!r}; use 'ridge' or 'banded'.")
     if score not in ("r2", "signed_r2"):
         raise ValueError(f"score={score!r}; use 'r2' or 'signed_r2'.")
-    from brainalign.encoding.delays import make_delayed
+    from brainalign.encoding.delays import make_delayed, zscore_with_train
     from brainalign.encoding.splits import leave_runs_out
 
     prepared = {}
     for nm, X in Xs.items():
-        Z = _standardise(X.astype(np.float64), train)
+        Z = zscore_with_train(X, train)
         if delays is not None:
             Z = make_delayed(Z, delays, runs)
         prepared[nm] = Z.astype(np.float32)

@@ -100,7 +100,36 @@ class TextExtractor:
 
     # -- identity (used for cache keys) ---------------------------------
     def fingerprint(self) -> str:
-        """What identifies these features: model id, revision or weight digest, pooling."""
+        """What identifies these features: model id, revision or weight digest, pooling (hashed once)."""
+        if getattr(self, "_fingerprint", None) is None:
+            self._fingerprint = self._compute_fingerprint()
+        return self._fingerprint
+
+    def embed_cached(
+        self, texts: Sequence[str], layers: Sequence[int], store, pool_from: Sequence[int] | None = None
+    ) -> np.ndarray:
+        """:meth:`embed` through a :class:`~brainalign.features.store.FeatureStore`: only missing texts run.
+
+        Returns
+        -------
+        ndarray of shape (n_texts, n_layers, hidden_size)
+        """
+        from brainalign.features.store import FeatureStore
+
+        fp = self.fingerprint()
+        layers = list(layers)
+        # features pooled over part of a text are another entry than the whole text's
+        ids = list(texts) if pool_from is None else [f"{t}\x00pool_from={p}" for t, p in zip(texts, pool_from)]
+        keys = [FeatureStore.key(fp, t, layers) for t in ids]
+        metas = [dict(model=self.model_id, fingerprint=fp, text=t, layers=layers) for t in ids]
+
+        def compute(miss):
+            kw = {} if pool_from is None else dict(pool_from=[pool_from[i] for i in miss])
+            return self.embed([texts[i] for i in miss], layers, **kw)
+
+        return store.get_or_compute(keys, compute, metas)
+
+    def _compute_fingerprint(self) -> str:
         if self.weights == "random":
             # no weights are read: what fixes the features is the architecture (config), the seed and the
             # initialisation code of this transformers version
