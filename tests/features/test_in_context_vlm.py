@@ -1,0 +1,203 @@
+"""In-context prompts with example stimuli on tiny Qwen2-VL, LLaVA and Idefics2 checkpoints."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from brainalign.features.in_context import (
+    Example,
+    InContext,
+    choose_examples,
+    extract_in_context,
+    in_context_features,
+    tokenize_in_context,
+)
+from brainalign.features.registry import load_extractor
+from brainalign.features.tiny_models import build_tiny_idefics2
+
+from vlm_fixtures import PROMPTS, tiny_extractor
+
+POOLINGS = ["mean", "stimulus", "prompt", "last"]
+ANSWERS = ["A red square.", "Two small dots on grey.", "A person by a car.", "An empty room.", "Blue sky."]
+
+
+@pytest.fixture(scope="module")
+def stims():
+    rng = np.random.default_rng(1)
+    return [rng.integers(0, 256, (56, 56, 3), dtype=np.uint8) for _ in range(5)]
+
+
+@pytest.fixture(scope="module")
+def idefics2(tmp_path_factory):
+    return load_extractor(build_tiny_idefics2(tmp_path_factory.mktemp("tiny_idefics2_icl")), device="cpu")
+
+
+def _extractor(arch, idefics2):
+    return idefics2 if arch == "idefics2" else tiny_extractor(arch)
+
+
+@pytest.mark.parametrize("arch", ["qwen2_vl", "llava", "idefics2"])
+def test_k0_equals_the_plain_path_exactly(arch, idefics2, stims):
+    ex = _extractor(arch, idefics2)
+    for pooling in POOLINGS:
+        plain = ex.extract(stims[:3], PROMPTS, [0, -1], pooling=pooling, reuse=False)
+        icl = in_context_features(ex, stims[:3], PROMPTS, ANSWERS[:3], k=0, layers=[0, -1], pooling=pooling)
+        for name in PROMPTS:
+            np.testing.assert_array_equal(icl[name].values, plain[name].values)
+    # same tokens and token roles
+    inputs, kind = ex.process_stimulus([stims[0]])
+    counts = tuple(ex.tokens_per_frame(inputs))
+    ref = ex.tokenize(PROMPTS["people"], counts, kind)
+    seq = tokenize_in_context(ex, PROMPTS["people"], (kind, counts))
+    assert torch.equal(seq.ids, ref.ids) and seq.query_start == 0
+    assert torch.equal(seq.masks.stimulus, ref.masks.stimulus) and torch.equal(seq.masks.prompt, ref.masks.prompt)
+
+
+def _reference_last(ex, arch, stims, prompt, answers):
+    """Last-token states of the model's own forward over a hand-written two-example chat."""
+    inputs = [ex.process_frames([s]) for s in stims]  # examples first, the query last
+    n = ex.tokens_per_frame(inputs[0])[0]
+    if arch == "qwen2_vl":
+        block = "<|vision_start|>" + "<|image_pad|>" * n + "<|vision_end|>"
+        turn = "<|im_start|>user\n{b}{p}<|im_end|>\n<|im_start|>assistant\n"
+        text = "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n" + "".join(
+            turn.format(b=block, p=prompt) + f"{a}<|im_end|>\n" for a in answers) + turn.format(b=block, p=prompt)
+        ids = torch.tensor([ex.tokenizer(text)["input_ids"]])
+        kwargs = dict(pixel_values=torch.cat([i["pixel_values"] for i in inputs]),
+                      image_grid_thw=torch.cat([i["image_grid_thw"] for i in inputs]),
+                      mm_token_type_ids=(ids == ex.image_token_id).int())
+    else:
+        block = "<image>" * n
+        text = "".join(f"USER: {block}\n{prompt} ASSISTANT: {a}</s>" for a in answers) + \
+            f"USER: {block}\n{prompt} ASSISTANT:"
+        ids = torch.tensor([ex.tokenizer(text)["input_ids"]])
+        kwargs = dict(pixel_values=torch.cat([i["pixel_values"] for i in inputs]))
+    with torch.inference_mode():
+        out = ex.model(input_ids=ids, **kwargs, output_hidden_states=True)
+    ex.reset_state()
+    return torch.stack(out.hidden_states)[:, 0, -1].numpy()
+
+
+@pytest.mark.parametrize("arch", ["qwen2_vl", "llava"])
+def test_features_match_the_models_own_multi_image_forward(arch, stims):
+    """Example embeddings scattered in order and whole-chat positions (Qwen's M-RoPE) as the model computes them."""
+    ex = tiny_extractor(arch)
+    prompt = PROMPTS["describe"]
+    ctx = InContext(examples=[(stims[1], ANSWERS[1]), (stims[2], ANSWERS[2])])
+    got = extract_in_context(ex, stims[:1], {"d": prompt}, ctx, "all", pooling="last")["d"].values[0]
+    ref = _reference_last(ex, arch, [stims[1], stims[2], stims[0]], prompt, ANSWERS[1:3])
+    np.testing.assert_allclose(got, ref, atol=1e-5, rtol=0)
+    plain = ex.extract(stims[:1], {"d": prompt}, "all", pooling="last")["d"].values[0]
+    assert np.abs(got[-1] - plain[-1]).max() > 1e-3  # the examples do reach the query
+
+
+@pytest.mark.parametrize("arch", ["qwen2_vl", "llava", "idefics2"])
+def test_masks_sit_on_the_query_only(arch, idefics2, stims):
+    ex = _extractor(arch, idefics2)
+    prompt = PROMPTS["people"]
+    counts = [tuple(ex.tokens_per_frame(ex.process_frames([s]))) for s in stims[:3]]
+    turns = [(("image", counts[1]), prompt, ANSWERS[1]), (None, prompt, ANSWERS[2])]  # one with, one without stimulus
+    seq = tokenize_in_context(ex, prompt, ("image", counts[0]), turns)
+    image = torch.isin(seq.ids, torch.tensor(ex.placeholder_token_ids()))
+    positions = image.nonzero().flatten()
+    n_q = sum(counts[0])
+    assert int(image.sum()) == sum(counts[0]) + sum(counts[1])
+    # stimulus mask: exactly the last n_q placeholder tokens (the query's), none of the example's
+    assert seq.masks.stimulus.nonzero().flatten().tolist() == positions[-n_q:].tolist()
+    assert int(positions[-n_q]) >= seq.query_start > int(positions[:-n_q].max())  # examples before the query turn
+    # prompt mask: the query's instruction, after the last example answer
+    assert ex.tokenizer.decode(seq.ids[seq.masks.prompt]).strip() == prompt
+    assert int(seq.masks.prompt.nonzero()[0]) > int(positions[-n_q])
+    text_before = ex.tokenizer.decode(seq.ids[: seq.query_start])
+    assert ANSWERS[2] in text_before and ANSWERS[1] in text_before and text_before.count(prompt) == 2
+    query_turn = ex.tokenizer.decode(seq.ids[seq.query_start:])
+    assert prompt in query_turn and not any(a in query_turn for a in ANSWERS)
+
+
+@pytest.mark.parametrize("arch", ["qwen2_vl", "llava"])
+def test_examples_reach_pooled_features_only_through_attention(arch, stims):
+    """Another example answer (longer) and image: layer 0 (token embeddings) of the pooled
+    query tokens is unchanged, the last layer changes."""
+    ex = tiny_extractor(arch)
+    a = InContext(examples=[(stims[1], "A red square."), Example("Blue.", stims[2])])
+    b = InContext(examples=[(stims[3], "Two dots on a grey field, far apart."), Example("Blue.", stims[2])])
+    for pooling in POOLINGS:
+        fa = extract_in_context(ex, stims[:1], PROMPTS, a, [0, -1], pooling=pooling)
+        fb = extract_in_context(ex, stims[:1], PROMPTS, b, [0, -1], pooling=pooling)
+        for name in PROMPTS:
+            np.testing.assert_array_equal(fa[name].values[:, 0], fb[name].values[:, 0])
+            assert np.abs(fa[name].values[:, 1] - fb[name].values[:, 1]).max() > 1e-4, (pooling, name)
+    # only the answer text differs: the 'prompt'-pooled last layer still moves (attention), layer 0 does not
+    c = InContext(examples=[(stims[1], "A blue circle."), Example("Blue.", stims[2])])
+    fa = extract_in_context(ex, stims[:1], PROMPTS, a, [0, -1], pooling="prompt")
+    fc = extract_in_context(ex, stims[:1], PROMPTS, c, [0, -1], pooling="prompt")
+    np.testing.assert_array_equal(fa["caption"].values[:, 0], fc["caption"].values[:, 0])
+    assert np.abs(fa["caption"].values[:, 1] - fc["caption"].values[:, 1]).max() > 1e-4
+    assert fa["caption"].meta["in_context"]["n_pooled_tokens"] == fc["caption"].meta["in_context"]["n_pooled_tokens"]
+
+
+def test_text_only_examples_show_no_example_stimulus(stims):
+    ex = tiny_extractor("qwen2_vl")
+    with_s = in_context_features(ex, stims[:3], PROMPTS, ANSWERS[:3], k=1, layers=[-1], pooling="last")
+    text = in_context_features(ex, stims[:3], PROMPTS, ANSWERS[:3], k=1, with_stimuli=False, layers=[-1],
+                               pooling="last")
+    plain = ex.extract(stims[:3], PROMPTS, [-1], pooling="last")
+    assert text["caption"].meta["in_context"]["examples"] == with_s["caption"].meta["in_context"]["examples"]
+    n_img = ex.tokens_per_frame(ex.process_frames([stims[0]]))[0]
+    diff = np.subtract(with_s["caption"].meta["in_context"]["n_input_tokens"],
+                       text["caption"].meta["in_context"]["n_input_tokens"])
+    assert (diff == n_img + 2).all()  # the example's image block (vision start/end + pads) is gone
+    for other in (with_s, plain):
+        assert np.abs(text["caption"].values - other["caption"].values).max() > 1e-3
+
+
+def test_seeded_choice_of_examples(stims):
+    ids = [f"s{i}" for i in range(8)]
+    a = choose_examples(ids, 3, seed=4)
+    assert a == choose_examples(ids, 3, seed=4)
+    assert a != choose_examples(ids, 3, seed=5)
+    assert all(len(ex) == 3 == len(set(ex)) and i not in ex for i, ex in enumerate(a))
+    # each query's draw ignores the order in which the stimuli are listed
+    order = np.random.default_rng(0).permutation(8)
+    b = choose_examples([ids[j] for j in order], 3, seed=4)
+    for pos, j in enumerate(order):
+        assert [ids[order[e]] for e in b[pos]] == [ids[e] for e in a[j]]
+    # a stimulus with the same content under another id is never its own example
+    same = choose_examples(ids[:4], 2, seed=0, identity=["x", "y", "z", "x"])
+    assert 3 not in same[0] and 0 not in same[3]
+    # the pool restricts the candidates
+    assert all(set(ex) <= {1, 2} for i, ex in enumerate(choose_examples(ids[:4], 1, seed=0, pool=[1, 2])))
+    # the study-level call records what it drew, and a duplicate image is never its own example
+    ex = tiny_extractor("llava")
+    dup = [stims[0], stims[1], stims[2], stims[0].copy()]
+    fs = in_context_features(ex, dup, {"c": PROMPTS["caption"]}, ANSWERS[:4], k=2, seed=3, layers=[-1],
+                             pooling="last", stimulus_ids=["a", "b", "c", "d"])["c"]
+    drawn = fs.meta["in_context"]["examples"]
+    assert "d" not in drawn[0] and "a" not in drawn[3]
+    assert drawn == [["abcd"[j] for j in e] for e in choose_examples("abcd", 2, 3, identity=["0", "1", "2", "0"])]
+
+
+def test_bad_inputs_rejected_with_the_fix(stims):
+    ex = tiny_extractor("qwen2_vl")
+    with pytest.raises(ValueError, match=r"k=3 in-context examples: query '0' has only 2 other.*Lower k to at most 2"):
+        in_context_features(ex, stims[:3], PROMPTS, ANSWERS[:3], k=3)
+    with pytest.raises(ValueError, match=r"answers\[1\] is empty .*needs its worked answer"):
+        in_context_features(ex, stims[:3], PROMPTS, ["a", " ", "c"], k=1)
+    with pytest.raises(ValueError, match=r"examples\[0\] has an empty answer"):
+        InContext(examples=[(stims[0], "")])
+    with pytest.raises(ValueError, match=r"answers has 2 entries for 3 stimuli"):
+        in_context_features(ex, stims[:3], PROMPTS, ANSWERS[:2], k=1)
+    with pytest.raises(ValueError, match=r"pool names \['zz'\] are not stimulus ids"):
+        in_context_features(ex, stims[:3], PROMPTS, ANSWERS[:3], k=1, pool=["zz"])
+    ctx = InContext(examples=[(stims[1], "x")])
+    with pytest.raises(ValueError, match=r"pooling='generated' is not available for in-context"):
+        extract_in_context(ex, stims[:1], PROMPTS, ctx, pooling="generated")
+    with pytest.raises(ValueError, match=r"component='vision'.*use 'language' or 'attention'"):
+        extract_in_context(ex, stims[:1], PROMPTS, ctx, component="vision")
+    with pytest.raises(ValueError, match=r"contexts must be one InContext or a list of 2"):
+        extract_in_context(ex, stims[:2], PROMPTS, [ctx])
+    with pytest.raises(ValueError, match=r"contexts\[0\].examples\[0\].stimulus: .*dtype float64"):
+        extract_in_context(ex, stims[:1], PROMPTS, InContext(examples=[(stims[1] / 255.0, "x")]))
+    with pytest.raises(ValueError, match=r"need a chat model"):
+        extract_in_context(object(), stims[:1], PROMPTS, ctx)
