@@ -201,3 +201,41 @@ def test_bad_inputs_rejected_with_the_fix(stims):
         extract_in_context(ex, stims[:1], PROMPTS, InContext(examples=[(stims[1] / 255.0, "x")]))
     with pytest.raises(ValueError, match=r"need a chat model"):
         extract_in_context(object(), stims[:1], PROMPTS, ctx)
+
+
+def test_config_spec_drives_the_call(tmp_path, stims):
+    import yaml
+
+    from brainalign.config import ConfigError, load_config
+    from brainalign.features.in_context import in_context_from_spec
+    from test_config import DEMO
+
+    raw = load_config(DEMO).model_dump(mode="json")
+    raw["analysis"]["controls"] = {"in_context": {"k": 2, "with_stimuli": True, "answer": "A {stimulus}."}}
+    path = tmp_path / "icl.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    spec = load_config(path).analysis.controls.in_context
+    assert spec.k == 2 and spec.with_stimuli and spec.answer == "A {stimulus}."
+    names = ["cat", "dog", "cow", "owl"]
+    ex = tiny_extractor("llava")
+    fs = in_context_from_spec(ex, spec, stims[:4], names, {"c": PROMPTS["caption"]}, seed=7, layers=[-1],
+                              pooling="last")["c"]
+    icl = fs.meta["in_context"]
+    assert fs.stimulus_ids == names and icl["k"] == 2 and icl["with_stimuli"] is True
+    assert icl["examples"] == [[names[j] for j in e] for e in choose_examples(names, 2, 7)]
+    assert icl["answers"][0] == [f"A {s}." for s in icl["examples"][0]]
+    # the examples field restricts the pool to named stimuli
+    spec.examples = ["dog", "cow", "owl"]
+    fs = in_context_from_spec(ex, spec, stims[:4], names, {"c": PROMPTS["caption"]}, seed=7, layers=[-1],
+                              pooling="last")["c"]
+    drawn = fs.meta["in_context"]["examples"]
+    assert set(drawn[0]) <= {"dog", "cow", "owl"} and len(drawn[0]) == 2  # 'cat' is not in the pool
+    assert all(set(e) <= {"dog", "cow", "owl"} and n not in e for n, e in zip(names, drawn))
+    spec.k = 3
+    with pytest.raises(ValueError, match="query 'dog' has only 2 other stimuli"):
+        in_context_from_spec(ex, spec, stims[:4], names, {"c": PROMPTS["caption"]}, seed=7)
+    for bad, match in (("  ", "in_context.answer is empty"), ("{label}", "only use the '{stimulus}' placeholder")):
+        raw["analysis"]["controls"]["in_context"]["answer"] = bad
+        path.write_text(yaml.safe_dump(raw))
+        with pytest.raises(ConfigError, match=match):
+            load_config(path)

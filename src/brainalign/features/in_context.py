@@ -28,6 +28,8 @@ one of :meth:`VisionLanguageExtractor.extract`.
 
 Entry points:
 
+- :func:`in_context_from_spec`: the pipeline's call for
+  ``analysis.controls.in_context`` (an ``InContextSpec``);
 - :func:`in_context_features`: the study-level call (seeded choice of k other
   stimuli of the study as examples for each query, with or without their
   stimuli, their answers given by the caller);
@@ -57,6 +59,7 @@ __all__ = [
     "tokenize_in_context",
     "extract_in_context",
     "in_context_features",
+    "in_context_from_spec",
     "QUERY_POOLINGS",
 ]
 
@@ -689,3 +692,50 @@ def in_context_features(
     for fs in out.values():
         fs.meta["in_context"].update(k=int(k), with_stimuli=bool(with_stimuli), seed=int(seed))
     return out
+
+
+def in_context_from_spec(
+    extractor,
+    spec,
+    stimuli: Sequence[Any],
+    stimulus_names: Sequence[str],
+    prompts: dict[str, str],
+    *,
+    seed: int,
+    layers: Sequence[int | float] | str = "all",
+    pooling: str | None = None,
+    component: str = "language",
+    sampling_rate: int | None = None,
+) -> dict[str, FeatureSet]:
+    """In-context features as ``analysis.controls.in_context`` asks (the pipeline's entry point).
+
+    Parameters
+    ----------
+    extractor : VisionLanguageExtractor
+    spec : brainalign.config.InContextSpec
+        ``k``; ``with_stimuli`` (show each example's stimulus or text only);
+        ``answer`` (worked-answer template, ``{stimulus}`` = the example's
+        name); ``examples`` (names allowed as examples; null = all others).
+    stimuli : sequence of n_stimuli stimuli, in the order of ``stimulus_names``
+    stimulus_names : sequence of n_stimuli unique str
+        The study's stimulus names (``StudyData.stimuli``); they fill the
+        answer template and are the FeatureSets' stimulus ids.
+    prompts : dict name -> instruction
+        The prompts to control (the unprompted one excluded by the caller).
+    seed : int
+        The experiment seed (examples drawn per query from it and the query's name).
+    layers, pooling, component, sampling_rate
+        As for :func:`extract_in_context`.
+
+    Returns
+    -------
+    dict prompt name -> FeatureSet (n_stimuli, n_layers, dim); name the
+    control space ``f"{prompt}~icl{spec.k}"`` as the text path does.
+    """
+    names = [str(s) for s in stimulus_names]
+    answers = [spec.answer.format(stimulus=s) for s in names]
+    return in_context_features(
+        extractor, stimuli, prompts, answers, k=int(spec.k), with_stimuli=bool(spec.with_stimuli), seed=int(seed),
+        layers=layers, pooling=pooling, component=component, stimulus_ids=names,
+        pool=list(spec.examples) if spec.examples is not None else None, sampling_rate=sampling_rate,
+    )
