@@ -45,6 +45,12 @@ def test_k0_equals_the_plain_path_exactly(arch, idefics2, stims):
         icl = in_context_features(ex, stims[:3], PROMPTS, ANSWERS[:3], k=0, layers=[0, -1], pooling=pooling)
         for name in PROMPTS:
             np.testing.assert_array_equal(icl[name].values, plain[name].values)
+    # the response to the query: same text, same features
+    plain = ex.extract(stims[:2], PROMPTS, [0, -1], pooling="generated", reuse=False)
+    icl = in_context_features(ex, stims[:2], PROMPTS, ANSWERS[:2], k=0, layers=[0, -1], pooling="generated")
+    for name in PROMPTS:
+        assert icl[name].meta["generated_text"] == plain[name].meta["generated_text"]
+        np.testing.assert_allclose(icl[name].values, plain[name].values, atol=1e-5, rtol=0)
     # same tokens and token roles
     inputs, kind = ex.process_stimulus([stims[0]])
     counts = tuple(ex.tokens_per_frame(inputs))
@@ -54,8 +60,8 @@ def test_k0_equals_the_plain_path_exactly(arch, idefics2, stims):
     assert torch.equal(seq.masks.stimulus, ref.masks.stimulus) and torch.equal(seq.masks.prompt, ref.masks.prompt)
 
 
-def _reference_last(ex, arch, stims, prompt, answers):
-    """Last-token states of the model's own forward over a hand-written two-example chat."""
+def _reference_inputs(ex, arch, stims, prompt, answers):
+    """The model's own inputs for a hand-written chat: examples (stims[:-1], answers), then the query stims[-1]."""
     inputs = [ex.process_frames([s]) for s in stims]  # examples first, the query last
     n = ex.tokens_per_frame(inputs[0])[0]
     if arch == "qwen2_vl":
@@ -73,6 +79,12 @@ def _reference_last(ex, arch, stims, prompt, answers):
             f"USER: {block}\n{prompt} ASSISTANT:"
         ids = torch.tensor([ex.tokenizer(text)["input_ids"]])
         kwargs = dict(pixel_values=torch.cat([i["pixel_values"] for i in inputs]))
+    return ids, kwargs
+
+
+def _reference_last(ex, arch, stims, prompt, answers):
+    """Last-token states of the model's own forward over a hand-written two-example chat."""
+    ids, kwargs = _reference_inputs(ex, arch, stims, prompt, answers)
     with torch.inference_mode():
         out = ex.model(input_ids=ids, **kwargs, output_hidden_states=True)
     ex.reset_state()
@@ -90,6 +102,24 @@ def test_features_match_the_models_own_multi_image_forward(arch, stims):
     np.testing.assert_allclose(got, ref, atol=1e-5, rtol=0)
     plain = ex.extract(stims[:1], {"d": prompt}, "all", pooling="last")["d"].values[0]
     assert np.abs(got[-1] - plain[-1]).max() > 1e-3  # the examples do reach the query
+
+
+@pytest.mark.parametrize("arch", ["qwen2_vl", "llava"])
+def test_response_to_the_query_matches_hf_generate(arch, stims):
+    from brainalign.features.pooling import GenerationConfig
+
+    ex = tiny_extractor(arch)
+    prompt = PROMPTS["people"]
+    ctx = InContext(examples=[(stims[1], ANSWERS[1]), (stims[2], ANSWERS[2])])
+    fs = extract_in_context(ex, stims[:1], {"p": prompt}, ctx, [-1], pooling="generated",
+                            generation=GenerationConfig(max_new_tokens=8))["p"]
+    ids, kwargs = _reference_inputs(ex, arch, [stims[1], stims[2], stims[0]], prompt, ANSWERS[1:3])
+    with torch.inference_mode():
+        ref = ex.model.generate(input_ids=ids, **kwargs, max_new_tokens=8, do_sample=False,
+                                suppress_tokens=ex.placeholder_token_ids())[0, ids.shape[1]:]
+    ex.reset_state()
+    assert fs.meta["generated_text"] == [ex.tokenizer.decode(ref, skip_special_tokens=True)]
+    assert fs.meta["in_context"]["n_pooled_tokens"] == [ref.numel()]
 
 
 @pytest.mark.parametrize("arch", ["qwen2_vl", "llava", "idefics2"])
@@ -191,8 +221,8 @@ def test_bad_inputs_rejected_with_the_fix(stims):
     with pytest.raises(ValueError, match=r"pool names \['zz'\] are not stimulus ids"):
         in_context_features(ex, stims[:3], PROMPTS, ANSWERS[:3], k=1, pool=["zz"])
     ctx = InContext(examples=[(stims[1], "x")])
-    with pytest.raises(ValueError, match=r"pooling='generated' is not available for in-context"):
-        extract_in_context(ex, stims[:1], PROMPTS, ctx, pooling="generated")
+    with pytest.raises(ValueError, match=r"pooling='sum' is not supported"):
+        extract_in_context(ex, stims[:1], PROMPTS, ctx, pooling="sum")
     with pytest.raises(ValueError, match=r"component='vision'.*use 'language' or 'attention'"):
         extract_in_context(ex, stims[:1], PROMPTS, ctx, component="vision")
     with pytest.raises(ValueError, match=r"contexts must be one InContext or a list of 2"):

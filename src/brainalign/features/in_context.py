@@ -16,8 +16,8 @@ and only the query's tokens are pooled: ``"stimulus"`` averages the query
 stimulus' placeholder tokens, ``"prompt"`` the query instruction's tokens,
 ``"last"`` takes the last input token, ``"mean"`` averages the query turn
 (from the query's user turn to the end of the input; with k >= 1 the system
-turn and the examples are left out). The examples reach the pooled tokens
-only through attention.
+turn and the examples are left out), ``"generated"`` the model's response to
+the query. The examples reach the pooled tokens only through attention.
 
 Every stimulus (examples and query) is encoded once by the modality encoder
 and its embeddings are scattered into the placeholder slots in order; the
@@ -48,7 +48,7 @@ import numpy as np
 import torch
 
 from .base import FeatureSet, resolve_layers
-from .pooling import POOLINGS, TokenMasks, check_pooling, pool_tokens
+from .pooling import GenerationConfig, TokenMasks, check_pooling, pool_tokens
 
 __all__ = [
     "Example",
@@ -69,6 +69,7 @@ QUERY_POOLINGS: dict[str, str] = {
     "stimulus": "mean over the query stimulus' tokens only",
     "prompt": "mean over the query instruction's tokens only",
     "last": "the last input token (the position that produces the answer)",
+    "generated": "mean over the tokens of the model's response to the query (after its examples)",
 }
 
 
@@ -444,6 +445,36 @@ def _hidden(extractor, seq: InContextSequence, embeds: torch.Tensor, position_in
     return result
 
 
+@torch.inference_mode()
+def _respond(extractor, seq: InContextSequence, embeds: torch.Tensor, position_inputs, gen: GenerationConfig):
+    """``seq`` with the model's response appended (language model + head with a KV cache, as the reuse path).
+
+    Decoding is set by ``gen`` alone (greedy or seeded top-k sampling), as in
+    :meth:`VisionLanguageExtractor.extract`; stimulus placeholders are never picked.
+    """
+    extractor.reset_state()
+    lm = extractor.language_model
+    head = extractor.model.get_output_embeddings()
+    eos = extractor.eos_token_ids()
+    generator = extractor._generator(gen)
+    positions = extractor.position_ids(seq.ids[None], position_inputs)
+    out = lm(inputs_embeds=extractor._embed(seq.ids, embeds)[None], position_ids=positions, use_cache=True)
+    logits = head(out.last_hidden_state[:, -1])
+    next_pos = positions[..., -1:] + 1
+    new: list[torch.Tensor] = []
+    for step in range(gen.max_new_tokens):
+        tok = extractor.next_tokens(logits, gen, [generator])
+        new.append(tok)
+        if int(tok) in eos or step == gen.max_new_tokens - 1:
+            break
+        out = lm(inputs_embeds=extractor._embed(tok[:, None], None), position_ids=next_pos + step,
+                 past_key_values=out.past_key_values, use_cache=True)
+        logits = head(out.last_hidden_state[:, -1])
+    extractor.reset_state()
+    full = extractor.with_response(seq, torch.cat(new) if new else torch.zeros(0, dtype=torch.long))
+    return InContextSequence(full.ids, full.masks, seq.query_start, full.text)
+
+
 def extract_in_context(
     extractor,
     stimuli: Sequence[Any],
@@ -455,6 +486,7 @@ def extract_in_context(
     component: str = "language",
     stimulus_ids: Sequence[str] | None = None,
     sampling_rate: int | None = None,
+    generation: GenerationConfig | None = None,
     encoder_cache_size: int = 256,
     example_ids: Sequence[Sequence[str]] | None = None,
 ) -> dict[str, FeatureSet]:
@@ -472,13 +504,16 @@ def extract_in_context(
     contexts : InContext, or sequence of n_stimuli InContext
         The examples before each query (one InContext = the same for all).
     layers : "all", ints (negative from the end) or floats in [0, 1]
-    pooling : {"mean", "stimulus", "prompt", "last"}, optional
+    pooling : {"mean", "stimulus", "prompt", "last", "generated"}, optional
         Restricted to the query's tokens (see :data:`QUERY_POOLINGS`);
         default: the extractor's.
     component : {"language", "attention"}
     stimulus_ids : list of str, optional
     sampling_rate : int, optional
         For audio LLMs.
+    generation : GenerationConfig, optional
+        Decoding for ``pooling="generated"`` (default: the extractor's); the
+        responses go in ``meta["generated_text"]``.
     encoder_cache_size : int
         Encoded stimuli kept for reuse as examples of later queries.
     example_ids : list (per query) of list of str, optional
@@ -499,11 +534,7 @@ def extract_in_context(
         )
     prompts = check_prompts(prompts)
     pooling = check_pooling(pooling or extractor.pooling)
-    if pooling not in QUERY_POOLINGS:
-        raise ValueError(
-            f"pooling={pooling!r} is not available for in-context features; choose one of {sorted(QUERY_POOLINGS)} "
-            f"({'; '.join(f'{k}: {v}' for k, v in QUERY_POOLINGS.items())})."
-        )
+    gen = generation or extractor.generation
     if component not in ("language", "attention"):
         raise ValueError(
             f"component={component!r}: in-context examples only change the language model's states; use "
@@ -552,6 +583,7 @@ def extract_in_context(
     names = list(prompts)
     values: dict[str, list[np.ndarray]] = {name: [] for name in names}
     n_input, n_stimulus, n_pooled = [], [], {name: [] for name in names}
+    texts: dict[str, list[str]] = {name: [] for name in names}
     for i, (query, ctx) in enumerate(zip(queries, contexts)):
         q_inputs, q_kind, q_counts, q_embeds = cache.get(id(raw[i]), query)
         ex_entries = [
@@ -568,14 +600,19 @@ def extract_in_context(
                 for ex, e in zip(ctx.examples, ex_entries)
             ]
             seq = tokenize_in_context(extractor, prompts[name], (q_kind, q_counts), turns)
-            hidden = _hidden(extractor, seq, embeds, position_inputs, layer_idx, component)
-            q = seq.query_start
-            masks = TokenMasks(stimulus=seq.masks.stimulus[q:], prompt=seq.masks.prompt[q:])
-            values[name].append(pool_tokens(hidden[:, q:], masks, pooling).cpu().numpy())
-            n_pooled[name].append({"mean": seq.ids.numel() - q, "stimulus": int(masks.stimulus.sum()),
-                                   "prompt": int(masks.prompt.sum()), "last": 1}[pooling])
             if name == names[0]:
                 n_input.append(int(seq.ids.numel()))
+            if pooling == "generated":
+                seq = _respond(extractor, seq, embeds, position_inputs, gen)
+                texts[name].append(seq.text)
+            hidden = _hidden(extractor, seq, embeds, position_inputs, layer_idx, component)
+            q = seq.query_start
+            gen_mask = seq.masks.generated[q:] if seq.masks.generated is not None else None
+            masks = TokenMasks(stimulus=seq.masks.stimulus[q:], prompt=seq.masks.prompt[q:], generated=gen_mask)
+            values[name].append(pool_tokens(hidden[:, q:], masks, pooling).cpu().numpy())
+            n_pooled[name].append({"mean": masks.n_input, "stimulus": int(masks.stimulus.sum()),
+                                   "prompt": int(masks.prompt.sum()), "last": 1,
+                                   "generated": int(gen_mask.sum()) if gen_mask is not None else 0}[pooling])
 
     ks = sorted({c.k for c in contexts})
     out = {}
@@ -597,6 +634,9 @@ def extract_in_context(
                 "n_pooled_tokens": n_pooled[name],
             },
         }
+        if pooling == "generated":
+            meta["generation"] = gen.as_dict()
+            meta["generated_text"] = texts[name]
         out[name] = FeatureSet(
             values=np.stack(values[name]).astype(np.float32),
             stimulus_ids=list(stimulus_ids),
@@ -623,6 +663,7 @@ def in_context_features(
     stimulus_ids: Sequence[str] | None = None,
     pool: Sequence[int] | None = None,
     sampling_rate: int | None = None,
+    generation: GenerationConfig | None = None,
 ) -> dict[str, FeatureSet]:
     """In-context features of a study's stimuli: each query after k other stimuli of the study, worked.
 
@@ -644,7 +685,7 @@ def in_context_features(
         Examples per query; k = 0 gives the plain features.
     with_stimuli : bool
     seed : int
-    layers, pooling, component, sampling_rate
+    layers, pooling, component, sampling_rate, generation
         As for :func:`extract_in_context`.
     stimulus_ids : list of str, optional
         Unique ids; default "0", "1", ...
@@ -686,7 +727,7 @@ def in_context_features(
     contexts = build_contexts(stimuli, answers, chosen, with_stimuli=with_stimuli)
     out = extract_in_context(
         extractor, stimuli, prompts, contexts, layers, pooling=pooling, component=component,
-        stimulus_ids=stimulus_ids, sampling_rate=sampling_rate,
+        stimulus_ids=stimulus_ids, sampling_rate=sampling_rate, generation=generation,
         example_ids=[[stimulus_ids[j] for j in ex] for ex in chosen],
     )
     for fs in out.values():
@@ -706,6 +747,7 @@ def in_context_from_spec(
     pooling: str | None = None,
     component: str = "language",
     sampling_rate: int | None = None,
+    generation: GenerationConfig | None = None,
 ) -> dict[str, FeatureSet]:
     """In-context features as ``analysis.controls.in_context`` asks (the pipeline's entry point).
 
@@ -724,7 +766,7 @@ def in_context_from_spec(
         The prompts to control (the unprompted one excluded by the caller).
     seed : int
         The experiment seed (examples drawn per query from it and the query's name).
-    layers, pooling, component, sampling_rate
+    layers, pooling, component, sampling_rate, generation
         As for :func:`extract_in_context`.
 
     Returns
@@ -738,4 +780,5 @@ def in_context_from_spec(
         extractor, stimuli, prompts, answers, k=int(spec.k), with_stimuli=bool(spec.with_stimuli), seed=int(seed),
         layers=layers, pooling=pooling, component=component, stimulus_ids=names,
         pool=list(spec.examples) if spec.examples is not None else None, sampling_rate=sampling_rate,
+        generation=generation,
     )
