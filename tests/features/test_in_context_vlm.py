@@ -269,3 +269,54 @@ def test_config_spec_drives_the_call(tmp_path, stims):
         path.write_text(yaml.safe_dump(raw))
         with pytest.raises(ConfigError, match=match):
             load_config(path)
+
+
+def test_video_examples_match_the_models_own_forward():
+    """Clips as examples and query: video grids and clip timings of all clips enter Qwen2.5-VL's M-RoPE in order."""
+    from brainalign.features.hf_multimodal import Video
+
+    ex = tiny_extractor("qwen2_5_vl")
+    rng = np.random.default_rng(3)
+    clips = [Video(rng.integers(0, 256, (n, 56, 56, 3), dtype=np.uint8), fps=f) for n, f in ((2, 2.0), (4, 1.0))]
+    prompt = PROMPTS["describe"]
+    got = extract_in_context(ex, clips[:1], {"d": prompt}, InContext(examples=[(clips[1], "A busy street.")]),
+                             "all", pooling="last")["d"].values[0]
+    inputs = [ex.process_video(clips[1]), ex.process_video(clips[0])]
+    block = lambda inp: "<|vision_start|>" + "<|video_pad|>" * sum(ex.tokens_per_frame(inp)) + "<|vision_end|>"
+    text = ("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+            f"<|im_start|>user\n{block(inputs[0])}{prompt}<|im_end|>\n<|im_start|>assistant\nA busy street.<|im_end|>\n"
+            f"<|im_start|>user\n{block(inputs[1])}{prompt}<|im_end|>\n<|im_start|>assistant\n")
+    ids = torch.tensor([ex.tokenizer(text)["input_ids"]])
+    with torch.inference_mode():
+        out = ex.model(input_ids=ids, mm_token_type_ids=2 * (ids == ex.video_token_id).int(),
+                       **{k: torch.cat([i[k] for i in inputs]) for k in inputs[0]}, output_hidden_states=True)
+    ex.reset_state()
+    np.testing.assert_allclose(got, torch.stack(out.hidden_states)[:, 0, -1].numpy(), atol=1e-5, rtol=0)
+
+
+def test_audio_examples_match_the_real_processor(tmp_path):
+    """Qwen2-Audio: example and query waveforms through the real processor and the model's own forward."""
+    from transformers import AutoProcessor
+
+    from brainalign.features.tiny_models import build_tiny_qwen2_audio
+
+    ex = load_extractor(build_tiny_qwen2_audio(tmp_path / "qaudio"), device="cpu")
+    rng = np.random.default_rng(9)
+    waves = [(0.1 * rng.standard_normal(n)).astype(np.float32) for n in (16000, 24000)]
+    prompt = PROMPTS["people"]
+    got = extract_in_context(ex, waves[:1], {"p": prompt}, InContext(examples=[(waves[1], "Rain on a roof.")]),
+                             "all", pooling="mean", sampling_rate=16000)["p"]
+    audio = [{"type": "audio", "audio_url": "x"}]
+    messages = [{"role": "user", "content": audio + [{"type": "text", "text": prompt}]},
+                {"role": "assistant", "content": [{"type": "text", "text": "Rain on a roof."}]},
+                {"role": "user", "content": audio + [{"type": "text", "text": prompt}]}]
+    proc = AutoProcessor.from_pretrained(ex.meta["source"], local_files_only=True)
+    text = proc.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    assert "Audio 2:" in text  # the template numbers the clips across turns
+    enc = proc(text=text, audio=[waves[1], waves[0]], sampling_rate=16000, return_tensors="pt")
+    with torch.inference_mode():
+        ref = torch.stack(ex.model(**enc, output_hidden_states=True).hidden_states)[:, 0]
+    query = ex.tokenizer.decode(enc["input_ids"][0]).rfind("<|im_start|>user")
+    start = len(ex.tokenizer(ex.tokenizer.decode(enc["input_ids"][0])[:query])["input_ids"])
+    assert got.meta["in_context"]["n_input_tokens"] == [enc["input_ids"].shape[1]]
+    np.testing.assert_allclose(got.values[0], ref[:, start:].mean(1).numpy(), atol=1e-5, rtol=0)
