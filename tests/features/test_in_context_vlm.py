@@ -45,6 +45,12 @@ def test_k0_equals_the_plain_path_exactly(arch, idefics2, stims):
         icl = in_context_features(ex, stims[:3], PROMPTS, ANSWERS[:3], k=0, layers=[0, -1], pooling=pooling)
         for name in PROMPTS:
             np.testing.assert_array_equal(icl[name].values, plain[name].values)
+    # the attention component (block self-attention outputs) through the same path
+    plain = ex.extract(stims[:2], PROMPTS, [1, -1], pooling="prompt", component="attention", reuse=False)
+    icl = in_context_features(ex, stims[:2], PROMPTS, ANSWERS[:2], k=0, layers=[1, -1], pooling="prompt",
+                              component="attention")
+    for name in PROMPTS:
+        np.testing.assert_array_equal(icl[name].values, plain[name].values)
     # the response to the query: same text, same features
     plain = ex.extract(stims[:2], PROMPTS, [0, -1], pooling="generated", reuse=False)
     icl = in_context_features(ex, stims[:2], PROMPTS, ANSWERS[:2], k=0, layers=[0, -1], pooling="generated")
