@@ -18,6 +18,10 @@ stimulus' placeholder tokens, ``"prompt"`` the query instruction's tokens,
 (from the query's user turn to the end of the input; with k >= 1 the system
 turn and the examples are left out), ``"generated"`` the model's response to
 the query. The examples reach the pooled tokens only through attention.
+(Leaving the system turn out of ``"mean"`` changes little an encoding model
+sees: that turn precedes every stimulus, so its states are the same for all
+stimuli; when all queries have the same number of tokens it only shifts and
+scales the mean uniformly.)
 
 Every stimulus (examples and query) is encoded once by the modality encoder
 and its embeddings are scattered into the placeholder slots in order; the
@@ -627,7 +631,7 @@ def extract_in_context(
             "n_stimulus_tokens": n_stimulus,
             "in_context": {
                 "k": ks[0] if len(ks) == 1 else ks,
-                "with_stimuli": [sum(e.stimulus is not None for e in c.examples) for c in contexts],
+                "n_examples_with_stimulus": [sum(e.stimulus is not None for e in c.examples) for c in contexts],
                 "examples": [list(e) for e in example_ids] if example_ids is not None else None,
                 "answers": [[e.answer for e in c.examples] for c in contexts],
                 "n_input_tokens": n_input,
