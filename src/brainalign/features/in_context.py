@@ -240,7 +240,9 @@ def build_contexts(
         True: each example shows its stimulus; False: text-only examples.
     """
     if len(answers) != len(stimuli):
-        raise ValueError(f"answers has {len(answers)} entries for {len(stimuli)} stimuli; give one answer per stimulus.")
+        raise ValueError(
+            f"answers has {len(answers)} entries for {len(stimuli)} stimuli; give one answer per stimulus."
+        )
     for j, a in enumerate(answers):
         if not isinstance(a, str) or not a.strip():
             raise ValueError(
@@ -407,7 +409,8 @@ class _EncoderCache:
             return self.items[key]
         inputs, kind = self.extractor.process_stimulus(prepared)
         counts = tuple(int(c) for c in self.extractor.tokens_per_frame(inputs))
-        embeds = self.extractor.encode_image(inputs)[0].reshape(-1, self.extractor.model.get_input_embeddings().embedding_dim)
+        dim = self.extractor.model.get_input_embeddings().embedding_dim
+        embeds = self.extractor.encode_image(inputs)[0].reshape(-1, dim)
         if embeds.shape[0] != sum(counts):
             raise ValueError(f"{self.extractor.model_id}: the encoder gave {embeds.shape[0]} embeddings for "
                              f"{sum(counts)} stimulus tokens.")
