@@ -330,6 +330,26 @@ class InContextSpec(_Strict):
         None, description="Example stimulus names (text-only); null = the k next other stimuli of the study."
     )
     separator: str = Field(" ", description="Text between examples and before the query.")
+    with_stimuli: bool = Field(
+        False, description="Multimodal models: each example shows its stimulus (image/clip) in its own chat turn, "
+        "followed by the prompt and its worked answer; false = text-only examples. Examples are other stimuli of "
+        "the study (seeded choice; `examples` restricts them to those ids)."
+    )
+    answer: str = Field(
+        "{stimulus}", description="Multimodal models: worked answer of an example; '{stimulus}' is its name."
+    )
+
+    @field_validator("answer")
+    @classmethod
+    def _answer_ok(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("in_context.answer is empty; a worked example needs answer text, e.g. '{stimulus}'.")
+        try:
+            v.format(stimulus="x")
+        except (KeyError, IndexError, ValueError):
+            raise ValueError(f"in_context.answer {v!r} may only use the '{{stimulus}}' placeholder "
+                             "(double other braces: '{{' and '}}').") from None
+        return v
 
 
 class ControlSpec(_Strict):
