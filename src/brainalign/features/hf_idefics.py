@@ -106,6 +106,25 @@ class _CrossAttendingLM:
         )
 
 
+class _TextOnlyTokenizer:
+    """The tokenizer with ``add_special_tokens=False`` by default.
+
+    ``IdeficsProcessor`` writes ``<s>`` into the text and tokenizes without
+    special tokens; a Llama tokenizer called with its defaults would add a
+    second BOS.
+    """
+
+    def __init__(self, tokenizer):
+        self._tokenizer = tokenizer
+
+    def __call__(self, text, **kwargs):
+        kwargs.setdefault("add_special_tokens", False)
+        return self._tokenizer(text, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._tokenizer, name)
+
+
 class IdeficsExtractor(VisionLanguageExtractor):
     """IDEFICS v1 (``IdeficsForVisionText2Text``): gated cross-attention to perceiver latents.
 
@@ -124,6 +143,7 @@ class IdeficsExtractor(VisionLanguageExtractor):
     def __init__(self, model, tokenizer, image_processor, *, chat_template: str | None = None, **kwargs):
         template = chat_template or getattr(tokenizer, "chat_template", None)
         self.template_note = "checkpoint" if template else "brainalign default (IDEFICS_CHAT_TEMPLATE)"
+        tokenizer = tokenizer if isinstance(tokenizer, _TextOnlyTokenizer) else _TextOnlyTokenizer(tokenizer)
         super().__init__(model, tokenizer, image_processor, chat_template=template or IDEFICS_CHAT_TEMPLATE,
                          **kwargs)
         self.meta.setdefault("chat_template", self.template_note)
