@@ -164,7 +164,8 @@ def build_tiny_idefics(folder: str | Path, *, hidden_size: int = 64, num_layers:
     base_vocab = tok.get_vocab_size()
     tok.add_special_tokens(IDEFICS_IMAGE_TOKENS)
     # like idefics' LlamaTokenizerFast: BOS added unless add_special_tokens=False (the processor turns it off)
-    tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", tok.token_to_id("<s>"))])
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A",
+                                                       special_tokens=[("<s>", tok.token_to_id("<s>"))])
     _save_tokenizer(tok, folder, "PreTrainedTokenizerFast", IDEFICS_CHAT_TEMPLATE, unk_token="<unk>",
                     bos_token="<s>", eos_token="</s>", pad_token="<unk>")
     ids = {t: tok.token_to_id(t) for t in IDEFICS_SPECIALS + IDEFICS_IMAGE_TOKENS}
