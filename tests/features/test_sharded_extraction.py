@@ -48,6 +48,16 @@ def test_local_shards_equal_single_process_and_resume(models, stimuli, reference
     again = extract_sharded(models[:1], stimuli, PROMPTS, [0, -1], "last", store=store, shard_size=2, device="cpu")
     assert again.tasks_run == plan and again.entries_written == 1
     np.testing.assert_array_equal(again.features[models[0]], out.features[models[0]])
+    # a corrupt entry exists, so it is not planned; reading back finds it and recomputes it
+    entry = store.entries()[0]
+    npy = store.dir / entry["key"][:2] / f"{entry['key']}.npy"
+    npy.write_bytes(npy.read_bytes()[:-4] + b"\x00\x00\x00\x00")
+    with pytest.warns(UserWarning, match=r"is corrupt"):
+        healed = extract_sharded(models, stimuli, PROMPTS, [0, -1], "last", store=store, shard_size=2, device="cpu")
+    assert healed.tasks_run == []
+    for m in models:
+        np.testing.assert_allclose(healed.features[m], reference[m], atol=1e-6)
+    assert store.verify()[1] == []
 
 
 def test_dask_cluster_equals_single_process_and_rerun_computes_nothing(models, stimuli, reference, tmp_path):

@@ -64,7 +64,11 @@ def _split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, A
 
 def plan_shards(models: Sequence[str | Path], stimuli: Sequence[Any], prompts, layers="all", pooling: str = "mean",
                 *, store, shard_size: int = 8, **options: Any) -> list[ShardTask]:
-    """The (model, shard) tasks that still miss at least one store entry (no model is loaded)."""
+    """The (model, shard) tasks that still miss at least one store entry (no model is loaded).
+
+    Only the entries' existence is checked; a corrupt entry is found (and
+    recomputed) when the features are read back.
+    """
     from .extract import cache_keys
     from .hf_multimodal import check_prompts
 
@@ -73,7 +77,7 @@ def plan_shards(models: Sequence[str | Path], stimuli: Sequence[Any], prompts, l
     tasks = []
     for model in models:
         _, _, _, keys = cache_keys(str(model), stimuli, prompts, layers, pooling, load_opts, extract_opts)
-        have = {k: store.get(key) is not None for k, key in keys.items()}
+        have = {k: store.has(key) for k, key in keys.items()}  # existence only: cheap on large caches
         for start in range(0, len(stimuli), shard_size):
             stop = min(start + shard_size, len(stimuli))
             if not all(have[(name, i)] for name in prompts for i in range(start, stop)):
