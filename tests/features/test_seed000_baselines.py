@@ -179,8 +179,9 @@ def _reference(frames, state, prefix, n_actions, n_quantiles=1):
     for i, stride in ((0, 4), (2, 2), (4, 1)):
         x = F.relu(F.conv2d(x, state[f"{feat}cnn.{i}.weight"], state[f"{feat}cnn.{i}.bias"], stride=stride))
     h = F.relu(F.linear(x.flatten(1), state[f"{feat}linear.0.weight"], state[f"{feat}linear.0.bias"]))
-    q = F.linear(h, state[f"{head}0.weight"], state[f"{head}0.bias"]).reshape(len(frames), n_actions, n_quantiles)
-    return h.numpy(), torch.softmax(q.mean(-1), -1).numpy()
+    q = F.linear(h, state[f"{head}0.weight"], state[f"{head}0.bias"])
+    q = q.view(-1, n_quantiles, n_actions).mean(dim=1)  # as sb3-contrib's QuantileNetwork + _predict
+    return h.numpy(), torch.softmax(q, -1).numpy()
 
 
 @pytest.fixture(scope="module")

@@ -76,7 +76,8 @@ class NatureQNetwork(nn.Module):
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Hidden layer (batch, hidden) and Q-values (batch, n_actions) of observations in [0, 1]."""
         h = self.linear(self.cnn(obs))
-        q = self.head(h).reshape(obs.shape[0], self.n_actions, self.n_quantiles).mean(-1)
+        # sb3-contrib's QuantileNetwork lays its output out as (n_quantiles, n_actions)
+        q = self.head(h).reshape(obs.shape[0], self.n_quantiles, self.n_actions).mean(1)
         return h, q
 
 
