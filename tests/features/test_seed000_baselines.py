@@ -159,7 +159,8 @@ def _write_zip(path, state, n_actions, extra=None):
     data = {  # as SB3 writes it: class/space entries carry pickled blobs that must stay unread
         "policy_class": {":type:": "<class 'abc.ABCMeta'>", ":serialized:": base64.b64encode(b"\x80junk").decode()},
         "action_space": {":type:": "<class 'gymnasium.spaces.discrete.Discrete'>",
-                         ":serialized:": base64.b64encode(b"\x80junk").decode(), "n": n_actions, "start": 0},
+                         ":serialized:": base64.b64encode(b"\x80junk").decode(), "n": str(n_actions),
+                         "start": "0"},  # numpy ints are written as their str()
         **(extra or {}),
     }
     with zipfile.ZipFile(path, "w") as zf:
