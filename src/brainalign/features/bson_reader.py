@@ -13,6 +13,9 @@ not installed in this environment (and the unrelated PyPI package named
 embedded documents, arrays, doubles, strings, binary, ObjectId, booleans,
 UTC datetimes, null, int32, timestamps, int64 and decimal128 (as raw bytes).
 Anything else raises a ValueError naming the type byte and the offset.
+BSON.jl arrays of primitive element types are decoded (:func:`julia_array`);
+its back-references (``tag: "backref"``) and Julia structs are left as the
+documents they are stored as.
 
 Import path for the regressors (their exact field names are not documented
 in the dataset; list them with :func:`describe_documents`):
