@@ -37,6 +37,7 @@ __all__ = [
     "predictivity_curves",
 ]
 
+CEILING_COLOR = "#e6d8b8"  # noise-ceiling band behind ROI bars
 BASELINE_STYLE = {"baseline/onoff": ("0.35", "--"), "baseline/category": ("tab:green", ":"),
                   "baseline/category_shuffled": ("tab:red", "-.")}
 
@@ -244,7 +245,7 @@ def roi_bars(comparisons: pd.DataFrame, chosen: list[str], reference: str, metri
 
     ``comparisons`` is the ``roi_comparisons`` table (space, roi, mean, sem, p_wilcoxon). ``ceilings`` (optional,
     the ``roi_ceilings`` table: roi, ceiling and optionally ceiling_low, ceiling_high, in the bars' unit) is drawn
-    behind each ROI's bars: a grey band from low to high with a dashed line at the ceiling.
+    behind each ROI's bars: a sand-coloured band from low to high with a dashed line at the ceiling.
     """
     rois = list(dict.fromkeys(comparisons["roi"]))
     names = [n for n in dict.fromkeys([*chosen, reference]) if n in set(comparisons["space"])]
@@ -274,7 +275,7 @@ def roi_bars(comparisons: pd.DataFrame, chosen: list[str], reference: str, metri
             lo = float(ceil.loc[r, "ceiling_low"]) if "ceiling_low" in ceil else c
             hi = float(ceil.loc[r, "ceiling_high"]) if "ceiling_high" in ceil else c
             lo, hi = (c, c) if not (np.isfinite(lo) and np.isfinite(hi)) else (lo, hi)
-            ax.fill_between([xi - 0.45, xi + 0.45], [lo, lo], [hi, hi], color="0.8", alpha=0.7, zorder=0,
+            ax.fill_between([xi - 0.45, xi + 0.45], [lo, lo], [hi, hi], color=CEILING_COLOR, zorder=0, lw=0,
                             label=None if labelled else "noise ceiling")
             labelled = True
             ax.plot([xi - 0.45, xi + 0.45], [c, c], color="0.3", ls="--", lw=1.2, zorder=0.5)

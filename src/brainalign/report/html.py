@@ -27,6 +27,11 @@ METRIC_LABELS = {
 }
 
 
+#: summary tables offered as CSV downloads beside the tidy scores (small; the per-voxel tables stay on disk)
+DOWNLOADS = ("comparisons", "layers", "prompt_gain", "controls", "partition", "roi_comparisons", "roi_scores",
+             "roi_peaks", "roi_hierarchy", "roi_ceilings")
+
+
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
@@ -296,6 +301,8 @@ def render_report(res: Results, folder: str | Path | None = None) -> str:
         reference=exp.analysis.reference, unprompted=exp.analysis.unprompted,
         comparison_cols=list(comp.columns), comparison_rows=rows,
         csv_name=f"{exp.name}-scores.csv", csv_b64=_b64(res.to_frame().to_csv(index=False).encode()),
+        downloads=[dict(name=f"{name}.csv", b64=_b64(t[name].to_csv(index=False).encode())) for name in DOWNLOADS
+                   if name in t and len(t[name])],
         prompts=prompts, partition=_partition_section(res), controls=_controls_section(res),
         rois=_roi_section(res, metric), config_yaml=exp.to_yaml(), inputs=res.manifest.get("inputs", {}),
         versions=res.manifest.get("versions", {}), timings=res.manifest.get("timings_s", {}),
