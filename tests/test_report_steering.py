@@ -11,7 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from typer.testing import CliRunner
 
+from brainalign.cli import app
 from brainalign.report.steering import find_steering_tables, steering_contrasts, steering_summary
 
 from conftest import run_cli
@@ -100,8 +102,8 @@ def test_no_steering_section_without_steering_tables(tmp_path):
     (tmp_path / "other.csv").write_text("a,b\n1,2\n")
     with pytest.raises(FileNotFoundError, match="steering tables"):
         render_steering_report(tmp_path)
-    proc = run_cli("report", str(tmp_path))
-    assert proc.returncode == 2 and "not a brainalign results folder" in proc.stderr and "steer" in proc.stderr
+    res = CliRunner().invoke(app, ["report", str(tmp_path)])
+    assert res.exit_code == 2 and "not a brainalign results folder" in res.output and "steer" in res.output
 
 
 HOLD = """
@@ -120,14 +122,15 @@ def test_report_refuses_while_a_run_holds_the_folder_lock(steer_dir):
     try:
         assert holder.stdout.readline().strip() == "held"
         t0 = time.perf_counter()
-        proc = run_cli("report", str(steer_dir))
-        assert proc.returncode == 2 and "is being written by process" in proc.stderr, proc.stderr
-        assert str(holder.pid) in proc.stderr and time.perf_counter() - t0 < 30
+        res = CliRunner().invoke(app, ["report", str(steer_dir)])
+        assert res.exit_code == 2 and "is being written by process" in res.output, res.output
+        assert str(holder.pid) in res.output and time.perf_counter() - t0 < 10  # fails fast, does not wait
         after = (steer_dir / "report.html").stat().st_mtime_ns if (steer_dir / "report.html").exists() else None
         assert after == before
     finally:
         holder.kill()
         holder.wait()
-    proc = run_cli("report", str(steer_dir))  # the holder died: its lock went with it
-    assert proc.returncode == 0, proc.stderr
+    res = CliRunner().invoke(app, ["report", str(steer_dir)])  # the holder died: its lock went with it
+    assert res.exit_code == 0, res.output
+    assert not (steer_dir.parent / f".{steer_dir.name}.lock").exists()
 
