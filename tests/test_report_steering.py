@@ -134,3 +134,17 @@ def test_report_refuses_while_a_run_holds_the_folder_lock(steer_dir):
     assert res.exit_code == 0, res.output
     assert not (steer_dir.parent / f".{steer_dir.name}.lock").exists()
 
+
+
+def test_results_folder_with_steering_tables_gets_a_steering_section(tmp_path):
+    from brainalign.report.html import render_report
+    from brainalign.results import Results
+    from test_report_ceiling import _results
+
+    folder = _results({}).save(tmp_path / "res")
+    back = Results.load(folder)
+    assert "<h2>Steering</h2>" not in render_report(back, folder)
+    _nari_rows().to_csv(folder / "nari.csv", index=False)
+    html = render_report(back, folder)
+    assert "<h2>Steering</h2>" in html and 'id="comparisons"' in html
+    assert "<td class=\"l\">random_direction</td><td class=\"\">yes</td>" in html

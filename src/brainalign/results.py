@@ -6,7 +6,8 @@ On disk (``Results.save(dir)``)::
     voxel_scores.parquet          r, p, q, significant, alpha per space × voxel (all held-out TRs)
     <table>.csv                   spaces, comparisons, layers, prompt_gain, controls, partition(_voxels) and,
                                   with brain.rois: roi_scores (space, roi, run, value), roi_comparisons,
-                                  roi_layers, roi_peaks, roi_gain, roi_hierarchy
+                                  roi_layers, roi_peaks, roi_gain, roi_hierarchy; roi_ceilings (roi, ceiling
+                                  [, ceiling_low, ceiling_high], in the ROI score's unit) when a ceiling was computed
     mask.nii.gz                   maps voxel indices back into the volume (volume data)
     vertices.npy                  surface data: the mesh vertex of every column (left hemisphere first); the space
                                   name and the vertices per hemisphere are in manifest.json ``data``
