@@ -157,6 +157,9 @@ def test_surface_map_shows_the_planted_region_in_colour():
     assert cols.size > 20
     front, back = colourful[:, : panel.shape[1] // 2].sum(), colourful[:, panel.shape[1] // 2:].sum()
     assert front > 3 * back, (front, back)
+    # and the colour is the colour bar's: +0.6 of a symmetric ±1 scale is cold_hot's red-orange, not its blue side
+    cold = (panel[..., 2] - panel[..., 0] > 60).sum()
+    assert cold < 0.01 * colourful.sum(), cold
 
 
 def test_finer_and_foreign_surfaces_are_drawn_without_download(monkeypatch):

@@ -485,8 +485,8 @@ def surface_map(values: np.ndarray, vertices: np.ndarray, n_vertices: tuple[int,
 
     def draw(mesh, v, hemi, view, bg, ax, fig):
         plotting.plot_surf_stat_map(mesh, np.nan_to_num(v, nan=0.0), hemi=hemi, view=view, bg_map=bg, axes=ax,
-                                    figure=fig, colorbar=False, threshold=1e-6, vmax=vmax, cmap=cmap,
-                                    engine="matplotlib")
+                                    figure=fig, colorbar=False, threshold=1e-6, vmin=-vmax, vmax=vmax, cmap=cmap,
+                                    engine="matplotlib")  # vmin explicit: nilearn maps all-positive data from 0
 
     fig = _surface_panels(left5, right5, title, draw)
     from matplotlib.cm import ScalarMappable
