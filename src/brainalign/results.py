@@ -106,8 +106,9 @@ class Results:
                 dropped_voxels=int(recording.dropped_voxels) if recording else None,
                 tr=float(recording.tr) if recording else None,
                 subject=recording.subject if recording else None,
-                space=self.surface["space"] if self.surface else ("volume" if self.mask_img is not None else None),
-                n_vertices=list(self.surface["n_vertices"]) if self.surface else None,
+                # surface data only (volumes keep their mask.nii.gz): what the report needs to redraw the mesh
+                **(dict(space=self.surface["space"], n_vertices=list(self.surface["n_vertices"]))
+                   if self.surface else {}),
             ),
             models=model_meta,
             feature_cache=feature_cache,
