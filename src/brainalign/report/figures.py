@@ -565,6 +565,9 @@ def steering_bars(summary: pd.DataFrame) -> bytes:
         if np.isfinite(r.n_flipped) and np.isfinite(r.n_items):
             a2.text(1.02, yi, f"{int(r.n_flipped)}/{int(r.n_items)}", va="center", fontsize=7,
                     transform=a2.get_yaxis_transform())
+    if not np.isfinite(summary["flipped_fraction"].to_numpy(dtype=float)).any():
+        a2.text(0.5, 0.5, "no flip counts in the tables", ha="center", va="center", transform=a2.transAxes,
+                fontsize=9, color="0.4")
     a2.set_xlim(0, 1.05)
     a2.set_xlabel("fraction of items flipped to correct")
     a2.set_title("Flips: intervention (blue) vs controls (grey, hatched)", fontsize=9)
