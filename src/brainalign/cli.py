@@ -209,12 +209,27 @@ def demo(out: Path = typer.Option(Path("results/demo"), "--out", help="Where to 
 @app.command()
 def report(results: Path = typer.Argument(..., help="A results folder written by `brainalign run`."),
            debug: bool = typer.Option(False, help="Show tracebacks.")) -> None:
-    """(Re)write report.html from a results folder."""
-    from brainalign.report.html import write_report
+    """(Re)write report.html from a results folder of `run` or `steer` (under the folder's lock: not while a run
+    writes it)."""
+    from brainalign.locking import RunLock
+    from brainalign.report.html import write_report, write_steering_report
+    from brainalign.report.steering import is_steering_folder
     from brainalign.results import Results
 
     with _user_errors(debug):
-        path = write_report(Results.load(results), results)
+        if not results.is_dir():
+            raise FileNotFoundError(f"results folder {results} does not exist; pass the --out folder of "
+                                    "`brainalign run` or `brainalign steer`.")
+        with RunLock(results):
+            if (results / "run_scores.parquet").is_file() or not is_steering_folder(results):
+                try:
+                    res = Results.load(results)
+                except FileNotFoundError as err:
+                    raise FileNotFoundError(f"{err} It holds no steering tables either (`brainalign steer`'s "
+                                            "nari.csv); pass the --out folder of `brainalign run` or `steer`.") from None
+                path = write_report(res, results)
+            else:
+                path = write_steering_report(results)
     console.print(f"[bold green]report:[/] {path}", highlight=False)
 
 
