@@ -210,6 +210,7 @@ def load_subject(exp: Experiment, subject: str, base_dir: Path | None = None,
         opts.setdefault("detrend", exp.brain.detrend)
         opts.setdefault("standardize", exp.brain.standardize)
     resp, _events = load_brain(exp.brain.format, root, subject=subject, **opts)
+    resp.subject = str(subject)  # the id as the config writes it (results folders are named by it)
     if isinstance(resp, ItemResponses):
         return _item_data(exp, resp, root, base_dir)
     if exp.brain.tr is not None and abs(resp.tr - exp.brain.tr) > 1e-3 * exp.brain.tr:
