@@ -201,6 +201,22 @@ class TextItemStimuli(_Strict):
     )
 
 
+class MovieClipStimuli(_Strict):
+    """One clip per TR cut from the movie files (Movie10: ``stimuli/<movie>/<movie><seg>.mkv``)."""
+
+    format: Literal["movie-clips"]
+    path: str = Field("movie10/stimuli", description="Folder of <movie>/<movie><seg>.mkv, relative to brain.data_root.")
+    raw_root: str = Field(
+        "movie10", description="Raw movie10 BIDS root (task-<movie><seg>_events.tsv give each segment's length), "
+        "relative to brain.data_root.",
+    )
+    n_frames: int = Field(8, ge=1, description="Frames per clip for video models (seeded stratified sampling).")
+    size: int | None = Field(224, gt=0, description="Frames resized to size × size (null = as decoded).")
+    sampling_rate: int = Field(16000, gt=0, description="Audio clips' rate in Hz (audio models).")
+    seed: int = Field(0, description="Seed of the frame sampler.")
+    name: str = Field("video", description="Text put into prompts for '{stimulus}'.")
+
+
 def _stimulus_format(v: Any) -> str:
     if isinstance(v, dict):
         return v.get("format", "tr-labels")
@@ -212,10 +228,11 @@ Stimuli = Annotated[
         Annotated[StimulusSpec, Tag("tr-labels")],
         Annotated[ImageStimuli, Tag("nsd-images")],
         Annotated[TextItemStimuli, Tag("text-items")],
+        Annotated[MovieClipStimuli, Tag("movie-clips")],
     ],
     Discriminator(_stimulus_format),
 ]
-STIMULUS_FORMATS = ("tr-labels", "nsd-images", "text-items")
+STIMULUS_FORMATS = ("tr-labels", "nsd-images", "text-items", "movie-clips")
 
 
 class ModelSpec(_Strict):
@@ -246,6 +263,10 @@ class ModelSpec(_Strict):
         "prompt-free feature set named 'none').",
     )
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    modality: Literal["auto", "image", "video", "audio"] = Field(
+        "auto", description="What the model reads of a movie clip: 'auto' = audio for audio models (by "
+        "model_type), video otherwise.",
+    )
     revision: str | None = None
     trust_remote_code: bool = False
     batch_size: int = Field(32, gt=0)

@@ -19,7 +19,7 @@ import pandas as pd
 from brainalign.analysis.metrics import pearson_r
 from brainalign.analysis.summary import compare_to_reference, layer_table, prompt_gain_table
 from brainalign.brain.recording import Recording
-from brainalign.config import Experiment, resolve_path
+from brainalign.config import Experiment, MovieClipStimuli, resolve_path
 from brainalign.controls import control_pairs_for_models, control_spaces, controls_table
 from brainalign.encoding.delays import make_delayed, zscore_with_train
 from brainalign.encoding.estimators import RidgeCV
@@ -37,6 +37,7 @@ __all__ = ["StudyData", "FeatureSpace", "load_data", "build_feature_spaces", "cr
 
 Progress = Callable[[str, int], Callable[[], None]]
 ITEM_FORMATS = ("nsd", "glmsingle")
+AUDIO_MODEL_TYPES = ("qwen2_audio", "wav2vec2", "audio-spectrogram-transformer", "hubert", "wavlm", "whisper")
 
 
 def _no_progress(label: str, total: int) -> Callable[[], None]:
@@ -125,7 +126,16 @@ def _multimodal_model_features(exp, spec, data: StudyData, store: FeatureStore, 
     if spec.prompts == "none":
         texts = {"none": "none"}
     options = {} if spec.component == "language" else dict(component=spec.component)
-    F = extract_features(ex, data.load_stimuli(), texts, layers, spec.pooling, store=store, **options)
+    modality = spec.modality if spec.modality != "auto" else (
+        "audio" if getattr(ex, "model_type", None) in AUDIO_MODEL_TYPES else "video")
+    if isinstance(exp.stimuli, MovieClipStimuli):
+        # video encoders (VideoMAE, ViViT) take a fixed number of frames: sample that many per clip
+        stimuli = data.load_stimuli(modality, getattr(ex, "num_frames", None))
+        if modality == "audio":
+            options["sampling_rate"] = data.extract_options["sampling_rate"]
+    else:
+        stimuli = data.load_stimuli()
+    F = extract_features(ex, stimuli, texts, layers, spec.pooling, store=store, **options)
     for _ in texts:
         tick()
     meta = dict(layers=layers, n_layers=n_layers, model_id=spec.source, model_type=getattr(ex, "model_type", None),

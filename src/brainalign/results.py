@@ -16,6 +16,7 @@ On disk (``Results.save(dir)``)::
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import platform
@@ -44,6 +45,14 @@ PACKAGES = ("numpy", "scipy", "pandas", "scikit-learn", "himalaya", "nilearn", "
 
 
 def file_sha256(path: str | Path) -> str:
+    """sha256 of a file, computed once per (path, size, mtime) in a process (movie files are hashed for every
+    subject's manifest otherwise)."""
+    st = Path(path).stat()
+    return _sha256(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4096)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
