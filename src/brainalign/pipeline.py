@@ -29,6 +29,7 @@ from brainalign.features.hf_text import TextExtractor, fill_prompts
 from brainalign.features.store import FeatureStore
 from brainalign.results import Results
 from brainalign.stimuli.events import events_from_tr_labels, read_tr_labels
+from brainalign.pipeline_analyses import extra_analyses
 from brainalign.timing import TrainPCA, stimulus_design
 
 __all__ = ["StudyData", "FeatureSpace", "load_data", "build_feature_spaces", "cross_validate", "run", "make_extractor",
@@ -287,15 +288,22 @@ def voxel_scores(
     for name, P in predictions.items():
         tick()
         held = np.isfinite(P).all(1)
+        p_fwer = None
         if a.n_permutations > 0:
-            r, p = permutation_test(Y[held], P[held], runs[held], block_length=a.block_length,
-                                    n_permutations=a.n_permutations, metric="r", seed=exp.seed)
+            r, p, *fwer = permutation_test(Y[held], P[held], runs[held], block_length=a.block_length,
+                                           n_permutations=a.n_permutations, metric="r", seed=exp.seed,
+                                           return_fwer=a.fwer_alpha is not None)
             significant, q = fdr_bh(p, a.fdr_q)
+            p_fwer = fwer[0] if fwer else None
         else:
             r = pearson_r(Y[held], P[held])
             p = q = np.full(r.size, np.nan)
             significant = np.zeros(r.size, dtype=bool)
-        rows.append(pd.DataFrame(dict(space=name, voxel=np.arange(r.size), r=r, p=p, q=q, significant=significant)))
+        frame = pd.DataFrame(dict(space=name, voxel=np.arange(r.size), r=r, p=p, q=q, significant=significant))
+        if a.fwer_alpha is not None:  # max-statistic family-wise error over voxels, next to BH-FDR
+            frame["p_fwer"] = p_fwer if p_fwer is not None else np.nan
+            frame["significant_fwer"] = (frame["p_fwer"] < a.fwer_alpha).to_numpy()
+        rows.append(frame)
     return pd.concat(rows, ignore_index=True)
 
 
@@ -497,6 +505,7 @@ def run(
         tables.update(roi_tables(exp, data, space_table, preds, rois, tables["layers"]))
     if exp.analysis.partitions:
         tables["partition_voxels"], tables["partition"] = partition_spaces(exp, data, spaces, progress)
+    tables.update(extra_analyses(exp, data, spaces, tables, rois, store, log))
     timings["analysis"] = time.perf_counter() - t0
     return Results(
         experiment=exp,

@@ -33,7 +33,10 @@ from brainalign.config import Experiment
 __all__ = ["Results", "file_sha256", "package_versions"]
 
 CSV_TABLES = ("spaces", "comparisons", "layers", "prompt_gain", "partition", "partition_voxels", "controls",
-              "roi_scores", "roi_comparisons", "roi_layers", "roi_peaks", "roi_gain", "roi_hierarchy")
+              "roi_scores", "roi_comparisons", "roi_layers", "roi_peaks", "roi_gain", "roi_hierarchy",
+              "layer_medians", "best_layer", "ceiling", "normalised_scores", "normalised_summary",
+              "partition_dominance", "partition_vif", "partition_banded", "partition_controls",
+              "partition_control_runs", "coupling", "coupling_similarity")
 PACKAGES = ("numpy", "scipy", "pandas", "scikit-learn", "himalaya", "nilearn", "nibabel", "torch",
             "transformers", "pydantic", "matplotlib")
 
