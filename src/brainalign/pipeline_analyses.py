@@ -51,6 +51,7 @@ __all__ = [
     "partition_control_tables",
     "coupling_tables",
     "instruction_text",
+    "group_results",
 ]
 
 EXTRA_TABLES = ("layer_medians", "best_layer", "ceiling", "normalised_scores", "normalised_summary",
@@ -619,3 +620,52 @@ def coupling_tables(
     sim = [dict(prompt_a=a, prompt_b=b, text_similarity=float(St.loc[a, b]), map_similarity=float(Sm.loc[a, b]))
            for i, a in enumerate(prompts) for b in prompts[i + 1:]]
     return coupling, pd.DataFrame(sim)
+
+
+# --------------------------------------------------------------------------- several subjects
+def group_results(results: Sequence, exp: Experiment | None = None) -> dict[str, pd.DataFrame]:
+    """Group tables from several subjects' :class:`~brainalign.results.Results` of the same experiment.
+
+    Each subject's ``run_scores``, ``roi_scores``, ``layers`` and
+    ``layer_medians`` get a ``subject`` column (``brain.subject`` of its
+    config) and are aggregated with :func:`brainalign.analysis.group.group_tables`
+    (``analysis.group_how`` over subjects, paired Wilcoxon + t across subjects
+    against ``analysis.reference`` and for every prompt against
+    ``analysis.unprompted``); ``layer_medians`` give the group ``best_layer``
+    (median voxels → median subjects → max layer).
+
+    Parameters
+    ----------
+    results : sequence of Results, one per subject (distinct ``brain.subject``)
+    exp : Experiment, optional
+        Whose ``analysis`` section rules the aggregation (default: the first result's).
+
+    Returns
+    -------
+    dict with ``group_scores``, ``group_comparisons``, ``group_prompt_gain``, ``group_roi_scores``,
+    ``group_roi_comparisons``, ``group_layers``, ``group_best_layer`` (as the inputs allow).
+    """
+    from brainalign.analysis.group import group_tables
+
+    results = list(results)
+    if len(results) < 2:
+        raise ValueError(f"results holds {len(results)} subject(s); group tables need at least 2.")
+    subjects = [str(r.experiment.brain.subject) for r in results]
+    if len(set(subjects)) != len(subjects):
+        raise ValueError(f"results repeat subjects {subjects}; give each subject's results once "
+                         "(brain.subject must differ).")
+    exp = exp or results[0].experiment
+    a = exp.analysis
+
+    def stacked(name):
+        parts = [r.tables[name].assign(subject=s) for r, s in zip(results, subjects) if name in r.tables]
+        return pd.concat(parts, ignore_index=True) if len(parts) == len(results) else None
+
+    out = group_tables(run_scores=stacked("run_scores"), roi_scores=stacked("roi_scores"), layers=stacked("layers"),
+                       spaces=results[0].tables.get("spaces"), reference=a.reference, unprompted=a.unprompted,
+                       metric=a.metric, how=a.group_how)
+    med = stacked("layer_medians")
+    if med is not None:
+        med["subject"] = med["subject"].astype(str)
+        out["group_best_layer"] = best_layer_table(med)
+    return out
