@@ -81,10 +81,14 @@ def test_bad_analysis_values_are_rejected_with_their_field(tmp_path, patch, fiel
     assert field in str(err.value), str(err.value)
 
 
-def test_analysis_defaults_keep_the_demo_valid():
+def test_analysis_defaults_keep_the_demo_valid(tmp_path):
     exp = load_config(DEMO)
     assert exp.analysis.ceiling.method == "none" and exp.analysis.ceiling.threshold == 0.05
     assert exp.analysis.fwer_alpha is None and exp.analysis.best_layer and exp.analysis.coupling is None
+    cfg = yaml.safe_load(DEMO.read_text())
+    cfg["analysis"]["ceiling"] = None  # "no ceiling" may also be written as null
+    (tmp_path / "exp.yaml").write_text(yaml.safe_dump(cfg))
+    assert load_config(tmp_path / "exp.yaml").analysis.ceiling is None
 
 
 # ------------------------------------------------------------------ FWER next to FDR
@@ -334,6 +338,11 @@ def test_extra_tables_land_in_results_from_the_config(tmp_path):
     back = Results.load(out)
     for name in ("best_layer", "partition_dominance", "partition_vif", "coupling", "coupling_similarity"):
         assert (out / f"{name}.csv").is_file() and name in back.tables
+    from brainalign.report.html import render_report
+
+    html = render_report(back)
+    for title in ("Best layer", "Dominance analysis", "Collinearity between partition spaces", "Instruction-semantics"):
+        assert title in html, title
 
 
 # ------------------------------------------------------------------ several subjects' Results -> group tables

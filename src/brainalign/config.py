@@ -293,7 +293,9 @@ class AnalysisSpec(_Strict):
         description="Also control the family-wise error over voxels with the max-statistic permutation null "
         "(p_fwer, significant_fwer in voxel_scores); null = BH-FDR only.",
     )
-    ceiling: CeilingSpec = Field(default_factory=CeilingSpec, description="Noise ceiling and normalised scores.")
+    ceiling: CeilingSpec | None = Field(
+        default_factory=CeilingSpec, description="Noise ceiling and normalised scores (null = method: none)."
+    )
     best_layer: bool = Field(
         True, description="Seed 002's best layer per model × prompt (× ROI): median voxels → median subjects → max."
     )

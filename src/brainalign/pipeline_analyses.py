@@ -354,7 +354,7 @@ def _study_repeats(data: StudyData):
 
 def _ceiling_for_run(exp: Experiment, data: StudyData, vox: pd.DataFrame, log) -> dict[str, pd.DataFrame]:
     spec = exp.analysis.ceiling
-    if spec.method == "none":
+    if spec is None or spec.method == "none":
         return {}
     if spec.method == "subject_subset":
         msg = ("analysis.ceiling.method='subject_subset' needs several subjects on the same stimuli; this run has "

@@ -16,6 +16,7 @@ from nilearn import masking
 
 from brainalign.atomic import atomic_write_text
 from brainalign.report import figures
+from brainalign.report.extras import extra_sections
 from brainalign.results import Results
 
 __all__ = ["render_report", "write_report"]
@@ -241,7 +242,7 @@ def render_report(res: Results) -> str:
         comparison_cols=list(comp.columns), comparison_rows=rows,
         csv_name=f"{exp.name}-scores.csv", csv_b64=_b64(res.to_frame().to_csv(index=False).encode()),
         prompts=prompts, partition=_partition_section(res), controls=_controls_section(res),
-        rois=_roi_section(res, metric), config_yaml=exp.to_yaml(), inputs=res.manifest.get("inputs", {}),
+        rois=_roi_section(res, metric), extras=extra_sections(res), config_yaml=exp.to_yaml(), inputs=res.manifest.get("inputs", {}),
         versions=res.manifest.get("versions", {}), timings=res.manifest.get("timings_s", {}),
     )
 
