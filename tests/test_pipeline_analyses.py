@@ -96,8 +96,8 @@ def test_fwer_option_controls_family_wise_errors_on_planted_data():
     sim = planted_encoding(n_runs=6, n_samples_per_run=100, n_features=8, n_voxels=150, r2=0.25,
                            autocorrelation=0.4, seed=5)
     exp = _exp(reference="null", responsive_fraction=1.0, n_permutations=300, fwer_alpha=0.05)
-    # one fixed train/test split: there the permutation null is exact (with leave-one-run-out, every test run's
-    # prediction depends on the other test runs, and the concatenated test is anticonservative; see the report)
+    # one fixed train/test split (with leave-one-run-out the max-statistic FWER is more anticonservative still;
+    # benchmarks/calib_fwer_loro.py measures both)
     exp.encoding.outer_cv = [4, 5]
     spaces = [pipeline.FeatureSpace("null", sim.X_null, "baseline"), pipeline.FeatureSpace("true", sim.X, "model")]
     data = _study(sim.Y, sim.runs)

@@ -291,7 +291,8 @@ class AnalysisSpec(_Strict):
     fwer_alpha: float | None = Field(
         None, gt=0, lt=1,
         description="Also control the family-wise error over voxels with the max-statistic permutation null "
-        "(p_fwer, significant_fwer in voxel_scores); null = BH-FDR only.",
+        "(p_fwer, significant_fwer in voxel_scores); null = BH-FDR only. Caution: on planted nulls with fitted "
+        "readouts it rejects more often than nominal (benchmarks/calib_fwer_loro.py), most with leave-one-run-out.",
     )
     ceiling: CeilingSpec | None = Field(
         default_factory=CeilingSpec, description="Noise ceiling and normalised scores (null = method: none)."
