@@ -347,7 +347,7 @@ def test_extra_tables_land_in_results_from_the_config(tmp_path):
 
 # ------------------------------------------------------------------ several subjects' Results -> group tables
 def test_group_results_from_per_subject_results():
-    from brainalign.pipeline_analyses import group_results
+    from brainalign.pipeline_analyses import group_analyses
     from brainalign.results import Results
 
     rng = np.random.default_rng(3)
@@ -355,10 +355,8 @@ def test_group_results_from_per_subject_results():
     spaces = pd.DataFrame([dict(space="baseline/onoff", kind="baseline", model="", prompt="", layer=-1, depth=np.nan)]
                           + [dict(space=f"MiniLM-L6/{p}/L{l}", kind="model", model="MiniLM-L6", prompt=p, layer=l,
                                   depth=l / 6) for p in ("unprompted", "action") for l in (2, 4)])
-    results = []
+    results = {}
     for s in range(6):
-        exp = base.model_copy(deep=True)
-        exp.brain.subject = f"sub-{s}"
         level = rng.normal(0.1, 0.05)
         rs, med = [], []
         for sp in spaces.itertuples():
@@ -368,14 +366,15 @@ def test_group_results_from_per_subject_results():
             if sp.kind == "model":
                 med.append(dict(subject="x", model=sp.model, prompt=sp.prompt, roi="all", layer=sp.layer,
                                 depth=sp.depth, median_r=v + rng.normal(0, 0.002), n_voxels=100))
-        results.append(Results(exp, dict(run_scores=pd.DataFrame(rs), spaces=spaces,
-                                          layer_medians=pd.DataFrame(med)), manifest={}))
-    out = group_results(results)
+        results[f"sub-{s}"] = Results(base, dict(run_scores=pd.DataFrame(rs), spaces=spaces,
+                                                 layer_medians=pd.DataFrame(med)), manifest={})
+    out = group_analyses(base, results)
     cmp = out["group_comparisons"].set_index("a")
     assert (cmp.b == "baseline/onoff").all() and (cmp.p_wilcoxon < 0.05).all() and (cmp.n == 6).all()
     gain = out["group_prompt_gain"].set_index("layer")
     assert gain.loc[4, "p_t"] < 0.01 and gain.loc[2, "p_t"] > 0.05
     best = out["group_best_layer"].set_index("prompt")
     assert (best.best_layer == 4).all() and (best.n_subjects == 6).all()
-    with pytest.raises(ValueError, match="repeat subjects"):
-        group_results([results[0], results[0]])
+    assert set(out["group_scores"].space) == set(spaces.space) and (out["group_scores"].n_subjects == 6).all()
+    with pytest.raises(ValueError, match="at least 2"):
+        group_analyses(base, {"sub-0": results["sub-0"]})

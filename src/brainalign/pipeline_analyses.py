@@ -51,7 +51,8 @@ __all__ = [
     "partition_control_tables",
     "coupling_tables",
     "instruction_text",
-    "group_results",
+    "GROUP_TABLES",
+    "group_analyses",
 ]
 
 EXTRA_TABLES = ("layer_medians", "best_layer", "ceiling", "normalised_scores", "normalised_summary",
@@ -461,7 +462,7 @@ def partition_vif_table(features: Mapping[str, np.ndarray], spec: PartitionSpec)
 def _partition_fold(exp, Y, runs, by_name, names, train, test, method="ridge"):
     """One outer fold of a partition, prepared as :func:`brainalign.pipeline.partition_spaces` does."""
     from brainalign.analysis.partition import variance_partition
-    from brainalign.pipeline import prepare_design
+    from brainalign.pipeline import _delays, prepare_design
 
     prepared = {}
     for i, name in enumerate(names):
@@ -472,7 +473,7 @@ def _partition_fold(exp, Y, runs, by_name, names, train, test, method="ridge"):
     used = np.sort(np.concatenate([train, test]))
     sub = {k: v[used] for k, v in prepared.items()}
     return variance_partition(sub, Y[used], runs[used], np.unique(runs[test]).tolist(), exp.encoding.alphas,
-                              len(np.unique(runs[train])), delays=exp.timing.delays, method=method, seed=exp.seed)
+                              len(np.unique(runs[train])), delays=_delays(exp), method=method, seed=exp.seed)
 
 
 def _check_names(spec: PartitionSpec, by_name, names, what="spaces"):
@@ -539,13 +540,20 @@ def partition_control_tables(
     runs : DataFrame ``partition, space, control, run, unique_effect, unique_control, joint_effect, joint_control``
     """
     from brainalign.analysis.summary import paired_test
+    from brainalign.pipeline import resolve_space_name
 
+    fitted = list(by_name.values())
+    control = {resolve_space_name(k, fitted): resolve_space_name(v, fitted) for k, v in spec.control.items()}
     _check_names(spec, by_name, spec.spaces)
-    _check_names(spec, by_name, list(spec.control.values()), "control")
+    _check_names(spec, by_name, list(control.values()), "control")
+    unknown = [k for k in control if k not in spec.spaces]
+    if unknown:
+        raise ValueError(f"analysis.partitions[{spec.name}].control names {unknown}, which are not its spaces "
+                         f"{spec.spaces}.")
     Y, runs = data.recording.data, data.recording.runs
     folds = _per_run_folds(exp, runs)
     rows, summary = [], []
-    for space, ctl in spec.control.items():
+    for space, ctl in control.items():
         i = spec.spaces.index(space)
         swapped = [ctl if n == space else n for n in spec.spaces]
         per_run = []
@@ -623,49 +631,48 @@ def coupling_tables(
 
 
 # --------------------------------------------------------------------------- several subjects
-def group_results(results: Sequence, exp: Experiment | None = None) -> dict[str, pd.DataFrame]:
-    """Group tables from several subjects' :class:`~brainalign.results.Results` of the same experiment.
+GROUP_TABLES = ("group_scores", "group_comparisons", "group_prompt_gain", "group_roi_scores", "group_roi_comparisons",
+                "group_best_layer")
 
-    Each subject's ``run_scores``, ``roi_scores``, ``layers`` and
-    ``layer_medians`` get a ``subject`` column (``brain.subject`` of its
-    config) and are aggregated with :func:`brainalign.analysis.group.group_tables`
-    (``analysis.group_how`` over subjects, paired Wilcoxon + t across subjects
-    against ``analysis.reference`` and for every prompt against
-    ``analysis.unprompted``); ``layer_medians`` give the group ``best_layer``
-    (median voxels → median subjects → max layer).
+
+def group_analyses(exp: Experiment, per_subject: Mapping[str, object]) -> dict[str, pd.DataFrame]:
+    """Across-subject tables from several subjects' :class:`~brainalign.results.Results` of one experiment.
+
+    Complements :func:`brainalign.group.group_results`: each subject's ``run_scores``, ``roi_scores`` and
+    ``layer_medians`` get a ``subject`` column and are aggregated with
+    :func:`brainalign.analysis.group.group_tables` — run → subject (mean over held-out runs) → group
+    (``analysis.group_how``, with SEM and MAD), paired Wilcoxon *and* t across subjects with both effect sizes
+    (d_z, rank-biserial) against ``analysis.reference`` and for every prompt against ``analysis.unprompted`` —
+    and ``layer_medians`` give seed 002's group best layer (median voxels → median subjects → max layer).
 
     Parameters
     ----------
-    results : sequence of Results, one per subject (distinct ``brain.subject``)
-    exp : Experiment, optional
-        Whose ``analysis`` section rules the aggregation (default: the first result's).
+    exp : Experiment
+        Its ``analysis`` section rules the aggregation.
+    per_subject : mapping subject -> Results (at least 2)
 
     Returns
     -------
-    dict with ``group_scores``, ``group_comparisons``, ``group_prompt_gain``, ``group_roi_scores``,
-    ``group_roi_comparisons``, ``group_layers``, ``group_best_layer`` (as the inputs allow).
+    dict with (as the inputs allow) ``group_scores``, ``group_comparisons``, ``group_prompt_gain``,
+    ``group_roi_scores``, ``group_roi_comparisons``, ``group_best_layer``.
     """
     from brainalign.analysis.group import group_tables
+    from brainalign.pipeline import resolve_space_name
 
-    results = list(results)
-    if len(results) < 2:
-        raise ValueError(f"results holds {len(results)} subject(s); group tables need at least 2.")
-    subjects = [str(r.experiment.brain.subject) for r in results]
-    if len(set(subjects)) != len(subjects):
-        raise ValueError(f"results repeat subjects {subjects}; give each subject's results once "
-                         "(brain.subject must differ).")
-    exp = exp or results[0].experiment
+    if len(per_subject) < 2:
+        raise ValueError(f"per_subject holds {len(per_subject)} subject(s); group tables need at least 2.")
     a = exp.analysis
 
     def stacked(name):
-        parts = [r.tables[name].assign(subject=s) for r, s in zip(results, subjects) if name in r.tables]
-        return pd.concat(parts, ignore_index=True) if len(parts) == len(results) else None
+        parts = [r.tables[name].assign(subject=str(s)) for s, r in per_subject.items() if name in r.tables]
+        return pd.concat(parts, ignore_index=True) if len(parts) == len(per_subject) else None
 
-    out = group_tables(run_scores=stacked("run_scores"), roi_scores=stacked("roi_scores"), layers=stacked("layers"),
-                       spaces=results[0].tables.get("spaces"), reference=a.reference, unprompted=a.unprompted,
-                       metric=a.metric, how=a.group_how)
+    spaces = stacked("spaces")
+    spaces = spaces.drop(columns="subject").drop_duplicates("space", ignore_index=True) if spaces is not None else None
+    reference = resolve_space_name(a.reference, spaces) if spaces is not None else a.reference
+    out = group_tables(run_scores=stacked("run_scores"), roi_scores=stacked("roi_scores"), spaces=spaces,
+                       reference=reference, unprompted=a.unprompted, metric=a.metric, how=a.group_how)
     med = stacked("layer_medians")
     if med is not None:
-        med["subject"] = med["subject"].astype(str)
         out["group_best_layer"] = best_layer_table(med)
     return out

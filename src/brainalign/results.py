@@ -34,9 +34,13 @@ __all__ = ["Results", "file_sha256", "package_versions"]
 
 CSV_TABLES = ("spaces", "comparisons", "layers", "prompt_gain", "partition", "partition_voxels", "controls",
               "roi_scores", "roi_comparisons", "roi_layers", "roi_peaks", "roi_gain", "roi_hierarchy",
+              "group_layers", "subject_run_scores", "subject_comparisons", "subject_layers", "subject_prompt_gain",
+              "subject_controls", "subject_roi_scores",
               "layer_medians", "best_layer", "ceiling", "normalised_scores", "normalised_summary",
               "partition_dominance", "partition_vif", "partition_banded", "partition_controls",
-              "partition_control_runs", "coupling", "coupling_similarity")
+              "partition_control_runs", "coupling", "coupling_similarity",
+              "group_scores", "group_comparisons", "group_prompt_gain", "group_roi_scores", "group_roi_comparisons",
+              "group_best_layer")
 PACKAGES = ("numpy", "scipy", "pandas", "scikit-learn", "himalaya", "nilearn", "nibabel", "torch",
             "transformers", "pydantic", "matplotlib")
 
@@ -111,13 +115,15 @@ class Results:
     def to_frame(self) -> pd.DataFrame:
         """Tidy long table: subject, space, kind, model, prompt, layer, depth, run, metric, value."""
         rs = self.tables["run_scores"]
-        long = rs.melt(id_vars=["space", "run"], value_vars=["mean_r", "median_r"], var_name="metric",
+        if "subject" not in rs.columns:
+            subject = self.manifest.get("data", {}).get("subject") if self.manifest else None
+            rs = rs.assign(subject=str(subject or self.experiment.brain.subject))
+        long = rs.melt(id_vars=["subject", "space", "run"], value_vars=["mean_r", "median_r"], var_name="metric",
                        value_name="value")
-        long = long.merge(self.tables["spaces"][["space", "kind", "model", "prompt", "layer", "depth"]],
-                          on="space", how="left")
-        long.insert(0, "subject", self.experiment.brain.subject)
+        info = self.tables["spaces"][["space", "kind", "model", "prompt", "layer", "depth"]].drop_duplicates("space")
+        long = long.merge(info, on="space", how="left")
         cols = ["subject", "space", "kind", "model", "prompt", "layer", "depth", "run", "metric", "value"]
-        return long[cols].sort_values(["space", "run", "metric"], ignore_index=True)
+        return long[cols].sort_values(["subject", "space", "run", "metric"], ignore_index=True)
 
     def save(self, out_dir: str | Path) -> Path:
         """Write every table, the mask, the config and the manifest (each file atomically)."""
@@ -126,7 +132,8 @@ class Results:
         frame = self.to_frame()
         atomic_write_text(out / "scores.csv", frame.to_csv(index=False))
         atomic_write_bytes(out / "scores.parquet", _parquet_bytes(frame))
-        atomic_write_bytes(out / "voxel_scores.parquet", _parquet_bytes(self.tables["voxel_scores"]))
+        if "voxel_scores" in self.tables:  # absent from group results (voxels differ between subjects)
+            atomic_write_bytes(out / "voxel_scores.parquet", _parquet_bytes(self.tables["voxel_scores"]))
         atomic_write_bytes(out / "run_scores.parquet", _parquet_bytes(self.tables["run_scores"]))
         for name in CSV_TABLES:
             if name in self.tables:
@@ -141,15 +148,14 @@ class Results:
     def load(cls, out_dir: str | Path) -> Results:
         """Read what :meth:`save` wrote."""
         out = Path(out_dir)
-        need = ["manifest.json", "config.yaml", "run_scores.parquet", "voxel_scores.parquet", "spaces.csv"]
+        need = ["manifest.json", "config.yaml", "run_scores.parquet", "spaces.csv"]
         missing = [n for n in need if not (out / n).is_file()]
         if missing:
             raise FileNotFoundError(f"{out} is not a brainalign results folder: missing {missing}.")
         exp = Experiment.model_validate(yaml.safe_load((out / "config.yaml").read_text()))
-        tables = dict(
-            run_scores=pd.read_parquet(out / "run_scores.parquet"),
-            voxel_scores=pd.read_parquet(out / "voxel_scores.parquet"),
-        )
+        tables = dict(run_scores=pd.read_parquet(out / "run_scores.parquet"))
+        if (out / "voxel_scores.parquet").is_file():
+            tables["voxel_scores"] = pd.read_parquet(out / "voxel_scores.parquet")
         for name in CSV_TABLES:
             if (out / name).with_suffix(".csv").is_file():
                 tables[name] = pd.read_csv(out / f"{name}.csv", keep_default_na=True)

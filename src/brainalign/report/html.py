@@ -201,8 +201,28 @@ def _controls_section(res: Results) -> dict | None:
                 tolerance=spec.max_token_difference if spec is not None else 5)
 
 
+def _with_resolved_names(res: Results) -> Results:
+    """A shallow copy whose config names the fitted spaces ('CLIP/none/L-1' → 'CLIP/none/L24')."""
+    import copy
+
+    from brainalign.pipeline import _resolved_names
+
+    out = copy.copy(res)
+    out.experiment = _resolved_names(res.experiment, res.tables["spaces"])
+    return out
+
+
+def _example_stimulus(exp) -> str:
+    """What '{stimulus}' becomes in the prompts table's example column."""
+    st = exp.stimuli
+    if getattr(st, "labels", None):
+        return st.labels[sorted(st.labels)[0]]
+    return getattr(st, "name", "<item text>")
+
+
 def render_report(res: Results) -> str:
     """The report as an HTML string (deterministic for equal results, apart from the creation time)."""
+    res = _with_resolved_names(res)
     exp = res.experiment
     metric = exp.analysis.metric
     t = res.tables
@@ -226,7 +246,7 @@ def render_report(res: Results) -> str:
     for name, template in exp.prompts.items():
         tokens = [m.get("n_tokens", {}).get(name) for m in models_meta.values()]
         tokens = [n for lst in tokens if lst for n in lst]
-        example = template.format(stimulus=exp.stimuli.labels[sorted(exp.stimuli.labels)[0]])
+        example = template.format(stimulus=_example_stimulus(exp))
         prompts.append(dict(name=name, template=template, example=example,
                             tokens=f"{min(tokens)}–{max(tokens)}" if tokens else "–"))
 
