@@ -378,3 +378,60 @@ def test_group_results_from_per_subject_results():
     assert set(out["group_scores"].space) == set(spaces.space) and (out["group_scores"].n_subjects == 6).all()
     with pytest.raises(ValueError, match="at least 2"):
         group_analyses(base, {"sub-0": results["sub-0"]})
+
+
+def test_study_ceiling_recovers_the_planted_inter_subject_ceiling():
+    from brainalign.pipeline_analyses import add_study_ceiling, study_ceiling_tables
+
+    sim = planted_subjects(n_subjects=5, n_runs=4, n_samples_per_run=250, n_voxels=12, signal_fraction=(0.2, 0.7),
+                           seed=2)
+    exp = _exp()
+    exp.encoding.outer_cv = [3]
+    exp.encoding.alphas = [0.1, 1.0, 10.0, 100.0, 1000.0]
+    exp.analysis.ceiling.method, exp.analysis.ceiling.threshold = "subject_subset", 0.2
+    names = ["s1", "s2", "s3", "s4", "s5"]
+    r = {s: np.linspace(0.0, 0.4, 12) for s in names}
+    tabs = study_ceiling_tables(exp, {s: (Y, sim.runs) for s, Y in zip(names, sim.responses)},
+                                {s: _vox_table({"m": r[s]}) for s in names})
+    for s in names:
+        c = tabs[s]["ceiling"].ceiling_r.to_numpy()
+        assert np.median(np.abs(c - sim.ceiling_r)) < 0.05, (s, c, sim.ceiling_r)
+        norm = tabs[s]["normalised_scores"].normalised.to_numpy()
+        ok = c >= 0.2
+        np.testing.assert_allclose(norm[ok], r[s][ok] / c[ok])
+    with pytest.raises(ValueError, match="same samples"):
+        study_ceiling_tables(exp, {"a": (sim.responses[0], sim.runs), "b": (sim.responses[1][:-5], sim.runs[:-5])},
+                             {})
+    with pytest.warns(UserWarning, match="at least 3 subjects"):
+        add_study_ceiling(exp, {s: (Y, sim.runs) for s, Y in zip(names[:2], sim.responses)}, {})
+
+
+def test_run_study_adds_the_subject_subset_ceiling_from_the_config(tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent / "reliability"))
+    from small_experiment import make_small_experiment
+
+    from brainalign.features.store import FeatureStore
+
+    # three "subjects" with the same recording: the same ceiling for each, far above any model's r
+    cfg = make_small_experiment(tmp_path / "exp", n_runs=3, layers=(6,), **{
+        "brain.subjects": ["a", "b", "c"], "prompts": {"unprompted": "{stimulus}"},
+        "analysis.baselines": ["onoff"], "analysis.ceiling": {"method": "subject_subset", "n_bootstrap": 20},
+        "encoding.outer_cv": [2],
+    })
+    exp = load_config(cfg)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # no "needs several subjects" warning in a study
+        warnings.filterwarnings("ignore", category=UserWarning, module="(?!brainalign)")
+        per, group = pipeline.run_study(exp, base_dir=cfg.parent, store=FeatureStore(tmp_path / "cache"))
+    ceil = {s: per[s].tables["ceiling"].ceiling_r.to_numpy() for s in ("a", "b", "c")}
+    assert np.median(np.abs(ceil["a"] - ceil["b"])) < 0.02 and np.median(np.abs(ceil["a"] - ceil["c"])) < 0.02
+    for s in ("a", "b", "c"):
+        t = per[s].tables
+        assert np.median(ceil[s]) > 0.6 > t["voxel_scores"].r.median()
+        vox = t["normalised_scores"].merge(t["voxel_scores"][["space", "voxel", "r"]], on=["space", "voxel"])
+        ok = vox.ceiling_r >= 0.05
+        np.testing.assert_allclose(vox.normalised[ok], vox.r_x[ok] / vox.ceiling_r[ok])
+    assert "group_best_layer" in group.tables and group.tables["group_comparisons"].n.eq(3).all()

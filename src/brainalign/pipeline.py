@@ -538,8 +538,11 @@ def run_study(
     """
     from brainalign.group import group_results
 
-    out = {}
+    from brainalign.pipeline_analyses import add_study_ceiling
+
+    out, responses = {}, {}
     subjects = exp.brain.subject_list
+    keep = len(subjects) > 1 and exp.analysis.ceiling is not None and exp.analysis.ceiling.method == "subject_subset"
     for subject in subjects:
         t0 = time.perf_counter()
         data = load_subject(exp, subject, base_dir, data_root)
@@ -547,6 +550,9 @@ def run_study(
         log(f"subject {subject}")
         out[subject] = run_subject(exp, data, base_dir, store, progress, log, ck,
                                    load_seconds=time.perf_counter() - t0)
+        if keep:  # the inter-subject ceiling needs every subject's responses
+            responses[subject] = (data.recording.data, data.recording.runs)
+    add_study_ceiling(exp, responses, out, log)
     return out, (group_results(exp, out) if len(subjects) > 1 else None)
 
 

@@ -45,6 +45,8 @@ __all__ = [
     "repeat_ceiling_table",
     "subject_subset_ceiling_table",
     "normalised_score_tables",
+    "study_ceiling_tables",
+    "add_study_ceiling",
     "partition_dominance_table",
     "partition_vif_table",
     "partition_banded_table",
@@ -304,6 +306,80 @@ def subject_subset_ceiling_table(
     return fit[["subject", "voxel", "ceiling_r", "v0_low", "v0_high", "tau", "fallback", "method"]]
 
 
+def study_ceiling_tables(
+    exp: Experiment,
+    responses: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    voxel_scores: Mapping[str, pd.DataFrame],
+) -> dict[str, dict[str, pd.DataFrame]]:
+    """Subject-subset ceiling of every subject of a study, on the study's own outer folds, and normalised scores.
+
+    For every outer fold (its test runs as held out), :func:`subject_subset_ceiling_table` is fitted; the
+    ceiling of a voxel is the mean of its fold ceilings (leave-one-run-out costs one extrapolation per run).
+
+    Parameters
+    ----------
+    exp : Experiment (``analysis.ceiling``, ``encoding``)
+    responses : mapping subject -> (Y of shape (n_samples, n_voxels_s), runs of shape (n_samples,))
+        Every subject on the same samples in the same order (same runs).
+    voxel_scores : mapping subject -> DataFrame (space, voxel, r)
+
+    Returns
+    -------
+    dict subject -> {``ceiling``, ``normalised_scores``, ``normalised_summary``}
+    """
+    from brainalign.pipeline import _outer_folds
+
+    spec = exp.analysis.ceiling
+    names = list(responses)
+    runs = np.asarray(responses[names[0]][1])
+    for s in names[1:]:
+        other = np.asarray(responses[s][1])
+        if other.shape != runs.shape or not np.array_equal(other, runs):
+            raise ValueError(
+                f"analysis.ceiling.method='subject_subset' needs every subject on the same samples, but subject "
+                f"{s} has {other.size} samples in runs {np.unique(other).tolist()} and subject {names[0]} has "
+                f"{runs.size} in {np.unique(runs).tolist()}; align the subjects' data or use method: none."
+            )
+    fits = []
+    for _, test in _outer_folds(exp, runs):
+        fits.append(subject_subset_ceiling_table({s: responses[s][0] for s in names}, runs, np.unique(runs[test]),
+                                                 spec, exp.encoding.alphas, seed=exp.seed))
+    allf = pd.concat(fits, ignore_index=True)
+    ceiling = (allf.groupby(["subject", "voxel"], sort=False)
+               .agg(ceiling_r=("ceiling_r", "mean"), v0_low=("v0_low", "mean"), v0_high=("v0_high", "mean"),
+                    fallback=("fallback", "any"), method=("method", "first")).reset_index())
+    ceiling["n_folds"] = len(fits)
+    out = {}
+    for s in names:
+        c = ceiling[ceiling.subject == str(s)].drop(columns="subject").reset_index(drop=True)
+        vox, summ = normalised_score_tables(voxel_scores[s], c, spec.threshold, spec.clip)
+        out[s] = dict(ceiling=c, normalised_scores=vox, normalised_summary=summ)
+    return out
+
+
+def add_study_ceiling(exp: Experiment, responses: Mapping[str, tuple[np.ndarray, np.ndarray]],
+                      per_subject: Mapping[str, object], log: Callable[[str], None] = lambda s: None) -> None:
+    """Add the subject-subset ceiling tables to every subject's Results (only with that method configured).
+
+    Called once by :func:`brainalign.pipeline.run_study` after every subject ran; ``responses`` holds what
+    :func:`study_ceiling_tables` needs (collected only when the method is ``subject_subset``).
+    """
+    spec = exp.analysis.ceiling
+    if spec is None or spec.method != "subject_subset" or not responses:
+        return
+    if len(responses) < 3:
+        msg = (f"analysis.ceiling.method='subject_subset' needs at least 3 subjects on the same stimuli; this "
+               f"study has {len(responses)} ({list(responses)}), so no ceiling was computed. Add subjects or set "
+               "method: none.")
+        warnings.warn(msg, stacklevel=2)
+        log(msg)
+        return
+    tables = study_ceiling_tables(exp, responses, {s: per_subject[s].tables["voxel_scores"] for s in responses})
+    for s, t in tables.items():
+        per_subject[s].tables.update(t)
+    log(f"ceiling: subject-subset extrapolation for {len(tables)} subjects")
+
+
 def normalised_score_tables(
     voxel_scores: pd.DataFrame, ceiling: pd.DataFrame, threshold: float = 0.05, clip: bool = False
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -358,6 +434,9 @@ def _ceiling_for_run(exp: Experiment, data: StudyData, vox: pd.DataFrame, log) -
     if spec is None or spec.method == "none":
         return {}
     if spec.method == "subject_subset":
+        subjects = getattr(exp.brain, "subject_list", None) or [exp.brain.subject]
+        if len(subjects) > 1:  # computed across the study, after every subject: see add_study_ceiling
+            return {}
         msg = ("analysis.ceiling.method='subject_subset' needs several subjects on the same stimuli; this run has "
                f"one ({data.recording.subject}), so no ceiling was computed. Run several subjects and pass their "
                "responses to brainalign.pipeline_analyses.subject_subset_ceiling_table, or set method: none.")
