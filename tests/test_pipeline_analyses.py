@@ -68,6 +68,7 @@ def _vox_table(r_by_space: dict) -> pd.DataFrame:
     ({"partitions": [{"name": "p", "spaces": ["a", "b"], "vif_components": 0}]}, "vif_components"),
     ({"coupling": {"layer": 3}}, "analysis.coupling needs at least 4 prompts"),
     ({"coupling": {"model": "GPT"}}, "analysis.coupling.model='GPT'"),
+    ({"coupling": {"text_model": "BERT"}}, "analysis.coupling.text_model='BERT'"),
 ])
 def test_bad_analysis_values_are_rejected_with_their_field(tmp_path, patch, field):
     cfg = yaml.safe_load(DEMO.read_text())  # builtin: data paths resolve from anywhere

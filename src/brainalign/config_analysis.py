@@ -48,8 +48,12 @@ class CouplingSpec(_Strict):
     layer: int | float = Field(
         0.5, description="Layer (index, or relative depth in [0, 1]) of the alignment maps; must be a fitted layer."
     )
+    text_model: str | None = Field(
+        None, description="Text model (by name, kind: text) that embeds the instruction texts; null = the "
+        "coupling model itself (which must then be a text model).",
+    )
     text_layer: int | float = Field(
-        1.0, description="Layer of the same model that embeds the instruction texts (1.0 = last hidden state)."
+        1.0, description="Layer of the text model that embeds the instruction texts (1.0 = last hidden state)."
     )
     method: Literal["spearman", "pearson"] = Field("spearman", description="Correlation of the two upper triangles.")
     n_permutations: int = Field(10000, ge=1, description="Mantel permutations of the instruction labels.")

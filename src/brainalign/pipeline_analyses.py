@@ -77,13 +77,31 @@ def check_extra_analyses(exp: Experiment) -> None:
     names = [m.name for m in exp.models]
     if cpl.model is not None and cpl.model not in names:
         raise ValueError(f"analysis.coupling.model={cpl.model!r} is not a model name; choose one of {names} or null.")
-    instructions = [p for p in exp.prompts if p != exp.analysis.unprompted]
+    if cpl.text_model is not None and cpl.text_model not in names:
+        raise ValueError(f"analysis.coupling.text_model={cpl.text_model!r} is not a model name; choose one of "
+                         f"{names} or null.")
+    spec = _coupling_model(exp)
+    text = next(m for m in exp.models if m.name == (cpl.text_model or spec.name))
+    if getattr(text, "kind", "text") != "text":
+        raise ValueError(f"analysis.coupling embeds the instruction texts with model {text.name!r}, which is "
+                         f"kind {text.kind!r}; name a text model in analysis.coupling.text_model.")
+    instructions = _instructions(exp, spec)
     if len(instructions) < 4:
         raise ValueError(
             f"analysis.coupling needs at least 4 prompts besides the unprompted one (an RSA over fewer than 6 "
             f"instruction pairs has no usable Mantel p-value); got {instructions}. Add prompts or set "
             "analysis.coupling: null."
         )
+
+
+def _coupling_model(exp: Experiment):
+    cpl = exp.analysis.coupling
+    return next(m for m in exp.models if cpl.model in (None, m.name))
+
+
+def _instructions(exp: Experiment, spec) -> list[str]:
+    prompts = exp.prompts_of(spec) if hasattr(exp, "prompts_of") else exp.prompts
+    return [p for p in prompts if p != exp.analysis.unprompted]
 
 
 # --------------------------------------------------------------------------- entry point
@@ -145,7 +163,8 @@ def extra_analyses(
         if parts:
             out[name] = pd.concat(parts, ignore_index=True)
     if a.coupling is not None:
-        out["coupling"], out["coupling_similarity"] = coupling_tables(exp, data.stimuli, vox, store)
+        out["coupling"], out["coupling_similarity"] = coupling_tables(exp, data.stimuli, vox, store,
+                                                                      spaces=space_table)
     return out
 
 
@@ -664,13 +683,16 @@ def instruction_text(template: str) -> str:
 
 def coupling_tables(
     exp: Experiment, stimuli: Sequence[str], voxel_scores: pd.DataFrame, store=None, extractor=None,
+    spaces: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Seed 001's instruction-semantics coupling for the configured model and layer.
 
-    Instructions are the prompts other than ``analysis.unprompted``; their
-    texts (template without the stimulus slot) are embedded by the model at
-    ``coupling.text_layer``; their alignment maps are the voxelwise held-out r
-    of ``<model>/<prompt>/L<layer>``.
+    Instructions are the model's prompts other than ``analysis.unprompted``;
+    their texts (template without the stimulus slot) are embedded by
+    ``coupling.text_model`` (default: the model) at ``coupling.text_layer``;
+    their alignment maps are the voxelwise held-out r of
+    ``<model>/<prompt>/L<layer>``. ``spaces`` (the spaces table) is needed
+    when the text model is another model.
 
     Returns
     -------
@@ -684,11 +706,21 @@ def coupling_tables(
 
     check_extra_analyses(exp)
     cpl = exp.analysis.coupling
-    spec = next(m for m in exp.models if cpl.model in (None, m.name))
-    ex = extractor or make_extractor(spec)
-    layer = resolve_layers([cpl.layer], ex.n_layers)[0]
+    spec = _coupling_model(exp)
+    text_spec = next(m for m in exp.models if m.name == (cpl.text_model or spec.name))
+    ex = extractor or make_extractor(text_spec)
+    n_layers = ex.n_layers
+    if text_spec is not spec:  # the coupling model's depth, from its fitted spaces (depth = layer / n_layers)
+        if spaces is None:
+            raise ValueError("coupling_tables needs the spaces table when the text model differs from the "
+                             "coupling model.")
+        ms = spaces[(spaces.kind == "model") & (spaces.model == spec.name) & (spaces.depth > 0)]
+        if ms.empty:
+            raise ValueError(f"analysis.coupling.model={spec.name!r} has no fitted layers.")
+        n_layers = int(round(ms.layer.iloc[0] / ms.depth.iloc[0]))
+    layer = resolve_layers([cpl.layer], n_layers)[0]
     text_layer = resolve_layers([cpl.text_layer], ex.n_layers)[0]
-    prompts = [p for p in exp.prompts if p != exp.analysis.unprompted]
+    prompts = _instructions(exp, spec)
     wide = voxel_scores.pivot(index="voxel", columns="space", values="r")
     names = [f"{spec.name}/{p}/L{layer}" for p in prompts]
     missing = [n for n in names if n not in wide]
@@ -696,7 +728,8 @@ def coupling_tables(
         raise ValueError(f"analysis.coupling.layer={cpl.layer!r} is layer {layer}, but {missing} were not fitted; "
                          f"choose a layer listed in models[{spec.name}].layers.")
     maps = wide[names].to_numpy(dtype=np.float64).T  # (n_instructions, n_voxels)
-    texts = [instruction_text(exp.prompts[p]) for p in prompts]
+    templates = exp.prompts_of(spec) if hasattr(exp, "prompts_of") else exp.prompts
+    texts = [instruction_text(templates[p]) for p in prompts]
     emb = np.asarray(ex.embed_cached(texts, [text_layer], store or FeatureStore()))[:, 0, :]
     res = instruction_semantics_coupling(emb, maps, method=cpl.method, n_permutations=cpl.n_permutations,
                                          seed=exp.seed, labels=prompts)
