@@ -15,6 +15,8 @@ def _fmt(v) -> str:
     if isinstance(v, (bool, np.bool_)):
         return "yes" if v else "no"
     if isinstance(v, (float, np.floating)):
+        if np.isinf(v):
+            return "∞" if v > 0 else "−∞"  # e.g. a VIF of perfectly collinear spaces
         if not np.isfinite(v):
             return "–"
         return f"{v:.3g}" if abs(v) < 1e-3 and v != 0 else f"{v:.3f}"
