@@ -28,6 +28,7 @@ from brainalign.encoding.splits import leave_one_run_out, train_test_by_runs
 from brainalign.features.hf_text import TextExtractor, fill_prompts
 from brainalign.features.store import FeatureStore
 from brainalign.results import Results
+from brainalign.pipeline_analyses import extra_analyses
 from brainalign.study_data import StudyData, load_data, load_subject
 from brainalign.timing import TrainPCA, stimulus_design
 
@@ -352,16 +353,23 @@ def voxel_scores(
     for name, P in predictions.items():
         tick()
         held = np.isfinite(P).all(1)
+        p_fwer = None
         if a.n_permutations > 0:
             block = 1 if exp.brain.format in ITEM_FORMATS else a.block_length  # items are exchangeable
-            r, p = permutation_test(Y[held], P[held], runs[held], block_length=block,
-                                    n_permutations=a.n_permutations, metric="r", seed=exp.seed)
+            r, p, *fwer = permutation_test(Y[held], P[held], runs[held], block_length=block,
+                                           n_permutations=a.n_permutations, metric="r", seed=exp.seed,
+                                           return_fwer=a.fwer_alpha is not None)
             significant, q = fdr_bh(p, a.fdr_q)
+            p_fwer = fwer[0] if fwer else None
         else:
             r = pearson_r(Y[held], P[held])
             p = q = np.full(r.size, np.nan)
             significant = np.zeros(r.size, dtype=bool)
-        rows.append(pd.DataFrame(dict(space=name, voxel=np.arange(r.size), r=r, p=p, q=q, significant=significant)))
+        frame = pd.DataFrame(dict(space=name, voxel=np.arange(r.size), r=r, p=p, q=q, significant=significant))
+        if a.fwer_alpha is not None:  # max-statistic family-wise error over voxels, next to BH-FDR
+            frame["p_fwer"] = p_fwer if p_fwer is not None else np.nan
+            frame["significant_fwer"] = (frame["p_fwer"] < a.fwer_alpha).to_numpy()
+        rows.append(frame)
     return pd.concat(rows, ignore_index=True)
 
 
@@ -540,8 +548,11 @@ def run_study(
     """
     from brainalign.group import group_results
 
-    out = {}
+    from brainalign.pipeline_analyses import add_study_ceiling
+
+    out, responses = {}, {}
     subjects = exp.brain.subject_list
+    keep = len(subjects) > 1 and exp.analysis.ceiling is not None and exp.analysis.ceiling.method == "subject_subset"
     for subject in subjects:
         t0 = time.perf_counter()
         data = load_subject(exp, subject, base_dir, data_root)
@@ -549,6 +560,9 @@ def run_study(
         log(f"subject {subject}")
         out[subject] = run_subject(exp, data, base_dir, store, progress, log, ck,
                                    load_seconds=time.perf_counter() - t0)
+        if keep:  # the inter-subject ceiling needs every subject's responses
+            responses[subject] = (data.recording.data, data.recording.runs)
+    add_study_ceiling(exp, responses, out, log)
     return out, (group_results(exp, out) if len(subjects) > 1 else None)
 
 
@@ -615,6 +629,7 @@ def run_subject(
         tables.update(roi_tables(exp, data, space_table, preds, rois, tables["layers"]))
     if exp.analysis.partitions:
         tables["partition_voxels"], tables["partition"] = partition_spaces(exp, data, spaces, progress)
+    tables.update(extra_analyses(exp, data, spaces, tables, rois, store, log))
     timings["analysis"] = time.perf_counter() - t0
     return Results(
         experiment=as_given,

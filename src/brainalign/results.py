@@ -39,7 +39,12 @@ __all__ = ["Results", "file_sha256", "package_versions"]
 CSV_TABLES = ("spaces", "comparisons", "layers", "prompt_gain", "partition", "partition_voxels", "controls",
               "roi_scores", "roi_comparisons", "roi_layers", "roi_peaks", "roi_gain", "roi_hierarchy",
               "group_layers", "subject_run_scores", "subject_comparisons", "subject_layers", "subject_prompt_gain",
-              "subject_controls", "subject_roi_scores", "roi_ceilings")
+              "subject_controls", "subject_roi_scores", "roi_ceilings",
+              "layer_medians", "best_layer", "ceiling", "normalised_scores", "normalised_summary",
+              "partition_dominance", "partition_vif", "partition_banded", "partition_controls",
+              "partition_control_runs", "coupling", "coupling_similarity",
+              "group_scores", "group_comparisons", "group_prompt_gain", "group_roi_scores", "group_roi_comparisons",
+              "group_best_layer")
 PACKAGES = ("numpy", "scipy", "pandas", "scikit-learn", "himalaya", "nilearn", "nibabel", "torch",
             "transformers", "pydantic", "matplotlib")
 
