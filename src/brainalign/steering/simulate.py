@@ -117,11 +117,15 @@ def answer_direction(model, tokenizer, prompts, layer: int, X=None, n_components
 
 def planted_subjects(X, labels, direction, n_subjects: int = 3, n_voxels: int = 80, kappa: float = 2.0,
                      noise: float = 0.3, subject_accuracy: float = 0.9, seed: int = 0,
-                     n_components: int | None = 6) -> tuple[list, list]:
-    """Betas ``y = M_s (x + κ σ s d) + ε`` and per-item correctness of each simulated subject."""
+                     n_components: int | None = 6, evidence=None) -> tuple[list, list]:
+    """Betas ``y = M_s (x + κ σ s d) + ε`` and per-item correctness of each simulated subject.
+
+    ``s_i = ±1`` from the labels, or (``evidence``, shape (n_items,)) a graded
+    signed evidence for the correct answer in place of the sign.
+    """
     X = np.asarray(X, dtype=np.float64)
     rng = np.random.default_rng(seed)
-    s = np.where(np.asarray(labels, dtype=bool), 1.0, -1.0)
+    s = np.where(np.asarray(labels, dtype=bool), 1.0, -1.0) if evidence is None else np.asarray(evidence, float)
     Xc = X - X.mean(0)
     sigma = np.sqrt((Xc ** 2).sum(1).mean())
     if n_components is not None:  # the brain reads the items' main axes only
@@ -223,7 +227,7 @@ def planted_finetune_study(folder: str | Path, seed: int = 0, n_fmri: int = 48, 
                            n_val: int = 40, n_test: int = 60, arch: str = "qwen2", hidden_size: int = 32,
                            num_layers: int = 4, layer: int | None = None, initializer_range: float = 0.3,
                            n_subjects: int = 3, n_voxels: int = 80, kappas=(4.0, 8.0, 16.0),
-                           noise: float = 0.3) -> PlantedFinetune:
+                           noise: float = 0.3, brain_code: str = "answer") -> PlantedFinetune:
     """Build the planted fine-tuning world of :class:`PlantedFinetune` (fMRI, validation and test problems).
 
     ``initializer_range=0.3`` gives last-token activations of order 1 (a trained
@@ -256,8 +260,14 @@ def planted_finetune_study(folder: str | Path, seed: int = 0, n_fmri: int = 48, 
         off = (kappa * sigma * sign * d[None]).astype(np.float32)
         if accuracy_with_offset(model, tok, prompts[0], truth[0], {layer: off})["accuracy"] >= 0.9:
             break
+    if brain_code not in ("answer", "evidence"):
+        raise ValueError(f"brain_code={brain_code!r}; use 'answer' or 'evidence'.")
+    ev = None
+    if brain_code == "evidence":
+        z = (X[0] - mu) @ v - thr
+        ev = z / np.abs(z).mean()
     Ys, correct = planted_subjects(X[0], truth[0], d, n_subjects, n_voxels, kappa, noise, seed=seed + 100,
-                                   n_components=None)
+                                   n_components=None, evidence=ev)
     model_correct = np.asarray(accuracy_with_offset(model, tok, prompts[0], truth[0], None)["correct"], dtype=bool)
     encs = []
     for Y, c in zip(Ys, correct):
