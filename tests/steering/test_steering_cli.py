@@ -47,6 +47,8 @@ def test_seed002_config_validates_and_names_every_missing_file(tmp_path):
     assert res.exit_code == 2, res.output
     assert "60 of 60 ds003076 input files are missing" in res.output
     assert "sub-1034.mat" in res.output and "sub-1001_task-Syllogisms_run-01_events.tsv" in res.output
+    res = CliRunner().invoke(app, ["validate", str(path)])  # `validate` recognises a steering config
+    assert res.exit_code == 2 and "60 of 60 ds003076 input files are missing" in res.output, res.output
     for p in data.expected_files(tmp_path / "ds003076"):
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(b"x")

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from brainalign.steering.data import BETAS, SEED002_SUBJECTS
 
-__all__ = ["SteerConfig", "load_steer_config", "SteerConfigError"]
+__all__ = ["SteerConfig", "load_steer_config", "SteerConfigError", "is_steering_config"]
 
 SEED_ALPHAS = [1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0]
 
@@ -232,3 +232,16 @@ def load_steer_config(path: str | Path) -> SteerConfig:
             loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
             msgs.append(f"{loc}: {e['msg']}")
         raise SteerConfigError(f"{path} is not a valid steering config:\n  " + "\n  ".join(msgs)) from None
+
+
+def is_steering_config(path: str | Path) -> bool:
+    """True when a YAML file is a steering study (a ``planted:`` section or ``brain.dataset: ds003076``)."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError):
+        return False
+    if not isinstance(raw, dict):
+        return False
+    brain = raw.get("brain")
+    return ("planted" in raw or bool({"nari", "nari_general", "finetune"} & set(raw))
+            or (isinstance(brain, dict) and brain.get("dataset") == "ds003076"))
