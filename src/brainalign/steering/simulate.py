@@ -14,12 +14,16 @@
   the subject answers correctly with probability ``subject_accuracy``.
 
 Brain-guided fine-tuning has its own planted world (:func:`planted_finetune_study`,
-:func:`compare_finetuning`): truth = a hidden readout of the model's layer state,
-few labelled items, betas for many. Status (2026-11-23): with best-epoch
-selection by validation, NARF+Label did NOT beat label-only on the held-out
-seeds 0-2 (mean margin -0.056 on 60 test problems each;
-``benchmarks/bench_narf_planted.py``). The brain term reaches higher accuracy on
-the fMRI items themselves, but that does not carry over to new problems here.
+:func:`compare_finetuning`, :func:`brain_push`): truth = a hidden readout of the
+model's layer state, few labelled items, betas for many. Status (2026-11-23):
+NARF+Label does NOT reliably beat label-only on held-out generated problems
+there (``benchmarks/bench_narf_planted.py`` and docs/steering.md). The brain
+loss is informative on the fMRI items (its push along the answer direction has
+the truth's sign on the items the model gets wrong, :func:`brain_push`) and
+raises accuracy on the unlabelled fMRI items, but what is learned from the
+fMRI items does not transfer: training on the labels of *all* fMRI items does
+no better on new problems than training on 8, so a brain term that at best acts
+like more labels has nothing to add; margins stay within the test-set noise.
 """
 from __future__ import annotations
 
@@ -32,7 +36,8 @@ from brainalign.steering import tasks
 from brainalign.steering.hooks import LayerHooks, last_token_states
 from brainalign.steering.models import answer_token_ids, build_tiny_causal_lm, load_causal_lm
 
-__all__ = ["PlantedStudy", "make_planted_model", "answer_direction", "planted_subjects", "planted_study"]
+__all__ = ["PlantedStudy", "make_planted_model", "answer_direction", "planted_subjects", "planted_study",
+           "PlantedFinetune", "planted_finetune_study", "compare_finetuning", "brain_push"]
 
 
 @dataclass
@@ -234,6 +239,11 @@ def planted_finetune_study(folder: str | Path, seed: int = 0, n_fmri: int = 48, 
     model's scale; 0.02 gives ~0.003, on which LoRA learning rates are touchy).
     κ is the smallest of ``kappas`` at which the correct-side states make the
     model answer ≥ 90 % of the fMRI items correctly.
+
+    ``brain_code="answer"``: the betas carry the correct side ``s = ±1`` along
+    ``d``; ``"evidence"``: a graded signed evidence (the hidden readout minus
+    its threshold, scaled to mean |·| = 1) in place of the sign (explored on
+    2026-11-23: no reliable gain either, see docs/steering.md).
     """
     from brainalign.steering.directions import accuracy_with_offset
     from brainalign.steering.encoders import fit_encoder
@@ -310,3 +320,38 @@ def compare_finetuning(study: PlantedFinetune, brain_weight: float = 10.0, lr: f
         out[f"{name}_result"] = res
     out["margin"] = out["narf_label"] - out["label_only"]
     return out
+
+
+def brain_push(study: PlantedFinetune) -> dict:
+    """How the brain loss pushes each fMRI item along the answer direction, before any fine-tuning.
+
+    For every item and subject, the gradient g of ``1 − cos(a W + b, y)`` with
+    respect to the item's attention output ``a`` at the supervised layer; the
+    push is ``−⟨g, d⟩`` (positive: towards 'True'), averaged over subjects.
+    The brain term can only teach the answer where this push has the sign of
+    the planted truth on items the model gets wrong; an encoder that already
+    reads the brain's answer code from the model's own states (a code linear
+    in those states) leaves no such push.
+
+    Returns
+    -------
+    dict with ``push`` (n_items,), ``agreement_wrong`` (fraction of the items
+    the model gets wrong whose push has the truth's sign) and
+    ``agreement_all``.
+    """
+    import torch
+
+    X = last_token_states(study.model, study.tokenizer, study.prompts, kinds=("attention",))["attention"][:, study.layer]
+    a = torch.as_tensor(X, dtype=torch.float32).requires_grad_(True)
+    total = torch.zeros(())
+    for enc, Y in zip(study.encoders, study.subjects_Y):
+        e = enc[study.layer]
+        pred = a @ torch.as_tensor(e.coef, dtype=torch.float32) + torch.as_tensor(e.intercept, dtype=torch.float32)
+        total = total + (1 - torch.nn.functional.cosine_similarity(pred, torch.as_tensor(Y), dim=1)).sum()
+    total.backward()
+    push = -(a.grad.numpy().astype(np.float64) @ study.direction) / len(study.encoders)
+    sign = np.where(study.labels, 1.0, -1.0)
+    agree = np.sign(push) == sign
+    wrong = ~study.model_correct
+    return {"push": push, "agreement_wrong": float(agree[wrong].mean()) if wrong.any() else float("nan"),
+            "agreement_all": float(agree.mean())}
