@@ -19,11 +19,11 @@ model's layer state, few labelled items, betas for many. Status (2026-11-23):
 NARF+Label does NOT reliably beat label-only on held-out generated problems
 there (``benchmarks/bench_narf_planted.py`` and docs/steering.md). The brain
 loss is informative on the fMRI items (its push along the answer direction has
-the truth's sign on the items the model gets wrong, :func:`brain_push`) and
-raises accuracy on the unlabelled fMRI items, but what is learned from the
-fMRI items does not transfer: training on the labels of *all* fMRI items does
-no better on new problems than training on 8, so a brain term that at best acts
-like more labels has nothing to add; margins stay within the test-set noise.
+the truth's sign on the items the model gets wrong, :func:`brain_push`) and it
+does teach them (accuracy on the unlabelled fMRI items rises well above
+label-only), and labels on those same items would transfer (label-all beats
+label-only on new problems), but the fit the brain term produces does not
+transfer to new problems.
 """
 from __future__ import annotations
 

@@ -148,7 +148,8 @@ def _planted_inputs(cfg: SteerConfig, tmp: Path) -> list[StudyInputs]:
                         {"source": "planted", "planted_layer": st.layer, "kappa": st.kappa})]
 
 
-def _brain_inputs(cfg: SteerConfig, base_dir: Path, log) -> list[StudyInputs]:
+def _brain_inputs(cfg: SteerConfig, base_dir: Path, log):
+    """Yields one :class:`StudyInputs` per model, loading each model only when the previous one is done."""
     from brainalign.steering.data import load_ds003076
     from brainalign.steering.models import load_causal_lm
 
@@ -157,15 +158,15 @@ def _brain_inputs(cfg: SteerConfig, base_dir: Path, log) -> list[StudyInputs]:
     data = load_ds003076(root, b.subjects, b.betas, b.items.runs, b.items.drop, b.drop_nan_voxels)
     log(f"ds003076: {len(data.items)} items, {len(data.subjects)} subjects, voxels "
         f"{[Y.shape[1] for Y in data.subjects_Y]}")
-    out = []
     for name in cfg.models:
         src = Path(name)
         if not src.is_absolute() and (base_dir / src).exists():
             src = base_dir / src
+        log(f"loading {name}")
         model, tok = load_causal_lm(src if src.exists() else name)
-        out.append(StudyInputs(name, model, tok, data.items, data.subjects, data.subjects_Y, data.subjects_correct,
-                               {"source": "ds003076", "root": str(root), "dropped_voxels": data.dropped_voxels}))
-    return out
+        yield StudyInputs(name, model, tok, data.items, data.subjects, data.subjects_Y, data.subjects_correct,
+                          {"source": "ds003076", "root": str(root), "dropped_voxels": data.dropped_voxels})
+        del model, tok  # at most one model in memory
 
 
 # ------------------------------------------------------------------------------------------------ sections
@@ -487,6 +488,7 @@ def run_steer(cfg: SteerConfig, out: str | Path, base_dir: str | Path = ".",
                 tm["finetune"] = round(time.perf_counter() - t4, 3)
             info["timings_s"] = tm
             manifest_models[inp.name] = info
+            del inp, states  # free the model before the next one is loaded
     written = []
     for name, rows in tables.items():
         if not rows:
