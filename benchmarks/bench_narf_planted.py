@@ -12,9 +12,10 @@ accuracy on the 40 unlabelled fMRI items, and the brain push agreement (brainali
 the fraction of the items the model gets wrong on which the brain loss pushes towards the planted truth).
 
 Recorded 2026-11-23 (docs/steering.md, "NARF+Label in the planted world"):
-- answer code, held-out seeds 0 1 2: see docs/steering.md for the table; NARF+Label does not beat label-only on
-  average; the brain push agrees with the truth on 75-100 % of the wrong items (seeds 0-4, 20-22), and NARF+Label
-  does raise accuracy on the unlabelled fMRI items, but label-all is no better than label-only on new problems.
+- answer code, held-out seeds 0 1 2: label-only 0.767 0.683 0.800, NARF+Label 0.600 0.633 0.850 (mean margin
+  -0.056), label-all 0.750 0.800 0.883; unlabelled fMRI items label-only -> NARF+Label 0.725->0.800,
+  0.725->0.875, 0.675->0.925; brain push agreement 1.00 0.75 1.00. The brain term teaches the fMRI items, labels
+  on those items would transfer (label-all), but the brain-taught fit does not transfer to new problems.
 - evidence code (graded brain states), held-out seeds 0-4: margins -0.033 -0.033 -0.017 +0.067 +0.033
   (mean +0.003, 2 wins of 5).
 """
