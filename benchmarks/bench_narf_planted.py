@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 
-def main(seeds, brain_code: str = "answer"):
+def main(seeds, brain_code: str = "answer", all_orders: bool = False):
     from transformers.utils import logging
 
     from brainalign.steering.directions import accuracy_with_offset
@@ -42,7 +42,7 @@ def main(seeds, brain_code: str = "answer"):
     with tempfile.TemporaryDirectory() as tmp:
         for seed in seeds:
             t0 = time.perf_counter()
-            st = planted_finetune_study(Path(tmp) / f"s{seed}", seed=seed, brain_code=brain_code)
+            st = planted_finetune_study(Path(tmp) / f"s{seed}", seed=seed, brain_code=brain_code, all_orders=all_orders)
             res = compare_finetuning(st, seed=seed)
             full = brain_finetune(copy.deepcopy(st.model), st.tokenizer, st.prompts, st.labels, layers=[st.layer],
                                   brain_weight=0.0, lr=1e-2, epochs=20, grad_accumulate=16, seed=seed,
@@ -55,7 +55,7 @@ def main(seeds, brain_code: str = "answer"):
 
             push = brain_push(st)["agreement_wrong"]
             rows.append((res["label_only"], res["narf_label"], label_all))
-            print(f"seed {seed} ({brain_code}): base {res['base']:.3f}, label-only {res['label_only']:.3f}, "
+            print(f"seed {seed} ({brain_code}{', all orders' if all_orders else ''}): base {res['base']:.3f}, label-only {res['label_only']:.3f}, "
                   f"NARF+Label {res['narf_label']:.3f} (margin {res['margin']:+.3f}), label-all {label_all:.3f}; "
                   f"unlabelled fMRI items: label-only {unlabelled(res['label_only_result'].model):.3f}, "
                   f"NARF+Label {unlabelled(res['narf_label_result'].model):.3f}; brain push agreement on wrong items "
@@ -70,5 +70,7 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("seeds", nargs="*", type=int, default=[0, 1, 2])
     ap.add_argument("--brain-code", choices=["answer", "evidence"], default="answer")
+    ap.add_argument("--all-orders", action="store_true",
+                    help="validate (best epoch) and test over every premise order, as the seed does")
     a = ap.parse_args()
-    main(a.seeds or [0, 1, 2], a.brain_code)
+    main(a.seeds or [0, 1, 2], a.brain_code, a.all_orders)

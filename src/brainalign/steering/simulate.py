@@ -232,13 +232,17 @@ def planted_finetune_study(folder: str | Path, seed: int = 0, n_fmri: int = 48, 
                            n_val: int = 40, n_test: int = 60, arch: str = "qwen2", hidden_size: int = 32,
                            num_layers: int = 4, layer: int | None = None, initializer_range: float = 0.3,
                            n_subjects: int = 3, n_voxels: int = 80, kappas=(4.0, 8.0, 16.0),
-                           noise: float = 0.3, brain_code: str = "answer") -> PlantedFinetune:
+                           noise: float = 0.3, brain_code: str = "answer", all_orders: bool = False) -> PlantedFinetune:
     """Build the planted fine-tuning world of :class:`PlantedFinetune` (fMRI, validation and test problems).
 
     ``initializer_range=0.3`` gives last-token activations of order 1 (a trained
     model's scale; 0.02 gives ~0.003, on which LoRA learning rates are touchy).
     κ is the smallest of ``kappas`` at which the correct-side states make the
     model answer ≥ 90 % of the fMRI items correctly.
+
+    ``all_orders``: validation and test prompts under every premise order
+    (n_val × 6, n_test × 6; the truth of each is the planted readout of
+    that prompt).
 
     ``brain_code="answer"``: the betas carry the correct side ``s = ±1`` along
     ``d``; ``"evidence"``: a graded signed evidence (the hidden readout minus
@@ -252,6 +256,9 @@ def planted_finetune_study(folder: str | Path, seed: int = 0, n_fmri: int = 48, 
         raise ValueError(f"n_labelled={n_labelled}; use 1..n_fmri={n_fmri}.")
     layer = num_layers // 2 if layer is None else layer
     fmri, val, test = _generated(seed, n_fmri), _generated(seed + 2000, n_val), _generated(seed + 1000, n_test)
+    if all_orders:  # the seed's protocol: validate (best epoch) and test over every premise order
+        val = [o for it in val for o in tasks.premise_orders(it)]
+        test = [o for it in test for o in tasks.premise_orders(it)]
     model, tok = make_planted_model(folder, lambda tk: [tasks.item_prompt(i, tk) for i in fmri], seed, arch,
                                     hidden_size, num_layers, layer=layer, initializer_range=initializer_range)
     prompts = [[tasks.item_prompt(i, tok) for i in s] for s in (fmri, val, test)]
