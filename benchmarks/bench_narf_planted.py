@@ -16,6 +16,8 @@ Recorded 2026-11-23 (docs/steering.md, "NARF+Label in the planted world"):
   -0.056), label-all 0.750 0.800 0.883; unlabelled fMRI items label-only -> NARF+Label 0.725->0.800,
   0.725->0.875, 0.675->0.925; brain push agreement 1.00 0.75 1.00. The brain term teaches the fMRI items, labels
   on those items would transfer (label-all), but the brain-taught fit does not transfer to new problems.
+- answer code, --all-orders (the seed's protocol), held-out seeds 0-4: margins -0.119 -0.056 +0.050 +0.047 +0.083
+  (label-only 0.761, NARF+Label 0.762, label-all 0.802 on average; 3 wins of 5): not a reliable win.
 - evidence code (graded brain states), held-out seeds 0-4: margins -0.033 -0.033 -0.017 +0.067 +0.033
   (mean +0.003, 2 wins of 5).
 """
