@@ -173,6 +173,18 @@ class EncodingSpec(_Strict):
         description="'leave-one-run-out' (nested: every run is held out once) or a list of test run ids.",
     )
     inner_cv: Literal["leave-one-run-out"] = "leave-one-run-out"
+    # Where the fits run, not what they compute: results are byte-identical for any value, so both are left out
+    # of the config hash and the saved config.yaml (a run may be resumed with another worker count).
+    n_workers: int = Field(
+        1, ge=1, exclude=True,
+        description="Worker processes for the (space, fold) and (partition, fold) fits; 1 fits in this process, "
+        "more start a dask LocalCluster of single-threaded workers. Results are identical for any value.",
+    )
+    scheduler: str | None = Field(
+        None, exclude=True,
+        description="Address of a running dask scheduler (e.g. 'tcp://host:8786') to fit on instead of a "
+        "LocalCluster; its workers need brainalign installed. Overrides n_workers.",
+    )
 
     @field_validator("alphas")
     @classmethod
