@@ -185,6 +185,12 @@ class EncodingSpec(_Strict):
         description="Address of a running dask scheduler (e.g. 'tcp://host:8786') to fit on instead of a "
         "LocalCluster; its workers need brainalign installed. Overrides n_workers.",
     )
+    blas_threads: int = Field(
+        1, ge=1,
+        description="BLAS/OpenMP threads of each fit, in this process or in a worker. Multi-threaded BLAS rounds "
+        "differently (last bits), so this one is part of the config; one thread per fit is also the fast choice for "
+        "many small fits on a shared machine. Raise it for a few large fits on a quiet machine.",
+    )
 
     @field_validator("alphas")
     @classmethod

@@ -256,7 +256,8 @@ def cross_validate(
     fitted = run_fits(  # in this order, on encoding.n_workers processes
         [FitTask(sp.name, fold, _fit_arrays, (exp, sp.X, Y, runs, train, test), inputs=(sp.X, y_digest, train, test))
          for fold, (train, test) in enumerate(folds) for sp in order],
-        n_workers=exp.encoding.n_workers, scheduler=exp.encoding.scheduler, checkpoint=checkpoint)
+        n_workers=exp.encoding.n_workers, scheduler=exp.encoding.scheduler, blas_threads=exp.encoding.blas_threads,
+        checkpoint=checkpoint)
     for fold, (train, test) in enumerate(folds):
         selection = None
         for sp in order:
@@ -368,7 +369,7 @@ def partition_spaces(
         tasks += [FitTask(spec.name, fold, _partition_fold, (exp, Xs, Y, runs, train, test),
                           inputs=(*Xs, y_digest, train, test)) for fold, (train, test) in enumerate(folds)]
     fitted = run_fits(tasks, n_workers=exp.encoding.n_workers, scheduler=exp.encoding.scheduler,
-                      checkpoint=checkpoint)
+                      blas_threads=exp.encoding.blas_threads, checkpoint=checkpoint)
     vox_tables, pct_tables = [], []
     for spec in specs:
         keys = [f"s{i}" for i in range(len(spec.spaces))]

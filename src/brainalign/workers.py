@@ -8,6 +8,11 @@ finish in, so the tables built from them are byte-identical for any number of wo
 Checkpoints (:class:`brainalign.resume.EncodingCheckpoint`) are read and written by this (the parent) process
 only: finished fits are read back instead of being sent out, and every result is stored the moment it arrives,
 so a ``kill -9`` loses only the fits in flight. Worker processes of a ``LocalCluster`` exit with their parent.
+
+Every fit runs with the same number of BLAS/OpenMP threads (``blas_threads``), in this process or in a worker:
+multi-threaded BLAS rounds differently from single-threaded BLAS (last bits, ~1e-7), so pinning the count is what
+makes the bytes independent of where a fit ran. One thread per fit is also the fast choice for many small fits
+on a shared machine (spinning BLAS threads collapse under contention); parallelism comes from the workers.
 """
 from __future__ import annotations
 
@@ -51,10 +56,28 @@ class FitTask:
     inputs: tuple = ()
 
 
+_CONTROLLER = None
+
+
+def _blas_limit(n_threads: int):
+    """Context running BLAS/OpenMP on ``n_threads`` threads (controller built once: ~10 ms each time)."""
+    global _CONTROLLER
+    if _CONTROLLER is None:
+        from threadpoolctl import ThreadpoolController
+
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER.limit(limits=n_threads)
+
+
+def _call_limited(fn: Callable[..., dict], blas_threads: int, *args) -> dict:
+    with _blas_limit(blas_threads):
+        return fn(*args)
+
+
 # LocalClusters started here, kept for the life of the process (as joblib keeps its worker pool): the encoding
 # and partition stages, and later runs in the same process, reuse the workers instead of paying their start-up
 # (spawning processes and importing numpy/sklearn/brainalign takes seconds, far more than a demo-sized fit).
-_LOCAL: dict[int, tuple[Any, Any]] = {}
+_LOCAL: dict[tuple[int, int], tuple[Any, Any]] = {}
 
 
 def close_local_clusters() -> None:
@@ -68,10 +91,10 @@ def close_local_clusters() -> None:
 
 
 @contextmanager
-def dask_client(n_workers: int = 2, scheduler: str | None = None) -> Iterator[Any]:
+def dask_client(n_workers: int = 2, scheduler: str | None = None, blas_threads: int = 1) -> Iterator[Any]:
     """A ``distributed.Client``: on ``scheduler`` when given (closed on exit), else on a LocalCluster of
-    ``n_workers`` single-threaded worker processes, kept for reuse until :func:`close_local_clusters` or the
-    end of the process. Neither becomes dask's default client."""
+    ``n_workers`` single-threaded worker processes (BLAS/OpenMP started with ``blas_threads`` threads), kept for
+    reuse until :func:`close_local_clusters` or the end of the process. Neither becomes dask's default client."""
     from distributed import Client, LocalCluster
 
     if scheduler is not None:
@@ -81,17 +104,20 @@ def dask_client(n_workers: int = 2, scheduler: str | None = None) -> Iterator[An
         finally:
             client.close()
         return
-    entry = _LOCAL.get(n_workers)
+    entry = _LOCAL.get((n_workers, blas_threads))
     if entry is None or entry[1].status != "running":
         if not _LOCAL:
             atexit.register(close_local_clusters)
-        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None)
-        entry = _LOCAL[n_workers] = (cluster, Client(cluster, set_as_default=False))
+        env = {k: str(blas_threads) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                               env=env)
+        entry = _LOCAL[(n_workers, blas_threads)] = (cluster, Client(cluster, set_as_default=False))
     yield entry[1]
 
 
 def run_fits(
     tasks: Sequence[FitTask], *, n_workers: int = 1, scheduler: str | None = None, checkpoint=None,
+    blas_threads: int = 1,
 ) -> Iterator[dict[str, np.ndarray]]:
     """The result of every task, yielded in the order of ``tasks``.
 
@@ -105,6 +131,8 @@ def run_fits(
         Address of a running dask scheduler to use instead of a LocalCluster.
     checkpoint : EncodingCheckpoint or None
         Finished tasks are read back from it, new results are stored in it (from this process).
+    blas_threads : int
+        BLAS/OpenMP threads of every fit, wherever it runs (the last bits of the results depend on it).
 
     Yields
     ------
@@ -112,15 +140,18 @@ def run_fits(
     """
     if n_workers < 1:
         raise ValueError(f"n_workers={n_workers}; give 1 (this process) or more worker processes.")
+    if blas_threads < 1:
+        raise ValueError(f"blas_threads={blas_threads}; give 1 or more.")
     if n_workers == 1 and scheduler is None:
         for t in tasks:
-            fit = partial(t.fn, *t.args)
+            fit = partial(_call_limited, t.fn, blas_threads, *t.args)
             yield checkpoint.fit_or_load(t.key, t.fold, fit, inputs=t.inputs) if checkpoint is not None else fit()
         return
-    yield from _run_on_dask(list(tasks), n_workers, scheduler, checkpoint)
+    yield from _run_on_dask(list(tasks), n_workers, scheduler, checkpoint, blas_threads)
 
 
-def _run_on_dask(tasks: list[FitTask], n_workers: int, scheduler: str | None, checkpoint) -> Iterator[dict]:
+def _run_on_dask(tasks: list[FitTask], n_workers: int, scheduler: str | None, checkpoint,
+                 blas_threads: int) -> Iterator[dict]:
     from distributed import as_completed
 
     from brainalign.resume import inputs_digest
@@ -144,7 +175,7 @@ def _run_on_dask(tasks: list[FitTask], n_workers: int, scheduler: str | None, ch
     yield from ready()
     if not todo:
         return
-    with dask_client(n_workers, scheduler) as client:
+    with dask_client(n_workers, scheduler, blas_threads) as client:
         shipped: dict[int, Any] = {}
 
         def ship(a):
@@ -159,7 +190,8 @@ def _run_on_dask(tasks: list[FitTask], n_workers: int, scheduler: str | None, ch
         futures = {}
         for rank, i in enumerate(todo):  # earlier tasks first (the reference space of each fold leads its fold)
             t = tasks[i]
-            fut = client.submit(t.fn, *(ship(a) for a in t.args), pure=False, priority=len(todo) - rank)
+            fut = client.submit(_call_limited, t.fn, blas_threads, *(ship(a) for a in t.args), pure=False,
+                                priority=len(todo) - rank)
             futures[fut] = i
         try:
             for fut in as_completed(futures, loop=client.loop):
