@@ -199,6 +199,14 @@ class EncodingSpec(_Strict):
             raise ValueError("alphas is empty; use e.g. a log-spaced grid from 0.1 to 1e5.")
         return sorted(v)
 
+    @field_validator("scheduler")
+    @classmethod
+    def _scheduler_ok(cls, v: str | None) -> str | None:
+        if v is not None and "://" not in v:
+            raise ValueError(f"scheduler={v!r} is not a dask scheduler address; give e.g. 'tcp://host:8786', or leave "
+                             "it out to fit on a LocalCluster of n_workers processes.")
+        return v
+
 
 class PartitionSpec(_Strict):
     """Variance partitioning between 2 or 3 fitted feature spaces (methods.md §6)."""
