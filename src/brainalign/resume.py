@@ -3,7 +3,8 @@
 A run keeps its work in ``<parent>/.<OUT name>.work/`` until the results are
 complete. ``config_hash`` there records which experiment the work belongs to;
 ``checkpoints/`` holds one ``.npz`` per finished (space, fold) fit with a JSON
-sidecar carrying its sha256. Entries are written atomically, so ``kill -9``
+sidecar carrying its sha256 (``checkpoints/partition/`` the same per (partition, fold), see
+:meth:`EncodingCheckpoint.for_stage`). Entries are written atomically, so ``kill -9``
 loses at most the fit in flight; a corrupt entry is warned about and refitted.
 Arrays are stored exactly (no pickle), so a resumed run gives byte-identical
 tables.

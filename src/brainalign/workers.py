@@ -78,6 +78,12 @@ def _call_limited(fn: Callable[..., dict], blas_threads: int, *args) -> dict:
 # and partition stages, and later runs in the same process, reuse the workers instead of paying their start-up
 # (spawning processes and importing numpy/sklearn/brainalign takes seconds, far more than a demo-sized fit).
 _LOCAL: dict[tuple[int, int], tuple[Any, Any]] = {}
+# Two dask defaults made a demo-sized fit cost 2-3x the CPU in a worker than in this process (measured: 0.33 vs
+# 0.14 CPU-s): the worker profiler, which samples every thread's stack every 10 ms, and the nanny's
+# MALLOC_TRIM_THRESHOLD_ (its "pre-spawn environ"), which also turns off glibc's dynamic mmap threshold, so every
+# large numpy temporary is a fresh mmap with page faults. The LocalCluster's workers run without either; their
+# thread variables come from ``blas_threads``.
+_QUIET_WORKER_ENV = {"DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False"}
 
 
 def close_local_clusters() -> None:
@@ -95,6 +101,7 @@ def dask_client(n_workers: int = 2, scheduler: str | None = None, blas_threads: 
     """A ``distributed.Client``: on ``scheduler`` when given (closed on exit), else on a LocalCluster of
     ``n_workers`` single-threaded worker processes (BLAS/OpenMP started with ``blas_threads`` threads), kept for
     reuse until :func:`close_local_clusters` or the end of the process. Neither becomes dask's default client."""
+    import dask
     from distributed import Client, LocalCluster
 
     if scheduler is not None:
@@ -109,8 +116,11 @@ def dask_client(n_workers: int = 2, scheduler: str | None = None, blas_threads: 
         if not _LOCAL:
             atexit.register(close_local_clusters)
         env = {k: str(blas_threads) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                               env=env)
+        env.update(_QUIET_WORKER_ENV)
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": {}}):  # see _QUIET_WORKER_ENV
+            cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, env=env,
+                                   host="127.0.0.1", dashboard_address="127.0.0.1:0",  # loopback only, any port
+                                   worker_dashboard_address="127.0.0.1:0")
         entry = _LOCAL[(n_workers, blas_threads)] = (cluster, Client(cluster, set_as_default=False))
     yield entry[1]
 
