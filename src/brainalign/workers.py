@@ -88,12 +88,20 @@ _QUIET_WORKER_ENV = {"DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False"}
 
 def close_local_clusters() -> None:
     """Close the LocalClusters kept by :func:`dask_client` (also done at interpreter exit)."""
-    while _LOCAL:
-        _, (cluster, client) = _LOCAL.popitem()
-        try:
-            client.close()
-        finally:
-            cluster.close()
+    import logging
+
+    nanny = logging.getLogger("distributed.nanny")
+    level = nanny.level
+    nanny.setLevel(logging.ERROR)  # "worker process still alive after 4.0 seconds, killing": expected when busy
+    try:
+        while _LOCAL:
+            _, (cluster, client) = _LOCAL.popitem()
+            try:
+                client.close()
+            finally:
+                cluster.close()
+    finally:
+        nanny.setLevel(level)
 
 
 @contextmanager
