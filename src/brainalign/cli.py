@@ -59,16 +59,28 @@ def _progress():
         yield factory
 
 
-def _execute(exp: Experiment, base_dir: Path | None, out: Path, cache: Path | None, checkpoint=None) -> Path:
+def _execute(exp: Experiment, base_dir: Path | None, out: Path, cache: Path | None, checkpoint=None,
+             data_root: Path | None = None) -> Path:
+    """Run the study into ``out``: one subject → results and report in ``out``; several → ``out/sub-<id>/`` each
+    with its results and report, and the group tables and report in ``out``."""
     from brainalign import pipeline
     from brainalign.features.store import FeatureStore
-    from brainalign.report.html import write_report
 
     t0 = time.perf_counter()
+    log = lambda s: console.print(f"[dim]{escape(s)}[/]", highlight=False, soft_wrap=True)  # noqa: E731
     with _progress() as factory:
-        res = pipeline.run(exp, base_dir=base_dir, store=FeatureStore(cache), progress=factory,
-                           log=lambda s: console.print(f"[dim]{escape(s)}[/]", highlight=False, soft_wrap=True),
-                           checkpoint=checkpoint)
+        per_subject, group = pipeline.run_study(exp, base_dir=base_dir, store=FeatureStore(cache), progress=factory,
+                                                log=log, checkpoint=checkpoint, data_root=data_root)
+    if group is None:
+        return _save_with_report(next(iter(per_subject.values())), out, t0)
+    for subject, res in per_subject.items():
+        _save_with_report(res, out / f"sub-{subject}", t0)
+    return _save_with_report(group, out, t0)
+
+
+def _save_with_report(res, out: Path, t0: float) -> Path:
+    from brainalign.report.html import write_report
+
     res.save(out)
     t1 = time.perf_counter()
     report = write_report(res, out)
@@ -78,12 +90,27 @@ def _execute(exp: Experiment, base_dir: Path | None, out: Path, cache: Path | No
     return report
 
 
-def _check_config(config: Path, data_root: Path | None = None) -> tuple[Experiment, dict]:
+def _load(config: Path, overrides: list[str] | None = None, models: str = "as-configured",
+          cache: Path | None = None) -> Experiment:
+    """The config after ``--set`` overrides and, with ``--models tiny``, small stand-ins of its models."""
+    exp = load_config(config, overrides or ())
+    if models == "tiny":
+        from brainalign.features.store import FeatureStore
+        from brainalign.features.tiny_swap import tiny_experiment
+
+        exp = tiny_experiment(exp, FeatureStore(cache).root / "tiny-models")
+    elif models != "as-configured":
+        raise ConfigError(f"--models {models!r}: use 'as-configured' or 'tiny'.")
+    return exp
+
+
+def _check_config(config: Path, data_root: Path | None = None, overrides: list[str] | None = None,
+                  models: str = "as-configured", cache: Path | None = None) -> tuple[Experiment, dict]:
     import warnings
 
     from brainalign.validate import preflight
 
-    exp = load_config(config)
+    exp = _load(config, overrides, models, cache)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # shown below, loudly, instead
         info = preflight(exp, config.parent.resolve(), str(config), data_root=data_root)
@@ -92,16 +119,26 @@ def _check_config(config: Path, data_root: Path | None = None) -> tuple[Experime
     return exp, info
 
 
-DATA_ROOT_HELP = "Folder every data path of the config must stay inside (no '..' or symlink escapes)."
+DATA_ROOT_HELP = ("Dataset folder (replaces brain.data_root); every data path of the config must stay inside it "
+                  "(no '..' or symlink escapes).")
+SET_HELP = "Override a config value for this run: --set analysis.n_permutations=0 (YAML value; repeatable)."
+MODELS_HELP = ("'tiny': replace every multimodal model by a small random model of the same architecture "
+               "(model_type), to check a study's plumbing end to end without the weights.")
 
 
 @app.command()
 def validate(config: Path = typer.Argument(..., help="Experiment YAML."),
              data_root: Optional[Path] = typer.Option(None, "--data-root", help=DATA_ROOT_HELP),
+             set_: Optional[list[str]] = typer.Option(None, "--set", help=SET_HELP),
              debug: bool = typer.Option(False, help="Show tracebacks.")) -> None:
     """Check a config and its data files in seconds (no model loading, no fitting)."""
     with _user_errors(debug):
-        exp, info = _check_config(config, data_root)
+        exp, info = _check_config(config, data_root, set_)
+    if "n_trs" not in info:  # dataset formats
+        console.print(f"[green]ok[/] {config}: '{exp.name}', {len(exp.models)} model(s) × {len(exp.prompts)} "
+                      f"prompt(s); {info['n_subjects']} subject(s), all {info['n_files']} data files present under "
+                      f"{info['data_root']}.", highlight=False)
+        return
     console.print(f"[green]ok[/] {config}: '{exp.name}', {len(exp.models)} model(s) × {len(exp.prompts)} prompt(s); "
                   f"{info['n_trs']} TRs in {info['n_runs']} runs, {info['n_voxels']} voxels; about "
                   f"{info['memory_bytes'] / 2**20:.0f} MiB at peak.", highlight=False)
@@ -109,12 +146,17 @@ def validate(config: Path = typer.Argument(..., help="Experiment YAML."),
 
 @app.command()
 def run(config: Path = typer.Argument(..., help="Experiment YAML."),
-        out: Path = typer.Option(..., "--out", help="Results folder (must not exist unless --force or --resume)."),
+        out: Optional[Path] = typer.Option(None, "--out", help="Results folder (must not exist unless --force or "
+                                           "--resume)."),
         force: bool = typer.Option(False, help="Replace an existing results folder and discard interrupted work."),
         resume: bool = typer.Option(False, help="Continue an interrupted run of the same config (checked by "
                                     "its hash): finished features and (space, fold) fits are not recomputed."),
         cache: Optional[Path] = typer.Option(None, help="Feature cache folder (default: ~/.cache/brainalign)."),
         data_root: Optional[Path] = typer.Option(None, "--data-root", help=DATA_ROOT_HELP),
+        set_: Optional[list[str]] = typer.Option(None, "--set", help=SET_HELP),
+        models: str = typer.Option("as-configured", "--models", help=MODELS_HELP),
+        dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (forward passes, feature bytes, "
+                                     "fits, time, memory) and stop; reads no fMRI and loads no model."),
         debug: bool = typer.Option(False, help="Show tracebacks.")) -> None:
     """Run an experiment: features, encoding, statistics, report."""
     from brainalign.locking import RunLock
@@ -124,7 +166,15 @@ def run(config: Path = typer.Argument(..., help="Experiment YAML."),
         if force and resume:
             raise ConfigError("--force and --resume contradict each other; --resume continues the earlier run, "
                               "--force discards it. Pass one.")
-        exp, _ = _check_config(config, data_root)
+        if dry_run:
+            from brainalign.validate_dataset import study_plan
+
+            exp = _load(config, set_, models, cache)
+            print(study_plan(exp, config.parent.resolve(), data_root).text())
+            return
+        if out is None:
+            raise ConfigError("--out is required to run (or pass --dry-run).")
+        exp, _ = _check_config(config, data_root, set_, models, cache)
         with RunLock(out):
             _recover_swap(out)
             if out.exists() and any(out.iterdir()) and not (force or resume):
@@ -133,7 +183,8 @@ def run(config: Path = typer.Argument(..., help="Experiment YAML."),
             wd = prepare_work_dir(out, exp.config_hash(), resume=resume, force=force)
             checkpoint = EncodingCheckpoint(wd / "checkpoints")
             _remove_orphans(out, keep=(wd,))
-            report = _replace_dir(out, lambda tmp: _execute(exp, config.parent.resolve(), tmp, cache, checkpoint))
+            report = _replace_dir(out, lambda tmp: _execute(exp, config.parent.resolve(), tmp, cache, checkpoint,
+                                                            data_root))
             shutil.rmtree(wd, ignore_errors=True)  # the results are complete: the work is no longer needed
     console.print(f"[bold green]report:[/] {report}", highlight=False)
 
@@ -158,12 +209,27 @@ def demo(out: Path = typer.Option(Path("results/demo"), "--out", help="Where to 
 @app.command()
 def report(results: Path = typer.Argument(..., help="A results folder written by `brainalign run`."),
            debug: bool = typer.Option(False, help="Show tracebacks.")) -> None:
-    """(Re)write report.html from a results folder."""
-    from brainalign.report.html import write_report
+    """(Re)write report.html from a results folder of `run` or `steer` (under the folder's lock: not while a run
+    writes it)."""
+    from brainalign.locking import RunLock
+    from brainalign.report.html import write_report, write_steering_report
+    from brainalign.report.steering import is_steering_folder
     from brainalign.results import Results
 
     with _user_errors(debug):
-        path = write_report(Results.load(results), results)
+        if not results.is_dir():
+            raise FileNotFoundError(f"results folder {results} does not exist; pass the --out folder of "
+                                    "`brainalign run` or `brainalign steer`.")
+        with RunLock(results):
+            if (results / "run_scores.parquet").is_file() or not is_steering_folder(results):
+                try:
+                    res = Results.load(results)
+                except FileNotFoundError as err:
+                    raise FileNotFoundError(f"{err} It holds no steering tables either (`brainalign steer`'s "
+                                            "nari.csv); pass the --out folder of `brainalign run` or `steer`.") from None
+                path = write_report(res, results)
+            else:
+                path = write_steering_report(results)
     console.print(f"[bold green]report:[/] {path}", highlight=False)
 
 

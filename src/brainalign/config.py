@@ -12,11 +12,14 @@ import hashlib
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, PositiveFloat, Tag, ValidationError, field_validator,
+                      model_validator)
+
+from brainalign.config_analysis import CeilingSpec, CouplingSpec
 
 __all__ = [
     "BrainSpec",
@@ -32,6 +35,7 @@ __all__ = [
     "Experiment",
     "ConfigError",
     "load_config",
+    "apply_overrides",
     "resolve_path",
     "BUILTIN_PREFIX",
 ]
@@ -91,23 +95,78 @@ class RoiSpec(_Strict):
         return self
 
 
-class BrainSpec(_Strict):
-    """One fMRI recording: a 4-D BOLD image, a brain mask and the run of every volume."""
+BRAIN_FORMATS = ("nifti", "bids", "nsd", "glmsingle", "movie10", "vwt_hdf5")
 
-    bold: str = Field(description="4-D NIfTI BOLD image (runs concatenated).")
-    mask: str = Field(description="3-D NIfTI mask; non-zero voxels are analysed.")
-    tr: PositiveFloat = Field(description="Repetition time in seconds.")
+
+class BrainSpec(_Strict):
+    """The fMRI data: one 4-D NIfTI series (``format: nifti``) or a dataset read by a loader of
+    :mod:`brainalign.brain` (``bids``, ``nsd``, ``glmsingle``, ``movie10``, ``vwt_hdf5``)."""
+
+    format: Literal["nifti", "bids", "nsd", "glmsingle", "movie10", "vwt_hdf5"] = Field(
+        "nifti", description="'nifti': bold + mask + tr below; otherwise a dataset loader with `options`."
+    )
+    bold: str | None = Field(None, validate_default=True, description="nifti: 4-D NIfTI BOLD image (runs concatenated).")
+    mask: str | None = Field(None, validate_default=True, description="nifti: 3-D NIfTI mask; non-zero voxels are analysed.")
+    tr: PositiveFloat | None = Field(
+        None, validate_default=True, description="Repetition time in seconds (nifti: required; datasets: read from the data, checked "
+        "against this value when given)."
+    )
     subject: str = "01"
-    detrend: bool = Field(True, description="Remove a linear trend within each run.")
-    standardize: bool = Field(True, description="Z-score each voxel within each run.")
+    subjects: list[str] | None = Field(
+        None, description="Several subjects, each passed to the loader as `subject`; results get a subject "
+        "column and group tables (null = the one `subject`)."
+    )
+    data_root: str | None = Field(
+        None, description="Dataset folder (datasets only), relative to the config; `--data-root` replaces it."
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="Keyword arguments of the dataset loader (brainalign.brain.load_brain), "
+        "e.g. sessions, mask, movies, task, runs."
+    )
+    detrend: bool = Field(True, description="Remove a linear trend within each run (time series only).")
+    standardize: bool = Field(True, description="Z-score each voxel within each run (time series only).")
     rois: RoiSpec | None = Field(None, description="Regions of interest (null = whole-brain results only).")
+
+    @field_validator("bold", "mask", "tr")
+    @classmethod
+    def _nifti_needs(cls, v, info):
+        if v is None and info.data.get("format", "nifti") == "nifti":
+            raise ValueError(f"required key is missing: format 'nifti' needs brain.{info.field_name}; or set "
+                             f"brain.format to a dataset loader ({', '.join(BRAIN_FORMATS[1:])}).")
+        return v
+
+    @model_validator(mode="after")
+    def _format_fields(self) -> BrainSpec:
+        if self.format == "nifti":
+            if self.options:
+                raise ValueError("brain.options are loader arguments of dataset formats; format 'nifti' takes none.")
+        else:
+            given = [k for k in ("bold", "mask") if getattr(self, k) is not None]
+            if given:
+                raise ValueError(f"brain.{given[0]} belongs to format 'nifti'; with format '{self.format}' put "
+                                 "loader arguments under brain.options.")
+            if "subject" in self.options:
+                raise ValueError("put the subject in brain.subject or brain.subjects, not brain.options.subject.")
+            from brainalign.brain.loaders import check_loader_options  # lazy: keeps config import light
+
+            check_loader_options(self.format, self.options)
+        if self.subjects is not None:
+            if not self.subjects:
+                raise ValueError("brain.subjects is empty; list at least one subject or remove the key.")
+            if len(set(self.subjects)) != len(self.subjects):
+                raise ValueError(f"brain.subjects has duplicates: {self.subjects}.")
+        return self
+
+    @property
+    def subject_list(self) -> list[str]:
+        return list(self.subjects) if self.subjects is not None else [self.subject]
 
 
 class StimulusSpec(_Strict):
     """Stimulus timing given as one label per TR (blocked designs such as Haxby 2001)."""
 
-    events: str = Field(description="Table with one row per TR: '<label> <run>' (whitespace separated).")
     format: Literal["tr-labels"] = "tr-labels"
+    events: str = Field(description="Table with one row per TR: '<label> <run>' (whitespace separated).")
     labels: dict[int, str] = Field(description="Label code → stimulus name (the text put into prompts).")
     rest: list[int] = Field(default_factory=lambda: [0], description="Label codes meaning 'no stimulus'.")
 
@@ -122,14 +181,94 @@ class StimulusSpec(_Strict):
         return v
 
 
+class ImageStimuli(_Strict):
+    """NSD images: one image per item (``nsd_id`` of the item table), read from ``nsd_stimuli.hdf5``."""
+
+    format: Literal["nsd-images"]
+    path: str = Field(
+        "nsddata_stimuli/stimuli/nsd/nsd_stimuli.hdf5",
+        description="The images file, relative to brain.data_root (dataset 'imgBrick', 73k × 425 × 425 × 3).",
+    )
+    size: int | None = Field(None, gt=0, description="Resize images to size × size before the model (null = as stored).")
+    name: str = Field("image", description="Text put into prompts for '{stimulus}' (images have no name).")
+
+
+class TextItemStimuli(_Strict):
+    """Text items (e.g. ds003076 reasoning problems): the text of each item of the item table."""
+
+    format: Literal["text-items"]
+    columns: list[str] = Field(
+        default_factory=lambda: ["premise1", "premise2", "premise3", "conclusion"],
+        description="Item-table columns joined (missing values skipped) into each item's text.",
+    )
+
+
+class MovieClipStimuli(_Strict):
+    """One clip per TR cut from the movie files (Movie10: ``stimuli/<movie>/<movie><seg>.mkv``)."""
+
+    format: Literal["movie-clips"]
+    path: str = Field("movie10/stimuli", description="Folder of <movie>/<movie><seg>.mkv, relative to brain.data_root.")
+    raw_root: str = Field(
+        "movie10", description="Raw movie10 BIDS root (task-<movie><seg>_events.tsv give each segment's length), "
+        "relative to brain.data_root.",
+    )
+    n_frames: int = Field(8, ge=1, description="Frames per clip for video models (seeded stratified sampling).")
+    size: int | None = Field(224, gt=0, description="Frames resized to size × size (null = as decoded).")
+    sampling_rate: int = Field(16000, gt=0, description="Audio clips' rate in Hz (audio models).")
+    seed: int = Field(0, description="Seed of the frame sampler.")
+    name: str = Field("video", description="Text put into prompts for '{stimulus}'.")
+
+
+def _stimulus_format(v: Any) -> str:
+    if isinstance(v, dict):
+        return v.get("format", "tr-labels")
+    return getattr(v, "format", "tr-labels")
+
+
+Stimuli = Annotated[
+    Union[
+        Annotated[StimulusSpec, Tag("tr-labels")],
+        Annotated[ImageStimuli, Tag("nsd-images")],
+        Annotated[TextItemStimuli, Tag("text-items")],
+        Annotated[MovieClipStimuli, Tag("movie-clips")],
+    ],
+    Discriminator(_stimulus_format),
+]
+STIMULUS_FORMATS = ("tr-labels", "nsd-images", "text-items", "movie-clips")
+
+
 class ModelSpec(_Strict):
     """A pretrained model read layer by layer."""
 
     name: str = Field(description="Short name used in tables and figures.")
     source: str = Field(description="Hugging Face model id, local folder, or 'builtin:minilm'.")
-    kind: Literal["text"] = "text"
+    kind: Literal["text", "multimodal"] = Field(
+        "text", description="'text': a text encoder/LM reading the filled prompt; 'multimodal': an adapter of "
+        "brainalign.features.registry (VLMs, video/audio LLMs, ViT/CLIP/VideoMAE/Wav2Vec2 baselines) reading "
+        "the stimulus with the prompt.",
+    )
+    model_type: str | None = Field(
+        None, description="The checkpoint's config.model_type (e.g. qwen2_5_vl, instructblip, vit): lets "
+        "`validate` check the adapter and `--models tiny` build a small model of the same architecture "
+        "without the weights.",
+    )
     layers: Literal["all"] | list[int | float] = "all"
-    pooling: Literal["mean", "last", "cls"] = "mean"
+    pooling: Literal["mean", "last", "cls", "stimulus", "prompt", "generated"] = Field(
+        "mean", description="Token pooling: text models mean|last|cls; multimodal mean|stimulus|prompt|last|"
+        "generated (cls for image encoders).",
+    )
+    component: Literal["language", "vision", "connector"] = Field(
+        "language", description="Multimodal models: which part's hidden states are read."
+    )
+    prompts: Literal["all", "none"] | list[str] = Field(
+        "all", description="Prompts this model is read with: all, a subset, or none (unimodal baselines: one "
+        "prompt-free feature set named 'none').",
+    )
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    modality: Literal["auto", "image", "video", "audio"] = Field(
+        "auto", description="What the model reads of a movie clip: 'auto' = audio for audio models (by "
+        "model_type), video otherwise.",
+    )
     revision: str | None = None
     trust_remote_code: bool = False
     batch_size: int = Field(32, gt=0)
@@ -168,9 +307,14 @@ class EncodingSpec(_Strict):
     """Cross-validated voxelwise ridge."""
 
     alphas: list[PositiveFloat] = Field(default_factory=lambda: np.logspace(-1, 5, 13).tolist())
-    outer_cv: Literal["leave-one-run-out"] | list[int] = Field(
+    outer_cv: Literal["leave-one-run-out", "split"] | list[int] = Field(
         "leave-one-run-out",
-        description="'leave-one-run-out' (nested: every run is held out once) or a list of test run ids.",
+        description="'leave-one-run-out' (nested: every run is held out once; item data: every item fold), "
+        "a list of test run ids, or 'split' (item data: the dataset's train/test split, e.g. NSD's shared 1000).",
+    )
+    item_folds: int = Field(
+        5, ge=2, description="Item data (no time axis): items are dealt into this many seeded folds, which play "
+        "the role of runs (inner CV, paired tests over held-out folds).",
     )
     inner_cv: Literal["leave-one-run-out"] = "leave-one-run-out"
     # Where the fits run, not what they compute: results are byte-identical for any value, so both are left out
@@ -218,6 +362,15 @@ class PartitionSpec(_Strict):
         "advance rather than picking them on test data.",
     )
     min_r2_joint: float = Field(0.0, description="Voxels entering the percentages need joint R² above this.")
+    dominance: bool = Field(True, description="General dominance per space and VIF between the spaces (after PCA).")
+    vif_components: int = Field(10, gt=0, description="Principal components per space entering the VIF.")
+    banded: bool = Field(False, description="Refit with banded ridge (one penalty per space) as a robustness check.")
+    control: dict[str, str] | None = Field(
+        None,
+        description="Paired control of unique variance: {space: control space}, e.g. {'M/action/L3': "
+        "'M/action/L3~stimulus_shuffled'}; the partition is refitted with the control in place of the space and "
+        "the unique variances are compared per held-out run.",
+    )
 
     @field_validator("spaces")
     @classmethod
@@ -225,6 +378,17 @@ class PartitionSpec(_Strict):
         if len(set(v)) != len(v):
             raise ValueError(f"partition spaces must differ, got {v}.")
         return v
+
+    @model_validator(mode="after")
+    def _control_ok(self) -> PartitionSpec:
+        for space, ctl in (self.control or {}).items():
+            if space not in self.spaces:
+                raise ValueError(f"control names {space!r}, which is not one of this partition's spaces "
+                                 f"{self.spaces}; key the control by the space it replaces.")
+            if ctl in self.spaces:
+                raise ValueError(f"control of {space!r} is {ctl!r}, which is already a space of the partition; "
+                                 "name a control space (e.g. '<space>~stimulus_shuffled').")
+        return self
 
 
 class InContextSpec(_Strict):
@@ -235,6 +399,26 @@ class InContextSpec(_Strict):
         None, description="Example stimulus names (text-only); null = the k next other stimuli of the study."
     )
     separator: str = Field(" ", description="Text between examples and before the query.")
+    with_stimuli: bool = Field(
+        False, description="Multimodal models: each example shows its stimulus (image/clip) in its own chat turn, "
+        "followed by the prompt and its worked answer; false = text-only examples. Examples are other stimuli of "
+        "the study (seeded choice; `examples` restricts them to those ids)."
+    )
+    answer: str = Field(
+        "{stimulus}", description="Multimodal models: worked answer of an example; '{stimulus}' is its name."
+    )
+
+    @field_validator("answer")
+    @classmethod
+    def _answer_ok(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("in_context.answer is empty; a worked example needs answer text, e.g. '{stimulus}'.")
+        try:
+            v.format(stimulus="x")
+        except (KeyError, IndexError, ValueError):
+            raise ValueError(f"in_context.answer {v!r} may only use the '{{stimulus}}' placeholder "
+                             "(double other braces: '{{' and '}}').") from None
+        return v
 
 
 class ControlSpec(_Strict):
@@ -292,6 +476,25 @@ class AnalysisSpec(_Strict):
     fdr_q: float = Field(0.05, gt=0, lt=1, description="Benjamini–Hochberg false discovery rate over voxels.")
     partitions: list[PartitionSpec] = Field(default_factory=list)
     controls: ControlSpec | None = Field(None, description="Controls reported beside their effects (null = none).")
+    fwer_alpha: float | None = Field(
+        None, gt=0, lt=1,
+        description="Also control the family-wise error over voxels with the max-statistic permutation null "
+        "(p_fwer, significant_fwer in voxel_scores); null = BH-FDR only. Caution: on planted nulls it rejects more "
+        "often than nominal, clearly with leave-one-run-out (0.24 at 0.05), mildly with a fixed outer split "
+        "(benchmarks/calib_fwer_loro.py).",
+    )
+    ceiling: CeilingSpec | None = Field(
+        default_factory=CeilingSpec, description="Noise ceiling and normalised scores (null = method: none)."
+    )
+    best_layer: bool = Field(
+        True, description="Seed 002's best layer per model × prompt (× ROI): median voxels → median subjects → max."
+    )
+    coupling: CouplingSpec | None = Field(
+        None, description="Instruction-semantics coupling (needs >= 4 prompts besides the unprompted one; null = off)."
+    )
+    group_how: Literal["mean", "median"] = Field(
+        "mean", description="Statistic over subjects when several subjects' results are aggregated."
+    )
 
 
 class Experiment(_Strict):
@@ -300,7 +503,7 @@ class Experiment(_Strict):
     name: str
     seed: int = 0
     brain: BrainSpec
-    stimuli: StimulusSpec
+    stimuli: Stimuli
     models: list[ModelSpec]
     prompts: dict[str, str] = Field(description="Prompt name → template containing '{stimulus}'.")
     timing: TimingSpec = Field(default_factory=TimingSpec)
@@ -309,14 +512,12 @@ class Experiment(_Strict):
 
     @field_validator("prompts")
     @classmethod
-    def _prompts_ok(cls, v: dict[str, str]) -> dict[str, str]:
+    def _prompts_ok(cls, v: dict[str, str], info) -> dict[str, str]:
         if not v:
             raise ValueError("prompts is empty; give at least one template such as 'a photo of a {stimulus}'.")
         for name, text in v.items():
             if not text.strip():
                 raise ValueError(f"prompt '{name}' is empty; write a template containing '{{stimulus}}'.")
-            if "{stimulus}" not in text:
-                raise ValueError(f"prompt '{name}' ({text!r}) has no '{{stimulus}}' placeholder.")
             try:
                 text.format(stimulus="x")
             except (KeyError, IndexError, ValueError) as err:
@@ -324,6 +525,12 @@ class Experiment(_Strict):
                     f"prompt '{name}' ({text!r}) has a placeholder other than {{stimulus}}: {err}; "
                     "write literal braces as '{{' and '}}'."
                 ) from None
+        stimuli = info.data.get("stimuli")
+        if stimuli is None or isinstance(stimuli, (StimulusSpec, TextItemStimuli)):  # text goes into the prompt
+            bare = [n for n, t in v.items() if "{stimulus}" not in t]
+            if bare:
+                raise ValueError(f"prompts {bare} have no '{{stimulus}}' placeholder; the stimulus text goes where "
+                                 "the placeholder is.")
         return v
 
     @model_validator(mode="after")
@@ -334,6 +541,35 @@ class Experiment(_Strict):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"model names must be unique, {dupes} repeat.")
+        for m in self.models:
+            if isinstance(m.prompts, list):
+                unknown = [p for p in m.prompts if p not in self.prompts]
+                if unknown or not m.prompts:
+                    raise ValueError(f"models[{m.name}].prompts names {unknown or 'nothing'}; choose from "
+                                     f"{sorted(self.prompts)}, or 'all' / 'none'.")
+            if m.kind == "text" and m.pooling in ("stimulus", "prompt", "generated"):
+                raise ValueError(f"models[{m.name}]: pooling '{m.pooling}' needs kind: multimodal; text models "
+                                 "pool mean, last or cls.")
+            if m.kind == "text" and not isinstance(self.stimuli, (StimulusSpec, TextItemStimuli)):
+                raise ValueError(f"models[{m.name}] is a text model but stimuli.format is "
+                                 f"'{self.stimuli.format}'; use kind: multimodal for image/video/audio stimuli.")
+        if self.brain.format in ("nsd", "glmsingle"):
+            if self.analysis.baselines:
+                raise ValueError(f"analysis.baselines {self.analysis.baselines} are TR-design baselines; item data "
+                                 f"(brain.format {self.brain.format}) have none: set analysis.baselines: [] and name "
+                                 "a model space (e.g. 'CLIP/none/L12') as analysis.reference.")
+            if self.analysis.reference.startswith("baseline/"):
+                raise ValueError(f"analysis.reference '{self.analysis.reference}' is a TR-design baseline; item data "
+                                 "need a model space such as '<model>/<prompt>/L<layer>'.")
+            if isinstance(self.encoding.outer_cv, list):
+                raise ValueError("item data have folds, not runs: use encoding.outer_cv 'split' or "
+                                 "'leave-one-run-out' (every item fold held out once).")
+        elif self.encoding.outer_cv == "split":
+            raise ValueError("encoding.outer_cv 'split' applies to item data (brain.format nsd or glmsingle); "
+                             "time series use 'leave-one-run-out' or a list of test runs.")
+        if self.brain.format == "nifti" and not isinstance(self.stimuli, StimulusSpec):
+            raise ValueError(f"stimuli.format '{self.stimuli.format}' needs an item dataset (brain.format nsd or "
+                             "glmsingle); a nifti time series takes stimuli.format tr-labels.")
         labels = [p.name for p in self.analysis.partitions]
         if len(set(labels)) != len(labels):
             raise ValueError(f"analysis.partitions names must be unique, got {labels}.")
@@ -348,7 +584,23 @@ class Experiment(_Strict):
             if unknown:
                 raise ValueError(f"analysis.controls.feature_prompts names {unknown}, which are not prompts; "
                                  f"choose from {sorted(self.prompts)}.")
+        from brainalign.pipeline_analyses import check_extra_analyses
+
+        check_extra_analyses(self)
         return self
+
+    def prompts_of(self, model: ModelSpec) -> dict[str, str]:
+        """The prompt templates a model is read with (``models[].prompts``); prompt-free: ``{"none": ...}``."""
+        if model.prompts == "none":
+            return {"none": "{stimulus}"}
+        if model.prompts == "all":
+            return dict(self.prompts)
+        return {name: self.prompts[name] for name in model.prompts}
+
+    @property
+    def is_items(self) -> bool:
+        """Item data (betas per stimulus, no time axis): NSD and GLMsingle."""
+        return self.brain.format in ("nsd", "glmsingle")
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
@@ -370,6 +622,17 @@ def resolve_path(path: str, base: Path | None = None) -> Path:
     return p
 
 
+def _first_model(ann: Any) -> type[BaseModel] | None:
+    """The first pydantic model inside an annotation (through Optional, list, Union and Annotated)."""
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return ann
+    for a in getattr(ann, "__args__", None) or getattr(ann, "__origin__", None) and (ann.__origin__,) or ():
+        found = _first_model(a)
+        if found is not None:
+            return found
+    return None
+
+
 def _known_fields(model: type[BaseModel], loc: tuple) -> list[str]:
     """The field names valid at ``loc`` (for the 'did you mean' hint)."""
     cur: Any = model
@@ -379,8 +642,7 @@ def _known_fields(model: type[BaseModel], loc: tuple) -> list[str]:
         if not (isinstance(cur, type) and issubclass(cur, BaseModel)) or part not in cur.model_fields:
             return []
         ann = cur.model_fields[part].annotation
-        args = getattr(ann, "__args__", None)
-        cur = next((a for a in (args or (ann,)) if isinstance(a, type) and issubclass(a, BaseModel)), ann)
+        cur = _first_model(ann) or ann
     if isinstance(cur, type) and issubclass(cur, BaseModel):
         return list(cur.model_fields)
     return []
@@ -391,7 +653,8 @@ def format_validation_error(err: ValidationError, file: str | None) -> ConfigErr
     lines = []
     first_field = None
     for e in err.errors():
-        loc = tuple(e["loc"])
+        loc = tuple(e["loc"])  # drop the tag pydantic puts after a discriminated union ('stimuli.tr-labels.labels')
+        loc = tuple(x for i, x in enumerate(loc) if not (i and loc[i - 1] == "stimuli" and x in STIMULUS_FORMATS))
         dotted = ".".join(str(p) for p in loc) or "<top level>"
         first_field = first_field or dotted
         if e["type"] == "extra_forbidden":
@@ -405,8 +668,46 @@ def format_validation_error(err: ValidationError, file: str | None) -> ConfigErr
     return ConfigError("invalid config:\n  " + "\n  ".join(lines), file=file, field=first_field)
 
 
-def load_config(path: str | Path) -> Experiment:
-    """Read and validate an experiment YAML file (``yaml.safe_load`` only).
+def apply_overrides(raw: dict, overrides: list[str] | tuple[str, ...], file: str | None = None) -> dict:
+    """Set ``dotted.key=value`` pairs (values parsed with ``yaml.safe_load``) in a raw config mapping.
+
+    ``brain.subjects=[1, 2]`` or ``analysis.n_permutations=0``: what a user changes for one run without
+    editing the study's file (the results record the config as run). List items are addressed by index.
+
+    Raises
+    ------
+    ConfigError
+        For a malformed pair or a path through a non-mapping.
+    """
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: write KEY=VALUE, e.g. --set analysis.n_permutations=0.", file=file)
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML ({err}).", file=file) from None
+        parts = key.strip().split(".")
+        cur: Any = raw
+        for i, part in enumerate(parts[:-1]):
+            nxt = cur[int(part)] if isinstance(cur, list) and part.isdigit() and int(part) < len(cur) else (
+                cur.setdefault(part, {}) if isinstance(cur, dict) else None)
+            if not isinstance(nxt, (dict, list)):
+                raise ConfigError(f"--set {item!r}: '{'.'.join(parts[:i + 1])}' is not a section.", file=file,
+                                  field=key)
+            cur = nxt
+        last = parts[-1]
+        if isinstance(cur, list):
+            if not (last.isdigit() and int(last) < len(cur)):
+                raise ConfigError(f"--set {item!r}: index {last} is out of range.", file=file, field=key)
+            cur[int(last)] = value
+        else:
+            cur[last] = value
+    return raw
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Experiment:
+    """Read and validate an experiment YAML file (``yaml.safe_load`` only), after ``--set`` overrides.
 
     Raises
     ------
@@ -424,6 +725,7 @@ def load_config(path: str | Path) -> Experiment:
         raise ConfigError(f"YAML syntax error{where}: {getattr(err, 'problem', err)}", file=str(path)) from None
     if not isinstance(raw, dict):
         raise ConfigError("the top level must be a mapping of keys (name, brain, stimuli, ...).", file=str(path))
+    raw = apply_overrides(raw, overrides, str(path))
     try:
         return Experiment.model_validate(raw)
     except ValidationError as err:

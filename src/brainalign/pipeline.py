@@ -18,8 +18,8 @@ import pandas as pd
 
 from brainalign.analysis.metrics import pearson_r
 from brainalign.analysis.summary import compare_to_reference, layer_table, prompt_gain_table
-from brainalign.brain.recording import Recording, load_nifti_recording
-from brainalign.config import Experiment, resolve_path
+from brainalign.brain.recording import Recording
+from brainalign.config import Experiment, MovieClipStimuli, resolve_path
 from brainalign.controls import control_pairs_for_models, control_spaces, controls_table
 from brainalign.encoding.delays import make_delayed, zscore_with_train
 from brainalign.encoding.estimators import RidgeCV
@@ -28,29 +28,22 @@ from brainalign.encoding.splits import leave_one_run_out, train_test_by_runs
 from brainalign.features.hf_text import TextExtractor, fill_prompts
 from brainalign.features.store import FeatureStore
 from brainalign.results import Results
-from brainalign.stimuli.events import events_from_tr_labels, read_tr_labels
+from brainalign.pipeline_analyses import extra_analyses
+from brainalign.study_data import StudyData, load_data, load_subject
 from brainalign.timing import TrainPCA, stimulus_design
 from brainalign.workers import FitTask, run_fits
 
-__all__ = ["StudyData", "FeatureSpace", "load_data", "build_feature_spaces", "cross_validate", "run", "make_extractor",
-           "load_roi_masks", "roi_tables"]
+__all__ = ["StudyData", "FeatureSpace", "load_data", "build_feature_spaces", "cross_validate", "run", "run_subject",
+           "run_study",
+           "make_extractor", "load_roi_masks", "roi_tables"]
 
 Progress = Callable[[str, int], Callable[[], None]]
+ITEM_FORMATS = ("nsd", "glmsingle")
+AUDIO_MODEL_TYPES = ("qwen2_audio", "wav2vec2", "audio-spectrogram-transformer", "hubert", "wavlm", "whisper")
 
 
 def _no_progress(label: str, total: int) -> Callable[[], None]:
     return lambda: None
-
-
-@dataclass
-class StudyData:
-    """Brain data and stimulus timing of one subject."""
-
-    recording: Recording
-    events: pd.DataFrame
-    stimuli: list[str]
-    design: np.ndarray  # (n_trs, n_stimuli)
-    input_files: dict[str, Path] = field(default_factory=dict)
 
 
 @dataclass
@@ -72,22 +65,6 @@ class FeatureSpace:
         )
 
 
-def load_data(exp: Experiment, base_dir: Path | None = None) -> StudyData:
-    """Read fMRI and stimulus timing named by the config (paths relative to ``base_dir``)."""
-    ev_path = resolve_path(exp.stimuli.events, base_dir)
-    labels, runs = read_tr_labels(ev_path)
-    bold = resolve_path(exp.brain.bold, base_dir)
-    mask = resolve_path(exp.brain.mask, base_dir)
-    rec = load_nifti_recording(
-        bold, mask, runs, exp.brain.tr, subject=exp.brain.subject,
-        detrend=exp.brain.detrend, standardize=exp.brain.standardize,
-    )
-    events = events_from_tr_labels(labels, runs, exp.brain.tr, exp.stimuli.labels, exp.stimuli.rest)
-    stimuli = [exp.stimuli.labels[k] for k in sorted(exp.stimuli.labels)]
-    design = stimulus_design(events, runs, exp.brain.tr, stimuli)
-    return StudyData(rec, events, stimuli, design, input_files=dict(bold=bold, mask=mask, events=ev_path))
-
-
 def _shuffled_design(data: StudyData, seed: int) -> np.ndarray:
     """Category-shuffled control: within each run, blocks keep their timing but swap stimuli."""
     rng = np.random.default_rng(seed)
@@ -107,32 +84,90 @@ def make_extractor(spec) -> TextExtractor:
     )
 
 
+def model_prompts(exp: Experiment, spec) -> dict[str, str]:
+    """The prompt templates a model is read with; see :meth:`Experiment.prompts_of`."""
+    return exp.prompts_of(spec)
+
+
+def _text_model_features(exp, spec, data: StudyData, store: FeatureStore, tick):
+    from brainalign.features.base import resolve_layers
+
+    ex = make_extractor(spec)
+    layers = resolve_layers(spec.layers, ex.n_layers)
+    meta = dict(layers=layers, n_layers=ex.n_layers, fingerprint=ex.fingerprint(), model_id=ex.model_id, texts={},
+                n_tokens={})
+    feats = {}
+    for pname, texts in fill_prompts(model_prompts(exp, spec), data.names).items():
+        feats[pname] = ex.embed_cached(texts, layers, store)
+        meta["texts"][pname] = texts
+        meta["n_tokens"][pname] = ex.count_tokens(texts)
+        tick()
+    return feats, meta
+
+
+def _multimodal_model_features(exp, spec, data: StudyData, store: FeatureStore, tick, base_dir=None):
+    """Features of a registry adapter: the stimulus objects (images...) with each prompt, through the cache.
+
+    The prompt's ``{stimulus}`` becomes the stimulus format's name (e.g. "image"); prompt-free models
+    (``prompts: none``) get the placeholder text "none", which unimodal encoders ignore.
+    """
+    from brainalign.features.base import resolve_layers
+    from brainalign.features.extract import extract_features
+    from brainalign.features.registry import fingerprint, load_extractor
+
+    if data.load_stimuli is None:
+        raise ValueError(f"models[{spec.name}] is multimodal but stimuli.format '{exp.stimuli.format}' gives no "
+                         "images, clips or sounds; use a text model or an image/video/audio stimulus format.")
+    local = resolve_path(spec.source, base_dir)
+    source = str(local) if local.exists() else spec.source
+    ex = load_extractor(source, trust_remote_code=spec.trust_remote_code, revision=spec.revision, dtype=spec.dtype)
+    n_layers = int(ex.n_layers)
+    layers = resolve_layers(spec.layers, n_layers)
+    name = data.names[0] if data.names else "image"
+    texts = {p: t.format(stimulus=name) for p, t in model_prompts(exp, spec).items()}
+    if spec.prompts == "none":
+        texts = {"none": "none"}
+    options = {} if spec.component == "language" else dict(component=spec.component)
+    modality = spec.modality if spec.modality != "auto" else (
+        "audio" if getattr(ex, "model_type", None) in AUDIO_MODEL_TYPES else "video")
+    if isinstance(exp.stimuli, MovieClipStimuli):
+        # video encoders (VideoMAE, ViViT) take a fixed number of frames: sample that many per clip
+        stimuli = data.load_stimuli(modality, getattr(ex, "num_frames", None))
+        if modality == "audio":
+            options["sampling_rate"] = data.extract_options["sampling_rate"]
+    else:
+        stimuli = data.load_stimuli()
+    F = extract_features(ex, stimuli, texts, layers, spec.pooling, store=store, **options)
+    for _ in texts:
+        tick()
+    meta = dict(layers=layers, n_layers=n_layers, model_id=spec.source, model_type=getattr(ex, "model_type", None),
+                fingerprint=fingerprint(ex, pooling=spec.pooling, component=spec.component), texts={p: [t] for p, t in texts.items()},
+                n_tokens={})
+    return {p: F[i] for i, p in enumerate(texts)}, meta
+
+
 def model_features(
-    exp: Experiment, stimuli: list[str], store: FeatureStore, progress: Progress = _no_progress
+    exp: Experiment, data: StudyData | list[str], store: FeatureStore, progress: Progress = _no_progress,
+    base_dir: Path | None = None,
 ) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
     """Pooled features per model and prompt, from the cache when present.
+
+    ``data`` may be a plain list of stimulus names (text models only).
 
     Returns
     -------
     features : dict model name → dict prompt name → ndarray (n_stimuli, n_layers, dim)
     meta : dict model name → {layers, n_layers, fingerprint, texts, n_tokens}
     """
-    from brainalign.features.base import resolve_layers
-
+    if not isinstance(data, StudyData):
+        data = StudyData(None, None, list(data), None)
     feats, meta = {}, {}
-    tick = progress("features", len(exp.models) * len(exp.prompts))
+    tick = progress("features", sum(len(model_prompts(exp, m)) for m in exp.models))
     for spec in exp.models:
-        ex = make_extractor(spec)
-        n_layers = ex.n_layers
-        layers = resolve_layers(spec.layers, n_layers)
-        feats[spec.name], meta[spec.name] = {}, dict(
-            layers=layers, n_layers=n_layers, fingerprint=ex.fingerprint(), model_id=ex.model_id, texts={}, n_tokens={}
-        )
-        for pname, texts in fill_prompts(exp.prompts, stimuli).items():
-            feats[spec.name][pname] = ex.embed_cached(texts, layers, store)
-            meta[spec.name]["texts"][pname] = texts
-            meta[spec.name]["n_tokens"][pname] = ex.count_tokens(texts)
-            tick()
+        if spec.kind == "text":
+            feats[spec.name], meta[spec.name] = _text_model_features(exp, spec, data, store, tick)
+        else:
+            feats[spec.name], meta[spec.name] = _multimodal_model_features(exp, spec, data, store, tick, base_dir)
     return feats, meta
 
 
@@ -143,12 +178,11 @@ def build_feature_spaces(
     spaces = []
     for spec in exp.models:
         info = model_meta[spec.name]
-        for pname in exp.prompts:
-            F = features[spec.name][pname]  # (n_stimuli, n_layers, dim)
+        for pname, F in features[spec.name].items():  # F: (n_stimuli, n_layers, dim)
             for j, layer in enumerate(info["layers"]):
                 spaces.append(
                     FeatureSpace(
-                        name=f"{spec.name}/{pname}/L{layer}", X=data.design @ F[:, j, :], kind="model",
+                        name=f"{spec.name}/{pname}/L{layer}", X=np.asarray(data.design @ F[:, j, :]), kind="model",
                         model=spec.name, prompt=pname, layer=layer, depth=layer / info["n_layers"],
                     )
                 )
@@ -162,10 +196,42 @@ def build_feature_spaces(
     return spaces
 
 
+def resolve_space_name(name: str, spaces) -> str:
+    """A space name with a negative layer (``'CLIP/none/L-1'`` = last layer read) as the fitted name.
+
+    Study configs run on models of different depth (and on tiny stand-ins), so a fixed layer index
+    cannot name "the last layer" for all of them. ``spaces``: list of FeatureSpace or the spaces table.
+    """
+    table = spaces if isinstance(spaces, pd.DataFrame) else pd.DataFrame([sp.info() for sp in spaces])
+    if name in set(table["space"]) or "/L-" not in name:
+        return name
+    stem, _, k = name.rpartition("/L")
+    model = table[(table["kind"] == "model") & (table["model"] + "/" + table["prompt"] == stem)]
+    layers = sorted(set(model["layer"].astype(int)))
+    if not layers or int(k) < -len(layers):
+        return name  # unknown: the caller's check names the available spaces
+    return f"{stem}/L{layers[int(k)]}"
+
+
+def _resolved_names(exp: Experiment, spaces) -> Experiment:
+    """``exp`` with the reference and partition spaces resolved by :func:`resolve_space_name`."""
+    a = exp.analysis
+    parts = [p.model_copy(update=dict(spaces=[resolve_space_name(n, spaces) for n in p.spaces])) for p in a.partitions]
+    new = a.model_copy(update=dict(reference=resolve_space_name(a.reference, spaces), partitions=parts))
+    return exp if new == a else exp.model_copy(update=dict(analysis=new))
+
+
 def _outer_folds(exp: Experiment, runs: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     if exp.encoding.outer_cv == "leave-one-run-out":
         return leave_one_run_out(runs)
+    if exp.encoding.outer_cv == "split":  # item data: test-split folds are numbered from item_folds up
+        return [train_test_by_runs(runs, [int(r) for r in np.unique(runs) if r >= exp.encoding.item_folds])]
     return [train_test_by_runs(runs, exp.encoding.outer_cv)]
+
+
+def _delays(exp: Experiment) -> list[int]:
+    """Hemodynamic delays of time series; item data (betas) have no time axis, so none."""
+    return [0] if exp.brain.format in ITEM_FORMATS else list(exp.timing.delays)
 
 
 def prepare_design(
@@ -201,7 +267,7 @@ def responsive_voxels(cv_scores: np.ndarray, fraction: float) -> np.ndarray:
 
 
 def _fit_predict(exp: Experiment, X: np.ndarray, Y: np.ndarray, runs: np.ndarray, train, test):
-    Xtr, Xte = prepare_design(X, runs, train, test, exp.timing.delays, exp.timing.pca_components)
+    Xtr, Xte = prepare_design(X, runs, train, test, _delays(exp), exp.timing.pca_components)
     model = RidgeCV(alphas=exp.encoding.alphas, cv=leave_one_run_out(runs[train]), fit_intercept=False)
     model.fit(Xtr, Y[train])
     return np.asarray(model.predict(Xte), dtype=np.float32), model
@@ -297,15 +363,23 @@ def voxel_scores(
     for name, P in predictions.items():
         tick()
         held = np.isfinite(P).all(1)
+        p_fwer = None
         if a.n_permutations > 0:
-            r, p = permutation_test(Y[held], P[held], runs[held], block_length=a.block_length,
-                                    n_permutations=a.n_permutations, metric="r", seed=exp.seed)
+            block = 1 if exp.brain.format in ITEM_FORMATS else a.block_length  # items are exchangeable
+            r, p, *fwer = permutation_test(Y[held], P[held], runs[held], block_length=block,
+                                           n_permutations=a.n_permutations, metric="r", seed=exp.seed,
+                                           return_fwer=a.fwer_alpha is not None)
             significant, q = fdr_bh(p, a.fdr_q)
+            p_fwer = fwer[0] if fwer else None
         else:
             r = pearson_r(Y[held], P[held])
             p = q = np.full(r.size, np.nan)
             significant = np.zeros(r.size, dtype=bool)
-        rows.append(pd.DataFrame(dict(space=name, voxel=np.arange(r.size), r=r, p=p, q=q, significant=significant)))
+        frame = pd.DataFrame(dict(space=name, voxel=np.arange(r.size), r=r, p=p, q=q, significant=significant))
+        if a.fwer_alpha is not None:  # max-statistic family-wise error over voxels, next to BH-FDR
+            frame["p_fwer"] = p_fwer if p_fwer is not None else np.nan
+            frame["significant_fwer"] = (frame["p_fwer"] < a.fwer_alpha).to_numpy()
+        rows.append(frame)
     return pd.concat(rows, ignore_index=True)
 
 
@@ -321,7 +395,7 @@ def _partition_fold(exp: Experiment, Xs: list[np.ndarray], Y: np.ndarray, runs: 
         Z[train], Z[test] = Xtr, Xte
         prepared[f"s{i}"] = Z
     table = variance_partition(prepared, Y, runs, np.unique(runs[test]).tolist(), exp.encoding.alphas,
-                               len(np.unique(runs[train])), delays=exp.timing.delays)
+                               len(np.unique(runs[train])), delays=_delays(exp))
     return {c: table[c].to_numpy() for c in table.columns}
 
 
@@ -480,24 +554,82 @@ def run(
     progress: Progress = _no_progress,
     log: Callable[[str], None] = lambda s: None,
     checkpoint=None,
+    data_root: Path | None = None,
 ) -> Results:
-    """Run every stage and return the results (nothing is written; see ``Results.save``).
+    """Run every stage for the first (usually the only) subject; see :func:`run_study` for several."""
+    t0 = time.perf_counter()
+    data = load_data(exp, base_dir, data_root=data_root)
+    return run_subject(exp, data, base_dir, store, progress, log, checkpoint, load_seconds=time.perf_counter() - t0)
+
+
+def run_study(
+    exp: Experiment,
+    base_dir: Path | None = None,
+    store: FeatureStore | None = None,
+    progress: Progress = _no_progress,
+    log: Callable[[str], None] = lambda s: None,
+    checkpoint=None,
+    data_root: Path | None = None,
+) -> tuple[dict[str, Results], Results | None]:
+    """Every subject of ``brain.subjects`` one after the other, then group tables across subjects.
+
+    Returns
+    -------
+    per_subject : dict subject -> Results
+    group : Results or None
+        With several subjects: tables of every subject stacked (``subject`` column) and the across-subject
+        comparisons of :func:`brainalign.group.group_tables`; None for one subject.
+    """
+    from brainalign.group import group_results
+
+    from brainalign.pipeline_analyses import add_study_ceiling
+
+    out, responses = {}, {}
+    subjects = exp.brain.subject_list
+    keep = len(subjects) > 1 and exp.analysis.ceiling is not None and exp.analysis.ceiling.method == "subject_subset"
+    for subject in subjects:
+        t0 = time.perf_counter()
+        data = load_subject(exp, subject, base_dir, data_root)
+        ck = checkpoint if checkpoint is None or len(subjects) == 1 else type(checkpoint)(checkpoint.root / f"sub-{subject}")
+        log(f"subject {subject}")
+        out[subject] = run_subject(exp, data, base_dir, store, progress, log, ck,
+                                   load_seconds=time.perf_counter() - t0)
+        if keep:  # the inter-subject ceiling needs every subject's responses
+            responses[subject] = (data.recording.data, data.recording.runs)
+    add_study_ceiling(exp, responses, out, log)
+    return out, (group_results(exp, out) if len(subjects) > 1 else None)
+
+
+def run_subject(
+    exp: Experiment,
+    data: StudyData,
+    base_dir: Path | None = None,
+    store: FeatureStore | None = None,
+    progress: Progress = _no_progress,
+    log: Callable[[str], None] = lambda s: None,
+    checkpoint=None,
+    load_seconds: float = 0.0,
+) -> Results:
+    """Run every stage on one subject's data and return the results (nothing is written; see ``Results.save``).
 
     ``checkpoint`` (optional :class:`brainalign.resume.EncodingCheckpoint`) makes the encoding resumable.
     """
     timings = {}
     t0 = time.perf_counter()
-    data = load_data(exp, base_dir)
     rois = load_roi_masks(exp, data.recording, base_dir)
-    timings["load"] = time.perf_counter() - t0
-    log(f"brain: {data.recording.data.shape[0]} TRs × {data.recording.n_voxels} voxels, "
-        f"{len(np.unique(data.recording.runs))} runs; {len(data.events)} stimulus blocks")
+    timings["load"] = load_seconds + time.perf_counter() - t0
+    rows = "items" if data.is_items else "TRs"
+    groups = "item folds" if data.is_items else "runs"
+    blocks = f"; {len(data.events)} stimulus blocks" if data.events is not None else f"; {len(data.stimuli)} stimuli"
+    log(f"brain: {data.recording.data.shape[0]} {rows} × {data.recording.n_voxels} voxels, "
+        f"{len(np.unique(data.recording.runs))} {groups}{blocks}")
     store = store or FeatureStore()
     t0 = time.perf_counter()
-    feats, model_meta = model_features(exp, data.stimuli, store, progress)
+    feats, model_meta = model_features(exp, data, store, progress, base_dir)
     timings["features"] = time.perf_counter() - t0
     log(f"features: {store.hits} cached, {store.misses} computed")
     spaces = build_feature_spaces(exp, data, feats, model_meta)
+    as_given, exp = exp, _resolved_names(exp, spaces)  # results record the config as given
     extra, control_pairs = control_spaces(exp, data, feats, model_meta, store)
     spaces = spaces + extra
     control_pairs = control_pairs_for_models(exp, spaces) + control_pairs
@@ -533,9 +665,10 @@ def run(
         tables["partition_voxels"], tables["partition"] = partition_spaces(exp, data, spaces, progress, checkpoint)
         if checkpoint is not None:
             log(checkpoint.for_stage("partition", "(partition, fold)").summary())
+    tables.update(extra_analyses(exp, data, spaces, tables, rois, store, log))
     timings["analysis"] = time.perf_counter() - t0
     return Results(
-        experiment=exp,
+        experiment=as_given,
         tables=tables,
         recording=data.recording,
         inputs=data.input_files,

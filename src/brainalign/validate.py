@@ -41,13 +41,17 @@ def check_data_root(exp: Experiment, base_dir: Path | None, data_root: Path, con
         raise ConfigError(f"--data-root {root} is not a folder; give the folder that holds the study's data.",
                           file=config_file, field="--data-root")
     real_root = Path(os.path.realpath(root.absolute()))
-    fields = [("brain.bold", exp.brain.bold), ("brain.mask", exp.brain.mask), ("stimuli.events", exp.stimuli.events)]
+    fields = [("brain.bold", exp.brain.bold), ("brain.mask", exp.brain.mask),
+              ("stimuli.events", getattr(exp.stimuli, "events", None))]
+    fields = [(f, v) for f, v in fields if v is not None]
     if exp.brain.rois is not None:
         fields.append(("brain.rois.image", exp.brain.rois.image))
         if isinstance(exp.brain.rois.table, str):
             fields.append(("brain.rois.table", exp.brain.rois.table))
     for i, m in enumerate(exp.models):
         local = resolve_path(m.source, base_dir)
+        if (local / "BRAINALIGN_TINY_MODEL").is_file():  # a --models tiny stand-in, built in the cache: not data
+            continue
         if not m.source.startswith(BUILTIN_PREFIX) and (local.exists() or m.source.startswith((".", "/", "~"))):
             fields.append((f"models.{i}.source", m.source))
     for field, value in fields:
@@ -126,11 +130,12 @@ def check_space_names(exp: Experiment, layers: dict[str, list[int]], config_file
     not checked offline) only have their model and prompt parts checked.
     """
     exact = {f"baseline/{b}" for b in exp.analysis.baselines}
-    prefixes = set()
+    prefixes, aliases = set(), set()
     for m in exp.models:
-        for p in exp.prompts:
+        for p in exp.prompts_of(m):
             if m.name in layers:
                 exact |= {f"{m.name}/{p}/L{k}" for k in layers[m.name]}
+                aliases |= {f"{m.name}/{p}/L-{k}" for k in range(1, len(layers[m.name]) + 1)}  # L-1 = last read
             else:
                 prefixes.add(f"{m.name}/{p}/L")
 
@@ -138,7 +143,7 @@ def check_space_names(exp: Experiment, layers: dict[str, list[int]], config_file
     loose = {f"{m.name}/" for m in exp.models} if getattr(exp.analysis, "controls", None) is not None else set()
 
     def known(name: str) -> bool:
-        return (name in exact or any(name.startswith(px) and name[len(px):].isdigit() for px in prefixes)
+        return (name in exact or name in aliases or any(name.startswith(px) and name[len(px):].lstrip("-").isdigit() for px in prefixes)
                 or any(name.startswith(px) for px in loose))
 
     choices = sorted(exact) + sorted(f"{px}<layer>" for px in prefixes)
@@ -271,6 +276,10 @@ def preflight(exp: Experiment, base_dir: Path | None = None, config_file: str | 
     """
     if data_root is not None:
         check_data_root(exp, base_dir, data_root, config_file)
+    if exp.brain.format != "nifti":
+        from brainalign.validate_dataset import preflight_dataset
+
+        return preflight_dataset(exp, base_dir, config_file, data_root)
     bold = _existing(config_file, "brain.bold", exp.brain.bold, base_dir)
     mask = _existing(config_file, "brain.mask", exp.brain.mask, base_dir)
     events = _existing(config_file, "stimuli.events", exp.stimuli.events, base_dir)

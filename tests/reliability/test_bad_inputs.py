@@ -122,7 +122,7 @@ CONFIG_CASES = {
     "batch-size-zero": (lambda c, d: _set(c, "models.0.batch_size", 0), "models.0.batch_size",
                         ["greater than 0"]),
     "pooling-unknown": (lambda c, d: _set(c, "models.0.pooling", "max"), "models.0.pooling",
-                        ["'mean', 'last' or 'cls'"]),
+                        ["'mean', 'last', 'cls'"]),
     "outer-cv-unknown": (lambda c, d: _set(c, "encoding.outer_cv", "k-fold"), "encoding.outer_cv",
                          ["leave-one-run-out"]),
     "n-workers-zero": (lambda c, d: _set(c, "encoding.n_workers", 0), "encoding.n_workers",

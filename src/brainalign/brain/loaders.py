@@ -23,7 +23,7 @@ from .nsd import NSDLayout, load_nsd_betas, load_nsd_rois
 from .recording import Recording
 from .vwt_hdf5 import load_vwt_hdf5
 
-__all__ = ["FORMATS", "load_brain", "brain_manifest"]
+__all__ = ["FORMATS", "load_brain", "brain_manifest", "check_loader_options", "fill_subject"]
 
 FORMATS = ("bids", "nsd", "glmsingle", "movie10", "vwt_hdf5")
 
@@ -33,6 +33,38 @@ def _check_kwargs(fmt: str, fn, kwargs: dict, extra: tuple[str, ...] = (), drop:
     unknown = sorted(set(kwargs) - set(params))
     if unknown:
         raise ValueError(f"brain format {fmt!r} does not take {unknown}; accepted: {sorted(params)}.")
+
+
+def check_loader_options(fmt: str, options: dict) -> None:
+    """Reject loader arguments that ``load_brain(fmt, ...)`` would not accept (before any data are read).
+
+    Raises
+    ------
+    ValueError
+        Listing the unknown keys and the accepted ones.
+    """
+    table = {
+        "bids": (load_bids, ("dataset",), ("root",)),
+        "nsd": (load_nsd_betas, ("rois", "hemispheres"), ("root",)),
+        "glmsingle": (load_item_betas, (), ()),
+        "movie10": (load_movie10, ("path",), ("root",)),
+        "vwt_hdf5": (load_vwt_hdf5, (), ()),
+    }
+    if fmt not in table:
+        raise ValueError(f"unknown brain format {fmt!r}; use one of {list(FORMATS)}.")
+    fn, extra, drop = table[fmt]
+    _check_kwargs(fmt, fn, options, extra=extra, drop=drop)
+
+
+def fill_subject(options, subject: str):
+    """Options with ``{subject}`` in any string (nested in lists/dicts) replaced by the subject id."""
+    if isinstance(options, str):
+        return options.replace("{subject}", str(subject))
+    if isinstance(options, dict):
+        return {k: fill_subject(v, subject) for k, v in options.items()}
+    if isinstance(options, (list, tuple)):
+        return type(options)(fill_subject(v, subject) for v in options)
+    return options
 
 
 def _under(root: Path, p) -> Path | None:

@@ -4,6 +4,7 @@
 loaded on first extraction.
 """
 from brainalign.features.base import Extractor, FeatureSet, resolve_layers
+from brainalign.features.baselines import BASELINE_KINDS, baseline_features
 from brainalign.features.extract import extract_features
 from brainalign.features.hf_text import TextExtractor
 from brainalign.features.registry import (
@@ -12,14 +13,18 @@ from brainalign.features.registry import (
     register_adapter,
     supported_model_types,
 )
+from brainalign.features.sharded import extract_sharded
 from brainalign.features.store import FeatureStore
 
 __all__ = [
+    "BASELINE_KINDS",
     "Extractor",
     "FeatureSet",
     "FeatureStore",
     "TextExtractor",
+    "baseline_features",
     "extract_features",
+    "extract_sharded",
     "fingerprint",
     "load_extractor",
     "register_adapter",

@@ -95,22 +95,25 @@ def _settings(pooling: str, options: dict[str, Any], extractor: Any = None) -> d
     return settings
 
 
-def _extract_cached(model, stimuli, prompts, layers, pooling, reuse, store, chunk_size, load_opts, options):
+def cache_keys(model, stimuli, prompts, layers, pooling, load_opts, options):
+    """FeatureStore keys of every (prompt name, stimulus index), computable without loading a path model.
+
+    Returns
+    -------
+    fingerprint : str
+    layer_spec : str
+    digests : list of str, one sha256 per stimulus
+    keys : dict (prompt name, stimulus index) -> key
+    """
     from .hf_multimodal import stimulus_digest
-    from .registry import fingerprint, fingerprint_source, load_extractor
+    from .registry import fingerprint, fingerprint_source
     from .store import FeatureStore
 
-    if isinstance(stimuli, np.ndarray) and stimuli.ndim == 4:
-        stimuli = list(stimuli)
-    stimuli = list(stimuli)
-    if not stimuli:
-        raise ValueError("images is empty: pass at least one stimulus.")
-    extractor = None if isinstance(model, (str, Path)) else model
-    if extractor is None:
+    if isinstance(model, (str, Path)):
         fp = fingerprint_source(str(model), dtype=load_opts.get("dtype", "float32"),
                                 revision=load_opts.get("revision"), **_settings(pooling, options))
     else:
-        fp = fingerprint(extractor, **_settings(pooling, options, extractor))
+        fp = fingerprint(model, **_settings(pooling, options, model))
     layer_spec = json.dumps(layers if isinstance(layers, str) else [float(x) if isinstance(x, float) else int(x)
                                                                     for x in layers])
     digests = [stimulus_digest(s, options.get("sampling_rate")) for s in stimuli]
@@ -119,6 +122,19 @@ def _extract_cached(model, stimuli, prompts, layers, pooling, reuse, store, chun
         for name, text in prompts.items()
         for i in range(len(stimuli))
     }
+    return fp, layer_spec, digests, keys
+
+
+def _extract_cached(model, stimuli, prompts, layers, pooling, reuse, store, chunk_size, load_opts, options):
+    from .registry import load_extractor
+
+    if isinstance(stimuli, np.ndarray) and stimuli.ndim == 4:
+        stimuli = list(stimuli)
+    stimuli = list(stimuli)
+    if not stimuli:
+        raise ValueError("images is empty: pass at least one stimulus.")
+    extractor = None if isinstance(model, (str, Path)) else model
+    fp, layer_spec, digests, keys = cache_keys(model, stimuli, prompts, layers, pooling, load_opts, options)
     found = {k: store.get(key) for k, key in keys.items()}
     missing = sorted({i for (_, i), arr in found.items() if arr is None})
     store.hits += sum(a is not None for a in found.values())

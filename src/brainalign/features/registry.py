@@ -333,3 +333,19 @@ register_adapter("internvl", _vlm_factory("InternVLExtractor"))
 register_adapter("idefics2", _vlm_factory("Idefics2Extractor"))
 register_adapter("llava_next", _vlm_factory("LlavaNextExtractor"))
 register_adapter("qwen2_audio", _vlm_factory("QwenAudioExtractor", "Qwen2AudioForConditionalGeneration"))
+
+
+def _lazy_factory(module: str, name: str):
+    """A factory imported from ``brainalign.features.<module>`` on first use (keeps this module torch-free)."""
+
+    def factory(path: str, **kwargs):
+        import importlib
+
+        return getattr(importlib.import_module(f"{__package__}.{module}"), name)(path, **kwargs)
+
+    return factory
+
+
+register_adapter("llava_next_video", _lazy_factory("hf_video_llava", "llava_next_video_factory"))
+register_adapter("video_llava", _lazy_factory("hf_video_llava", "video_llava_factory"))
+register_adapter("idefics", _lazy_factory("hf_idefics", "idefics_factory"))

@@ -58,6 +58,11 @@ class FeatureStore:
         sub = self.dir / key[:2]
         return sub / f"{key}.npy", sub / f"{key}.json"
 
+    def has(self, key: str) -> bool:
+        """Whether both files of an entry exist (no checksum read; :meth:`get` verifies)."""
+        npy, meta = self._paths(key)
+        return npy.is_file() and meta.is_file()
+
     def get(self, key: str) -> np.ndarray | None:
         """The cached array, or None when absent or corrupt (corrupt entries are warned about)."""
         npy, meta = self._paths(key)

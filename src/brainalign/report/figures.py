@@ -29,8 +29,15 @@ __all__ = [
     "roi_layer_curves",
     "hierarchy_gain",
     "glass_brain",
+    "FSAVERAGE_VERTICES",
+    "hemisphere_values",
+    "surface_map",
+    "surface_codes_map",
+    "steering_bars",
+    "predictivity_curves",
 ]
 
+CEILING_COLOR = "#e6d8b8"  # noise-ceiling band behind ROI bars
 BASELINE_STYLE = {"baseline/onoff": ("0.35", "--"), "baseline/category": ("tab:green", ":"),
                   "baseline/category_shuffled": ("tab:red", "-.")}
 
@@ -232,10 +239,13 @@ def control_pairs(controls: pd.DataFrame) -> bytes:
     return png_bytes(fig)
 
 
-def roi_bars(comparisons: pd.DataFrame, chosen: list[str], reference: str, metric: str) -> bytes:
+def roi_bars(comparisons: pd.DataFrame, chosen: list[str], reference: str, metric: str,
+             ceilings: pd.DataFrame | None = None) -> bytes:
     """Grouped bars per ROI: the chosen spaces and the reference, mean ± SEM over held-out runs, stars vs reference.
 
-    ``comparisons`` is the ``roi_comparisons`` table (space, roi, mean, sem, p_wilcoxon).
+    ``comparisons`` is the ``roi_comparisons`` table (space, roi, mean, sem, p_wilcoxon). ``ceilings`` (optional,
+    the ``roi_ceilings`` table: roi, ceiling and optionally ceiling_low, ceiling_high, in the bars' unit) is drawn
+    behind each ROI's bars: a sand-coloured band from low to high with a dashed line at the ceiling.
     """
     rois = list(dict.fromkeys(comparisons["roi"]))
     names = [n for n in dict.fromkeys([*chosen, reference]) if n in set(comparisons["space"])]
@@ -255,6 +265,20 @@ def roi_bars(comparisons: pd.DataFrame, chosen: list[str], reference: str, metri
                 star = significance_stars(t.loc[(r, name), "p_wilcoxon"])
                 if star:
                     ax.text(xi, m + e + 0.005 if m >= 0 else e + 0.005, star, ha="center", va="bottom", fontsize=7)
+    if ceilings is not None and len(ceilings):
+        ceil = ceilings.drop_duplicates("roi").set_index("roi")
+        labelled = False
+        for xi, r in zip(x, rois):
+            if r not in ceil.index or not np.isfinite(float(ceil.loc[r, "ceiling"])):
+                continue
+            c = float(ceil.loc[r, "ceiling"])
+            lo = float(ceil.loc[r, "ceiling_low"]) if "ceiling_low" in ceil else c
+            hi = float(ceil.loc[r, "ceiling_high"]) if "ceiling_high" in ceil else c
+            lo, hi = (c, c) if not (np.isfinite(lo) and np.isfinite(hi)) else (lo, hi)
+            ax.fill_between([xi - 0.45, xi + 0.45], [lo, lo], [hi, hi], color=CEILING_COLOR, zorder=0, lw=0,
+                            label=None if labelled else "noise ceiling")
+            labelled = True
+            ax.plot([xi - 0.45, xi + 0.45], [c, c], color="0.3", ls="--", lw=1.2, zorder=0.5)
     ax.set_xticks(x, rois, fontsize=8, rotation=30 if len(rois) > 6 else 0)
     ax.axhline(0, color="k", lw=0.8)
     ax.set_ylabel(f"{metric} in the ROI (mean ± SEM over held-out runs)", fontsize=8)
@@ -329,4 +353,250 @@ def glass_brain(img, title: str) -> bytes:
     fig = plt.figure(figsize=(7, 2.8))
     plotting.plot_glass_brain(img, figure=fig, title=title, colorbar=True, plot_abs=False, cmap="cold_hot",
                               black_bg=False, threshold=1e-6)
+    return png_bytes(fig)
+
+
+# --------------------------------------------------------------------------- surfaces
+
+#: vertices per hemisphere of FreeSurfer's icosahedral fsaverage meshes
+FSAVERAGE_VERTICES = {"fsaverage3": 642, "fsaverage4": 2562, "fsaverage5": 10242, "fsaverage6": 40962,
+                      "fsaverage7": 163842, "fsaverage": 163842}
+_SHOWN = 10242  # nilearn ships fsaverage5 in its package data: the only mesh drawn without a download
+_VIEWS = (("left", "lateral"), ("left", "medial"), ("right", "lateral"), ("right", "medial"))
+
+
+def hemisphere_values(values: np.ndarray, vertices: np.ndarray, n_vertices: tuple[int, int]) -> tuple[np.ndarray, ...]:
+    """Scatter one value per column back onto the two hemispheres (NaN where no column).
+
+    Parameters
+    ----------
+    values : ndarray of shape (n_columns,)
+    vertices : int ndarray of shape (n_columns,)
+        Vertex of every column among the ``n_vertices[0] + n_vertices[1]`` vertices, left first; indices past
+        them (e.g. CIFTI subcortical grayordinates) are returned separately.
+    n_vertices : (int, int)
+
+    Returns
+    -------
+    left : ndarray of shape (n_vertices[0],)
+    right : ndarray of shape (n_vertices[1],)
+    other : ndarray of shape (n_other,)
+        Values of columns that are not cortical vertices.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    vertices = np.asarray(vertices)
+    if values.shape != vertices.shape:
+        raise ValueError(f"values has shape {values.shape} but vertices has {vertices.shape}; give one vertex per value.")
+    n = int(sum(n_vertices))
+    full = np.full(n, np.nan)
+    cortex = vertices < n
+    full[vertices[cortex]] = values[cortex]
+    return full[: n_vertices[0]], full[n_vertices[0]:], values[~cortex]
+
+
+def _fsaverage5_parts(left: np.ndarray, right: np.ndarray, space: str) -> tuple[np.ndarray, np.ndarray, str] | None:
+    """Hemisphere values at fsaverage5 resolution, or None when they cannot be drawn on that mesh.
+
+    FreeSurfer's ico meshes are nested: ico order k's vertices are the first vertices of order k + 1 (each new
+    vertex is the midpoint of an edge of the coarser mesh), so fsaverage6 / fsaverage (ico 6 / 7) data read at
+    fsaverage5's vertices is the first 10242 values of each hemisphere.
+    """
+    per_hemi = FSAVERAGE_VERTICES.get(space.split("_")[0])
+    if per_hemi is None or left.size != per_hemi or right.size != per_hemi or per_hemi < _SHOWN:
+        return None
+    if per_hemi == _SHOWN:
+        return left, right, ""
+    return left[:_SHOWN], right[:_SHOWN], (
+        f"Drawn on fsaverage5 (shipped with nilearn, no download): {space} is the nested higher-resolution mesh, "
+        f"so its first {_SHOWN} vertices per hemisphere are fsaverage5's; the other "
+        f"{per_hemi - _SHOWN} per hemisphere are not drawn.")
+
+
+def _surface_panels(left, right, title: str, draw):
+    from nilearn import datasets
+
+    mesh = datasets.load_fsaverage("fsaverage5")["inflated"]
+    sulc = datasets.load_fsaverage_data(mesh="fsaverage5", mesh_type="inflated", data_type="sulcal")
+    fig, axes = plt.subplots(1, 4, subplot_kw={"projection": "3d"}, figsize=(11, 2.9))
+    for ax, (hemi, view) in zip(axes, _VIEWS):
+        draw(mesh.parts[hemi], left if hemi == "left" else right, hemi, view, sulc.data.parts[hemi], ax, fig)
+        ax.set_title(f"{hemi} {view}", fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def _flat_scatter(left, right, other, title: str, why: str, cmap, vmin, vmax, categorical_labels=None) -> bytes:
+    """Fallback without a mesh: value of every vertex against its index, one panel per hemisphere."""
+    parts = [("left", left), ("right", right)] + ([("not cortical", other)] if other.size else [])
+    fig, axes = plt.subplots(1, len(parts), figsize=(3.8 * len(parts), 2.9), squeeze=False)
+    for ax, (name, v) in zip(axes[0], parts):
+        idx = np.flatnonzero(np.isfinite(v))
+        sc = ax.scatter(idx, v[idx], c=v[idx], s=2, cmap=cmap, vmin=vmin, vmax=vmax, rasterized=True, linewidths=0)
+        ax.set_title(f"{name} ({idx.size} of {v.size} vertices)", fontsize=8)
+        ax.set_xlabel("vertex index", fontsize=8)
+        ax.grid(alpha=0.3)
+    if categorical_labels is None:
+        fig.colorbar(sc, ax=list(axes[0]), shrink=0.8)
+    else:
+        from matplotlib.patches import Patch
+
+        fig.legend([Patch(color=cmap(i)) for i in range(len(categorical_labels))], categorical_labels, fontsize=7,
+                   loc="lower center", ncol=min(len(categorical_labels), 3), bbox_to_anchor=(0.5, -0.12))
+    fig.suptitle(title, fontsize=9, y=1.1)
+    fig.text(0.5, 0.99, why, ha="center", va="bottom", fontsize=7, color="0.3", wrap=True)
+    return png_bytes(fig)
+
+
+def surface_map(values: np.ndarray, vertices: np.ndarray, n_vertices: tuple[int, int], space: str, title: str,
+                vmax: float | None = None, cmap: str = "cold_hot") -> tuple[bytes, str]:
+    """One value per vertex on the inflated fsaverage5 mesh (nilearn ``plot_surf_stat_map``), 4 views.
+
+    NaN (not significant, or not a column) is left uncoloured. Spaces that are not an fsaverage mesh of
+    fsaverage5 resolution or finer (fsLR grayordinates, fsaverage4, a custom mesh) are drawn as a flat scatter of
+    value against vertex index instead; nothing is downloaded.
+
+    Parameters
+    ----------
+    values, vertices : ndarray of shape (n_columns,)
+        Value and mesh vertex (left hemisphere first) of every column.
+    n_vertices : (int, int)
+        Vertices per hemisphere of ``space``.
+    space : str
+        ``"fsaverage5"``, ``"fsaverage6"``, ``"fsaverage"`` / ``"fsaverage7"``; anything else is drawn flat.
+
+    Returns
+    -------
+    png : bytes
+    note : str
+        How the figure was drawn, for its caption ("" for a native fsaverage5 map).
+    """
+    from nilearn import plotting
+
+    left, right, other = hemisphere_values(values, vertices, n_vertices)
+    finite = np.concatenate([left, right, other])
+    finite = finite[np.isfinite(finite)]
+    vmax = float(vmax or (np.abs(finite).max() if finite.size else 1.0)) or 1.0
+    parts = _fsaverage5_parts(left, right, space)
+    if parts is None:
+        why = (f"no mesh of {space} ({n_vertices[0]} + {n_vertices[1]} vertices) ships with nilearn, and the report "
+               "downloads nothing: values are plotted against vertex index")
+        return _flat_scatter(left, right, other, title, why, plt.get_cmap(cmap), -vmax, vmax), why[0].upper() + why[1:] + "."
+    left5, right5, note = parts
+
+    def draw(mesh, v, hemi, view, bg, ax, fig):
+        plotting.plot_surf_stat_map(mesh, np.nan_to_num(v, nan=0.0), hemi=hemi, view=view, bg_map=bg, axes=ax,
+                                    figure=fig, colorbar=False, threshold=1e-6, vmin=-vmax, vmax=vmax, cmap=cmap,
+                                    engine="matplotlib")  # vmin explicit: nilearn maps all-positive data from 0
+
+    fig = _surface_panels(left5, right5, title, draw)
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    fig.colorbar(ScalarMappable(norm=Normalize(-vmax, vmax), cmap=cmap), ax=list(fig.axes), shrink=0.6, pad=0.02)
+    return png_bytes(fig), note
+
+
+def surface_codes_map(codes: np.ndarray, vertices: np.ndarray, n_vertices: tuple[int, int], space: str,
+                      labels: list[str], title: str) -> tuple[bytes, str]:
+    """Integer codes per vertex (1..len(labels); 0 = none) as categorical colours on the fsaverage5 mesh."""
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+    from nilearn import plotting
+
+    colors = [plt.get_cmap("tab10")(i % 10) for i in range(len(labels))]
+    cmap = ListedColormap(colors)
+    left, right, other = hemisphere_values(np.where(np.asarray(codes) > 0, codes, np.nan), vertices, n_vertices)
+    parts = _fsaverage5_parts(left, right, space)
+    if parts is None:
+        why = (f"no mesh of {space} ships with nilearn, and the report downloads nothing: codes are plotted against "
+               "vertex index")
+        return (_flat_scatter(left, right, other, title, why, cmap, 0.5, len(labels) + 0.5, labels),
+                why[0].upper() + why[1:] + ".")
+    left5, right5, note = parts
+
+    def draw(mesh, v, hemi, view, bg, ax, fig):
+        # codes k = 1..n sit in the middle of colour bins [k - 0.5, k + 0.5]; 0 (no part) stays uncoloured
+        plotting.plot_surf(mesh, np.nan_to_num(v, nan=0.0), hemi=hemi, view=view, bg_map=bg, axes=ax, figure=fig,
+                           colorbar=False, cmap=cmap, threshold=0.5, vmin=0.5, vmax=len(labels) + 0.5,
+                           avg_method="median", engine="matplotlib")
+
+    fig = _surface_panels(left5, right5, title, draw)
+    fig.legend([Patch(color=c) for c in colors], labels, fontsize=7, loc="lower center",
+               ncol=min(len(labels), 3), bbox_to_anchor=(0.5, 0.02))
+    return png_bytes(fig), note
+
+
+# --------------------------------------------------------------------------- steering
+
+def steering_bars(summary: pd.DataFrame) -> bytes:
+    """Left: accuracy before (grey) and after the intervention per condition; right: fraction of items flipped.
+
+    ``summary`` is :func:`brainalign.report.steering.steering_summary`'s table; controls are hatched. Error bars:
+    ± SEM over the table's rows (subjects × layers).
+    """
+    labels = [f"{r.section} · {r.condition}" if summary["section"].nunique() > 1 else str(r.condition)
+              for r in summary.itertuples(index=False)]
+    n = len(summary)
+    y = np.arange(n)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 0.5 * n + 1.8), sharey=True)
+    colors = ["0.55" if c else "tab:blue" for c in summary["control"]]
+    hatch = ["//" if c else None for c in summary["control"]]
+    before = summary["accuracy_before"].to_numpy(dtype=float)
+    after = summary["accuracy_after"].to_numpy(dtype=float)
+    if np.isfinite(before).any():
+        a1.barh(y - 0.2, np.nan_to_num(before), 0.38, color="0.85", edgecolor="0.4", label="before")
+    a1.barh(y + 0.2 if np.isfinite(before).any() else y, np.nan_to_num(after), 0.38,
+            xerr=np.nan_to_num(summary["accuracy_after_sem"].to_numpy(dtype=float)), capsize=3, color=colors,
+            hatch=None, edgecolor="k", label="after")
+    for yi, h in zip(y, hatch):
+        if h:
+            a1.patches[-n + yi].set_hatch(h)
+    a1.set_xlabel("task accuracy")
+    a1.set_xlim(0, 1.05)
+    a1.set_title("Accuracy before / after the intervention", fontsize=9)
+    a1.legend(fontsize=7, loc="lower right")
+    a2.barh(y, np.nan_to_num(summary["flipped_fraction"].to_numpy(dtype=float)),
+            xerr=np.nan_to_num(summary["flipped_fraction_sem"].to_numpy(dtype=float)), capsize=3, color=colors,
+            edgecolor="k", hatch=None)
+    for patch, h in zip(a2.patches, hatch):
+        if h:
+            patch.set_hatch(h)
+    for yi, r in zip(y, summary.itertuples(index=False)):
+        if np.isfinite(r.n_flipped) and np.isfinite(r.n_items):
+            a2.text(1.02, yi, f"{int(r.n_flipped)}/{int(r.n_items)}", va="center", fontsize=7,
+                    transform=a2.get_yaxis_transform())
+    if not np.isfinite(summary["flipped_fraction"].to_numpy(dtype=float)).any():
+        a2.text(0.5, 0.5, "no flip counts in the tables", ha="center", va="center", transform=a2.transAxes,
+                fontsize=9, color="0.4")
+    a2.set_xlim(0, 1.05)
+    a2.set_xlabel("fraction of items flipped to correct")
+    a2.set_title("Flips: intervention (blue) vs controls (grey, hatched)", fontsize=9)
+    a1.set_yticks(y, labels, fontsize=8)
+    a1.invert_yaxis()
+    for ax in (a1, a2):
+        ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return png_bytes(fig)
+
+
+def predictivity_curves(pred: pd.DataFrame) -> bytes:
+    """Neural predictivity per layer for the model and its controls (± MAD over subjects when given), ★ = best."""
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    for cond, g in pred.groupby("condition", sort=False):
+        g = g.sort_values("layer")
+        (line,) = ax.plot(g["layer"], g["score"], marker="o", ms=3, label=str(cond))
+        if "mad" in g:
+            m = np.nan_to_num(g["mad"].to_numpy(dtype=float))
+            ax.fill_between(g["layer"], g["score"] - m, g["score"] + m, color=line.get_color(), alpha=0.15)
+        best = g[g["best"].astype(str).str.lower() == "true"] if "best" in g else g.loc[[g["score"].idxmax()]]
+        ax.plot(best["layer"], best["score"], marker="*", ms=13, color=line.get_color(), mec="k", ls="none")
+    if "layer_name" in pred:
+        first = pred.drop_duplicates("layer").sort_values("layer")
+        if len(first) <= 16:
+            ax.set_xticks(first["layer"], first["layer_name"].astype(str), fontsize=7, rotation=45, ha="right")
+    ax.set_xlabel("representation (layer)")
+    ax.set_ylabel("neural predictivity")
+    ax.set_title("Neural predictivity of the model and its controls (★ = best layer)", fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
     return png_bytes(fig)

@@ -16,15 +16,21 @@ from nilearn import masking
 
 from brainalign.atomic import atomic_write_text
 from brainalign.report import figures
+from brainalign.report.extras import extra_sections
 from brainalign.results import Results
 
-__all__ = ["render_report", "write_report"]
+__all__ = ["render_report", "write_report", "render_steering_report", "write_steering_report"]
 
 METRIC_LABELS = {
     "mean_r_responsive": "mean Pearson r over responsive voxels, chosen on training runs by the reference model",
     "mean_r": "mean Pearson r over all voxels",
     "median_r": "median Pearson r over all voxels",
 }
+
+
+#: summary tables offered as CSV downloads beside the tidy scores (small; the per-voxel tables stay on disk)
+DOWNLOADS = ("comparisons", "layers", "prompt_gain", "controls", "partition", "roi_comparisons", "roi_scores",
+             "roi_peaks", "roi_hierarchy", "roi_ceilings")
 
 
 def _b64(data: bytes) -> str:
@@ -73,9 +79,44 @@ def _headline(res: Results, metric: str) -> str:
     return " ".join(parts) or "No model feature space was fitted."
 
 
+def _surface_maps(res: Results, metric: str) -> list[dict]:
+    """Best score per vertex (FDR-thresholded when tested) and its difference to the reference, on the mesh."""
+    surf = res.surface
+    vox = res.tables["voxel_scores"]
+    best, _ = _best_spaces(res, metric)
+    ref = res.experiment.analysis.reference
+    if best is None:
+        return []
+    args = (surf["vertices"], surf["n_vertices"], surf["space"])
+    sub = vox[vox.space == best].sort_values("voxel")
+    r = sub["r"].to_numpy(dtype=np.float64)
+    if sub["p"].notna().any():
+        shown = np.where(sub["significant"].to_numpy(dtype=bool), r, np.nan)
+        a = res.experiment.analysis
+        note = (f"only vertices significant at FDR q < {a.fdr_q} (block permutation test, {a.n_permutations} "
+                f"permutations of {a.block_length}-TR blocks within runs, Benjamini–Hochberg) are coloured: "
+                f"{int(np.isfinite(shown).sum())} of {r.size}.")
+    else:
+        shown, note = r, "no significance test was run (analysis.n_permutations = 0); all vertices are shown."
+    finite = np.abs(r[np.isfinite(r)])
+    png, drawn = figures.surface_map(shown, *args, title=f"r: {best} ({surf['space']})",
+                                     vmax=float(finite.max()) if finite.size else None)
+    out = [dict(title=f"r per vertex: {best}", png=_b64(png),
+                how=f"How to read this: Pearson r of {best} at every vertex of {surf['space']} over all held-out TRs, "
+                    f"inflated cortex seen from the side (lateral) and from the midline (medial), sulci dark; warm "
+                    f"colours = well predicted; {note} {drawn}".strip())]
+    if ref in set(vox.space) and ref != best:
+        diff = r - vox[vox.space == ref].sort_values("voxel")["r"].to_numpy(dtype=np.float64)
+        png, drawn = figures.surface_map(diff, *args, title=f"r difference: {best} − {ref}")
+        out.append(dict(title=f"{best} minus {ref}", png=_b64(png),
+                        how=f"How to read this: where {best} predicts better (warm) or worse (cool) than {ref}, "
+                            f"every vertex (not thresholded). {drawn}".strip()))
+    return out
+
+
 def _maps(res: Results, metric: str) -> list[dict]:
     if res.mask_img is None:
-        return []
+        return _surface_maps(res, metric) if getattr(res, "surface", None) else []
     vox = res.tables["voxel_scores"]
     best, _ = _best_spaces(res, metric)
     ref = res.experiment.analysis.reference
@@ -124,15 +165,22 @@ def _partition_section(res: Results) -> dict | None:
     out["rows"] = [[r.partition, r.part, r.space, _fmt(r.ratio_of_means), _fmt(r.mean_of_ratios),
                     int(n_vox[r.partition])] for r in table.itertuples(index=False)]
     vox = res.tables.get("partition_voxels")
-    if vox is not None and res.mask_img is not None:
+    surf = getattr(res, "surface", None)
+    if vox is not None and (res.mask_img is not None or surf is not None):
         for name, g in vox.groupby("partition", sort=False):
             g = g.sort_values("voxel")
             legend = pct[pct.partition == name].drop_duplicates("part").set_index("part")["space"].to_dict()
             parts = list(legend)
             codes = np.array([parts.index(d) + 1 if d in parts else 0 for d in g["dominant"]], dtype=np.float32)
-            img = masking.unmask(codes, res.mask_img)
             labels = [f"{p}: {legend[p]}" for p in parts]
-            out["maps"].append(dict(title=name, png=_b64(figures.dominant_map(img, labels, f"dominant part: {name}"))))
+            if res.mask_img is not None:
+                img = masking.unmask(codes, res.mask_img)
+                png, note = figures.dominant_map(img, labels, f"dominant part: {name}"), ""
+            else:
+                png, note = figures.surface_codes_map(codes, surf["vertices"][g["voxel"].to_numpy()],
+                                                      surf["n_vertices"], surf["space"], labels,
+                                                      f"dominant part: {name}")
+            out["maps"].append(dict(title=name, png=_b64(png), note=note))
     return out
 
 
@@ -149,8 +197,10 @@ def _roi_section(res: Results, metric: str) -> dict | None:
     for _, g in models.groupby(["model", "prompt"], sort=True):
         chosen.append(means.loc[means.index.isin(g.space)].idxmax())
     how = spec.how if spec is not None else "mean"
-    out = dict(how=how, bars=_b64(figures.roi_bars(comp, chosen, a.reference, f"{how} r")), curves="", gain="",
-               slopes=[])
+    ceilings = t.get("roi_ceilings")
+    ceilings = ceilings if ceilings is not None and {"roi", "ceiling"} <= set(ceilings.columns) else None
+    out = dict(how=how, bars=_b64(figures.roi_bars(comp, chosen, a.reference, f"{how} r", ceilings)), curves="",
+               gain="", slopes=[], ceiling=ceilings is not None)
     n_vox = t["roi_scores"].groupby("roi", sort=False)["n_voxels"].max()
     out["rois"] = [dict(name=r, n=int(n)) for r, n in n_vox.items()]
     curves = t.get("roi_layers")
@@ -200,8 +250,39 @@ def _controls_section(res: Results) -> dict | None:
                 tolerance=spec.max_token_difference if spec is not None else 5)
 
 
-def render_report(res: Results) -> str:
-    """The report as an HTML string (deterministic for equal results, apart from the creation time)."""
+def _with_resolved_names(res: Results) -> Results:
+    """A shallow copy whose config names the fitted spaces ('CLIP/none/L-1' → 'CLIP/none/L24')."""
+    import copy
+
+    from brainalign.pipeline import _resolved_names
+
+    out = copy.copy(res)
+    out.experiment = _resolved_names(res.experiment, res.tables["spaces"])
+    return out
+
+
+def _example_stimulus(exp) -> str:
+    """What '{stimulus}' becomes in the prompts table's example column."""
+    st = exp.stimuli
+    if getattr(st, "labels", None):
+        return st.labels[sorted(st.labels)[0]]
+    return getattr(st, "name", "<item text>")
+
+
+def _env() -> Environment:
+    return Environment(loader=PackageLoader("brainalign", "report/templates"),
+                       autoescape=select_autoescape(["html", "j2"]), keep_trailing_newline=True)
+
+
+def render_report(res: Results, folder: str | Path | None = None) -> str:
+    """The report as an HTML string (deterministic for equal results, apart from the creation time).
+
+    ``folder`` is where the results lie; steering tables found there (``brainalign steer``'s ``nari.csv`` or
+    alike) add a steering section.
+    """
+    from brainalign.report.steering import steering_section
+
+    res = _with_resolved_names(res)
     exp = res.experiment
     metric = exp.analysis.metric
     t = res.tables
@@ -225,14 +306,15 @@ def render_report(res: Results) -> str:
     for name, template in exp.prompts.items():
         tokens = [m.get("n_tokens", {}).get(name) for m in models_meta.values()]
         tokens = [n for lst in tokens if lst for n in lst]
-        example = template.format(stimulus=exp.stimuli.labels[sorted(exp.stimuli.labels)[0]])
+        example = template.format(stimulus=_example_stimulus(exp))
         prompts.append(dict(name=name, template=template, example=example,
                             tokens=f"{min(tokens)}–{max(tokens)}" if tokens else "–"))
 
-    env = Environment(loader=PackageLoader("brainalign", "report/templates"),
-                      autoescape=select_autoescape(["html", "j2"]), keep_trailing_newline=True)
     data = res.manifest.get("data", {})
-    return env.get_template("report.html.j2").render(
+    surface = getattr(res, "surface", None)
+    return _env().get_template("report.html.j2").render(
+        unit="vertex" if surface else "voxel", surface_space=surface["space"] if surface else None,
+        steering=steering_section(folder) if folder is not None else None,
         name=exp.name, version=res.manifest.get("brainalign_version", ""), created=res.manifest.get("created", ""),
         seed=exp.seed, config_hash=res.manifest.get("config_hash", exp.config_hash()), subject=exp.brain.subject,
         n_trs=data.get("n_trs"), n_voxels=data.get("n_voxels"), tr=exp.brain.tr,
@@ -240,8 +322,10 @@ def render_report(res: Results) -> str:
         reference=exp.analysis.reference, unprompted=exp.analysis.unprompted,
         comparison_cols=list(comp.columns), comparison_rows=rows,
         csv_name=f"{exp.name}-scores.csv", csv_b64=_b64(res.to_frame().to_csv(index=False).encode()),
+        downloads=[dict(name=f"{name}.csv", b64=_b64(t[name].to_csv(index=False).encode())) for name in DOWNLOADS
+                   if name in t and len(t[name])],
         prompts=prompts, partition=_partition_section(res), controls=_controls_section(res),
-        rois=_roi_section(res, metric), config_yaml=exp.to_yaml(), inputs=res.manifest.get("inputs", {}),
+        rois=_roi_section(res, metric), extras=extra_sections(res), config_yaml=exp.to_yaml(), inputs=res.manifest.get("inputs", {}),
         versions=res.manifest.get("versions", {}), timings=res.manifest.get("timings_s", {}),
     )
 
@@ -249,5 +333,45 @@ def render_report(res: Results) -> str:
 def write_report(res: Results, out_dir: str | Path) -> Path:
     """Write ``report.html`` into ``out_dir`` (atomically) and return its path."""
     path = Path(out_dir) / "report.html"
-    atomic_write_text(path, render_report(res))
+    atomic_write_text(path, render_report(res, out_dir))
+    return path
+
+
+def render_steering_report(folder: str | Path) -> str:
+    """The report of a ``brainalign steer`` output folder (steering tables and its manifest only).
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``folder`` holds no steering table.
+    """
+    import json
+
+    import yaml
+
+    from brainalign.report.steering import steering_section
+
+    folder = Path(folder)
+    section = steering_section(folder)
+    if section is None:
+        raise FileNotFoundError(f"{folder} holds neither brainalign results (manifest.json, run_scores.parquet) nor "
+                                "steering tables (a CSV with a 'condition' column and flip or accuracy columns, as "
+                                "`brainalign steer` writes); pass a folder written by `brainalign run` or `steer`.")
+    try:
+        man = json.loads((folder / "manifest.json").read_text())
+    except (OSError, ValueError):
+        man = {}
+    cfg = man.get("config")
+    return _env().get_template("steering.html.j2").render(
+        name=man.get("name", folder.name), source=man.get("source", "unknown source"), seed=man.get("seed", "–"),
+        nari_layers=man.get("nari_layers") or [], steering=section,
+        config_yaml=yaml.safe_dump(cfg, sort_keys=False) if cfg else "(no manifest.json)",
+        versions=man.get("versions", {}), timings=man.get("timings_s", {}),
+    )
+
+
+def write_steering_report(folder: str | Path) -> Path:
+    """Write ``report.html`` of a steering output folder (atomically) and return its path."""
+    path = Path(folder) / "report.html"
+    atomic_write_text(path, render_steering_report(folder))
     return path

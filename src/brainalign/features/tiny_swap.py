@@ -1,0 +1,114 @@
+"""``--models tiny``: run a study config with small, seeded, config-built models of the same architectures.
+
+A study config names 7B checkpoints that a CI machine cannot hold (and this
+one cannot download). ``tiny_experiment`` swaps every multimodal model's
+``source`` for a tiny random model built from a config of its
+``model_type`` (through :mod:`brainalign.features.tiny_models`), so the whole
+pipeline — processors, chat templates, adapters, pooling, cache, encoding,
+statistics, report — runs unchanged and fast. The numbers are meaningless as
+science (random weights); the run proves the plumbing. Text models keep their
+source (the packaged MiniLM is small already).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+from brainalign.config import Experiment
+
+__all__ = ["tiny_model", "tiny_experiment", "TINY_MARKER"]
+
+#: File marking a folder as a generated stand-in (exempt from the --data-root containment check: it is not data).
+TINY_MARKER = "BRAINALIGN_TINY_MODEL"
+
+
+def _builders() -> dict[str, Callable[..., Path]]:
+    from brainalign.features import tiny_models as tm
+
+    def qwen2_vl(folder, seed=0):
+        return tm.build_tiny_qwen2_5_vl(folder, variant="qwen2_vl", seed=seed)
+
+    table = {
+        "qwen2_5_vl": tm.build_tiny_qwen2_5_vl,
+        "qwen2_vl": qwen2_vl,
+        "llava": tm.build_tiny_llava,
+        "llava_next": tm.build_tiny_llava_next,
+        "internvl": tm.build_tiny_internvl,
+        "instructblip": tm.build_tiny_instructblip,
+        "idefics2": tm.build_tiny_idefics2,
+        "qwen2_audio": tm.build_tiny_qwen2_audio,
+        "vit": tm.build_tiny_vit,
+        "clip": tm.build_tiny_clip,
+        "videomae": tm.build_tiny_videomae,
+        "vivit": tm.build_tiny_vivit,
+        "wav2vec2": tm.build_tiny_wav2vec2,
+        "audio-spectrogram-transformer": tm.build_tiny_ast,
+    }
+    import importlib
+
+    modules = [tm]
+    try:
+        modules.append(importlib.import_module("brainalign.features.tiny_models_extra"))
+    except ImportError:  # pragma: no cover - optional module
+        pass
+    for mod in modules:  # every build_tiny_<model_type> joins automatically
+        for name in dir(mod):
+            if name.startswith("build_tiny_") and name[len("build_tiny_"):] not in table:
+                table[name[len("build_tiny_"):]] = getattr(mod, name)
+    return table
+
+
+
+def tiny_model(model_type: str, cache_dir: str | Path, seed: int = 0) -> Path:
+    """Folder of a tiny model of ``model_type``, built once into ``cache_dir`` (atomically: build, then rename).
+
+    Raises
+    ------
+    ValueError
+        If no tiny builder exists for the type (the message lists those that do).
+    """
+    builders = _builders()
+    if model_type not in builders:
+        raise ValueError(f"--models tiny has no small builder for model_type {model_type!r}; available: "
+                         f"{sorted(builders)}.")
+    root = Path(cache_dir).expanduser()
+    final = root / f"{model_type}-seed{seed}"
+    if (final / "config.json").is_file():
+        return final
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{model_type}-", dir=root))
+    try:
+        builders[model_type](tmp, seed=seed)
+        (tmp / TINY_MARKER).write_text(f"tiny random {model_type} built by brainalign --models tiny (seed {seed})\n")
+        try:
+            os.replace(tmp, final)
+        except OSError:  # another process finished first: keep theirs
+            if not (final / "config.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def tiny_experiment(exp: Experiment, cache_dir: str | Path) -> Experiment:
+    """A copy of ``exp`` whose multimodal models are tiny models of their ``model_type``.
+
+    Raises
+    ------
+    ValueError
+        For a multimodal model without ``model_type`` (the architecture cannot be guessed without its config).
+    """
+    models = []
+    for m in exp.models:
+        if m.kind == "text":
+            models.append(m)
+            continue
+        if m.model_type is None:
+            raise ValueError(f"models[{m.name}] has no model_type; --models tiny needs it to build a small model "
+                             "of the same architecture (e.g. model_type: qwen2_5_vl).")
+        folder = tiny_model(m.model_type, cache_dir, seed=exp.seed)
+        models.append(m.model_copy(update=dict(source=str(folder), revision=None, dtype="float32")))
+    return exp.model_copy(update=dict(models=models))

@@ -1,0 +1,96 @@
+"""Group level: the subjects of a study side by side, and comparisons paired across subjects.
+
+Every subject is analysed on its own (its own voxels, folds and voxel
+selection); the group tables stack the per-subject tables with a ``subject``
+column and test each feature space against the reference across subjects
+(one value per subject: the mean of its held-out run/fold scores), which is
+the comparison a reviewer expects when subjects are the unit of inference.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from brainalign.analysis.stats import mad, sem
+from brainalign.config import Experiment
+from brainalign.results import Results
+
+__all__ = ["stack_tables", "subject_scores", "group_layers", "group_results"]
+
+STACKED = ("spaces", "run_scores", "comparisons", "layers", "prompt_gain", "controls", "roi_scores")
+
+
+def stack_tables(per_subject: dict[str, Results], name: str) -> pd.DataFrame | None:
+    """One table of every subject's ``name`` table, with a leading ``subject`` column (None when absent)."""
+    parts = []
+    for subject, res in per_subject.items():
+        t = res.tables.get(name)
+        if t is not None:
+            parts.append(t.assign(subject=str(subject))[["subject", *t.columns]])
+    return pd.concat(parts, ignore_index=True) if parts else None
+
+
+def subject_scores(run_scores: pd.DataFrame) -> pd.DataFrame:
+    """Each subject's mean over its held-out runs/folds, shaped like a run-scores table whose 'runs' are subjects.
+
+    Returns
+    -------
+    DataFrame with columns subject, space, run (= the subject's position, 0-based), the score columns
+    (mean_r, median_r, mean_r_responsive) and n_runs.
+    """
+    cols = [c for c in ("mean_r", "median_r", "mean_r_responsive") if c in run_scores.columns]
+    g = run_scores.groupby(["subject", "space"], sort=False)
+    out = g[cols].mean().reset_index()
+    out["n_runs"] = g.size().to_numpy()
+    order = {s: i for i, s in enumerate(pd.unique(run_scores["subject"]))}
+    out.insert(2, "run", out["subject"].map(order).astype(int))
+    return out.sort_values(["space", "run"], ignore_index=True)
+
+
+def group_layers(scores: pd.DataFrame, spaces: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Layer curves across subjects: median, mean, SEM and MAD over subjects per model × prompt × layer,
+    and ``best`` marking each curve's peak of the median (seed 002: median voxels → median subjects → max layer)."""
+    info = spaces.drop_duplicates("space").set_index("space")
+    model = scores[scores["space"].map(info["kind"]) == "model"].copy()
+    if model.empty:
+        return pd.DataFrame()
+    for col in ("model", "prompt", "layer", "depth"):
+        model[col] = model["space"].map(info[col])
+    g = model.groupby(["model", "prompt", "layer", "depth"], sort=True)[metric]
+    out = g.agg(median="median", mean="mean", n_subjects="size").reset_index()
+    out["sem"] = g.agg(lambda v: float(sem(v.to_numpy()))).to_numpy()
+    out["mad"] = g.agg(lambda v: float(mad(v.to_numpy()))).to_numpy()
+    peak = out.groupby(["model", "prompt"])["median"].transform("max")
+    out["best"] = out["median"] == peak
+    return out
+
+
+def group_results(exp: Experiment, per_subject: dict[str, Results]) -> Results:
+    """Group results whose unit of comparison is the subject.
+
+    ``run_scores`` holds one row per subject × space (each subject's mean over its held-out runs), so the
+    comparisons, layer curves and prompt gains computed from it — with the same functions as for one
+    subject — are paired across subjects. The per-subject tables are kept, stacked, as ``subject_<name>``.
+    """
+    from brainalign.analysis.summary import compare_to_reference, layer_table, prompt_gain_table
+    from brainalign.pipeline import resolve_space_name
+    from brainalign.pipeline_analyses import group_analyses
+
+    metric = exp.analysis.metric
+    stacked = {name: stack_tables(per_subject, name) for name in STACKED}
+    spaces = stacked["spaces"].drop(columns="subject").drop_duplicates("space", ignore_index=True)
+    scores = subject_scores(stacked["run_scores"])
+    reference = resolve_space_name(exp.analysis.reference, spaces)
+    tables = dict(spaces=spaces, run_scores=scores, comparisons=compare_to_reference(scores, reference, metric),
+                  layers=layer_table(scores, spaces, metric), group_layers=group_layers(scores, spaces, metric))
+    if exp.analysis.unprompted is not None:
+        tables["prompt_gain"] = prompt_gain_table(scores, spaces, exp.analysis.unprompted, metric)
+    for name, t in stacked.items():
+        if t is not None and name != "spaces":
+            tables[f"subject_{name}"] = t
+    tables.update(group_analyses(exp, per_subject))  # both paired tests, ROI level, seed 002's best layer
+    first = next(iter(per_subject.values()))
+    manifest = dict(first.manifest)
+    manifest["subjects"] = {s: r.manifest.get("inputs", {}) for s, r in per_subject.items()}
+    manifest["data"] = dict(manifest.get("data", {}), subject="group", subjects=list(per_subject), unit="subject")
+    return Results(exp, tables, mask_img=None, manifest=manifest)

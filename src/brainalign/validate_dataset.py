@@ -1,0 +1,243 @@
+"""Checks and plans for dataset-format studies (``brain.format`` other than ``nifti``), before any compute.
+
+:func:`preflight_dataset` lists every file the loaders will read that is
+missing below the data root, each with its dataset accession and how to get
+it (one error naming all of them, not the first); :func:`study_plan` prints
+what a run will cost — forward passes, feature bytes, ridge fits, time and
+memory — from the dataset's sizes (read from small index files when they
+are present, else the dataset's published sizes, marked "assumed").
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from brainalign.config import ConfigError, Experiment, ImageStimuli, MovieClipStimuli, resolve_path
+
+__all__ = ["required_files", "preflight_dataset", "StudyPlan", "study_plan", "MODEL_SIZES"]
+
+#: (layers read with "all" = hidden layers + embeddings, hidden size) of the checkpoints the study configs name,
+#: for plans made without the weights (from their published config.json files).
+MODEL_SIZES = {
+    "Salesforce/instructblip-vicuna-7b": (33, 4096),
+    "Salesforce/instructblip-vicuna-13b": (41, 5120),
+    "HuggingFaceM4/idefics-9b-instruct": (33, 4096),
+    "google/vit-huge-patch14-224-in21k": (33, 1280),
+    "openai/clip-vit-large-patch14": (25, 1024),
+    "Qwen/Qwen2.5-VL-7B-Instruct": (29, 3584),
+    "OpenGVLab/InternVL3-8B-hf": (29, 3584),
+    "ByteDance-Seed/UI-TARS-7B-DPO": (29, 3584),
+}
+#: NSD: images seen per subject over 40 sessions (30,000 trials, 3 repeats) and nsdgeneral voxels at 1.8 mm
+#: (subject 1; other subjects differ by a few thousand) — used only when the files are absent.
+NSD_ASSUMED = dict(images_per_subject=10_000, shared=1_000, voxels=15_724)
+
+
+def required_files(exp: Experiment, subject: str, root: Path | None = None):
+    """RequiredFile entries (relative to the data root) that the config's loaders read for one subject."""
+    from brainalign.brain.loaders import brain_manifest, fill_subject
+    from brainalign.brain.manifest import RequiredFile
+
+    opts = fill_subject(dict(exp.brain.options), subject)
+    files = list(brain_manifest(exp.brain.format, subject=subject, **opts))
+    if isinstance(exp.stimuli, ImageStimuli) and not any(f.path == exp.stimuli.path for f in files):
+        files.append(RequiredFile(exp.stimuli.path, "NSD", "nsd_stimuli.hdf5 of the NSD release"))
+    if isinstance(exp.stimuli, MovieClipStimuli):
+        files += movie_clip_files(exp, root)
+    return files
+
+
+def movie_clip_files(exp: Experiment, root: Path | None):
+    """The clip and events files of every movie segment the study reads (segments end where the raw dataset's
+    events files end, so a partial copy of Movie10 asks only for what it covers)."""
+    from brainalign.brain.manifest import RequiredFile
+    from brainalign.brain.movie10 import MOVIE10_SEGMENTS
+
+    spec = exp.stimuli
+    src = "courtois-neuromod/movie10 (DataLad; stimuli submodule movie10.stimuli)"
+    out = []
+    for movie in exp.brain.options.get("movies", ("bourne", "wolf", "life")):
+        for seg in range(1, MOVIE10_SEGMENTS.get(movie, 0) + 1):
+            events = f"{spec.raw_root}/task-{movie}{seg:02d}_events.tsv"
+            if root is not None and seg > 1 and not (Path(root) / events).is_file():
+                break
+            out += [RequiredFile(events, "CNeuroMod movie10", src),
+                    RequiredFile(f"{spec.path}/{movie}/{movie}{seg:02d}.mkv", "CNeuroMod movie10", src)]
+    return out
+
+
+def preflight_dataset(exp: Experiment, base_dir: Path | None, config_file: str | None,
+                      data_root: Path | None = None) -> dict:
+    """Check that every file of every subject exists below the data root.
+
+    Raises
+    ------
+    ConfigError
+        Listing every missing file with its accession and source (field ``brain.data_root``).
+    """
+    from brainalign.brain.manifest import missing_files
+    from brainalign.study_data import dataset_root
+    from brainalign.validate import check_models, check_space_names
+
+    try:
+        root = dataset_root(exp, base_dir, data_root)
+    except ValueError as err:
+        raise ConfigError(str(err), file=config_file, field="brain.data_root") from None
+    if not root.is_dir():
+        raise ConfigError(f"data root {root} is not a folder; download the dataset there or pass --data-root.",
+                          file=config_file, field="brain.data_root")
+    missing, n_files = [], 0
+    for subject in exp.brain.subject_list:
+        try:
+            files = required_files(exp, subject, root)
+        except (KeyError, ValueError) as err:
+            raise ConfigError(f"cannot list the files of subject {subject}: {err}", file=config_file,
+                              field="brain.options") from None
+        n_files += len(files)
+        missing += [f for f in missing_files(files, root) if f not in missing]
+    if missing:
+        shown = "\n  ".join(f.describe(root) for f in missing[:60])
+        more = f"\n  ... and {len(missing) - 60} more" if len(missing) > 60 else ""
+        raise ConfigError(f"{len(missing)} of {n_files} files are missing under {root}:\n  {shown}{more}",
+                          file=config_file, field="brain.data_root")
+    notes, layers = check_models(exp, base_dir, config_file)
+    check_space_names(exp, layers, config_file)
+    return dict(notes=notes, n_subjects=len(exp.brain.subject_list), n_files=n_files, data_root=str(root))
+
+
+@dataclass
+class StudyPlan:
+    """What a run will do and cost (see :func:`study_plan`)."""
+
+    rows: list[dict] = field(default_factory=list)  # one per model: forward passes, feature bytes
+    n_subjects: int = 0
+    n_stimuli: int = 0
+    n_rows: int = 0
+    n_voxels: int = 0
+    n_spaces: int = 0
+    n_fits: int = 0
+    feature_bytes: int = 0
+    forward_passes: int = 0
+    ridge_seconds: float = 0.0
+    memory_bytes: int = 0
+    assumed: list[str] = field(default_factory=list)
+
+    def text(self) -> str:
+        lines = [f"subjects: {self.n_subjects}; per subject {self.n_rows} rows × {self.n_voxels} voxels, "
+                 f"{self.n_stimuli} stimuli"]
+        for r in self.rows:
+            lines.append(f"  {r['model']}: {r['prompts']} prompt(s) × {r['layers']} layers × {r['hidden']} dims; "
+                         f"{r['forward_passes']:,} forward passes, features {r['feature_bytes'] / 2**30:.2f} GiB")
+        lines.append(f"feature spaces: {self.n_spaces} per subject; ridge fits: {self.n_fits:,} "
+                     f"(about {self.ridge_seconds / 3600:.1f} h of ridge on one CPU core at 10 GFLOP/s)")
+        lines.append(f"forward passes: {self.forward_passes:,}; features: {self.feature_bytes / 2**30:.1f} GiB; "
+                     f"peak memory about {self.memory_bytes / 2**30:.1f} GiB")
+        if self.assumed:
+            lines.append("assumed (files absent): " + "; ".join(self.assumed))
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict:
+        return json.loads(json.dumps(self.__dict__, default=float))
+
+
+def _nsd_sizes(exp: Experiment, root: Path | None, subject: str, assumed: list[str]) -> tuple[int, int, int, int]:
+    """(rows, stimuli, voxels) of one NSD subject and the images of all subjects together, from
+    nsd_expdesign.mat and the mask when present."""
+    from brainalign.brain.nsd import NSDLayout, read_expdesign, trial_table
+
+    sessions = exp.brain.options.get("sessions", [])
+    subjects = exp.brain.subject_list
+    try:
+        layout = NSDLayout(root, subject, exp.brain.options.get("resolution", "func1pt8mm"))
+        design = read_expdesign(layout.require(layout.expdesign))
+        trials = trial_table(design, layout.subject, sessions)
+        n_images = int(trials["nsd_id"].nunique())
+        union = set()
+        for s in subjects:
+            union |= set(trial_table(design, NSDLayout(root, s).subject, sessions)["nsd_id"].tolist())
+        n_unique = len(union)
+    except (FileNotFoundError, OSError, ValueError, TypeError):
+        n_images = int(round(NSD_ASSUMED["images_per_subject"] * min(1.0, len(sessions) / 40)))
+        n_unique = n_images * len(subjects) - (len(subjects) - 1) * NSD_ASSUMED["shared"]
+        assumed.append(f"{n_images} images per subject (NSD, {len(sessions)} sessions), {NSD_ASSUMED['shared']} "
+                       "shared")
+    try:
+        import nibabel as nib
+
+        mask = exp.brain.options.get("mask", "nsdgeneral")
+        path = layout.require(layout.roi(mask)) if mask else None
+        n_vox = int((np.asarray(nib.load(path).dataobj) > 0).sum()) if path else 0
+    except (FileNotFoundError, OSError, ValueError, TypeError, NameError):
+        n_vox = NSD_ASSUMED["voxels"]
+        assumed.append(f"{n_vox} nsdgeneral voxels")
+    rows = n_images if exp.brain.options.get("average_repeats", True) else n_images * 3
+    return rows, n_images, n_vox, n_unique
+
+
+def _model_size(spec, base_dir: Path | None, assumed: list[str]) -> tuple[int, int]:
+    from brainalign.features.base import resolve_layers
+
+    local = resolve_path(spec.source, base_dir)
+    n, hidden = None, None
+    cfg_path = local / "config.json"
+    if cfg_path.is_file():
+        cfg = json.loads(cfg_path.read_text())
+        sub = cfg.get("text_config") or cfg.get("vision_config") or cfg
+        n, hidden = sub.get("num_hidden_layers"), sub.get("hidden_size")
+        n = None if n is None else int(n) + 1
+    if n is None and spec.source in MODEL_SIZES:
+        n, hidden = MODEL_SIZES[spec.source]
+    if n is None:
+        n, hidden = 33, 4096
+        assumed.append(f"{spec.name}: 32 layers × 4096 dims (config not local)")
+    layers = len(resolve_layers(spec.layers, n - 1)) if spec.layers != "all" else n
+    return layers, int(hidden)
+
+
+def study_plan(exp: Experiment, base_dir: Path | None = None, data_root: Path | None = None) -> StudyPlan:
+    """Forward passes, feature bytes, ridge fits, time and memory of a run, without loading data or models."""
+    from brainalign.study_data import dataset_root
+
+    plan = StudyPlan(n_subjects=len(exp.brain.subject_list))
+    if exp.brain.format == "nsd":
+        try:
+            root = dataset_root(exp, base_dir, data_root)
+        except ValueError:
+            root = None
+        plan.n_rows, plan.n_stimuli, plan.n_voxels, unique_stimuli = _nsd_sizes(
+            exp, root, exp.brain.subject_list[0], plan.assumed)
+    else:
+        raise ValueError(f"--dry-run plans are written for brain.format nsd so far, not '{exp.brain.format}'.")
+    n_folds = 1 if exp.encoding.outer_cv == "split" else exp.encoding.item_folds
+    k_inner = exp.encoding.item_folds
+    for spec in exp.models:
+        layers, hidden = _model_size(spec, base_dir, plan.assumed)
+        n_prompts = len(exp.prompts_of(spec))
+        passes = unique_stimuli * n_prompts
+        fbytes = unique_stimuli * n_prompts * layers * hidden * 4
+        plan.rows.append(dict(model=spec.name, prompts=n_prompts, layers=layers, hidden=hidden,
+                              forward_passes=passes, feature_bytes=fbytes))
+        plan.forward_passes += passes
+        plan.feature_bytes += fbytes
+        spaces = n_prompts * layers
+        plan.n_spaces += spaces
+        p = min(hidden, exp.timing.pca_components or hidden) * len(exp.timing.delays if not exp.is_items else [0])
+        n = plan.n_rows
+        # one fit: SVD of each inner-fold design (n·p²) + alpha path on every voxel (n_alphas·p·v) + prediction
+        flops = (k_inner + 1) * (n * p * p + len(exp.encoding.alphas) * p * plan.n_voxels + n * p * plan.n_voxels)
+        plan.ridge_seconds += plan.n_subjects * spaces * n_folds * flops / 10e9
+    plan.n_fits = plan.n_subjects * plan.n_spaces * n_folds
+    max_p = max((r["hidden"] for r in plan.rows), default=0)
+    # the data (float64, twice while cleaning), one float32 held-out prediction array per feature space (kept for
+    # the voxel statistics), and one design matrix with its z-scored copy
+    plan.memory_bytes = int(plan.n_rows * plan.n_voxels * 8 * 2 + plan.n_spaces * plan.n_rows * plan.n_voxels * 4
+                            + plan.n_rows * max_p * 8 * 3)
+    if exp.encoding.n_workers > 1 and exp.encoding.scheduler is None:  # each LocalCluster worker: see estimate_memory
+        from brainalign.validate import WORKER_BASE_BYTES
+
+        plan.memory_bytes += exp.encoding.n_workers * int(
+            WORKER_BASE_BYTES + plan.n_rows * plan.n_voxels * 4 + plan.n_rows * max_p * 8 * 3)
+    return plan
