@@ -317,6 +317,24 @@ class EncodingSpec(_Strict):
         "the role of runs (inner CV, paired tests over held-out folds).",
     )
     inner_cv: Literal["leave-one-run-out"] = "leave-one-run-out"
+    # Where the fits run, not what they compute: results are byte-identical for any value, so both are left out
+    # of the config hash and the saved config.yaml (a run may be resumed with another worker count).
+    n_workers: int = Field(
+        1, ge=1, exclude=True,
+        description="Worker processes for the (space, fold) and (partition, fold) fits; 1 fits in this process, "
+        "more start a dask LocalCluster of single-threaded workers. Results are identical for any value.",
+    )
+    scheduler: str | None = Field(
+        None, exclude=True,
+        description="Address of a running dask scheduler (e.g. 'tcp://host:8786') to fit on instead of a "
+        "LocalCluster; its workers need brainalign installed. Overrides n_workers.",
+    )
+    blas_threads: int = Field(
+        1, ge=1,
+        description="BLAS/OpenMP threads of each fit, in this process or in a worker. Multi-threaded BLAS rounds "
+        "differently (last bits), so this one is part of the config; one thread per fit is also the fast choice for "
+        "many small fits on a shared machine. Raise it for a few large fits on a quiet machine.",
+    )
 
     @field_validator("alphas")
     @classmethod
@@ -324,6 +342,14 @@ class EncodingSpec(_Strict):
         if not v:
             raise ValueError("alphas is empty; use e.g. a log-spaced grid from 0.1 to 1e5.")
         return sorted(v)
+
+    @field_validator("scheduler")
+    @classmethod
+    def _scheduler_ok(cls, v: str | None) -> str | None:
+        if v is not None and "://" not in v:
+            raise ValueError(f"scheduler={v!r} is not a dask scheduler address; give e.g. 'tcp://host:8786', or leave "
+                             "it out to fit on a LocalCluster of n_workers processes.")
+        return v
 
 
 class PartitionSpec(_Strict):

@@ -31,6 +31,7 @@ from brainalign.results import Results
 from brainalign.pipeline_analyses import extra_analyses
 from brainalign.study_data import StudyData, load_data, load_subject
 from brainalign.timing import TrainPCA, stimulus_design
+from brainalign.workers import FitTask, run_fits
 
 __all__ = ["StudyData", "FeatureSpace", "load_data", "build_feature_spaces", "cross_validate", "run", "run_subject",
            "run_study",
@@ -272,6 +273,12 @@ def _fit_predict(exp: Experiment, X: np.ndarray, Y: np.ndarray, runs: np.ndarray
     return np.asarray(model.predict(Xte), dtype=np.float32), model
 
 
+def _fit_arrays(exp: Experiment, X: np.ndarray, Y: np.ndarray, runs: np.ndarray, train, test) -> dict:
+    """One (space, fold) fit as plain arrays (what checkpoints store and workers send back)."""
+    P, model = _fit_predict(exp, X, Y, runs, train, test)
+    return dict(P=P, best_alphas=np.asarray(model.best_alphas_), cv_scores=np.asarray(model.cv_scores_))
+
+
 def cross_validate(
     exp: Experiment, data: StudyData, spaces: list[FeatureSpace], progress: Progress = _no_progress,
     checkpoint=None,
@@ -294,7 +301,10 @@ def cross_validate(
 
     With ``checkpoint`` (a :class:`brainalign.resume.EncodingCheckpoint`),
     every finished (space, fold) fit is stored, and read back instead of
-    refitted when the run is resumed.
+    refitted when the run is resumed. With ``encoding.n_workers`` > 1 (or
+    ``encoding.scheduler``) the fits run on dask workers
+    (:func:`brainalign.workers.run_fits`); results are used in the same
+    order, so the tables are identical.
     """
     Y = data.recording.data
     runs = data.recording.runs
@@ -309,15 +319,15 @@ def cross_validate(
     rows = []
     tick = progress("encoding", len(spaces) * len(folds))
     y_digest = checkpoint.digest(Y) if checkpoint is not None else None  # once, not per fit
+    fitted = run_fits(  # in this order, on encoding.n_workers processes
+        [FitTask(sp.name, fold, _fit_arrays, (exp, sp.X, Y, runs, train, test), inputs=(sp.X, y_digest, train, test))
+         for fold, (train, test) in enumerate(folds) for sp in order],
+        n_workers=exp.encoding.n_workers, scheduler=exp.encoding.scheduler, blas_threads=exp.encoding.blas_threads,
+        checkpoint=checkpoint)
     for fold, (train, test) in enumerate(folds):
         selection = None
         for sp in order:
-            def fit(sp=sp, train=train, test=test):
-                P, model = _fit_predict(exp, sp.X, Y, runs, train, test)
-                return dict(P=P, best_alphas=np.asarray(model.best_alphas_), cv_scores=np.asarray(model.cv_scores_))
-
-            res = (checkpoint.fit_or_load(sp.name, fold, fit, inputs=(sp.X, y_digest, train, test))
-                   if checkpoint is not None else fit())
+            res = next(fitted)
             P = res["P"]
             if selection is None:
                 selection = responsive_voxels(res["cv_scores"], exp.analysis.responsive_fraction)
@@ -373,8 +383,25 @@ def voxel_scores(
     return pd.concat(rows, ignore_index=True)
 
 
+def _partition_fold(exp: Experiment, Xs: list[np.ndarray], Y: np.ndarray, runs: np.ndarray, train, test) -> dict:
+    """One (partition, fold) of :func:`partition_spaces` as plain arrays: the columns of
+    :func:`brainalign.analysis.variance_partition`'s table, spaces named s0, s1(, s2)."""
+    from brainalign.analysis.partition import variance_partition
+
+    prepared = {}
+    for i, X in enumerate(Xs):
+        Xtr, Xte = prepare_design(X, runs, train, test, [0], exp.timing.pca_components)
+        Z = np.empty((Y.shape[0], Xtr.shape[1]), dtype=np.float32)
+        Z[train], Z[test] = Xtr, Xte
+        prepared[f"s{i}"] = Z
+    table = variance_partition(prepared, Y, runs, np.unique(runs[test]).tolist(), exp.encoding.alphas,
+                               len(np.unique(runs[train])), delays=_delays(exp))
+    return {c: table[c].to_numpy() for c in table.columns}
+
+
 def partition_spaces(
-    exp: Experiment, data: StudyData, spaces: list[FeatureSpace], progress: Progress = _no_progress
+    exp: Experiment, data: StudyData, spaces: list[FeatureSpace], progress: Progress = _no_progress,
+    checkpoint=None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Unique and shared variance of the configured feature-space pairs/triples, per voxel.
 
@@ -384,41 +411,48 @@ def partition_spaces(
     per-voxel alphas from leave-one-run-out CV on the training runs and scores
     held-out R². Fold results are averaged per voxel; negative parts are kept.
 
+    With ``checkpoint`` (an :class:`brainalign.resume.EncodingCheckpoint`), each
+    finished (partition, fold) is stored in its ``partition`` stage and read back
+    when the run is resumed; ``encoding.n_workers`` spreads them over workers
+    as in :func:`cross_validate`.
+
     Returns
     -------
     voxels : DataFrame (partition, voxel, r2_<s>…, r2_joint, unique_<s>…, shared…, dominant)
         Space names are replaced by s0, s1(, s2) in column names; see ``percentages.space``.
     percentages : DataFrame (partition, roi, part, space, aggregation, percent, n_voxels)
     """
-    from brainalign.analysis.partition import partition_percentages, variance_partition
+    from brainalign.analysis.partition import partition_percentages
 
     by_name = {sp.name: sp for sp in spaces}
     Y, runs = data.recording.data, data.recording.runs
     folds = _outer_folds(exp, runs)
     specs = exp.analysis.partitions
-    tick = progress("partition", len(folds) * len(specs))
-    vox_tables, pct_tables = [], []
     for spec in specs:
         missing = [n for n in spec.spaces if n not in by_name]
         if missing:
             raise ValueError(f"analysis.partitions[{spec.name}] names spaces {missing} that were not fitted; "
                              f"choose from {sorted(by_name)}.")
+    tick = progress("partition", len(folds) * len(specs))
+    if checkpoint is not None:
+        checkpoint = checkpoint.for_stage("partition", "(partition, fold)")
+    y_digest = checkpoint.digest(Y) if checkpoint is not None else None
+    tasks = []
+    for spec in specs:
+        Xs = [by_name[name].X for name in spec.spaces]
+        tasks += [FitTask(spec.name, fold, _partition_fold, (exp, Xs, Y, runs, train, test),
+                          inputs=(*Xs, y_digest, train, test)) for fold, (train, test) in enumerate(folds)]
+    fitted = run_fits(tasks, n_workers=exp.encoding.n_workers, scheduler=exp.encoding.scheduler,
+                      blas_threads=exp.encoding.blas_threads, checkpoint=checkpoint)
+    vox_tables, pct_tables = [], []
+    for spec in specs:
         keys = [f"s{i}" for i in range(len(spec.spaces))]
         tables = []
-        for train, test in folds:
-            prepared = {}
-            for key, name in zip(keys, spec.spaces):
-                Xtr, Xte = prepare_design(by_name[name].X, runs, train, test, [0], exp.timing.pca_components)
-                Z = np.empty((Y.shape[0], Xtr.shape[1]), dtype=np.float32)
-                Z[train], Z[test] = Xtr, Xte
-                prepared[key] = Z
-            tables.append(
-                variance_partition(prepared, Y, runs, np.unique(runs[test]).tolist(), exp.encoding.alphas,
-                                   len(np.unique(runs[train])), delays=_delays(exp))
-            )
+        for _ in folds:
+            tables.append(next(fitted))
             tick()
-        cols = [c for c in tables[0].columns if c != "voxel"]
-        mean = pd.DataFrame({c: np.mean([t[c].to_numpy() for t in tables], 0) for c in cols})
+        cols = [c for c in tables[0] if c != "voxel"]
+        mean = pd.DataFrame({c: np.mean([t[c] for t in tables], 0) for c in cols})
         parts = [c for c in cols if c.startswith(("unique_", "shared"))]
         mean["dominant"] = np.where(mean["r2_joint"] > 0, mean[parts].idxmax(axis=1), "none")
         pct = partition_percentages(mean, None, spec.min_r2_joint)
@@ -628,7 +662,9 @@ def run_subject(
     if rois:
         tables.update(roi_tables(exp, data, space_table, preds, rois, tables["layers"]))
     if exp.analysis.partitions:
-        tables["partition_voxels"], tables["partition"] = partition_spaces(exp, data, spaces, progress)
+        tables["partition_voxels"], tables["partition"] = partition_spaces(exp, data, spaces, progress, checkpoint)
+        if checkpoint is not None:
+            log(checkpoint.for_stage("partition", "(partition, fold)").summary())
     tables.update(extra_analyses(exp, data, spaces, tables, rois, store, log))
     timings["analysis"] = time.perf_counter() - t0
     return Results(

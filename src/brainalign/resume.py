@@ -3,7 +3,8 @@
 A run keeps its work in ``<parent>/.<OUT name>.work/`` until the results are
 complete. ``config_hash`` there records which experiment the work belongs to;
 ``checkpoints/`` holds one ``.npz`` per finished (space, fold) fit with a JSON
-sidecar carrying its sha256. Entries are written atomically, so ``kill -9``
+sidecar carrying its sha256 (``checkpoints/partition/`` the same per (partition, fold), see
+:meth:`EncodingCheckpoint.for_stage`). Entries are written atomically, so ``kill -9``
 loses at most the fit in flight; a corrupt entry is warned about and refitted.
 Arrays are stored exactly (no pickle), so a resumed run gives byte-identical
 tables.
@@ -140,10 +141,20 @@ class EncodingCheckpoint:
         What was read back and what was computed during this run.
     """
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, stage: str = "encoding", unit: str = "(space, fold)") -> None:
         self.root = Path(root)
+        self.stage = stage
+        self.unit = unit
         self.loaded: list[tuple[str, int]] = []
         self.fitted: list[tuple[str, int]] = []
+        self._stages: dict[str, EncodingCheckpoint] = {}
+
+    def for_stage(self, stage: str, unit: str) -> "EncodingCheckpoint":
+        """The checkpoint of another stage of the same run (entries in the subfolder ``stage``; one object per
+        stage, so its ``loaded``/``fitted`` lists and :meth:`summary` cover the whole run)."""
+        if stage not in self._stages:
+            self._stages[stage] = EncodingCheckpoint(self.root / stage, stage=stage, unit=unit)
+        return self._stages[stage]
 
     def _paths(self, space: str, fold: int) -> tuple[Path, Path]:
         digest = hashlib.sha256(space.encode()).hexdigest()[:10]
@@ -163,7 +174,7 @@ class EncodingCheckpoint:
             with np.load(io.BytesIO(blob), allow_pickle=False) as z:
                 return {k: z[k] for k in z.files}
         except (ValueError, KeyError, OSError) as err:
-            warnings.warn(f"encoding checkpoint {npz} is corrupt ({err}); refitting it.", stacklevel=2)
+            warnings.warn(f"{self.stage} checkpoint {npz} is corrupt ({err}); refitting it.", stacklevel=2)
             return None
 
     def put(self, space: str, fold: int, arrays: dict[str, np.ndarray]) -> None:
@@ -174,6 +185,26 @@ class EncodingCheckpoint:
         atomic_write_bytes(npz, blob)
         atomic_write_json(side, dict(space=space, fold=fold, sha256=hashlib.sha256(blob).hexdigest()))
 
+    def lookup(self, space: str, fold: int, digest: str) -> dict[str, np.ndarray] | None:
+        """The stored arrays of (space, fold) if they were fitted on inputs with this ``digest``
+        (:func:`inputs_digest`), else None (an entry fitted on other inputs is warned about)."""
+        got = self.get(space, fold)
+        if got is None:
+            return None
+        stored = got.pop("_inputs", None)
+        if stored is None or str(stored) == digest:
+            self.loaded.append((space, fold))
+            return got
+        warnings.warn(f"{self.stage} checkpoint of {space!r}, fold {fold} was fitted on other inputs (features or "
+                      "data changed since the interrupted run); refitting it.", stacklevel=2)
+        return None
+
+    def store(self, space: str, fold: int, arrays: dict[str, np.ndarray], digest: str) -> None:
+        """Store a finished fit (atomically) and count it as fitted in this run."""
+        self.put(space, fold, dict(arrays, _inputs=np.array(digest)))
+        self.fitted.append((space, fold))
+        stall_point(f"{self.stage}-fit")
+
     def fit_or_load(self, space: str, fold: int, fit: Callable[[], dict[str, np.ndarray]],
                     inputs: tuple = ()) -> dict[str, np.ndarray]:
         """The arrays of (space, fold): read back when finished earlier, else ``fit()`` and stored.
@@ -183,18 +214,11 @@ class EncodingCheckpoint:
         refitted, with a warning).
         """
         digest = inputs_digest(*inputs)
-        got = self.get(space, fold)
+        got = self.lookup(space, fold, digest)
         if got is not None:
-            stored = got.pop("_inputs", None)
-            if stored is None or str(stored) == digest:
-                self.loaded.append((space, fold))
-                return got
-            warnings.warn(f"encoding checkpoint of {space!r}, fold {fold} was fitted on other inputs (features or "
-                          "data changed since the interrupted run); refitting it.", stacklevel=2)
+            return got
         arrays = fit()
-        self.put(space, fold, dict(arrays, _inputs=np.array(digest)))
-        self.fitted.append((space, fold))
-        stall_point("encoding-fit")
+        self.store(space, fold, arrays, digest)
         return arrays
 
     @staticmethod
@@ -203,5 +227,5 @@ class EncodingCheckpoint:
         return inputs_digest(*arrays)
 
     def summary(self) -> str:
-        return (f"encoding checkpoints: {len(self.loaded)} (space, fold) fits loaded from {self.root}, "
+        return (f"{self.stage} checkpoints: {len(self.loaded)} {self.unit} fits loaded from {self.root}, "
                 f"{len(self.fitted)} fitted")

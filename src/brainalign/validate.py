@@ -162,7 +162,8 @@ def check_space_names(exp: Experiment, layers: dict[str, list[int]], config_file
 
 def estimate_memory(exp: Experiment, n_trs: int, n_voxels: int, n_layers: dict[str, int] | None = None) -> int:
     """Bytes the pipeline holds at its peak (rough upper bound): the cleaned data (float64), one float32
-    held-out prediction per feature space, and the ridge work arrays of one fit.
+    held-out prediction per feature space, and the ridge work arrays of one fit; with ``encoding.n_workers`` > 1,
+    for every worker process also its base footprint, a copy of the data and one fit's work arrays.
 
     ``n_layers`` (model name → layers read) is used where known; otherwise a list of layers counts its length
     and ``'all'`` counts 49 (a deep model)."""
@@ -175,7 +176,15 @@ def estimate_memory(exp: Experiment, n_trs: int, n_voxels: int, n_layers: dict[s
     data = 8 * n_trs * n_voxels
     preds = 4 * n_trs * n_voxels * n_spaces
     fit = 8 * (n_trs * k + k * k + 3 * n_trs * n_voxels + 2 * len(exp.encoding.alphas) * n_voxels)
-    return int(data * 2 + preds + fit)
+    need = data * 2 + preds + fit
+    n_workers = exp.encoding.n_workers if exp.encoding.scheduler is None else 1  # a remote cluster is its own
+    if n_workers > 1:  # each LocalCluster worker: its interpreter and imports, a float32 copy of Y, one fit
+        need += n_workers * (WORKER_BASE_BYTES + 4 * n_trs * n_voxels + fit)
+    return int(need)
+
+
+#: resident memory of an idle dask worker process that has imported brainalign.pipeline (measured 244 MiB)
+WORKER_BASE_BYTES = 256 * 2**20
 
 
 def check_rois(exp: Experiment, mask_img, base_dir: Path | None = None, config_file: str | None = None) -> dict:
@@ -329,6 +338,13 @@ def preflight(exp: Experiment, base_dir: Path | None = None, config_file: str | 
             memory_limit = int(psutil.virtual_memory().available)
         except Exception:  # pragma: no cover - psutil is a declared dependency
             memory_limit = None
+    if memory_limit is not None and need > memory_limit and exp.encoding.n_workers > 1 and exp.encoding.scheduler is None:
+        alone = estimate_memory(exp.model_copy(update=dict(encoding=exp.encoding.model_copy(update=dict(
+            n_workers=1)))), int(img.shape[3]), n_vox, {m: len(v) for m, v in layers.items()})
+        if alone <= memory_limit:
+            raise ConfigError(f"with {exp.encoding.n_workers} worker processes the run needs about {need / 2**30:.1f} "
+                              f"GiB ({alone / 2**30:.1f} GiB in one process) but {memory_limit / 2**30:.1f} GiB are "
+                              "available; lower encoding.n_workers.", file=config_file, field="encoding.n_workers")
     if memory_limit is not None and need > memory_limit:
         raise ConfigError(f"the run needs about {need / 2**30:.1f} GiB but {memory_limit / 2**30:.1f} GiB are "
                           "available; analyse fewer layers or prompts, set timing.pca_components, or use a larger "

@@ -264,4 +264,9 @@ def study_plan(exp: Experiment, base_dir: Path | None = None, data_root: Path | 
     # the voxel statistics), and one design matrix with its z-scored copy
     plan.memory_bytes = int(plan.n_rows * plan.n_voxels * 8 * 2 + plan.n_spaces * plan.n_rows * plan.n_voxels * 4
                             + plan.n_rows * max_p * 8 * 3)
+    if exp.encoding.n_workers > 1 and exp.encoding.scheduler is None:  # each LocalCluster worker: see estimate_memory
+        from brainalign.validate import WORKER_BASE_BYTES
+
+        plan.memory_bytes += exp.encoding.n_workers * int(
+            WORKER_BASE_BYTES + plan.n_rows * plan.n_voxels * 4 + plan.n_rows * max_p * 8 * 3)
     return plan

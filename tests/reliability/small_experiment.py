@@ -19,6 +19,9 @@ from brainalign.config import resolve_path
 BRAINALIGN = str(Path(sys.executable).with_name("brainalign"))
 TABLES = ("scores.csv", "scores.parquet", "run_scores.parquet", "voxel_scores.parquet", "spaces.csv",
           "comparisons.csv", "layers.csv", "prompt_gain.csv", "mask.nii.gz", "config.yaml")
+PARTITION_TABLES = ("partition.csv", "partition_voxels.csv")
+# one variance partition over spaces the small experiment fits (4 outer folds -> 4 (partition, fold) fits)
+ONE_PARTITION = [dict(name="action-vs-onset", spaces=["MiniLM-L6/action/L6", "baseline/onoff"])]
 
 
 def make_small_experiment(folder: Path, n_runs: int = 4, layers=(3, 6), **overrides) -> Path:
@@ -55,6 +58,15 @@ def make_small_experiment(folder: Path, n_runs: int = 4, layers=(3, 6), **overri
             node = node[p]
         node[last] = value
     path = folder / "experiment.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def with_workers(config: Path, n_workers: int) -> Path:
+    """A copy of ``config`` (same folder, so the same data paths) that fits on ``n_workers`` processes."""
+    cfg = yaml.safe_load(config.read_text())
+    cfg["encoding"]["n_workers"] = n_workers
+    path = config.with_name(f"{config.stem}-{n_workers}workers.yaml")
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
 

@@ -125,6 +125,12 @@ CONFIG_CASES = {
                         ["'mean', 'last', 'cls'"]),
     "outer-cv-unknown": (lambda c, d: _set(c, "encoding.outer_cv", "k-fold"), "encoding.outer_cv",
                          ["leave-one-run-out"]),
+    "n-workers-zero": (lambda c, d: _set(c, "encoding.n_workers", 0), "encoding.n_workers",
+                       ["greater than or equal to 1"]),
+    "blas-threads-zero": (lambda c, d: _set(c, "encoding.blas_threads", 0), "encoding.blas_threads",
+                          ["greater than or equal to 1"]),
+    "scheduler-not-an-address": (lambda c, d: _set(c, "encoding.scheduler", "localhost"), "encoding.scheduler",
+                                 ["not a dask scheduler address", "'tcp://host:8786'", "LocalCluster"]),
     "layer-too-deep": (lambda c, d: _set(c, "models.0.layers", [3, 12]), "models.0.layers",
                        ["has 6 blocks", "valid layers are 0..6"]),
     "pca-above-model-width": (lambda c, d: _set(c, "timing.pca_components", 1000), "timing.pca_components",
@@ -248,6 +254,18 @@ def test_memory_preflight_refuses_a_run_that_cannot_fit(study):
     assert info["memory_bytes"] == need
     with pytest.raises(ConfigError, match=r"needs about .* GiB but .* are available; analyse fewer layers"):
         preflight(exp, study.parent, str(study), memory_limit=need // 2)
+
+    # each worker process holds its own interpreter, a copy of the data and one fit: too many workers for the
+    # memory that one process would fit in are blamed on encoding.n_workers, not on the models
+    many = exp.model_copy(update=dict(encoding=exp.encoding.model_copy(update=dict(n_workers=8))))
+    need8 = estimate_memory(many, 484, 530)
+    assert need8 >= need + 8 * (256 * 2**20 + 4 * 484 * 530)
+    with pytest.raises(ConfigError, match=r"with 8 worker processes the run needs about .* GiB \(.* in one "
+                                          r"process\) .* lower encoding.n_workers") as err:
+        preflight(many, study.parent, str(study), memory_limit=need8 // 2)
+    assert err.value.field == "encoding.n_workers"
+    remote = many.model_copy(update=dict(encoding=many.encoding.model_copy(update=dict(scheduler="tcp://h:8786"))))
+    assert estimate_memory(remote, 484, 530) == need  # a remote cluster's memory is not this machine's
 
 
 # ---------------------------------------------------------------- array level

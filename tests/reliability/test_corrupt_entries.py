@@ -102,3 +102,28 @@ def test_results_parked_by_a_killed_swap_are_restored(tmp_path):
     (parked / "scores.csv").write_text("older")
     _recover_swap(out)  # killed after the swap: the parked copy is stale and goes
     assert (out / "scores.csv").read_text() == "old results" and not parked.exists()
+
+
+def test_truncated_encoding_chunk_is_detected_and_recomputed(tmp_path):
+    """RidgeCV(store=...) keeps one file per voxel chunk with a sha256 sidecar: a damaged chunk is warned about
+    and recomputed, the others are read back, and the fit equals an uninterrupted one."""
+    from brainalign.encoding import RidgeCV
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 5)).astype(np.float32)
+    Y = (X @ rng.standard_normal((5, 40)) + rng.standard_normal((60, 40))).astype(np.float32)
+
+    def fit(store=None):
+        return RidgeCV(alphas=np.logspace(-1, 3, 5), cv=3, chunk_voxels=16, store=store).fit(X, Y)
+
+    ref, store = fit(), tmp_path / "chunks"
+    fit(store)
+    chunks = sorted(store.glob("fit_*.npz"))
+    assert len(chunks) == 3 and all(c.with_name(c.name + ".sha256").is_file() for c in chunks)
+    chunks[1].write_bytes(chunks[1].read_bytes()[:-9])
+    with pytest.warns(UserWarning, match=r"encoding chunk .*fit_.* is corrupt \(checksum mismatch\); recomputing"):
+        again = fit(store)
+    assert again.store_.n_loaded == 2  # the intact chunks were read back, not refitted
+    for name in ("coef_", "best_alphas_", "cv_scores_"):
+        np.testing.assert_array_equal(getattr(again, name), getattr(ref, name))
+    assert len(list(store.glob("*.npz.sha256"))) == 3  # the damaged chunk is whole again

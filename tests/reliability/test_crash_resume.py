@@ -1,33 +1,38 @@
 """kill -9 during feature extraction and again during fitting, then --resume: byte-identical tables, and the log
 shows that finished work was read back, not recomputed. Along the way: the lock refuses a second writer, and
-interrupted work is neither overwritten nor silently reused."""
+interrupted work is neither overwritten nor silently reused. The same with the fits on 2 worker processes
+(``encoding.n_workers``), killed while partitioning and resumed on 1: byte-identical tables again."""
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from typer.testing import CliRunner
 
 from brainalign.cli import app
 from brainalign.locking import StaleLockWarning
 
-from small_experiment import TABLES, cli, make_small_experiment, one_line, run_until_stalled_then_kill
+from small_experiment import (ONE_PARTITION, PARTITION_TABLES, TABLES, cli, make_small_experiment, one_line,
+                              run_until_stalled_then_kill, with_workers)
 
 N_FITS = 6 * 4  # (2 layers x 2 prompts + 2 baselines) spaces x 4 outer folds
 N_FEATURES = 2 * 8  # prompts x stimuli
+N_PARTITION_FITS = 1 * 4  # partitions x outer folds
 
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
     """The small experiment and its uninterrupted results (own feature cache)."""
     root = tmp_path_factory.mktemp("small")
-    cfg = make_small_experiment(root)
+    cfg = make_small_experiment(root, **{"analysis.partitions": ONE_PARTITION})
     proc = cli("run", str(cfg), "--out", str(root / "reference"), "--cache", str(root / "cache-ref"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = one_line(proc.stderr)
     assert f"features: 0 cached, {N_FEATURES} computed" in log
     assert "encoding checkpoints: 0 (space, fold) fits loaded" in log and f"{N_FITS} fitted" in log
+    assert f"partition checkpoints: 0 (partition, fold) fits loaded" in log and f"{N_PARTITION_FITS} fitted" in log
     return cfg, root / "reference"
 
 
@@ -78,10 +83,42 @@ def test_sigkill_in_features_then_in_fitting_then_resume_is_byte_identical(small
     log = one_line(resumed.stderr)
     assert f"features: {N_FEATURES} cached, 0 computed" in log
     assert "encoding checkpoints: 10 (space, fold) fits loaded" in log and f"{N_FITS - 10} fitted" in log
-    for name in TABLES:
+    for name in TABLES + PARTITION_TABLES:
         assert (reference / name).read_bytes() == (out / name).read_bytes(), f"{name} differs"
     # the work folder, the lock and the killed runs' temporary folders are gone
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "out", "stalled-1", "stalled-2"]
+
+
+def test_killed_on_two_workers_while_partitioning_then_resumed_on_one(small, tmp_path):
+    """Determinism across worker counts, with a crash in between: every (space, fold) fit and half the
+    (partition, fold) fits are made on 2 worker processes, the rest in one process, and the tables equal the
+    single-process run's byte for byte. Checkpoints are written by the parent as results arrive; the workers die
+    with it; the resume (a worker count is not part of the config hash) refits nothing that was finished."""
+    cfg, reference = small
+    out, cache = tmp_path / "out", reference.parent / "cache-ref"  # features all cached: this is about fitting
+    workers: list[psutil.Process] = []
+
+    def note_workers(pid: int) -> None:
+        workers.extend(psutil.Process(pid).children(recursive=True))
+        assert len(workers) >= 2  # the LocalCluster's worker processes
+
+    err = one_line(run_until_stalled_then_kill(["run", str(with_workers(cfg, 2)), "--out", str(out), "--cache",
+                                                str(cache)], "partition-fit:2", tmp_path / "stalled",
+                                               while_stalled=note_workers))
+    assert "encoding checkpoints: 0 (space, fold) fits loaded" in err and f"{N_FITS} fitted" in err
+    _, alive = psutil.wait_procs(workers, timeout=60)
+    assert not alive, f"worker processes outlived the killed run: {alive}"
+    checkpoints = tmp_path / ".out.work" / "checkpoints"
+    assert len(list(checkpoints.glob("*.npz"))) == N_FITS
+    assert len(list((checkpoints / "partition").glob("*.npz"))) == 2
+
+    resumed = cli("run", str(cfg), "--out", str(out), "--cache", str(cache), "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    log = one_line(resumed.stderr)
+    assert f"encoding checkpoints: {N_FITS} (space, fold) fits loaded" in log and "0 fitted" in log
+    assert "partition checkpoints: 2 (partition, fold) fits loaded" in log and f"{N_PARTITION_FITS - 2} fitted" in log
+    for name in TABLES + PARTITION_TABLES:
+        assert (reference / name).read_bytes() == (out / name).read_bytes(), f"{name} differs"
 
 
 def test_resume_refuses_work_of_a_different_config(small, tmp_path):

@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import os
+import warnings
 from collections import deque
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -130,7 +131,8 @@ def fit_fingerprint(X: np.ndarray, Y_shape: tuple, alphas: np.ndarray, folds, **
 
 
 class ChunkStore:
-    """Per-chunk results on disk (``.npz``, no pickle), so that a rerun resumes.
+    """Per-chunk results on disk (``.npz``, no pickle, each with a ``.sha256`` sidecar), so that a rerun resumes
+    (a damaged chunk is warned about and recomputed).
 
     Parameters
     ----------
@@ -160,30 +162,57 @@ class ChunkStore:
     def _file(self, tag: str, start: int, stop: int) -> Path:
         return self.path / f"{tag}_{start:010d}_{stop:010d}.npz"
 
+    @staticmethod
+    def _sum_file(npz: Path) -> Path:
+        return npz.with_name(npz.name + ".sha256")
+
     def save(self, tag: str, res: ChunkResult) -> None:
         arrays = {k: v for k, v in dict(
             mean_scores=res.mean_scores, valid=res.valid, best_index=res.best_index,
             coef=res.coef, intercept=res.intercept).items() if v is not None}
         buf = io.BytesIO()
         np.savez(buf, **arrays)
-        atomic_write_bytes(self._file(tag, res.start, res.stop), buf.getvalue())  # fsync + rename
+        blob = buf.getvalue()
+        npz = self._file(tag, res.start, res.stop)
+        atomic_write_bytes(npz, blob)  # fsync + rename
+        # the checksum is written last: a chunk counts as finished only once both are on disk
+        atomic_write_text(self._sum_file(npz), hashlib.sha256(blob).hexdigest() + "\n")
 
-    def load(self, tag: str, start: int, stop: int) -> ChunkResult:
-        with np.load(self._file(tag, start, stop), allow_pickle=False) as z:
+    def _read(self, tag: str, start: int, stop: int) -> bytes | None:
+        """The chunk's bytes if finished and intact; None if absent; a damaged chunk is warned about and
+        removed (so that it is recomputed)."""
+        npz = self._file(tag, start, stop)
+        side = self._sum_file(npz)
+        if not (npz.is_file() and side.is_file()):
+            return None
+        blob = npz.read_bytes()
+        if hashlib.sha256(blob).hexdigest() != side.read_text().strip():
+            warnings.warn(f"encoding chunk {npz} is corrupt (checksum mismatch); recomputing it.", stacklevel=3)
+            npz.unlink()
+            side.unlink()
+            return None
+        return blob
+
+    def load(self, tag: str, start: int, stop: int, blob: bytes | None = None) -> ChunkResult:
+        blob = self._read(tag, start, stop) if blob is None else blob
+        if blob is None:
+            raise FileNotFoundError(f"chunk {self._file(tag, start, stop)} is missing or corrupt.")
+        with np.load(io.BytesIO(blob), allow_pickle=False) as z:
             get = lambda k: z[k] if k in z.files else None  # noqa: E731
             self.n_loaded += 1
             return ChunkResult(start, stop, z["mean_scores"], z["valid"], get("best_index"),
                                get("coef"), get("intercept"))
 
     def wrap(self, mapper: Callable) -> Callable:
-        """A chunk mapper that reads finished chunks from disk and computes only the rest."""
+        """A chunk mapper that reads finished chunks from disk and computes only the rest (and damaged ones)."""
 
         def mapped(Y: Any, bounds: list[tuple[int, int]], shared: dict) -> Iterator[ChunkResult]:
             tag = "refit" if shared.get("best_index") is not None else "fit"
-            todo = [b for b in bounds if not self._file(tag, *b).exists()]
+            done = {b for b in bounds if self._read(tag, *b) is not None}  # checks every checksum up front
+            todo = [b for b in bounds if b not in done]
             computed = iter(mapper(Y, todo, shared)) if todo else iter(())
             for start, stop in bounds:
-                if self._file(tag, start, stop).exists():
+                if (start, stop) in done:
                     yield self.load(tag, start, stop)
                 else:
                     res = next(computed)

@@ -1,0 +1,227 @@
+"""Where the pipeline's independent fits run: in this process, or on dask.distributed worker processes.
+
+Cross-validation fits one model per (feature space, outer fold), variance partitioning one set of models per
+(partition, outer fold). Each fit is a pure function of its arrays, so it may run anywhere.
+:func:`run_fits` runs a list of them and hands the results back **in the list's order**, whatever order they
+finish in, so the tables built from them are byte-identical for any number of workers.
+
+Checkpoints (:class:`brainalign.resume.EncodingCheckpoint`) are read and written by this (the parent) process
+only: finished fits are read back instead of being sent out, and every result is stored the moment it arrives,
+so a ``kill -9`` loses only the fits in flight. Worker processes of a ``LocalCluster`` exit with their parent.
+
+Every fit runs with the same number of BLAS/OpenMP threads (``blas_threads``), in this process or in a worker:
+multi-threaded BLAS rounds differently from single-threaded BLAS (last bits, ~1e-7), so pinning the count is what
+makes the bytes independent of where a fit ran. One thread per fit is also the fast choice for many small fits
+on a shared machine (spinning BLAS threads collapse under contention); parallelism comes from the workers.
+"""
+from __future__ import annotations
+
+import atexit
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+
+__all__ = ["FitTask", "run_fits", "dask_client", "close_local_clusters"]
+
+# arrays at least this large are sent to the cluster once and shared by every task that uses them (Y, each X)
+_SCATTER_BYTES = 1 << 16
+
+
+@dataclass
+class FitTask:
+    """One independent fit.
+
+    Parameters
+    ----------
+    key : str
+        What is fitted (a feature space or partition name); with ``fold`` it names the checkpoint entry.
+    fold : int
+        Outer fold index.
+    fn : callable
+        A module-level function (workers import it by name) returning a dict of ndarrays.
+    args : tuple
+        Arguments of ``fn``. ndarrays (also inside a list or tuple argument) of 64 KiB or more are shipped to
+        the cluster once per array object, so pass the same object to every task that shares it.
+    inputs : tuple
+        Arrays (or digests) hashed into the checkpoint entry: a stored result is reused only for the same inputs.
+    """
+
+    key: str
+    fold: int
+    fn: Callable[..., dict[str, np.ndarray]]
+    args: tuple
+    inputs: tuple = ()
+
+
+_CONTROLLER = None
+
+
+def _blas_limit(n_threads: int):
+    """Context running BLAS/OpenMP on ``n_threads`` threads (controller built once: ~10 ms each time)."""
+    global _CONTROLLER
+    if _CONTROLLER is None:
+        from threadpoolctl import ThreadpoolController
+
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER.limit(limits=n_threads)
+
+
+def _call_limited(fn: Callable[..., dict], blas_threads: int, *args) -> dict:
+    with _blas_limit(blas_threads):
+        return fn(*args)
+
+
+# LocalClusters started here, kept for the life of the process (as joblib keeps its worker pool): the encoding
+# and partition stages, and later runs in the same process, reuse the workers instead of paying their start-up
+# (spawning processes and importing numpy/sklearn/brainalign takes seconds, far more than a demo-sized fit).
+_LOCAL: dict[tuple[int, int], tuple[Any, Any]] = {}
+# Two dask defaults made a demo-sized fit cost 2-3x the CPU in a worker than in this process (measured: 0.33 vs
+# 0.14 CPU-s): the worker profiler, which samples every thread's stack every 10 ms, and the nanny's
+# MALLOC_TRIM_THRESHOLD_ (its "pre-spawn environ"), which also turns off glibc's dynamic mmap threshold, so every
+# large numpy temporary is a fresh mmap with page faults. The LocalCluster's workers run without either; their
+# thread variables come from ``blas_threads``.
+_QUIET_WORKER_ENV = {"DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False"}
+
+
+def close_local_clusters() -> None:
+    """Close the LocalClusters kept by :func:`dask_client` (also done at interpreter exit)."""
+    import logging
+
+    nanny = logging.getLogger("distributed.nanny")
+    level = nanny.level
+    nanny.setLevel(logging.ERROR)  # "worker process still alive after 4.0 seconds, killing": expected when busy
+    try:
+        while _LOCAL:
+            _, (cluster, client) = _LOCAL.popitem()
+            try:
+                client.close()
+            finally:
+                cluster.close()
+    finally:
+        nanny.setLevel(level)
+
+
+@contextmanager
+def dask_client(n_workers: int = 2, scheduler: str | None = None, blas_threads: int = 1) -> Iterator[Any]:
+    """A ``distributed.Client``: on ``scheduler`` when given (closed on exit), else on a LocalCluster of
+    ``n_workers`` single-threaded worker processes (BLAS/OpenMP started with ``blas_threads`` threads), kept for
+    reuse until :func:`close_local_clusters` or the end of the process. Neither becomes dask's default client."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    if scheduler is not None:
+        client = Client(scheduler, set_as_default=False)
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    entry = _LOCAL.get((n_workers, blas_threads))
+    if entry is None or entry[1].status != "running":
+        if not _LOCAL:
+            atexit.register(close_local_clusters)
+        env = {k: str(blas_threads) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+        env.update(_QUIET_WORKER_ENV)
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": {}}):  # see _QUIET_WORKER_ENV
+            cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, env=env,
+                                   host="127.0.0.1", dashboard_address="127.0.0.1:0",  # loopback only, any port
+                                   worker_dashboard_address="127.0.0.1:0")
+        entry = _LOCAL[(n_workers, blas_threads)] = (cluster, Client(cluster, set_as_default=False))
+    yield entry[1]
+
+
+def run_fits(
+    tasks: Sequence[FitTask], *, n_workers: int = 1, scheduler: str | None = None, checkpoint=None,
+    blas_threads: int = 1,
+) -> Iterator[dict[str, np.ndarray]]:
+    """The result of every task, yielded in the order of ``tasks``.
+
+    Parameters
+    ----------
+    tasks : sequence of FitTask
+    n_workers : int
+        1 runs the tasks one after the other in this process; more start a dask ``LocalCluster`` with that many
+        single-threaded worker processes (only when some task is not already checkpointed).
+    scheduler : str or None
+        Address of a running dask scheduler to use instead of a LocalCluster.
+    checkpoint : EncodingCheckpoint or None
+        Finished tasks are read back from it, new results are stored in it (from this process).
+    blas_threads : int
+        BLAS/OpenMP threads of every fit, wherever it runs (the last bits of the results depend on it).
+
+    Yields
+    ------
+    dict of ndarrays, one per task, in task order.
+    """
+    if n_workers < 1:
+        raise ValueError(f"n_workers={n_workers}; give 1 (this process) or more worker processes.")
+    if blas_threads < 1:
+        raise ValueError(f"blas_threads={blas_threads}; give 1 or more.")
+    if n_workers == 1 and scheduler is None:
+        for t in tasks:
+            fit = partial(_call_limited, t.fn, blas_threads, *t.args)
+            yield checkpoint.fit_or_load(t.key, t.fold, fit, inputs=t.inputs) if checkpoint is not None else fit()
+        return
+    yield from _run_on_dask(list(tasks), n_workers, scheduler, checkpoint, blas_threads)
+
+
+def _run_on_dask(tasks: list[FitTask], n_workers: int, scheduler: str | None, checkpoint,
+                 blas_threads: int) -> Iterator[dict]:
+    from distributed import as_completed
+
+    from brainalign.resume import inputs_digest
+
+    digests = [inputs_digest(*t.inputs) if checkpoint is not None else None for t in tasks]
+    done: dict[int, dict] = {}
+    for i, t in enumerate(tasks):
+        if checkpoint is not None:
+            got = checkpoint.lookup(t.key, t.fold, digests[i])
+            if got is not None:
+                done[i] = got
+    todo = [i for i in range(len(tasks)) if i not in done]
+    nxt = 0
+
+    def ready() -> Iterator[dict]:
+        nonlocal nxt
+        while nxt in done:
+            yield done.pop(nxt)
+            nxt += 1
+
+    yield from ready()
+    if not todo:
+        return
+    with dask_client(n_workers, scheduler, blas_threads) as client:
+        shipped: dict[int, Any] = {}
+
+        def ship(a):
+            if isinstance(a, (list, tuple)):
+                return type(a)(ship(x) for x in a)
+            if isinstance(a, np.ndarray) and a.nbytes >= _SCATTER_BYTES:
+                if id(a) not in shipped:
+                    shipped[id(a)] = client.scatter(a, hash=False)
+                return shipped[id(a)]
+            return a
+
+        futures = {}
+        for rank, i in enumerate(todo):  # earlier tasks first (the reference space of each fold leads its fold)
+            t = tasks[i]
+            fut = client.submit(_call_limited, t.fn, blas_threads, *(ship(a) for a in t.args), pure=False,
+                                priority=len(todo) - rank)
+            futures[fut] = i
+        try:
+            for fut in as_completed(futures, loop=client.loop):
+                i = futures.pop(fut)
+                res = fut.result()
+                fut.release()
+                if checkpoint is not None:
+                    checkpoint.store(tasks[i].key, tasks[i].fold, res, digests[i])
+                done[i] = res
+                yield from ready()
+        finally:
+            for fut in futures:
+                fut.cancel()
+            for f in shipped.values():
+                f.release()
