@@ -217,6 +217,10 @@ def load_subject(exp: Experiment, subject: str, base_dir: Path | None = None,
         raise ValueError(f"brain.tr={exp.brain.tr} s but the {exp.brain.format} data of subject {subject} have "
                          f"TR {resp.tr} s; fix brain.tr or remove it.")
     spec = exp.stimuli
+    if spec.format == "gameplay-frames":  # ds004323: frames timed by the plays export
+        from brainalign.stimuli.gameplay_study import gameplay_study_data
+
+        return gameplay_study_data(exp, resp, root, str(subject))
     if not isinstance(spec, StimulusSpec):
         raise ValueError(f"stimuli.format '{spec.format}' needs item data; time series take tr-labels.")
     ev_path = resolve_path(fill_subject(spec.events, subject), base_dir)

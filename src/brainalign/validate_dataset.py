@@ -36,13 +36,20 @@ MODEL_SIZES = {
 NSD_ASSUMED = dict(images_per_subject=10_000, shared=1_000, voxels=15_724)
 
 
-def required_files(exp: Experiment, subject: str):
-    """RequiredFile entries (relative to the data root) that the config's loaders read for one subject."""
+def required_files(exp: Experiment, subject: str, root: Path | None = None):
+    """RequiredFile entries (relative to the data root) that the config's loaders read for one subject.
+
+    Gameplay frames are named from the plays export, so they are listed only when ``root`` holds it.
+    """
     from brainalign.brain.loaders import brain_manifest, fill_subject
     from brainalign.brain.manifest import RequiredFile
 
     opts = fill_subject(dict(exp.brain.options), subject)
     files = list(brain_manifest(exp.brain.format, subject=subject, **opts))
+    if exp.stimuli.format == "gameplay-frames":
+        from brainalign.stimuli.gameplay_study import gameplay_required_files
+
+        files += gameplay_required_files(exp.stimuli, subject, opts.get("runs"), root)
     if isinstance(exp.stimuli, ImageStimuli) and not any(f.path == exp.stimuli.path for f in files):
         files.append(RequiredFile(exp.stimuli.path, "NSD", "nsd_stimuli.hdf5 of the NSD release"))
     return files
@@ -71,7 +78,7 @@ def preflight_dataset(exp: Experiment, base_dir: Path | None, config_file: str |
     missing, n_files = [], 0
     for subject in exp.brain.subject_list:
         try:
-            files = required_files(exp, subject)
+            files = required_files(exp, subject, root)
         except (KeyError, ValueError) as err:
             raise ConfigError(f"cannot list the files of subject {subject}: {err}", file=config_file,
                               field="brain.options") from None
