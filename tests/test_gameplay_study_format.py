@@ -109,3 +109,20 @@ def test_frame_baselines_match_the_baseline_functions_run_by_run():
     kw = dict(fps=2.0, size=(8, 8), spatial_freqs=[2.0], temporal_freqs=(0.0, 0.5, 1.0))
     expected = np.concatenate([motion_energy_features(frames[:6], **kw), motion_energy_features(frames[6:], **kw)])
     np.testing.assert_allclose(feats["none"][:, 0], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_seed000_config_prompts_are_the_length_checked_pairs():
+    """The config's action/reasoning prompts are SEED000_PAIRS verbatim (their token counts are checked in
+    tests of features/prompts.py), paired by name, so the config cannot drift from the matched pairs."""
+    from pathlib import Path
+
+    from brainalign.config import load_config
+    from brainalign.features.prompts import SEED000_PAIRS
+
+    exp = load_config(Path(__file__).resolve().parents[1] / "configs" / "seed000_gameplay.yaml")
+    first, rest = SEED000_PAIRS[0], SEED000_PAIRS[1:]
+    assert (exp.prompts["action"], exp.prompts["reasoning"]) == (first.action, first.reasoning)
+    for pair in rest:
+        assert (exp.prompts[f"action_{pair.name}"], exp.prompts[f"reasoning_{pair.name}"]) == (pair.action, pair.reasoning)
+    assert set(exp.prompts) == {"action", "reasoning", "neutral"} | {f"{r}_{p.name}" for p in rest
+                                                                      for r in ("action", "reasoning")}
