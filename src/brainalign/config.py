@@ -19,6 +19,8 @@ import yaml
 from pydantic import (BaseModel, ConfigDict, Discriminator, Field, PositiveFloat, Tag, ValidationError, field_validator,
                       model_validator)
 
+from brainalign.config_analysis import CeilingSpec, CouplingSpec
+
 __all__ = [
     "BrainSpec",
     "RoiSpec",
@@ -221,6 +223,22 @@ class GameplayStimuli(_Strict):
     name: str = Field("game frame", description="Text put into prompts for '{stimulus}'.")
 
 
+class MovieClipStimuli(_Strict):
+    """One clip per TR cut from the movie files (Movie10: ``stimuli/<movie>/<movie><seg>.mkv``)."""
+
+    format: Literal["movie-clips"]
+    path: str = Field("movie10/stimuli", description="Folder of <movie>/<movie><seg>.mkv, relative to brain.data_root.")
+    raw_root: str = Field(
+        "movie10", description="Raw movie10 BIDS root (task-<movie><seg>_events.tsv give each segment's length), "
+        "relative to brain.data_root.",
+    )
+    n_frames: int = Field(8, ge=1, description="Frames per clip for video models (seeded stratified sampling).")
+    size: int | None = Field(224, gt=0, description="Frames resized to size × size (null = as decoded).")
+    sampling_rate: int = Field(16000, gt=0, description="Audio clips' rate in Hz (audio models).")
+    seed: int = Field(0, description="Seed of the frame sampler.")
+    name: str = Field("video", description="Text put into prompts for '{stimulus}'.")
+
+
 def _stimulus_format(v: Any) -> str:
     if isinstance(v, dict):
         return v.get("format", "tr-labels")
@@ -232,11 +250,12 @@ Stimuli = Annotated[
         Annotated[StimulusSpec, Tag("tr-labels")],
         Annotated[ImageStimuli, Tag("nsd-images")],
         Annotated[TextItemStimuli, Tag("text-items")],
+        Annotated[MovieClipStimuli, Tag("movie-clips")],
         Annotated[GameplayStimuli, Tag("gameplay-frames")],
     ],
     Discriminator(_stimulus_format),
 ]
-STIMULUS_FORMATS = ("tr-labels", "nsd-images", "text-items", "gameplay-frames")
+STIMULUS_FORMATS = ("tr-labels", "nsd-images", "text-items", "movie-clips", "gameplay-frames")
 
 
 class ModelSpec(_Strict):
@@ -276,6 +295,10 @@ class ModelSpec(_Strict):
         "prompt-free feature set named 'none').",
     )
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    modality: Literal["auto", "image", "video", "audio"] = Field(
+        "auto", description="What the model reads of a movie clip: 'auto' = audio for audio models (by "
+        "model_type), video otherwise.",
+    )
     revision: str | None = None
     trust_remote_code: bool = False
     batch_size: int = Field(32, gt=0)
@@ -361,6 +384,15 @@ class PartitionSpec(_Strict):
         "advance rather than picking them on test data.",
     )
     min_r2_joint: float = Field(0.0, description="Voxels entering the percentages need joint R² above this.")
+    dominance: bool = Field(True, description="General dominance per space and VIF between the spaces (after PCA).")
+    vif_components: int = Field(10, gt=0, description="Principal components per space entering the VIF.")
+    banded: bool = Field(False, description="Refit with banded ridge (one penalty per space) as a robustness check.")
+    control: dict[str, str] | None = Field(
+        None,
+        description="Paired control of unique variance: {space: control space}, e.g. {'M/action/L3': "
+        "'M/action/L3~stimulus_shuffled'}; the partition is refitted with the control in place of the space and "
+        "the unique variances are compared per held-out run.",
+    )
 
     @field_validator("spaces")
     @classmethod
@@ -368,6 +400,17 @@ class PartitionSpec(_Strict):
         if len(set(v)) != len(v):
             raise ValueError(f"partition spaces must differ, got {v}.")
         return v
+
+    @model_validator(mode="after")
+    def _control_ok(self) -> PartitionSpec:
+        for space, ctl in (self.control or {}).items():
+            if space not in self.spaces:
+                raise ValueError(f"control names {space!r}, which is not one of this partition's spaces "
+                                 f"{self.spaces}; key the control by the space it replaces.")
+            if ctl in self.spaces:
+                raise ValueError(f"control of {space!r} is {ctl!r}, which is already a space of the partition; "
+                                 "name a control space (e.g. '<space>~stimulus_shuffled').")
+        return self
 
 
 class InContextSpec(_Strict):
@@ -455,6 +498,25 @@ class AnalysisSpec(_Strict):
     fdr_q: float = Field(0.05, gt=0, lt=1, description="Benjamini–Hochberg false discovery rate over voxels.")
     partitions: list[PartitionSpec] = Field(default_factory=list)
     controls: ControlSpec | None = Field(None, description="Controls reported beside their effects (null = none).")
+    fwer_alpha: float | None = Field(
+        None, gt=0, lt=1,
+        description="Also control the family-wise error over voxels with the max-statistic permutation null "
+        "(p_fwer, significant_fwer in voxel_scores); null = BH-FDR only. Caution: on planted nulls it rejects more "
+        "often than nominal, clearly with leave-one-run-out (0.24 at 0.05), mildly with a fixed outer split "
+        "(benchmarks/calib_fwer_loro.py).",
+    )
+    ceiling: CeilingSpec | None = Field(
+        default_factory=CeilingSpec, description="Noise ceiling and normalised scores (null = method: none)."
+    )
+    best_layer: bool = Field(
+        True, description="Seed 002's best layer per model × prompt (× ROI): median voxels → median subjects → max."
+    )
+    coupling: CouplingSpec | None = Field(
+        None, description="Instruction-semantics coupling (needs >= 4 prompts besides the unprompted one; null = off)."
+    )
+    group_how: Literal["mean", "median"] = Field(
+        "mean", description="Statistic over subjects when several subjects' results are aggregated."
+    )
 
 
 class Experiment(_Strict):
@@ -547,6 +609,9 @@ class Experiment(_Strict):
             if unknown:
                 raise ValueError(f"analysis.controls.feature_prompts names {unknown}, which are not prompts; "
                                  f"choose from {sorted(self.prompts)}.")
+        from brainalign.pipeline_analyses import check_extra_analyses
+
+        check_extra_analyses(self)
         return self
 
     def prompts_of(self, model: ModelSpec) -> dict[str, str]:

@@ -74,6 +74,7 @@ def group_results(exp: Experiment, per_subject: dict[str, Results]) -> Results:
     """
     from brainalign.analysis.summary import compare_to_reference, layer_table, prompt_gain_table
     from brainalign.pipeline import resolve_space_name
+    from brainalign.pipeline_analyses import group_analyses
 
     metric = exp.analysis.metric
     stacked = {name: stack_tables(per_subject, name) for name in STACKED}
@@ -87,6 +88,7 @@ def group_results(exp: Experiment, per_subject: dict[str, Results]) -> Results:
     for name, t in stacked.items():
         if t is not None and name != "spaces":
             tables[f"subject_{name}"] = t
+    tables.update(group_analyses(exp, per_subject))  # both paired tests, ROI level, seed 002's best layer
     first = next(iter(per_subject.values()))
     manifest = dict(first.manifest)
     manifest["subjects"] = {s: r.manifest.get("inputs", {}) for s, r in per_subject.items()}

@@ -19,7 +19,7 @@ import pandas as pd
 from brainalign.analysis.metrics import pearson_r
 from brainalign.analysis.summary import compare_to_reference, layer_table, prompt_gain_table
 from brainalign.brain.recording import Recording
-from brainalign.config import Experiment, resolve_path
+from brainalign.config import Experiment, MovieClipStimuli, resolve_path
 from brainalign.controls import control_pairs_for_models, control_spaces, controls_table
 from brainalign.encoding.delays import make_delayed, zscore_with_train
 from brainalign.encoding.estimators import RidgeCV
@@ -28,6 +28,7 @@ from brainalign.encoding.splits import leave_one_run_out, train_test_by_runs
 from brainalign.features.hf_text import TextExtractor, fill_prompts
 from brainalign.features.store import FeatureStore
 from brainalign.results import Results
+from brainalign.pipeline_analyses import extra_analyses
 from brainalign.study_data import StudyData, load_data, load_subject
 from brainalign.timing import TrainPCA, stimulus_design
 
@@ -37,6 +38,7 @@ __all__ = ["StudyData", "FeatureSpace", "load_data", "build_feature_spaces", "cr
 
 Progress = Callable[[str, int], Callable[[], None]]
 ITEM_FORMATS = ("nsd", "glmsingle")
+AUDIO_MODEL_TYPES = ("qwen2_audio", "wav2vec2", "audio-spectrogram-transformer", "hubert", "wavlm", "whisper")
 
 
 def _no_progress(label: str, total: int) -> Callable[[], None]:
@@ -125,7 +127,16 @@ def _multimodal_model_features(exp, spec, data: StudyData, store: FeatureStore, 
     if spec.prompts == "none":
         texts = {"none": "none"}
     options = {} if spec.component == "language" else dict(component=spec.component)
-    F = extract_features(ex, data.load_stimuli(), texts, layers, spec.pooling, store=store, **options)
+    modality = spec.modality if spec.modality != "auto" else (
+        "audio" if getattr(ex, "model_type", None) in AUDIO_MODEL_TYPES else "video")
+    if isinstance(exp.stimuli, MovieClipStimuli):
+        # video encoders (VideoMAE, ViViT) take a fixed number of frames: sample that many per clip
+        stimuli = data.load_stimuli(modality, getattr(ex, "num_frames", None))
+        if modality == "audio":
+            options["sampling_rate"] = data.extract_options["sampling_rate"]
+    else:
+        stimuli = data.load_stimuli()
+    F = extract_features(ex, stimuli, texts, layers, spec.pooling, store=store, **options)
     for _ in texts:
         tick()
     meta = dict(layers=layers, n_layers=n_layers, model_id=spec.source, model_type=getattr(ex, "model_type", None),
@@ -346,16 +357,23 @@ def voxel_scores(
     for name, P in predictions.items():
         tick()
         held = np.isfinite(P).all(1)
+        p_fwer = None
         if a.n_permutations > 0:
             block = 1 if exp.brain.format in ITEM_FORMATS else a.block_length  # items are exchangeable
-            r, p = permutation_test(Y[held], P[held], runs[held], block_length=block,
-                                    n_permutations=a.n_permutations, metric="r", seed=exp.seed)
+            r, p, *fwer = permutation_test(Y[held], P[held], runs[held], block_length=block,
+                                           n_permutations=a.n_permutations, metric="r", seed=exp.seed,
+                                           return_fwer=a.fwer_alpha is not None)
             significant, q = fdr_bh(p, a.fdr_q)
+            p_fwer = fwer[0] if fwer else None
         else:
             r = pearson_r(Y[held], P[held])
             p = q = np.full(r.size, np.nan)
             significant = np.zeros(r.size, dtype=bool)
-        rows.append(pd.DataFrame(dict(space=name, voxel=np.arange(r.size), r=r, p=p, q=q, significant=significant)))
+        frame = pd.DataFrame(dict(space=name, voxel=np.arange(r.size), r=r, p=p, q=q, significant=significant))
+        if a.fwer_alpha is not None:  # max-statistic family-wise error over voxels, next to BH-FDR
+            frame["p_fwer"] = p_fwer if p_fwer is not None else np.nan
+            frame["significant_fwer"] = (frame["p_fwer"] < a.fwer_alpha).to_numpy()
+        rows.append(frame)
     return pd.concat(rows, ignore_index=True)
 
 
@@ -534,8 +552,11 @@ def run_study(
     """
     from brainalign.group import group_results
 
-    out = {}
+    from brainalign.pipeline_analyses import add_study_ceiling
+
+    out, responses = {}, {}
     subjects = exp.brain.subject_list
+    keep = len(subjects) > 1 and exp.analysis.ceiling is not None and exp.analysis.ceiling.method == "subject_subset"
     for subject in subjects:
         t0 = time.perf_counter()
         data = load_subject(exp, subject, base_dir, data_root)
@@ -543,6 +564,9 @@ def run_study(
         log(f"subject {subject}")
         out[subject] = run_subject(exp, data, base_dir, store, progress, log, ck,
                                    load_seconds=time.perf_counter() - t0)
+        if keep:  # the inter-subject ceiling needs every subject's responses
+            responses[subject] = (data.recording.data, data.recording.runs)
+    add_study_ceiling(exp, responses, out, log)
     return out, (group_results(exp, out) if len(subjects) > 1 else None)
 
 
@@ -609,6 +633,7 @@ def run_subject(
         tables.update(roi_tables(exp, data, space_table, preds, rois, tables["layers"]))
     if exp.analysis.partitions:
         tables["partition_voxels"], tables["partition"] = partition_spaces(exp, data, spaces, progress)
+    tables.update(extra_analyses(exp, data, spaces, tables, rois, store, log))
     timings["analysis"] = time.perf_counter() - t0
     return Results(
         experiment=as_given,

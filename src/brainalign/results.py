@@ -16,6 +16,7 @@ On disk (``Results.save(dir)``)::
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import platform
@@ -38,12 +39,25 @@ __all__ = ["Results", "file_sha256", "package_versions"]
 CSV_TABLES = ("spaces", "comparisons", "layers", "prompt_gain", "partition", "partition_voxels", "controls",
               "roi_scores", "roi_comparisons", "roi_layers", "roi_peaks", "roi_gain", "roi_hierarchy",
               "group_layers", "subject_run_scores", "subject_comparisons", "subject_layers", "subject_prompt_gain",
-              "subject_controls", "subject_roi_scores", "roi_ceilings")
+              "subject_controls", "subject_roi_scores", "roi_ceilings",
+              "layer_medians", "best_layer", "ceiling", "normalised_scores", "normalised_summary",
+              "partition_dominance", "partition_vif", "partition_banded", "partition_controls",
+              "partition_control_runs", "coupling", "coupling_similarity",
+              "group_scores", "group_comparisons", "group_prompt_gain", "group_roi_scores", "group_roi_comparisons",
+              "group_best_layer")
 PACKAGES = ("numpy", "scipy", "pandas", "scikit-learn", "himalaya", "nilearn", "nibabel", "torch",
             "transformers", "pydantic", "matplotlib")
 
 
 def file_sha256(path: str | Path) -> str:
+    """sha256 of a file, computed once per (path, size, mtime) in a process (movie files are hashed for every
+    subject's manifest otherwise)."""
+    st = Path(path).stat()
+    return _sha256(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4096)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):

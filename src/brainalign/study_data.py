@@ -27,7 +27,7 @@ from scipy import sparse
 
 from brainalign.brain.items import ItemResponses
 from brainalign.brain.recording import Recording, load_nifti_recording
-from brainalign.config import Experiment, ImageStimuli, StimulusSpec, TextItemStimuli, resolve_path
+from brainalign.config import Experiment, ImageStimuli, MovieClipStimuli, StimulusSpec, TextItemStimuli, resolve_path
 from brainalign.stimuli.events import events_from_tr_labels, read_tr_labels
 from brainalign.timing import stimulus_design
 
@@ -56,7 +56,10 @@ class StudyData:
     test_rows : ndarray of bool or None
         Item data: rows of the dataset's test split (``encoding.outer_cv: split``).
     load_stimuli : callable or None
-        Returns the stimulus objects a multimodal model reads (images...), in ``stimuli`` order.
+        Returns the stimulus objects a multimodal model reads (images, clips...), in ``stimuli`` order;
+        movie clips take the modality (``"video"`` or ``"audio"``).
+    extract_options : dict
+        Extra arguments of the extraction (``sampling_rate`` of audio clips).
     """
 
     recording: Recording
@@ -67,7 +70,8 @@ class StudyData:
     names: list[str] | None = None
     items: pd.DataFrame | None = None
     test_rows: np.ndarray | None = None
-    load_stimuli: Callable[[], list] | None = None
+    load_stimuli: Callable[..., Any] | None = None
+    extract_options: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.names is None:
@@ -191,6 +195,35 @@ def _item_data(exp: Experiment, resp: ItemResponses, root: Path, base_dir: Path 
                      f"'{exp.brain.format}'); use nsd-images or text-items.")
 
 
+def _movie_clip_data(exp: Experiment, rec: Recording, root: Path) -> StudyData:
+    """One stimulus per TR: the clip of the movie shown during that TR (design = identity)."""
+    from brainalign.brain.movie10 import movie10_tr_table, segment_trs_from_events
+    from brainalign.stimuli.movie_study import MovieClips
+
+    spec = exp.stimuli
+    stim_root, raw_root = resolve_path(spec.path, root), resolve_path(spec.raw_root, root)
+    movies = list(rec.run_ids) or [str(r) for r in np.unique(rec.runs)]
+    tables = []
+    for k, movie in zip(np.unique(rec.runs), movies):
+        n = int((rec.runs == k).sum())
+        seg_trs = (rec.meta.get("segment_trs") or {}).get(movie) or segment_trs_from_events(raw_root, movie, rec.tr)
+        if sum(seg_trs) < n:
+            raise ValueError(f"{movie}: the segments cover {sum(seg_trs)} TRs (from {raw_root} events) but the fMRI "
+                             f"has {n}; check stimuli.raw_root or the truncation.")
+        tables.append(movie10_tr_table(movie, seg_trs, rec.tr, stim_root, n_trs=n))
+    table = pd.concat(tables, ignore_index=True)
+    ids = table["stimulus"].tolist()
+
+    def load(modality: str = "video", n_frames: int | None = None) -> MovieClips:
+        return MovieClips(table, rec.tr, modality, n_frames or spec.n_frames, spec.size, spec.seed, spec.sampling_rate)
+
+    files = {f"clip:{Path(f).name}": Path(f) for f in pd.unique(table["stim_file"])}
+    files.update({f"brain:{Path(f).name}": Path(f) for f in rec.meta.get("files", []) if Path(f).is_file()})
+    return StudyData(rec, None, ids, sparse.identity(len(ids), dtype=np.float32, format="csr"),
+                     files, names=[spec.name] * len(ids), load_stimuli=load,
+                     extract_options=dict(sampling_rate=spec.sampling_rate))
+
+
 def load_subject(exp: Experiment, subject: str, base_dir: Path | None = None,
                  data_root: Path | None = None) -> StudyData:
     """Load one subject's brain data and stimuli as the config describes.
@@ -217,15 +250,18 @@ def load_subject(exp: Experiment, subject: str, base_dir: Path | None = None,
         raise ValueError(f"brain.tr={exp.brain.tr} s but the {exp.brain.format} data of subject {subject} have "
                          f"TR {resp.tr} s; fix brain.tr or remove it.")
     spec = exp.stimuli
+    if isinstance(spec, MovieClipStimuli):
+        return _movie_clip_data(exp, resp, root)
     if spec.format == "gameplay-frames":  # ds004323: frames timed by the plays export
         from brainalign.stimuli.gameplay_study import gameplay_study_data
 
         return gameplay_study_data(exp, resp, root, str(subject))
     if not isinstance(spec, StimulusSpec):
-        raise ValueError(f"stimuli.format '{spec.format}' needs item data; time series take tr-labels.")
+        raise ValueError(f"stimuli.format '{spec.format}' needs item data; time series take tr-labels or movie-clips.")
     ev_path = resolve_path(fill_subject(spec.events, subject), base_dir)
     labels, _ = read_tr_labels(ev_path)
-    return _tr_label_data(exp, resp, ev_path, labels, resp.runs, dict(data_root=root, events=ev_path))
+    files = {f"brain:{Path(f).name}": Path(f) for f in resp.meta.get("files", []) if Path(f).is_file()}
+    return _tr_label_data(exp, resp, ev_path, labels, resp.runs, dict(files, events=ev_path))
 
 
 def load_data(exp: Experiment, base_dir: Path | None = None, subject: str | None = None,

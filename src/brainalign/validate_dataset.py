@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from brainalign.config import ConfigError, Experiment, ImageStimuli, resolve_path
+from brainalign.config import ConfigError, Experiment, ImageStimuli, MovieClipStimuli, resolve_path
 
 __all__ = ["required_files", "preflight_dataset", "StudyPlan", "study_plan", "MODEL_SIZES"]
 
@@ -52,7 +52,28 @@ def required_files(exp: Experiment, subject: str, root: Path | None = None):
         files += gameplay_required_files(exp.stimuli, subject, opts.get("runs"), root)
     if isinstance(exp.stimuli, ImageStimuli) and not any(f.path == exp.stimuli.path for f in files):
         files.append(RequiredFile(exp.stimuli.path, "NSD", "nsd_stimuli.hdf5 of the NSD release"))
+    if isinstance(exp.stimuli, MovieClipStimuli):
+        files += movie_clip_files(exp, root)
     return files
+
+
+def movie_clip_files(exp: Experiment, root: Path | None):
+    """The clip and events files of every movie segment the study reads (segments end where the raw dataset's
+    events files end, so a partial copy of Movie10 asks only for what it covers)."""
+    from brainalign.brain.manifest import RequiredFile
+    from brainalign.brain.movie10 import MOVIE10_SEGMENTS
+
+    spec = exp.stimuli
+    src = "courtois-neuromod/movie10 (DataLad; stimuli submodule movie10.stimuli)"
+    out = []
+    for movie in exp.brain.options.get("movies", ("bourne", "wolf", "life")):
+        for seg in range(1, MOVIE10_SEGMENTS.get(movie, 0) + 1):
+            events = f"{spec.raw_root}/task-{movie}{seg:02d}_events.tsv"
+            if root is not None and seg > 1 and not (Path(root) / events).is_file():
+                break
+            out += [RequiredFile(events, "CNeuroMod movie10", src),
+                    RequiredFile(f"{spec.path}/{movie}/{movie}{seg:02d}.mkv", "CNeuroMod movie10", src)]
+    return out
 
 
 def preflight_dataset(exp: Experiment, base_dir: Path | None, config_file: str | None,

@@ -18,6 +18,13 @@ from brainalign.analysis.compare import (
     matched_dimensionality_scores,
     similarity_matrix,
 )
+from brainalign.analysis.group import (
+    group_comparisons,
+    group_layer_table,
+    group_summary_table,
+    group_tables,
+    subject_table,
+)
 from brainalign.analysis.layers import best_layer, layer_curves, normalised_depth, peak_layers
 from brainalign.analysis.metrics import cosine_similarity, pearson_r, r2_score
 from brainalign.analysis.partition import (
@@ -55,6 +62,7 @@ from brainalign.analysis.stats import (
     fdr_bh,
     fwer_max_statistic,
     mad,
+    paired_statistics,
     paired_test,
     permutation_test,
     sem,
@@ -63,7 +71,8 @@ from brainalign.analysis.stats import (
 __all__ = [
     "pearson_r", "r2_score", "cosine_similarity",
     "permutation_test", "block_indices", "block_permutations", "fdr_bh", "fwer_max_statistic",
-    "bootstrap_ci", "paired_test", "mad", "sem",
+    "bootstrap_ci", "paired_statistics", "paired_test", "mad", "sem",
+    "subject_table", "group_summary_table", "group_comparisons", "group_layer_table", "group_tables",
     "explainable_variance", "ncsnr", "ncsnr_noise_ceiling", "inter_subject_predictivity",
     "extrapolate_ceiling", "subject_subset_ceiling", "normalise_scores", "normalisation_convention",
     "variance_partition", "part_columns", "partition_percentages", "dominance_analysis", "feature_space_vif",

@@ -28,6 +28,7 @@ __all__ = [
     "fdr_bh",
     "fwer_max_statistic",
     "bootstrap_ci",
+    "paired_statistics",
     "paired_test",
     "mad",
     "sem",
@@ -469,7 +470,79 @@ def bootstrap_ci(
     return low, high, boot
 
 
-# --------------------------------------------------------------------------- across subjects
+# --------------------------------------------------------------------------- paired tests
+def paired_statistics(
+    a,
+    b,
+    alternative: Literal["two-sided", "greater", "less"] = "two-sided",
+    nan_policy: Literal["omit", "propagate"] = "omit",
+) -> dict:
+    """The one paired comparison every table uses: t, Wilcoxon, effect sizes, spread.
+
+    Parameters
+    ----------
+    a, b : ndarray of shape (n_units,)
+        Paired values (held-out runs, or subjects); the difference is ``a - b``.
+    alternative : {"two-sided", "greater", "less"}
+        Direction of ``a - b`` for both tests.
+    nan_policy : {"omit", "propagate"}
+        "omit" drops pairs with a non-finite member; "propagate" makes every
+        statistic NaN when there is one (scipy's default).
+
+    Returns
+    -------
+    dict with ``n``, ``mean_diff``, ``median_diff``, ``sd_diff`` (ddof=1),
+    ``sem_diff``, ``mad_diff`` (raw median absolute deviation), ``n_better``
+    (#d > 0), ``cohen_dz`` (mean / sd), ``t``, ``p_t`` (``scipy.stats.ttest_rel``),
+    ``w``, ``p_wilcoxon`` (``scipy.stats.wilcoxon`` on the differences, zeros
+    dropped) and ``rank_biserial`` (``(W+ - W-) / (W+ + W-)``). A test is NaN
+    with fewer than 2 units, or (t) zero spread, or (Wilcoxon) all
+    differences zero.
+    """
+    from scipy import stats as ss
+
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(
+            f"a has shape {a.shape} and b has shape {b.shape}; pair them unit by unit as two 1-D arrays of "
+            "equal length."
+        )
+    if alternative not in ("two-sided", "greater", "less"):
+        raise ValueError(f"alternative={alternative!r}; use 'two-sided', 'greater' or 'less'.")
+    if nan_policy not in ("omit", "propagate"):
+        raise ValueError(f"nan_policy={nan_policy!r}; use 'omit' or 'propagate'.")
+    d = a - b
+    nan = np.nan
+    if nan_policy == "omit":
+        d = d[np.isfinite(d)]
+    elif not np.all(np.isfinite(d)):
+        return dict(n=d.size, mean_diff=nan, median_diff=nan, sd_diff=nan, sem_diff=nan, mad_diff=nan,
+                    n_better=int((d > 0).sum()), cohen_dz=nan, t=nan, p_t=nan, w=nan, p_wilcoxon=nan,
+                    rank_biserial=nan)
+    n = d.size
+    sd = float(d.std(ddof=1)) if n > 1 else nan
+    out = dict(n=n, mean_diff=float(d.mean()) if n else nan, median_diff=float(np.median(d)) if n else nan,
+               sd_diff=sd, sem_diff=sd / np.sqrt(n) if n > 1 else nan,
+               mad_diff=float(np.median(np.abs(d - np.median(d)))) if n else nan,
+               n_better=int((d > 0).sum()), cohen_dz=float(d.mean() / sd) if n > 1 and sd > 0 else nan)
+    if n > 1 and sd > 0:
+        t = ss.ttest_1samp(d, 0.0, alternative=alternative)
+        out.update(t=float(t.statistic), p_t=float(t.pvalue))
+    else:
+        out.update(t=nan, p_t=nan)
+    nz = d[d != 0]
+    if n > 1 and nz.size:
+        w = ss.wilcoxon(d, alternative=alternative)
+        ranks = ss.rankdata(np.abs(nz))
+        w_plus, w_minus = ranks[nz > 0].sum(), ranks[nz < 0].sum()
+        out.update(w=float(w.statistic), p_wilcoxon=float(w.pvalue),
+                   rank_biserial=float((w_plus - w_minus) / (w_plus + w_minus)))
+    else:
+        out.update(w=nan, p_wilcoxon=nan, rank_biserial=nan)
+    return out
+
+
 def paired_test(
     a,
     b,
@@ -477,7 +550,9 @@ def paired_test(
     alternative: Literal["two-sided", "greater", "less"] = "two-sided",
     names=None,
 ) -> pd.DataFrame:
-    """Paired comparison across subjects (model A vs B, prompt vs baseline).
+    """Paired comparison across subjects (model A vs B, prompt vs baseline), one row per column.
+
+    A tidy view of :func:`paired_statistics` (pairs with a NaN are omitted).
 
     Parameters
     ----------
@@ -498,8 +573,6 @@ def paired_test(
         (mean / sd of the differences, ddof=1) for the t-test; matched-pairs
         rank-biserial correlation ``(W+ - W-) / (W+ + W-)`` for Wilcoxon.
     """
-    from scipy import stats as ss
-
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     if a.shape != b.shape:
@@ -517,26 +590,14 @@ def paired_test(
         raise ValueError(f"names has {len(names)} entries but there are {a.shape[1]} columns.")
     rows = []
     for k in range(a.shape[1]):
-        d = a[:, k] - b[:, k]
-        d = d[np.isfinite(d)]
-        row = {"comparison": names[k], "test": test, "n": d.size, "mean_diff": d.mean() if d.size else np.nan,
-               "median_diff": np.median(d) if d.size else np.nan}
+        s = paired_statistics(a[:, k], b[:, k], alternative=alternative, nan_policy="omit")
+        row = {"comparison": names[k], "test": test, "n": s["n"], "mean_diff": s["mean_diff"],
+               "median_diff": s["median_diff"]}
         if test == "t":
-            res = ss.ttest_rel(a[:, k], b[:, k], alternative=alternative, nan_policy="omit")
-            sd = d.std(ddof=1) if d.size > 1 else np.nan
-            row.update(statistic=float(res.statistic), p_value=float(res.pvalue),
-                       effect_size=d.mean() / sd if sd and sd > 0 else np.nan, effect_size_name="cohen_dz")
+            row.update(statistic=s["t"], p_value=s["p_t"], effect_size=s["cohen_dz"], effect_size_name="cohen_dz")
         else:
-            nz = d[d != 0]
-            if nz.size == 0:
-                row.update(statistic=np.nan, p_value=np.nan, effect_size=np.nan,
-                           effect_size_name="rank_biserial")
-            else:
-                res = ss.wilcoxon(d, alternative=alternative)
-                ranks = ss.rankdata(np.abs(nz))
-                w_plus, w_minus = ranks[nz > 0].sum(), ranks[nz < 0].sum()
-                row.update(statistic=float(res.statistic), p_value=float(res.pvalue),
-                           effect_size=(w_plus - w_minus) / (w_plus + w_minus), effect_size_name="rank_biserial")
+            row.update(statistic=s["w"], p_value=s["p_wilcoxon"], effect_size=s["rank_biserial"],
+                       effect_size_name="rank_biserial")
         rows.append(row)
     return pd.DataFrame(rows)
 

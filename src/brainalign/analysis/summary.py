@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+
+from brainalign.analysis.stats import paired_statistics
 
 __all__ = ["paired_test", "compare_to_reference", "layer_table", "prompt_gain_table"]
 
 
 def paired_test(a: np.ndarray, b: np.ndarray) -> dict:
     """Paired comparison of ``a`` against ``b`` (same units, e.g. held-out runs).
+
+    The run-level view of :func:`brainalign.analysis.stats.paired_statistics`
+    (two-sided; a NaN in any pair makes the statistics NaN).
 
     Returns
     -------
@@ -25,18 +29,8 @@ def paired_test(a: np.ndarray, b: np.ndarray) -> dict:
     a, b = np.asarray(a, float), np.asarray(b, float)
     if a.shape != b.shape or a.ndim != 1:
         raise ValueError(f"paired_test needs two 1-D arrays of equal length, got {a.shape} and {b.shape}.")
-    d = a - b
-    n = d.size
-    sd = d.std(ddof=1) if n > 1 else np.nan
-    out = dict(n=n, mean_diff=d.mean(), sem_diff=sd / np.sqrt(n) if n > 1 else np.nan,
-               n_better=int((d > 0).sum()), cohen_dz=d.mean() / sd if n > 1 and sd > 0 else np.nan)
-    if n > 1 and sd > 0:
-        t = stats.ttest_rel(a, b)
-        out.update(t=float(t.statistic), p_t=float(t.pvalue))
-    else:
-        out.update(t=np.nan, p_t=np.nan)
-    out["p_wilcoxon"] = float(stats.wilcoxon(a, b).pvalue) if n > 1 and np.any(d != 0) else np.nan
-    return out
+    s = paired_statistics(a, b, nan_policy="propagate")
+    return {k: s[k] for k in ("n", "mean_diff", "sem_diff", "n_better", "cohen_dz", "t", "p_t", "p_wilcoxon")}
 
 
 def _wide(run_scores: pd.DataFrame, metric: str = "mean_r") -> pd.DataFrame:

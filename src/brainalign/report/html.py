@@ -16,6 +16,7 @@ from nilearn import masking
 
 from brainalign.atomic import atomic_write_text
 from brainalign.report import figures
+from brainalign.report.extras import extra_sections
 from brainalign.results import Results
 
 __all__ = ["render_report", "write_report", "render_steering_report", "write_steering_report"]
@@ -324,7 +325,7 @@ def render_report(res: Results, folder: str | Path | None = None) -> str:
         downloads=[dict(name=f"{name}.csv", b64=_b64(t[name].to_csv(index=False).encode())) for name in DOWNLOADS
                    if name in t and len(t[name])],
         prompts=prompts, partition=_partition_section(res), controls=_controls_section(res),
-        rois=_roi_section(res, metric), config_yaml=exp.to_yaml(), inputs=res.manifest.get("inputs", {}),
+        rois=_roi_section(res, metric), extras=extra_sections(res), config_yaml=exp.to_yaml(), inputs=res.manifest.get("inputs", {}),
         versions=res.manifest.get("versions", {}), timings=res.manifest.get("timings_s", {}),
     )
 

@@ -164,7 +164,8 @@ def gameplay_study_data(exp, rec, root: Path, subject: str):
 
     rec.meta["data_root"] = str(root)  # frame baselines resolve their paths (agents) under it
     rec.meta["frames"] = str(frames_dir)
-    files = dict(plays=plays_path)  # recorded with its sha256 in the manifest (frames: too many to hash)
+    files = {f"brain:{Path(f).name}": Path(f) for f in rec.meta.get("files", []) if Path(f).is_file()}
+    files["plays"] = plays_path  # recorded with their sha256 in the manifest (frames: too many to hash)
     return StudyData(rec, chosen, ids, design, files, names=[spec.name] * len(ids), load_stimuli=load)
 
 

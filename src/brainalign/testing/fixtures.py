@@ -441,8 +441,15 @@ def write_movie10(
     trs_per_segment: int = 10,
     n_vertices: int = 42,
     seed: int = 0,
+    videos: bool = False,
 ) -> dict:
     """CNeuroMod Movie10, miniature.
+
+    With ``videos=True`` the clips are real Matroska files (32 × 32 px mpeg4 at 10 fps + a mono 16 kHz
+    soundtrack) whose frame brightness and tone loudness change every TR, and the responses carry a planted
+    effect: left-hemisphere vertex v = ``w_video[v]`` × brightness, right-hemisphere vertex v =
+    ``w_audio[v]`` × loudness, both ``lag`` = 2 TRs later, plus noise (truth keys ``w_video``, ``w_audio``,
+    ``brightness[(movie, seg)]``, ``loudness[(movie, seg)]``, ``lag``).
 
     Writes the raw BIDS top level (``task-<movie><seg>_bold.json`` with
     RepetitionTime 1.49, ``task-<movie><seg>_events.tsv`` with one row
@@ -473,6 +480,8 @@ def write_movie10(
                                               "GeneratedBy": [{"Name": "fMRIPrep", "Version": "20.2.3"}]})
     npy.mkdir(parents=True, exist_ok=True)
     truth: dict = dict(raw=raw, fmriprep=prep, npy=npy, tr=tr, n_vertices=n_vertices, segments=segments, data={}, seg_trs={})
+    if videos:
+        truth.update(lag=2, w_video=rng.uniform(0, 1, n_vertices), w_audio=rng.uniform(0, 1, n_vertices))
     for movie, nseg in segments.items():
         for seg in range(1, nseg + 1):
             task = f"{movie}{seg:02d}"
@@ -481,7 +490,13 @@ def write_movie10(
             pd.DataFrame({"onset": [0.0], "duration": [round(n * tr, 2)], "stim_file": [f"{movie}/{task}.mkv"]}).to_csv(
                 raw / f"task-{task}_events.tsv", sep="\t", index=False)
             (raw / "stimuli" / movie).mkdir(parents=True, exist_ok=True)
-            (raw / "stimuli" / movie / f"{task}.mkv").write_bytes(b"\x1aE\xdf\xa3")  # EBML magic only
+            if videos:
+                b, a = rng.uniform(0.1, 0.9, n), rng.uniform(0.1, 0.9, n)
+                truth.setdefault("brightness", {})[(movie, seg)] = b
+                truth.setdefault("loudness", {})[(movie, seg)] = a
+                _write_clip(raw / "stimuli" / movie / f"{task}.mkv", b, a, tr)
+            else:
+                (raw / "stimuli" / movie / f"{task}.mkv").write_bytes(b"\x1aE\xdf\xa3")  # EBML magic only
     for sub in subjects:
         ses = 1
         for movie, nseg in segments.items():
@@ -491,6 +506,12 @@ def write_movie10(
                 n = trs_per_segment + seg - 1
                 for view in viewings:
                     data = (10.0 * (1 + list(segments).index(movie)) + (2.0 + seg) * rng.standard_normal((n, 2 * n_vertices))).astype(np.float32)
+                    if videos:  # planted, lagged: left hemisphere follows brightness, right follows loudness
+                        lag = truth["lag"]
+                        b = np.r_[np.full(lag, 0.5), truth["brightness"][(movie, seg)]][:n] - 0.5
+                        a = np.r_[np.full(lag, 0.5), truth["loudness"][(movie, seg)]][:n] - 0.5
+                        data[:, :n_vertices] += (2.0 + seg) * 4.0 * b[:, None] * truth["w_video"][None]
+                        data[:, n_vertices:] += (2.0 + seg) * 4.0 * a[:, None] * truth["w_audio"][None]
                     run = f"_run-{view}" if view else ""
                     d = prep / f"sub-{sub}" / f"ses-{ses:03d}" / "func"
                     d.mkdir(parents=True, exist_ok=True)
@@ -520,6 +541,37 @@ def write_movie10(
             truth["seg_trs"][movie] = [trs_per_segment + s - 1 for s in range(1, nseg + 1)]
             np.save(npy / f"sub{int(sub)}-{movie}-fsaverage6.npy", np.ascontiguousarray(full.T))
     return truth
+
+
+def _write_clip(path: Path, brightness: np.ndarray, loudness: np.ndarray, tr: float, fps: int = 10,
+                rate: int = 16000) -> None:
+    """A Matroska clip: uniform grey frames of brightness[k] and a 440 Hz tone of amplitude loudness[k] in TR k."""
+    import av
+
+    n_frames = int(np.ceil(len(brightness) * tr * fps))
+    t = np.arange(int(round(len(loudness) * tr * rate))) / rate
+    amp = loudness[np.minimum((t / tr).astype(int), len(loudness) - 1)]
+    wave = (0.8 * 32767 * amp * np.sin(2 * np.pi * 440 * t)).astype(np.int16)
+    with av.open(str(path), "w", format="matroska") as c:
+        v = c.add_stream("mpeg4", rate=fps)
+        v.width = v.height = 32
+        v.pix_fmt = "yuv420p"
+        aud = c.add_stream("pcm_s16le", rate=rate)
+        aud.layout = "mono"
+        for i in range(n_frames):
+            k = min(int(i / fps / tr), len(brightness) - 1)
+            img = np.full((32, 32, 3), int(round(255 * brightness[k])), dtype=np.uint8)
+            for packet in v.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(packet)
+        for packet in v.encode():
+            c.mux(packet)
+        for a in range(0, wave.size, 1024):
+            frame = av.AudioFrame.from_ndarray(wave[None, a:a + 1024], format="s16", layout="mono")
+            frame.sample_rate = rate
+            for packet in aud.encode(frame):
+                c.mux(packet)
+        for packet in aud.encode():
+            c.mux(packet)
 
 
 # ============================================================================ voxelwise_tutorials

@@ -1,0 +1,90 @@
+"""Report sections of the extra analyses (:mod:`brainalign.pipeline_analyses`): one small table each.
+
+Every section names the table it shows (the same numbers are in ``<table>.csv``) and says how to read it,
+including the conventions (ceiling threshold and clipping, the unit of every paired test).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["extra_sections"]
+
+
+def _fmt(v) -> str:
+    if isinstance(v, (bool, np.bool_)):
+        return "yes" if v else "no"
+    if isinstance(v, (float, np.floating)):
+        if np.isinf(v):
+            return "∞" if v > 0 else "−∞"  # e.g. a VIF of perfectly collinear spaces
+        if not np.isfinite(v):
+            return "–"
+        return f"{v:.3g}" if abs(v) < 1e-3 and v != 0 else f"{v:.3f}"
+    return str(v)
+
+
+def _section(title: str, table: str, df: pd.DataFrame, cols: list[str], how: str) -> dict:
+    cols = [c for c in cols if c in df.columns]
+    return dict(title=title, table=table, cols=cols, how=how,
+                rows=[[_fmt(v) for v in r] for r in df[cols].itertuples(index=False)])
+
+
+def extra_sections(res) -> list[dict]:
+    """Sections (title, table, cols, rows, how) for every extra table present in ``res.tables``."""
+    t, a = res.tables, res.experiment.analysis
+    out = []
+    if "best_layer" in t and len(t["best_layer"]):
+        out.append(_section(
+            "Best layer (median voxels → median subjects → max layer)", "best_layer", t["best_layer"],
+            ["model", "prompt", "roi", "best_layer", "best_depth", "score", "mad", "n_subjects"],
+            "Seed 002's brain score: the held-out r of every voxel, its median over the ROI's voxels, the median of "
+            "that over subjects, and the layer where it is largest. MAD: spread of the subject medians at that layer "
+            "(0 with one subject)."))
+    if "normalised_summary" in t and len(t["normalised_summary"]):
+        s = t["normalised_summary"]
+        out.append(_section(
+            "Ceiling-normalised scores", "normalised_summary", s,
+            ["subject", "space", "mean_normalised", "median_normalised", "n_voxels", "n_excluded"],
+            f"Convention: {s['convention'].iloc[0]} Ceiling: {t['ceiling']['method'].iloc[0]}."
+            if "ceiling" in t else f"Convention: {s['convention'].iloc[0]}"))
+    if "partition_dominance" in t and len(t["partition_dominance"]):
+        out.append(_section(
+            "Dominance analysis of the partitions", "partition_dominance", t["partition_dominance"],
+            ["partition", "roi", "space", "mean_dominance", "percent_of_joint", "n_dominant", "n_voxels"],
+            "General dominance (Azen & Budescu): the mean gain in held-out R² when a space joins every subset of "
+            "the others; the spaces' dominances add up to the joint R² (percent_of_joint sums to 100). Voxels with "
+            "joint R² above the partition's min_r2_joint."))
+    if "partition_vif" in t and len(t["partition_vif"]):
+        v = t["partition_vif"].groupby(["partition", "space"], sort=False)["vif"].agg(
+            components="count", median_vif="median", max_vif="max").reset_index()
+        out.append(_section(
+            "Collinearity between partition spaces (VIF)", "partition_vif", v,
+            ["partition", "space", "components", "median_vif", "max_vif"],
+            "Each space's principal components regressed on all other components: VIF = 1 / (1 − R²). Near 1: "
+            "the spaces carry different information; large (or infinite): they overlap, and their unique parts "
+            "are small by construction."))
+    if "partition_banded" in t and len(t["partition_banded"]):
+        out.append(_section(
+            "Banded-ridge robustness check", "partition_banded",
+            t["partition_banded"][t["partition_banded"].aggregation == "ratio_of_means"],
+            ["partition", "part", "space", "percent_ridge", "percent_banded", "difference", "n_voxels"],
+            "The partition refitted with one penalty per space (himalaya BandedRidgeCV) beside the shared-penalty "
+            "ridge (percent of the joint R², ratio of means). Large differences mean the partition depends on the "
+            "regularisation and should be read with care."))
+    if "partition_controls" in t and len(t["partition_controls"]):
+        alpha = a.controls.alpha if a.controls is not None else 0.05
+        out.append(_section(
+            "Unique variance against its control", "partition_controls", t["partition_controls"],
+            ["partition", "space", "control", "mean_effect", "mean_control", "mean_diff", "n_better", "n", "p",
+             "survives"],
+            f"Unique variance of the space (held-out R², mean over voxels) when the partition is fitted with the "
+            f"space and with its control in its place; paired over held-out runs (Wilcoxon, two-sided). It survives "
+            f"when the effect is larger with p < {alpha}."))
+    if "coupling" in t and len(t["coupling"]):
+        out.append(_section(
+            "Instruction-semantics coupling", "coupling", t["coupling"],
+            ["model", "layer", "text_layer", "method", "r", "p_value", "n_instructions", "n_pairs"],
+            "Seed 001: correlation between the similarity of the instruction texts (embedded by the model at "
+            "text_layer) and the similarity of the alignment maps they produce (voxelwise r at layer); p from a "
+            "Mantel test permuting instruction labels (one-sided, coupling > 0)."))
+    return out

@@ -1,0 +1,85 @@
+"""configs/seed001_movies.yaml end to end: miniature Movie10 (real .mkv clips with sound) × tiny stand-ins.
+
+The miniature's clips change brightness and loudness every TR; left-hemisphere vertices follow brightness and
+right-hemisphere vertices follow loudness two TRs later. Through per-TR clips decoded from the files, tiny video
+and audio models, FIR delays, ridge trained on Bourne + Wolf and tested on Life, the tuned vertices must be the
+well-predicted ones — by video models on the left and by audio models on the right.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import run_cli
+
+pytest.importorskip("av")
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "seed001_movies.yaml"
+MINI = ["--set", "brain.subjects=['01','02']", "--set", "brain.options.truncate=null",
+        "--set", "brain.options.n_vertices=[42,42]", "--set", "analysis.n_permutations=100",
+        "--set", "stimuli.size=56", "--set", "stimuli.n_frames=4"]
+
+
+@pytest.fixture(scope="module")
+def movie10(tmp_path_factory):
+    from brainalign.testing.fixtures import write_movie10
+
+    return write_movie10(tmp_path_factory.mktemp("cneuromod"), subjects=("01", "02"), trs_per_segment=16,
+                         videos=True)
+
+
+@pytest.fixture(scope="module")
+def seed001(movie10, tmp_path_factory, feature_cache):
+    out = tmp_path_factory.mktemp("seed001") / "results"
+    root = Path(movie10["raw"]).parent
+    proc = run_cli("run", str(CONFIG), "--data-root", str(root), "--models", "tiny", "--cache", str(feature_cache),
+                   "--out", str(out), *MINI)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return out
+
+
+def _vertex_r(out: Path, subject: str, model: str) -> np.ndarray:
+    vox = pd.read_parquet(out / f"sub-{subject}" / "voxel_scores.parquet")
+    spaces = pd.read_csv(out / f"sub-{subject}" / "spaces.csv")
+    names = spaces.loc[spaces.model == model, "space"]
+    return np.stack([vox.loc[vox.space == n, "r"].to_numpy() for n in names]).max(0)  # best layer / prompt
+
+
+def test_video_models_find_brightness_tuning_and_audio_models_find_loudness_tuning(seed001, movie10):
+    nv = movie10["n_vertices"]
+    for sub in ("01", "02"):
+        video = _vertex_r(seed001, sub, "Qwen2.5-VL")
+        audio = _vertex_r(seed001, sub, "Qwen2-Audio")
+        assert video.size == audio.size == 2 * nv
+        assert np.corrcoef(video[:nv], movie10["w_video"])[0, 1] > 0.5
+        assert np.corrcoef(audio[nv:], movie10["w_audio"])[0, 1] > 0.5
+        # each modality explains its own hemisphere better than the other modality does
+        assert video[:nv].mean() > audio[:nv].mean() and audio[nv:].mean() > video[nv:].mean()
+
+
+def test_every_model_reads_its_own_prompts_and_the_test_movie_is_life(seed001):
+    spaces = pd.read_csv(seed001 / "sub-01" / "spaces.csv")
+    prompts = spaces.groupby("model")["prompt"].agg(lambda p: sorted(set(p)))
+    assert prompts["Qwen2.5-VL"] == [f"v{i:02d}" for i in range(1, 14)]
+    assert prompts["Qwen2-Audio"] == ["a01", "a02", "a03"]
+    assert prompts["VideoMAE"] == prompts["Wav2Vec2"] == ["none"]
+    runs = pd.read_parquet(seed001 / "sub-01" / "run_scores.parquet")
+    assert set(runs["run"]) == {3}  # Life only
+    man = json.loads((seed001 / "sub-01" / "manifest.json").read_text())
+    assert any(k.startswith("clip:life01") for k in man["inputs"])  # movie files are hashed into the manifest
+    group = pd.read_csv(seed001 / "comparisons.csv")
+    assert (group["n"] == 2).all() and group["reference"].iloc[0].startswith("VideoMAE/none/L")
+
+
+def test_validate_names_a_missing_clip(movie10, tmp_path):
+    import shutil
+
+    root = tmp_path / "cneuromod"
+    shutil.copytree(Path(movie10["raw"]).parent, root)
+    (root / "movie10" / "stimuli" / "life" / "life02.mkv").unlink()
+    proc = run_cli("validate", str(CONFIG), "--data-root", str(root), *MINI)
+    assert proc.returncode == 2
+    assert "life02.mkv" in " ".join(proc.stderr.split())
