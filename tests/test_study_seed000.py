@@ -128,3 +128,19 @@ def test_validate_names_missing_frames_and_runs(mini, tmp_path):
     assert proc.returncode == 2 and "plays.json" in proc.stderr and "mongoexport" in " ".join(proc.stderr.split())
     ok = run_cli("validate", str(CONFIG), "--data-root", str(mini["root"]), *mini_overrides(mini["root"]))
     assert ok.returncode == 0, ok.stderr[-2000:]
+
+
+def test_dry_run_counts_frames_from_the_plays_and_bold_headers(mini):
+    proc = run_cli("run", str(CONFIG), "--data-root", str(mini["root"]), "--dry-run", *mini_overrides(mini["root"]))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    frames = 3 * 3 * 11  # kept frames per subject: one per game TR (max_frames 1), 3 games × 11 TRs × 3 runs
+    assert f"per subject {3 * 40} rows × {int(mini['mask']['01'].sum())} voxels, {frames} stimuli" in proc.stdout
+    # hub checkpoints: published sizes (29 layers read with 'all'; layers [0.5, 1.0] → 2); frames are per subject
+    assert f"Qwen2.5-VL: 3 prompt(s) × 2 layers × 3584 dims; {2 * frames * 3:,} forward passes" in proc.stdout
+    assert "Pixels: 1 prompt(s) × 1 layers × 256 dims" in proc.stdout
+    assert f"ridge fits: {2 * (3 * 3 * 2 + 3) * 3:,}" in proc.stdout  # subjects × spaces × leave-one-run-out folds
+    assert "assumed" not in proc.stdout
+    real = run_cli("run", str(CONFIG), "--dry-run")  # no data: ds004323's documented sizes, marked as assumed
+    assert real.returncode == 0, real.stderr[-2000:]
+    per_subject = 6 * 3 * 92 * 4  # runs × games × TRs per game × max_frames
+    assert "assumed" in real.stdout and f"{31 * per_subject * 11:,} forward passes" in real.stdout

@@ -216,12 +216,32 @@ def study_plan(exp: Experiment, base_dir: Path | None = None, data_root: Path | 
             root = None
         plan.n_rows, plan.n_stimuli, plan.n_voxels, unique_stimuli = _nsd_sizes(
             exp, root, exp.brain.subject_list[0], plan.assumed)
+    elif exp.stimuli.format == "gameplay-frames":
+        from brainalign.stimuli.gameplay_study import gameplay_plan_sizes
+
+        try:
+            root = dataset_root(exp, base_dir, data_root)
+        except ValueError:
+            root = None
+        plan.n_rows, plan.n_stimuli, plan.n_voxels, n_runs = gameplay_plan_sizes(exp, root, plan.assumed)
+        unique_stimuli = plan.n_stimuli * plan.n_subjects  # every subject played (and sees) its own frames
     else:
-        raise ValueError(f"--dry-run plans are written for brain.format nsd so far, not '{exp.brain.format}'.")
-    n_folds = 1 if exp.encoding.outer_cv == "split" else exp.encoding.item_folds
-    k_inner = exp.encoding.item_folds
+        raise ValueError(f"--dry-run plans are written for brain.format nsd and gameplay-frames stimuli so far, "
+                         f"not '{exp.brain.format}' with '{exp.stimuli.format}'.")
+    if exp.is_items:
+        n_folds = 1 if exp.encoding.outer_cv == "split" else exp.encoding.item_folds
+        k_inner = exp.encoding.item_folds
+    else:  # time series: outer leave-one-run-out (or the listed test runs), inner leave-one-run-out
+        n_test = 1 if exp.encoding.outer_cv == "leave-one-run-out" else len(exp.encoding.outer_cv)
+        n_folds = n_runs if exp.encoding.outer_cv == "leave-one-run-out" else 1
+        k_inner = n_runs - n_test
     for spec in exp.models:
-        layers, hidden = _model_size(spec, base_dir, plan.assumed)
+        if spec.kind == "baseline":
+            from brainalign.stimuli.gameplay_study import baseline_dim
+
+            layers, hidden = 1, baseline_dim(spec)
+        else:
+            layers, hidden = _model_size(spec, base_dir, plan.assumed)
         n_prompts = len(exp.prompts_of(spec))
         passes = unique_stimuli * n_prompts
         fbytes = unique_stimuli * n_prompts * layers * hidden * 4

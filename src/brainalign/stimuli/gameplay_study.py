@@ -193,3 +193,103 @@ def gameplay_required_files(spec, subject: str, runs, root: Path | None = None) 
         out += [RequiredFile(str(frame_path(frames_rel, subject, int(r), s, spec.extension)), "ds004323 frames", how)
                 for s in fr["stimulus"]]
     return out
+
+
+#: ds004323 sizes used by ``--dry-run`` when the files are absent (datasets.md §3): TRs per run, games per run and
+#: TRs per game; voxels of a 2 mm MNI152 brain mask (FSL's MNI152_T1_2mm_brain_mask has about 228,000; the
+#: release's own voxel size is unconfirmed).
+DS004323_ASSUMED = dict(trs_per_run=283, games_per_run=3, trs_per_game=92, voxels=228_000)
+
+
+def _bold_and_mask(exp, root: Path, subject: str, run: int) -> tuple[Path, Path]:
+    from brainalign.brain.loaders import brain_manifest, fill_subject
+
+    opts = fill_subject(dict(exp.brain.options), subject)
+    opts["runs"] = [run]
+    files = [Path(root) / f.path for f in brain_manifest("bids", subject=subject, **opts)]
+    bold = next(f for f in files if f.name.endswith(("desc-preproc_bold.nii.gz", "_bold.nii.gz")))
+    mask = next((f for f in files if f.name.endswith("desc-brain_mask.nii.gz")), None)
+    return bold, mask
+
+
+def gameplay_plan_sizes(exp, root: Path | None, assumed: list[str]) -> tuple[int, int, int, int]:
+    """Sizes of a gameplay study for ``--dry-run``, without reading any voxel data.
+
+    Read from the files when present (BOLD headers for TRs, the first subject's brain mask for voxels, the plays
+    export and :func:`gameplay_design` for the frames kept), else from :data:`DS004323_ASSUMED` (noted in
+    ``assumed``).
+
+    Returns
+    -------
+    rows : TRs per subject (first subject)
+    frames : frames kept per subject, summed over subjects and divided by their number (rounded)
+    voxels : voxels of the first subject's mask
+    n_runs : runs per subject
+    """
+    import nibabel as nib
+
+    spec = exp.stimuli
+    runs = list(exp.brain.options.get("runs") or [])
+    if not runs:
+        raise ValueError("--dry-run of a gameplay study needs brain.options.runs (the run numbers).")
+    subjects = exp.brain.subject_list
+    tr = float(exp.brain.tr or 2.0)
+    a = DS004323_ASSUMED
+    from brainalign.brain.loaders import fill_subject
+
+    exports: dict[Path, pd.DataFrame] = {}
+    total_frames, rows0, voxels, counted = 0, None, None, 0
+    for s in subjects:
+        plays = None
+        if root is not None:
+            p = Path(root) / fill_subject(spec.plays, s)
+            if p not in exports and p.is_file():
+                exports[p] = read_plays(p)
+            plays = exports.get(p)
+        n_trs = []
+        for r in runs:
+            try:
+                bold, mask = _bold_and_mask(exp, root, s, r)
+                n_trs.append(int(nib.load(bold).shape[3]))
+                if voxels is None and mask is not None:
+                    voxels = int((np.asarray(nib.load(mask).dataobj) > 0).sum())
+            except (FileNotFoundError, OSError, StopIteration, TypeError, ValueError, IndexError):
+                n_trs.append(a["trs_per_run"])
+        rows0 = sum(n_trs) if rows0 is None else rows0
+        run_ids = np.repeat(runs, n_trs)
+        if plays is not None:
+            try:
+                used, _, _ = gameplay_design(_all_frames(plays, s, runs, spec), run_ids, tr, spec.window, spec.max_frames)
+                total_frames += used.size
+                counted += 1
+                continue
+            except ValueError:
+                pass
+        per_tr = spec.max_frames or 4
+        total_frames += len(runs) * a["games_per_run"] * a["trs_per_game"] * per_tr
+    if rows0 == len(runs) * a["trs_per_run"]:
+        assumed.append(f"{a['trs_per_run']} TRs per run (ds004323)")
+    if voxels is None:
+        voxels = a["voxels"]
+        assumed.append(f"{voxels:,} brain voxels (2 mm MNI mask)")
+    if counted < len(subjects):
+        assumed.append(f"{spec.max_frames or 4} frames kept in each of the {a['games_per_run']} × "
+                       f"{a['trs_per_game']} game TRs of a run")
+    return int(rows0), int(round(total_frames / len(subjects))), int(voxels), len(runs)
+
+
+def baseline_dim(spec) -> int:
+    """Feature dimension of a ``kind: baseline`` model from its options (for ``--dry-run``)."""
+    from brainalign.features.baselines import motion_energy_channels
+
+    o = spec.options
+    if spec.baseline == "pixels":
+        h, w = o.get("size", (16, 16))
+        return int(h) * int(w)
+    if spec.baseline == "random":
+        return int(o.get("dim", 256))
+    if spec.baseline == "motion_energy":
+        size = tuple(o.get("size", (32, 32)))
+        tfs = o.get("temporal_freqs", (0.0, 1.0, 2.0))  # estimated at run time: 3 frequencies by default
+        return len(motion_energy_channels(size, o.get("spatial_freqs", (2.0, 4.0, 8.0)), tfs, o.get("n_directions", 8)))
+    return 512  # rl_agent: the Nature-DQN penultimate layer
