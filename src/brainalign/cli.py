@@ -132,6 +132,10 @@ def validate(config: Path = typer.Argument(..., help="Experiment YAML."),
              set_: Optional[list[str]] = typer.Option(None, "--set", help=SET_HELP),
              debug: bool = typer.Option(False, help="Show tracebacks.")) -> None:
     """Check a config and its data files in seconds (no model loading, no fitting)."""
+    from brainalign.steering.config import is_steering_config
+
+    if is_steering_config(config):  # seed-002 steering YAML: same check as `steer --validate-only`
+        return steer(config, out=None, validate_only=True, force=False, debug=debug)
     with _user_errors(debug):
         exp, info = _check_config(config, data_root, set_)
     if "n_trs" not in info:  # dataset formats
@@ -240,7 +244,8 @@ def steer(config: Path = typer.Argument(..., help="Steering study YAML (schema: 
                                              help="Check the config and name every missing ds003076 file; run nothing."),
           force: bool = typer.Option(False, help="Replace an existing results folder."),
           debug: bool = typer.Option(False, help="Show tracebacks.")) -> None:
-    """Brain-guided LMs (seed 002): neural predictivity (+ controls) and NARI steering (+ controls)."""
+    """Brain-guided LMs (seed 002): every section of the config (predictivity, NARI, general directions,
+    NARF+Label fine-tuning, evaluation), planted or on ds003076; tables + manifest written atomically."""
     from brainalign.locking import RunLock
     from brainalign.steering.config import SteerConfigError, load_steer_config
     from brainalign.steering.study import check_inputs, run_steer

@@ -30,6 +30,14 @@ MODEL_SIZES = {
     "Qwen/Qwen2.5-VL-7B-Instruct": (29, 3584),
     "OpenGVLab/InternVL3-8B-hf": (29, 3584),
     "ByteDance-Seed/UI-TARS-7B-DPO": (29, 3584),
+    "Qwen/Qwen2-VL-7B-Instruct": (29, 3584),
+    "llava-hf/LLaVA-NeXT-Video-7B-hf": (33, 4096),
+    "LanguageBind/Video-LLaVA-7B-hf": (33, 4096),
+    "Qwen/Qwen2-Audio-7B-Instruct": (33, 4096),
+    "MCG-NJU/videomae-base": (13, 768),
+    "google/vivit-b-16x2-kinetics400": (13, 768),
+    "facebook/wav2vec2-base-960h": (13, 768),
+    "MIT/ast-finetuned-audioset-10-10-0.4593": (13, 768),
 }
 #: NSD: images seen per subject over 40 sessions (30,000 trials, 3 repeats) and nsdgeneral voxels at 1.8 mm
 #: (subject 1; other subjects differ by a few thousand) — used only when the files are absent.
@@ -184,6 +192,20 @@ def _nsd_sizes(exp: Experiment, root: Path | None, subject: str, assumed: list[s
     return rows, n_images, n_vox, n_unique
 
 
+def _movie10_sizes(exp: Experiment, assumed: list[str]) -> tuple[int, int]:
+    """(TRs, vertices) of one Movie10 subject: the truncation counts and fsaverage6 (or the configured sizes)."""
+    from brainalign.brain.movie10 import SEED001_TRUNCATION
+
+    opts = exp.brain.options
+    movies = opts.get("movies", ("bourne", "wolf", "life"))
+    trunc = opts.get("truncate", SEED001_TRUNCATION) or {}
+    missing = [m for m in movies if m not in trunc]
+    if missing:
+        assumed.append(f"no truncation for {missing}: 4,000 TRs each")
+    n_rows = sum(int(trunc.get(m, 4000)) for m in movies)
+    return n_rows, int(sum(opts.get("n_vertices", (40962, 40962))))
+
+
 def _model_size(spec, base_dir: Path | None, assumed: list[str]) -> tuple[int, int]:
     from brainalign.features.base import resolve_layers
 
@@ -216,6 +238,14 @@ def study_plan(exp: Experiment, base_dir: Path | None = None, data_root: Path | 
             root = None
         plan.n_rows, plan.n_stimuli, plan.n_voxels, unique_stimuli = _nsd_sizes(
             exp, root, exp.brain.subject_list[0], plan.assumed)
+        n_folds = 1 if exp.encoding.outer_cv == "split" else exp.encoding.item_folds
+        k_inner = exp.encoding.item_folds
+    elif exp.brain.format == "movie10":
+        plan.n_rows, plan.n_voxels = _movie10_sizes(exp, plan.assumed)
+        plan.n_stimuli = unique_stimuli = plan.n_rows  # one clip per TR; every subject watched the same movies
+        n_runs = len(exp.brain.options.get("movies", ("bourne", "wolf", "life")))
+        n_folds = n_runs if exp.encoding.outer_cv == "leave-one-run-out" else 1
+        k_inner = n_runs - (1 if isinstance(exp.encoding.outer_cv, list) else 1)
     elif exp.stimuli.format == "gameplay-frames":
         from brainalign.stimuli.gameplay_study import gameplay_plan_sizes
 
@@ -225,16 +255,12 @@ def study_plan(exp: Experiment, base_dir: Path | None = None, data_root: Path | 
             root = None
         plan.n_rows, plan.n_stimuli, plan.n_voxels, n_runs = gameplay_plan_sizes(exp, root, plan.assumed)
         unique_stimuli = plan.n_stimuli * plan.n_subjects  # every subject played (and sees) its own frames
-    else:
-        raise ValueError(f"--dry-run plans are written for brain.format nsd and gameplay-frames stimuli so far, "
-                         f"not '{exp.brain.format}' with '{exp.stimuli.format}'.")
-    if exp.is_items:
-        n_folds = 1 if exp.encoding.outer_cv == "split" else exp.encoding.item_folds
-        k_inner = exp.encoding.item_folds
-    else:  # time series: outer leave-one-run-out (or the listed test runs), inner leave-one-run-out
         n_test = 1 if exp.encoding.outer_cv == "leave-one-run-out" else len(exp.encoding.outer_cv)
         n_folds = n_runs if exp.encoding.outer_cv == "leave-one-run-out" else 1
-        k_inner = n_runs - n_test
+        k_inner = n_runs - n_test  # inner leave-one-run-out over the training runs
+    else:
+        raise ValueError(f"--dry-run plans are written for brain.format nsd, movie10 and gameplay-frames stimuli so "
+                         f"far, not '{exp.brain.format}' with '{exp.stimuli.format}'.")
     for spec in exp.models:
         if spec.kind == "baseline":
             from brainalign.stimuli.gameplay_study import baseline_dim

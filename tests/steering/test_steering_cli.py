@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -18,7 +19,16 @@ PLANTED = {"name": "tiny-planted", "seed": 0,
            "planted": {"arch": "qwen2", "hidden_size": 32, "num_layers": 4, "n_items": 40, "n_subjects": 2,
                        "n_voxels": 40},
            "predictivity": {"controls": ["random_features", "untrained"]},
-           "nari": {"layers": [2], "max_steps": 10, "controls": ["random_direction", "random_fmri"]}}
+           "nari": {"layers": [2], "max_steps": 10, "controls": ["random_direction", "random_fmri"]},
+           "nari_general": {"scales": {"min": 0.0, "max": 1.0, "step": 0.5},
+                            "validation": {"syllogism": 2, "transitive": 2, "seed": 1},
+                            "test": {"syllogism": 3, "transitive": 3, "seed": 2}},
+           "finetune": {"lr": 1.0e-3, "brain_weight": 1.0, "max_epoch": 1, "ablations": ["random_fmri", "labels_as_fmri"],
+                        "validation_items": {"syllogism": 1, "transitive": 1, "seed": 1}},
+           "evaluation": {"test": {"syllogism": 3, "transitive": 3, "seed": 2},
+                          "generalisation": [{"n_premises": 4, "n": 1}, {"task": "propositional", "n": 2}]}}
+STEERING_COLUMNS = ["model", "section", "condition", "set", "control", "n_items", "accuracy_before", "accuracy_after",
+                    "n_flipped", "n_broken", "detail"]
 
 
 def _write(path: Path, cfg: dict) -> Path:
@@ -35,8 +45,10 @@ def test_seed002_config_validates_and_names_every_missing_file(tmp_path):
     path = _write(tmp_path / "seed002.yaml", raw)
     res = CliRunner().invoke(app, ["steer", str(path), "--validate-only"])
     assert res.exit_code == 2, res.output
-    assert "22 of 22 ds003076 input files are missing" in res.output
-    assert "sub-1034.mat" in res.output and "events.pkl" in res.output
+    assert "60 of 60 ds003076 input files are missing" in res.output
+    assert "sub-1034.mat" in res.output and "sub-1001_task-Syllogisms_run-01_events.tsv" in res.output
+    res = CliRunner().invoke(app, ["validate", str(path)])  # `validate` recognises a steering config
+    assert res.exit_code == 2 and "60 of 60 ds003076 input files are missing" in res.output, res.output
     for p in data.expected_files(tmp_path / "ds003076"):
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(b"x")
@@ -71,5 +83,43 @@ def test_steer_runs_the_planted_study_end_to_end(tmp_path):
     assert set(nari["condition"]) == {"fmri", "random_direction", "random_fmri"} and set(nari["subject"]) == {0, 1}
     assert man["nari"]["fmri"]["flipped_fraction"] > man["nari"]["random_direction"]["flipped_fraction"]
     assert man["nari_layers"] == [2] and man["config"]["name"] == "tiny-planted"
+    # every section the config asks for, in one tidy summary table
+    st = pd.read_csv(out / "steering.csv")
+    assert list(st.columns) == STEERING_COLUMNS
+    assert {(r.section, r.condition) for r in st.itertuples()} == {
+        ("nari", "fmri"), ("nari", "random_direction"), ("nari", "random_fmri"),
+        ("nari_general", "general_direction"), ("nari_general", "random_direction"),
+        ("finetune", "narf_label"), ("finetune", "label_only"), ("finetune", "random_fmri"),
+        ("finetune", "labels_as_fmri")}
+    assert not st.query("condition == 'narf_label' or (section != 'finetune' and condition in ('fmri', "
+                        "'general_direction'))")["control"].any()
+    assert st.query("condition in ('label_only', 'random_fmri', 'labels_as_fmri', 'random_direction')")["control"].all()
+    ft = st[st["section"] == "finetune"]
+    assert set(ft["set"]) == {"test", "deductive_4premises", "propositional_3premises"}
+    # evaluation over all premise orders: 6 test problems x 3! orders, 2 four-premise problems x 4! orders
+    assert ft.set_index(["condition", "set"]).loc[("narf_label", "test"), "n_items"] == 6 * 6
+    assert ft.set_index(["condition", "set"]).loc[("narf_label", "deductive_4premises"), "n_items"] == 2 * 24
+    # before = the untouched model, identical for every condition; flips account for the change in accuracy
+    assert ft.groupby("set")["accuracy_before"].nunique().max() == 1
+    gen = st[st["section"] != "nari"]  # (NARI rows count intervened units, not evaluated problems)
+    np.testing.assert_allclose(gen["accuracy_after"] - gen["accuracy_before"],
+                               (gen["n_flipped"] - gen["n_broken"]) / gen["n_items"], atol=1e-9)
+    items = pd.read_parquet(out / "evaluation_items.parquet")
+    assert set(items["condition"]) == {"base", "narf_label", "label_only", "random_fmri", "labels_as_fmri"}
+    acc = items.groupby(["condition", "set"])["correct"].mean()
+    for r in ft.itertuples():
+        assert acc[(r.condition, r.set)] == pytest.approx(r.accuracy_after)
+    epochs = pd.read_csv(out / "finetune_epochs.csv")
+    assert set(epochs["condition"]) == set(ft["condition"]) and (epochs.query("condition == 'label_only'")["brain_loss"] == 0).all()
+    assert (out / "finetuned" / "planted" / "narf_label" / "model.safetensors").is_file()
+    sweep = pd.read_csv(out / "nari_general_sweep.csv")
+    assert list(sweep["scale"]) == [0.0, 0.5, 1.0] and sweep["best"].sum() == 1
+    assert set(man["tables"]) == {"predictivity.csv", "predictivity_subjects.csv", "nari.csv", "nari_general_sweep.csv",
+                                  "finetune_epochs.csv", "steering.csv", "evaluation_items.parquet"}
     again = CliRunner().invoke(app, ["steer", str(path), "--out", str(out)])
     assert again.exit_code == 2 and "already exists" in again.output
+    (out / "stale.txt").write_text("from an older run")
+    cfg2 = dict(PLANTED, nari_general=None, finetune=None, predictivity=None)
+    forced = CliRunner().invoke(app, ["steer", str(_write(tmp_path / "p2.yaml", cfg2)), "--out", str(out), "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "nari.csv", "steering.csv"]

@@ -9,8 +9,9 @@ from brainalign.steering.hooks import seed_layer_stack
 
 def test_missing_ds003076_files_are_named(tmp_path):
     text = data.describe_missing(tmp_path)
-    assert text.startswith("22 of 22 ds003076 input files are missing")
-    assert "sub-1034" in text and "all_extracted_beta_transitive" in text and "events.pkl" in text
+    assert text.startswith("60 of 60 ds003076 input files are missing")  # 10 subjects x (4 events + 2 betas)
+    assert "sub-1034" in text and "all_extracted_beta_transitive" in text
+    assert "sub-1034/func/sub-1034_task-Transitive_run-02_events.tsv" in text
     for p in data.expected_files(tmp_path):
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(b"x")

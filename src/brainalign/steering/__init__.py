@@ -4,10 +4,11 @@ Submodules: :mod:`tasks` (generators, prompts, parsing), :mod:`models` (loading,
 tiny builders), :mod:`hooks` (last-token capture and offsets), :mod:`encoders`
 (ridge encoders, predictivity, ceiling), :mod:`directions` (NARI and general
 directions), :mod:`finetune` (NARF+Label, needs ``peft``), :mod:`evaluate`,
-:mod:`simulate` (the planted setting).
+:mod:`simulate` (the planted setting), :mod:`data` (ds003076 loader), :mod:`study` (``brainalign steer``).
 """
 from __future__ import annotations
 
+from brainalign.steering.data import DeductiveData, load_ds003076
 from brainalign.steering.directions import NariResult, general_direction, intervention_set, nari, random_fmri, scale_sweep
 from brainalign.steering.encoders import deductive_ceiling, fit_encoder, neural_predictivity, random_features
 from brainalign.steering.evaluate import evaluate_items, intervened_accuracy
@@ -21,5 +22,5 @@ __all__ = [
     "build_tiny_causal_lm", "load_causal_lm", "untrained_copy",
     "fit_encoder", "neural_predictivity", "random_features", "deductive_ceiling",
     "nari", "NariResult", "intervention_set", "random_fmri", "general_direction", "scale_sweep",
-    "evaluate_items", "intervened_accuracy",
+    "evaluate_items", "intervened_accuracy", "load_ds003076", "DeductiveData",
 ]

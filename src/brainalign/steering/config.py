@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from brainalign.steering.data import BETAS, SEED002_SUBJECTS
 
-__all__ = ["SteerConfig", "load_steer_config", "SteerConfigError"]
+__all__ = ["SteerConfig", "load_steer_config", "SteerConfigError", "is_steering_config"]
 
 SEED_ALPHAS = [1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0]
 
@@ -157,8 +157,9 @@ class Finetune(_Strict):
     grad_accumulate: int = Field(70, ge=1)
     max_epoch: int = Field(100, ge=1)
     validation: Literal["all_premise_orders"] = "all_premise_orders"
+    validation_items: GeneratedSet = GeneratedSet()   # generated problems, every premise order, pick the best epoch
     ablations: list[Literal["random_fmri", "labels_as_fmri"]] = []
-    output: Literal["merged_safetensors"] = "merged_safetensors"
+    output: Literal["merged_safetensors", "none"] = "merged_safetensors"
 
 
 class Generalisation(_Strict):
@@ -170,6 +171,7 @@ class Generalisation(_Strict):
 class Evaluation(_Strict):
     """brainalign.steering.evaluate.evaluate_items."""
     all_orders: bool = True
+    test: GeneratedSet = GeneratedSet(syllogism=800, transitive=800, seed=2)
     generalisation: list[Generalisation] = []
 
 
@@ -183,8 +185,8 @@ class SteerConfig(_Strict):
     controls_models: list[Literal["untrained", "base"]] = []
     prompts: Literal["seed002"] = "seed002"
     representations: Representations = Representations()
-    predictivity: Predictivity = Predictivity()
-    nari: Nari = Nari()
+    predictivity: Optional[Predictivity] = Predictivity()    # null: skip the section
+    nari: Optional[Nari] = Nari()
     nari_general: Optional[NariGeneral] = None
     finetune: Optional[Finetune] = None
     evaluation: Evaluation = Evaluation()
@@ -195,6 +197,19 @@ class SteerConfig(_Strict):
             raise ValueError("give exactly one of the sections 'brain' (ds003076) and 'planted' (simulated study).")
         if self.brain is not None and not self.models:
             raise ValueError("'models' is empty; list at least one checkpoint id or local folder for the brain study.")
+        if self.planted is not None:  # the planted fMRI items are generated with `seed`: keep other sets disjoint
+            sets = {"evaluation.test": self.evaluation.test}
+            if self.nari_general is not None:
+                sets.update({"nari_general.validation": self.nari_general.validation,
+                             "nari_general.test": self.nari_general.test})
+            if self.finetune is not None:
+                sets["finetune.validation_items"] = self.finetune.validation_items
+            clash = [k for k, v in sets.items() if v.seed == self.seed]
+            if clash:
+                raise ValueError(f"{', '.join(clash)} use seed {self.seed}, the seed of the planted fMRI items; give "
+                                 "them another seed so that they hold new problems.")
+        if self.nari_general is not None and self.nari is None:
+            raise ValueError("nari_general averages NARI's successful offsets; give a 'nari' section too.")
         return self
 
 
@@ -217,3 +232,16 @@ def load_steer_config(path: str | Path) -> SteerConfig:
             loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
             msgs.append(f"{loc}: {e['msg']}")
         raise SteerConfigError(f"{path} is not a valid steering config:\n  " + "\n  ".join(msgs)) from None
+
+
+def is_steering_config(path: str | Path) -> bool:
+    """True when a YAML file is a steering study (a ``planted:`` section or ``brain.dataset: ds003076``)."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError):
+        return False
+    if not isinstance(raw, dict):
+        return False
+    brain = raw.get("brain")
+    return ("planted" in raw or bool({"nari", "nari_general", "finetune"} & set(raw))
+            or (isinstance(brain, dict) and brain.get("dataset") == "ds003076"))

@@ -159,7 +159,7 @@ def brain_finetune(model, tokenizer, prompts: Sequence[str], labels, *, layers: 
                 loss = loss + brain_weight * bl
             (loss / accumulate).backward()
             tot += float(loss.detach())
-            tot_b += float(bl)
+            tot_b += float(bl.detach())
             pending += len(idx)
             if pending >= accumulate or s + batch_size >= n:
                 opt.step()

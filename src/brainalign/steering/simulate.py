@@ -14,12 +14,16 @@
   the subject answers correctly with probability ``subject_accuracy``.
 
 Brain-guided fine-tuning has its own planted world (:func:`planted_finetune_study`,
-:func:`compare_finetuning`): truth = a hidden readout of the model's layer state,
-few labelled items, betas for many. Status (2026-11-23): with best-epoch
-selection by validation, NARF+Label did NOT beat label-only on the held-out
-seeds 0-2 (mean margin -0.056 on 60 test problems each;
-``benchmarks/bench_narf_planted.py``). The brain term reaches higher accuracy on
-the fMRI items themselves, but that does not carry over to new problems here.
+:func:`compare_finetuning`, :func:`brain_push`): truth = a hidden readout of the
+model's layer state, few labelled items, betas for many. Status (2026-11-23):
+NARF+Label does NOT reliably beat label-only on held-out generated problems
+there (``benchmarks/bench_narf_planted.py`` and docs/steering.md). The brain
+loss is informative on the fMRI items (its push along the answer direction has
+the truth's sign on the items the model gets wrong, :func:`brain_push`) and it
+does teach them (accuracy on the unlabelled fMRI items rises well above
+label-only), and labels on those same items would transfer (label-all beats
+label-only on new problems), but the fit the brain term produces does not
+transfer to new problems.
 """
 from __future__ import annotations
 
@@ -32,7 +36,8 @@ from brainalign.steering import tasks
 from brainalign.steering.hooks import LayerHooks, last_token_states
 from brainalign.steering.models import answer_token_ids, build_tiny_causal_lm, load_causal_lm
 
-__all__ = ["PlantedStudy", "make_planted_model", "answer_direction", "planted_subjects", "planted_study"]
+__all__ = ["PlantedStudy", "make_planted_model", "answer_direction", "planted_subjects", "planted_study",
+           "PlantedFinetune", "planted_finetune_study", "compare_finetuning", "brain_push"]
 
 
 @dataclass
@@ -117,11 +122,15 @@ def answer_direction(model, tokenizer, prompts, layer: int, X=None, n_components
 
 def planted_subjects(X, labels, direction, n_subjects: int = 3, n_voxels: int = 80, kappa: float = 2.0,
                      noise: float = 0.3, subject_accuracy: float = 0.9, seed: int = 0,
-                     n_components: int | None = 6) -> tuple[list, list]:
-    """Betas ``y = M_s (x + κ σ s d) + ε`` and per-item correctness of each simulated subject."""
+                     n_components: int | None = 6, evidence=None) -> tuple[list, list]:
+    """Betas ``y = M_s (x + κ σ s d) + ε`` and per-item correctness of each simulated subject.
+
+    ``s_i = ±1`` from the labels, or (``evidence``, shape (n_items,)) a graded
+    signed evidence for the correct answer in place of the sign.
+    """
     X = np.asarray(X, dtype=np.float64)
     rng = np.random.default_rng(seed)
-    s = np.where(np.asarray(labels, dtype=bool), 1.0, -1.0)
+    s = np.where(np.asarray(labels, dtype=bool), 1.0, -1.0) if evidence is None else np.asarray(evidence, float)
     Xc = X - X.mean(0)
     sigma = np.sqrt((Xc ** 2).sum(1).mean())
     if n_components is not None:  # the brain reads the items' main axes only
@@ -223,13 +232,22 @@ def planted_finetune_study(folder: str | Path, seed: int = 0, n_fmri: int = 48, 
                            n_val: int = 40, n_test: int = 60, arch: str = "qwen2", hidden_size: int = 32,
                            num_layers: int = 4, layer: int | None = None, initializer_range: float = 0.3,
                            n_subjects: int = 3, n_voxels: int = 80, kappas=(4.0, 8.0, 16.0),
-                           noise: float = 0.3) -> PlantedFinetune:
+                           noise: float = 0.3, brain_code: str = "answer", all_orders: bool = False) -> PlantedFinetune:
     """Build the planted fine-tuning world of :class:`PlantedFinetune` (fMRI, validation and test problems).
 
     ``initializer_range=0.3`` gives last-token activations of order 1 (a trained
     model's scale; 0.02 gives ~0.003, on which LoRA learning rates are touchy).
     κ is the smallest of ``kappas`` at which the correct-side states make the
     model answer ≥ 90 % of the fMRI items correctly.
+
+    ``all_orders``: validation and test prompts under every premise order
+    (n_val × 6, n_test × 6; the truth of each is the planted readout of
+    that prompt).
+
+    ``brain_code="answer"``: the betas carry the correct side ``s = ±1`` along
+    ``d``; ``"evidence"``: a graded signed evidence (the hidden readout minus
+    its threshold, scaled to mean |·| = 1) in place of the sign (explored on
+    2026-11-23: no reliable gain either, see docs/steering.md).
     """
     from brainalign.steering.directions import accuracy_with_offset
     from brainalign.steering.encoders import fit_encoder
@@ -238,6 +256,9 @@ def planted_finetune_study(folder: str | Path, seed: int = 0, n_fmri: int = 48, 
         raise ValueError(f"n_labelled={n_labelled}; use 1..n_fmri={n_fmri}.")
     layer = num_layers // 2 if layer is None else layer
     fmri, val, test = _generated(seed, n_fmri), _generated(seed + 2000, n_val), _generated(seed + 1000, n_test)
+    if all_orders:  # the seed's protocol: validate (best epoch) and test over every premise order
+        val = [o for it in val for o in tasks.premise_orders(it)]
+        test = [o for it in test for o in tasks.premise_orders(it)]
     model, tok = make_planted_model(folder, lambda tk: [tasks.item_prompt(i, tk) for i in fmri], seed, arch,
                                     hidden_size, num_layers, layer=layer, initializer_range=initializer_range)
     prompts = [[tasks.item_prompt(i, tok) for i in s] for s in (fmri, val, test)]
@@ -256,8 +277,14 @@ def planted_finetune_study(folder: str | Path, seed: int = 0, n_fmri: int = 48, 
         off = (kappa * sigma * sign * d[None]).astype(np.float32)
         if accuracy_with_offset(model, tok, prompts[0], truth[0], {layer: off})["accuracy"] >= 0.9:
             break
+    if brain_code not in ("answer", "evidence"):
+        raise ValueError(f"brain_code={brain_code!r}; use 'answer' or 'evidence'.")
+    ev = None
+    if brain_code == "evidence":
+        z = (X[0] - mu) @ v - thr
+        ev = z / np.abs(z).mean()
     Ys, correct = planted_subjects(X[0], truth[0], d, n_subjects, n_voxels, kappa, noise, seed=seed + 100,
-                                   n_components=None)
+                                   n_components=None, evidence=ev)
     model_correct = np.asarray(accuracy_with_offset(model, tok, prompts[0], truth[0], None)["correct"], dtype=bool)
     encs = []
     for Y, c in zip(Ys, correct):
@@ -300,3 +327,38 @@ def compare_finetuning(study: PlantedFinetune, brain_weight: float = 10.0, lr: f
         out[f"{name}_result"] = res
     out["margin"] = out["narf_label"] - out["label_only"]
     return out
+
+
+def brain_push(study: PlantedFinetune) -> dict:
+    """How the brain loss pushes each fMRI item along the answer direction, before any fine-tuning.
+
+    For every item and subject, the gradient g of ``1 − cos(a W + b, y)`` with
+    respect to the item's attention output ``a`` at the supervised layer; the
+    push is ``−⟨g, d⟩`` (positive: towards 'True'), averaged over subjects.
+    The brain term can only teach the answer where this push has the sign of
+    the planted truth on items the model gets wrong; an encoder that already
+    reads the brain's answer code from the model's own states (a code linear
+    in those states) leaves no such push.
+
+    Returns
+    -------
+    dict with ``push`` (n_items,), ``agreement_wrong`` (fraction of the items
+    the model gets wrong whose push has the truth's sign) and
+    ``agreement_all``.
+    """
+    import torch
+
+    X = last_token_states(study.model, study.tokenizer, study.prompts, kinds=("attention",))["attention"][:, study.layer]
+    a = torch.as_tensor(X, dtype=torch.float32).requires_grad_(True)
+    total = torch.zeros(())
+    for enc, Y in zip(study.encoders, study.subjects_Y):
+        e = enc[study.layer]
+        pred = a @ torch.as_tensor(e.coef, dtype=torch.float32) + torch.as_tensor(e.intercept, dtype=torch.float32)
+        total = total + (1 - torch.nn.functional.cosine_similarity(pred, torch.as_tensor(Y), dim=1)).sum()
+    total.backward()
+    push = -(a.grad.numpy().astype(np.float64) @ study.direction) / len(study.encoders)
+    sign = np.where(study.labels, 1.0, -1.0)
+    agree = np.sign(push) == sign
+    wrong = ~study.model_correct
+    return {"push": push, "agreement_wrong": float(agree[wrong].mean()) if wrong.any() else float("nan"),
+            "agreement_all": float(agree.mean())}
