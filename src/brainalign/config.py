@@ -26,6 +26,7 @@ __all__ = [
     "RoiSpec",
     "StimulusSpec",
     "ModelSpec",
+    "GameplayStimuli",
     "TimingSpec",
     "EncodingSpec",
     "AnalysisSpec",
@@ -203,6 +204,25 @@ class TextItemStimuli(_Strict):
     )
 
 
+class GameplayStimuli(_Strict):
+    """Gameplay frames (ds004323): the ``plays`` export gives when each frame was on screen, the frames
+    themselves are image files rendered by replaying the actions (layout: ``docs/choices.md``,
+    :mod:`brainalign.stimuli.gameplay_study`). Each TR gets the mean of the features of its frames."""
+
+    format: Literal["gameplay-frames"]
+    plays: str = Field("ds004323/behavior/plays.json", description="mongoexport --jsonArray of the 'plays' "
+                       "collection, relative to brain.data_root; '{subject}' is filled in.")
+    frames: str = Field("ds004323/derivatives/frames", description="Folder of rendered frames, relative to "
+                        "brain.data_root: <frames>/sub-<subject>/run-<RR>/<game>_p<play>_f<frame>.<extension>.")
+    extension: Literal["png", "npy"] = Field("png", description="Frame files: RGB PNG or uint8 (H, W, 3) .npy.")
+    lead_in: float = Field(14.0, ge=0, description="Seconds from the run start to the first play (7 TRs × 2 s).")
+    time_unit: Literal["ms", "s"] = Field("ms", description="Unit of the plays' timestamps.")
+    window: int = Field(1, ge=1, description="TRs per feature window (sliding, stride 1 TR, ending at the TR).")
+    max_frames: int | None = Field(4, gt=0, description="Frames per window, evenly spaced, newest kept (null = all).")
+    size: int | None = Field(None, gt=0, description="Resize frames to size × size before the model (null = as stored).")
+    name: str = Field("game frame", description="Text put into prompts for '{stimulus}'.")
+
+
 class MovieClipStimuli(_Strict):
     """One clip per TR cut from the movie files (Movie10: ``stimuli/<movie>/<movie><seg>.mkv``)."""
 
@@ -231,21 +251,31 @@ Stimuli = Annotated[
         Annotated[ImageStimuli, Tag("nsd-images")],
         Annotated[TextItemStimuli, Tag("text-items")],
         Annotated[MovieClipStimuli, Tag("movie-clips")],
+        Annotated[GameplayStimuli, Tag("gameplay-frames")],
     ],
     Discriminator(_stimulus_format),
 ]
-STIMULUS_FORMATS = ("tr-labels", "nsd-images", "text-items", "movie-clips")
+STIMULUS_FORMATS = ("tr-labels", "nsd-images", "text-items", "movie-clips", "gameplay-frames")
 
 
 class ModelSpec(_Strict):
     """A pretrained model read layer by layer."""
 
     name: str = Field(description="Short name used in tables and figures.")
-    source: str = Field(description="Hugging Face model id, local folder, or 'builtin:minilm'.")
-    kind: Literal["text", "multimodal"] = Field(
+    source: str = Field("", description="Hugging Face model id, local folder, or 'builtin:minilm' (none for "
+                        "kind: baseline).")
+    kind: Literal["text", "multimodal", "baseline"] = Field(
         "text", description="'text': a text encoder/LM reading the filled prompt; 'multimodal': an adapter of "
         "brainalign.features.registry (VLMs, video/audio LLMs, ViT/CLIP/VideoMAE/Wav2Vec2 baselines) reading "
-        "the stimulus with the prompt.",
+        "the stimulus with the prompt; 'baseline': a frame baseline of brainalign.features.baselines (`baseline`).",
+    )
+    baseline: Literal["pixels", "motion_energy", "random", "rl_agent"] | None = Field(
+        None, description="kind: baseline only: which frame features (brainalign.features.baselines."
+        "baseline_features), computed per stimulus frame, one space named '<name>/none/L0'.",
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="kind: baseline only: keyword arguments of the baseline (e.g. size, fps, "
+        "dim, agent); paths are relative to brain.data_root.",
     )
     model_type: str | None = Field(
         None, description="The checkpoint's config.model_type (e.g. qwen2_5_vl, instructblip, vit): lets "
@@ -278,6 +308,24 @@ class ModelSpec(_Strict):
         "(transformers' per-layer initialisation), same tokenizer and pooling.",
     )
     init_seed: int = Field(0, description="Seed of the random initialisation (weights: random only).")
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> ModelSpec:
+        if self.kind == "baseline":
+            if self.baseline is None:
+                raise ValueError(f"models[{self.name}] has kind: baseline but no `baseline`; choose one of pixels, "
+                                 "motion_energy, random, rl_agent.")
+            if "prompts" in self.model_fields_set and self.prompts != "none":
+                raise ValueError(f"models[{self.name}] is a frame baseline: it reads no prompt; set prompts: none "
+                                 "or remove the key.")
+            self.prompts = "none"
+        else:
+            if self.baseline is not None or self.options:
+                raise ValueError(f"models[{self.name}]: `baseline`/`options` belong to kind: baseline, not kind: "
+                                 f"{self.kind}.")
+            if not self.source:
+                raise ValueError(f"models[{self.name}]: source is missing; give a Hugging Face id or a local folder.")
+        return self
 
 
 class TimingSpec(_Strict):
@@ -550,6 +598,9 @@ class Experiment(_Strict):
             if m.kind == "text" and m.pooling in ("stimulus", "prompt", "generated"):
                 raise ValueError(f"models[{m.name}]: pooling '{m.pooling}' needs kind: multimodal; text models "
                                  "pool mean, last or cls.")
+            if m.kind == "baseline" and not isinstance(self.stimuli, (GameplayStimuli, ImageStimuli)):
+                raise ValueError(f"models[{m.name}] is a frame baseline but stimuli.format is "
+                                 f"'{self.stimuli.format}'; frame baselines need gameplay-frames or nsd-images.")
             if m.kind == "text" and not isinstance(self.stimuli, (StimulusSpec, TextItemStimuli)):
                 raise ValueError(f"models[{m.name}] is a text model but stimuli.format is "
                                  f"'{self.stimuli.format}'; use kind: multimodal for image/video/audio stimuli.")

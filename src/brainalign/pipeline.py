@@ -166,6 +166,10 @@ def model_features(
     for spec in exp.models:
         if spec.kind == "text":
             feats[spec.name], meta[spec.name] = _text_model_features(exp, spec, data, store, tick)
+        elif spec.kind == "baseline":  # per-frame pixels / motion energy / random / RL agent
+            from brainalign.features.frame_baselines import frame_baseline_features
+
+            feats[spec.name], meta[spec.name] = frame_baseline_features(exp, spec, data, tick, base_dir)
         else:
             feats[spec.name], meta[spec.name] = _multimodal_model_features(exp, spec, data, store, tick, base_dir)
     return feats, meta

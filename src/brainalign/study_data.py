@@ -252,6 +252,10 @@ def load_subject(exp: Experiment, subject: str, base_dir: Path | None = None,
     spec = exp.stimuli
     if isinstance(spec, MovieClipStimuli):
         return _movie_clip_data(exp, resp, root)
+    if spec.format == "gameplay-frames":  # ds004323: frames timed by the plays export
+        from brainalign.stimuli.gameplay_study import gameplay_study_data
+
+        return gameplay_study_data(exp, resp, root, str(subject))
     if not isinstance(spec, StimulusSpec):
         raise ValueError(f"stimuli.format '{spec.format}' needs item data; time series take tr-labels or movie-clips.")
     ev_path = resolve_path(fill_subject(spec.events, subject), base_dir)

@@ -49,6 +49,8 @@ def check_data_root(exp: Experiment, base_dir: Path | None, data_root: Path, con
         if isinstance(exp.brain.rois.table, str):
             fields.append(("brain.rois.table", exp.brain.rois.table))
     for i, m in enumerate(exp.models):
+        if m.kind == "baseline":  # no weights; its data paths are checked with the dataset
+            continue
         local = resolve_path(m.source, base_dir)
         if (local / "BRAINALIGN_TINY_MODEL").is_file():  # a --models tiny stand-in, built in the cache: not data
             continue
@@ -90,6 +92,9 @@ def check_models(exp: Experiment, base_dir: Path | None = None,
                    "run with your permissions. Remove it unless you have read that code.")
             warnings.warn(msg, UserWarning, stacklevel=2)
             notes.append(msg)
+        if m.kind == "baseline":  # frame features: no config.json; depth 1 (layer 0)
+            depth[m.name] = [0]
+            continue
         if m.source.startswith(BUILTIN_PREFIX):
             try:
                 from brainalign.features.hf_text import builtin_model_path

@@ -45,12 +45,19 @@ NSD_ASSUMED = dict(images_per_subject=10_000, shared=1_000, voxels=15_724)
 
 
 def required_files(exp: Experiment, subject: str, root: Path | None = None):
-    """RequiredFile entries (relative to the data root) that the config's loaders read for one subject."""
+    """RequiredFile entries (relative to the data root) that the config's loaders read for one subject.
+
+    Gameplay frames are named from the plays export, so they are listed only when ``root`` holds it.
+    """
     from brainalign.brain.loaders import brain_manifest, fill_subject
     from brainalign.brain.manifest import RequiredFile
 
     opts = fill_subject(dict(exp.brain.options), subject)
     files = list(brain_manifest(exp.brain.format, subject=subject, **opts))
+    if exp.stimuli.format == "gameplay-frames":
+        from brainalign.stimuli.gameplay_study import gameplay_required_files
+
+        files += gameplay_required_files(exp.stimuli, subject, opts.get("runs"), root)
     if isinstance(exp.stimuli, ImageStimuli) and not any(f.path == exp.stimuli.path for f in files):
         files.append(RequiredFile(exp.stimuli.path, "NSD", "nsd_stimuli.hdf5 of the NSD release"))
     if isinstance(exp.stimuli, MovieClipStimuli):
@@ -239,11 +246,28 @@ def study_plan(exp: Experiment, base_dir: Path | None = None, data_root: Path | 
         n_runs = len(exp.brain.options.get("movies", ("bourne", "wolf", "life")))
         n_folds = n_runs if exp.encoding.outer_cv == "leave-one-run-out" else 1
         k_inner = n_runs - (1 if isinstance(exp.encoding.outer_cv, list) else 1)
+    elif exp.stimuli.format == "gameplay-frames":
+        from brainalign.stimuli.gameplay_study import gameplay_plan_sizes
+
+        try:
+            root = dataset_root(exp, base_dir, data_root)
+        except ValueError:
+            root = None
+        plan.n_rows, plan.n_stimuli, plan.n_voxels, n_runs = gameplay_plan_sizes(exp, root, plan.assumed)
+        unique_stimuli = plan.n_stimuli * plan.n_subjects  # every subject played (and sees) its own frames
+        n_test = 1 if exp.encoding.outer_cv == "leave-one-run-out" else len(exp.encoding.outer_cv)
+        n_folds = n_runs if exp.encoding.outer_cv == "leave-one-run-out" else 1
+        k_inner = n_runs - n_test  # inner leave-one-run-out over the training runs
     else:
-        raise ValueError(f"--dry-run plans are written for brain.format nsd and movie10 so far, not "
-                         f"'{exp.brain.format}'.")
+        raise ValueError(f"--dry-run plans are written for brain.format nsd, movie10 and gameplay-frames stimuli so "
+                         f"far, not '{exp.brain.format}' with '{exp.stimuli.format}'.")
     for spec in exp.models:
-        layers, hidden = _model_size(spec, base_dir, plan.assumed)
+        if spec.kind == "baseline":
+            from brainalign.stimuli.gameplay_study import baseline_dim
+
+            layers, hidden = 1, baseline_dim(spec)
+        else:
+            layers, hidden = _model_size(spec, base_dir, plan.assumed)
         n_prompts = len(exp.prompts_of(spec))
         passes = unique_stimuli * n_prompts
         fbytes = unique_stimuli * n_prompts * layers * hidden * 4

@@ -103,7 +103,7 @@ def tiny_experiment(exp: Experiment, cache_dir: str | Path) -> Experiment:
     """
     models = []
     for m in exp.models:
-        if m.kind == "text":
+        if m.kind in ("text", "baseline"):  # small already / no weights
             models.append(m)
             continue
         if m.model_type is None:

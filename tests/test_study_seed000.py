@@ -1,0 +1,146 @@
+"""configs/seed000_gameplay.yaml end to end: miniature ds004323 (BIDS + fMRIPrep + plays export + rendered
+frames) × tiny stand-ins of Qwen2.5-VL / InternVL3 / UI-TARS and the pixel / motion-energy / random baselines.
+
+The fixture plants response = weight × screen brightness (2 TRs late) in every voxel, on top of a trans_x
+confound; the pipeline must regress the confound, place the frames on the TR grid from the plays' timestamps,
+read the frames through the baselines and the models, and recover |weight| per voxel.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import run_cli
+
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "seed000_gameplay.yaml"
+SUBJECTS = ("01", "02")
+
+
+def mini_overrides(root: Path) -> list[str]:
+    """What a 2-subject, 3-run, 40-TR miniature needs (the real study: 31 subjects × 6 runs × 283 TRs)."""
+    atlas = root / "ds004323" / "derivatives" / "atlases"
+    sets = [
+        'brain.subjects=["01", "02"]',
+        "brain.options.runs=[1, 2, 3]",
+        # 40 TRs per run cannot carry nilearn's 29 default confounds; the fixture plants only trans_x
+        "brain.options.confounds_strategy=null",
+        "brain.options.confounds=[trans_x]",
+        "stimuli.max_frames=1",
+        "stimuli.size=32",
+        "timing.pca_components=8",  # the tiny models have 64 dims
+        "analysis.n_permutations=100",
+        f"brain.rois.image={atlas / 'tpl-MNI152NLin2009cAsym_res-02_atlas-MMP1_dseg.nii.gz'}",
+        f"brain.rois.table={atlas / 'tpl-MNI152NLin2009cAsym_atlas-MMP1_dseg.tsv'}",
+    ]
+    sets += [f"models.{i}.prompts=[action, reasoning, neutral]" for i in range(3)]  # 3 of the 11 prompts
+    return [a for s in sets for a in ("--set", s)]
+
+
+@pytest.fixture(scope="module")
+def mini(tmp_path_factory):
+    from brainalign.testing.gameplay_fixture import write_ds004323_study
+
+    return write_ds004323_study(tmp_path_factory.mktemp("s0") / "data", subjects=SUBJECTS, n_runs=3, n_trs=40)
+
+
+@pytest.fixture(scope="module")
+def seed000(mini, tmp_path_factory, feature_cache):
+    out = tmp_path_factory.mktemp("seed000") / "results"
+    proc = run_cli("run", str(CONFIG), "--data-root", str(mini["root"]), "--models", "tiny", "--cache",
+                   str(feature_cache), "--out", str(out), *mini_overrides(mini["root"]),
+                   env=dict(OMP_NUM_THREADS="1"))
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return out
+
+
+def test_frames_are_placed_on_the_tr_grid_from_the_plays(mini):
+    """design @ (per-frame brightness) is the planted per-TR brightness: timing, layout and averaging agree."""
+    from brainalign.config import load_config
+    from brainalign.study_data import load_subject
+
+    exp = load_config(CONFIG, [s for s in mini_overrides(mini["root"])[1::2]])
+    data = load_subject(exp, "02", CONFIG.parent, mini["root"])
+    assert data.recording.data.shape == (3 * 40, int(mini["mask"]["02"].sum()))
+    frames = data.load_stimuli()
+    assert len(frames) == len(data.stimuli) == data.design.shape[1] == 3 * 3 * 11  # one kept frame per game TR
+    brightness = np.array([f.astype(float).mean() / 255 / 0.9 for f in frames])  # colour = level × (1, .9, .8)
+    per_tr = np.asarray(data.design @ brightness)
+    planted = np.concatenate([mini["brightness"][("02", r)] for r in (1, 2, 3)])
+    assert np.allclose(per_tr, planted, atol=0.02)
+    assert data.stimuli[0].startswith("run-01/vgfmri3_") and "_p0_f" in data.stimuli[0]
+
+
+def test_planted_brightness_effect_is_recovered_per_voxel(seed000, mini):
+    for sub in SUBJECTS:
+        vox = pd.read_parquet(seed000 / f"sub-{sub}" / "voxel_scores.parquet")
+        r = vox[vox.space == "Pixels/none/L0"]["r"].to_numpy()
+        weight = np.abs(mini["weight"][sub])  # voxel columns: brain mask in C order
+        assert r.size == weight.size
+        assert np.corrcoef(r, weight)[0, 1] > 0.6  # strongly tuned voxels are the well-predicted ones
+        assert np.mean(r[weight > 1.0]) > 0.5
+        rand = vox[vox.space == "Random/none/L0"]["r"].to_numpy()
+        assert np.mean(r[weight > 1.0]) - np.mean(rand[weight > 1.0]) > 0.4  # the chance control does not
+
+
+def test_every_subject_gets_results_partitions_and_roi_tables(seed000):
+    spaces = pd.read_csv(seed000 / "sub-01" / "spaces.csv")
+    assert set(spaces["model"]) == {"Qwen2.5-VL", "InternVL3", "UI-TARS", "Pixels", "MotionEnergy", "Random"}
+    assert set(spaces.loc[spaces.model == "Pixels", "prompt"]) == {"none"}
+    assert set(spaces.loc[spaces.model == "UI-TARS", "prompt"]) == {"action", "reasoning", "neutral"}
+    for sub in SUBJECTS:
+        man = json.loads((seed000 / f"sub-{sub}" / "manifest.json").read_text())
+        assert man["data"]["subject"] == sub
+    part = pd.read_csv(seed000 / "sub-01" / "partition.csv")
+    assert set(part["partition"]) == {f"{m}-action-vs-reasoning" for m in ("Qwen2.5-VL", "InternVL3", "UI-TARS")}
+    last = {m: spaces[spaces.model == m]["layer"].max() for m in ("Qwen2.5-VL", "UI-TARS")}
+    names = set(part["space"])
+    for m, layer in last.items():  # 'L-1' resolved to the tiny model's last layer read
+        assert {f"{m}/action/L{layer}", f"{m}/reasoning/L{layer}", "shared"} <= names
+    rois = pd.read_csv(seed000 / "sub-01" / "roi_scores.csv")
+    assert rois["roi"].nunique() == 11
+    hier = pd.read_csv(seed000 / "sub-01" / "roi_hierarchy.csv")
+    assert set(hier["prompt"]) == {"action", "reasoning"}  # gains over the neutral prompt, along the hierarchy
+    group = pd.read_csv(seed000 / "comparisons.csv")
+    assert (group["n"] == 2).all() and (group["reference"] == "Pixels/none/L0").all()
+
+
+def test_validate_names_missing_frames_and_runs(mini, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(mini["root"], root)
+    frame = next((root / "ds004323" / "derivatives" / "frames" / "sub-02" / "run-02").glob("*_p1_f00003.png"))
+    frame.unlink()
+    bold = next((root / "ds004323" / "derivatives" / "fmriprep" / "sub-01" / "func").glob("*run-03*preproc_bold.nii.gz"))
+    bold.unlink()
+    sets = mini_overrides(root)
+    proc = run_cli("validate", str(CONFIG), "--data-root", str(root), *sets)
+    assert proc.returncode == 2
+    err = " ".join(proc.stderr.split())
+    assert "2 of" in err and "files are missing" in err
+    assert f"derivatives/frames/sub-02/run-02/{frame.name}" in err and "VGDL" in err
+    assert bold.name in err and "fMRIPrep" in err
+    (root / "ds004323" / "behavior" / "plays.json").unlink()  # without the plays no frame can be named
+    proc = run_cli("validate", str(CONFIG), "--data-root", str(root), *sets)
+    assert proc.returncode == 2 and "plays.json" in proc.stderr and "mongoexport" in " ".join(proc.stderr.split())
+    ok = run_cli("validate", str(CONFIG), "--data-root", str(mini["root"]), *mini_overrides(mini["root"]))
+    assert ok.returncode == 0, ok.stderr[-2000:]
+
+
+def test_dry_run_counts_frames_from_the_plays_and_bold_headers(mini):
+    proc = run_cli("run", str(CONFIG), "--data-root", str(mini["root"]), "--dry-run", *mini_overrides(mini["root"]))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    frames = 3 * 3 * 11  # kept frames per subject: one per game TR (max_frames 1), 3 games × 11 TRs × 3 runs
+    assert f"per subject {3 * 40} rows × {int(mini['mask']['01'].sum())} voxels, {frames} stimuli" in proc.stdout
+    # hub checkpoints: published sizes (29 layers read with 'all'; layers [0.5, 1.0] → 2); frames are per subject
+    assert f"Qwen2.5-VL: 3 prompt(s) × 2 layers × 3584 dims; {2 * frames * 3:,} forward passes" in proc.stdout
+    assert "Pixels: 1 prompt(s) × 1 layers × 256 dims" in proc.stdout
+    assert f"ridge fits: {2 * (3 * 3 * 2 + 3) * 3:,}" in proc.stdout  # subjects × spaces × leave-one-run-out folds
+    assert "assumed" not in proc.stdout
+    real = run_cli("run", str(CONFIG), "--dry-run")  # no data: ds004323's documented sizes, marked as assumed
+    assert real.returncode == 0, real.stderr[-2000:]
+    per_subject = 6 * 3 * 92 * 4  # runs × games × TRs per game × max_frames
+    assert "assumed" in real.stdout and f"{31 * per_subject * 11:,} forward passes" in real.stdout
