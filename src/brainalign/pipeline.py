@@ -19,31 +19,24 @@ import pandas as pd
 from brainalign.analysis.metrics import pearson_r
 from brainalign.analysis.summary import compare_to_reference, layer_table, prompt_gain_table
 from brainalign.brain.recording import Recording
-from brainalign.config import Experiment, MovieClipStimuli, resolve_path
+from brainalign.config import Experiment, resolve_path
 from brainalign.controls import control_pairs_for_models, control_spaces, controls_table
 from brainalign.encoding.delays import make_delayed, zscore_with_train
 from brainalign.encoding.estimators import RidgeCV
 from brainalign.analysis.stats import fdr_bh, permutation_test
 from brainalign.encoding.splits import leave_one_run_out, train_test_by_runs
-from brainalign.features.hf_text import TextExtractor, fill_prompts
 from brainalign.features.store import FeatureStore
+from brainalign.model_features import AUDIO_MODEL_TYPES, make_extractor, model_features, model_prompts  # noqa: F401
 from brainalign.results import Results
 from brainalign.pipeline_analyses import extra_analyses
-from brainalign.study_data import StudyData, load_data, load_subject
+from brainalign.study_data import Progress, StudyData, _no_progress, load_data, load_subject
 from brainalign.timing import TrainPCA, stimulus_design
 from brainalign.workers import FitTask, run_fits
 
-__all__ = ["StudyData", "FeatureSpace", "load_data", "build_feature_spaces", "cross_validate", "run", "run_subject",
-           "run_study",
-           "make_extractor", "load_roi_masks", "roi_tables"]
+__all__ = ["StudyData", "FeatureSpace", "load_data", "model_features", "build_feature_spaces", "cross_validate", "run",
+           "run_subject", "run_study", "make_extractor", "load_roi_masks", "roi_tables"]
 
-Progress = Callable[[str, int], Callable[[], None]]
 ITEM_FORMATS = ("nsd", "glmsingle")
-AUDIO_MODEL_TYPES = ("qwen2_audio", "wav2vec2", "audio-spectrogram-transformer", "hubert", "wavlm", "whisper")
-
-
-def _no_progress(label: str, total: int) -> Callable[[], None]:
-    return lambda: None
 
 
 @dataclass
@@ -73,106 +66,6 @@ def _shuffled_design(data: StudyData, seed: int) -> np.ndarray:
         sel = np.flatnonzero(ev["run"].to_numpy() == run)
         ev.iloc[sel, ev.columns.get_loc("stimulus")] = rng.permutation(ev["stimulus"].to_numpy()[sel])
     return stimulus_design(ev, data.recording.runs, data.recording.tr, data.stimuli)
-
-
-def make_extractor(spec) -> TextExtractor:
-    """The feature extractor a :class:`~brainalign.config.ModelSpec` names (pretrained or seeded random init)."""
-    return TextExtractor(
-        spec.source, pooling=spec.pooling, revision=spec.revision,
-        trust_remote_code=spec.trust_remote_code, batch_size=spec.batch_size,
-        weights=spec.weights, seed=spec.init_seed,
-    )
-
-
-def model_prompts(exp: Experiment, spec) -> dict[str, str]:
-    """The prompt templates a model is read with; see :meth:`Experiment.prompts_of`."""
-    return exp.prompts_of(spec)
-
-
-def _text_model_features(exp, spec, data: StudyData, store: FeatureStore, tick):
-    from brainalign.features.base import resolve_layers
-
-    ex = make_extractor(spec)
-    layers = resolve_layers(spec.layers, ex.n_layers)
-    meta = dict(layers=layers, n_layers=ex.n_layers, fingerprint=ex.fingerprint(), model_id=ex.model_id, texts={},
-                n_tokens={})
-    feats = {}
-    for pname, texts in fill_prompts(model_prompts(exp, spec), data.names).items():
-        feats[pname] = ex.embed_cached(texts, layers, store)
-        meta["texts"][pname] = texts
-        meta["n_tokens"][pname] = ex.count_tokens(texts)
-        tick()
-    return feats, meta
-
-
-def _multimodal_model_features(exp, spec, data: StudyData, store: FeatureStore, tick, base_dir=None):
-    """Features of a registry adapter: the stimulus objects (images...) with each prompt, through the cache.
-
-    The prompt's ``{stimulus}`` becomes the stimulus format's name (e.g. "image"); prompt-free models
-    (``prompts: none``) get the placeholder text "none", which unimodal encoders ignore.
-    """
-    from brainalign.features.base import resolve_layers
-    from brainalign.features.extract import extract_features
-    from brainalign.features.registry import fingerprint, load_extractor
-
-    if data.load_stimuli is None:
-        raise ValueError(f"models[{spec.name}] is multimodal but stimuli.format '{exp.stimuli.format}' gives no "
-                         "images, clips or sounds; use a text model or an image/video/audio stimulus format.")
-    local = resolve_path(spec.source, base_dir)
-    source = str(local) if local.exists() else spec.source
-    ex = load_extractor(source, trust_remote_code=spec.trust_remote_code, revision=spec.revision, dtype=spec.dtype)
-    n_layers = int(ex.n_layers)
-    layers = resolve_layers(spec.layers, n_layers)
-    name = data.names[0] if data.names else "image"
-    texts = {p: t.format(stimulus=name) for p, t in model_prompts(exp, spec).items()}
-    if spec.prompts == "none":
-        texts = {"none": "none"}
-    options = {} if spec.component == "language" else dict(component=spec.component)
-    modality = spec.modality if spec.modality != "auto" else (
-        "audio" if getattr(ex, "model_type", None) in AUDIO_MODEL_TYPES else "video")
-    if isinstance(exp.stimuli, MovieClipStimuli):
-        # video encoders (VideoMAE, ViViT) take a fixed number of frames: sample that many per clip
-        stimuli = data.load_stimuli(modality, getattr(ex, "num_frames", None))
-        if modality == "audio":
-            options["sampling_rate"] = data.extract_options["sampling_rate"]
-    else:
-        stimuli = data.load_stimuli()
-    F = extract_features(ex, stimuli, texts, layers, spec.pooling, store=store, **options)
-    for _ in texts:
-        tick()
-    meta = dict(layers=layers, n_layers=n_layers, model_id=spec.source, model_type=getattr(ex, "model_type", None),
-                fingerprint=fingerprint(ex, pooling=spec.pooling, component=spec.component), texts={p: [t] for p, t in texts.items()},
-                n_tokens={})
-    return {p: F[i] for i, p in enumerate(texts)}, meta
-
-
-def model_features(
-    exp: Experiment, data: StudyData | list[str], store: FeatureStore, progress: Progress = _no_progress,
-    base_dir: Path | None = None,
-) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
-    """Pooled features per model and prompt, from the cache when present.
-
-    ``data`` may be a plain list of stimulus names (text models only).
-
-    Returns
-    -------
-    features : dict model name → dict prompt name → ndarray (n_stimuli, n_layers, dim)
-    meta : dict model name → {layers, n_layers, fingerprint, texts, n_tokens}
-    """
-    if not isinstance(data, StudyData):
-        data = StudyData(None, None, list(data), None)
-    feats, meta = {}, {}
-    tick = progress("features", sum(len(model_prompts(exp, m)) for m in exp.models))
-    for spec in exp.models:
-        if spec.kind == "text":
-            feats[spec.name], meta[spec.name] = _text_model_features(exp, spec, data, store, tick)
-        elif spec.kind == "baseline":  # per-frame pixels / motion energy / random / RL agent
-            from brainalign.features.frame_baselines import frame_baseline_features
-
-            feats[spec.name], meta[spec.name] = frame_baseline_features(exp, spec, data, tick, base_dir)
-        else:
-            feats[spec.name], meta[spec.name] = _multimodal_model_features(exp, spec, data, store, tick, base_dir)
-    return feats, meta
 
 
 def build_feature_spaces(

@@ -31,7 +31,14 @@ from brainalign.config import Experiment, ImageStimuli, MovieClipStimuli, Stimul
 from brainalign.stimuli.events import events_from_tr_labels, read_tr_labels
 from brainalign.timing import stimulus_design
 
-__all__ = ["StudyData", "load_data", "load_subject", "dataset_root", "item_folds"]
+__all__ = ["StudyData", "load_data", "load_subject", "dataset_root", "item_folds", "Progress"]
+
+#: ``progress(label, total)`` returns a ``tick()`` called once per finished unit (the CLI draws rich bars).
+Progress = Callable[[str, int], Callable[[], None]]
+
+
+def _no_progress(label: str, total: int) -> Callable[[], None]:
+    return lambda: None
 
 
 @dataclass
