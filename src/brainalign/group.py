@@ -11,11 +11,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from brainalign.analysis.stats import mad, sem
 from brainalign.config import Experiment
 from brainalign.results import Results
 
-__all__ = ["stack_tables", "subject_scores", "group_layers", "group_results"]
+__all__ = ["stack_tables", "subject_scores", "group_results"]
 
 STACKED = ("spaces", "run_scores", "comparisons", "layers", "prompt_gain", "controls", "roi_scores")
 
@@ -47,24 +46,6 @@ def subject_scores(run_scores: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(["space", "run"], ignore_index=True)
 
 
-def group_layers(scores: pd.DataFrame, spaces: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Layer curves across subjects: median, mean, SEM and MAD over subjects per model × prompt × layer,
-    and ``best`` marking each curve's peak of the median (seed 002: median voxels → median subjects → max layer)."""
-    info = spaces.drop_duplicates("space").set_index("space")
-    model = scores[scores["space"].map(info["kind"]) == "model"].copy()
-    if model.empty:
-        return pd.DataFrame()
-    for col in ("model", "prompt", "layer", "depth"):
-        model[col] = model["space"].map(info[col])
-    g = model.groupby(["model", "prompt", "layer", "depth"], sort=True)[metric]
-    out = g.agg(median="median", mean="mean", n_subjects="size").reset_index()
-    out["sem"] = g.agg(lambda v: float(sem(v.to_numpy()))).to_numpy()
-    out["mad"] = g.agg(lambda v: float(mad(v.to_numpy()))).to_numpy()
-    peak = out.groupby(["model", "prompt"])["median"].transform("max")
-    out["best"] = out["median"] == peak
-    return out
-
-
 def group_results(exp: Experiment, per_subject: dict[str, Results]) -> Results:
     """Group results whose unit of comparison is the subject.
 
@@ -72,6 +53,7 @@ def group_results(exp: Experiment, per_subject: dict[str, Results]) -> Results:
     comparisons, layer curves and prompt gains computed from it — with the same functions as for one
     subject — are paired across subjects. The per-subject tables are kept, stacked, as ``subject_<name>``.
     """
+    from brainalign.analysis.group import group_layer_table
     from brainalign.analysis.summary import compare_to_reference, layer_table, prompt_gain_table
     from brainalign.pipeline import resolve_space_name
     from brainalign.pipeline_analyses import group_analyses
@@ -82,7 +64,9 @@ def group_results(exp: Experiment, per_subject: dict[str, Results]) -> Results:
     scores = subject_scores(stacked["run_scores"])
     reference = resolve_space_name(exp.analysis.reference, spaces)
     tables = dict(spaces=spaces, run_scores=scores, comparisons=compare_to_reference(scores, reference, metric),
-                  layers=layer_table(scores, spaces, metric), group_layers=group_layers(scores, spaces, metric))
+                  layers=layer_table(scores, spaces, metric))
+    if stacked["layers"] is not None and len(stacked["layers"]):  # median/mean, SEM, MAD over subjects, peak
+        tables["group_layers"] = group_layer_table(stacked["layers"], exp.analysis.group_how)
     if exp.analysis.unprompted is not None:
         tables["prompt_gain"] = prompt_gain_table(scores, spaces, exp.analysis.unprompted, metric)
     for name, t in stacked.items():
