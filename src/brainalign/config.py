@@ -630,6 +630,11 @@ class Experiment(_Strict):
                 f"choose one of {sorted(self.prompts)} or null."
             )
         ctl = self.analysis.controls
+        if ctl is not None and ctl.in_context is not None and ctl.in_context.with_stimuli:
+            text = [m.name for m in self.models if m.kind == "text"]
+            if text:
+                raise ValueError(f"analysis.controls.in_context.with_stimuli shows example stimuli, which text models "
+                                 f"{text} cannot read; set with_stimuli: false or use multimodal models.")
         if ctl is not None and ctl.feature_prompts is not None:
             unknown = [p for p in ctl.feature_prompts if p not in self.prompts]
             if unknown:

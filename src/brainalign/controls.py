@@ -61,7 +61,7 @@ def _rng(seed: int, *names: str) -> np.random.Generator:
 
 
 def scramble_prompt(template: str, seed: int = 0, name: str = "") -> str:
-    """The same words as ``template`` in a seeded random order (the ``{stimulus}`` placeholder moves too).
+    """The same words as ``template`` in a seeded random order (a ``{stimulus}`` placeholder moves too).
 
     Words are whitespace-separated and keep their punctuation, so a WordPiece
     tokenizer sees the same token multiset. The order always differs from the
@@ -70,7 +70,7 @@ def scramble_prompt(template: str, seed: int = 0, name: str = "") -> str:
     Parameters
     ----------
     template : str
-        Contains ``{stimulus}`` exactly once.
+        Contains ``{stimulus}`` at most once (image/video prompts have none).
     seed : int
     name : str
         Mixed into the seed so different prompts get different orders.
@@ -80,8 +80,8 @@ def scramble_prompt(template: str, seed: int = 0, name: str = "") -> str:
     ValueError
         If the placeholder is missing or repeated, or the template has a single word.
     """
-    if template.count(PLACEHOLDER) != 1:
-        raise ValueError(f"template {template!r} must contain '{PLACEHOLDER}' exactly once to be scrambled.")
+    if template.count(PLACEHOLDER) > 1:
+        raise ValueError(f"template {template!r} contains '{PLACEHOLDER}' more than once; it cannot be scrambled.")
     words = template.split()
     if len(set(words)) < 2:
         raise ValueError(f"template {template!r} has fewer than two distinct words; there is no order to scramble.")
@@ -166,7 +166,7 @@ def stimulus_shuffled_features(
 
     Parameters
     ----------
-    design : ndarray of shape (n_trs, n_stimuli)
+    design : ndarray or scipy.sparse matrix of shape (n_trs, n_stimuli)
     features : ndarray of shape (n_stimuli, dim)
     runs : ndarray of shape (n_trs,)
     seed : int
@@ -175,7 +175,9 @@ def stimulus_shuffled_features(
     -------
     ndarray of shape (n_trs, dim), float32
     """
-    design = np.asarray(design)
+    from scipy import sparse
+
+    design = design.tocsr() if sparse.issparse(design) else np.asarray(design)  # item data: a sparse one-hot design
     features = np.asarray(features)
     runs = np.asarray(runs)
     if design.ndim != 2 or features.ndim != 2 or design.shape[1] != features.shape[0]:
@@ -190,8 +192,8 @@ def stimulus_shuffled_features(
         perm = rng.permutation(n)
         while n > 1 and np.array_equal(perm, np.arange(n)):
             perm = rng.permutation(n)
-        sel = runs == run
-        X[sel] = design[sel] @ features[perm]
+        sel = np.flatnonzero(runs == run)
+        X[sel] = np.asarray(design[sel] @ features[perm])
     return X
 
 
@@ -240,6 +242,7 @@ def control_spaces(
     model_meta: dict,
     store: FeatureStore,
     extractor_for=None,
+    base_dir=None,
 ) -> tuple[list[FeatureSpace], list[dict]]:
     """Control feature spaces at ``analysis.controls.layer`` and the (effect, control) pairs they answer.
 
@@ -254,6 +257,10 @@ def control_spaces(
     model_meta : dict model → {layers, n_layers, ...}; token counts of the control prompts are added to it.
     store : FeatureStore
     extractor_for : callable ModelSpec → TextExtractor, optional
+        Default: the text extractor of a text model, a :class:`~brainalign.model_features.MultimodalReader` of a
+        multimodal one (baseline models have no prompts and get no controls).
+    base_dir : Path, optional
+        Folder of the config (relative model folders).
 
     Returns
     -------
@@ -263,7 +270,14 @@ def control_spaces(
     from brainalign.features.base import resolve_layers
     from brainalign.pipeline import FeatureSpace, make_extractor
 
-    extractor_for = extractor_for or make_extractor
+    def default_reader(spec):
+        if spec.kind == "text":
+            return make_extractor(spec)
+        from brainalign.model_features import MultimodalReader
+
+        return MultimodalReader(exp, spec, data, base_dir)
+
+    extractor_for = extractor_for or default_reader
     ctl = exp.analysis.controls
     spaces: list[FeatureSpace] = []
     pairs: list[dict] = []
@@ -271,10 +285,15 @@ def control_spaces(
         return spaces, pairs
     unprompted = exp.analysis.unprompted
     runs = data.recording.runs
-    templates = control_prompts(exp.prompts, unprompted, ctl.prompts, ctl.neutral_prompt, exp.seed)
-    effect_prompts = [p for p in exp.prompts if p != unprompted]
-    feature_prompts = ctl.feature_prompts if ctl.feature_prompts is not None else list(exp.prompts)
+    names = data.names  # what '{stimulus}' becomes (the stimulus' text, or the format's name: "image", "video")
     for spec in exp.models:
+        if spec.kind == "baseline" or spec.prompts == "none":  # nothing instructs these models: nothing to control
+            continue
+        prompts = exp.prompts_of(spec)
+        templates = control_prompts(prompts, unprompted, ctl.prompts, ctl.neutral_prompt, exp.seed)
+        effect_prompts = [p for p in prompts if p != unprompted]
+        feature_prompts = [p for p in (ctl.feature_prompts if ctl.feature_prompts is not None else prompts)
+                           if p in prompts]
         meta = model_meta[spec.name]
         n_layers = meta["n_layers"]
         layer = resolve_layers([ctl.layer], n_layers)[0]
@@ -293,20 +312,20 @@ def control_spaces(
                                        layer=layer, depth=layer / n_layers))
 
         tokens = {}
-        for pname, tpl in exp.prompts.items():
-            texts = [tpl.format(stimulus=s) for s in data.stimuli]
+        for pname, tpl in prompts.items():
+            texts = [tpl.format(stimulus=s) for s in names]
             tokens[pname] = meta.get("n_tokens", {}).get(pname) or ex.count_tokens(texts)
         # effects at the control layer that are not fitted yet (layer outside the model's configured layers)
-        needed = set(effect_prompts) | set(feature_prompts) | ({unprompted} if unprompted else set())
+        needed = set(effect_prompts) | set(feature_prompts) | ({unprompted} if unprompted in prompts else set())
         if layer not in meta["layers"]:
             for pname in sorted(needed):
-                texts = [exp.prompts[pname].format(stimulus=s) for s in data.stimuli]
+                texts = [exp.prompts[pname].format(stimulus=s) for s in names]
                 F = at_layer(pname, texts)
                 spaces.append(FeatureSpace(name=name(pname), X=data.design @ F, kind="model", model=spec.name,
                                            prompt=pname, layer=layer, depth=layer / n_layers))
         # prompt controls
         for cname, (tpl, of, kind) in templates.items():
-            texts = [tpl.format(stimulus=s) for s in data.stimuli]
+            texts = [tpl.format(stimulus=s) for s in names]
             F = _features_at(ex, texts, layer, store)
             space(name(cname), data.design @ F, cname)
             tokens[cname] = ex.count_tokens(texts)
@@ -318,10 +337,17 @@ def control_spaces(
                 _check_tokens(spec.name, eff, cname, tokens[eff], tokens[cname], ctl.max_token_difference)
         if ctl.in_context is not None:
             icl = ctl.in_context
+            multimodal = hasattr(ex, "in_context")
+            if multimodal:  # k examples (with their stimuli when icl.with_stimuli) before each query
+                icl_feats = ex.in_context(icl, {e: exp.prompts[e].format(stimulus=names[0]) for e in effect_prompts},
+                                          exp.seed, layer)
             for eff in effect_prompts:
-                texts, starts = in_context_texts(exp.prompts[eff], data.stimuli, icl.k, icl.examples, icl.separator)
                 cname = f"{eff}~icl{icl.k}"
-                F = _features_at(ex, texts, layer, store, pool_from=starts)
+                if multimodal:
+                    texts, F = [exp.prompts[eff].format(stimulus=s) for s in names], icl_feats[eff]
+                else:
+                    texts, starts = in_context_texts(exp.prompts[eff], data.stimuli, icl.k, icl.examples, icl.separator)
+                    F = _features_at(ex, texts, layer, store, pool_from=starts)
                 space(name(cname), data.design @ F, cname)
                 tokens[cname] = ex.count_tokens(texts)
                 meta.setdefault("texts", {})[cname] = texts
@@ -329,13 +355,13 @@ def control_spaces(
                 # the pooled query is the same text; the context is longer by design (no length warning)
                 pairs.append(_pair(name(eff), name(cname), "in_context", spec.name, eff, layer,
                                    float(np.mean(tokens[eff])), float(np.mean(tokens[cname]))))
-        if unprompted is not None:
+        if unprompted is not None and unprompted in prompts:
             for eff in effect_prompts:
                 pairs.append(_pair(name(eff), name(unprompted), "empty_instruction", spec.name, eff, layer,
                                    float(np.mean(tokens[eff])), float(np.mean(tokens[unprompted]))))
         # feature controls
         for pname in feature_prompts:
-            texts = [exp.prompts[pname].format(stimulus=s) for s in data.stimuli]
+            texts = [exp.prompts[pname].format(stimulus=s) for s in names]
             F = at_layer(pname, texts)
             for kind in ctl.features:
                 if kind == "stimulus_shuffled":

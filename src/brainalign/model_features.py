@@ -19,7 +19,7 @@ from brainalign.features.hf_text import TextExtractor, fill_prompts
 from brainalign.features.store import FeatureStore
 from brainalign.study_data import Progress, StudyData, _no_progress
 
-__all__ = ["make_extractor", "model_prompts", "model_features", "AUDIO_MODEL_TYPES"]
+__all__ = ["make_extractor", "model_prompts", "model_features", "MultimodalReader", "AUDIO_MODEL_TYPES"]
 
 #: Model types whose stimulus is a sound: they read a movie clip's soundtrack (``modality: auto``).
 AUDIO_MODEL_TYPES = ("qwen2_audio", "wav2vec2", "audio-spectrogram-transformer", "hubert", "wavlm", "whisper")
@@ -55,6 +55,78 @@ def _text_model_features(exp, spec, data: StudyData, store: FeatureStore, tick):
     return feats, meta
 
 
+class MultimodalReader:
+    """A multimodal model over one study's stimuli, read with any prompt text (the features stage and the controls).
+
+    Gives the two calls the controls use on a :class:`~brainalign.features.hf_text.TextExtractor` —
+    ``embed_cached(texts, layers, store)`` and ``count_tokens(texts)`` — where ``texts`` is one prompt per stimulus
+    (the same text for every stimulus: the stimulus itself is the image, clip or sound), plus :meth:`in_context`.
+
+    Parameters
+    ----------
+    exp : Experiment
+    spec : ModelSpec (kind ``multimodal``)
+    data : StudyData with ``load_stimuli``
+    base_dir : Path, optional
+        Folder of the config (relative model folders).
+    """
+
+    def __init__(self, exp: Experiment, spec, data: StudyData, base_dir: Path | None = None):
+        from brainalign.features.registry import fingerprint, load_extractor
+
+        if data.load_stimuli is None:
+            raise ValueError(f"models[{spec.name}] is multimodal but stimuli.format '{exp.stimuli.format}' gives no "
+                             "images, clips or sounds; use a text model or an image/video/audio stimulus format.")
+        local = resolve_path(spec.source, base_dir)
+        self.source = str(local) if local.exists() else spec.source
+        self.spec, self.data, self.exp = spec, data, exp
+        self.ex = load_extractor(self.source, trust_remote_code=spec.trust_remote_code, revision=spec.revision,
+                                 dtype=spec.dtype)
+        self.n_layers = int(self.ex.n_layers)
+        self.model_type = getattr(self.ex, "model_type", None)
+        self.options = {} if spec.component == "language" else dict(component=spec.component)
+        modality = spec.modality if spec.modality != "auto" else (
+            "audio" if self.model_type in AUDIO_MODEL_TYPES else "video")
+        if isinstance(exp.stimuli, MovieClipStimuli):
+            # video encoders (VideoMAE, ViViT) take a fixed number of frames: sample that many per clip
+            self.stimuli = data.load_stimuli(modality, getattr(self.ex, "num_frames", None))
+            if modality == "audio":
+                self.options["sampling_rate"] = data.extract_options["sampling_rate"]
+        else:
+            self.stimuli = data.load_stimuli()
+        self.fingerprint = fingerprint(self.ex, pooling=spec.pooling, component=spec.component)
+
+    def features(self, texts: dict[str, str], layers, store: FeatureStore) -> dict[str, np.ndarray]:
+        """``{name: ndarray (n_stimuli, n_layers, dim)}`` for prompt texts (``{stimulus}`` already filled)."""
+        from brainalign.features.extract import extract_features
+
+        F = extract_features(self.ex, self.stimuli, texts, layers, self.spec.pooling, store=store, **self.options)
+        return {name: F[i] for i, name in enumerate(texts)}
+
+    def embed_cached(self, texts: list[str], layers, store: FeatureStore, pool_from=None) -> np.ndarray:
+        if pool_from is not None:
+            raise ValueError("in-context prompts of a multimodal model go through MultimodalReader.in_context.")
+        if len(set(texts)) != 1:
+            raise ValueError(f"models[{self.spec.name}] reads one prompt text for every stimulus; got {len(set(texts))} "
+                             "different texts (a prompt's '{stimulus}' names the stimulus format, not the stimulus).")
+        return self.features({"p": texts[0]}, layers, store)["p"]
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        tok = getattr(self.ex, "tokenizer", None)
+        if tok is None:  # unimodal encoders read no text
+            return [0] * len(texts)
+        return [len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts]
+
+    def in_context(self, icl, prompts: dict[str, str], seed: int, layer: int) -> dict[str, np.ndarray]:
+        """In-context features (k worked examples with or without their stimuli) at one layer, per prompt."""
+        from brainalign.features.in_context import in_context_from_spec
+
+        sets = in_context_from_spec(self.ex, icl, self.stimuli, self.data.stimuli, prompts, seed=seed, layers=[layer],
+                                    pooling=self.spec.pooling, component=self.spec.component,
+                                    sampling_rate=self.options.get("sampling_rate"))
+        return {name: np.asarray(fs.values)[:, 0, :] for name, fs in sets.items()}
+
+
 def _multimodal_model_features(exp, spec, data: StudyData, store: FeatureStore, tick, base_dir=None):
     """Features of a registry adapter: the stimulus objects (images...) with each prompt, through the cache.
 
@@ -62,38 +134,20 @@ def _multimodal_model_features(exp, spec, data: StudyData, store: FeatureStore, 
     (``prompts: none``) get the placeholder text "none", which unimodal encoders ignore.
     """
     from brainalign.features.base import resolve_layers
-    from brainalign.features.extract import extract_features
-    from brainalign.features.registry import fingerprint, load_extractor
 
-    if data.load_stimuli is None:
-        raise ValueError(f"models[{spec.name}] is multimodal but stimuli.format '{exp.stimuli.format}' gives no "
-                         "images, clips or sounds; use a text model or an image/video/audio stimulus format.")
-    local = resolve_path(spec.source, base_dir)
-    source = str(local) if local.exists() else spec.source
-    ex = load_extractor(source, trust_remote_code=spec.trust_remote_code, revision=spec.revision, dtype=spec.dtype)
-    n_layers = int(ex.n_layers)
-    layers = resolve_layers(spec.layers, n_layers)
+    reader = MultimodalReader(exp, spec, data, base_dir)
+    layers = resolve_layers(spec.layers, reader.n_layers)
     name = data.names[0] if data.names else "image"
     texts = {p: t.format(stimulus=name) for p, t in model_prompts(exp, spec).items()}
     if spec.prompts == "none":
         texts = {"none": "none"}
-    options = {} if spec.component == "language" else dict(component=spec.component)
-    modality = spec.modality if spec.modality != "auto" else (
-        "audio" if getattr(ex, "model_type", None) in AUDIO_MODEL_TYPES else "video")
-    if isinstance(exp.stimuli, MovieClipStimuli):
-        # video encoders (VideoMAE, ViViT) take a fixed number of frames: sample that many per clip
-        stimuli = data.load_stimuli(modality, getattr(ex, "num_frames", None))
-        if modality == "audio":
-            options["sampling_rate"] = data.extract_options["sampling_rate"]
-    else:
-        stimuli = data.load_stimuli()
-    F = extract_features(ex, stimuli, texts, layers, spec.pooling, store=store, **options)
+    feats = reader.features(texts, layers, store)
     for _ in texts:
         tick()
-    meta = dict(layers=layers, n_layers=n_layers, model_id=spec.source, model_type=getattr(ex, "model_type", None),
-                fingerprint=fingerprint(ex, pooling=spec.pooling, component=spec.component), texts={p: [t] for p, t in texts.items()},
-                n_tokens={})
-    return {p: F[i] for i, p in enumerate(texts)}, meta
+    meta = dict(layers=layers, n_layers=reader.n_layers, model_id=spec.source, model_type=reader.model_type,
+                fingerprint=reader.fingerprint, texts={p: [t] for p, t in texts.items()},
+                n_tokens={p: reader.count_tokens([t]) for p, t in texts.items()})
+    return feats, meta
 
 
 def model_features(

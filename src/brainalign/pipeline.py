@@ -527,7 +527,7 @@ def run_subject(
     log(f"features: {store.hits} cached, {store.misses} computed")
     spaces = build_feature_spaces(exp, data, feats, model_meta)
     as_given, exp = exp, _resolved_names(exp, spaces)  # results record the config as given
-    extra, control_pairs = control_spaces(exp, data, feats, model_meta, store)
+    extra, control_pairs = control_spaces(exp, data, feats, model_meta, store, base_dir=base_dir)
     spaces = spaces + extra
     control_pairs = control_pairs_for_models(exp, spaces) + control_pairs
     t0 = time.perf_counter()

@@ -250,7 +250,12 @@ def test_config_spec_drives_the_call(tmp_path, stims):
     raw["analysis"]["controls"] = {"in_context": {"k": 2, "with_stimuli": True, "answer": "A {stimulus}."}}
     path = tmp_path / "icl.yaml"
     path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match="text models"):  # a text model cannot see example stimuli
+        load_config(path)
+    raw["analysis"]["controls"]["in_context"]["with_stimuli"] = False
+    path.write_text(yaml.safe_dump(raw))
     spec = load_config(path).analysis.controls.in_context
+    spec.with_stimuli = True  # as a multimodal study's config would say
     assert spec.k == 2 and spec.with_stimuli and spec.answer == "A {stimulus}."
     names = ["cat", "dog", "cow", "owl"]
     ex = tiny_extractor("llava")
