@@ -135,7 +135,8 @@ def validate(config: Path = typer.Argument(..., help="Experiment YAML."),
     from brainalign.steering.config import is_steering_config
 
     if is_steering_config(config):  # seed-002 steering YAML: same check as `steer --validate-only`
-        return steer(config, out=None, validate_only=True, force=False, debug=debug)
+        return steer(config, out=None, validate_only=True, force=False, set_=set_, models="as-configured", cache=None,
+                     debug=debug)
     with _user_errors(debug):
         exp, info = _check_config(config, data_root, set_)
     if "n_trs" not in info:  # dataset formats
@@ -243,6 +244,11 @@ def steer(config: Path = typer.Argument(..., help="Steering study YAML (schema: 
           validate_only: bool = typer.Option(False, "--validate-only",
                                              help="Check the config and name every missing ds003076 file; run nothing."),
           force: bool = typer.Option(False, help="Replace an existing results folder."),
+          set_: Optional[list[str]] = typer.Option(None, "--set", help=SET_HELP),
+          models: str = typer.Option("as-configured", "--models",
+                                     help="'tiny': replace every causal LM by a small random model of its family."),
+          cache: Optional[Path] = typer.Option(None, help="Where --models tiny keeps its models (default: the "
+                                               "feature cache)."),
           debug: bool = typer.Option(False, help="Show tracebacks.")) -> None:
     """Brain-guided LMs (seed 002): every section of the config (predictivity, NARI, general directions,
     NARF+Label fine-tuning, evaluation), planted or on ds003076; tables + manifest written atomically."""
@@ -252,9 +258,13 @@ def steer(config: Path = typer.Argument(..., help="Steering study YAML (schema: 
 
     with _user_errors(debug):
         try:
-            cfg = load_steer_config(config)
+            cfg = load_steer_config(config, set_ or ())
         except SteerConfigError as err:
             raise ConfigError(str(err)) from None
+        if models == "tiny":
+            cfg = _tiny_steer_models(cfg, cache)
+        elif models != "as-configured":
+            raise ConfigError(f"--models {models!r}: use 'as-configured' or 'tiny'.")
         base = config.parent.resolve()
         if validate_only:
             missing = check_inputs(cfg, base)
@@ -282,6 +292,28 @@ def steer(config: Path = typer.Argument(..., help="Steering study YAML (schema: 
             except SteerConfigError as err:
                 raise ConfigError(str(err)) from None
     console.print(f"[bold green]manifest:[/] {manifest}", highlight=False)
+
+
+def _tiny_steer_models(cfg, cache: Path | None):
+    """The steering config with every model replaced by a tiny random causal LM of its family (built once)."""
+    from brainalign.features.store import FeatureStore
+    from brainalign.steering.models import build_tiny_causal_lm, tiny_arch_for
+
+    root = FeatureStore(cache).root / "tiny-models"
+    folders = []
+    for m in cfg.models:
+        arch = tiny_arch_for(str(m))
+        folder = root / f"causal-{arch}-seed{cfg.seed}"
+        if not (folder / "config.json").is_file():  # built beside, then renamed: never a half-written model
+            root.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=root))
+            build_tiny_causal_lm(tmp, arch, hidden_size=32, num_layers=4, seed=cfg.seed)
+            try:
+                tmp.rename(folder)
+            except OSError:  # another run finished first: keep theirs
+                shutil.rmtree(tmp, ignore_errors=True)
+        folders.append(str(folder))
+    return cfg.model_copy(update=dict(models=list(dict.fromkeys(folders))))
 
 
 def _recover_swap(out: Path) -> None:

@@ -213,8 +213,9 @@ class SteerConfig(_Strict):
         return self
 
 
-def load_steer_config(path: str | Path) -> SteerConfig:
-    """Read and validate a steering YAML; errors name the file and the field path."""
+def load_steer_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> SteerConfig:
+    """Read and validate a steering YAML after ``--set KEY=VALUE`` overrides; errors name the file and the field
+    path."""
     path = Path(path)
     if not path.is_file():
         raise SteerConfigError(f"config file {path} does not exist; pass the path of a steering YAML.")
@@ -224,6 +225,12 @@ def load_steer_config(path: str | Path) -> SteerConfig:
         raise SteerConfigError(f"{path} is not valid YAML: {err}") from None
     if not isinstance(raw, dict):
         raise SteerConfigError(f"{path} must hold a mapping of sections (name, brain or planted, nari, ...).")
+    from brainalign.config import ConfigError, apply_overrides
+
+    try:
+        raw = apply_overrides(raw, overrides, str(path))
+    except ConfigError as err:
+        raise SteerConfigError(str(err)) from None
     try:
         return SteerConfig.model_validate(raw)
     except ValidationError as err:

@@ -28,6 +28,26 @@ def _training_text() -> list[str]:
     return text
 
 
+def tiny_arch_for(model_id: str) -> str:
+    """The tiny architecture standing in for a checkpoint id (``steer --models tiny``).
+
+    Qwen2/Qwen3 → qwen2, Gemma-2 → gemma2, Gemma → gemma, Llama → llama; Mistral and Phi-3/4 → llama (their
+    decoder layers are Llama's: RMSNorm, rotary attention, gated MLP).
+
+    Raises
+    ------
+    ValueError
+        For an id naming none of these families.
+    """
+    m = model_id.lower()
+    for key, arch in (("gemma-2", "gemma2"), ("gemma2", "gemma2"), ("gemma", "gemma"), ("qwen", "qwen2"),
+                      ("llama", "llama"), ("mistral", "llama"), ("phi", "llama")):
+        if key in m:
+            return arch
+    raise ValueError(f"--models tiny cannot tell the architecture of {model_id!r}; it knows Qwen, Llama, Mistral, Phi "
+                     "and Gemma checkpoints.")
+
+
 def build_tiny_causal_lm(folder: str | Path, arch: str = "qwen2", *, hidden_size: int = 64, num_layers: int = 4,
                          num_heads: int = 4, vocab_size: int = 600, seed: int = 0,
                          initializer_range: float = 0.02) -> Path:
