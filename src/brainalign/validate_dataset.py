@@ -77,8 +77,9 @@ def movie_clip_files(exp: Experiment, root: Path | None):
     for movie in exp.brain.options.get("movies", ("bourne", "wolf", "life")):
         for seg in range(1, MOVIE10_SEGMENTS.get(movie, 0) + 1):
             events = f"{spec.raw_root}/task-{movie}{seg:02d}_events.tsv"
-            if root is not None and seg > 1 and not (Path(root) / events).is_file():
-                break
+            first = Path(root or ".") / f"{spec.raw_root}/task-{movie}01_events.tsv"
+            if root is not None and seg > 1 and first.is_file() and not (Path(root) / events).is_file():
+                break  # a partial copy of the movie: it ends where its events files end
             out += [RequiredFile(events, "CNeuroMod movie10", src),
                     RequiredFile(f"{spec.path}/{movie}/{movie}{seg:02d}.mkv", "CNeuroMod movie10", src)]
     return out
@@ -101,22 +102,25 @@ def preflight_dataset(exp: Experiment, base_dir: Path | None, config_file: str |
         root = dataset_root(exp, base_dir, data_root)
     except ValueError as err:
         raise ConfigError(str(err), file=config_file, field="brain.data_root") from None
-    if not root.is_dir():
-        raise ConfigError(f"data root {root} is not a folder; download the dataset there or pass --data-root.",
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"data root {root} is a file, not a folder; pass the dataset folder as --data-root.",
                           file=config_file, field="brain.data_root")
-    missing, n_files = [], 0
+    missing, seen = [], set()
     for subject in exp.brain.subject_list:
         try:
             files = required_files(exp, subject, root)
         except (KeyError, ValueError) as err:
             raise ConfigError(f"cannot list the files of subject {subject}: {err}", file=config_file,
                               field="brain.options") from None
-        n_files += len(files)
+        seen |= {f.path for f in files}
         missing += [f for f in missing_files(files, root) if f not in missing]
+    n_files = len(seen)
     if missing:
         shown = "\n  ".join(f.describe(root) for f in missing[:60])
         more = f"\n  ... and {len(missing) - 60} more" if len(missing) > 60 else ""
-        raise ConfigError(f"{len(missing)} of {n_files} files are missing under {root}:\n  {shown}{more}",
+        where = f"under {root}" if root.is_dir() else f"({root} does not exist: download the dataset there or pass " \
+                                                       "--data-root)"
+        raise ConfigError(f"{len(missing)} of {n_files} files are missing {where}:\n  {shown}{more}",
                           file=config_file, field="brain.data_root")
     notes, layers = check_models(exp, base_dir, config_file)
     check_space_names(exp, layers, config_file)
