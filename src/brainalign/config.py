@@ -377,6 +377,11 @@ class EncodingSpec(_Strict):
         description="Address of a running dask scheduler (e.g. 'tcp://host:8786') to fit on instead of a "
         "LocalCluster; its workers need brainalign installed. Overrides n_workers.",
     )
+    predictions_in_memory_gib: float = Field(
+        8.0, gt=0, exclude=True,
+        description="Held-out predictions of all spaces larger than this (GiB) are memory-mapped files in TMPDIR "
+        "instead of RAM (identical results; seed-scale studies need it).",
+    )
     blas_threads: int = Field(
         1, ge=1,
         description="BLAS/OpenMP threads of each fit, in this process or in a worker. Multi-threaded BLAS rounds "

@@ -26,6 +26,7 @@ from brainalign.encoding.estimators import RidgeCV
 from brainalign.analysis.stats import fdr_bh, permutation_test
 from brainalign.encoding.splits import leave_one_run_out, train_test_by_runs
 from brainalign.features.store import FeatureStore
+from brainalign.held_out import HeldOut
 from brainalign.model_features import AUDIO_MODEL_TYPES, make_extractor, model_features, model_prompts  # noqa: F401
 from brainalign.results import Results
 from brainalign.pipeline_analyses import extra_analyses
@@ -211,7 +212,7 @@ def cross_validate(
     if ref not in by_name:
         raise ValueError(f"analysis.reference='{ref}' is not a feature space; choose one of {sorted(by_name)}.")
     order = [by_name[ref]] + [sp for sp in spaces if sp.name != ref]
-    preds = {sp.name: np.full(Y.shape, np.nan, dtype=np.float32) for sp in order}
+    preds = HeldOut([sp.name for sp in order], Y.shape, exp.encoding.predictions_in_memory_gib)
     chosen: dict[str, list] = {sp.name: [] for sp in order}
     rows = []
     tick = progress("encoding", len(spaces) * len(folds))
@@ -563,6 +564,7 @@ def run_subject(
         if checkpoint is not None:
             log(checkpoint.for_stage("partition", "(partition, fold)").summary())
     tables.update(extra_analyses(exp, data, spaces, tables, rois, store, log))
+    preds.close()  # memory-mapped predictions (large studies) are deleted here
     timings["analysis"] = time.perf_counter() - t0
     return Results(
         experiment=as_given,

@@ -142,6 +142,8 @@ class StudyPlan:
     forward_passes: int = 0
     ridge_seconds: float = 0.0
     memory_bytes: int = 0
+    prediction_bytes: int = 0
+    predictions_on_disk: bool = False
     assumed: list[str] = field(default_factory=list)
 
     def text(self) -> str:
@@ -154,6 +156,9 @@ class StudyPlan:
                      f"(about {self.ridge_seconds / 3600:.1f} h of ridge on one CPU core at 10 GFLOP/s)")
         lines.append(f"forward passes: {self.forward_passes:,}; features: {self.feature_bytes / 2**30:.1f} GiB; "
                      f"peak memory about {self.memory_bytes / 2**30:.1f} GiB")
+        where = "memory-mapped in TMPDIR (above encoding.predictions_in_memory_gib)" if self.predictions_on_disk \
+            else "in memory (counted above)"
+        lines.append(f"held-out predictions: {self.prediction_bytes / 2**30:.1f} GiB per subject, {where}")
         if self.assumed:
             lines.append("assumed (files absent): " + "; ".join(self.assumed))
         return "\n".join(lines)
@@ -289,9 +294,12 @@ def study_plan(exp: Experiment, base_dir: Path | None = None, data_root: Path | 
     plan.n_fits = plan.n_subjects * plan.n_spaces * n_folds
     max_p = max((r["hidden"] for r in plan.rows), default=0)
     # the data (float64, twice while cleaning), one float32 held-out prediction array per feature space (kept for
-    # the voxel statistics), and one design matrix with its z-scored copy
-    plan.memory_bytes = int(plan.n_rows * plan.n_voxels * 8 * 2 + plan.n_spaces * plan.n_rows * plan.n_voxels * 4
-                            + plan.n_rows * max_p * 8 * 3)
+    # the voxel statistics; memory-mapped files past encoding.predictions_in_memory_gib: brainalign.held_out), and
+    # one design matrix with its z-scored copy
+    plan.prediction_bytes = int(plan.n_spaces * plan.n_rows * plan.n_voxels * 4)
+    plan.predictions_on_disk = plan.prediction_bytes > exp.encoding.predictions_in_memory_gib * 2**30
+    plan.memory_bytes = int(plan.n_rows * plan.n_voxels * 8 * 2 + plan.n_rows * max_p * 8 * 3
+                            + (0 if plan.predictions_on_disk else plan.prediction_bytes))
     if exp.encoding.n_workers > 1 and exp.encoding.scheduler is None:  # each LocalCluster worker: see estimate_memory
         from brainalign.validate import WORKER_BASE_BYTES
 
