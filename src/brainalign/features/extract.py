@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence as SequenceABC
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -130,8 +131,9 @@ def _extract_cached(model, stimuli, prompts, layers, pooling, reuse, store, chun
 
     if isinstance(stimuli, np.ndarray) and stimuli.ndim == 4:
         stimuli = list(stimuli)
-    stimuli = list(stimuli)
-    if not stimuli:
+    if not isinstance(stimuli, SequenceABC):  # a lazy Sequence (e.g. per-TR MovieClips) stays lazy: each stimulus
+        stimuli = list(stimuli)              # is decoded for its digest, then again only if its entry is missing
+    if len(stimuli) == 0:
         raise ValueError("images is empty: pass at least one stimulus.")
     extractor = None if isinstance(model, (str, Path)) else model
     fp, layer_spec, digests, keys = cache_keys(model, stimuli, prompts, layers, pooling, load_opts, options)
