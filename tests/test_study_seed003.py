@@ -40,6 +40,9 @@ def test_every_subject_and_the_group_get_results_and_a_report(seed003):
         assert (seed003 / f"sub-{sub}" / "report.html").is_file()
         man = json.loads((seed003 / f"sub-{sub}" / "manifest.json").read_text())
         assert man["data"]["subject"] == sub
+    html = (seed003 / "report.html").read_text()
+    assert "Group results." in html and "(1, 2, 5, 7)" in html  # the group report says its runs are subjects
+    assert "<h2>Maps</h2>" not in html and "<h2>Maps</h2>" in (seed003 / "sub-1" / "report.html").read_text()
     group = pd.read_csv(seed003 / "comparisons.csv")
     runs = pd.read_parquet(seed003 / "run_scores.parquet")
     assert sorted(runs["subject"].unique()) == ["1", "2", "5", "7"]
