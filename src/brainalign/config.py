@@ -609,7 +609,7 @@ class Experiment(_Strict):
             if m.kind == "text" and not isinstance(self.stimuli, (StimulusSpec, TextItemStimuli)):
                 raise ValueError(f"models[{m.name}] is a text model but stimuli.format is "
                                  f"'{self.stimuli.format}'; use kind: multimodal for image/video/audio stimuli.")
-        if self.brain.format in ("nsd", "glmsingle"):
+        if self.is_items:
             if self.analysis.baselines:
                 raise ValueError(f"analysis.baselines {self.analysis.baselines} are TR-design baselines; item data "
                                  f"(brain.format {self.brain.format}) have none: set analysis.baselines: [] and name "

@@ -27,7 +27,7 @@ from brainalign.analysis.stats import fdr_bh, permutation_test
 from brainalign.encoding.splits import leave_one_run_out, train_test_by_runs
 from brainalign.features.store import FeatureStore
 from brainalign.held_out import HeldOut
-from brainalign.model_features import AUDIO_MODEL_TYPES, make_extractor, model_features, model_prompts  # noqa: F401
+from brainalign.model_features import make_extractor, model_features  # noqa: F401 (re-exported)
 from brainalign.results import Results
 from brainalign.pipeline_analyses import extra_analyses
 from brainalign.study_data import Progress, StudyData, _no_progress, load_data, load_subject
@@ -37,7 +37,6 @@ from brainalign.workers import FitTask, run_fits
 __all__ = ["StudyData", "FeatureSpace", "load_data", "model_features", "build_feature_spaces", "cross_validate", "run",
            "run_subject", "run_study", "make_extractor", "load_roi_masks", "roi_tables"]
 
-ITEM_FORMATS = ("nsd", "glmsingle")
 
 
 @dataclass
@@ -129,7 +128,7 @@ def _outer_folds(exp: Experiment, runs: np.ndarray) -> list[tuple[np.ndarray, np
 
 def _delays(exp: Experiment) -> list[int]:
     """Hemodynamic delays of time series; item data (betas) have no time axis, so none."""
-    return [0] if exp.brain.format in ITEM_FORMATS else list(exp.timing.delays)
+    return [0] if exp.is_items else list(exp.timing.delays)
 
 
 def prepare_design(
@@ -263,7 +262,7 @@ def voxel_scores(
         held = np.isfinite(P).all(1)
         p_fwer = None
         if a.n_permutations > 0:
-            block = 1 if exp.brain.format in ITEM_FORMATS else a.block_length  # items are exchangeable
+            block = 1 if exp.is_items else a.block_length  # items are exchangeable
             r, p, *fwer = permutation_test(Y[held], P[held], runs[held], block_length=block,
                                            n_permutations=a.n_permutations, metric="r", seed=exp.seed,
                                            return_fwer=a.fwer_alpha is not None)

@@ -139,7 +139,7 @@ def _tr_label_data(exp, rec, ev_path, labels, runs, files) -> StudyData:
     return StudyData(rec, events, stimuli, design, input_files=files)
 
 
-def _items_recording(resp: ItemResponses, exp: Experiment, root: Path) -> tuple[Recording, np.ndarray, pd.DataFrame]:
+def _items_recording(resp: ItemResponses, exp: Experiment, root: Path) -> tuple[Recording, pd.DataFrame]:
     """Item responses as a Recording whose 'runs' are seeded folds (rows sorted by fold, so folds are contiguous)."""
     k = exp.encoding.item_folds
     folds = item_folds(len(resp.items), k, exp.seed)
@@ -159,7 +159,7 @@ def _items_recording(resp: ItemResponses, exp: Experiment, root: Path) -> tuple[
     data = np.ascontiguousarray(resp.data[order], dtype=np.float32)
     meta = dict(resp.meta, rows="items", data_root=str(root))
     rec = Recording(data, folds[order], float(exp.brain.tr or 0.0), resp.mask_img, subject=resp.subject, meta=meta)
-    return rec, order, items
+    return rec, items
 
 
 def _one_hot(keys: np.ndarray) -> tuple[list, sparse.csr_matrix]:
@@ -169,7 +169,7 @@ def _one_hot(keys: np.ndarray) -> tuple[list, sparse.csr_matrix]:
 
 
 def _item_data(exp: Experiment, resp: ItemResponses, root: Path, base_dir: Path | None) -> StudyData:
-    rec, _, items = _items_recording(resp, exp, root)
+    rec, items = _items_recording(resp, exp, root)
     spec = exp.stimuli
     test_rows = (items["split"] == "test").to_numpy() if "split" in items.columns else None
     if isinstance(spec, ImageStimuli):

@@ -254,7 +254,7 @@ def study_plan(exp: Experiment, base_dir: Path | None = None, data_root: Path | 
         plan.n_stimuli = unique_stimuli = plan.n_rows  # one clip per TR; every subject watched the same movies
         n_runs = len(exp.brain.options.get("movies", ("bourne", "wolf", "life")))
         n_folds = n_runs if exp.encoding.outer_cv == "leave-one-run-out" else 1
-        k_inner = n_runs - (1 if isinstance(exp.encoding.outer_cv, list) else 1)
+        k_inner = n_runs - 1  # inner leave-one-run-out over the training runs
     elif exp.stimuli.format == "gameplay-frames":
         from brainalign.stimuli.gameplay_study import gameplay_plan_sizes
 

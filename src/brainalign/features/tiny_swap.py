@@ -26,35 +26,14 @@ TINY_MARKER = "BRAINALIGN_TINY_MODEL"
 
 
 def _builders() -> dict[str, Callable[..., Path]]:
-    from brainalign.features import tiny_models as tm
+    from brainalign.features import tiny_models as tm, tiny_models_extra as tx
 
     def qwen2_vl(folder, seed=0):
         return tm.build_tiny_qwen2_5_vl(folder, variant="qwen2_vl", seed=seed)
 
-    table = {
-        "qwen2_5_vl": tm.build_tiny_qwen2_5_vl,
-        "qwen2_vl": qwen2_vl,
-        "llava": tm.build_tiny_llava,
-        "llava_next": tm.build_tiny_llava_next,
-        "internvl": tm.build_tiny_internvl,
-        "instructblip": tm.build_tiny_instructblip,
-        "idefics2": tm.build_tiny_idefics2,
-        "qwen2_audio": tm.build_tiny_qwen2_audio,
-        "vit": tm.build_tiny_vit,
-        "clip": tm.build_tiny_clip,
-        "videomae": tm.build_tiny_videomae,
-        "vivit": tm.build_tiny_vivit,
-        "wav2vec2": tm.build_tiny_wav2vec2,
-        "audio-spectrogram-transformer": tm.build_tiny_ast,
-    }
-    import importlib
-
-    modules = [tm]
-    try:
-        modules.append(importlib.import_module("brainalign.features.tiny_models_extra"))
-    except ImportError:  # pragma: no cover - optional module
-        pass
-    for mod in modules:  # every build_tiny_<model_type> joins automatically
+    # every build_tiny_<model_type> builder joins by its name; these two types break that convention
+    table = {"qwen2_vl": qwen2_vl, "audio-spectrogram-transformer": tm.build_tiny_ast}
+    for mod in (tm, tx):
         for name in dir(mod):
             if name.startswith("build_tiny_") and name[len("build_tiny_"):] not in table:
                 table[name[len("build_tiny_"):]] = getattr(mod, name)

@@ -119,8 +119,20 @@ def read_run_items(path: str | Path, task: str) -> pd.DataFrame:
     })
 
 
+class ItemLabels:
+    """``labels`` (valid/invalid) and ``task_labels`` of ``self.items`` (a dataclass field of the subclass)."""
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.array([it.label for it in self.items])
+
+    @property
+    def task_labels(self) -> np.ndarray:
+        return np.array([it.task for it in self.items])
+
+
 @dataclass
-class DeductiveData:
+class DeductiveData(ItemLabels):
     """The seed-002 fMRI items with per-subject betas and behaviour.
 
     Attributes
@@ -138,13 +150,6 @@ class DeductiveData:
     subjects_correct: list
     dropped_voxels: dict = field(default_factory=dict)
 
-    @property
-    def labels(self) -> np.ndarray:
-        return np.array([it.label for it in self.items])
-
-    @property
-    def task_labels(self) -> np.ndarray:
-        return np.array([it.task for it in self.items])
 
 
 def load_ds003076(root: str | Path, subjects: Sequence[str] = SEED002_SUBJECTS, betas: str = BETAS,

@@ -40,6 +40,7 @@ import numpy as np
 
 from brainalign.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from brainalign.steering.config import SteerConfig, SteerConfigError
+from brainalign.steering.data import ItemLabels
 
 __all__ = ["check_inputs", "run_steer", "StudyInputs", "STEERING_COLUMNS"]
 
@@ -48,7 +49,7 @@ STEERING_COLUMNS = ["model", "section", "condition", "set", "control", "n_items"
 
 
 @dataclass
-class StudyInputs:
+class StudyInputs(ItemLabels):
     """One model with the fMRI items, their betas and behaviour (what every section needs)."""
 
     name: str
@@ -59,14 +60,6 @@ class StudyInputs:
     subjects_Y: list
     subjects_correct: list
     meta: dict = field(default_factory=dict)
-
-    @property
-    def labels(self) -> np.ndarray:
-        return np.array([it.label for it in self.items])
-
-    @property
-    def task_labels(self) -> np.ndarray:
-        return np.array([it.task for it in self.items])
 
 
 def _root(cfg: SteerConfig, base_dir) -> Path:
