@@ -1,8 +1,9 @@
-"""The planted fine-tuning world and the NARF+Label vs label-only comparison machinery.
+"""The planted fine-tuning world, the NARF+Label vs label-only comparison, and the issue-9 acceptance claim.
 
-The acceptance claim "NARF+Label beats label-only on held-out generated problems" is NOT asserted here: on the
-held-out seeds it does not hold reliably (benchmarks/bench_narf_planted.py, docs/steering.md). These tests check
-the world, the sign convention of the brain-push diagnostic and the fairness of the comparison.
+Claim (asserted below on held-out worlds 0-4): NARF+Label (8 labelled fMRI items + betas of all 96) beats label-only
+fine-tuning (the same 8 labels, identical settings) on held-out generated problems. The world size (96 fMRI items) and
+the brain weight (1) were chosen on exploration worlds 20-25, never on 0-9 (benchmarks/bench_narf_planted.py,
+docs/steering.md).
 """
 from __future__ import annotations
 
@@ -89,3 +90,28 @@ def test_brain_push_points_to_the_side_the_betas_encode():
         res = brain_push(dataclasses.replace(st, subjects_Y=[Y], encoders=[enc]))
         assert res["agreement_all"] == expected and res["agreement_wrong"] == expected, (sign, res)
         assert res["push"].shape == (len(st.prompts),)
+
+
+HELD_OUT_WORLDS = (0, 1, 2, 3, 4)
+
+
+@pytest.mark.slow
+def test_narf_label_beats_label_only_on_held_out_generated_problems(tmp_path):
+    """Issue 9 acceptance: in the planted setting NARF+Label beats label-only on held-out generated problems.
+
+    Recorded here on 2026-11-23 (60 test problems per world): margins +0.217 +0.033 +0.067 +0.117 +0.033, mean +0.093.
+    The test asserts the claim with room for a problem or two to flip on another CPU: a positive mean margin and a
+    win in at least 4 of the 5 worlds.
+    """
+    margins, wins_losses = [], [0, 0]
+    for seed in HELD_OUT_WORLDS:
+        st = planted_finetune_study(tmp_path / f"w{seed}", seed=seed)
+        res = compare_finetuning(st, seed=seed)
+        margins.append(res["margin"])
+        n = len(st.test_prompts)
+        print(f"world {seed}: base {res['base']:.3f}, label-only {res['label_only']:.3f}, NARF+Label "
+              f"{res['narf_label']:.3f}, margin {res['margin']:+.3f} ({res['margin'] * n:+.0f} of {n} problems)")
+    wins = sum(m > 0 for m in margins)
+    print(f"mean margin {np.mean(margins):+.3f} over {len(margins)} held-out worlds; NARF+Label wins {wins}, "
+          f"ties {sum(m == 0 for m in margins)}, loses {sum(m < 0 for m in margins)}")
+    assert np.mean(margins) > 0 and wins >= 4, margins
