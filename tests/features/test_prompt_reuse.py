@@ -131,7 +131,7 @@ def test_batched_decoding_stops_rows_at_eos(extractors, images):
 
 def test_instruction_before_stimulus_falls_back_to_naive(extractors, images):
     """With the prompt before the image no prefix holds the image: reuse must still equal naive."""
-    from brainalign.features.hf_multimodal import LlavaExtractor
+    from brainalign.features.hf_vlm_families import LlavaExtractor
 
     base = extractors["llava"]
     text_first = (

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .base import FeatureSet, resolve_layers
-from .hf_multimodal import check_prompts, check_stimuli
+from .stimulus_inputs import check_prompts, check_stimuli
 from .pooling import POOLINGS, GenerationConfig, TokenMasks, check_pooling, next_tokens, pool_tokens
 
 __all__ = ["InstructBlipExtractor"]

@@ -531,7 +531,8 @@ def extract_in_context(
     dict prompt name -> FeatureSet with values (n_stimuli, n_layers, dim);
     ``meta["in_context"]`` holds k, the examples and per-query token counts.
     """
-    from .hf_multimodal import VisionLanguageExtractor, check_prompts
+    from .hf_multimodal import VisionLanguageExtractor
+    from .stimulus_inputs import check_prompts
 
     if not isinstance(extractor, VisionLanguageExtractor):
         raise ValueError(
@@ -710,7 +711,7 @@ def in_context_features(
         If k exceeds the other stimuli available to a query, an answer is
         empty, or lengths disagree.
     """
-    from .hf_multimodal import stimulus_digest
+    from .stimulus_inputs import stimulus_digest
 
     if isinstance(stimuli, np.ndarray):
         stimuli = list(stimuli)  # one object per stimulus, shared by its query and example roles

@@ -230,12 +230,12 @@ def _processor_chat_template(path: str, hf: dict[str, Any]) -> str | None:
     return None
 
 
-def _vlm_factory(cls_name: str, auto_class: str = "AutoModelForImageTextToText"):
+def _vlm_factory(cls_name: str, auto_class: str = "AutoModelForImageTextToText", module: str = "hf_vlm_families"):
     def factory(path: str, *, trust_remote_code: bool, revision: str | None, device: str | None, dtype: str, **opts):
         import torch
         import transformers
 
-        from . import hf_multimodal
+        import importlib
 
         hf = _hf_kwargs(trust_remote_code, revision)
         model = getattr(transformers, auto_class).from_pretrained(
@@ -244,7 +244,7 @@ def _vlm_factory(cls_name: str, auto_class: str = "AutoModelForImageTextToText")
         model = model.to(_device(device)).eval()
         tok, imp, template, note = _load_tokenizer_and_image_processor(path, hf)
         meta = {"source": path, "revision": revision, "dtype": dtype, "processor": note}
-        cls = getattr(hf_multimodal, cls_name)
+        cls = getattr(importlib.import_module(f"brainalign.features.{module}"), cls_name)
         return cls(model, tok, imp, model_id=opts.pop("model_id", path), chat_template=template, meta=meta, **opts)
 
     return factory
@@ -332,7 +332,7 @@ register_adapter("llava", _vlm_factory("LlavaExtractor"))
 register_adapter("internvl", _vlm_factory("InternVLExtractor"))
 register_adapter("idefics2", _vlm_factory("Idefics2Extractor"))
 register_adapter("llava_next", _vlm_factory("LlavaNextExtractor"))
-register_adapter("qwen2_audio", _vlm_factory("QwenAudioExtractor", "Qwen2AudioForConditionalGeneration"))
+register_adapter("qwen2_audio", _vlm_factory("QwenAudioExtractor", "Qwen2AudioForConditionalGeneration", "hf_audio_llm"))
 
 
 def _lazy_factory(module: str, name: str):
