@@ -21,9 +21,8 @@ CONFIG = Path(__file__).resolve().parents[1] / "configs" / "seed000_gameplay.yam
 SUBJECTS = ("01", "02")
 
 
-def mini_overrides(root: Path) -> list[str]:
+def mini_overrides() -> list[str]:
     """What a 2-subject, 3-run, 40-TR miniature needs (the real study: 31 subjects × 6 runs × 283 TRs)."""
-    atlas = root / "ds004323" / "derivatives" / "atlases"
     sets = [
         'brain.subjects=["01", "02"]',
         "brain.options.runs=[1, 2, 3]",
@@ -34,8 +33,6 @@ def mini_overrides(root: Path) -> list[str]:
         "stimuli.size=32",
         "timing.pca_components=8",  # the tiny models have 64 dims
         "analysis.n_permutations=100",
-        f"brain.rois.image={atlas / 'tpl-MNI152NLin2009cAsym_res-02_atlas-MMP1_dseg.nii.gz'}",
-        f"brain.rois.table={atlas / 'tpl-MNI152NLin2009cAsym_atlas-MMP1_dseg.tsv'}",
     ]
     sets += [f"models.{i}.prompts=[action, reasoning, neutral]" for i in range(3)]  # 3 of the 11 prompts
     return [a for s in sets for a in ("--set", s)]
@@ -52,7 +49,7 @@ def mini(tmp_path_factory):
 def seed000(mini, tmp_path_factory, feature_cache):
     out = tmp_path_factory.mktemp("seed000") / "results"
     proc = run_cli("run", str(CONFIG), "--data-root", str(mini["root"]), "--models", "tiny", "--cache",
-                   str(feature_cache), "--out", str(out), *mini_overrides(mini["root"]),
+                   str(feature_cache), "--out", str(out), *mini_overrides(),
                    env=dict(OMP_NUM_THREADS="1"))
     assert proc.returncode == 0, proc.stderr[-4000:]
     return out
@@ -63,7 +60,7 @@ def test_frames_are_placed_on_the_tr_grid_from_the_plays(mini):
     from brainalign.config import load_config
     from brainalign.study_data import load_subject
 
-    exp = load_config(CONFIG, [s for s in mini_overrides(mini["root"])[1::2]])
+    exp = load_config(CONFIG, [s for s in mini_overrides()[1::2]])
     data = load_subject(exp, "02", CONFIG.parent, mini["root"])
     assert data.recording.data.shape == (3 * 40, int(mini["mask"]["02"].sum()))
     frames = data.load_stimuli()
@@ -116,7 +113,7 @@ def test_validate_names_missing_frames_and_runs(mini, tmp_path):
     frame.unlink()
     bold = next((root / "ds004323" / "derivatives" / "fmriprep" / "sub-01" / "func").glob("*run-03*preproc_bold.nii.gz"))
     bold.unlink()
-    sets = mini_overrides(root)
+    sets = mini_overrides()
     proc = run_cli("validate", str(CONFIG), "--data-root", str(root), *sets)
     assert proc.returncode == 2
     err = " ".join(proc.stderr.split())
@@ -126,12 +123,12 @@ def test_validate_names_missing_frames_and_runs(mini, tmp_path):
     (root / "ds004323" / "behavior" / "plays.json").unlink()  # without the plays no frame can be named
     proc = run_cli("validate", str(CONFIG), "--data-root", str(root), *sets)
     assert proc.returncode == 2 and "plays.json" in proc.stderr and "mongoexport" in " ".join(proc.stderr.split())
-    ok = run_cli("validate", str(CONFIG), "--data-root", str(mini["root"]), *mini_overrides(mini["root"]))
+    ok = run_cli("validate", str(CONFIG), "--data-root", str(mini["root"]), *mini_overrides())
     assert ok.returncode == 0, ok.stderr[-2000:]
 
 
 def test_dry_run_counts_frames_from_the_plays_and_bold_headers(mini):
-    proc = run_cli("run", str(CONFIG), "--data-root", str(mini["root"]), "--dry-run", *mini_overrides(mini["root"]))
+    proc = run_cli("run", str(CONFIG), "--data-root", str(mini["root"]), "--dry-run", *mini_overrides())
     assert proc.returncode == 0, proc.stderr[-2000:]
     frames = 3 * 3 * 11  # kept frames per subject: one per game TR (max_frames 1), 3 games × 11 TRs × 3 runs
     assert f"per subject {3 * 40} rows × {int(mini['mask']['01'].sum())} voxels, {frames} stimuli" in proc.stdout

@@ -61,7 +61,8 @@ class _Strict(BaseModel):
 class RoiSpec(_Strict):
     """Regions of interest from a label (dseg) image on the BOLD grid, and their hierarchy."""
 
-    image: str = Field(description="3-D NIfTI label image on the BOLD grid (same shape and affine as brain.mask).")
+    image: str = Field(description="3-D NIfTI label image on the BOLD grid (same shape and affine as brain.mask); "
+                       "relative to the config, or '{data_root}/...' inside the dataset folder (dataset formats).")
     table: str | dict[int, str] = Field(
         description="Label value → ROI name: a mapping, or a CSV/TSV (index, name), JSON or '<index> <name>' text file."
     )
@@ -151,6 +152,16 @@ class BrainSpec(_Strict):
             from brainalign.brain.loaders import check_loader_options  # lazy: keeps config import light
 
             check_loader_options(self.format, self.options)
+        if self.rois is not None:
+            for k in ("image", "table"):
+                v = getattr(self.rois, k)
+                if not isinstance(v, str) or "{data_root}" not in v:
+                    continue
+                if not v.startswith("{data_root}"):
+                    raise ValueError(f"brain.rois.{k}={v!r}: '{{data_root}}' can only start the path.")
+                if self.format == "nifti":
+                    raise ValueError(f"brain.rois.{k}={v!r}: '{{data_root}}' is the dataset folder of the dataset "
+                                     "formats; with format 'nifti' give the path relative to the config.")
         if self.subjects is not None:
             if not self.subjects:
                 raise ValueError("brain.subjects is empty; list at least one subject or remove the key.")

@@ -30,7 +30,7 @@ from brainalign.held_out import HeldOut
 from brainalign.model_features import make_extractor, model_features  # noqa: F401 (re-exported)
 from brainalign.results import Results
 from brainalign.pipeline_analyses import extra_analyses
-from brainalign.study_data import Progress, StudyData, _no_progress, load_data, load_subject
+from brainalign.study_data import Progress, StudyData, _no_progress, expand_data_root, load_data, load_subject
 from brainalign.timing import TrainPCA, stimulus_design
 from brainalign.workers import FitTask, run_fits
 
@@ -455,6 +455,7 @@ def run(
 ) -> Results:
     """Run every stage for the first (usually the only) subject; see :func:`run_study` for several."""
     t0 = time.perf_counter()
+    exp = expand_data_root(exp, base_dir, data_root) if exp.brain.format != "nifti" else exp
     data = load_data(exp, base_dir, data_root=data_root)
     return run_subject(exp, data, base_dir, store, progress, log, checkpoint, load_seconds=time.perf_counter() - t0)
 
@@ -481,6 +482,7 @@ def run_study(
 
     from brainalign.pipeline_analyses import add_study_ceiling
 
+    exp = expand_data_root(exp, base_dir, data_root) if exp.brain.format != "nifti" else exp
     out, responses = {}, {}
     subjects = exp.brain.subject_list
     keep = len(subjects) > 1 and exp.analysis.ceiling is not None and exp.analysis.ceiling.method == "subject_subset"

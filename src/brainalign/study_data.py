@@ -31,7 +31,7 @@ from brainalign.config import Experiment, ImageStimuli, MovieClipStimuli, Stimul
 from brainalign.stimuli.events import events_from_tr_labels, read_tr_labels
 from brainalign.timing import stimulus_design
 
-__all__ = ["StudyData", "load_data", "load_subject", "dataset_root", "item_folds", "Progress"]
+__all__ = ["StudyData", "load_data", "load_subject", "dataset_root", "expand_data_root", "item_folds", "Progress"]
 
 #: ``progress(label, total)`` returns a ``tick()`` called once per finished unit (the CLI draws rich bars).
 Progress = Callable[[str, int], Callable[[], None]]
@@ -97,6 +97,27 @@ def dataset_root(exp: Experiment, base_dir: Path | None, data_root: Path | None 
         raise ValueError(f"brain.format '{exp.brain.format}' needs brain.data_root (or --data-root): the folder "
                          "that holds the dataset.")
     return resolve_path(exp.brain.data_root, base_dir)
+
+
+DATA_ROOT = "{data_root}"
+
+
+def expand_data_root(exp: Experiment, base_dir: Path | None, data_root: Path | None = None) -> Experiment:
+    """``exp`` with a leading ``{data_root}`` in ``brain.rois.image`` / ``brain.rois.table`` replaced by the dataset
+    folder (:func:`dataset_root`), so an atlas that ships with the dataset moves with ``--data-root``.
+
+    Other paths of ROIs stay relative to the config. Returns ``exp`` itself when there is nothing to expand.
+    """
+    rois = exp.brain.rois
+    if rois is None:
+        return exp
+    fields = {k: v for k, v in (("image", rois.image), ("table", rois.table))
+              if isinstance(v, str) and v.startswith(DATA_ROOT)}
+    if not fields:
+        return exp
+    root = str(dataset_root(exp, base_dir, data_root).absolute())
+    new = rois.model_copy(update={k: root + v[len(DATA_ROOT):] for k, v in fields.items()})
+    return exp.model_copy(update={"brain": exp.brain.model_copy(update={"rois": new})})
 
 
 def item_folds(n_items: int, k: int, seed: int) -> np.ndarray:
