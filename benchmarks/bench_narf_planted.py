@@ -16,7 +16,9 @@ the fraction of the items the model gets wrong on which the brain loss pushes to
 Worlds 20-25 were used to choose the settings; worlds 0-9 are held out. Recorded 2026-11-23 (docs/steering.md):
 - 96 fMRI items, brain weight 1 (the defaults), held-out worlds 0-9, 60 problems each: NARF+Label beats label-only
   in 10 of 10 (margins +0.217 +0.033 +0.067 +0.117 +0.033 +0.150 +0.150 +0.033 +0.033 +0.200, mean +0.103);
-  random fMRI does not (worlds 0-4: see docs/steering.md).
+  random fMRI moves label-only by +0.017 on worlds 0-4 (NARF+Label by +0.093).
+- same, --all-orders, held-out worlds 0-4: margins +0.147 +0.017 +0.106 +0.225 +0.064 (mean +0.112, 5 of 5);
+  random fMRI +0.024 over label-only; label-all 0.841, NARF+Label 0.806, label-only 0.695.
 - 48 fMRI items, brain weight 10 (the first planted world), held-out worlds 0-4, every premise order: margins
   -0.119 -0.056 +0.050 +0.047 +0.083 (mean +0.001, 3 wins of 5): the brain term fitted the fMRI items without
   transferring.
