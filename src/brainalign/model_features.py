@@ -119,7 +119,7 @@ class MultimodalReader:
 
     def in_context(self, icl, prompts: dict[str, str], seed: int, layer: int) -> dict[str, np.ndarray]:
         """In-context features (k worked examples with or without their stimuli) at one layer, per prompt."""
-        from brainalign.features.in_context import in_context_from_spec
+        from brainalign.features.in_context_extract import in_context_from_spec
 
         sets = in_context_from_spec(self.ex, icl, self.stimuli, self.data.stimuli, prompts, seed=seed, layers=[layer],
                                     pooling=self.spec.pooling, component=self.spec.component,

@@ -5,14 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from brainalign.features.in_context import (
-    Example,
-    InContext,
-    choose_examples,
-    extract_in_context,
-    in_context_features,
-    tokenize_in_context,
-)
+from brainalign.features.in_context import Example, InContext, choose_examples, tokenize_in_context
+from brainalign.features.in_context_extract import extract_in_context, in_context_features
 from brainalign.features.registry import load_extractor
 from brainalign.features.tiny_models import build_tiny_idefics2
 
@@ -243,7 +237,7 @@ def test_config_spec_drives_the_call(tmp_path, stims):
     import yaml
 
     from brainalign.config import ConfigError, load_config
-    from brainalign.features.in_context import in_context_from_spec
+    from brainalign.features.in_context_extract import in_context_from_spec
     from test_config import DEMO
 
     raw = load_config(DEMO).model_dump(mode="json")
