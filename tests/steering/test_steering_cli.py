@@ -123,3 +123,17 @@ def test_steer_runs_the_planted_study_end_to_end(tmp_path):
     forced = CliRunner().invoke(app, ["steer", str(_write(tmp_path / "p2.yaml", cfg2)), "--out", str(out), "--force"])
     assert forced.exit_code == 0, forced.output
     assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "nari.csv", "steering.csv"]
+
+
+def test_config_fields_that_cannot_be_honoured_are_refused():
+    """roi / voxel_selection describe how the betas were made: with the seed's derivative they cannot change;
+    controls_models is not a key (the untrained control is in predictivity, base checkpoints are models)."""
+    with pytest.raises(SteerConfigError, match="voxel_selection differs from the seed's derivative"):
+        load_steer_config(SEED002, ["brain.voxel_selection.top_fraction=0.2"])
+    with pytest.raises(SteerConfigError, match="roi differs"):
+        load_steer_config(SEED002, ["brain.roi=md"])
+    own = load_steer_config(SEED002, ["brain.betas=derivatives/mine/top-20%/{task}/{subject}.mat",
+                                      "brain.voxel_selection.top_fraction=0.2", "brain.roi=md"])
+    assert own.brain.voxel_selection.top_fraction == 0.2 and own.brain.roi == "md"
+    with pytest.raises(SteerConfigError, match="controls_models is not a key.*predictivity.controls"):
+        load_steer_config(SEED002, ["controls_models=[untrained]"])

@@ -21,7 +21,7 @@ def test_seed002_config_runs_every_section_with_tiny_models(tmp_path):
     build_ds003076(tmp_path / "ds003076")
     small = [
         f"brain.root={tmp_path / 'ds003076'}", f"brain.subjects={SUBJECTS}", "brain.excluded_subjects=[]",
-        "models=['Qwen/Qwen2-1.5B-Instruct', 'meta-llama/Meta-Llama-3-8B-Instruct']", "controls_models=[untrained]",
+        "models=['Qwen/Qwen2-1.5B-Instruct', 'meta-llama/Meta-Llama-3-8B-Instruct']",
         "predictivity.n_folds=3", "predictivity.ceiling=null",
         "nari.layers=[1]", "nari.max_steps=5", "nari.controls=[random_direction]",
         "nari_general.validation={syllogism: 2, transitive: 2, seed: 1}",

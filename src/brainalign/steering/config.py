@@ -46,7 +46,16 @@ class Items(_Strict):
 
 
 class BrainSection(_Strict):
-    """ds003076 inputs (brainalign.steering.data)."""
+    """ds003076 inputs (brainalign.steering.data).
+
+    ``roi`` and ``voxel_selection`` describe how the betas files were made
+    (recorded with the config in the manifest); the loader reads the voxels
+    the files hold and selects none itself. With the seed's own derivative
+    (the default ``betas``), they must keep the values it was made with;
+    betas selected otherwise (e.g. with
+    :func:`brainalign.brain.betas.top_fraction_mask`) go under another
+    ``betas`` pattern, and these fields then say how.
+    """
     dataset: Literal["ds003076"] = "ds003076"
     root: Path
     betas: str = BETAS
@@ -67,6 +76,15 @@ class BrainSection(_Strict):
 
     @model_validator(mode="after")
     def _disjoint(self):
+        if self.betas == BETAS:
+            changed = [f for f, v, d in (("roi", self.roi, "deductive_reasoning"),
+                                        ("voxel_selection", self.voxel_selection, VoxelSelection())) if v != d]
+            if changed:
+                raise ValueError(
+                    f"brain.{changed[0]} differs from the seed's derivative that brain.betas reads ({BETAS}: top 10 % "
+                    "of the deductive-reasoning ROI per task t-map); the loader selects no voxels itself. Keep the "
+                    "default, or select the voxels yourself (brainalign.brain.betas.top_fraction_mask), write the "
+                    "betas under another brain.betas pattern and describe the selection here.")
         both = sorted(set(self.subjects) & set(self.excluded_subjects))
         if both:
             raise ValueError(f"subjects {both} are also in excluded_subjects; remove them from one list.")
@@ -182,7 +200,6 @@ class SteerConfig(_Strict):
     brain: Optional[BrainSection] = None
     planted: Optional[PlantedSection] = None
     models: list[str] = []
-    controls_models: list[Literal["untrained", "base"]] = []
     prompts: Literal["seed002"] = "seed002"
     representations: Representations = Representations()
     predictivity: Optional[Predictivity] = Predictivity()    # null: skip the section
@@ -190,6 +207,15 @@ class SteerConfig(_Strict):
     nari_general: Optional[NariGeneral] = None
     finetune: Optional[Finetune] = None
     evaluation: Evaluation = Evaluation()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, data):
+        if isinstance(data, dict) and "controls_models" in data:
+            raise ValueError("controls_models is not a key: the untrained control is predictivity.controls: "
+                             "[untrained] (a random-init copy of each model), and base (non-instruct) checkpoints are "
+                             "models like any other; list them under 'models' (e.g. Qwen/Qwen2-7B).")
+        return data
 
     @model_validator(mode="after")
     def _one_source(self):
