@@ -111,13 +111,6 @@ def _check_config(config: Path, data_root: Path | None = None, overrides: list[s
     from brainalign.validate import preflight
 
     exp = _load(config, overrides, models, cache)
-    if exp.brain.format != "nifti":
-        from brainalign.study_data import expand_data_root
-
-        try:
-            exp = expand_data_root(exp, config.parent.resolve(), data_root)
-        except ValueError as err:
-            raise ConfigError(str(err), file=str(config), field="brain.data_root") from None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # shown below, loudly, instead
         info = preflight(exp, config.parent.resolve(), str(config), data_root=data_root)

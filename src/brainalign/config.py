@@ -18,9 +18,9 @@ from typing import Any, Literal
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, PositiveFloat, ValidationError, field_validator, model_validator
 
-from brainalign.config_analysis import CeilingSpec, CouplingSpec
+from brainalign.config_analysis import CeilingSpec, CouplingSpec, _Strict
 from brainalign.config_data import (BRAIN_FORMATS, STIMULUS_FORMATS, BrainSpec, GameplayStimuli, ImageStimuli,
                                     MovieClipStimuli, RoiSpec, Stimuli, StimulusSpec, TextItemStimuli)
 
@@ -55,10 +55,6 @@ class ConfigError(ValueError):
         self.field = field
         where = ", ".join(p for p in (f"file {file}" if file else "", f"field '{field}'" if field else "") if p)
         super().__init__(f"{where}: {message}" if where else message)
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=False)
 
 
 

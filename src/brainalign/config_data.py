@@ -7,14 +7,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, PositiveFloat, Tag, field_validator, model_validator
+from pydantic import Discriminator, Field, PositiveFloat, Tag, field_validator, model_validator
+
+from brainalign.config_analysis import _Strict  # the one base of every config section: unknown keys are errors
 
 __all__ = ["RoiSpec", "BrainSpec", "BRAIN_FORMATS", "StimulusSpec", "ImageStimuli", "TextItemStimuli",
            "GameplayStimuli", "MovieClipStimuli", "Stimuli", "STIMULUS_FORMATS"]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=False)
 
 
 class RoiSpec(_Strict):

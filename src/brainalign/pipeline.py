@@ -455,7 +455,7 @@ def run(
 ) -> Results:
     """Run every stage for the first (usually the only) subject; see :func:`run_study` for several."""
     t0 = time.perf_counter()
-    exp = expand_data_root(exp, base_dir, data_root) if exp.brain.format != "nifti" else exp
+    exp = expand_data_root(exp, base_dir, data_root)
     data = load_data(exp, base_dir, data_root=data_root)
     return run_subject(exp, data, base_dir, store, progress, log, checkpoint, load_seconds=time.perf_counter() - t0)
 
@@ -482,7 +482,7 @@ def run_study(
 
     from brainalign.pipeline_analyses import add_study_ceiling
 
-    exp = expand_data_root(exp, base_dir, data_root) if exp.brain.format != "nifti" else exp
+    exp = expand_data_root(exp, base_dir, data_root)
     out, responses = {}, {}
     subjects = exp.brain.subject_list
     keep = len(subjects) > 1 and exp.analysis.ceiling is not None and exp.analysis.ceiling.method == "subject_subset"

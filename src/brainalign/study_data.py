@@ -106,10 +106,12 @@ def expand_data_root(exp: Experiment, base_dir: Path | None, data_root: Path | N
     """``exp`` with a leading ``{data_root}`` in ``brain.rois.image`` / ``brain.rois.table`` replaced by the dataset
     folder (:func:`dataset_root`), so an atlas that ships with the dataset moves with ``--data-root``.
 
-    Other paths of ROIs stay relative to the config. Returns ``exp`` itself when there is nothing to expand.
+    Other paths of ROIs stay relative to the config. Returns ``exp`` itself when there is nothing to expand
+    (the config refuses the placeholder with format ``nifti``). Called by :func:`brainalign.validate.preflight`,
+    :func:`brainalign.pipeline.run` and :func:`~brainalign.pipeline.run_study`.
     """
     rois = exp.brain.rois
-    if rois is None:
+    if rois is None or exp.brain.format == "nifti":
         return exp
     fields = {k: v for k, v in (("image", rois.image), ("table", rois.table))
               if isinstance(v, str) and v.startswith(DATA_ROOT)}

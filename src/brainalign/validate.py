@@ -279,6 +279,13 @@ def preflight(exp: Experiment, base_dir: Path | None = None, config_file: str | 
     ConfigError
         Naming the config file, the dotted field and the fix.
     """
+    if exp.brain.format != "nifti":
+        from brainalign.study_data import expand_data_root
+
+        try:
+            exp = expand_data_root(exp, base_dir, data_root)  # {data_root} in ROI paths
+        except ValueError as err:
+            raise ConfigError(str(err), file=config_file, field="brain.data_root") from None
     if data_root is not None:
         check_data_root(exp, base_dir, data_root, config_file)
     if exp.brain.format != "nifti":

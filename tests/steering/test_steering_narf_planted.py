@@ -103,7 +103,7 @@ def test_narf_label_beats_label_only_on_held_out_generated_problems(tmp_path):
     The test asserts the claim with room for a problem or two to flip on another CPU: a positive mean margin and a
     win in at least 4 of the 5 worlds.
     """
-    margins, wins_losses = [], [0, 0]
+    margins = []
     for seed in HELD_OUT_WORLDS:
         st = planted_finetune_study(tmp_path / f"w{seed}", seed=seed)
         res = compare_finetuning(st, seed=seed)

@@ -75,7 +75,7 @@ class BrainSection(_Strict):
         return v
 
     @model_validator(mode="after")
-    def _disjoint(self):
+    def _selection_matches_betas(self):
         if self.betas == BETAS:
             changed = [f for f, v, d in (("roi", self.roi, "deductive_reasoning"),
                                         ("voxel_selection", self.voxel_selection, VoxelSelection())) if v != d]
@@ -85,6 +85,10 @@ class BrainSection(_Strict):
                     "of the deductive-reasoning ROI per task t-map); the loader selects no voxels itself. Keep the "
                     "default, or select the voxels yourself (brainalign.brain.betas.top_fraction_mask), write the "
                     "betas under another brain.betas pattern and describe the selection here.")
+        return self
+
+    @model_validator(mode="after")
+    def _disjoint(self):
         both = sorted(set(self.subjects) & set(self.excluded_subjects))
         if both:
             raise ValueError(f"subjects {both} are also in excluded_subjects; remove them from one list.")

@@ -293,8 +293,9 @@ def _consistent_encoders(X, Ys, model_correct, subjects_correct, layer: int) -> 
     """Per subject {layer: encoder} fitted on the items both the model and the subject answer correctly."""
     from brainalign.steering.encoders import fit_encoder
 
-    return [{layer: fit_encoder(np.asarray(X)[model_correct & c].astype(np.float32), np.asarray(Y)[model_correct & c])}
-            for Y, c in zip(Ys, subjects_correct)]
+    X = np.asarray(X, dtype=np.float32)
+    keeps = [np.asarray(model_correct, bool) & np.asarray(c, bool) for c in subjects_correct]
+    return [{layer: fit_encoder(X[k], np.asarray(Y)[k])} for Y, k in zip(Ys, keeps)]
 
 
 def compare_finetuning(study: PlantedFinetune, brain_weight: float = 1.0, lr: float = 1e-2, epochs: int = 20,
