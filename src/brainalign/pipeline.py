@@ -165,7 +165,8 @@ def responsive_voxels(cv_scores: np.ndarray, fraction: float) -> np.ndarray:
 
 def _fit_predict(exp: Experiment, X: np.ndarray, Y: np.ndarray, runs: np.ndarray, train, test):
     Xtr, Xte = prepare_design(X, runs, train, test, _delays(exp), exp.timing.pca_components)
-    model = RidgeCV(alphas=exp.encoding.alphas, cv=leave_one_run_out(runs[train]), fit_intercept=False)
+    model = RidgeCV(alphas=exp.encoding.alphas, cv=leave_one_run_out(runs[train]), fit_intercept=False,
+                    blas_threads=exp.encoding.blas_threads)
     model.fit(Xtr, Y[train])
     return np.asarray(model.predict(Xte), dtype=np.float32), model
 

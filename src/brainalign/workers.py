@@ -24,6 +24,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from brainalign._utils.threads import blas_limit
+
 __all__ = ["FitTask", "run_fits", "dask_client", "close_local_clusters"]
 
 # arrays at least this large are sent to the cluster once and shared by every task that uses them (Y, each X)
@@ -56,21 +58,8 @@ class FitTask:
     inputs: tuple = ()
 
 
-_CONTROLLER = None
-
-
-def _blas_limit(n_threads: int):
-    """Context running BLAS/OpenMP on ``n_threads`` threads (controller built once: ~10 ms each time)."""
-    global _CONTROLLER
-    if _CONTROLLER is None:
-        from threadpoolctl import ThreadpoolController
-
-        _CONTROLLER = ThreadpoolController()
-    return _CONTROLLER.limit(limits=n_threads)
-
-
 def _call_limited(fn: Callable[..., dict], blas_threads: int, *args) -> dict:
-    with _blas_limit(blas_threads):
+    with blas_limit(blas_threads):
         return fn(*args)
 
 

@@ -14,6 +14,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.model_selection import KFold
 
+from brainalign._utils.threads import blas_limit
 from brainalign.encoding.executor import ChunkStore, DaskChunkMapper, fit_fingerprint, local_map_chunks
 from brainalign.encoding.memory import check_memory, estimate_fit_bytes
 from brainalign.encoding.ridge import solve_ridge_cv
@@ -154,6 +155,12 @@ class RidgeCV(RegressorMixin, BaseEstimator):
         start a ``LocalCluster`` with ``n_workers`` workers for the fit.
     n_workers : int
         Workers of that LocalCluster.
+    blas_threads : int
+        BLAS/LAPACK threads of every product of the fit, in this process and
+        in each dask worker alike (default 1). The last bits of a product
+        depend on the thread count, so pinning it is what makes
+        ``executor="dask"`` give the local result bit for bit on any machine
+        (docs/reliability.md); raise it to use more cores for one local fit.
     memory_limit : int, "auto" or None
         Bytes the fit may allocate (``"auto"``: the available memory; None: no
         preflight). The fit refuses to start, naming a ``chunk_voxels`` that
@@ -192,6 +199,7 @@ class RidgeCV(RegressorMixin, BaseEstimator):
         executor: str = "local",
         client: Any = None,
         n_workers: int = 2,
+        blas_threads: int = 1,
         memory_limit: int | str | None = "auto",
         store: str | None = None,
         solver_params: dict | None = None,
@@ -204,6 +212,7 @@ class RidgeCV(RegressorMixin, BaseEstimator):
         self.executor = executor
         self.client = client
         self.n_workers = n_workers
+        self.blas_threads = blas_threads
         self.memory_limit = memory_limit
         self.store = store
         self.solver_params = solver_params
@@ -240,6 +249,8 @@ class RidgeCV(RegressorMixin, BaseEstimator):
             raise ValueError(f"chunk_voxels must be a positive int, got {self.chunk_voxels!r}.")
         if self.executor not in ("local", "dask"):
             raise ValueError(f"executor must be 'local' or 'dask', got {self.executor!r}.")
+        if not isinstance(self.blas_threads, numbers.Integral) or self.blas_threads < 1:
+            raise ValueError(f"blas_threads must be a positive int, got {self.blas_threads!r}.")
         folds = _make_folds(self.cv, X.shape[0], runs)
 
         if self.memory_limit is not None:
@@ -257,12 +268,15 @@ class RidgeCV(RegressorMixin, BaseEstimator):
         if self.store is not None:
             self.store_ = ChunkStore(self.store, fit_fingerprint(
                 X, tuple(Y.shape), alphas, folds, fit_intercept=self.fit_intercept,
-                local_alpha=self.local_alpha, chunk_voxels=int(self.chunk_voxels)))
+                local_alpha=self.local_alpha, chunk_voxels=int(self.chunk_voxels),
+                blas_threads=int(self.blas_threads)))
             mapper = self.store_.wrap(mapper)
-        res = solve_ridge_cv(
-            X, Y, alphas, folds, fit_intercept=self.fit_intercept, local_alpha=self.local_alpha,
-            chunk_voxels=int(self.chunk_voxels), map_chunks=mapper, **(self.solver_params or {}),
-        )
+        with blas_limit(int(self.blas_threads)):
+            res = solve_ridge_cv(
+                X, Y, alphas, folds, fit_intercept=self.fit_intercept, local_alpha=self.local_alpha,
+                chunk_voxels=int(self.chunk_voxels), map_chunks=mapper, blas_threads=int(self.blas_threads),
+                **(self.solver_params or {}),
+            )
         n_bad = int((~res.valid).sum())
         if n_bad:
             warnings.warn(

@@ -33,7 +33,8 @@ import os
 
 import numpy as np
 import scipy.linalg
-from threadpoolctl import ThreadpoolController
+
+from brainalign._utils.threads import blas_limit
 
 __all__ = [
     "Factors",
@@ -52,17 +53,6 @@ __all__ = [
 #: eigenvalues of the Gram matrix below this fraction of the largest are dropped
 #: (singular values below 1e-6 of the largest carry no usable signal in float32)
 _RANK_RTOL = 1e-12
-
-_CONTROLLER: ThreadpoolController | None = None
-
-
-def _single_thread():
-    """Context that runs BLAS/LAPACK on one thread (controller built once: ~10 ms each time)."""
-    global _CONTROLLER
-    if _CONTROLLER is None:
-        _CONTROLLER = ThreadpoolController()
-    return _CONTROLLER.limit(limits=1)
-
 
 @dataclass
 class Factors:
@@ -152,7 +142,7 @@ def decompose_design(X: np.ndarray, fit_intercept: bool = False) -> Factors:
         x_mean = X64.mean(0)
         X64 = X64 - x_mean
     n, p = X64.shape
-    with _single_thread():
+    with blas_limit(1):
         if n >= p:
             w, V = scipy.linalg.eigh(X64.T @ X64, overwrite_a=True, check_finite=False)
         else:
@@ -554,6 +544,7 @@ def solve_ridge_cv(
     chunk_voxels: int = 2048,
     map_chunks: Callable | None = None,
     filter_rtol: float | None = None,
+    blas_threads: int = 1,
 ) -> RidgeCVResult:
     """Ridge regression with a per-voxel (or shared) alpha chosen by cross-validation.
 
@@ -578,6 +569,9 @@ def solve_ridge_cv(
         alpha with its own operator. Opt-in: on the benchmark case the
         expansion needed q = 14-15 of 20 alphas at ``LOWRANK_RTOL`` and was not
         faster on this machine (benchmarks/README.md).
+    blas_threads : int
+        BLAS threads of each chunk's products, wherever ``map_chunks`` runs
+        them (the executors apply it, so local and dask results are equal).
 
     Returns
     -------
@@ -603,7 +597,7 @@ def solve_ridge_cv(
     valid = np.zeros(n_voxels, dtype=bool)
 
     shared = dict(ops=ops, full=full if local_alpha else None, alphas=alphas,
-                  fit_intercept=fit_intercept, V32=V32)
+                  fit_intercept=fit_intercept, V32=V32, blas_threads=blas_threads)
     for res in map_chunks(Y, bounds, shared):
         sl = slice(res.start, res.stop)
         scores_all[:, sl] = res.mean_scores
@@ -619,7 +613,7 @@ def solve_ridge_cv(
         shared_idx = int(idx[0]) if idx.size else len(alphas) - 1
         best_index[:] = np.where(valid, shared_idx, -1)
         shared = dict(ops=ops, full=full, alphas=alphas, fit_intercept=fit_intercept, V32=V32,
-                      best_index=shared_idx)
+                      best_index=shared_idx, blas_threads=blas_threads)
         for res in map_chunks(Y, bounds, shared):
             sl = slice(res.start, res.stop)
             coef[:, sl] = res.coef

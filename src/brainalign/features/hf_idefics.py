@@ -27,9 +27,17 @@ from typing import Any
 
 import torch
 
+from transformers.models.idefics.modeling_idefics import IdeficsBaseModelOutputWithPast
+
+from .hf_compat import cache_kwarg, output_cache
 from .hf_multimodal import VisionLanguageExtractor
 
 __all__ = ["IdeficsExtractor", "IDEFICS_CHAT_TEMPLATE", "idefics_image_attention_mask", "idefics_factory"]
+
+# transformers 5.24 changed how IdeficsModel takes precomputed latents: one row per (batch, image),
+# (batch * n_images, n_latents, dim), where earlier releases took (batch, n_images, n_latents, dim).
+# The same release replaced the output's ``image_hidden_states`` by ``image_outputs``, which is how it is detected.
+_FLAT_LATENTS = "image_outputs" in IdeficsBaseModelOutputWithPast.__dataclass_fields__
 
 # IDEFICS-instruct's dialogue layout: "<s>User:<image>{prompt}<end_of_utterance>\nAssistant:"
 # (used when a checkpoint ships no chat template, as idefics-9b-instruct does not).
@@ -98,11 +106,9 @@ class _CrossAttendingLM:
         which = (pos[..., None] >= image_positions.to(ex.device)).sum(-1) - 1  # (B, L), -1 = before any image
         n_images = latents.shape[0]
         mask = torch.nn.functional.one_hot(which.clamp(min=0), n_images) * (which >= 0)[..., None]
-        batch = inputs_embeds.shape[0]
-        key = "perceiver_embeddings" if ex.model.config.use_resampler else "image_encoder_embeddings"
         return ex.model.model(
             inputs_embeds=inputs_embeds, position_ids=pos, image_attention_mask=mask.long(),
-            **{key: latents[None].expand(batch, *latents.shape)}, **kwargs,
+            **ex.latent_inputs(latents, inputs_embeds.shape[0]), **kwargs,
         )
 
 
@@ -217,6 +223,25 @@ class IdeficsExtractor(VisionLanguageExtractor):
         embeds = hidden.reshape(-1, hidden.shape[-1])
         return embeds, (tuple(s.reshape(-1, s.shape[-1]) for s in states) if vision_states else None)
 
+    def latent_inputs(self, latents: torch.Tensor, batch: int) -> dict[str, torch.Tensor]:
+        """Keyword arguments that give ``IdeficsModel`` precomputed image latents for ``batch`` sequences.
+
+        Parameters
+        ----------
+        latents : Tensor (n_images, n_latents, dim)
+            Perceiver output (or vision encoder output without a resampler).
+        batch : int
+            Rows of the text batch; every row attends to the same images.
+
+        Returns
+        -------
+        ``{"perceiver_embeddings" | "image_encoder_embeddings": Tensor}`` in the
+        layout the installed transformers expects.
+        """
+        key = "perceiver_embeddings" if self.model.config.use_resampler else "image_encoder_embeddings"
+        rows = latents[None].expand(batch, *latents.shape)
+        return {key: rows.reshape(-1, *latents.shape[1:]) if _FLAT_LATENTS else rows}
+
     def _embed(self, ids, image_embeds):
         """Token embeddings only; encoder output given here is kept for the cross-attention of the next calls."""
         if image_embeds is not None:
@@ -235,15 +260,18 @@ class IdeficsExtractor(VisionLanguageExtractor):
         inputs = self.model_inputs(ids, image_inputs)
         step_mask = inputs["image_attention_mask"][:, -1:]
         out = self.model(**inputs, use_cache=True, logits_to_keep=1)
+        # the decoding steps reuse the latents instead of re-encoding the images (what the output carries
+        # for that changed in transformers 5.24, so they are computed here, as the model computed them)
+        embeds, _ = self.encode_image(image_inputs)
+        latents = self.latent_inputs(embeds.reshape(int(image_inputs["_n"]), -1, embeds.shape[-1]), 1)
         new: list[torch.Tensor] = []
-        key = "perceiver_embeddings" if self.model.config.use_resampler else "image_encoder_embeddings"
         for _ in range(gen.max_new_tokens):
             tok = self.next_tokens(out.logits[:, -1], gen, [generator])
             new.append(tok)
             if int(tok) in eos:
                 break
-            out = self.model(input_ids=tok.view(1, 1), past_key_values=out.past_key_values, use_cache=True,
-                             logits_to_keep=1, image_attention_mask=step_mask, **{key: out.image_hidden_states})
+            out = self.model(input_ids=tok.view(1, 1), **cache_kwarg(output_cache(out)), use_cache=True,
+                             logits_to_keep=1, image_attention_mask=step_mask, **latents)
         return self.with_response(seq, torch.cat(new) if new else torch.zeros(0, dtype=torch.long))
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from .base import FeatureSet, resolve_layers
+from .hf_compat import cache_kwarg, output_cache
 from .stimulus_inputs import check_prompts, check_stimuli
 from .pooling import POOLINGS, GenerationConfig, TokenMasks, check_pooling, next_tokens, pool_tokens
 
@@ -182,7 +183,7 @@ class InstructBlipExtractor:
             if all(done) or step == gen.max_new_tokens - 1:
                 break
             mask = torch.cat([mask, torch.ones(n, 1, dtype=mask.dtype, device=self.device)], dim=1)
-            out = lm(input_ids=toks[:, None], attention_mask=mask, past_key_values=out.past_key_values,
+            out = lm(input_ids=toks[:, None], attention_mask=mask, **cache_kwarg(output_cache(out)),
                      position_ids=torch.tensor(lengths, device=self.device)[:, None] + step, use_cache=True)
             logits = out.logits[:, -1]
         return [torch.cat(t).cpu() if t else torch.zeros(0, dtype=torch.long) for t in new]

@@ -35,6 +35,7 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 import torch
 
+from .hf_compat import cache_kwarg, output_cache
 from .base import FeatureSet, resolve_layers
 from .pooling import POOLINGS, GenerationConfig, TokenMasks, check_pooling, next_tokens, pool_tokens
 from .reuse import generate_with_shared_prefix, hidden_with_shared_prefix
@@ -392,7 +393,7 @@ class VisionLanguageExtractor:
             if int(tok) in eos:
                 break
             out = self.model(
-                input_ids=tok.view(1, 1), past_key_values=out.past_key_values, use_cache=True, logits_to_keep=1
+                input_ids=tok.view(1, 1), **cache_kwarg(output_cache(out)), use_cache=True, logits_to_keep=1
             )
         self.reset_state()
         return self.with_response(seq, torch.cat(new) if new else torch.zeros(0, dtype=torch.long))

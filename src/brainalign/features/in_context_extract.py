@@ -12,6 +12,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from .hf_compat import cache_kwarg, output_cache
 from .base import FeatureSet, resolve_layers
 from .in_context import (QUERY_POOLINGS, Example, InContext, InContextSequence, build_contexts, choose_examples,
                          tokenize_in_context)
@@ -100,7 +101,7 @@ def _respond(extractor, seq: InContextSequence, embeds: torch.Tensor, position_i
         if int(tok) in eos or step == gen.max_new_tokens - 1:
             break
         out = lm(inputs_embeds=extractor._embed(tok[:, None], None), position_ids=next_pos + step,
-                 past_key_values=out.past_key_values, use_cache=True)
+                 **cache_kwarg(output_cache(out)), use_cache=True)
         logits = head(out.last_hidden_state[:, -1])
     extractor.reset_state()
     full = extractor.with_response(seq, torch.cat(new) if new else torch.zeros(0, dtype=torch.long))

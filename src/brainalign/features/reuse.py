@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 
 import torch
 
+from .hf_compat import cache_kwarg, output_cache
+
 if TYPE_CHECKING:  # pragma: no cover
     from .hf_multimodal import VisionLanguageExtractor, _Sequence
 
@@ -110,7 +112,7 @@ def hidden_with_shared_prefix(
             output_hidden_states=True,
         )
         prefix_hidden = states(prefix)  # (n_sel, p, d)
-        yield from _suffixes(extractor, lm, ids, positions, p, prefix.past_key_values, prefix_hidden, states)
+        yield from _suffixes(extractor, lm, ids, positions, p, output_cache(prefix), prefix_hidden, states)
 
 
 def _suffixes(extractor, lm, ids, positions, p, cache, prefix_hidden, states) -> Iterator[torch.Tensor]:
@@ -130,7 +132,7 @@ def _suffixes(extractor, lm, ids, positions, p, cache, prefix_hidden, states) ->
         res = lm(
             inputs_embeds=extractor._embed(suffix, None),
             position_ids=pos,
-            past_key_values=past,
+            **cache_kwarg(past),
             use_cache=True,
             output_hidden_states=True,
         )
@@ -178,7 +180,7 @@ def generate_with_shared_prefix(
         position_ids=positions[0][..., :p],
         use_cache=True,
     )
-    cache = prefix.past_key_values
+    cache = output_cache(prefix)
 
     out: list["_Sequence"] = []
     batch = max(1, extractor.prompt_batch_size)
@@ -196,7 +198,7 @@ def generate_with_shared_prefix(
         res = lm(
             inputs_embeds=extractor._embed(suffix, None),
             position_ids=_cat_positions([positions[i][..., p:] for i in chunk]),
-            past_key_values=past,
+            **cache_kwarg(past),
             use_cache=True,
         )
         rows = torch.arange(n, device=device)
@@ -223,7 +225,7 @@ def generate_with_shared_prefix(
                 inputs_embeds=extractor._embed(toks[:, None], None),
                 position_ids=next_pos + step,
                 attention_mask=mask,
-                past_key_values=past,
+                **cache_kwarg(past),
                 use_cache=True,
             )
             logits = head(res.last_hidden_state[:, -1])
