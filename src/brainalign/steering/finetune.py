@@ -143,6 +143,19 @@ def brain_finetune(model, tokenizer, prompts: Sequence[str], labels, *, layers: 
         opt.zero_grad()
         for s in range(0, n, batch_size):
             idx = order[s:s + batch_size]
+            if brain_weight <= 0 and not label_mask[idx].any():
+                # This batch's loss is exactly 0 (no labelled item, no brain term), and so is its gradient: skip
+                # its forward and backward. Zero gradients still count for the optimiser step, as if computed
+                # (AdamW moves on momentum and weight decay), so the result is the same bit for bit.
+                for p in params:
+                    if p.grad is None:
+                        p.grad = torch.zeros_like(p)
+                pending += len(idx)
+                if pending >= accumulate or s + batch_size >= n:
+                    opt.step()
+                    opt.zero_grad()
+                    pending = 0
+                continue
             enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
             with LayerHooks(base, record=("attention",), detach=False) as hk:
                 logits = base(**enc).logits
