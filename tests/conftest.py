@@ -24,24 +24,36 @@ def feature_cache(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def demo_dir(tmp_path_factory, feature_cache) -> Path:
-    """Results of `brainalign demo` on the real embedded data and the real MiniLM model."""
-    out = tmp_path_factory.mktemp("demo") / "results"
-    proc = run_cli("demo", "--out", str(out), "--cache", str(feature_cache))
-    assert proc.returncode == 0, proc.stderr[-3000:]
+def demo_dir(tmp_path_factory, feature_cache, worker_id) -> Path:
+    """Results of `brainalign demo` on the real embedded data and the real MiniLM model.
+
+    Run once per test session: under pytest-xdist the first worker that needs it runs the demo while holding a
+    file lock in the run's shared temporary folder; any other worker waits for it and reads the same results.
+    """
+    from filelock import FileLock
+
+    if worker_id == "master":  # no xdist
+        root = tmp_path_factory.mktemp("demo")
+    else:
+        root = tmp_path_factory.getbasetemp().parent / "shared-demo"  # this run's folder, shared by its workers
+        root.mkdir(exist_ok=True)
+    out, done = root / "results", root / "done"
+    with FileLock(str(root / "demo.lock")):
+        if not done.exists():
+            proc = run_cli("demo", "--out", str(out), "--cache", str(feature_cache))
+            assert proc.returncode == 0, proc.stderr[-3000:]
+            done.touch()
     return out
 
 
 # ----------------------------------------------------------------------------- parallel layout
-# Each test file is one xdist group, so a module-scoped fixture (a whole tiny study, a cluster) is built once, on
-# one worker. Files that share a session fixture share a group, or each worker would build it (the demo: ~1-2 min).
-_SHARED_GROUPS = {"test_demo.py": "demo", "test_report_browser.py": "demo"}
-# The longest groups start first, so the run does not end waiting for one of them (seconds measured on 2 cores).
+# `make test` runs `-n auto --dist loadfile`: a test file runs on one worker, so its module fixtures (a whole tiny
+# study, a cluster) are built once. The longest files start first, so the run does not end waiting for one of them
+# (seconds measured on 2 cores).
 _LONGEST_FIRST = (
     "test_steering_narf_planted.py",  # ~250 s: five planted worlds, two fine-tunes each
-    "test_demo.py", "test_report_browser.py",  # the demo (~120 s)
-    "test_study_seed001.py", "test_study_seed003.py", "test_study_seed000.py",
-    "test_crash_resume.py", "test_steering_seed002_config.py",
+    "test_study_seed003.py", "test_demo.py", "test_study_seed001.py", "test_study_seed000.py",
+    "test_crash_resume.py", "test_steering_seed002_config.py", "test_report_browser.py",
 )
 
 
@@ -55,8 +67,5 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    for item in items:
-        name = item.path.name
-        item.add_marker(pytest.mark.xdist_group(_SHARED_GROUPS.get(name, str(item.path))))
     rank = {name: i for i, name in enumerate(_LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
