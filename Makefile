@@ -20,7 +20,7 @@ COMPILE = $(VENV)/bin/uv pip compile pyproject.toml --extra test --python-versio
 # Reinstall when pyproject.toml or the lock changes (the stamp name carries their hash).
 HASH   := $(shell cat pyproject.toml $(LOCK) | sha1sum | cut -c1-10)
 STAMP  := $(VENV)/.installed-$(HASH)
-PYTEST_FLAGS ?= -q -n auto --dist loadfile --durations=15
+PYTEST_FLAGS ?= -q -n auto --dist loadfile --no-loadscope-reorder --durations=15
 
 .PHONY: demo test lock lock-check clean-results
 

@@ -24,7 +24,18 @@ def feature_cache(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def demo_dir(tmp_path_factory, feature_cache, worker_id) -> Path:
+def run_shared_dir(tmp_path_factory, worker_id) -> Path:
+    """A folder shared by every pytest-xdist worker of this run (and only of this run): what one worker
+    computes behind a file lock there, the others read instead of computing it again."""
+    if worker_id == "master":  # no xdist
+        return tmp_path_factory.getbasetemp()
+    root = tmp_path_factory.getbasetemp().parent / "shared"
+    root.mkdir(exist_ok=True)
+    return root
+
+
+@pytest.fixture(scope="session")
+def demo_dir(run_shared_dir, feature_cache) -> Path:
     """Results of `brainalign demo` on the real embedded data and the real MiniLM model.
 
     Run once per test session: under pytest-xdist the first worker that needs it runs the demo while holding a
@@ -32,11 +43,8 @@ def demo_dir(tmp_path_factory, feature_cache, worker_id) -> Path:
     """
     from filelock import FileLock
 
-    if worker_id == "master":  # no xdist
-        root = tmp_path_factory.mktemp("demo")
-    else:
-        root = tmp_path_factory.getbasetemp().parent / "shared-demo"  # this run's folder, shared by its workers
-        root.mkdir(exist_ok=True)
+    root = run_shared_dir / "demo"
+    root.mkdir(exist_ok=True)
     out, done = root / "results", root / "done"
     with FileLock(str(root / "demo.lock")):
         if not done.exists():
@@ -47,11 +55,14 @@ def demo_dir(tmp_path_factory, feature_cache, worker_id) -> Path:
 
 
 # ----------------------------------------------------------------------------- parallel layout
-# `make test` runs `-n auto --dist loadfile`: a test file runs on one worker, so its module fixtures (a whole tiny
-# study, a cluster) are built once. The longest files start first, so the run does not end waiting for one of them
-# (seconds measured on 2 cores).
+# `make test` runs `-n auto --dist loadfile --no-loadscope-reorder`: a test file runs on one worker, so its module
+# fixtures (a whole tiny study, a cluster) are built once, and files are handed out in the order below (xdist would
+# otherwise reorder them by their number of tests). The longest files start first, so the run does not end waiting
+# for one of them (seconds measured on 2 cores).
 _LONGEST_FIRST = (
-    "test_steering_narf_planted.py",  # ~250 s: five planted worlds, two fine-tunes each
+    # five planted worlds, two fine-tunes each (~50 s a world): the second file trains worlds 4 and 3 while the
+    # first trains 0, 1, 2 and then reads 3 and 4 (tests/steering/steering_fixtures.narf_world)
+    "test_steering_narf_planted.py", "test_steering_narf_worlds.py",
     "test_study_seed003.py", "test_demo.py", "test_study_seed001.py", "test_study_seed000.py",
     "test_crash_resume.py", "test_steering_seed002_config.py", "test_report_browser.py",
 )

@@ -40,3 +40,35 @@ def planted(seed: int, n_items: int = 40, n_subjects: int = 1):
     from brainalign.steering.simulate import planted_study
 
     return planted_study(root() / f"planted{seed}-{n_items}", seed=seed, n_items=n_items, n_subjects=n_subjects)
+
+
+def narf_world(seed: int, shared: Path) -> dict:
+    """NARF+Label vs label-only on planted fine-tuning world ``seed``, computed once per test run.
+
+    ``shared`` is the run's shared folder (the ``run_shared_dir`` fixture): the first worker that asks for a
+    world trains both arms behind a file lock and writes the numbers; a worker that asks later (or while it is
+    being trained) waits for the lock and reads them. So the five held-out worlds of the acceptance test can be
+    trained on two workers at once.
+    """
+    import json
+
+    from filelock import FileLock
+
+    from brainalign.steering.simulate import compare_finetuning, planted_finetune_study
+
+    out = shared / f"narf-world-{seed}.json"
+    with FileLock(str(shared / f"narf-world-{seed}.lock")):
+        if out.exists():
+            return json.loads(out.read_text())
+        st = planted_finetune_study(shared / f"narf-world-{seed}", seed=seed)
+        res = compare_finetuning(st, seed=seed)
+        arms = {arm: dict(val_accuracy=list(map(float, r.val_accuracy)), brain_loss=list(map(float, r.brain_loss)),
+                          best_epoch=int(r.best_epoch))
+                for arm, r in ((a, res[f"{a}_result"]) for a in ("label_only", "narf_label"))}
+        row = dict(seed=seed, n_test=len(st.test_prompts), n_labelled=int(st.label_mask.sum()),
+                   n_fmri=len(st.prompts), **{k: float(res[k]) for k in ("base", "label_only", "narf_label", "margin")},
+                   arms=arms)
+        tmp = out.with_suffix(".tmp")
+        tmp.write_text(json.dumps(row))
+        tmp.replace(out)
+        return row

@@ -17,7 +17,7 @@ import torch
 
 pytest.importorskip("peft")
 
-from steering_fixtures import root
+from steering_fixtures import narf_world, root
 from brainalign.steering import finetune
 from brainalign.steering.directions import accuracy_with_offset
 from brainalign.steering.encoders import LinearEncoder
@@ -96,19 +96,21 @@ HELD_OUT_WORLDS = (0, 1, 2, 3, 4)
 
 
 @pytest.mark.slow
-def test_narf_label_beats_label_only_on_held_out_generated_problems(tmp_path):
+def test_narf_label_beats_label_only_on_held_out_generated_problems(run_shared_dir):
     """Issue 9 acceptance: in the planted setting NARF+Label beats label-only on held-out generated problems.
 
     Recorded here on 2026-11-23 (60 test problems per world): margins +0.217 +0.033 +0.067 +0.117 +0.033, mean +0.093.
+    On 2026-12-07 with one torch thread (as in each `make test` worker; the thread count changes the last bits and so
+    the training path): +0.267 -0.050 +0.050 +0.117 +0.033, mean +0.083, 4 wins of 5.
     The test asserts the claim with room for a problem or two to flip on another CPU: a positive mean margin and a
-    win in at least 4 of the 5 worlds.
+    win in at least 4 of the 5 worlds. Worlds 4 and 3 are trained by test_steering_narf_worlds.py on the other
+    worker when there is one (``narf_world`` computes each world once per run); here they are read or trained.
     """
     margins = []
     for seed in HELD_OUT_WORLDS:
-        st = planted_finetune_study(tmp_path / f"w{seed}", seed=seed)
-        res = compare_finetuning(st, seed=seed)
+        res = narf_world(seed, run_shared_dir)
         margins.append(res["margin"])
-        n = len(st.test_prompts)
+        n = res["n_test"]
         print(f"world {seed}: base {res['base']:.3f}, label-only {res['label_only']:.3f}, NARF+Label "
               f"{res['narf_label']:.3f}, margin {res['margin']:+.3f} ({res['margin'] * n:+.0f} of {n} problems)")
     wins = sum(m > 0 for m in margins)
