@@ -138,6 +138,9 @@ def worker(method, tmp):
     alphas = np.array(meta["alphas"])
     Xtr, Ytr, Xte = X[tr], Y[tr], X[te]
     rss_data = _vmhwm_kib()
+    from threadpoolctl import threadpool_info
+
+    blas_threads = max([i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] or [1])
     # imports outside the timed section
     if method == "himalaya":
         import warnings
@@ -155,8 +158,9 @@ def worker(method, tmp):
                 model = RidgeCV(alphas=alphas, cv=folds, fit_intercept=False).fit(Xtr, Ytr)
         else:
             params = {"filter_rtol": 1e-7} if method == "brainalign-lowrank" else None
+            # the same BLAS threads as himalaya gets (the process default); RidgeCV pins 1 unless told
             model = RidgeCV(alphas=alphas, cv=folds, fit_intercept=False, solver_params=params,
-                            chunk_voxels=meta["chunk_voxels"]).fit(Xtr, Ytr)
+                            chunk_voxels=meta["chunk_voxels"], blas_threads=blas_threads).fit(Xtr, Ytr)
         pred = np.asarray(model.predict(Xte))
     q = None
     if method == "brainalign-lowrank":  # rank of the alpha expansion per fold (untimed; for the FLOP count)
