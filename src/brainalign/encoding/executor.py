@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from brainalign._utils.threads import blas_limit
-from brainalign.atomic import atomic_write_bytes, atomic_write_text
+from brainalign._utils.atomic import atomic_write_bytes, atomic_write_text
 from brainalign.encoding.ridge import ChunkResult, fit_chunk, load_chunk
 
 __all__ = ["local_map_chunks", "DaskChunkMapper", "ChunkStore", "fit_fingerprint"]

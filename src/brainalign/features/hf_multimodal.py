@@ -24,7 +24,7 @@ InstructBLIP, whose connector reads the instruction, has its own class in
 Use :func:`brainalign.features.registry.load_extractor` to build any of them
 from a model id or a local folder.
 
-Stimuli and prompts are validated by :mod:`brainalign.features.stimulus_inputs`
+Stimuli and prompts are validated by :mod:`brainalign.stimuli.inputs`
 (re-exported here).
 """
 from __future__ import annotations
@@ -39,7 +39,7 @@ from .hf_compat import cache_kwarg, output_cache
 from .base import FeatureSet, resolve_layers
 from .pooling import POOLINGS, GenerationConfig, TokenMasks, check_pooling, next_tokens, pool_tokens
 from .reuse import generate_with_shared_prefix, hidden_with_shared_prefix
-from .stimulus_inputs import Video, check_images, check_prompts, check_stimuli, stimulus_digest
+from brainalign.stimuli.inputs import Video, check_images, check_prompts, check_stimuli, stimulus_digest
 
 __all__ = ["VisionLanguageExtractor", "COMPONENTS", "Video", "check_images", "check_stimuli", "stimulus_digest",
            "check_prompts"]

@@ -93,7 +93,7 @@ class MovieClips(Sequence):
     sampling_rate : int
         Audio clips' rate in Hz.
 
-    Items are :class:`brainalign.features.stimulus_inputs.Video` (video) or float32 waveforms (audio).
+    Items are :class:`brainalign.stimuli.inputs.Video` (video) or float32 waveforms (audio).
     """
 
     def __init__(self, table: pd.DataFrame, tr: float, modality: str = "video", n_frames: int = 8,
@@ -120,7 +120,7 @@ class MovieClips(Sequence):
             if wave.size < b - a:  # the soundtrack ends inside this TR: pad with silence, never shift
                 wave = np.pad(wave, (0, b - a - wave.size))
             return wave
-        from brainalign.features.stimulus_inputs import Video
+        from brainalign.stimuli.inputs import Video
 
         return Video(seg["frames"][j], fps=self.n_frames / self.tr)
 

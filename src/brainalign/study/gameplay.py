@@ -60,7 +60,7 @@ def read_frame(path: Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: gameplay frame not found; render the frames by replaying the plays' "
-                                "actions in VGDL into the layout of brainalign.stimuli.gameplay_study.FRAME_LAYOUT.")
+                                "actions in VGDL into the layout of brainalign.study.gameplay.FRAME_LAYOUT.")
     if path.suffix == ".npy":
         arr = np.load(path, allow_pickle=False)
     else:
@@ -123,7 +123,7 @@ def _all_frames(plays: pd.DataFrame, subject: str, run_labels, spec) -> pd.DataF
 
 
 def gameplay_study_data(exp, rec, root: Path, subject: str):
-    """:class:`~brainalign.study_data.StudyData` of one subject: TRs of ``rec`` × the frames they show.
+    """:class:`~brainalign.study.data.StudyData` of one subject: TRs of ``rec`` × the frames they show.
 
     Raises
     ------
@@ -134,7 +134,7 @@ def gameplay_study_data(exp, rec, root: Path, subject: str):
     """
     from brainalign.brain.loaders import fill_subject
     from brainalign.config import resolve_path
-    from brainalign.study_data import StudyData
+    from brainalign.study.data import StudyData
 
     spec = exp.stimuli
     plays_path = resolve_path(fill_subject(spec.plays, subject), root)

@@ -1,6 +1,6 @@
 """Robustness tables of the variance partitions (``analysis.partitions``): dominance, VIF, banded ridge, controls.
 
-Called by :func:`brainalign.pipeline_analyses.extra_analyses`.
+Called by :func:`brainalign.pipeline.extras.extra_analyses`.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pandas as pd
 
 if TYPE_CHECKING:
     from brainalign.config import Experiment, PartitionSpec
-    from brainalign.pipeline import FeatureSpace, StudyData
+    from brainalign.pipeline.runner import FeatureSpace, StudyData
 
 __all__ = ["partition_dominance_table", "partition_vif_table", "partition_banded_table", "partition_control_tables"]
 
@@ -92,9 +92,9 @@ def partition_vif_table(features: Mapping[str, np.ndarray], spec: PartitionSpec)
 
 
 def _partition_fold(exp, Y, runs, by_name, names, train, test, method="ridge"):
-    """One outer fold of a partition, prepared as :func:`brainalign.pipeline.partition_spaces` does."""
+    """One outer fold of a partition, prepared as :func:`brainalign.pipeline.runner.partition_spaces` does."""
     from brainalign.analysis.partition import variance_partition
-    from brainalign.pipeline import _delays, prepare_design
+    from brainalign.pipeline.runner import _delays, prepare_design
 
     prepared = {}
     for i, name in enumerate(names):
@@ -127,7 +127,7 @@ def partition_banded_table(
     (whole brain; percentages of the joint R² as in the ``partition`` table).
     """
     from brainalign.analysis.partition import partition_percentages
-    from brainalign.pipeline import _outer_folds
+    from brainalign.pipeline.runner import _outer_folds
 
     _check_names(spec, by_name, spec.spaces)
     Y, runs = data.recording.data, data.recording.runs
@@ -145,7 +145,7 @@ def partition_banded_table(
 
 def _per_run_folds(exp, runs):
     """(train, test) pairs with exactly one held-out run each, training runs as in the outer CV."""
-    from brainalign.pipeline import _outer_folds
+    from brainalign.pipeline.runner import _outer_folds
 
     out = []
     for train, test in _outer_folds(exp, runs):
@@ -172,7 +172,7 @@ def partition_control_tables(
     runs : DataFrame ``partition, space, control, run, unique_effect, unique_control, joint_effect, joint_control``
     """
     from brainalign.analysis.summary import paired_test
-    from brainalign.pipeline import resolve_space_name
+    from brainalign.pipeline.runner import resolve_space_name
 
     fitted = list(by_name.values())
     control = {resolve_space_name(k, fitted): resolve_space_name(v, fitted) for k, v in spec.control.items()}

@@ -55,7 +55,7 @@ def required_files(exp: Experiment, subject: str, root: Path | None = None):
     opts = fill_subject(dict(exp.brain.options), subject)
     files = list(brain_manifest(exp.brain.format, subject=subject, **opts))
     if exp.stimuli.format == "gameplay-frames":
-        from brainalign.stimuli.gameplay_study import gameplay_required_files
+        from brainalign.study.gameplay import gameplay_required_files
 
         files += gameplay_required_files(exp.stimuli, subject, opts.get("runs"), root)
     if isinstance(exp.stimuli, ImageStimuli) and not any(f.path == exp.stimuli.path for f in files):
@@ -95,8 +95,8 @@ def preflight_dataset(exp: Experiment, base_dir: Path | None, config_file: str |
         Listing every missing file with its accession and source (field ``brain.data_root``).
     """
     from brainalign.brain.manifest import missing_files
-    from brainalign.study_data import dataset_root
-    from brainalign.validate import check_models, check_space_names
+    from brainalign.study.data import dataset_root
+    from brainalign.pipeline.checks import check_models, check_space_names
 
     try:
         root = dataset_root(exp, base_dir, data_root)
@@ -237,7 +237,7 @@ def _model_size(spec, base_dir: Path | None, assumed: list[str]) -> tuple[int, i
 
 def study_plan(exp: Experiment, base_dir: Path | None = None, data_root: Path | None = None) -> StudyPlan:
     """Forward passes, feature bytes, ridge fits, time and memory of a run, without loading data or models."""
-    from brainalign.study_data import dataset_root
+    from brainalign.study.data import dataset_root
 
     plan = StudyPlan(n_subjects=len(exp.brain.subject_list))
     if exp.brain.format == "nsd":
@@ -256,7 +256,7 @@ def study_plan(exp: Experiment, base_dir: Path | None = None, data_root: Path | 
         n_folds = n_runs if exp.encoding.outer_cv == "leave-one-run-out" else 1
         k_inner = n_runs - 1  # inner leave-one-run-out over the training runs
     elif exp.stimuli.format == "gameplay-frames":
-        from brainalign.stimuli.gameplay_study import gameplay_plan_sizes
+        from brainalign.study.gameplay import gameplay_plan_sizes
 
         try:
             root = dataset_root(exp, base_dir, data_root)
@@ -272,7 +272,7 @@ def study_plan(exp: Experiment, base_dir: Path | None = None, data_root: Path | 
                          f"far, not '{exp.brain.format}' with '{exp.stimuli.format}'.")
     for spec in exp.models:
         if spec.kind == "baseline":
-            from brainalign.stimuli.gameplay_study import baseline_dim
+            from brainalign.study.gameplay import baseline_dim
 
             layers, hidden = 1, baseline_dim(spec)
         else:
@@ -294,14 +294,14 @@ def study_plan(exp: Experiment, base_dir: Path | None = None, data_root: Path | 
     plan.n_fits = plan.n_subjects * plan.n_spaces * n_folds
     max_p = max((r["hidden"] for r in plan.rows), default=0)
     # the data (float64, twice while cleaning), one float32 held-out prediction array per feature space (kept for
-    # the voxel statistics; memory-mapped files past encoding.predictions_in_memory_gib: brainalign.held_out), and
+    # the voxel statistics; memory-mapped files past encoding.predictions_in_memory_gib: brainalign.encoding.held_out), and
     # one design matrix with its z-scored copy
     plan.prediction_bytes = int(plan.n_spaces * plan.n_rows * plan.n_voxels * 4)
     plan.predictions_on_disk = plan.prediction_bytes > exp.encoding.predictions_in_memory_gib * 2**30
     plan.memory_bytes = int(plan.n_rows * plan.n_voxels * 8 * 2 + plan.n_rows * max_p * 8 * 3
                             + (0 if plan.predictions_on_disk else plan.prediction_bytes))
     if exp.encoding.n_workers > 1 and exp.encoding.scheduler is None:  # each LocalCluster worker: see estimate_memory
-        from brainalign.validate import WORKER_BASE_BYTES
+        from brainalign.pipeline.checks import WORKER_BASE_BYTES
 
         plan.memory_bytes += exp.encoding.n_workers * int(
             WORKER_BASE_BYTES + plan.n_rows * plan.n_voxels * 4 + plan.n_rows * max_p * 8 * 3)

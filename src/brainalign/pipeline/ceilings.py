@@ -1,6 +1,6 @@
 """Noise-ceiling tables of ``analysis.ceiling`` (repeats or subject subsets) and ceiling-normalised scores.
 
-Called by :func:`brainalign.pipeline_analyses.extra_analyses` (one subject) and by the
+Called by :func:`brainalign.pipeline.extras.extra_analyses` (one subject) and by the
 multi-subject driver (:func:`add_study_ceiling`, with a mapping ``subject -> responses``).
 """
 from __future__ import annotations
@@ -13,8 +13,8 @@ import pandas as pd
 
 if TYPE_CHECKING:
     from brainalign.config import Experiment
-    from brainalign.config_analysis import CeilingSpec
-    from brainalign.pipeline import StudyData
+    from brainalign.config.analysis import CeilingSpec
+    from brainalign.pipeline.runner import StudyData
 
 __all__ = ["repeat_ceiling_table", "subject_subset_ceiling_table", "study_ceiling_tables", "add_study_ceiling",
            "normalised_score_tables"]
@@ -80,7 +80,7 @@ def subject_subset_ceiling_table(
     DataFrame ``subject, voxel, ceiling_r, v0_low, v0_high, tau, fallback, method``.
     """
     from brainalign.analysis.ceiling import subject_subset_ceiling
-    from brainalign.config_analysis import CeilingSpec
+    from brainalign.config.analysis import CeilingSpec
 
     spec = spec or CeilingSpec(method="subject_subset")
     if not isinstance(responses, Mapping):
@@ -121,7 +121,7 @@ def study_ceiling_tables(
     -------
     dict subject -> {``ceiling``, ``normalised_scores``, ``normalised_summary``}
     """
-    from brainalign.pipeline import _outer_folds
+    from brainalign.pipeline.runner import _outer_folds
 
     spec = exp.analysis.ceiling
     names = list(responses)
@@ -155,7 +155,7 @@ def add_study_ceiling(exp: Experiment, responses: Mapping[str, tuple[np.ndarray,
                       per_subject: Mapping[str, object], log: Callable[[str], None] = lambda s: None) -> None:
     """Add the subject-subset ceiling tables to every subject's Results (only with that method configured).
 
-    Called once by :func:`brainalign.pipeline.run_study` after every subject ran; ``responses`` holds what
+    Called once by :func:`brainalign.pipeline.runner.run_study` after every subject ran; ``responses`` holds what
     :func:`study_ceiling_tables` needs (collected only when the method is ``subject_subset``).
     """
     spec = exp.analysis.ceiling
@@ -233,7 +233,7 @@ def _ceiling_for_run(exp: Experiment, data: StudyData, vox: pd.DataFrame, log) -
             return {}
         msg = ("analysis.ceiling.method='subject_subset' needs several subjects on the same stimuli; this run has "
                f"one ({data.recording.subject}), so no ceiling was computed. Run several subjects and pass their "
-               "responses to brainalign.pipeline_analyses.subject_subset_ceiling_table, or set method: none.")
+               "responses to brainalign.pipeline.extras.subject_subset_ceiling_table, or set method: none.")
         warnings.warn(msg, stacklevel=3)
         log(msg)
         return {}

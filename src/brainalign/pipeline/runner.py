@@ -20,19 +20,19 @@ from brainalign.analysis.metrics import pearson_r
 from brainalign.analysis.summary import compare_to_reference, layer_table, prompt_gain_table
 from brainalign.brain.recording import Recording
 from brainalign.config import Experiment, resolve_path
-from brainalign.controls import control_pairs_for_models, control_spaces, controls_table
+from brainalign.pipeline.controls import control_pairs_for_models, control_spaces, controls_table
 from brainalign.encoding.delays import make_delayed, zscore_with_train
 from brainalign.encoding.estimators import RidgeCV
 from brainalign.analysis.stats import fdr_bh, permutation_test
 from brainalign.encoding.splits import leave_one_run_out, train_test_by_runs
 from brainalign.features.store import FeatureStore
-from brainalign.held_out import HeldOut
-from brainalign.model_features import make_extractor, model_features  # noqa: F401 (re-exported)
-from brainalign.results import Results
-from brainalign.pipeline_analyses import extra_analyses
-from brainalign.study_data import Progress, StudyData, _no_progress, expand_data_root, load_data, load_subject
+from brainalign.encoding.held_out import HeldOut
+from brainalign.features.models import make_extractor, model_features  # noqa: F401 (re-exported)
+from brainalign.report.results import Results
+from brainalign.pipeline.extras import extra_analyses
+from brainalign.study.data import Progress, StudyData, _no_progress, expand_data_root, load_data, load_subject
 from brainalign.timing import TrainPCA, stimulus_design
-from brainalign.workers import FitTask, run_fits
+from brainalign.pipeline.workers import FitTask, run_fits
 
 __all__ = ["StudyData", "FeatureSpace", "load_data", "model_features", "build_feature_spaces", "cross_validate", "run",
            "run_subject", "run_study", "make_extractor", "load_roi_masks", "roi_tables"]
@@ -197,11 +197,11 @@ def cross_validate(
         Held-out predictions (TRs never held out are NaN).
     best_alphas : dict space → ndarray (n_folds, n_voxels)
 
-    With ``checkpoint`` (a :class:`brainalign.resume.EncodingCheckpoint`),
+    With ``checkpoint`` (a :class:`brainalign.pipeline.checkpoint.EncodingCheckpoint`),
     every finished (space, fold) fit is stored, and read back instead of
     refitted when the run is resumed. With ``encoding.n_workers`` > 1 (or
     ``encoding.scheduler``) the fits run on dask workers
-    (:func:`brainalign.workers.run_fits`); results are used in the same
+    (:func:`brainalign.pipeline.workers.run_fits`); results are used in the same
     order, so the tables are identical.
     """
     Y = data.recording.data
@@ -309,7 +309,7 @@ def partition_spaces(
     per-voxel alphas from leave-one-run-out CV on the training runs and scores
     held-out R². Fold results are averaged per voxel; negative parts are kept.
 
-    With ``checkpoint`` (an :class:`brainalign.resume.EncodingCheckpoint`), each
+    With ``checkpoint`` (an :class:`brainalign.pipeline.checkpoint.EncodingCheckpoint`), each
     finished (partition, fold) is stored in its ``partition`` stage and read back
     when the run is resumed; ``encoding.n_workers`` spreads them over workers
     as in :func:`cross_validate`.
@@ -477,11 +477,11 @@ def run_study(
     per_subject : dict subject -> Results
     group : Results or None
         With several subjects: tables of every subject stacked (``subject`` column) and the across-subject
-        comparisons of :func:`brainalign.group.group_tables`; None for one subject.
+        comparisons of :func:`brainalign.pipeline.group.group_tables`; None for one subject.
     """
-    from brainalign.group import group_results
+    from brainalign.pipeline.group import group_results
 
-    from brainalign.pipeline_analyses import add_study_ceiling
+    from brainalign.pipeline.extras import add_study_ceiling
 
     exp = expand_data_root(exp, base_dir, data_root)
     out, responses = {}, {}
@@ -512,7 +512,7 @@ def run_subject(
 ) -> Results:
     """Run every stage on one subject's data and return the results (nothing is written; see ``Results.save``).
 
-    ``checkpoint`` (optional :class:`brainalign.resume.EncodingCheckpoint`) makes the encoding resumable.
+    ``checkpoint`` (optional :class:`brainalign.pipeline.checkpoint.EncodingCheckpoint`) makes the encoding resumable.
     """
     timings = {}
     t0 = time.perf_counter()

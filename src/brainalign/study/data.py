@@ -107,8 +107,8 @@ def expand_data_root(exp: Experiment, base_dir: Path | None, data_root: Path | N
     folder (:func:`dataset_root`), so an atlas that ships with the dataset moves with ``--data-root``.
 
     Other paths of ROIs stay relative to the config. Returns ``exp`` itself when there is nothing to expand
-    (the config refuses the placeholder with format ``nifti``). Called by :func:`brainalign.validate.preflight`,
-    :func:`brainalign.pipeline.run` and :func:`~brainalign.pipeline.run_study`.
+    (the config refuses the placeholder with format ``nifti``). Called by :func:`brainalign.pipeline.checks.preflight`,
+    :func:`brainalign.pipeline.runner.run` and :func:`~brainalign.pipeline.runner.run_study`.
     """
     rois = exp.brain.rois
     if rois is None or exp.brain.format == "nifti":
@@ -283,7 +283,7 @@ def load_subject(exp: Experiment, subject: str, base_dir: Path | None = None,
     if isinstance(spec, MovieClipStimuli):
         return _movie_clip_data(exp, resp, root)
     if spec.format == "gameplay-frames":  # ds004323: frames timed by the plays export
-        from brainalign.stimuli.gameplay_study import gameplay_study_data
+        from brainalign.study.gameplay import gameplay_study_data
 
         return gameplay_study_data(exp, resp, root, str(subject))
     if not isinstance(spec, StimulusSpec):

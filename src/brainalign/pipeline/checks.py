@@ -188,7 +188,7 @@ def estimate_memory(exp: Experiment, n_trs: int, n_voxels: int, n_layers: dict[s
     return int(need)
 
 
-#: resident memory of an idle dask worker process that has imported brainalign.pipeline (measured 244 MiB)
+#: resident memory of an idle dask worker process that has imported brainalign.pipeline.runner (measured 244 MiB)
 WORKER_BASE_BYTES = 256 * 2**20
 
 
@@ -280,7 +280,7 @@ def preflight(exp: Experiment, base_dir: Path | None = None, config_file: str | 
         Naming the config file, the dotted field and the fix.
     """
     if exp.brain.format != "nifti":
-        from brainalign.study_data import expand_data_root
+        from brainalign.study.data import expand_data_root
 
         try:
             exp = expand_data_root(exp, base_dir, data_root)  # {data_root} in ROI paths
@@ -289,7 +289,7 @@ def preflight(exp: Experiment, base_dir: Path | None = None, config_file: str | 
     if data_root is not None:
         check_data_root(exp, base_dir, data_root, config_file)
     if exp.brain.format != "nifti":
-        from brainalign.validate_dataset import preflight_dataset
+        from brainalign.pipeline.preflight import preflight_dataset
 
         return preflight_dataset(exp, base_dir, config_file, data_root)
     bold = _existing(config_file, "brain.bold", exp.brain.bold, base_dir)

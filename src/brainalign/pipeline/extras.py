@@ -1,6 +1,6 @@
 """The analyses of ``analysis:`` that run after the encoding, as tidy tables.
 
-:func:`extra_analyses` is called once by :func:`brainalign.pipeline.run` and
+:func:`extra_analyses` is called once by :func:`brainalign.pipeline.runner.run` and
 returns the tables below (each only when its option is on and its inputs
 exist):
 
@@ -19,8 +19,8 @@ exist):
 ``coupling_similarity``    the two instruction × instruction similarity matrices, tidy
 =========================  ==================================================================
 
-The ceiling tables are in :mod:`brainalign.ceiling_tables`, the partition
-tables in :mod:`brainalign.partition_tables` (both re-exported here).
+The ceiling tables are in :mod:`brainalign.pipeline.ceilings`, the partition
+tables in :mod:`brainalign.pipeline.partitions` (both re-exported here).
 The functions that need several subjects (:func:`subject_subset_ceiling_table`)
 take a mapping ``subject -> responses`` so that a multi-subject driver can call
 them directly; a single-subject run says what is missing instead.
@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from brainalign.ceiling_tables import (
+from brainalign.pipeline.ceilings import (
     _ceiling_for_run,
     add_study_ceiling,
     normalised_score_tables,
@@ -41,7 +41,7 @@ from brainalign.ceiling_tables import (
     study_ceiling_tables,
     subject_subset_ceiling_table,
 )
-from brainalign.partition_tables import (
+from brainalign.pipeline.partitions import (
     partition_banded_table,
     partition_control_tables,
     partition_dominance_table,
@@ -50,7 +50,7 @@ from brainalign.partition_tables import (
 
 if TYPE_CHECKING:  # the pipeline imports this module; avoid the cycle at import time
     from brainalign.config import Experiment
-    from brainalign.pipeline import FeatureSpace, StudyData
+    from brainalign.pipeline.runner import FeatureSpace, StudyData
 
 __all__ = [
     "EXTRA_TABLES",
@@ -286,7 +286,7 @@ def coupling_tables(
     from brainalign.analysis.compare import instruction_semantics_coupling
     from brainalign.features.base import resolve_layers
     from brainalign.features.store import FeatureStore
-    from brainalign.pipeline import make_extractor
+    from brainalign.pipeline.runner import make_extractor
 
     check_extra_analyses(exp)
     cpl = exp.analysis.coupling
@@ -332,9 +332,9 @@ GROUP_TABLES = ("group_scores", "group_comparisons", "group_prompt_gain", "group
 
 
 def group_analyses(exp: Experiment, per_subject: Mapping[str, object]) -> dict[str, pd.DataFrame]:
-    """Across-subject tables from several subjects' :class:`~brainalign.results.Results` of one experiment.
+    """Across-subject tables from several subjects' :class:`~brainalign.report.results.Results` of one experiment.
 
-    Complements :func:`brainalign.group.group_results`: each subject's ``run_scores``, ``roi_scores`` and
+    Complements :func:`brainalign.pipeline.group.group_results`: each subject's ``run_scores``, ``roi_scores`` and
     ``layer_medians`` get a ``subject`` column and are aggregated with
     :func:`brainalign.analysis.group.group_tables` — run → subject (mean over held-out runs) → group
     (``analysis.group_how``, with SEM and MAD), paired Wilcoxon *and* t across subjects with both effect sizes
@@ -353,7 +353,7 @@ def group_analyses(exp: Experiment, per_subject: Mapping[str, object]) -> dict[s
     ``group_roi_scores``, ``group_roi_comparisons``, ``group_best_layer``.
     """
     from brainalign.analysis.group import group_tables
-    from brainalign.pipeline import resolve_space_name
+    from brainalign.pipeline.runner import resolve_space_name
 
     if len(per_subject) < 2:
         raise ValueError(f"per_subject holds {len(per_subject)} subject(s); group tables need at least 2.")

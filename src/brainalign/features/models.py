@@ -17,7 +17,7 @@ import numpy as np
 from brainalign.config import Experiment, MovieClipStimuli, resolve_path
 from brainalign.features.hf_text import TextExtractor, fill_prompts
 from brainalign.features.store import FeatureStore
-from brainalign.study_data import Progress, StudyData, _no_progress
+from brainalign.study.data import Progress, StudyData, _no_progress
 
 __all__ = ["make_extractor", "model_prompts", "model_features", "MultimodalReader", "AUDIO_MODEL_TYPES"]
 

@@ -2,8 +2,8 @@
 
 One :class:`Experiment` names the brain data, the stimuli, the models ×
 prompts × layers, the timing, the encoding and the analyses (the brain and
-stimulus sections are in :mod:`brainalign.config_data`, the analysis options
-in :mod:`brainalign.config_analysis`). Every model
+stimulus sections are in :mod:`brainalign.config.data`, the analysis options
+in :mod:`brainalign.config.analysis`). Every model
 forbids unknown keys, so a misspelt key fails at load time with its dotted
 path and the closest valid name.
 """
@@ -20,8 +20,8 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, Field, PositiveFloat, ValidationError, field_validator, model_validator
 
-from brainalign.config_analysis import CeilingSpec, CouplingSpec, _Strict
-from brainalign.config_data import (BRAIN_FORMATS, STIMULUS_FORMATS, BrainSpec, GameplayStimuli, ImageStimuli,
+from brainalign.config.analysis import CeilingSpec, CouplingSpec, _Strict
+from brainalign.config.data import (BRAIN_FORMATS, STIMULUS_FORMATS, BrainSpec, GameplayStimuli, ImageStimuli,
                                     MovieClipStimuli, RoiSpec, Stimuli, StimulusSpec, TextItemStimuli)
 
 __all__ = [
@@ -446,7 +446,7 @@ class Experiment(_Strict):
             if unknown:
                 raise ValueError(f"analysis.controls.feature_prompts names {unknown}, which are not prompts; "
                                  f"choose from {sorted(self.prompts)}.")
-        from brainalign.pipeline_analyses import check_extra_analyses
+        from brainalign.pipeline.extras import check_extra_analyses
 
         check_extra_analyses(self)
         return self

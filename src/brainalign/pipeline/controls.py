@@ -34,7 +34,7 @@ from brainalign.analysis.summary import paired_test
 if TYPE_CHECKING:  # pipeline imports this module lazily; avoid the cycle at import time
     from brainalign.config import Experiment
     from brainalign.features.store import FeatureStore
-    from brainalign.pipeline import FeatureSpace, StudyData
+    from brainalign.pipeline.runner import FeatureSpace, StudyData
 
 __all__ = [
     "PLACEHOLDER",
@@ -253,11 +253,11 @@ def control_spaces(
         untrained-model and label pairs are returned).
     data : StudyData
     features : dict model → prompt → ndarray (n_stimuli, n_layers, dim)
-        As returned by :func:`brainalign.pipeline.model_features`.
+        As returned by :func:`brainalign.pipeline.runner.model_features`.
     model_meta : dict model → {layers, n_layers, ...}; token counts of the control prompts are added to it.
     store : FeatureStore
     extractor_for : callable ModelSpec → TextExtractor, optional
-        Default: the text extractor of a text model, a :class:`~brainalign.model_features.MultimodalReader` of a
+        Default: the text extractor of a text model, a :class:`~brainalign.features.models.MultimodalReader` of a
         multimodal one (baseline models have no prompts and get no controls).
     base_dir : Path, optional
         Folder of the config (relative model folders).
@@ -268,12 +268,12 @@ def control_spaces(
     pairs : list of dict (effect, control, control_kind, model, prompt, layer, tokens_effect, tokens_control)
     """
     from brainalign.features.base import resolve_layers
-    from brainalign.pipeline import FeatureSpace, make_extractor
+    from brainalign.pipeline.runner import FeatureSpace, make_extractor
 
     def default_reader(spec):
         if spec.kind == "text":
             return make_extractor(spec)
-        from brainalign.model_features import MultimodalReader
+        from brainalign.features.models import MultimodalReader
 
         return MultimodalReader(exp, spec, data, base_dir)
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import Discriminator, Field, PositiveFloat, Tag, field_validator, model_validator
 
-from brainalign.config_analysis import _Strict  # the one base of every config section: unknown keys are errors
+from brainalign.config.analysis import _Strict  # the one base of every config section: unknown keys are errors
 
 __all__ = ["RoiSpec", "BrainSpec", "BRAIN_FORMATS", "StimulusSpec", "ImageStimuli", "TextItemStimuli",
            "GameplayStimuli", "MovieClipStimuli", "Stimuli", "STIMULUS_FORMATS"]
@@ -175,7 +175,7 @@ class TextItemStimuli(_Strict):
 class GameplayStimuli(_Strict):
     """Gameplay frames (ds004323): the ``plays`` export gives when each frame was on screen, the frames
     themselves are image files rendered by replaying the actions (layout: ``docs/choices.md``,
-    :mod:`brainalign.stimuli.gameplay_study`). Each TR gets the mean of the features of its frames."""
+    :mod:`brainalign.study.gameplay`). Each TR gets the mean of the features of its frames."""
 
     format: Literal["gameplay-frames"]
     plays: str = Field("ds004323/behavior/plays.json", description="mongoexport --jsonArray of the 'plays' "
