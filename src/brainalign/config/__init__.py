@@ -5,12 +5,14 @@ The lowest layer above ``_utils``: it imports nothing else of brainalign (the br
 ``data`` the brain and stimulus sections, ``analysis`` the analysis options; everything public is re-exported
 here, so ``from brainalign.config import Experiment, load_config`` is the one documented spelling.
 """
-from brainalign.config.analysis import CeilingSpec, CouplingSpec
+from brainalign._utils.errors import ConfigError, DataError
+from brainalign.config._base import BUILTIN_PREFIX, StrictModel, resolve_path
+from brainalign.config.analysis import CeilingSpec, CouplingSpec, check_extra_analyses
 from brainalign.config.data import (BRAIN_FORMATS, STIMULUS_FORMATS, BrainSpec, GameplayStimuli, ImageStimuli,
                                     MovieClipStimuli, RoiSpec, Stimuli, StimulusSpec, TextItemStimuli)
-from brainalign.config.experiment import (BUILTIN_PREFIX, AnalysisSpec, ConfigError, ControlSpec, EncodingSpec,
-                                          Experiment, InContextSpec, ModelSpec, PartitionSpec, TimingSpec,
-                                          apply_overrides, format_validation_error, load_config, resolve_path)
+from brainalign.config.experiment import (AnalysisSpec, ControlSpec, EncodingSpec, Experiment, InContextSpec,
+                                          ModelSpec, PartitionSpec, TimingSpec, apply_overrides,
+                                          format_validation_error, load_config)
 
 __all__ = [
     "BrainSpec", "RoiSpec", "StimulusSpec", "ModelSpec", "GameplayStimuli", "TimingSpec", "EncodingSpec",
@@ -19,4 +21,5 @@ __all__ = [
     # also importable from here, as from the former single module
     "CeilingSpec", "CouplingSpec", "BRAIN_FORMATS", "STIMULUS_FORMATS", "ImageStimuli", "MovieClipStimuli",
     "Stimuli", "TextItemStimuli", "format_validation_error",
+    "DataError", "StrictModel", "check_extra_analyses",
 ]

@@ -14,10 +14,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import re
-import sys
-import time
 import warnings
 from pathlib import Path
 from typing import Callable

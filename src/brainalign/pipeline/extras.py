@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from brainalign.config.analysis import check_extra_analyses, coupling_instructions, coupling_model
 from brainalign.pipeline.ceilings import (
     _ceiling_for_run,
     add_study_ceiling,
@@ -76,48 +77,6 @@ __all__ = [
 EXTRA_TABLES = ("layer_medians", "best_layer", "ceiling", "normalised_scores", "normalised_summary",
                 "partition_dominance", "partition_vif", "partition_banded", "partition_controls",
                 "partition_control_runs", "coupling", "coupling_similarity")
-
-
-# --------------------------------------------------------------------------- config checks
-def check_extra_analyses(exp: Experiment) -> None:
-    """Checks that need more than one config section (called by the config validator).
-
-    Raises
-    ------
-    ValueError
-        Naming the field (``analysis.coupling...``) and the fix.
-    """
-    cpl = exp.analysis.coupling
-    if cpl is None:
-        return
-    names = [m.name for m in exp.models]
-    if cpl.model is not None and cpl.model not in names:
-        raise ValueError(f"analysis.coupling.model={cpl.model!r} is not a model name; choose one of {names} or null.")
-    if cpl.text_model is not None and cpl.text_model not in names:
-        raise ValueError(f"analysis.coupling.text_model={cpl.text_model!r} is not a model name; choose one of "
-                         f"{names} or null.")
-    spec = _coupling_model(exp)
-    text = next(m for m in exp.models if m.name == (cpl.text_model or spec.name))
-    if getattr(text, "kind", "text") != "text":
-        raise ValueError(f"analysis.coupling embeds the instruction texts with model {text.name!r}, which is "
-                         f"kind {text.kind!r}; name a text model in analysis.coupling.text_model.")
-    instructions = _instructions(exp, spec)
-    if len(instructions) < 4:
-        raise ValueError(
-            f"analysis.coupling needs at least 4 prompts besides the unprompted one (an RSA over fewer than 6 "
-            f"instruction pairs has no usable Mantel p-value); got {instructions}. Add prompts or set "
-            "analysis.coupling: null."
-        )
-
-
-def _coupling_model(exp: Experiment):
-    cpl = exp.analysis.coupling
-    return next(m for m in exp.models if cpl.model in (None, m.name))
-
-
-def _instructions(exp: Experiment, spec) -> list[str]:
-    prompts = exp.prompts_of(spec) if hasattr(exp, "prompts_of") else exp.prompts
-    return [p for p in prompts if p != exp.analysis.unprompted]
 
 
 # --------------------------------------------------------------------------- entry point
@@ -290,7 +249,7 @@ def coupling_tables(
 
     check_extra_analyses(exp)
     cpl = exp.analysis.coupling
-    spec = _coupling_model(exp)
+    spec = coupling_model(exp)
     text_spec = next(m for m in exp.models if m.name == (cpl.text_model or spec.name))
     ex = extractor or make_extractor(text_spec)
     n_layers = ex.n_layers
@@ -304,7 +263,7 @@ def coupling_tables(
         n_layers = int(round(ms.layer.iloc[0] / ms.depth.iloc[0]))
     layer = resolve_layers([cpl.layer], n_layers)[0]
     text_layer = resolve_layers([cpl.text_layer], ex.n_layers)[0]
-    prompts = _instructions(exp, spec)
+    prompts = coupling_instructions(exp, spec)
     wide = voxel_scores.pivot(index="voxel", columns="space", values="r")
     names = [f"{spec.name}/{p}/L{layer}" for p in prompts]
     missing = [n for n in names if n not in wide]
