@@ -11,10 +11,12 @@ from typing import TYPE_CHECKING, Callable, Mapping
 import numpy as np
 import pandas as pd
 
+from brainalign.encoding.splits import outer_folds
+
 if TYPE_CHECKING:
     from brainalign.config import Experiment
     from brainalign.config.analysis import CeilingSpec
-    from brainalign.pipeline.runner import StudyData
+    from brainalign.study.data import StudyData
 
 __all__ = ["repeat_ceiling_table", "subject_subset_ceiling_table", "study_ceiling_tables", "add_study_ceiling",
            "normalised_score_tables"]
@@ -121,7 +123,6 @@ def study_ceiling_tables(
     -------
     dict subject -> {``ceiling``, ``normalised_scores``, ``normalised_summary``}
     """
-    from brainalign.pipeline.runner import _outer_folds
 
     spec = exp.analysis.ceiling
     names = list(responses)
@@ -135,7 +136,7 @@ def study_ceiling_tables(
                 f"{runs.size} in {np.unique(runs).tolist()}; align the subjects' data or use method: none."
             )
     fits = []
-    for _, test in _outer_folds(exp, runs):
+    for _, test in outer_folds(exp.encoding, runs):
         fits.append(subject_subset_ceiling_table({s: responses[s][0] for s in names}, runs, np.unique(runs[test]),
                                                  spec, exp.encoding.alphas, seed=exp.seed))
     allf = pd.concat(fits, ignore_index=True)

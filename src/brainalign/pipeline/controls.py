@@ -31,10 +31,11 @@ import pandas as pd
 
 from brainalign.analysis.summary import paired_test
 
-if TYPE_CHECKING:  # pipeline imports this module lazily; avoid the cycle at import time
+if TYPE_CHECKING:
     from brainalign.config import Experiment
     from brainalign.features.store import FeatureStore
-    from brainalign.pipeline.runner import FeatureSpace, StudyData
+    from brainalign.study.data import StudyData
+    from brainalign.timing.spaces import FeatureSpace
 
 __all__ = [
     "PLACEHOLDER",
@@ -268,7 +269,8 @@ def control_spaces(
     pairs : list of dict (effect, control, control_kind, model, prompt, layer, tokens_effect, tokens_control)
     """
     from brainalign.features.base import resolve_layers
-    from brainalign.pipeline.runner import FeatureSpace, make_extractor
+    from brainalign.features.models import make_extractor
+    from brainalign.timing.spaces import FeatureSpace
 
     def default_reader(spec):
         if spec.kind == "text":

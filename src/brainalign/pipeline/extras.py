@@ -42,6 +42,7 @@ from brainalign.pipeline.ceilings import (
     study_ceiling_tables,
     subject_subset_ceiling_table,
 )
+from brainalign.timing.spaces import resolve_space_name
 from brainalign.pipeline.partitions import (
     partition_banded_table,
     partition_control_tables,
@@ -49,9 +50,10 @@ from brainalign.pipeline.partitions import (
     partition_vif_table,
 )
 
-if TYPE_CHECKING:  # the pipeline imports this module; avoid the cycle at import time
+if TYPE_CHECKING:
     from brainalign.config import Experiment
-    from brainalign.pipeline.runner import FeatureSpace, StudyData
+    from brainalign.study.data import StudyData
+    from brainalign.timing.spaces import FeatureSpace
 
 __all__ = [
     "EXTRA_TABLES",
@@ -245,7 +247,7 @@ def coupling_tables(
     from brainalign.analysis.compare import instruction_semantics_coupling
     from brainalign.features.base import resolve_layers
     from brainalign.features.store import FeatureStore
-    from brainalign.pipeline.runner import make_extractor
+    from brainalign.features.models import make_extractor
 
     check_extra_analyses(exp)
     cpl = exp.analysis.coupling
@@ -312,7 +314,6 @@ def group_analyses(exp: Experiment, per_subject: Mapping[str, object]) -> dict[s
     ``group_roi_scores``, ``group_roi_comparisons``, ``group_best_layer``.
     """
     from brainalign.analysis.group import group_tables
-    from brainalign.pipeline.runner import resolve_space_name
 
     if len(per_subject) < 2:
         raise ValueError(f"per_subject holds {len(per_subject)} subject(s); group tables need at least 2.")

@@ -13,6 +13,7 @@ import pandas as pd
 
 from brainalign.config import Experiment
 from brainalign.report.results import Results
+from brainalign.timing.spaces import resolve_space_name
 
 __all__ = ["stack_tables", "subject_scores", "group_results"]
 
@@ -55,7 +56,6 @@ def group_results(exp: Experiment, per_subject: dict[str, Results]) -> Results:
     """
     from brainalign.analysis.group import group_layer_table
     from brainalign.analysis.summary import compare_to_reference, layer_table, prompt_gain_table
-    from brainalign.pipeline.runner import resolve_space_name
     from brainalign.pipeline.extras import group_analyses
 
     metric = exp.analysis.metric

@@ -9,9 +9,14 @@ from typing import TYPE_CHECKING, Mapping
 import numpy as np
 import pandas as pd
 
+from brainalign.encoding.design import design_delays, prepare_design
+from brainalign.encoding.splits import outer_folds
+from brainalign.timing.spaces import resolve_space_name
+
 if TYPE_CHECKING:
     from brainalign.config import Experiment, PartitionSpec
-    from brainalign.pipeline.runner import FeatureSpace, StudyData
+    from brainalign.study.data import StudyData
+    from brainalign.timing.spaces import FeatureSpace
 
 __all__ = ["partition_dominance_table", "partition_vif_table", "partition_banded_table", "partition_control_tables"]
 
@@ -94,7 +99,6 @@ def partition_vif_table(features: Mapping[str, np.ndarray], spec: PartitionSpec)
 def _partition_fold(exp, Y, runs, by_name, names, train, test, method="ridge"):
     """One outer fold of a partition, prepared as :func:`brainalign.pipeline.runner.partition_spaces` does."""
     from brainalign.analysis.partition import variance_partition
-    from brainalign.pipeline.runner import _delays, prepare_design
 
     prepared = {}
     for i, name in enumerate(names):
@@ -105,7 +109,7 @@ def _partition_fold(exp, Y, runs, by_name, names, train, test, method="ridge"):
     used = np.sort(np.concatenate([train, test]))
     sub = {k: v[used] for k, v in prepared.items()}
     return variance_partition(sub, Y[used], runs[used], np.unique(runs[test]).tolist(), exp.encoding.alphas,
-                              len(np.unique(runs[train])), delays=_delays(exp), method=method, seed=exp.seed)
+                              len(np.unique(runs[train])), delays=design_delays(exp), method=method, seed=exp.seed)
 
 
 def _check_names(spec: PartitionSpec, by_name, names, what="spaces"):
@@ -127,11 +131,10 @@ def partition_banded_table(
     (whole brain; percentages of the joint R² as in the ``partition`` table).
     """
     from brainalign.analysis.partition import partition_percentages
-    from brainalign.pipeline.runner import _outer_folds
 
     _check_names(spec, by_name, spec.spaces)
     Y, runs = data.recording.data, data.recording.runs
-    tables = [_partition_fold(exp, Y, runs, by_name, spec.spaces, tr, te, "banded") for tr, te in _outer_folds(exp, runs)]
+    tables = [_partition_fold(exp, Y, runs, by_name, spec.spaces, tr, te, "banded") for tr, te in outer_folds(exp.encoding, runs)]
     cols = [c for c in tables[0].columns if c != "voxel"]
     mean = pd.DataFrame({c: np.mean([t[c].to_numpy() for t in tables], 0) for c in cols})
     pct = partition_percentages(mean, None, spec.min_r2_joint)
@@ -145,10 +148,9 @@ def partition_banded_table(
 
 def _per_run_folds(exp, runs):
     """(train, test) pairs with exactly one held-out run each, training runs as in the outer CV."""
-    from brainalign.pipeline.runner import _outer_folds
 
     out = []
-    for train, test in _outer_folds(exp, runs):
+    for train, test in outer_folds(exp.encoding, runs):
         for run in np.unique(runs[test]):
             out.append((int(run), train, test[runs[test] == run]))
     return out
@@ -172,7 +174,6 @@ def partition_control_tables(
     runs : DataFrame ``partition, space, control, run, unique_effect, unique_control, joint_effect, joint_control``
     """
     from brainalign.analysis.summary import paired_test
-    from brainalign.pipeline.runner import resolve_space_name
 
     fitted = list(by_name.values())
     control = {resolve_space_name(k, fitted): resolve_space_name(v, fitted) for k, v in spec.control.items()}
