@@ -108,7 +108,7 @@ def _check_config(config: Path, data_root: Path | None = None, overrides: list[s
                   models: str = "as-configured", cache: Path | None = None) -> tuple[Experiment, dict]:
     import warnings
 
-    from brainalign.pipeline.checks import preflight
+    from brainalign.pipeline.preflight import preflight
 
     exp = _load(config, overrides, models, cache)
     with warnings.catch_warnings():

@@ -17,7 +17,7 @@ import numpy as np
 from brainalign.config import Experiment, MovieClipStimuli, resolve_path
 from brainalign.features.hf_text import TextExtractor, fill_prompts
 from brainalign.features.store import FeatureStore
-from brainalign.study.data import Progress, StudyData, _no_progress
+from brainalign.study.data import Progress, StudyData, no_progress
 
 __all__ = ["make_extractor", "model_prompts", "model_features", "MultimodalReader", "AUDIO_MODEL_TYPES"]
 
@@ -151,7 +151,7 @@ def _multimodal_model_features(exp, spec, data: StudyData, store: FeatureStore, 
 
 
 def model_features(
-    exp: Experiment, data: StudyData | list[str], store: FeatureStore, progress: Progress = _no_progress,
+    exp: Experiment, data: StudyData | list[str], store: FeatureStore, progress: Progress = no_progress,
     base_dir: Path | None = None,
 ) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
     """Pooled features per model and prompt, from the cache when present.

@@ -8,7 +8,6 @@ the comparison a reviewer expects when subjects are the unit of inference.
 """
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from brainalign.config import Experiment

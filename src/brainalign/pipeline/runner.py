@@ -29,7 +29,8 @@ from brainalign.encoding.held_out import HeldOut
 from brainalign.features.models import make_extractor, model_features  # noqa: F401 (re-exported)
 from brainalign.report.results import Results
 from brainalign.pipeline.extras import extra_analyses
-from brainalign.study.data import Progress, StudyData, _no_progress, expand_data_root, load_data, load_subject
+from brainalign.study.data import Progress, StudyData, expand_data_root, no_progress
+from brainalign.study.load import load_data, load_subject
 from brainalign.timing.spaces import FeatureSpace, build_feature_spaces, resolved_names
 from brainalign.pipeline.workers import FitTask, run_fits
 
@@ -69,7 +70,7 @@ def _fit_arrays(exp: Experiment, X: np.ndarray, Y: np.ndarray, runs: np.ndarray,
 
 
 def cross_validate(
-    exp: Experiment, data: StudyData, spaces: list[FeatureSpace], progress: Progress = _no_progress,
+    exp: Experiment, data: StudyData, spaces: list[FeatureSpace], progress: Progress = no_progress,
     checkpoint=None,
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Nested run-wise CV: outer held-out runs, inner leave-one-run-out alpha choice.
@@ -136,7 +137,7 @@ def cross_validate(
 
 
 def voxel_scores(
-    exp: Experiment, data: StudyData, predictions: dict[str, np.ndarray], progress: Progress = _no_progress
+    exp: Experiment, data: StudyData, predictions: dict[str, np.ndarray], progress: Progress = no_progress
 ) -> pd.DataFrame:
     """Per space and voxel: r over all held-out TRs, block-permutation p and BH-FDR decision.
 
@@ -189,7 +190,7 @@ def _partition_fold(exp: Experiment, Xs: list[np.ndarray], Y: np.ndarray, runs: 
 
 
 def partition_spaces(
-    exp: Experiment, data: StudyData, spaces: list[FeatureSpace], progress: Progress = _no_progress,
+    exp: Experiment, data: StudyData, spaces: list[FeatureSpace], progress: Progress = no_progress,
     checkpoint=None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Unique and shared variance of the configured feature-space pairs/triples, per voxel.
@@ -340,7 +341,7 @@ def run(
     exp: Experiment,
     base_dir: Path | None = None,
     store: FeatureStore | None = None,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
     log: Callable[[str], None] = lambda s: None,
     checkpoint=None,
     data_root: Path | None = None,
@@ -356,7 +357,7 @@ def run_study(
     exp: Experiment,
     base_dir: Path | None = None,
     store: FeatureStore | None = None,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
     log: Callable[[str], None] = lambda s: None,
     checkpoint=None,
     data_root: Path | None = None,
@@ -396,7 +397,7 @@ def run_subject(
     data: StudyData,
     base_dir: Path | None = None,
     store: FeatureStore | None = None,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
     log: Callable[[str], None] = lambda s: None,
     checkpoint=None,
     load_seconds: float = 0.0,

@@ -33,6 +33,7 @@ from scipy import sparse
 
 from brainalign.brain.manifest import RequiredFile
 from brainalign.stimuli.gameplay import frames_per_tr, gameplay_frames, read_plays
+from brainalign.study.data import StudyData
 
 __all__ = ["FRAME_LAYOUT", "frame_path", "gameplay_design", "gameplay_study_data", "gameplay_required_files",
            "read_frame"]
@@ -134,7 +135,6 @@ def gameplay_study_data(exp, rec, root: Path, subject: str):
     """
     from brainalign.brain.loaders import fill_subject
     from brainalign.config import resolve_path
-    from brainalign.study.data import StudyData
 
     spec = exp.stimuli
     plays_path = resolve_path(fill_subject(spec.plays, subject), root)
@@ -276,20 +276,3 @@ def gameplay_plan_sizes(exp, root: Path | None, assumed: list[str]) -> tuple[int
         assumed.append(f"{spec.max_frames or 4} frames kept in each of the {a['games_per_run']} × "
                        f"{a['trs_per_game']} game TRs of a run")
     return int(rows0), int(round(total_frames / len(subjects))), int(voxels), len(runs)
-
-
-def baseline_dim(spec) -> int:
-    """Feature dimension of a ``kind: baseline`` model from its options (for ``--dry-run``)."""
-    from brainalign.features.baselines import motion_energy_channels
-
-    o = spec.options
-    if spec.baseline == "pixels":
-        h, w = o.get("size", (16, 16))
-        return int(h) * int(w)
-    if spec.baseline == "random":
-        return int(o.get("dim", 256))
-    if spec.baseline == "motion_energy":
-        size = tuple(o.get("size", (32, 32)))
-        tfs = o.get("temporal_freqs", (0.0, 1.0, 2.0))  # estimated at run time: 3 frequencies by default
-        return len(motion_energy_channels(size, o.get("spatial_freqs", (2.0, 4.0, 8.0)), tfs, o.get("n_directions", 8)))
-    return 512  # rl_agent: the Nature-DQN penultimate layer

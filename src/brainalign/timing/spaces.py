@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from brainalign.timing.grid import stimulus_design
+from brainalign.stimuli.events import stimulus_design
 
 if TYPE_CHECKING:
     from brainalign.config import Experiment
