@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from ..analysis.rois import load_label_table, roi_masks
+from .atlas import load_label_table, roi_masks
 from .items import ItemResponses
 
 __all__ = [

@@ -224,7 +224,7 @@ def _study_repeats(data: StudyData):
     return rep
 
 
-def _ceiling_for_run(exp: Experiment, data: StudyData, vox: pd.DataFrame, log) -> dict[str, pd.DataFrame]:
+def ceiling_tables_for_run(exp: Experiment, data: StudyData, vox: pd.DataFrame, log) -> dict[str, pd.DataFrame]:
     spec = exp.analysis.ceiling
     if spec is None or spec.method == "none":
         return {}

@@ -209,7 +209,7 @@ def check_rois(exp: Experiment, mask_img, base_dir: Path | None = None, config_f
     spec = exp.brain.rois
     if spec is None:
         return {}
-    from brainalign.analysis.rois import load_label_table
+    from brainalign.brain.atlas import load_label_table
 
     path = _existing(config_file, "brain.rois.image", spec.image, base_dir)
     try:

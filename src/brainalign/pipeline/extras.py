@@ -35,7 +35,7 @@ import pandas as pd
 
 from brainalign.config.analysis import check_extra_analyses, coupling_instructions, coupling_model
 from brainalign.pipeline.ceilings import (
-    _ceiling_for_run,
+    ceiling_tables_for_run,
     add_study_ceiling,
     normalised_score_tables,
     repeat_ceiling_table,
@@ -119,7 +119,7 @@ def extra_analyses(
     if a.best_layer and (space_table.kind == "model").any():
         out["layer_medians"] = layer_median_table(vox, space_table, rois, subject)
         out["best_layer"] = best_layer_table(out["layer_medians"])
-    out.update(_ceiling_for_run(exp, data, vox, log))
+    out.update(ceiling_tables_for_run(exp, data, vox, log))
     by_name = {sp.name: sp for sp in spaces}
     dom, vif, banded, ctl_sum, ctl_runs = [], [], [], [], []
     alpha = a.controls.alpha if a.controls is not None else 0.05

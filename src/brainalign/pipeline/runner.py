@@ -272,7 +272,7 @@ def load_roi_masks(exp: Experiment, recording: Recording, base_dir: Path | None 
         (the message lists the available ones).
     """
     from brainalign.analysis.roi_scores import combine_roi_masks
-    from brainalign.analysis.rois import load_label_image, load_label_table, roi_masks
+    from brainalign.brain.atlas import load_label_image, load_label_table, roi_masks
 
     spec = exp.brain.rois
     if spec is None:
