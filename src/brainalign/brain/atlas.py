@@ -12,6 +12,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from brainalign._utils.errors import DataError
+
 __all__ = ["load_label_table", "load_label_image", "roi_masks", "glasser_groups", "glasser_group_masks",
            "hierarchy_levels"]
 
@@ -35,13 +37,13 @@ def load_label_table(table) -> dict[int, str]:
     if isinstance(table, pd.DataFrame):
         idx_col = next((c for c in ("index", "label", "value", "id") if c in table.columns), None)
         if idx_col is None or "name" not in table.columns:
-            raise ValueError(
+            raise DataError(
                 f"label table columns are {list(table.columns)}; it needs an 'index' (or 'label') column and a 'name' column."
             )
         return {int(i): str(n) for i, n in zip(table[idx_col], table["name"])}
     path = Path(table)
     if not path.exists():
-        raise ValueError(f"label table file {str(path)!r} does not exist; pass a path, a mapping or a DataFrame.")
+        raise DataError(f"label table file {str(path)!r} does not exist; pass a path, a mapping or a DataFrame.")
     if path.suffix == ".json":
         return load_label_table(json.loads(path.read_text()))
     if path.suffix in (".csv", ".tsv"):
@@ -52,7 +54,7 @@ def load_label_table(table) -> dict[int, str]:
         if len(parts) >= 2 and parts[0].lstrip("-").isdigit():
             out[int(parts[0])] = parts[1]
     if not out:
-        raise ValueError(f"no '<index> <name>' lines found in {str(path)!r}; is it a label table?")
+        raise DataError(f"no '<index> <name>' lines found in {str(path)!r}; is it a label table?")
     return out
 
 
@@ -86,14 +88,14 @@ def load_label_image(image) -> tuple[np.ndarray, dict[int, str] | None]:
         return labels, ({int(k): str(v) for k, v in table.items()} if table else None)
     if hasattr(image, "get_fdata"):
         return _as_int_labels(np.asanyarray(image.dataobj)), None
-    raise ValueError(f"cannot read a label image from {type(image).__name__}; pass an array, a nibabel image or a path.")
+    raise DataError(f"cannot read a label image from {type(image).__name__}; pass an array, a nibabel image or a path.")
 
 
 def _as_int_labels(a) -> np.ndarray:
     a = np.asarray(a)
     if a.dtype.kind == "f":
         if not np.all(np.isfinite(a)) or not np.allclose(a, np.round(a)):
-            raise ValueError("label_image holds non-integer values; pass a label (dseg) image, not a probability map.")
+            raise DataError("label_image holds non-integer values; pass a label (dseg) image, not a probability map.")
         a = np.round(a)
     return a.astype(np.int64)
 
@@ -132,7 +134,7 @@ def roi_masks(
     if brain_mask is not None:
         brain_mask = np.asarray(brain_mask, dtype=bool)
         if brain_mask.shape != img.shape:
-            raise ValueError(
+            raise DataError(
                 f"brain_mask has shape {brain_mask.shape} but label_image has shape {img.shape}; "
                 "resample the atlas to the data grid first (nilearn.image.resample_to_img, interpolation='nearest')."
             )
@@ -148,12 +150,12 @@ def roi_masks(
         if isinstance(lab, (int, np.integer)):
             v = int(lab)
             if v not in present and v not in table:
-                raise ValueError(f"ROI label {v} is neither in the label table nor in the image; available: {sorted(present)}.")
+                raise DataError(f"ROI label {v} is neither in the label table nor in the image; available: {sorted(present)}.")
             out[table.get(v, f"label_{v}")] = img == v
         else:
             v = by_name.get(lab, known.get(lab))
             if v is None:
-                raise ValueError(
+                raise DataError(
                     f"ROI label {lab!r} is not in the label table; available names: {sorted(set(names.values()) | set(known))}."
                 )
             out[lab] = img == v
@@ -191,7 +193,7 @@ def glasser_group_masks(mmp_labels, groups: Sequence[str] | None = None) -> dict
     groups = list(table) if groups is None else list(groups)
     unknown = [g for g in groups if g not in table]
     if unknown:
-        raise ValueError(f"unknown Glasser group(s) {unknown}; available: {sorted(table)}.")
+        raise DataError(f"unknown Glasser group(s) {unknown}; available: {sorted(table)}.")
     return {g: np.isin(lab, table[g]) for g in groups}
 
 

@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from brainalign.cli.cache import cache_app
-from brainalign.config import ConfigError, Experiment, load_config
+from brainalign.config import ConfigError, DataError, Experiment, load_config
 from brainalign._utils.locking import OutputLocked
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Align AI model representations with fMRI.")
@@ -37,10 +37,15 @@ def demo_config_path() -> Path:
 
 @contextmanager
 def _user_errors(debug: bool):
-    """Turn expected user errors into a message and exit code 2."""
+    """Turn the errors a user can fix into one message and exit code 2.
+
+    Those are ours: a :class:`ConfigError` (config, flags), a :class:`DataError` (input data that cannot be used as
+    given), a missing file and an output folder another run holds. Anything else (a plain ``ValueError``
+    included) is a bug: it propagates, so the traceback shows and the exit code is 1.
+    """
     try:
         yield
-    except (ConfigError, FileNotFoundError, ValueError, OutputLocked) as err:
+    except (ConfigError, DataError, FileNotFoundError, OutputLocked) as err:
         if debug:
             raise
         console.print(f"[bold red]error:[/] {escape(str(err))}", markup=True, highlight=False, soft_wrap=True)

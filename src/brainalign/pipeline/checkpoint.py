@@ -22,12 +22,13 @@ from typing import Callable
 import numpy as np
 
 from brainalign._utils.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from brainalign._utils.errors import ConfigError
 from brainalign._utils.faults import stall_point
 
 __all__ = ["EncodingCheckpoint", "work_dir", "prepare_work_dir", "ResumeError", "stall_point"]
 
 
-class ResumeError(ValueError):
+class ResumeError(ConfigError):
     """The working folder cannot be continued (different config, nothing to resume...)."""
 
 

@@ -295,7 +295,7 @@ def study_plan(exp: Experiment, base_dir: Path | None = None, data_root: Path | 
         n_folds = n_runs if exp.encoding.outer_cv == "leave-one-run-out" else 1
         k_inner = n_runs - n_test  # inner leave-one-run-out over the training runs
     else:
-        raise ValueError(f"--dry-run plans are written for brain.format nsd, movie10 and gameplay-frames stimuli so "
+        raise ConfigError(f"--dry-run plans are written for brain.format nsd, movie10 and gameplay-frames stimuli so "
                          f"far, not '{exp.brain.format}' with '{exp.stimuli.format}'.")
     for spec in exp.models:
         if spec.kind == "baseline":

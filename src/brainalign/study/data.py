@@ -24,6 +24,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from brainalign._utils.errors import DataError
 from brainalign.brain.recording import Recording
 from brainalign.config import Experiment, resolve_path
 
@@ -91,7 +92,7 @@ def dataset_root(exp: Experiment, base_dir: Path | None, data_root: Path | None 
     if data_root is not None:
         return Path(data_root)
     if exp.brain.data_root is None:
-        raise ValueError(f"brain.format '{exp.brain.format}' needs brain.data_root (or --data-root): the folder "
+        raise DataError(f"brain.format '{exp.brain.format}' needs brain.data_root (or --data-root): the folder "
                          "that holds the dataset.")
     return resolve_path(exp.brain.data_root, base_dir)
 
@@ -128,7 +129,7 @@ def item_folds(n_items: int, k: int, seed: int) -> np.ndarray:
         If there are fewer items than folds.
     """
     if n_items < k:
-        raise ValueError(f"{n_items} items cannot fill encoding.item_folds={k} folds; lower item_folds.")
+        raise DataError(f"{n_items} items cannot fill encoding.item_folds={k} folds; lower item_folds.")
     folds = np.empty(n_items, dtype=np.int64)
     folds[np.random.default_rng(seed).permutation(n_items)] = np.arange(n_items) % k
     return folds

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from brainalign._utils.errors import DataError
 from brainalign.brain.manifest import RequiredFile
 from brainalign.stimuli.gameplay import frames_per_tr, gameplay_frames, read_plays
 from brainalign.study.data import StudyData
@@ -72,7 +73,7 @@ def read_frame(path: Path) -> np.ndarray:
     if arr.ndim == 2:
         arr = np.repeat(arr[..., None], 3, axis=-1)
     if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[-1] != 3:
-        raise ValueError(f"{path}: frame has shape {arr.shape} and dtype {arr.dtype}; write uint8 (H, W, 3) RGB.")
+        raise DataError(f"{path}: frame has shape {arr.shape} and dtype {arr.dtype}; write uint8 (H, W, 3) RGB.")
     return arr
 
 
@@ -99,7 +100,7 @@ def gameplay_design(frames: pd.DataFrame, runs: np.ndarray, tr: float, window: i
     order = pd.unique(runs)
     starts = np.flatnonzero(np.r_[True, runs[1:] != runs[:-1]])
     if len(starts) != len(order):
-        raise ValueError(f"the TRs of each run must be contiguous; runs change {len(starts)} times for "
+        raise DataError(f"the TRs of each run must be contiguous; runs change {len(starts)} times for "
                          f"{len(order)} runs.")
     frames = frames.reset_index(drop=True)
     windows = frames_per_tr(frames, runs, tr, window=window, max_frames=max_frames)
@@ -144,7 +145,7 @@ def gameplay_study_data(exp, rec, root: Path, subject: str):
     frames = _all_frames(plays, subject, run_labels, spec)
     used, design, _ = gameplay_design(frames, rec.runs, rec.tr, spec.window, spec.max_frames)
     if used.size == 0:
-        raise ValueError(f"subject {subject}: no gameplay frame falls on the {rec.data.shape[0]} TRs of runs "
+        raise DataError(f"subject {subject}: no gameplay frame falls on the {rec.data.shape[0]} TRs of runs "
                          f"{list(run_labels)}; check stimuli.lead_in ({spec.lead_in} s) and time_unit "
                          f"({spec.time_unit}).")
     chosen = frames.iloc[used].reset_index(drop=True)
@@ -231,7 +232,7 @@ def gameplay_plan_sizes(exp, root: Path | None, assumed: list[str]) -> tuple[int
     spec = exp.stimuli
     runs = list(exp.brain.options.get("runs") or [])
     if not runs:
-        raise ValueError("--dry-run of a gameplay study needs brain.options.runs (the run numbers).")
+        raise DataError("--dry-run of a gameplay study needs brain.options.runs (the run numbers).")
     subjects = exp.brain.subject_list
     tr = float(exp.brain.tr or 2.0)
     a = DS004323_ASSUMED

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from brainalign._utils.errors import DataError
 from brainalign.brain.items import ItemResponses
 from brainalign.brain.recording import Recording, load_nifti_recording
 from brainalign.config import Experiment, ImageStimuli, MovieClipStimuli, StimulusSpec, TextItemStimuli, resolve_path
@@ -40,7 +41,7 @@ def _nifti_subject(exp: Experiment, base_dir: Path | None) -> StudyData:
 def _tr_label_data(exp, rec, ev_path, labels, runs, files) -> StudyData:
     spec = exp.stimuli
     if labels.size != rec.data.shape[0]:
-        raise ValueError(f"{ev_path} has {labels.size} rows but the brain data have {rec.data.shape[0]} TRs "
+        raise DataError(f"{ev_path} has {labels.size} rows but the brain data have {rec.data.shape[0]} TRs "
                          f"(subject {rec.subject}); stimuli.events needs one row per TR.")
     events = events_from_tr_labels(labels, runs, rec.tr, spec.labels, spec.rest)
     stimuli = [spec.labels[k] for k in sorted(spec.labels)]
@@ -54,11 +55,11 @@ def _items_recording(resp: ItemResponses, exp: Experiment, root: Path) -> tuple[
     folds = item_folds(len(resp.items), k, exp.seed)
     if exp.encoding.outer_cv == "split":  # deal train and test items separately; test folds are k..2k-1
         if "split" not in resp.items.columns:
-            raise ValueError(f"encoding.outer_cv 'split' needs a split column in the {exp.brain.format} item table; "
+            raise DataError(f"encoding.outer_cv 'split' needs a split column in the {exp.brain.format} item table; "
                              "use outer_cv: leave-one-run-out (item folds) instead.")
         test = (resp.items["split"] == "test").to_numpy()
         if test.sum() < k or (~test).sum() < k:
-            raise ValueError(f"the split has {int((~test).sum())} train and {int(test.sum())} test items; each needs "
+            raise DataError(f"the split has {int((~test).sum())} train and {int(test.sum())} test items; each needs "
                              f"at least encoding.item_folds={k}.")
         folds[~test] = item_folds(int((~test).sum()), k, exp.seed)
         folds[test] = k + item_folds(int(test.sum()), k, exp.seed + 1)
@@ -83,7 +84,7 @@ def _item_data(exp: Experiment, resp: ItemResponses, root: Path, base_dir: Path 
     test_rows = (items["split"] == "test").to_numpy() if "split" in items.columns else None
     if isinstance(spec, ImageStimuli):
         if "nsd_id" not in items.columns:
-            raise ValueError(f"stimuli.format 'nsd-images' needs an nsd_id column in the item table; the "
+            raise DataError(f"stimuli.format 'nsd-images' needs an nsd_id column in the item table; the "
                              f"{exp.brain.format} loader gave {list(items.columns)}.")
         ids, design = _one_hot(items["nsd_id"].to_numpy())
         path = resolve_path(spec.path, root)
@@ -98,16 +99,16 @@ def _item_data(exp: Experiment, resp: ItemResponses, root: Path, base_dir: Path 
     if isinstance(spec, TextItemStimuli):
         missing = [c for c in spec.columns if c not in items.columns]
         if len(missing) == len(spec.columns):
-            raise ValueError(f"stimuli.columns {spec.columns} are not in the item table (columns: "
+            raise DataError(f"stimuli.columns {spec.columns} are not in the item table (columns: "
                              f"{list(items.columns)}); name the columns that hold the item text.")
         texts = items[[c for c in spec.columns if c in items.columns]].apply(
             lambda row: " ".join(str(v).strip() for v in row if isinstance(v, str) and v.strip() and v != "n/a"), axis=1
         ).to_numpy()
         if (texts == "").any():
-            raise ValueError(f"{int((texts == '').sum())} items have no text in columns {spec.columns}.")
+            raise DataError(f"{int((texts == '').sum())} items have no text in columns {spec.columns}.")
         uniq, design = _one_hot(texts)
         return StudyData(rec, None, [str(t) for t in uniq], design, {}, items=items, test_rows=test_rows)
-    raise ValueError(f"stimuli.format '{spec.format}' does not apply to item data (brain.format "
+    raise DataError(f"stimuli.format '{spec.format}' does not apply to item data (brain.format "
                      f"'{exp.brain.format}'); use nsd-images or text-items.")
 
 
@@ -124,7 +125,7 @@ def _movie_clip_data(exp: Experiment, rec: Recording, root: Path) -> StudyData:
         n = int((rec.runs == k).sum())
         seg_trs = (rec.meta.get("segment_trs") or {}).get(movie) or segment_trs_from_events(raw_root, movie, rec.tr)
         if sum(seg_trs) < n:
-            raise ValueError(f"{movie}: the segments cover {sum(seg_trs)} TRs (from {raw_root} events) but the fMRI "
+            raise DataError(f"{movie}: the segments cover {sum(seg_trs)} TRs (from {raw_root} events) but the fMRI "
                              f"has {n}; check stimuli.raw_root or the truncation.")
         tables.append(movie10_tr_table(movie, seg_trs, rec.tr, stim_root, n_trs=n))
     table = pd.concat(tables, ignore_index=True)
@@ -163,7 +164,7 @@ def load_subject(exp: Experiment, subject: str, base_dir: Path | None = None,
     if isinstance(resp, ItemResponses):
         return _item_data(exp, resp, root, base_dir)
     if exp.brain.tr is not None and abs(resp.tr - exp.brain.tr) > 1e-3 * exp.brain.tr:
-        raise ValueError(f"brain.tr={exp.brain.tr} s but the {exp.brain.format} data of subject {subject} have "
+        raise DataError(f"brain.tr={exp.brain.tr} s but the {exp.brain.format} data of subject {subject} have "
                          f"TR {resp.tr} s; fix brain.tr or remove it.")
     spec = exp.stimuli
     if isinstance(spec, MovieClipStimuli):
@@ -171,7 +172,7 @@ def load_subject(exp: Experiment, subject: str, base_dir: Path | None = None,
     if spec.format == "gameplay-frames":  # ds004323: frames timed by the plays export
         return gameplay_study_data(exp, resp, root, str(subject))
     if not isinstance(spec, StimulusSpec):
-        raise ValueError(f"stimuli.format '{spec.format}' needs item data; time series take tr-labels or movie-clips.")
+        raise DataError(f"stimuli.format '{spec.format}' needs item data; time series take tr-labels or movie-clips.")
     ev_path = resolve_path(fill_subject(spec.events, subject), base_dir)
     labels, _ = read_tr_labels(ev_path)
     files = {f"brain:{Path(f).name}": Path(f) for f in resp.meta.get("files", []) if Path(f).is_file()}
