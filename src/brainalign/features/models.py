@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from brainalign._utils.errors import ConfigError
 from brainalign.config import Experiment, MovieClipStimuli, resolve_path
 from brainalign.features.hf_text import TextExtractor, fill_prompts
 from brainalign.features.store import FeatureStore
@@ -75,7 +76,7 @@ class MultimodalReader:
         from brainalign.features.registry import fingerprint, load_extractor
 
         if data.load_stimuli is None:
-            raise ValueError(f"models[{spec.name}] is multimodal but stimuli.format '{exp.stimuli.format}' gives no "
+            raise ConfigError(f"models[{spec.name}] is multimodal but stimuli.format '{exp.stimuli.format}' gives no "
                              "images, clips or sounds; use a text model or an image/video/audio stimulus format.")
         local = resolve_path(spec.source, base_dir)
         self.source = str(local) if local.exists() else spec.source
@@ -107,7 +108,7 @@ class MultimodalReader:
         if pool_from is not None:
             raise ValueError("in-context prompts of a multimodal model go through MultimodalReader.in_context.")
         if len(set(texts)) != 1:
-            raise ValueError(f"models[{self.spec.name}] reads one prompt text for every stimulus; got {len(set(texts))} "
+            raise ConfigError(f"models[{self.spec.name}] reads one prompt text for every stimulus; got {len(set(texts))} "
                              "different texts (a prompt's '{stimulus}' names the stimulus format, not the stimulus).")
         return self.features({"p": texts[0]}, layers, store)["p"]
 

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 import pandas as pd
 
+from brainalign._utils.errors import ConfigError
 from brainalign.analysis.summary import paired_test
 
 if TYPE_CHECKING:
@@ -141,12 +142,12 @@ def in_context_texts(
     n = len(stimuli)
     if examples is None:
         if k > n - 1:
-            raise ValueError(f"k={k} in-context examples need at least k+1={k + 1} stimuli, got {n}; "
+            raise ConfigError(f"k={k} in-context examples need at least k+1={k + 1} stimuli, got {n}; "
                              "lower k or list analysis.controls.in_context.examples.")
         chosen = [[stimuli[(i + j) % n] for j in range(1, k + 1)] for i in range(n)]
     else:
         if len(examples) < k:
-            raise ValueError(f"in_context.examples has {len(examples)} names but k={k}; give at least k.")
+            raise ConfigError(f"in_context.examples has {len(examples)} names but k={k}; give at least k.")
         chosen = [list(examples[:k])] * n
     texts, starts = [], []
     for stim, ex in zip(stimuli, chosen):

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from brainalign._utils.errors import ConfigError
 from brainalign.config.analysis import check_extra_analyses, coupling_instructions, coupling_model
 from brainalign.pipeline.ceilings import (
     ceiling_tables_for_run,
@@ -261,7 +262,7 @@ def coupling_tables(
                              "coupling model.")
         ms = spaces[(spaces.kind == "model") & (spaces.model == spec.name) & (spaces.depth > 0)]
         if ms.empty:
-            raise ValueError(f"analysis.coupling.model={spec.name!r} has no fitted layers.")
+            raise ConfigError(f"analysis.coupling.model={spec.name!r} has no fitted layers.")
         n_layers = int(round(ms.layer.iloc[0] / ms.depth.iloc[0]))
     layer = resolve_layers([cpl.layer], n_layers)[0]
     text_layer = resolve_layers([cpl.text_layer], ex.n_layers)[0]
@@ -270,7 +271,7 @@ def coupling_tables(
     names = [f"{spec.name}/{p}/L{layer}" for p in prompts]
     missing = [n for n in names if n not in wide]
     if missing:
-        raise ValueError(f"analysis.coupling.layer={cpl.layer!r} is layer {layer}, but {missing} were not fitted; "
+        raise ConfigError(f"analysis.coupling.layer={cpl.layer!r} is layer {layer}, but {missing} were not fitted; "
                          f"choose a layer listed in models[{spec.name}].layers.")
     maps = wide[names].to_numpy(dtype=np.float64).T  # (n_instructions, n_voxels)
     templates = exp.prompts_of(spec) if hasattr(exp, "prompts_of") else exp.prompts

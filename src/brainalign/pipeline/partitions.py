@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Mapping
 import numpy as np
 import pandas as pd
 
+from brainalign._utils.errors import ConfigError, DataError
 from brainalign.encoding.design import design_delays, prepare_design
 from brainalign.encoding.splits import outer_folds
 from brainalign.timing.spaces import resolve_space_name
@@ -88,7 +89,7 @@ def partition_vif_table(features: Mapping[str, np.ndarray], spec: PartitionSpec)
         U, s, _ = np.linalg.svd(Z, full_matrices=False)
         rank = int((s > s[0] * 1e-6).sum()) if s.size and s[0] > 0 else 0
         if rank == 0:
-            raise ValueError(f"analysis.partitions[{spec.name}]: space {name!r} has zero variance; drop it.")
+            raise DataError(f"analysis.partitions[{spec.name}]: space {name!r} has zero variance; drop it.")
         k = min(spec.vif_components, rank)
         prepared[name] = U[:, :k] * s[:k]  # the space's own leading components; the PCA below keeps them
     vif = feature_space_vif(prepared, n_components=spec.vif_components)
@@ -115,7 +116,7 @@ def _partition_fold(exp, Y, runs, by_name, names, train, test, method="ridge"):
 def _check_names(spec: PartitionSpec, by_name, names, what="spaces"):
     missing = [n for n in names if n not in by_name]
     if missing:
-        raise ValueError(f"analysis.partitions[{spec.name}].{what} names {missing}, which were not fitted; "
+        raise ConfigError(f"analysis.partitions[{spec.name}].{what} names {missing}, which were not fitted; "
                          f"choose from {sorted(by_name)}.")
 
 
@@ -181,7 +182,7 @@ def partition_control_tables(
     _check_names(spec, by_name, list(control.values()), "control")
     unknown = [k for k in control if k not in spec.spaces]
     if unknown:
-        raise ValueError(f"analysis.partitions[{spec.name}].control names {unknown}, which are not its spaces "
+        raise ConfigError(f"analysis.partitions[{spec.name}].control names {unknown}, which are not its spaces "
                          f"{spec.spaces}.")
     Y, runs = data.recording.data, data.recording.runs
     folds = _per_run_folds(exp, runs)

@@ -15,6 +15,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from brainalign._utils.errors import ConfigError, DataError
 from brainalign.analysis.metrics import pearson_r
 from brainalign.analysis.summary import compare_to_reference, layer_table, prompt_gain_table
 from brainalign.brain.recording import Recording
@@ -102,7 +103,7 @@ def cross_validate(
     by_name = {sp.name: sp for sp in spaces}
     ref = exp.analysis.reference
     if ref not in by_name:
-        raise ValueError(f"analysis.reference='{ref}' is not a feature space; choose one of {sorted(by_name)}.")
+        raise ConfigError(f"analysis.reference='{ref}' is not a feature space; choose one of {sorted(by_name)}.")
     order = [by_name[ref]] + [sp for sp in spaces if sp.name != ref]
     preds = HeldOut([sp.name for sp in order], Y.shape, exp.encoding.predictions_in_memory_gib)
     chosen: dict[str, list] = {sp.name: [] for sp in order}
@@ -221,7 +222,7 @@ def partition_spaces(
     for spec in specs:
         missing = [n for n in spec.spaces if n not in by_name]
         if missing:
-            raise ValueError(f"analysis.partitions[{spec.name}] names spaces {missing} that were not fitted; "
+            raise ConfigError(f"analysis.partitions[{spec.name}] names spaces {missing} that were not fitted; "
                              f"choose from {sorted(by_name)}.")
     tick = progress("partition", len(folds) * len(specs))
     if checkpoint is not None:
@@ -278,13 +279,13 @@ def load_roi_masks(exp: Experiment, recording: Recording, base_dir: Path | None 
     if spec is None:
         return {}
     if recording.mask_img is None:
-        raise ValueError("brain.rois needs a volume recording with a mask image; surface ROIs are not wired yet.")
+        raise ConfigError("brain.rois needs a volume recording with a mask image; surface ROIs are not wired yet.")
     import nibabel as nib
 
     img = nib.load(resolve_path(spec.image, base_dir))
     mask = np.asarray(recording.mask_img.dataobj) != 0
     if img.shape[:3] != mask.shape or not np.allclose(img.affine, recording.mask_img.affine, atol=1e-3):
-        raise ValueError(f"brain.rois.image has shape {img.shape} (affine differs: "
+        raise DataError(f"brain.rois.image has shape {img.shape} (affine differs: "
                          f"{not np.allclose(img.affine, recording.mask_img.affine, atol=1e-3)}) but the mask has "
                          f"shape {mask.shape}; resample the atlas to the BOLD grid "
                          "(nilearn.image.resample_to_img, interpolation='nearest').")
@@ -297,12 +298,12 @@ def load_roi_masks(exp: Experiment, recording: Recording, base_dir: Path | None 
         for roi, members in spec.groups.items():
             for lab in members:
                 if isinstance(lab, str) and lab not in table.values():
-                    raise ValueError(f"brain.rois.groups[{roi!r}] names label {lab!r}, which is not in the label "
+                    raise ConfigError(f"brain.rois.groups[{roi!r}] names label {lab!r}, which is not in the label "
                                      f"table; available: {sorted(table.values())}.")
     masks = combine_roi_masks(present, table, spec.groups)
     missing = [r for r in (spec.hierarchy or []) if r not in masks]
     if missing:
-        raise ValueError(f"brain.rois.hierarchy names {missing}, which are not ROIs with voxels in the mask; "
+        raise ConfigError(f"brain.rois.hierarchy names {missing}, which are not ROIs with voxels in the mask; "
                          f"available: {sorted(masks)}.")
     return masks
 
