@@ -41,6 +41,7 @@ demo: $(STAMP)
 	$(VENV)/bin/brainalign demo --out results/demo
 
 test: $(STAMP)
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest $(PYTEST_FLAGS)
 
 lock: $(VENV)/bin/uv

@@ -17,7 +17,7 @@ import numpy as np
 from brainalign import pipeline
 from brainalign.cli import demo_config_path
 from brainalign.config import load_config
-from brainalign.resume import EncodingCheckpoint
+from brainalign.pipeline.checkpoint import EncodingCheckpoint
 
 
 def main() -> None:

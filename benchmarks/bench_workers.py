@@ -31,7 +31,7 @@ import psutil
 from brainalign import pipeline, workers
 from brainalign.cli import demo_config_path
 from brainalign.config import load_config
-from brainalign.controls import control_spaces
+from brainalign.pipeline.controls import control_spaces
 from brainalign.features.store import FeatureStore
 
 

@@ -2,7 +2,7 @@
 
 The pipeline scores the held-out predictions of every outer fold concatenated (leave-one-run-out: each test
 run's prediction is fitted on the other test runs) or of one fixed split. This script measures, on planted data
-whose responses share low-rank structure (:func:`brainalign.simulate.planted_encoding`), the false positives of
+whose responses share low-rank structure (:func:`brainalign.testing.planted.planted_encoding`), the false positives of
 the *null* feature space (independent of the responses) under both schemes, and under a random readout of the
 same features (no weights fitted) as the reference case:
 
@@ -14,17 +14,19 @@ and the mean per-voxel rate of p < 0.05 (nominal 0.05).
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
+import brainalign
 from brainalign import pipeline
 from brainalign.analysis.stats import permutation_test
 from brainalign.brain.recording import Recording
 from brainalign.config import load_config
-from brainalign.simulate import planted_encoding
+from brainalign.testing.planted import planted_encoding
 
-DEMO = pipeline.__file__.replace("pipeline.py", "configs/demo.yaml")
+DEMO = str(Path(brainalign.__file__).parent / "configs" / "demo.yaml")
 
 
 def main(n_seeds: int = 30) -> None:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from brainalign.cli import _replace_dir
+from brainalign.cli.main import _replace_dir
 
 from conftest import run_cli
 from test_config import DEMO

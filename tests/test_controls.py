@@ -13,7 +13,7 @@ from brainalign import pipeline
 from brainalign.analysis.summary import paired_test
 from brainalign.brain.recording import Recording
 from brainalign.config import ConfigError, ControlSpec, InContextSpec, load_config
-from brainalign.controls import (
+from brainalign.pipeline.controls import (
     control_pairs_for_models,
     control_prompts,
     in_context_texts,

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from brainalign.config import ConfigError, load_config
-from brainalign.study_data import expand_data_root
+from brainalign.study.data import expand_data_root
 from test_config import DEMO
 
 SEED000 = Path(__file__).resolve().parents[1] / "configs" / "seed000_gameplay.yaml"

@@ -9,7 +9,7 @@ import pytest
 from brainalign.config import Experiment, ModelSpec
 from brainalign.features.baselines import motion_energy_features, pixel_features
 from brainalign.features.frame_baselines import frame_baseline_features, kept_frame_rate
-from brainalign.stimuli.gameplay_study import frame_path, gameplay_design, read_frame
+from brainalign.study.gameplay import frame_path, gameplay_design, read_frame
 
 
 def _frames(onsets_by_run: dict[int, list[float]]) -> pd.DataFrame:

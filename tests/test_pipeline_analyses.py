@@ -16,8 +16,8 @@ from brainalign.analysis.compare import instruction_semantics_coupling
 from brainalign.analysis.layers import best_layer
 from brainalign.brain.recording import Recording
 from brainalign.config import ConfigError, PartitionSpec, load_config
-from brainalign.config_analysis import CouplingSpec
-from brainalign.pipeline_analyses import (
+from brainalign.config.analysis import CouplingSpec
+from brainalign.pipeline.extras import (
     best_layer_table,
     coupling_tables,
     extra_analyses,
@@ -25,7 +25,7 @@ from brainalign.pipeline_analyses import (
     normalised_score_tables,
     subject_subset_ceiling_table,
 )
-from brainalign.simulate import planted_encoding, planted_partition, planted_subjects
+from brainalign.testing.planted import planted_encoding, planted_partition, planted_subjects
 
 from test_config import DEMO
 
@@ -311,7 +311,7 @@ def test_extra_tables_land_in_results_from_the_config(tmp_path):
     from small_experiment import make_small_experiment
 
     from brainalign.features.store import FeatureStore
-    from brainalign.results import Results
+    from brainalign.report.results import Results
 
     cfg = make_small_experiment(tmp_path / "exp", n_runs=4, layers=(3, 6), **{
         "prompts": {"unprompted": "{stimulus}", "action": "what you would do with a {stimulus}",
@@ -348,8 +348,8 @@ def test_extra_tables_land_in_results_from_the_config(tmp_path):
 
 # ------------------------------------------------------------------ several subjects' Results -> group tables
 def test_group_results_from_per_subject_results():
-    from brainalign.pipeline_analyses import group_analyses
-    from brainalign.results import Results
+    from brainalign.pipeline.extras import group_analyses
+    from brainalign.report.results import Results
 
     rng = np.random.default_rng(3)
     base = load_config(DEMO)
@@ -382,7 +382,7 @@ def test_group_results_from_per_subject_results():
 
 
 def test_study_ceiling_recovers_the_planted_inter_subject_ceiling():
-    from brainalign.pipeline_analyses import add_study_ceiling, study_ceiling_tables
+    from brainalign.pipeline.extras import add_study_ceiling, study_ceiling_tables
 
     sim = planted_subjects(n_subjects=5, n_runs=4, n_samples_per_run=250, n_voxels=12, signal_fraction=(0.2, 0.7),
                            seed=2)

@@ -7,7 +7,7 @@ import numpy as np
 from brainalign import pipeline
 from brainalign.brain.recording import Recording
 from brainalign.config import load_config
-from brainalign.simulate import planted_encoding
+from brainalign.testing.planted import planted_encoding
 
 from test_config import DEMO
 

@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from brainalign import pipeline
+from brainalign.pipeline import runner as pipeline
 from brainalign.analysis.summary import compare_to_reference, layer_table, prompt_gain_table
 from brainalign.brain.recording import Recording
 from brainalign.config import ConfigError, RoiSpec, load_config
-from brainalign.simulate import planted_layers
-from brainalign.validate import check_rois
+from brainalign.testing.planted import planted_layers
+from brainalign.pipeline.checks import check_rois
 
 from test_config import DEMO
 
@@ -123,7 +123,7 @@ def test_roi_comparisons_pair_over_runs_against_the_reference(planted):
 
 def test_report_shows_roi_sections(planted):
     from brainalign.report.html import render_report
-    from brainalign.results import Results
+    from brainalign.report.results import Results
 
     res = Results(planted["exp"], planted["tables"], mask_img=planted["mask"], manifest=dict(models={}, data={}))
     html = render_report(res)
@@ -139,7 +139,7 @@ def test_report_shows_roi_sections(planted):
 
 
 def test_results_round_trip_keeps_roi_tables(planted, tmp_path):
-    from brainalign.results import Results
+    from brainalign.report.results import Results
 
     res = Results(planted["exp"], planted["tables"], mask_img=planted["mask"], manifest=dict(models={}, data={}))
     back = Results.load(res.save(tmp_path))
@@ -182,7 +182,7 @@ def test_run_wires_rois_from_the_config_into_results_and_report(tmp_path, monkey
     from brainalign.config import Experiment
     from brainalign.features.store import FeatureStore
     from brainalign.report.html import render_report
-    from brainalign.results import Results
+    from brainalign.report.results import Results
 
     rng = np.random.default_rng(0)
     n_runs, per_run, shape = 3, 48, (3, 2, 4)  # 4 slices: the glass-brain map is drawn too

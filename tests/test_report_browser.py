@@ -8,7 +8,7 @@ import time
 import pytest
 
 from brainalign.report.html import render_report, write_report
-from brainalign.results import Results
+from brainalign.report.results import Results
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 REQUIRED = os.environ.get("BRAINALIGN_REQUIRE_BROWSER") == "1"

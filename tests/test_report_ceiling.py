@@ -12,7 +12,7 @@ from PIL import Image
 from brainalign.config import load_config
 from brainalign.report import figures
 from brainalign.report.html import render_report
-from brainalign.results import Results
+from brainalign.report.results import Results
 
 from test_config import DEMO
 

@@ -109,7 +109,7 @@ def test_no_steering_section_without_steering_tables(tmp_path):
 
 HOLD = """
 import sys, time
-from brainalign.locking import RunLock
+from brainalign._utils.locking import RunLock
 with RunLock(sys.argv[1]):
     print("held", flush=True)
     time.sleep(60)
@@ -131,7 +131,7 @@ def test_report_refuses_while_a_run_holds_the_folder_lock(steer_dir):
     finally:
         holder.kill()
         holder.wait()
-    from brainalign.locking import StaleLockWarning
+    from brainalign._utils.locking import StaleLockWarning
 
     with pytest.warns(StaleLockWarning, match="taking over the stale lock"):  # the killed holder's flock is gone
         res = CliRunner().invoke(app, ["report", str(steer_dir)])
@@ -142,7 +142,7 @@ def test_report_refuses_while_a_run_holds_the_folder_lock(steer_dir):
 
 def test_results_folder_with_steering_tables_gets_a_steering_section(tmp_path):
     from brainalign.report.html import render_report
-    from brainalign.results import Results
+    from brainalign.report.results import Results
     from test_report_ceiling import _results
 
     folder = _results({}).save(tmp_path / "res")

@@ -17,7 +17,7 @@ from brainalign.brain.recording import Recording
 from brainalign.config import PartitionSpec, load_config
 from brainalign.report import figures
 from brainalign.report.html import render_report
-from brainalign.results import Results
+from brainalign.report.results import Results
 
 from test_config import DEMO
 

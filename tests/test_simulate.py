@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from brainalign.simulate import planted_encoding, planted_partition
+from brainalign.testing.planted import planted_encoding, planted_partition
 
 
 def test_planted_encoding_unchanged_contract():
@@ -38,7 +38,7 @@ def test_partition_two_spaces_named_shared_and_seeded():
 
 
 def test_layers_hierarchy_subjects_simulators():
-    from brainalign.simulate import planted_hierarchy, planted_layers, planted_subjects
+    from brainalign.testing.planted import planted_hierarchy, planted_layers, planted_subjects
 
     lay = planted_layers({"x": 0, "y": 3}, n_layers=4, n_runs=2, n_samples_per_run=20, n_voxels_per_roi=5)
     assert len(lay.layers) == 4 and lay.Y.shape == (40, 10) and lay.masks["y"].sum() == 5

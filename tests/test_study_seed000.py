@@ -58,7 +58,7 @@ def seed000(mini, tmp_path_factory, feature_cache):
 def test_frames_are_placed_on_the_tr_grid_from_the_plays(mini):
     """design @ (per-frame brightness) is the planted per-TR brightness: timing, layout and averaging agree."""
     from brainalign.config import load_config
-    from brainalign.study_data import load_subject
+    from brainalign.study.load import load_subject
 
     exp = load_config(CONFIG, [s for s in mini_overrides()[1::2]])
     data = load_subject(exp, "02", CONFIG.parent, mini["root"])

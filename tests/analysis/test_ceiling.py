@@ -14,7 +14,7 @@ from brainalign.analysis.ceiling import (
     normalise_scores,
     subject_subset_ceiling,
 )
-from brainalign.simulate import planted_subjects
+from brainalign.testing.planted import planted_subjects
 
 
 def _planted_curve(seed=0, n_vox=30):

@@ -12,7 +12,7 @@ from brainalign.analysis.compare import (
     matched_dimensionality_scores,
     similarity_matrix,
 )
-from brainalign.simulate import planted_encoding
+from brainalign.testing.planted import planted_encoding
 
 
 def _instructions(coupled: bool, seed=0):

@@ -8,7 +8,7 @@ from brainalign.analysis._ridge import ridge_fit_predict
 from brainalign.analysis.layers import best_layer, layer_curves, normalised_depth, peak_layers
 from brainalign.analysis.metrics import pearson_r
 from brainalign.encoding.splits import leave_runs_out, train_test_by_runs
-from brainalign.simulate import planted_layers
+from brainalign.testing.planted import planted_layers
 
 
 def _encode_layers(sim):

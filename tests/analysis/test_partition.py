@@ -15,7 +15,7 @@ from brainalign.analysis.partition import (
     partition_percentages,
     variance_partition,
 )
-from brainalign.simulate import planted_partition
+from brainalign.testing.planted import planted_partition
 
 ALPHAS = np.logspace(-1, 4, 12)
 
@@ -190,7 +190,7 @@ def test_encoding_permutation_fdr_end_to_end():
     from brainalign.analysis._ridge import ridge_fit_predict
     from brainalign.analysis.stats import fdr_bh, permutation_test
     from brainalign.encoding.splits import leave_runs_out, train_test_by_runs
-    from brainalign.simulate import planted_encoding
+    from brainalign.testing.planted import planted_encoding
 
     sim = planted_encoding(n_runs=6, n_samples_per_run=100, n_voxels=400, r2=0.15, autocorrelation=0.5, seed=5)
     train, test = train_test_by_runs(sim.runs, [4, 5])

@@ -6,7 +6,7 @@ import pytest
 
 from brainalign.analysis._ridge import ridge_fit_predict
 from brainalign.encoding.splits import leave_runs_out
-from brainalign.simulate import planted_encoding
+from brainalign.testing.planted import planted_encoding
 
 
 def test_engines_agree():

@@ -19,7 +19,7 @@ from brainalign.analysis.rois import (
     prompt_gain,
     roi_masks,
 )
-from brainalign.simulate import planted_hierarchy
+from brainalign.testing.planted import planted_hierarchy
 
 TABLE = {1: "V1v", 2: "V1d", 3: "FFA-1", 5: "PPA"}
 

@@ -17,7 +17,7 @@ from brainalign.analysis.stats import (
     permutation_test,
     sem,
 )
-from brainalign.simulate import _ar1
+from brainalign.testing.planted import _ar1
 
 RUNS = np.repeat(np.arange(4), 150)
 

@@ -244,7 +244,8 @@ def test_trust_remote_code_gives_a_loud_warning(study):
 def test_memory_preflight_refuses_a_run_that_cannot_fit(study):
     from brainalign.config import load_config
     from brainalign.config import ConfigError
-    from brainalign.validate import estimate_memory, preflight
+    from brainalign.pipeline.checks import estimate_memory
+    from brainalign.pipeline.preflight import preflight
 
     exp = load_config(study)
     need = estimate_memory(exp, 484, 530)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from brainalign.features.store import FeatureStore
-from brainalign.resume import EncodingCheckpoint, ResumeError, prepare_work_dir, work_dir
+from brainalign.pipeline.checkpoint import EncodingCheckpoint, ResumeError, prepare_work_dir, work_dir
 
 
 def test_truncated_feature_entry_is_detected_and_recomputed(tmp_path):
@@ -90,7 +90,7 @@ def test_checkpoint_fitted_on_other_inputs_is_refitted(tmp_path):
 
 
 def test_results_parked_by_a_killed_swap_are_restored(tmp_path):
-    from brainalign.cli import _recover_swap
+    from brainalign.cli.main import _recover_swap
 
     out = tmp_path / "res"
     parked = tmp_path / ".res.old"

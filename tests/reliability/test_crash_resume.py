@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from brainalign.cli import app
-from brainalign.locking import StaleLockWarning
+from brainalign._utils.locking import StaleLockWarning
 
 from small_experiment import (ONE_PARTITION, PARTITION_TABLES, TABLES, cli, make_small_experiment, one_line,
                               run_until_stalled_then_kill, with_workers)

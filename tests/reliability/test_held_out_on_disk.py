@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from brainalign.held_out import HeldOut
+from brainalign.encoding.held_out import HeldOut
 from small_experiment import make_small_experiment
 
 

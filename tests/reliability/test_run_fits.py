@@ -1,4 +1,4 @@
-"""brainalign.workers.run_fits in this process: every fit runs on ``blas_threads`` BLAS threads (what makes a fit's
+"""brainalign.pipeline.workers.run_fits in this process: every fit runs on ``blas_threads`` BLAS threads (what makes a fit's
 bytes independent of where it runs), results come back in task order, checkpoints are reused, bad settings are
 refused. (The same on dask workers: test_crash_resume's two-worker runs, byte for byte.)"""
 from __future__ import annotations
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_info
 
-from brainalign.resume import EncodingCheckpoint
-from brainalign.workers import FitTask, run_fits
+from brainalign.pipeline.checkpoint import EncodingCheckpoint
+from brainalign.pipeline.workers import FitTask, run_fits
 
 
 def _blas_threads_seen(x: np.ndarray) -> dict:

@@ -7,11 +7,11 @@ import time
 
 import pytest
 
-from brainalign.locking import OutputLocked, RunLock, StaleLockWarning, lock_path
+from brainalign._utils.locking import OutputLocked, RunLock, StaleLockWarning, lock_path
 
 HOLDER = """
 import sys, time
-from brainalign.locking import RunLock
+from brainalign._utils.locking import RunLock
 with RunLock(sys.argv[1]):
     print("held", flush=True)
     time.sleep(60)
@@ -54,7 +54,7 @@ def test_lock_is_exclusive_within_a_process_and_released_on_error(tmp_path):
 RACER = """
 import os, sys, time
 from pathlib import Path
-from brainalign.locking import OutputLocked, RunLock
+from brainalign._utils.locking import OutputLocked, RunLock
 go = Path(sys.argv[2])
 print("ready", flush=True)
 while not go.exists():

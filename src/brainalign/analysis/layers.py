@@ -12,7 +12,7 @@ from typing import Literal, Mapping
 import numpy as np
 import pandas as pd
 
-from brainalign.analysis.rois import _stat
+from brainalign.analysis.rois import stat_function
 
 __all__ = ["normalised_depth", "layer_curves", "peak_layers", "best_layer"]
 
@@ -63,7 +63,7 @@ def layer_curves(
     """
     a = _scores3(scores)
     n_s, n_l, n_v = a.shape
-    f = _stat(how)
+    f = stat_function(how)
     masks = {"all": np.ones(n_v, dtype=bool)} if masks is None else masks
     subjects = list(range(n_s)) if subjects is None else list(subjects)
     layers = list(range(n_l)) if layers is None else list(layers)
@@ -104,7 +104,7 @@ def peak_layers(curves: pd.DataFrame, by=("subject", "roi"), group_how: Literal[
     DataFrame with columns ``*by, peak_layer, peak_depth, peak_value``.
     """
     if group_how is not None:
-        f = _stat(group_how)
+        f = stat_function(group_how)
         curves = (curves.groupby(["roi", "layer", "depth"], sort=False)["value"]
                   .apply(lambda v: f(v.to_numpy())).reset_index())
         by = ("roi",)

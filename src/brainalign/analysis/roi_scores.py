@@ -16,7 +16,7 @@ import pandas as pd
 
 from brainalign.analysis.layers import layer_curves, peak_layers
 from brainalign.analysis.metrics import pearson_r
-from brainalign.analysis.rois import _stat, hierarchy_gain, prompt_gain
+from brainalign.analysis.rois import stat_function, hierarchy_gain, prompt_gain
 from brainalign.analysis.summary import paired_test
 
 __all__ = ["roi_run_scores", "roi_comparisons", "roi_layer_tables", "roi_gain_tables", "combine_roi_masks"]
@@ -74,7 +74,7 @@ def roi_run_scores(
     table : DataFrame with columns ``space, roi, run, value, n_voxels``
     voxel_r : dict space -> dict run -> ndarray (n_voxels,) of r
     """
-    f = _stat(how)
+    f = stat_function(how)
     rows, voxel_r = [], {}
     for name, P in predictions.items():
         held = np.isfinite(P).all(1)

@@ -1,7 +1,7 @@
 """Run-level summaries: comparisons across held-out runs, layer curves, prompt gains.
 
 Inputs are the tidy ``run_scores`` table (space, run, mean_r, ...) that
-:func:`brainalign.pipeline.cross_validate` returns: one row per feature space
+:func:`brainalign.pipeline.runner.cross_validate` returns: one row per feature space
 and held-out run. Held-out runs are the independent units of these tests.
 """
 from __future__ import annotations

@@ -23,6 +23,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
+from brainalign._utils.errors import DataError
 from .items import ItemResponses
 
 __all__ = ["read_beta_array", "read_item_table", "items_from_events", "load_item_betas", "top_fraction_mask"]
@@ -33,12 +34,12 @@ _KEYS = ("betasmd", "modelmd", "all_voxels", "betas")
 def _pick_key(keys: Sequence[str], key: str | None, path: Path) -> str:
     if key is not None:
         if key not in keys:
-            raise ValueError(f"{path} has no variable {key!r}; it holds {sorted(keys)}.")
+            raise DataError(f"{path} has no variable {key!r}; it holds {sorted(keys)}.")
         return key
     for k in _KEYS:
         if k in keys:
             return k
-    raise ValueError(f"{path}: none of {list(_KEYS)} found (it holds {sorted(keys)}); pass key= naming the betas.")
+    raise DataError(f"{path}: none of {list(_KEYS)} found (it holds {sorted(keys)}); pass key= naming the betas.")
 
 
 def read_beta_array(path: str | Path, key: str | None = None, allow_pickle: bool = False) -> np.ndarray:
@@ -62,7 +63,7 @@ def read_beta_array(path: str | Path, key: str | None = None, allow_pickle: bool
             arr = np.load(path, mmap_mode="r", allow_pickle=False)
         except ValueError:
             if not allow_pickle:
-                raise ValueError(
+                raise DataError(
                     f"{path} is a pickled object (GLMsingle's Python output dict); load it with allow_pickle=True "
                     "only if you trust the file."
                 ) from None
@@ -70,7 +71,7 @@ def read_beta_array(path: str | Path, key: str | None = None, allow_pickle: bool
         if arr.dtype == object:
             obj = arr.item() if arr.shape == () else arr
             if not isinstance(obj, dict):
-                raise ValueError(f"{path}: object array that is not a dict of results.")
+                raise DataError(f"{path}: object array that is not a dict of results.")
             return np.asarray(obj[_pick_key(list(obj), key, path)])
         return arr
     if name.endswith(".mat"):
@@ -84,7 +85,7 @@ def read_beta_array(path: str | Path, key: str | None = None, allow_pickle: bool
 
             with h5py.File(path, "r") as f:
                 return np.asarray(f[_pick_key(list(f), key, path)]).T
-    raise ValueError(f"{path}: unknown betas format; use .npy, .mat, .nii or .nii.gz.")
+    raise DataError(f"{path}: unknown betas format; use .npy, .mat, .nii or .nii.gz.")
 
 
 def read_item_table(items) -> pd.DataFrame:
@@ -118,7 +119,7 @@ def items_from_events(
     all event columns are kept.
     """
     if stimulus_column not in events.columns:
-        raise ValueError(f"events lack the column {stimulus_column!r}; columns are {list(events.columns)}.")
+        raise DataError(f"events lack the column {stimulus_column!r}; columns are {list(events.columns)}.")
     keep = events[~events[stimulus_column].isin(list(exclude))].copy()
     keep["trial_in_run"] = keep.groupby("run").cumcount() + 1
     pre = f"{task}_" if task else ""
@@ -165,7 +166,7 @@ def load_item_betas(
         data = np.asarray(arr[:, 0, 0, :]).T  # GLMsingle on (n_voxels, time) input
     elif arr.ndim == 4:
         if mask is None:
-            raise ValueError(f"{path} holds volumetric betas of shape {arr.shape}; pass mask= (3-D NIfTI of shape {arr.shape[:3]}).")
+            raise DataError(f"{path} holds volumetric betas of shape {arr.shape}; pass mask= (3-D NIfTI of shape {arr.shape[:3]}).")
         mimg = mask if isinstance(mask, nib.spatialimages.SpatialImage) else None
         if mimg is None:
             mp = Path(mask)
@@ -174,7 +175,7 @@ def load_item_betas(
             mimg = nib.load(mp)
         m = np.asarray(mimg.dataobj) != 0
         if m.shape != arr.shape[:3]:
-            raise ValueError(
+            raise DataError(
                 f"mask has shape {m.shape} but the betas in {path} have volume shape {arr.shape[:3]}; "
                 "use the mask of the GLMsingle input space (or resample it with nilearn.image.resample_to_img)."
             )
@@ -183,16 +184,16 @@ def load_item_betas(
     elif arr.ndim == 2:
         data = np.asarray(arr)
     else:
-        raise ValueError(f"{path}: betas of shape {arr.shape}; expected (n_items, n_voxels) or (X, Y, Z, n_items).")
+        raise DataError(f"{path}: betas of shape {arr.shape}; expected (n_items, n_voxels) or (X, Y, Z, n_items).")
     table = read_item_table(items) if items is not None else pd.DataFrame({"item": np.arange(data.shape[0])})
     if len(table) != data.shape[0]:
         hint = " (the array looks transposed: pass betas as (n_items, n_voxels))" if data.shape[1] == len(table) else ""
-        raise ValueError(f"{path} holds {data.shape[0]} betas but the item table has {len(table)} rows{hint}.")
+        raise DataError(f"{path} holds {data.shape[0]} betas but the item table has {len(table)} rows{hint}.")
     data = data.astype(np.float32)
     finite = np.isfinite(data).all(0)
     if not finite.all():
         if not drop_nonfinite:
-            raise ValueError(f"{path}: {int((~finite).sum())} voxels have non-finite betas; set drop_nonfinite=True.")
+            raise DataError(f"{path}: {int((~finite).sum())} voxels have non-finite betas; set drop_nonfinite=True.")
         warnings.warn(f"{path}: dropping {int((~finite).sum())} of {finite.size} voxels with non-finite betas.", stacklevel=2)
         data = data[:, finite]
         if mimg is not None:
@@ -224,7 +225,7 @@ def top_fraction_mask(
     Nifti1Image, uint8 mask on the ROI grid.
     """
     if not 0 < fraction <= 1:
-        raise ValueError(f"fraction must lie in (0, 1], got {fraction}.")
+        raise DataError(f"fraction must lie in (0, 1], got {fraction}.")
     imgs = []
     for name, img in (("stat_img", stat_img), ("roi_img", roi_img)):
         if not isinstance(img, nib.spatialimages.SpatialImage):
@@ -234,13 +235,13 @@ def top_fraction_mask(
         imgs.append(img)
     stat, roi = np.asarray(imgs[0].dataobj, dtype=np.float64), np.asarray(imgs[1].dataobj) != 0
     if stat.shape != roi.shape or not np.allclose(imgs[0].affine, imgs[1].affine, atol=1e-3):
-        raise ValueError(
+        raise DataError(
             f"stat_img {stat.shape} and roi_img {roi.shape} are on different grids; resample the ROI to the statistic map "
             "(nilearn.image.resample_to_img(roi, stat, interpolation='nearest'))."
         )
     cand = np.flatnonzero((roi & np.isfinite(stat)).ravel())
     if cand.size == 0:
-        raise ValueError("the ROI holds no voxel with a finite statistic.")
+        raise DataError("the ROI holds no voxel with a finite statistic.")
     k = int(np.ceil(fraction * cand.size))
     order = np.argsort(-stat.ravel()[cand], kind="stable")
     out = np.zeros(stat.size, dtype=np.uint8)

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 from nilearn import masking, signal
 
+from brainalign._utils.errors import DataError
 from .recording import Recording
 
 __all__ = [
@@ -240,7 +241,7 @@ def read_sidecar(bold: str | Path, raw_root: str | Path | None = None) -> dict:
         try:
             meta.update(json.loads(c.read_text()))
         except json.JSONDecodeError as err:
-            raise ValueError(f"{c}: invalid JSON sidecar ({err}).") from None
+            raise DataError(f"{c}: invalid JSON sidecar ({err}).") from None
     meta["_sidecars"] = [str(c) for c in chain]
     return meta
 
@@ -284,7 +285,7 @@ def repetition_time(bold: str | Path, raw_root: str | Path | None = None, expect
     bold = Path(bold)
     meta = read_sidecar(bold, raw_root)
     if "RepetitionTime" not in meta:
-        raise ValueError(
+        raise DataError(
             f"{bold}: no RepetitionTime in its JSON sidecars ({meta['_sidecars'] or 'none found'}); "
             f"add it to task-<task>_bold.json at the dataset root (BIDS requires it)."
         )
@@ -292,13 +293,13 @@ def repetition_time(bold: str | Path, raw_root: str | Path | None = None, expect
     htr, unit = _header_tr(nib.load(bold))
     # An unset NIfTI TR reads as 0 or 1 with unknown units: only a real value is checked.
     if htr > 0 and (unit in ("sec", "msec", "usec") or htr != 1.0) and abs(htr - tr) > 1e-3:
-        raise ValueError(
+        raise DataError(
             f"TR mismatch for {bold}: the JSON sidecar ({meta['_sidecars'][0]}) says RepetitionTime={tr} s "
             f"but the NIfTI header says {htr} s; fix the header (nibabel: img.header.set_zooms) "
             "or the sidecar so that they agree."
         )
     if expected is not None and abs(float(expected) - tr) > 1e-3:
-        raise ValueError(
+        raise DataError(
             f"brain.tr={expected} s but the BIDS sidecar of {bold} says RepetitionTime={tr} s; "
             "remove brain.tr (it is read from the sidecar) or correct it."
         )
@@ -327,10 +328,10 @@ def read_events(path: str | Path, label: int, stimulus_column: str | None = None
     ev = pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=False)
     missing = {"onset", "duration"} - set(ev.columns)
     if missing:
-        raise ValueError(f"{path}: events.tsv lacks the required column(s) {sorted(missing)}; columns are {list(ev.columns)}.")
+        raise DataError(f"{path}: events.tsv lacks the required column(s) {sorted(missing)}; columns are {list(ev.columns)}.")
     col = stimulus_column or next((c for c in ("trial_type", "stim_file") if c in ev.columns), None)
     if col is None or col not in ev.columns:
-        raise ValueError(
+        raise DataError(
             f"{path}: no stimulus column {stimulus_column or 'trial_type/stim_file'!r}; columns are {list(ev.columns)}."
         )
     out = ev.copy()
@@ -378,11 +379,11 @@ def select_confounds(path: str | Path, columns: Sequence[str], n_volumes: int | 
     table = pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=False)
     missing = [c for c in columns if c not in table.columns]
     if missing:
-        raise ValueError(f"{path}: confound column(s) {missing} not found; available: {list(table.columns)[:30]}.")
+        raise DataError(f"{path}: confound column(s) {missing} not found; available: {list(table.columns)[:30]}.")
     conf = table[list(columns)].to_numpy(dtype=np.float64)
     conf = np.nan_to_num(conf, nan=0.0)
     if n_volumes is not None and conf.shape[0] != n_volumes:
-        raise ValueError(f"{path} has {conf.shape[0]} rows but the BOLD run has {n_volumes} volumes; they must match.")
+        raise DataError(f"{path} has {conf.shape[0]} rows but the BOLD run has {n_volumes} volumes; they must match.")
     return conf
 
 
@@ -462,7 +463,7 @@ def load_bids(
             "(point the data root at the folder holding dataset_description.json)."
         )
     if confounds and confounds_strategy:
-        raise ValueError("give either confounds (column names) or confounds_strategy (nilearn load_confounds), not both.")
+        raise DataError("give either confounds (column names) or confounds_strategy (nilearn load_confounds), not both.")
     src = Path(derivatives) if derivatives is not None else root
     if derivatives is not None and not src.is_dir():
         raise FileNotFoundError(f"{src}: fMRIPrep derivatives folder not found; check brain.derivatives.")
@@ -475,14 +476,14 @@ def load_bids(
                 f"available runs: {[r.entities.get('run') for r in found]}."
             )
     if (confounds or confounds_strategy) and derivatives is None:
-        raise ValueError("confounds need fMRIPrep derivatives (…_desc-confounds_timeseries.tsv); set derivatives=.")
+        raise DataError("confounds need fMRIPrep derivatives (…_desc-confounds_timeseries.tsv); set derivatives=.")
 
     # ---------------------------------------------------------------- mask
     cifti = found[0].bold.name.endswith(".dtseries.nii")
     surface = found[0].surface or cifti
     if surface:
         if mask is not None:
-            raise ValueError(f"space={space!r} is a surface: vertices are not masked by a volume; remove mask=.")
+            raise DataError(f"space={space!r} is a surface: vertices are not masked by a volume; remove mask=.")
         mask_img, mask_arr = None, None
     elif mask is not None:
         mask = Path(mask)
@@ -496,14 +497,14 @@ def load_bids(
                 raise FileNotFoundError(f"{m}: fMRIPrep brain mask not found (written next to the preproc BOLD); pass mask=.")
         mask_img = masking.intersect_masks([str(m) for m in mpaths], threshold=1, connected=False) if len(mpaths) > 1 else nib.load(mpaths[0])
     else:
-        raise ValueError(
+        raise DataError(
             "raw BIDS data have no brain mask: pass mask= (a 3-D NIfTI on the BOLD grid) "
             "or load fMRIPrep derivatives with derivatives=."
         )
     if not surface:
         mask_arr = np.asarray(mask_img.dataobj) != 0
         if mask_arr.ndim != 3 or not mask_arr.any():
-            raise ValueError(f"mask must be a non-empty 3-D image, got shape {mask_arr.shape} with {int(mask_arr.sum())} voxels.")
+            raise DataError(f"mask must be a non-empty 3-D image, got shape {mask_arr.shape} with {int(mask_arr.sum())} voxels.")
         mask_img = nib.Nifti1Image(mask_arr.astype(np.uint8), mask_img.affine)
 
     conf_frames = None
@@ -522,7 +523,7 @@ def load_bids(
             series, models = cimg.header.get_axis(0), cimg.header.get_axis(1)
             step = float(series.step) * {"SECOND": 1.0, "MILLISECOND": 1e-3}.get(getattr(series, "unit", "SECOND"), 1.0)
             if abs(step - run_tr) > 1e-3:
-                raise ValueError(
+                raise DataError(
                     f"TR mismatch for {run.bold}: the sidecar says RepetitionTime={run_tr} s but the CIFTI series step "
                     f"is {step} s; fix one of them."
                 )
@@ -530,26 +531,26 @@ def load_bids(
                           for name, sl, _ in models.iter_structures()]
             nv = tuple(stop - start for name, start, stop in structures if name.endswith(("CORTEX_LEFT", "CORTEX_RIGHT")))
             if n_vertices and nv != n_vertices:
-                raise ValueError(f"{run.bold.name}: {nv} cortical grayordinates per hemisphere, other runs have {n_vertices}.")
+                raise DataError(f"{run.bold.name}: {nv} cortical grayordinates per hemisphere, other runs have {n_vertices}.")
             n_vertices = nv
             surf = np.asarray(cimg.dataobj, dtype=np.float32)
             img = None
         elif surface:
             hemis = [np.stack([d.data for d in nib.load(h).darrays]).astype(np.float32) for h in (run.bold, run.bold_rh)]
             if hemis[0].shape[0] != hemis[1].shape[0]:
-                raise ValueError(f"{run.bold.name} has {hemis[0].shape[0]} TRs but {run.bold_rh.name} has {hemis[1].shape[0]}.")
+                raise DataError(f"{run.bold.name} has {hemis[0].shape[0]} TRs but {run.bold_rh.name} has {hemis[1].shape[0]}.")
             nv = (hemis[0].shape[1], hemis[1].shape[1])
             if n_vertices and nv != n_vertices:
-                raise ValueError(f"{run.bold.name}: {nv} vertices per hemisphere, other runs have {n_vertices}.")
+                raise DataError(f"{run.bold.name}: {nv} vertices per hemisphere, other runs have {n_vertices}.")
             n_vertices = nv
             surf = np.concatenate(hemis, axis=1)
             img = None
         else:
             img = nib.load(run.bold)
             if img.ndim != 4:
-                raise ValueError(f"{run.bold}: expected a 4-D BOLD image, got shape {img.shape}.")
+                raise DataError(f"{run.bold}: expected a 4-D BOLD image, got shape {img.shape}.")
         if not surface and (img.shape[:3] != mask_arr.shape or not np.allclose(img.affine, mask_img.affine, atol=1e-3)):
-            raise ValueError(
+            raise DataError(
                 f"the mask (shape {mask_arr.shape}) does not match the grid of {run.bold} (shape {img.shape[:3]}); "
                 "use a mask in the same space (nilearn.image.resample_to_img(mask, bold, interpolation='nearest'))."
             )
@@ -580,7 +581,7 @@ def load_bids(
             event_tables.append(ev)
         run_meta.append(dict(bold=str(run.bold), events=str(ev_path) if ev_path else None, n_trs=n, run_id=run.run_id))
     if len(set(np.round(trs, 6))) > 1:
-        raise ValueError(f"runs of sub-{_sub(subject)} task-{task} have different TRs {sorted(set(trs))}; load them separately.")
+        raise DataError(f"runs of sub-{_sub(subject)} task-{task} have different TRs {sorted(set(trs))}; load them separately.")
     run_tr = trs[0]
 
     keep = np.logical_and.reduce(run_ok)

@@ -13,6 +13,9 @@ import numpy as np
 import pandas as pd
 from nilearn import masking
 
+from brainalign._utils.errors import DataError
+
+
 __all__ = ["ItemResponses"]
 
 
@@ -42,7 +45,7 @@ class ItemResponses:
 
     def __post_init__(self) -> None:
         if self.data.ndim != 2 or self.data.shape[0] != len(self.items):
-            raise ValueError(
+            raise DataError(
                 f"data has shape {self.data.shape} but the item table has {len(self.items)} rows; "
                 "give one table row per data row."
             )
@@ -55,21 +58,21 @@ class ItemResponses:
         """A copy restricted to some items (boolean mask or integer indices), e.g. to drop excluded items."""
         rows = np.asarray(rows)
         if rows.dtype == bool and rows.shape != (len(self.items),):
-            raise ValueError(f"a boolean row selection needs shape ({len(self.items)},), got {rows.shape}.")
+            raise DataError(f"a boolean row selection needs shape ({len(self.items)},), got {rows.shape}.")
         return ItemResponses(self.data[rows], self.items.iloc[rows].reset_index(drop=True) if rows.dtype != bool
                              else self.items[rows].reset_index(drop=True), self.mask_img, self.subject, dict(self.meta))
 
     def split_mask(self, split: str) -> np.ndarray:
         """Boolean (n_items,) selecting the rows of one split."""
         if "split" not in self.items.columns:
-            raise ValueError("these items have no 'split' column; build the split with brainalign.encoding.splits.")
+            raise DataError("these items have no 'split' column; build the split with brainalign.encoding.splits.")
         return (self.items["split"] == split).to_numpy()
 
     def unmask(self, values: np.ndarray) -> nib.Nifti1Image:
         """Put one value per voxel back into the volume (NaN outside the mask)."""
         if self.mask_img is None:
-            raise ValueError("these responses have no volume mask to unmask into.")
+            raise DataError("these responses have no volume mask to unmask into.")
         values = np.asarray(values, dtype=np.float32)
         if values.shape != (self.n_voxels,):
-            raise ValueError(f"values must have shape ({self.n_voxels},), got {values.shape}.")
+            raise DataError(f"values must have shape ({self.n_voxels},), got {values.shape}.")
         return masking.unmask(values, self.mask_img)

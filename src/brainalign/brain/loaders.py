@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from brainalign._utils.errors import DataError
 from .betas import items_from_events, load_item_betas
 from .bids import load_bids
 from .items import ItemResponses
@@ -32,7 +33,7 @@ def _check_kwargs(fmt: str, fn, kwargs: dict, extra: tuple[str, ...] = (), drop:
     params = [p for p in inspect.signature(fn).parameters if p not in drop] + list(extra)
     unknown = sorted(set(kwargs) - set(params))
     if unknown:
-        raise ValueError(f"brain format {fmt!r} does not take {unknown}; accepted: {sorted(params)}.")
+        raise DataError(f"brain format {fmt!r} does not take {unknown}; accepted: {sorted(params)}.")
 
 
 def check_loader_options(fmt: str, options: dict) -> None:
@@ -51,7 +52,7 @@ def check_loader_options(fmt: str, options: dict) -> None:
         "vwt_hdf5": (load_vwt_hdf5, (), ()),
     }
     if fmt not in table:
-        raise ValueError(f"unknown brain format {fmt!r}; use one of {list(FORMATS)}.")
+        raise DataError(f"unknown brain format {fmt!r}; use one of {list(FORMATS)}.")
     fn, extra, drop = table[fmt]
     _check_kwargs(fmt, fn, options, extra=extra, drop=drop)
 
@@ -142,7 +143,7 @@ def load_brain(fmt: str, data_root: str | Path, **kwargs) -> tuple[Recording | I
         _check_kwargs(fmt, load_vwt_hdf5, kwargs)
         path = _under(root, kwargs.pop("path"))
         return load_vwt_hdf5(path, **kwargs), None
-    raise ValueError(f"unknown brain format {fmt!r}; use one of {list(FORMATS)}.")
+    raise DataError(f"unknown brain format {fmt!r}; use one of {list(FORMATS)}.")
 
 
 def brain_manifest(fmt: str, **kwargs) -> list[RequiredFile]:
@@ -154,7 +155,7 @@ def brain_manifest(fmt: str, **kwargs) -> list[RequiredFile]:
     if fmt == "bids":
         ds = kwargs["dataset"]
         if kwargs.get("runs") is None:
-            raise ValueError("list brain.runs explicitly so that validate can name every missing run.")
+            raise DataError("list brain.runs explicitly so that validate can name every missing run.")
         man = bids_manifest(ds, kwargs["subject"], kwargs["task"], kwargs["runs"], derivatives=kwargs.get("derivatives"),
                             space=kwargs.get("space") or "MNI152NLin2009cAsym", events=kwargs.get("require_events", False))
         return [RequiredFile(f"{ds}/{m.path}", m.dataset, m.source) for m in man]
@@ -174,4 +175,4 @@ def brain_manifest(fmt: str, **kwargs) -> list[RequiredFile]:
         if fmt == "glmsingle" and isinstance(kwargs.get("items"), str):
             out.append(RequiredFile(kwargs["items"], fmt, "item table (one row per beta, in file order)"))
         return out
-    raise ValueError(f"unknown brain format {fmt!r}; use one of {list(FORMATS)}.")
+    raise DataError(f"unknown brain format {fmt!r}; use one of {list(FORMATS)}.")

@@ -27,6 +27,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
+from brainalign._utils.errors import DataError
 from .bids import parse_entities, read_sidecar
 from .recording import Recording
 
@@ -49,7 +50,7 @@ SEED001_TRUNCATION = {"bourne": 4024, "wolf": 6989, "life": 2008}
 def _subject_number(subject: str) -> int:
     s = str(subject).replace("sub-", "").replace("sub", "")
     if not s.isdigit():
-        raise ValueError(f"subject={subject!r}; Movie10 subjects are 01..06.")
+        raise DataError(f"subject={subject!r}; Movie10 subjects are 01..06.")
     return int(s)
 
 
@@ -63,7 +64,7 @@ def _load_npy(root: Path, subject: str, movie: str, pattern: str) -> tuple[np.nd
         )
     arr = np.load(path, mmap_mode="r")
     if arr.ndim != 2:
-        raise ValueError(f"{path}: expected a 2-D (vertices × TRs) array, got shape {arr.shape}.")
+        raise DataError(f"{path}: expected a 2-D (vertices × TRs) array, got shape {arr.shape}.")
     return arr.T, None, [str(path)]  # (TRs, vertices) view, no copy
 
 
@@ -109,14 +110,14 @@ def _load_gifti(root: Path, raw_root: Path | None, subject: str, movie: str, vie
         meta = read_sidecar(lh, raw_root)
         side_tr = meta.get("RepetitionTime")
         if side_tr is not None and abs(float(side_tr) - tr) > 1e-3:
-            raise ValueError(f"TR mismatch: {lh} sidecar says RepetitionTime={side_tr} s, expected {tr} s (Movie10 TR is 1.49 s).")
+            raise DataError(f"TR mismatch: {lh} sidecar says RepetitionTime={side_tr} s, expected {tr} s (Movie10 TR is 1.49 s).")
         left, right = _gifti_data(lh), _gifti_data(rh)
         if left.shape[0] != right.shape[0]:
-            raise ValueError(f"{lh.name} has {left.shape[0]} TRs but {rh.name} has {right.shape[0]}; the hemispheres must match.")
+            raise DataError(f"{lh.name} has {left.shape[0]} TRs but {rh.name} has {right.shape[0]}; the hemispheres must match.")
         if nv is None:
             nv = (left.shape[1], right.shape[1])
         elif (left.shape[1], right.shape[1]) != nv:
-            raise ValueError(f"{lh.name}: {left.shape[1]}+{right.shape[1]} vertices, other segments have {nv}; use one surface space.")
+            raise DataError(f"{lh.name}: {left.shape[1]}+{right.shape[1]} vertices, other segments have {nv}; use one surface space.")
         blocks.append(np.concatenate([left, right], axis=1))
         seg_trs.append(left.shape[0])
         files += [str(lh), str(rh)]
@@ -188,18 +189,18 @@ def load_movie10(
     if abs(tr - MOVIE10_TR) > 1e-6:
         warnings.warn(f"tr={tr} s differs from the Movie10 TR of {MOVIE10_TR} s.", stacklevel=2)
     if source not in ("npy", "gifti"):
-        raise ValueError(f"source={source!r}; use 'npy' or 'gifti'.")
+        raise DataError(f"source={source!r}; use 'npy' or 'gifti'.")
     blocks, labels, seg_trs, files = [], [], {}, []
     for k, movie in enumerate(movies):
         if movie not in MOVIE10_SEGMENTS:
-            raise ValueError(f"movie {movie!r} is not a Movie10 movie; use {sorted(MOVIE10_SEGMENTS)}.")
+            raise DataError(f"movie {movie!r} is not a Movie10 movie; use {sorted(MOVIE10_SEGMENTS)}.")
         if source == "npy":
             data, segs, f = _load_npy(root, subject, movie, pattern)
             nv = None
         else:
             data, segs, f, nv = _load_gifti(root, Path(raw_root) if raw_root else None, subject, movie, viewing, tr)
         if data.shape[1] != sum(n_vertices) or (nv is not None and tuple(nv) != tuple(n_vertices)):
-            raise ValueError(
+            raise DataError(
                 f"{f[0]}: {data.shape[1]} vertices, expected {sum(n_vertices)} (= {n_vertices[0]} + {n_vertices[1]}, "
                 "fsaverage6); resample to fsaverage6 or set n_vertices."
             )
@@ -207,7 +208,7 @@ def load_movie10(
         if truncate is not None and movie in truncate:
             keep = int(truncate[movie])
             if keep > n:
-                raise ValueError(
+                raise DataError(
                     f"{movie}: truncation asks for {keep} TRs but sub-{_subject_number(subject):02d} has {n}; "
                     f"lower truncate['{movie}'] to at most {n} (the seed truncates every subject to a common count)."
                 )
@@ -251,7 +252,7 @@ def movie10_split(rec: Recording, test: Sequence[str] = ("life",)) -> tuple[np.n
     names = dict(zip(np.unique(rec.runs).tolist(), rec.run_ids))
     unknown = set(test) - set(rec.run_ids)
     if unknown:
-        raise ValueError(f"test movies {sorted(unknown)} were not loaded; loaded: {list(rec.run_ids)}.")
+        raise DataError(f"test movies {sorted(unknown)} were not loaded; loaded: {list(rec.run_ids)}.")
     is_test = np.array([names[r] in set(test) for r in rec.runs])
     return ~is_test, is_test
 
@@ -301,7 +302,7 @@ def segment_trs_from_events(raw_root: str | Path, movie: str, tr: float = MOVIE1
     """
     raw_root = Path(raw_root)
     if rounding not in ("ceil", "floor", "round"):
-        raise ValueError(f"rounding={rounding!r}; use 'ceil', 'floor' or 'round'.")
+        raise DataError(f"rounding={rounding!r}; use 'ceil', 'floor' or 'round'.")
     fn = {"ceil": np.ceil, "floor": np.floor, "round": np.round}[rounding]
     out = []
     for seg in range(1, MOVIE10_SEGMENTS.get(movie, 0) + 1):
@@ -314,6 +315,6 @@ def segment_trs_from_events(raw_root: str | Path, movie: str, tr: float = MOVIE1
             )
         ev = pd.read_csv(path, sep="\t")
         if "duration" not in ev.columns or len(ev) != 1:
-            raise ValueError(f"{path}: expected one row with a duration column (onset duration stim_file).")
+            raise DataError(f"{path}: expected one row with a duration column (onset duration stim_file).")
         out.append(int(fn(float(ev["duration"].iloc[0]) / tr - 1e-9)))
     return out

@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from ..analysis.rois import load_label_table, roi_masks
+from brainalign._utils.errors import DataError
+from .atlas import load_label_table, roi_masks
 from .items import ItemResponses
 
 __all__ = [
@@ -74,10 +75,10 @@ class NSDLayout:
         self.root = Path(self.root)
         s = str(self.subject).lower().replace("subj", "")
         if not s.isdigit() or not 1 <= int(s) <= 8:
-            raise ValueError(f"subject={self.subject!r}; NSD subjects are 1..8.")
+            raise DataError(f"subject={self.subject!r}; NSD subjects are 1..8.")
         self.subject = int(s)
         if self.resolution not in ("func1pt8mm", "func1mm"):
-            raise ValueError(f"resolution={self.resolution!r}; use 'func1pt8mm' or 'func1mm'.")
+            raise DataError(f"resolution={self.resolution!r}; use 'func1pt8mm' or 'func1mm'.")
 
     @property
     def subj(self) -> str:
@@ -143,13 +144,13 @@ def read_expdesign(path: str | Path) -> dict[str, np.ndarray]:
     mat = loadmat(path)
     for key in ("masterordering", "subjectim"):
         if key not in mat:
-            raise ValueError(f"{path} has no variable {key!r} (found {sorted(k for k in mat if not k.startswith('__'))}); is it nsd_expdesign.mat?")
+            raise DataError(f"{path} has no variable {key!r} (found {sorted(k for k in mat if not k.startswith('__'))}); is it nsd_expdesign.mat?")
     mo = np.asarray(mat["masterordering"]).ravel().astype(np.int64) - 1
     si = np.asarray(mat["subjectim"]).astype(np.int64) - 1
     if si.ndim != 2 or si.shape[1] < 1000:
-        raise ValueError(f"{path}: subjectim has shape {si.shape}; expected (8, 10000).")
+        raise DataError(f"{path}: subjectim has shape {si.shape}; expected (8, 10000).")
     if mo.min() < 0 or mo.max() >= si.shape[1]:
-        raise ValueError(f"{path}: masterordering values must lie in 1..{si.shape[1]}.")
+        raise DataError(f"{path}: masterordering values must lie in 1..{si.shape[1]}.")
     out = dict(masterordering=mo, subjectim=si)
     if "sharedix" in mat:
         out["sharedix"] = np.asarray(mat["sharedix"]).ravel().astype(np.int64) - 1
@@ -168,7 +169,7 @@ def trial_table(design: dict, subject: int, sessions: Sequence[int]) -> pd.DataF
     for s in sessions:
         g = (int(s) - 1) * NSD_TRIALS_PER_SESSION + np.arange(NSD_TRIALS_PER_SESSION)
         if g[-1] >= mo.size:
-            raise ValueError(f"session {s} lies beyond masterordering ({mo.size} trials = {mo.size // 750} sessions).")
+            raise DataError(f"session {s} lies beyond masterordering ({mo.size} trials = {mo.size // 750} sessions).")
         im = mo[g]
         rows.append(pd.DataFrame(dict(session=int(s), trial=np.arange(NSD_TRIALS_PER_SESSION), global_trial=g,
                                       image10k=im, nsd_id=si[subject - 1, im], shared=im < 1000)))
@@ -194,7 +195,7 @@ def load_nsd_mask(layout: NSDLayout, mask: str | Path | None = "nsdgeneral") -> 
         data, aff = _volume(layout.require(layout.roi(str(mask))))
     sel = np.asarray(data) > 0
     if not sel.any():
-        raise ValueError(f"mask {mask!r} selects no voxel (no value > 0).")
+        raise DataError(f"mask {mask!r} selects no voxel (no value > 0).")
     return nib.Nifti1Image(sel.astype(np.uint8), aff)
 
 
@@ -235,13 +236,13 @@ def load_nsd_rois(
             lab, _ = _volume(layout.require(rel))
             lab = np.where(np.asarray(lab) > 0, np.round(lab), 0).astype(np.int64)
             if brain is not None and lab.shape != brain.shape:
-                raise ValueError(
+                raise DataError(
                     f"{rel} has shape {lab.shape} but the data mask has {brain.shape}; use the ROI files of the same "
                     f"resolution ({layout.resolution})."
                 )
             unknown = sorted(set(np.unique(lab[lab > 0]).tolist()) - set(table))
             if unknown:
-                raise ValueError(f"{rel} holds label values {unknown} that {table_path} does not name.")
+                raise DataError(f"{rel} holds label values {unknown} that {table_path} does not name.")
             got = roi_masks(lab, table, labels=sorted(table), brain_mask=brain)
             masks.update({prefix + k: v for k, v in got.items()})
         out[roi] = masks
@@ -261,7 +262,7 @@ def _session_chunks(layout: NSDLayout, session: int, source: str, mask: np.ndarr
         path = layout.require(layout.betas(session, "hdf5"))
         with h5py.File(path, "r") as f:
             if "betas" not in f:
-                raise ValueError(f"{path} has no dataset '/betas' (found {list(f)}).")
+                raise DataError(f"{path} has no dataset '/betas' (found {list(f)}).")
             d = f["betas"]
             shape = tuple(d.shape[1:][::-1])  # h5py reads MATLAB's X×Y×Z×750 reversed
             _check_shape(shape, mask, path)
@@ -282,11 +283,11 @@ def _session_chunks(layout: NSDLayout, session: int, source: str, mask: np.ndarr
                 yield a, n, sess[a:a + chunk]
         return
     if use != "nifti":
-        raise ValueError(f"source={source!r}; use 'nifti', 'hdf5' or 'auto'.")
+        raise DataError(f"source={source!r}; use 'nifti', 'hdf5' or 'auto'.")
     path = layout.require(layout.betas(session))
     img = nib.load(path, keep_file_open=True)  # one gzip stream: each chunk continues where the last stopped
     if img.ndim != 4:
-        raise ValueError(f"{path}: expected X×Y×Z×750 betas, got shape {img.shape}.")
+        raise DataError(f"{path}: expected X×Y×Z×750 betas, got shape {img.shape}.")
     _check_shape(img.shape[:3], mask, path)
     n = img.shape[3]
     for a in range(0, n, chunk):
@@ -296,7 +297,7 @@ def _session_chunks(layout: NSDLayout, session: int, source: str, mask: np.ndarr
 
 def _check_shape(shape: tuple, mask: np.ndarray | None, path: Path) -> None:
     if mask is not None and tuple(shape) != mask.shape:
-        raise ValueError(
+        raise DataError(
             f"{path} has volume shape {tuple(shape)} but the mask has {mask.shape}; use the mask of the same "
             "resolution (func1pt8mm vs func1mm) and subject."
         )
@@ -349,7 +350,7 @@ def load_nsd_betas(
     layout = NSDLayout(root, subject, resolution, glm)
     sessions = [int(s) for s in sessions]
     if not sessions:
-        raise ValueError("sessions is empty; give the NSD sessions to load, e.g. range(1, 38).")
+        raise DataError("sessions is empty; give the NSD sessions to load, e.g. range(1, 38).")
     design = read_expdesign(layout.require(layout.expdesign))
     trials = trial_table(design, layout.subject, sessions)
     mimg = load_nsd_mask(layout, mask)
@@ -375,7 +376,7 @@ def load_nsd_betas(
         sess = None
         for a, n, block in _session_chunks(layout, s, source, mask_arr, chunk_trials):
             if n != NSD_TRIALS_PER_SESSION:
-                raise ValueError(
+                raise DataError(
                     f"{layout.betas(s)} holds {n} trials; NSD sessions have {NSD_TRIALS_PER_SESSION}. Is it a beta file?"
                 )
             if acc is None:
@@ -424,13 +425,13 @@ def load_nsd_ncsnr(layout: NSDLayout, mask_img: nib.Nifti1Image | None, n_averag
     ncsnr, noise_ceiling : ndarray of shape (n_voxels,), float32, over the voxels of ``mask_img``
     """
     if n_average < 1:
-        raise ValueError(f"n_average must be >= 1, got {n_average}.")
+        raise DataError(f"n_average must be >= 1, got {n_average}.")
     data, _ = _volume(layout.require(layout.ncsnr()))
     data = np.asarray(data, dtype=np.float64)
     if mask_img is not None:
         m = np.asarray(mask_img.dataobj) > 0
         if m.shape != data.shape:
-            raise ValueError(f"{layout.ncsnr()} has shape {data.shape} but the mask has {m.shape}; use the same resolution.")
+            raise DataError(f"{layout.ncsnr()} has shape {data.shape} but the mask has {m.shape}; use the same resolution.")
         data = data[m]
     else:
         data = data.ravel()
@@ -456,10 +457,10 @@ class NSDImages:
             raise FileNotFoundError(f"{path}: nsd_stimuli.hdf5 not found (NSD release: {_S3}/{NSDLayout.stimuli}).")
         self._f = h5py.File(path, "r")
         if dataset not in self._f:
-            raise ValueError(f"{path} has no dataset {dataset!r} (found {list(self._f)}).")
+            raise DataError(f"{path} has no dataset {dataset!r} (found {list(self._f)}).")
         self._d = self._f[dataset]
         if self._d.ndim != 4 or self._d.shape[-1] != 3 or self._d.dtype != np.uint8:
-            raise ValueError(f"{path}:{dataset} is {self._d.shape} {self._d.dtype}; expected (73000, H, W, 3) uint8.")
+            raise DataError(f"{path}:{dataset} is {self._d.shape} {self._d.dtype}; expected (73000, H, W, 3) uint8.")
 
     def __len__(self) -> int:
         return int(self._d.shape[0])

@@ -14,6 +14,8 @@ import nibabel as nib
 import numpy as np
 from nilearn import masking, signal
 
+from brainalign._utils.errors import DataError
+
 __all__ = ["Recording", "load_nifti_recording"]
 
 
@@ -65,16 +67,16 @@ class Recording:
     def unmask(self, values: np.ndarray) -> nib.Nifti1Image:
         """Put one value per voxel back into the volume (NaN outside the mask)."""
         if self.mask_img is None:
-            raise ValueError(f"this recording is on the {self.space} surface; it has no volume mask to unmask into.")
+            raise DataError(f"this recording is on the {self.space} surface; it has no volume mask to unmask into.")
         values = np.asarray(values, dtype=np.float32)
         if values.shape != (self.n_voxels,):
-            raise ValueError(f"values must have shape ({self.n_voxels},), got {values.shape}.")
+            raise DataError(f"values must have shape ({self.n_voxels},), got {values.shape}.")
         return masking.unmask(values, self.mask_img)
 
 
 def _check_image(img: nib.spatialimages.SpatialImage, path: Path, ndim: int) -> None:
     if img.ndim != ndim:
-        raise ValueError(f"{path}: expected a {ndim}-D image, got shape {img.shape}.")
+        raise DataError(f"{path}: expected a {ndim}-D image, got shape {img.shape}.")
 
 
 def load_nifti_recording(
@@ -120,21 +122,21 @@ def load_nifti_recording(
     _check_image(img, bold, 4)
     _check_image(mimg, mask, 3)
     if img.shape[:3] != mimg.shape:
-        raise ValueError(
+        raise DataError(
             f"mask {mask} has shape {mimg.shape} but the BOLD volumes of {bold} are {img.shape[:3]}; "
             "use a mask in the same space (resample it with nilearn.image.resample_to_img)."
         )
     if not np.allclose(img.affine, mimg.affine, atol=1e-3):
-        raise ValueError(f"mask {mask} and BOLD {bold} have different affines; resample the mask to the BOLD grid.")
+        raise DataError(f"mask {mask} and BOLD {bold} have different affines; resample the mask to the BOLD grid.")
     runs = np.asarray(runs)
     if runs.shape != (img.shape[3],):
-        raise ValueError(
+        raise DataError(
             f"{bold} has {img.shape[3]} volumes but the run labels have length {runs.shape[0]}; "
             "give one run label per volume."
         )
     header_tr = float(img.header.get_zooms()[3]) if len(img.header.get_zooms()) > 3 else 0.0
     if header_tr > 0 and abs(header_tr - tr) > 1e-3 * max(tr, 1):
-        raise ValueError(
+        raise DataError(
             f"brain.tr={tr} s but the header of {bold} says {header_tr} s; fix brain.tr (or the header)."
         )
     data = masking.apply_mask(img, mimg).astype(np.float64)  # (n_trs, n_voxels)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from brainalign._utils.errors import DataError
 from .recording import Recording
 
 __all__ = ["load_vwt_hdf5", "read_vwt_test_repeats"]
@@ -34,7 +35,7 @@ def _open(path: Path):
     if missing:
         keys = list(f)
         f.close()
-        raise ValueError(f"{path} lacks dataset(s) {missing} (it holds {keys}); is it a voxelwise_tutorials responses file?")
+        raise DataError(f"{path} lacks dataset(s) {missing} (it holds {keys}); is it a voxelwise_tutorials responses file?")
     return f
 
 
@@ -59,17 +60,17 @@ def load_vwt_hdf5(path: str | Path, tr: float, subject: str = "01", average_test
     """
     path = Path(path)
     if tr <= 0:
-        raise ValueError(f"tr must be > 0 seconds, got {tr}.")
+        raise DataError(f"tr must be > 0 seconds, got {tr}.")
     with _open(path) as f:
         ytr, yte, onsets = f["Y_train"], f["Y_test"], np.asarray(f["run_onsets"]).astype(np.int64).ravel()
         if ytr.ndim != 2 or yte.ndim != 3 or yte.shape[2] != ytr.shape[1]:
-            raise ValueError(
+            raise DataError(
                 f"{path}: Y_train {ytr.shape} and Y_test {yte.shape} must be (n_samples, n_voxels) and "
                 "(n_repeats, n_samples, n_voxels) with the same n_voxels."
             )
         n = ytr.shape[0]
         if onsets.size == 0 or onsets[0] != 0 or np.any(np.diff(onsets) <= 0) or onsets[-1] >= n:
-            raise ValueError(f"{path}: run_onsets {onsets.tolist()} must start at 0 and increase within 0..{n - 1}.")
+            raise DataError(f"{path}: run_onsets {onsets.tolist()} must start at 0 and increase within 0..{n - 1}.")
         train = np.asarray(ytr, dtype=np.float32)
         runs = np.zeros(n, dtype=np.int64)
         for k, (a, b) in enumerate(zip(onsets, list(onsets[1:]) + [n]), 1):

@@ -14,6 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 
+# private on purpose: the input checks of the plain RidgeCV, shared so that both estimators validate alike
 from brainalign.encoding.estimators import _check_alphas, _check_X, _make_folds, _r2
 
 __all__ = ["BandedRidgeCV"]

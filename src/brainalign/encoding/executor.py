@@ -18,28 +18,10 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from brainalign._utils.threads import blas_limit
-from brainalign.atomic import atomic_write_bytes, atomic_write_text
-from brainalign.encoding.ridge import ChunkResult, fit_chunk, load_chunk
+from brainalign._utils.atomic import atomic_write_bytes, atomic_write_text
+from brainalign.encoding.ridge import ChunkResult, load_chunk, local_map_chunks, run_chunk
 
 __all__ = ["local_map_chunks", "DaskChunkMapper", "ChunkStore", "fit_fingerprint"]
-
-
-def _run_chunk(Yc: np.ndarray, start: int, shared: dict) -> ChunkResult:
-    """One chunk, under the fit's BLAS thread limit whatever process runs it (a dask worker starts with its
-    own thread settings; the limit is what keeps its results equal to the local ones bit for bit)."""
-    best = shared.get("best_index")
-    if best is not None and np.ndim(best) == 0:
-        best = np.full(Yc.shape[1], int(best), dtype=np.intp)
-    with blas_limit(int(shared.get("blas_threads", 1))):
-        return fit_chunk(Yc, start, shared["ops"], shared["full"], shared["alphas"], shared["fit_intercept"],
-                         best_index=best, V32=shared.get("V32"))
-
-
-def local_map_chunks(Y: Any, bounds: list[tuple[int, int]], shared: dict) -> Iterator[ChunkResult]:
-    """Compute the chunks one after the other in this process (reading Y lazily)."""
-    for start, stop in bounds:
-        yield _run_chunk(load_chunk(Y, start, stop), start, shared)
 
 
 class DaskChunkMapper:
@@ -92,7 +74,7 @@ class DaskChunkMapper:
                         exhausted = True
                         break
                     Yc = client.scatter(load_chunk(Y, start, stop), hash=False)
-                    pending.append(client.submit(_run_chunk, Yc, start, shared_f, pure=False))
+                    pending.append(client.submit(run_chunk, Yc, start, shared_f, pure=False))
                 if not pending:
                     break
                 fut = pending.popleft()

@@ -1,10 +1,11 @@
 """Plain solver functions for voxelwise ridge regression with cross-validated alphas.
 
-The layering follows himalaya: these functions hold the numerics, the
+The layering follows himalaya: these functions hold the numerics (and the local, one-chunk-after-the-other
+executor :func:`local_map_chunks`; :mod:`brainalign.encoding.executor` adds the dask one), the
 scikit-learn-style estimator in :mod:`brainalign.encoding.estimators` only
 validates inputs and stores results.
 
-What makes it fast (see ``/work/shared/reference/performance.md`` §8):
+What makes it fast (measured in ``benchmarks/README.md``):
 
 * one eigendecomposition per fold, of the smaller Gram matrix (``XᵀX`` when
   ``n_samples >= n_features``, the linear kernel ``XXᵀ`` otherwise), in
@@ -26,7 +27,7 @@ ties go to the larger alpha, and the first maximum wins.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import mmap
 import os
@@ -37,6 +38,8 @@ import scipy.linalg
 from brainalign._utils.threads import blas_limit
 
 __all__ = [
+    "run_chunk",
+    "local_map_chunks",
     "Factors",
     "FoldOperator",
     "decompose_design",
@@ -501,6 +504,23 @@ def fit_chunk(
     res.coef, res.intercept = coef, intercept
     return res
 
+def run_chunk(Yc: np.ndarray, start: int, shared: dict) -> ChunkResult:
+    """One chunk, under the fit's BLAS thread limit whatever process runs it (a dask worker starts with its
+    own thread settings; the limit is what keeps its results equal to the local ones bit for bit)."""
+    best = shared.get("best_index")
+    if best is not None and np.ndim(best) == 0:
+        best = np.full(Yc.shape[1], int(best), dtype=np.intp)
+    with blas_limit(int(shared.get("blas_threads", 1))):
+        return fit_chunk(Yc, start, shared["ops"], shared["full"], shared["alphas"], shared["fit_intercept"],
+                         best_index=best, V32=shared.get("V32"))
+
+
+def local_map_chunks(Y: Any, bounds: list[tuple[int, int]], shared: dict) -> Iterator[ChunkResult]:
+    """Compute the chunks one after the other in this process (reading Y lazily)."""
+    for start, stop in bounds:
+        yield run_chunk(load_chunk(Y, start, stop), start, shared)
+
+
 
 @dataclass
 class RidgeCVResult:
@@ -577,8 +597,6 @@ def solve_ridge_cv(
     -------
     RidgeCVResult
     """
-    from brainalign.encoding.executor import local_map_chunks
-
     if map_chunks is None:
         map_chunks = local_map_chunks
     alphas = np.asarray(alphas, dtype=np.float64)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["leave_one_run_out", "leave_runs_out", "train_test_by_runs", "blocked_folds", "stratified_folds"]
+__all__ = ["leave_one_run_out", "leave_runs_out", "train_test_by_runs", "blocked_folds", "stratified_folds", "outer_folds"]
 
 
 def _check_runs(runs) -> np.ndarray:
@@ -153,3 +153,15 @@ def stratified_folds(labels, n_folds: int, groups=None, seed: int = 0) -> list[t
         raise ValueError(f"groups has shape {groups.shape}; give one item id per sample ({labels.size}).")
     cv = StratifiedGroupKFold(n_folds, shuffle=True, random_state=seed)
     return [(tr, te) for tr, te in cv.split(np.zeros(labels.size), labels, groups)]
+
+
+def outer_folds(encoding, runs: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The outer cross-validation folds ``encoding.outer_cv`` names, as (train, test) row indices.
+
+    ``encoding``: the config's encoding section (``outer_cv``, ``item_folds``).
+    """
+    if encoding.outer_cv == "leave-one-run-out":
+        return leave_one_run_out(runs)
+    if encoding.outer_cv == "split":  # item data: test-split folds are numbered from item_folds up
+        return [train_test_by_runs(runs, [int(r) for r in np.unique(runs) if r >= encoding.item_folds])]
+    return [train_test_by_runs(runs, encoding.outer_cv)]

@@ -65,7 +65,7 @@ def extract_features(
     ndarray of shape (n_prompts, n_images, n_layers, dim), float32, prompts in
     the order given.
     """
-    from .stimulus_inputs import check_prompts
+    from brainalign.stimuli.inputs import check_prompts
 
     prompts = check_prompts(prompts)
     load_opts = {k: options.pop(k) for k in list(options) if k in _LOAD_KEYS}
@@ -106,7 +106,7 @@ def cache_keys(model, stimuli, prompts, layers, pooling, load_opts, options):
     digests : list of str, one sha256 per stimulus
     keys : dict (prompt name, stimulus index) -> key
     """
-    from .stimulus_inputs import stimulus_digest
+    from brainalign.stimuli.inputs import stimulus_digest
     from .registry import fingerprint, fingerprint_source
     from .store import FeatureStore
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .base import FeatureSet, resolve_layers
-from .stimulus_inputs import check_prompts
+from brainalign.stimuli.inputs import check_prompts
 
 __all__ = ["AudioEncoderExtractor", "check_waveforms"]
 

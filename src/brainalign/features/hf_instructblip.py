@@ -22,7 +22,7 @@ import torch
 
 from .base import FeatureSet, resolve_layers
 from .hf_compat import cache_kwarg, output_cache
-from .stimulus_inputs import check_prompts, check_stimuli
+from brainalign.stimuli.inputs import check_prompts, check_stimuli
 from .pooling import POOLINGS, GenerationConfig, TokenMasks, check_pooling, next_tokens, pool_tokens
 
 __all__ = ["InstructBlipExtractor"]

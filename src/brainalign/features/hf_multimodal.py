@@ -24,7 +24,7 @@ InstructBLIP, whose connector reads the instruction, has its own class in
 Use :func:`brainalign.features.registry.load_extractor` to build any of them
 from a model id or a local folder.
 
-Stimuli and prompts are validated by :mod:`brainalign.features.stimulus_inputs`
+Stimuli and prompts are validated by :mod:`brainalign.stimuli.inputs`
 (re-exported here).
 """
 from __future__ import annotations
@@ -37,9 +37,9 @@ import torch
 
 from .hf_compat import cache_kwarg, output_cache
 from .base import FeatureSet, resolve_layers
-from .pooling import POOLINGS, GenerationConfig, TokenMasks, check_pooling, next_tokens, pool_tokens
+from .pooling import POOLINGS, GenerationConfig, TokenMasks, TokenSequence, check_pooling, next_tokens, pool_tokens
 from .reuse import generate_with_shared_prefix, hidden_with_shared_prefix
-from .stimulus_inputs import Video, check_images, check_prompts, check_stimuli, stimulus_digest
+from brainalign.stimuli.inputs import Video, check_images, check_prompts, check_stimuli, stimulus_digest
 
 __all__ = ["VisionLanguageExtractor", "COMPONENTS", "Video", "check_images", "check_stimuli", "stimulus_digest",
            "check_prompts"]
@@ -50,17 +50,6 @@ __all__ = ["VisionLanguageExtractor", "COMPONENTS", "Video", "check_images", "ch
 #: the last token), the modality encoder's hidden states ("vision"; "audio"
 #: for audio LLMs), or the connector's output (one slice, index 0).
 COMPONENTS = ("language", "attention", "vision", "connector")
-
-
-class _Sequence:
-    """One tokenized (stimulus, prompt[, response]) sequence."""
-
-    __slots__ = ("ids", "masks", "text")
-
-    def __init__(self, ids: torch.Tensor, masks: TokenMasks, text: str = ""):
-        self.ids = ids
-        self.masks = masks
-        self.text = text
 
 
 class VisionLanguageExtractor:
@@ -126,7 +115,7 @@ class VisionLanguageExtractor:
         text_cfg = model.config.get_text_config()
         self.n_layers = int(text_cfg.num_hidden_layers)
         self.image_token_id = self.read_stimulus_token_id(model.config)
-        self._token_cache: dict[tuple[str, int], _Sequence] = {}
+        self._token_cache: dict[tuple[str, int], TokenSequence] = {}
         self._position_cache: dict[tuple, torch.Tensor] = {}
 
     # ------------------------------------------------------------------ hooks
@@ -244,7 +233,7 @@ class VisionLanguageExtractor:
             messages, chat_template=self.chat_template, tokenize=False, add_generation_prompt=True
         )
 
-    def tokenize(self, prompt: str, n_stimulus_tokens: int | Sequence[int], kind: str = "image") -> _Sequence:
+    def tokenize(self, prompt: str, n_stimulus_tokens: int | Sequence[int], kind: str = "image") -> TokenSequence:
         """Input ids + token roles of one prompt.
 
         ``n_stimulus_tokens``: placeholder tokens of the (single) image, or one
@@ -283,7 +272,7 @@ class VisionLanguageExtractor:
                 f"{n_stimulus_tokens}; is '{token}' a single special token of the tokenizer?"
             )
         in_prompt = (offsets[:, 0] < end) & (offsets[:, 1] > start) & ~stimulus
-        seq = _Sequence(ids, TokenMasks(stimulus=stimulus, prompt=in_prompt), text)
+        seq = TokenSequence(ids, TokenMasks(stimulus=stimulus, prompt=in_prompt), text)
         self._token_cache[key] = seq
         return seq
 
@@ -361,7 +350,7 @@ class VisionLanguageExtractor:
     def _generator(self, gen: GenerationConfig) -> torch.Generator:
         return torch.Generator(device=self.device).manual_seed(int(gen.seed))
 
-    def with_response(self, seq: _Sequence, new_tokens: torch.Tensor) -> _Sequence:
+    def with_response(self, seq: TokenSequence, new_tokens: torch.Tensor) -> TokenSequence:
         """``seq`` followed by generated tokens, with the generated mask set."""
         new = new_tokens.to("cpu", torch.long)
         n_in = seq.ids.numel()
@@ -371,10 +360,10 @@ class VisionLanguageExtractor:
             prompt=torch.cat([seq.masks.prompt, pad]),
             generated=torch.cat([torch.zeros(n_in, dtype=torch.bool), torch.ones(new.numel(), dtype=torch.bool)]),
         )
-        return _Sequence(torch.cat([seq.ids, new]), masks, self.tokenizer.decode(new, skip_special_tokens=True))
+        return TokenSequence(torch.cat([seq.ids, new]), masks, self.tokenizer.decode(new, skip_special_tokens=True))
 
     @torch.inference_mode()
-    def _generate(self, seq: _Sequence, image_inputs: dict[str, torch.Tensor], gen: GenerationConfig) -> _Sequence:
+    def _generate(self, seq: TokenSequence, image_inputs: dict[str, torch.Tensor], gen: GenerationConfig) -> TokenSequence:
         """Append the model's response to ``seq``: plain model forwards with a KV cache, one token at a time.
 
         Decoding is fully set by ``gen`` (greedy, or seeded top-k sampling);
@@ -400,7 +389,7 @@ class VisionLanguageExtractor:
 
     @torch.inference_mode()
     def _naive_hidden(
-        self, seq: _Sequence, image_inputs: dict[str, torch.Tensor], layers: list[int], component: str = "language"
+        self, seq: TokenSequence, image_inputs: dict[str, torch.Tensor], layers: list[int], component: str = "language"
     ) -> torch.Tensor:
         """States (n_layers_sel, seq_len, dim) of ``component`` from one full model forward."""
         self.reset_state()

@@ -1,7 +1,7 @@
 """Video LLaVA adapters: LLaVA-NeXT-Video and Video-LLaVA (native transformers classes).
 
 Both take images (as their LLaVA parents) and clips given as
-:class:`~brainalign.features.stimulus_inputs.Video`: the template's ``<video>``
+:class:`~brainalign.stimuli.inputs.Video`: the template's ``<video>``
 becomes one token per video embedding, as in the library's processors:
 
 - :class:`LlavaNextVideoExtractor` (``LlavaNextVideoForConditionalGeneration``):
@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from .hf_vlm_families import LlavaExtractor, LlavaNextExtractor
-from .stimulus_inputs import Video
+from brainalign.stimuli.inputs import Video
 
 __all__ = ["LlavaNextVideoExtractor", "VideoLlavaExtractor", "frame_processor", "llava_next_video_factory",
            "video_llava_factory"]

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .base import FeatureSet, resolve_layers
-from .stimulus_inputs import Video, check_images, check_prompts, check_stimuli
+from brainalign.stimuli.inputs import Video, check_images, check_prompts, check_stimuli
 
 __all__ = ["VisionEncoderExtractor", "VideoEncoderExtractor", "VISION_POOLINGS"]
 

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .hf_multimodal import VisionLanguageExtractor
-from .stimulus_inputs import Video
+from brainalign.stimuli.inputs import Video
 
 __all__ = ["QwenVLExtractor", "LlavaExtractor", "InternVLExtractor", "Idefics2Extractor", "LlavaNextExtractor"]
 

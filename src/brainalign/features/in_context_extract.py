@@ -158,12 +158,12 @@ def extract_in_context(
     ``meta["in_context"]`` holds k, the examples and per-query token counts.
     """
     from .hf_multimodal import VisionLanguageExtractor
-    from .stimulus_inputs import check_prompts
+    from brainalign.stimuli.inputs import check_prompts
 
     if not isinstance(extractor, VisionLanguageExtractor):
         raise ValueError(
             f"in-context prompts with stimuli need a chat model of brainalign.features.hf_multimodal; got "
-            f"{type(extractor).__name__}. For text models use brainalign.controls.in_context_texts; InstructBLIP "
+            f"{type(extractor).__name__}. For text models use brainalign.pipeline.controls.in_context_texts; InstructBLIP "
             "reads one image per query and takes no worked examples."
         )
     prompts = check_prompts(prompts)
@@ -337,7 +337,7 @@ def in_context_features(
         If k exceeds the other stimuli available to a query, an answer is
         empty, or lengths disagree.
     """
-    from .stimulus_inputs import stimulus_digest
+    from brainalign.stimuli.inputs import stimulus_digest
 
     if isinstance(stimuli, np.ndarray):
         stimuli = list(stimuli)  # one object per stimulus, shared by its query and example roles

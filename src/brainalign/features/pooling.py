@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["POOLINGS", "TokenMasks", "GenerationConfig", "pool_tokens", "check_pooling", "next_tokens"]
+__all__ = ["POOLINGS", "TokenMasks", "TokenSequence", "GenerationConfig", "pool_tokens", "check_pooling", "next_tokens"]
 
 #: Supported pooling names and what they average.
 POOLINGS: dict[str, str] = {
@@ -151,3 +151,14 @@ def next_tokens(
         logits = logits.masked_fill(logits < kth, float("-inf"))
     probs = torch.softmax(logits, dim=-1)
     return torch.cat([torch.multinomial(probs[b], 1, generator=g) for b, g in enumerate(generators)])
+
+
+class TokenSequence:
+    """One tokenized (stimulus, prompt[, response]) sequence."""
+
+    __slots__ = ("ids", "masks", "text")
+
+    def __init__(self, ids: torch.Tensor, masks: TokenMasks, text: str = ""):
+        self.ids = ids
+        self.masks = masks
+        self.text = text

@@ -250,19 +250,34 @@ def _vlm_factory(cls_name: str, auto_class: str = "AutoModelForImageTextToText",
     return factory
 
 
-def _vision_factory(path: str, *, trust_remote_code: bool, revision: str | None, device: str | None, dtype: str,
-                    **opts):
-    import torch
-    from transformers import AutoImageProcessor, AutoModel
+def _encoder_factory(cls_name: str, module: str, processor: str = "AutoImageProcessor"):
+    """The factory of a feature encoder: ``AutoModel`` + its ``processor``, wrapped by ``module.cls_name``.
 
-    from .hf_vision import VisionEncoderExtractor
+    The vision, video and audio encoders differ only by these names, so one factory serves the three.
+    """
 
-    hf = _hf_kwargs(trust_remote_code, revision)
-    model = AutoModel.from_pretrained(path, use_safetensors=True, dtype=getattr(torch, dtype), **hf)
-    model = model.to(_device(device)).eval()
-    imp = AutoImageProcessor.from_pretrained(path, **hf)
-    meta = {"source": path, "revision": revision, "dtype": dtype}
-    return VisionEncoderExtractor(model, imp, model_id=opts.pop("model_id", path), meta=meta, **opts)
+    def factory(path: str, *, trust_remote_code: bool, revision: str | None, device: str | None, dtype: str,
+                **opts):
+        import importlib
+
+        import torch
+        import transformers
+        from transformers import AutoModel
+
+        cls = getattr(importlib.import_module(f"brainalign.features.{module}"), cls_name)
+        hf = _hf_kwargs(trust_remote_code, revision)
+        model = AutoModel.from_pretrained(path, use_safetensors=True, dtype=getattr(torch, dtype), **hf)
+        model = model.to(_device(device)).eval()
+        proc = getattr(transformers, processor).from_pretrained(path, **hf)
+        meta = {"source": path, "revision": revision, "dtype": dtype}
+        return cls(model, proc, model_id=opts.pop("model_id", path), meta=meta, **opts)
+
+    return factory
+
+
+_vision_factory = _encoder_factory("VisionEncoderExtractor", "hf_vision")
+_video_factory = _encoder_factory("VideoEncoderExtractor", "hf_vision")
+_audio_factory = _encoder_factory("AudioEncoderExtractor", "hf_audio", "AutoFeatureExtractor")
 
 
 def _instructblip_factory(path: str, *, trust_remote_code: bool, revision: str | None, device: str | None,
@@ -290,36 +305,6 @@ def _instructblip_factory(path: str, *, trust_remote_code: bool, revision: str |
 
 
 register_adapter("instructblip", _instructblip_factory)
-def _video_factory(path: str, *, trust_remote_code: bool, revision: str | None, device: str | None, dtype: str,
-                   **opts):
-    import torch
-    from transformers import AutoImageProcessor, AutoModel
-
-    from .hf_vision import VideoEncoderExtractor
-
-    hf = _hf_kwargs(trust_remote_code, revision)
-    model = AutoModel.from_pretrained(path, use_safetensors=True, dtype=getattr(torch, dtype), **hf)
-    model = model.to(_device(device)).eval()
-    imp = AutoImageProcessor.from_pretrained(path, **hf)
-    meta = {"source": path, "revision": revision, "dtype": dtype}
-    return VideoEncoderExtractor(model, imp, model_id=opts.pop("model_id", path), meta=meta, **opts)
-
-
-def _audio_factory(path: str, *, trust_remote_code: bool, revision: str | None, device: str | None, dtype: str,
-                   **opts):
-    import torch
-    from transformers import AutoFeatureExtractor, AutoModel
-
-    from .hf_audio import AudioEncoderExtractor
-
-    hf = _hf_kwargs(trust_remote_code, revision)
-    model = AutoModel.from_pretrained(path, use_safetensors=True, dtype=getattr(torch, dtype), **hf)
-    model = model.to(_device(device)).eval()
-    fe = AutoFeatureExtractor.from_pretrained(path, **hf)
-    meta = {"source": path, "revision": revision, "dtype": dtype}
-    return AudioEncoderExtractor(model, fe, model_id=opts.pop("model_id", path), meta=meta, **opts)
-
-
 for _mt in ("vit", "clip", "clip_vision_model", "dinov2", "siglip", "siglip_vision_model"):
     register_adapter(_mt, _vision_factory)
 for _mt in ("videomae", "vivit"):

@@ -24,14 +24,17 @@ generator per row, so each response equals the one-prompt-at-a-time decode.
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 
 from .hf_compat import cache_kwarg, output_cache
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .hf_multimodal import VisionLanguageExtractor, _Sequence
+from .pooling import TokenSequence
+
+#: The extractor these functions drive: a :class:`~brainalign.features.hf_multimodal.VisionLanguageExtractor` (it
+#: imports this module, so the type is named here, not imported).
+VisionLanguageExtractor = Any
 
 __all__ = ["shared_prefix_length", "hidden_with_shared_prefix", "generate_with_shared_prefix"]
 
@@ -66,8 +69,8 @@ def _cat_positions(chunks: list[torch.Tensor]) -> torch.Tensor:
 
 
 def hidden_with_shared_prefix(
-    extractor: "VisionLanguageExtractor",
-    seqs: Sequence["_Sequence"],
+    extractor: VisionLanguageExtractor,
+    seqs: Sequence[TokenSequence],
     image_inputs: dict[str, torch.Tensor],
     layers: list[int],
     component: str = "language",
@@ -143,12 +146,12 @@ def _suffixes(extractor, lm, ids, positions, p, cache, prefix_hidden, states) ->
 
 @torch.inference_mode()
 def generate_with_shared_prefix(
-    extractor: "VisionLanguageExtractor",
-    seqs: Sequence["_Sequence"],
+    extractor: VisionLanguageExtractor,
+    seqs: Sequence[TokenSequence],
     image_inputs: dict[str, torch.Tensor],
     gen,
     image_embeds: torch.Tensor | None = None,
-) -> list["_Sequence"]:
+) -> list[TokenSequence]:
     """Decode every prompt's response for one stimulus, sharing encoder and prefix.
 
     Parameters
@@ -182,7 +185,7 @@ def generate_with_shared_prefix(
     )
     cache = output_cache(prefix)
 
-    out: list["_Sequence"] = []
+    out: list[TokenSequence] = []
     batch = max(1, extractor.prompt_batch_size)
     for start in range(0, len(ids), batch):
         chunk = list(range(start, min(start + batch, len(ids))))

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .baselines import area_downsample, grey_frames
+from .frames import area_downsample, grey_frames
 
 __all__ = ["NatureQNetwork", "load_q_network", "rl_agent_features", "sb3_state_dict_keys"]
 

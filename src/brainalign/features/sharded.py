@@ -70,7 +70,7 @@ def plan_shards(models: Sequence[str | Path], stimuli: Sequence[Any], prompts, l
     recomputed) when the features are read back.
     """
     from .extract import cache_keys
-    from .stimulus_inputs import check_prompts
+    from brainalign.stimuli.inputs import check_prompts
 
     prompts = check_prompts(prompts)
     load_opts, extract_opts = _split_options(options)
@@ -151,7 +151,7 @@ def extract_sharded(
         ``features[model]`` equals ``extract_features(model, stimuli, prompts, ...)``.
     """
     from .extract import extract_features
-    from .stimulus_inputs import check_prompts
+    from brainalign.stimuli.inputs import check_prompts
 
     models = [str(models)] if isinstance(models, (str, Path)) else [str(m) for m in models]
     if not models:

@@ -17,8 +17,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from brainalign import __version__
-from brainalign.atomic import atomic_save_npy, atomic_write_json
-from brainalign.resume import stall_point
+from brainalign._utils.atomic import atomic_save_npy, atomic_write_json
+from brainalign._utils.faults import stall_point
 
 __all__ = ["FeatureStore", "default_cache_dir"]
 

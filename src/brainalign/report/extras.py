@@ -1,4 +1,4 @@
-"""Report sections of the extra analyses (:mod:`brainalign.pipeline_analyses`): one small table each.
+"""Report sections of the extra analyses (:mod:`brainalign.pipeline.extras`): one small table each.
 
 Every section names the table it shows (the same numbers are in ``<table>.csv``) and says how to read it,
 including the conventions (ceiling threshold and clipping, the unit of every paired test).

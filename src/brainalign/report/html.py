@@ -14,10 +14,11 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 from nilearn import masking
 
-from brainalign.atomic import atomic_write_text
+from brainalign._utils.atomic import atomic_write_text
 from brainalign.report import figures
 from brainalign.report.extras import extra_sections
-from brainalign.results import Results
+from brainalign.report.results import Results
+from brainalign.timing.spaces import resolved_names
 
 __all__ = ["render_report", "write_report", "render_steering_report", "write_steering_report"]
 
@@ -254,10 +255,9 @@ def _with_resolved_names(res: Results) -> Results:
     """A shallow copy whose config names the fitted spaces ('CLIP/none/L-1' → 'CLIP/none/L24')."""
     import copy
 
-    from brainalign.pipeline import _resolved_names
 
     out = copy.copy(res)
-    out.experiment = _resolved_names(res.experiment, res.tables["spaces"])
+    out.experiment = resolved_names(res.experiment, res.tables["spaces"])
     return out
 
 

@@ -38,7 +38,7 @@ from typing import Callable
 
 import numpy as np
 
-from brainalign.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from brainalign._utils.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from brainalign.steering.config import SteerConfig, SteerConfigError
 from brainalign.steering.data import ItemLabels
 
@@ -501,7 +501,7 @@ def run_steer(cfg: SteerConfig, out: str | Path, base_dir: str | Path = ".",
             atomic_write_text(out / f"{name}.csv", df.to_csv(index=False))
             written.append(f"{name}.csv")
     timings["total"] = round(time.perf_counter() - t0, 3)
-    from brainalign.results import package_versions
+    from brainalign.report.results import package_versions
 
     first = next(iter(manifest_models.values()))
     manifest = {"name": cfg.name, "seed": cfg.seed, "source": "planted" if cfg.planted is not None else "ds003076",

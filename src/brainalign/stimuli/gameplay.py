@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from brainalign._utils.errors import DataError
+
 __all__ = ["read_plays", "gameplay_frames", "frames_per_tr"]
 
 
@@ -36,7 +38,7 @@ def read_plays(path: str | Path) -> pd.DataFrame:
     table = pd.DataFrame(records)
     missing = {"subj_id", "run_id", "game_name", "start_time", "actions"} - set(table.columns)
     if missing:
-        raise ValueError(f"{path}: plays lack field(s) {sorted(missing)}; found {list(table.columns)}.")
+        raise DataError(f"{path}: plays lack field(s) {sorted(missing)}; found {list(table.columns)}.")
     return table
 
 
@@ -60,10 +62,10 @@ def gameplay_frames(
     """
     scale = {"ms": 1e-3, "s": 1.0}.get(time_unit)
     if scale is None:
-        raise ValueError(f"time_unit={time_unit!r}; use 'ms' or 's'.")
+        raise DataError(f"time_unit={time_unit!r}; use 'ms' or 's'.")
     sel = plays[(plays["subj_id"].astype(str).str.lstrip("0") == str(subject).lstrip("0")) & (plays["run_id"].astype(int) == int(run))]
     if sel.empty:
-        raise ValueError(f"no plays for subject {subject!r} run {run}; subjects {sorted(plays['subj_id'].astype(str).unique())[:10]}.")
+        raise DataError(f"no plays for subject {subject!r} run {run}; subjects {sorted(plays['subj_id'].astype(str).unique())[:10]}.")
     sel = sel.assign(_start=sel["start_time"].map(_ms)).sort_values("_start")
     t0 = sel["_start"].min() * scale - lead_in
     rows = []
@@ -73,7 +75,7 @@ def gameplay_frames(
                              level=getattr(play, "level_idx", np.nan), play=p, frame_index=k, action=str(action), timestamp=_ms(ts)))
     frames = pd.DataFrame(rows).sort_values("onset", kind="stable").reset_index(drop=True)
     if (frames["onset"] < 0).any():
-        raise ValueError(f"subject {subject} run {run}: actions before the run start; check lead_in ({lead_in} s) and time_unit.")
+        raise DataError(f"subject {subject} run {run}: actions before the run start; check lead_in ({lead_in} s) and time_unit.")
     nxt = frames.groupby("play")["onset"].shift(-1)
     frames["duration"] = (nxt - frames["onset"]).fillna(0.0)
     frames["stimulus"] = [f"{g}_p{p}_f{k:05d}" for g, p, k in zip(frames.game, frames.play, frames.frame_index)]
@@ -99,7 +101,7 @@ def frames_per_tr(frames: pd.DataFrame, runs: np.ndarray, tr: float, window: int
     DataFrame, one row per TR: run, tr_index, start, end (s), frames (list of row indices of ``frames``), n_frames.
     """
     if window < 1:
-        raise ValueError(f"window must be >= 1 TR, got {window}.")
+        raise DataError(f"window must be >= 1 TR, got {window}.")
     runs = np.asarray(runs)
     rows = []
     for r in pd.unique(runs):

@@ -11,6 +11,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from brainalign._utils.errors import DataError
 from ..brain.nsd import NSDImages
 
 __all__ = ["resize_images", "nsd_images", "iter_nsd_images"]
@@ -20,7 +21,7 @@ def resize_images(images: np.ndarray, size: int | None) -> np.ndarray:
     """Resize uint8 (n, H, W, 3) images to (n, size, size, 3) with bicubic interpolation (None: unchanged)."""
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[-1] != 3:
-        raise ValueError(f"images must have shape (n, H, W, 3), got {images.shape}.")
+        raise DataError(f"images must have shape (n, H, W, 3), got {images.shape}.")
     if size is None or images.shape[1:3] == (size, size):
         return images
     from PIL import Image

@@ -13,13 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
+from brainalign._utils.errors import DataError
+
 __all__ = ["tr_windows", "sample_clip_frames", "audio_sample_ranges", "read_video_frames"]
 
 
 def tr_windows(n_trs: int, tr: float, offset: float = 0.0) -> np.ndarray:
     """(n_trs, 2) start and end seconds of each TR's clip: [offset + k·tr, offset + (k+1)·tr)."""
     if tr <= 0 or n_trs < 0:
-        raise ValueError(f"need tr > 0 and n_trs >= 0, got tr={tr}, n_trs={n_trs}.")
+        raise DataError(f"need tr > 0 and n_trs >= 0, got tr={tr}, n_trs={n_trs}.")
     k = np.arange(n_trs, dtype=np.float64)
     return np.stack([offset + k * tr, offset + (k + 1) * tr], axis=1)
 
@@ -56,12 +58,12 @@ def sample_clip_frames(
     lying in ``[floor(k·tr·fps), floor((k+1)·tr·fps))`` for row k.
     """
     if n_frames < 1:
-        raise ValueError(f"n_frames must be >= 1, got {n_frames}.")
+        raise DataError(f"n_frames must be >= 1, got {n_frames}.")
     if fps <= 0:
-        raise ValueError(f"fps must be > 0, got {fps}.")
+        raise DataError(f"fps must be > 0, got {fps}.")
     per_clip = tr * fps
     if n_frames > int(np.floor(per_clip)):
-        raise ValueError(f"n_frames={n_frames} but a {tr} s clip at {fps} fps holds only {int(np.floor(per_clip))} frames; lower n_frames.")
+        raise DataError(f"n_frames={n_frames} but a {tr} s clip at {fps} fps holds only {int(np.floor(per_clip))} frames; lower n_frames.")
     rng = np.random.default_rng(seed)
     bins = (np.arange(n_frames) + (rng.random((n_trs, n_frames)) if jitter else 0.5)) / n_frames  # in [0, 1)
     start = np.floor(np.arange(n_trs) * per_clip)
@@ -103,5 +105,5 @@ def read_video_frames(path: str | Path, indices: np.ndarray) -> np.ndarray:
             if j == want.size:
                 break
     if j < want.size:
-        raise ValueError(f"{path} has fewer frames than index {int(want.max())}.")
+        raise DataError(f"{path} has fewer frames than index {int(want.max())}.")
     return np.stack(out)

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from brainalign._utils.errors import DataError
 from .movie_clips import audio_sample_ranges, read_video_frames, sample_clip_frames
 
 __all__ = ["MovieClips", "read_audio", "video_info"]
@@ -41,7 +42,7 @@ def video_info(path: str | Path) -> tuple[float, int]:
                                 "(courtois-neuromod/movie10.stimuli).")
     with av.open(str(path)) as c:
         if not c.streams.video:
-            raise ValueError(f"{path} has no video stream.")
+            raise DataError(f"{path} has no video stream.")
         s = c.streams.video[0]
         fps = float(s.average_rate or s.guessed_rate)
         n = s.frames or sum(1 for _ in c.decode(video=0))
@@ -56,7 +57,7 @@ def read_audio(path: str | Path, sampling_rate: int) -> np.ndarray:
         raise FileNotFoundError(f"{path}: movie file not found.")
     with av.open(str(path)) as c:
         if not c.streams.audio:
-            raise ValueError(f"{path} has no audio stream; audio models need the movie's soundtrack.")
+            raise DataError(f"{path} has no audio stream; audio models need the movie's soundtrack.")
         res = av.AudioResampler(format="flt", layout="mono", rate=int(sampling_rate))
         parts = []
         for frame in c.decode(audio=0):
@@ -93,13 +94,13 @@ class MovieClips(Sequence):
     sampling_rate : int
         Audio clips' rate in Hz.
 
-    Items are :class:`brainalign.features.stimulus_inputs.Video` (video) or float32 waveforms (audio).
+    Items are :class:`brainalign.stimuli.inputs.Video` (video) or float32 waveforms (audio).
     """
 
     def __init__(self, table: pd.DataFrame, tr: float, modality: str = "video", n_frames: int = 8,
                  size: int | None = 224, seed: int = 0, sampling_rate: int = 16000):
         if modality not in ("video", "audio"):
-            raise ValueError(f"modality={modality!r}; use 'video' or 'audio'.")
+            raise DataError(f"modality={modality!r}; use 'video' or 'audio'.")
         self.table = table.reset_index(drop=True)
         self.tr, self.modality, self.n_frames, self.size = float(tr), modality, int(n_frames), size
         self.seed, self.sampling_rate = int(seed), int(sampling_rate)
@@ -120,7 +121,7 @@ class MovieClips(Sequence):
             if wave.size < b - a:  # the soundtrack ends inside this TR: pad with silence, never shift
                 wave = np.pad(wave, (0, b - a - wave.size))
             return wave
-        from brainalign.features.stimulus_inputs import Video
+        from brainalign.stimuli.inputs import Video
 
         return Video(seg["frames"][j], fps=self.n_frames / self.tr)
 

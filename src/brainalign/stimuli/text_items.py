@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from brainalign._utils.errors import DataError
+
 __all__ = ["reasoning_item_text", "item_texts"]
 
 
@@ -34,7 +36,7 @@ def reasoning_item_text(row) -> str:
     premises = [p for p in (_clean(get(f"premise{i}")) for i in (1, 2, 3)) if p is not None]
     conclusion = _clean(get("conclusion"))
     if not premises or conclusion is None:
-        raise ValueError(f"item {get('item', '?')!r} lacks premises or a conclusion; is it a control trial?")
+        raise DataError(f"item {get('item', '?')!r} lacks premises or a conclusion; is it a control trial?")
     lines = ["Premises:"] + [f"{i}. {p}." for i, p in enumerate(premises, 1)] + ["Conclusion:", f"{conclusion}."]
     return "\n".join(lines)
 
@@ -43,5 +45,5 @@ def item_texts(items: pd.DataFrame) -> pd.Series:
     """``item`` → text for every row of an item table (from :func:`brainalign.brain.betas.items_from_events`)."""
     missing = {"premise1", "conclusion"} - set(items.columns)
     if missing:
-        raise ValueError(f"the item table lacks {sorted(missing)}; build it from the ds003076 events.tsv.")
+        raise DataError(f"the item table lacks {sorted(missing)}; build it from the ds003076 events.tsv.")
     return pd.Series([reasoning_item_text(r) for _, r in items.iterrows()], index=items["item"], name="text")

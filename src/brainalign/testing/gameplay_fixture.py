@@ -110,7 +110,7 @@ def _write_atlas(ds: Path, truth: dict, subject: str, rng) -> tuple[Path, Path]:
     (every parcel at least once, dealt at random), plus its TSV label table (index, name)."""
     import pandas as pd
 
-    from brainalign.analysis.rois import glasser_groups
+    from brainalign.brain.atlas import glasser_groups
 
     groups = glasser_groups()
     values = sorted({v for members in groups.values() for v in members})  # every parcel present, as in the atlas

@@ -2,8 +2,8 @@
 
 One :class:`Experiment` names the brain data, the stimuli, the models ×
 prompts × layers, the timing, the encoding and the analyses (the brain and
-stimulus sections are in :mod:`brainalign.config_data`, the analysis options
-in :mod:`brainalign.config_analysis`). Every model
+stimulus sections are in :mod:`brainalign.config.data`, the analysis options
+in :mod:`brainalign.config.analysis`). Every model
 forbids unknown keys, so a misspelt key fails at load time with its dotted
 path and the closest valid name.
 """
@@ -12,7 +12,6 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,8 +19,10 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, Field, PositiveFloat, ValidationError, field_validator, model_validator
 
-from brainalign.config_analysis import CeilingSpec, CouplingSpec, _Strict
-from brainalign.config_data import (BRAIN_FORMATS, STIMULUS_FORMATS, BrainSpec, GameplayStimuli, ImageStimuli,
+from brainalign._utils.errors import ConfigError
+from brainalign.config._base import BUILTIN_PREFIX, StrictModel, resolve_path
+from brainalign.config.analysis import CeilingSpec, CouplingSpec, check_extra_analyses
+from brainalign.config.data import (BRAIN_FORMATS, STIMULUS_FORMATS, BrainSpec, GameplayStimuli, ImageStimuli,
                                     MovieClipStimuli, RoiSpec, Stimuli, StimulusSpec, TextItemStimuli)
 
 __all__ = [
@@ -44,22 +45,9 @@ __all__ = [
     "BUILTIN_PREFIX",
 ]
 
-BUILTIN_PREFIX = "builtin:"
 
 
-class ConfigError(ValueError):
-    """A configuration problem, with the file and dotted field it concerns."""
-
-    def __init__(self, message: str, *, file: str | None = None, field: str | None = None):
-        self.file = file
-        self.field = field
-        where = ", ".join(p for p in (f"file {file}" if file else "", f"field '{field}'" if field else "") if p)
-        super().__init__(f"{where}: {message}" if where else message)
-
-
-
-
-class ModelSpec(_Strict):
+class ModelSpec(StrictModel):
     """A pretrained model read layer by layer."""
 
     name: str = Field(description="Short name used in tables and figures.")
@@ -129,7 +117,7 @@ class ModelSpec(_Strict):
         return self
 
 
-class TimingSpec(_Strict):
+class TimingSpec(StrictModel):
     """From stimulus features to the TR grid."""
 
     delays: list[int] = Field(default_factory=lambda: [1, 2, 3, 4], description="FIR delays in TRs.")
@@ -152,7 +140,7 @@ class TimingSpec(_Strict):
         return v
 
 
-class EncodingSpec(_Strict):
+class EncodingSpec(StrictModel):
     """Cross-validated voxelwise ridge."""
 
     alphas: list[PositiveFloat] = Field(default_factory=lambda: np.logspace(-1, 5, 13).tolist())
@@ -206,7 +194,7 @@ class EncodingSpec(_Strict):
         return v
 
 
-class PartitionSpec(_Strict):
+class PartitionSpec(StrictModel):
     """Variance partitioning between 2 or 3 fitted feature spaces (methods.md §6)."""
 
     name: str = Field(description="Label of this partition in tables and figures.")
@@ -245,7 +233,7 @@ class PartitionSpec(_Strict):
         return self
 
 
-class InContextSpec(_Strict):
+class InContextSpec(StrictModel):
     """In-context prompts (seed 001's ICL baseline): k worked examples before the query, excluded from pooling."""
 
     k: int = Field(2, ge=1, description="Number of worked examples before the query.")
@@ -275,7 +263,7 @@ class InContextSpec(_Strict):
         return v
 
 
-class ControlSpec(_Strict):
+class ControlSpec(StrictModel):
     """Controls fitted next to the effects they control, at one fixed layer (methods: 'compared with what?')."""
 
     prompts: list[Literal["scrambled", "neutral"]] = Field(
@@ -307,7 +295,7 @@ class ControlSpec(_Strict):
         return v
 
 
-class AnalysisSpec(_Strict):
+class AnalysisSpec(StrictModel):
     """What to compute from the held-out predictions."""
 
     baselines: list[Literal["onoff", "category", "category_shuffled"]] = Field(
@@ -351,7 +339,7 @@ class AnalysisSpec(_Strict):
     )
 
 
-class Experiment(_Strict):
+class Experiment(StrictModel):
     """A whole study: data, stimuli, models × prompts × layers, timing, encoding, analyses."""
 
     name: str
@@ -446,8 +434,6 @@ class Experiment(_Strict):
             if unknown:
                 raise ValueError(f"analysis.controls.feature_prompts names {unknown}, which are not prompts; "
                                  f"choose from {sorted(self.prompts)}.")
-        from brainalign.pipeline_analyses import check_extra_analyses
-
         check_extra_analyses(self)
         return self
 
@@ -471,17 +457,6 @@ class Experiment(_Strict):
         """sha256 of the canonical JSON form: equal configs have equal hashes."""
         blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()
-
-
-def resolve_path(path: str, base: Path | None = None) -> Path:
-    """Resolve a config path: ``builtin:<rel>`` → package data, relative → next to the config."""
-    if path.startswith(BUILTIN_PREFIX):
-        rel = path[len(BUILTIN_PREFIX) :]
-        return Path(str(resources.files("brainalign") / "data" / rel))
-    p = Path(path).expanduser()
-    if not p.is_absolute() and base is not None:
-        p = base / p
-    return p
 
 
 def _first_model(ann: Any) -> type[BaseModel] | None:

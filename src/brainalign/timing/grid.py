@@ -1,6 +1,6 @@
 """From stimulus events to the scanner's TR grid, and train-only dimensionality reduction.
 
-``stimulus_design`` says how much of every TR each stimulus occupied;
+``stimulus_design`` (in :mod:`brainalign.stimuli.events`, where the study loaders use it) says how much of every TR each stimulus occupied;
 multiplying it by a (n_stimuli, dim) feature table gives TR-wise features.
 Scaling and PCA are fitted on training TRs only and applied to test TRs.
 """
@@ -9,60 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
+
+from brainalign.stimuli.events import stimulus_design  # re-exported: the grid module's name before stimuli/ took it
 
 __all__ = ["stimulus_design", "TrainPCA", "lanczos_kernel", "lanczos_resample"]
-
-
-def stimulus_design(
-    events: pd.DataFrame, runs: np.ndarray, tr: float, stimuli: list[str]
-) -> np.ndarray:
-    """Fraction of every TR covered by every stimulus.
-
-    Parameters
-    ----------
-    events : DataFrame with columns run, onset, duration, stimulus
-        Onsets in seconds from the start of the run.
-    runs : ndarray of shape (n_trs,)
-        Run label of every TR (runs contiguous); TR k of a run spans
-        [k·tr, (k+1)·tr).
-    tr : float
-    stimuli : list of str
-        Column order of the result.
-
-    Returns
-    -------
-    ndarray of shape (n_trs, n_stimuli), float32, values in [0, 1]
-
-    Raises
-    ------
-    ValueError
-        For an event of an unknown stimulus or run, or one that ends after its run.
-    """
-    if tr <= 0:
-        raise ValueError(f"tr must be > 0 seconds, got {tr}.")
-    runs = np.asarray(runs)
-    col = {s: i for i, s in enumerate(stimuli)}
-    design = np.zeros((runs.size, len(stimuli)), dtype=np.float64)
-    starts = {r: int(np.flatnonzero(runs == r)[0]) for r in pd.unique(runs)}
-    lengths = {r: int((runs == r).sum()) for r in starts}
-    for ev in events.itertuples(index=False):
-        if ev.run not in starts:
-            raise ValueError(f"an event refers to run {ev.run!r}, which is not in the fMRI runs {list(starts)}.")
-        if ev.stimulus not in col:
-            raise ValueError(f"an event refers to stimulus {ev.stimulus!r}, which has no features.")
-        end = ev.onset + ev.duration
-        if end > lengths[ev.run] * tr + 1e-6:
-            raise ValueError(
-                f"event '{ev.stimulus}' of run {ev.run} ends at {end:.2f} s, after the run's last TR "
-                f"({lengths[ev.run] * tr:.2f} s); check the TR and the events' onsets."
-            )
-        first, last = int(np.floor(ev.onset / tr)), int(np.ceil(end / tr))
-        for k in range(first, last):
-            overlap = min(end, (k + 1) * tr) - max(ev.onset, k * tr)
-            if overlap > 0:
-                design[starts[ev.run] + k, col[ev.stimulus]] += overlap / tr
-    return design.astype(np.float32)
 
 
 @dataclass

@@ -31,7 +31,7 @@ import pandas as pd
 import yaml
 
 from brainalign import __version__
-from brainalign.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from brainalign._utils.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from brainalign.config import Experiment
 
 __all__ = ["Results", "file_sha256", "package_versions"]

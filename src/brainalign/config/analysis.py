@@ -8,16 +8,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-__all__ = ["CeilingSpec", "CouplingSpec"]
+from brainalign.config._base import StrictModel
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=False)
+__all__ = ["CeilingSpec", "CouplingSpec", "check_extra_analyses", "coupling_model", "coupling_instructions"]
 
 
-class CeilingSpec(_Strict):
+class CeilingSpec(StrictModel):
     """Noise ceiling and ceiling-normalised scores (methods.md §1.4)."""
 
     method: Literal["repeats", "subject_subset", "none"] = Field(
@@ -41,7 +39,7 @@ class CeilingSpec(_Strict):
     )
 
 
-class CouplingSpec(_Strict):
+class CouplingSpec(StrictModel):
     """Seed 001's instruction-semantics coupling: text similarity of instructions vs similarity of their maps."""
 
     model: str | None = Field(None, description="Model (by name) whose maps and text embeddings are used; null = first.")
@@ -57,3 +55,47 @@ class CouplingSpec(_Strict):
     )
     method: Literal["spearman", "pearson"] = Field("spearman", description="Correlation of the two upper triangles.")
     n_permutations: int = Field(10000, ge=1, description="Mantel permutations of the instruction labels.")
+
+
+# --------------------------------------------------------------------------- checks across sections
+def check_extra_analyses(exp) -> None:
+    """Checks that need more than one config section (called by the config validator).
+
+    Raises
+    ------
+    ValueError
+        Naming the field (``analysis.coupling...``) and the fix.
+    """
+    cpl = exp.analysis.coupling
+    if cpl is None:
+        return
+    names = [m.name for m in exp.models]
+    if cpl.model is not None and cpl.model not in names:
+        raise ValueError(f"analysis.coupling.model={cpl.model!r} is not a model name; choose one of {names} or null.")
+    if cpl.text_model is not None and cpl.text_model not in names:
+        raise ValueError(f"analysis.coupling.text_model={cpl.text_model!r} is not a model name; choose one of "
+                         f"{names} or null.")
+    spec = coupling_model(exp)
+    text = next(m for m in exp.models if m.name == (cpl.text_model or spec.name))
+    if getattr(text, "kind", "text") != "text":
+        raise ValueError(f"analysis.coupling embeds the instruction texts with model {text.name!r}, which is "
+                         f"kind {text.kind!r}; name a text model in analysis.coupling.text_model.")
+    instructions = coupling_instructions(exp, spec)
+    if len(instructions) < 4:
+        raise ValueError(
+            f"analysis.coupling needs at least 4 prompts besides the unprompted one (an RSA over fewer than 6 "
+            f"instruction pairs has no usable Mantel p-value); got {instructions}. Add prompts or set "
+            "analysis.coupling: null."
+        )
+
+
+def coupling_model(exp):
+    """The model whose layers the coupling analysis reads (``analysis.coupling.model``, default the first)."""
+    cpl = exp.analysis.coupling
+    return next(m for m in exp.models if cpl.model in (None, m.name))
+
+
+def coupling_instructions(exp, spec) -> list[str]:
+    """The prompt names of ``spec`` that are instructions (all but ``analysis.unprompted``)."""
+    prompts = exp.prompts_of(spec) if hasattr(exp, "prompts_of") else exp.prompts
+    return [p for p in prompts if p != exp.analysis.unprompted]

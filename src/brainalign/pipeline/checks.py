@@ -16,7 +16,7 @@ import numpy as np
 from brainalign.config import BUILTIN_PREFIX, ConfigError, Experiment, resolve_path
 from brainalign.stimuli.events import read_tr_labels
 
-__all__ = ["preflight", "check_data_root", "check_models", "check_space_names", "check_rois", "estimate_memory"]
+__all__ = ["preflight_nifti", "check_data_root", "check_models", "check_space_names", "check_rois", "estimate_memory"]
 
 
 def _existing(exp_file: str | None, field: str, value: str, base_dir: Path | None) -> Path:
@@ -188,7 +188,7 @@ def estimate_memory(exp: Experiment, n_trs: int, n_voxels: int, n_layers: dict[s
     return int(need)
 
 
-#: resident memory of an idle dask worker process that has imported brainalign.pipeline (measured 244 MiB)
+#: resident memory of an idle dask worker process that has imported brainalign.pipeline.runner (measured 244 MiB)
 WORKER_BASE_BYTES = 256 * 2**20
 
 
@@ -209,7 +209,7 @@ def check_rois(exp: Experiment, mask_img, base_dir: Path | None = None, config_f
     spec = exp.brain.rois
     if spec is None:
         return {}
-    from brainalign.analysis.rois import load_label_table
+    from brainalign.brain.atlas import load_label_table
 
     path = _existing(config_file, "brain.rois.image", spec.image, base_dir)
     try:
@@ -265,33 +265,9 @@ def check_rois(exp: Experiment, mask_img, base_dir: Path | None = None, config_f
     return rois
 
 
-def preflight(exp: Experiment, base_dir: Path | None = None, config_file: str | None = None,
-              data_root: Path | None = None, memory_limit: int | None = None) -> dict:
-    """Check that the data named by ``exp`` exist and agree with each other.
-
-    Returns
-    -------
-    dict
-        What was checked (n_trs, n_runs, n_voxels, shapes), for display.
-
-    Raises
-    ------
-    ConfigError
-        Naming the config file, the dotted field and the fix.
-    """
-    if exp.brain.format != "nifti":
-        from brainalign.study_data import expand_data_root
-
-        try:
-            exp = expand_data_root(exp, base_dir, data_root)  # {data_root} in ROI paths
-        except ValueError as err:
-            raise ConfigError(str(err), file=config_file, field="brain.data_root") from None
-    if data_root is not None:
-        check_data_root(exp, base_dir, data_root, config_file)
-    if exp.brain.format != "nifti":
-        from brainalign.validate_dataset import preflight_dataset
-
-        return preflight_dataset(exp, base_dir, config_file, data_root)
+def preflight_nifti(exp: Experiment, base_dir: Path | None = None, config_file: str | None = None,
+                   memory_limit: int | None = None) -> dict:
+    """:func:`brainalign.pipeline.preflight.preflight` for ``brain.format: nifti`` (a BOLD file, a mask, TR labels)."""
     bold = _existing(config_file, "brain.bold", exp.brain.bold, base_dir)
     mask = _existing(config_file, "brain.mask", exp.brain.mask, base_dir)
     events = _existing(config_file, "stimuli.events", exp.stimuli.events, base_dir)

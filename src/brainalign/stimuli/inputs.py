@@ -15,6 +15,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from brainalign._utils.errors import DataError
+
 __all__ = ["Video", "check_images", "check_stimuli", "stimulus_digest", "check_prompts"]
 
 
@@ -22,21 +24,21 @@ def _check_frame(img: Any, where: str) -> np.ndarray:
     if hasattr(img, "convert") and hasattr(img, "size"):  # PIL.Image
         img = np.asarray(img.convert("RGB"))
     if not isinstance(img, np.ndarray):
-        raise ValueError(
+        raise DataError(
             f"{where} is a {type(img).__name__}; pass a uint8 numpy array of shape (H, W, 3) or a PIL image."
         )
     if img.dtype != np.uint8:
-        raise ValueError(
+        raise DataError(
             f"{where} has dtype {img.dtype}; images must be uint8 in [0, 255]. "
             "Convert floats in [0, 1] with (img * 255).round().astype(np.uint8)."
         )
     if img.ndim != 3 or img.shape[2] != 3:
-        raise ValueError(
+        raise DataError(
             f"{where} has shape {img.shape}; images must be (H, W, 3) RGB. "
             "Stack grey images with np.repeat(img[..., None], 3, axis=2); drop alpha with img[..., :3]."
         )
     if min(img.shape[:2]) < 28:
-        raise ValueError(f"{where} has shape {img.shape}; both sides must be at least 28 pixels.")
+        raise DataError(f"{where} has shape {img.shape}; both sides must be at least 28 pixels.")
     return np.ascontiguousarray(img)
 
 
@@ -44,9 +46,9 @@ def _check_sequence(images: Any, name: str, what: str) -> list:
     if isinstance(images, np.ndarray) and images.ndim == 4:
         images = list(images)
     if isinstance(images, (str, bytes)) or not hasattr(images, "__len__"):
-        raise ValueError(f"{name} must be a sequence of {what}.")
+        raise DataError(f"{name} must be a sequence of {what}.")
     if len(images) == 0:
-        raise ValueError(f"{name} is empty: pass at least one image.")
+        raise DataError(f"{name} is empty: pass at least one image.")
     return list(images)
 
 
@@ -95,9 +97,9 @@ def check_stimuli(stimuli: Sequence[Any], name: str = "stimuli") -> list[list[np
             frames = _check_sequence(stim.frames, f"{name}[{i}].frames", "frames")
             frames = [_check_frame(f, f"{name}[{i}].frames[{j}]") for j, f in enumerate(frames)]
             if len({f.shape for f in frames}) != 1:
-                raise ValueError(f"{name}[{i}].frames have different shapes; all frames of a video must match.")
+                raise DataError(f"{name}[{i}].frames have different shapes; all frames of a video must match.")
             if not stim.fps > 0:
-                raise ValueError(f"{name}[{i}].fps={stim.fps!r}; give the clip's frames per second (> 0).")
+                raise DataError(f"{name}[{i}].fps={stim.fps!r}; give the clip's frames per second (> 0).")
             out.append(Video(frames, float(stim.fps)))
         elif isinstance(stim, np.ndarray) and stim.ndim == 4 or isinstance(stim, (list, tuple)):
             frames = _check_sequence(stim, f"{name}[{i}]", "frames")
@@ -141,10 +143,10 @@ def check_prompts(prompts: dict[str, str] | Sequence[str] | str, name: str = "pr
         prompts = list(prompts)
         prompts = {f"p{i:02d}": p for i, p in enumerate(prompts)}
     if len(prompts) == 0:
-        raise ValueError(f"{name} is empty: pass at least one prompt, e.g. {{'describe': 'Describe this image.'}}.")
+        raise DataError(f"{name} is empty: pass at least one prompt, e.g. {{'describe': 'Describe this image.'}}.")
     for key, text in prompts.items():
         if not isinstance(text, str) or not text.strip():
-            raise ValueError(
+            raise DataError(
                 f"{name}[{key!r}] is empty ({text!r}); every prompt needs text. "
                 "For features without an instruction use a unimodal model or pooling='stimulus'."
             )

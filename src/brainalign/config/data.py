@@ -9,13 +9,13 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import Discriminator, Field, PositiveFloat, Tag, field_validator, model_validator
 
-from brainalign.config_analysis import _Strict  # the one base of every config section: unknown keys are errors
+from brainalign.config._base import StrictModel  # the one base of every config section: unknown keys are errors
 
 __all__ = ["RoiSpec", "BrainSpec", "BRAIN_FORMATS", "StimulusSpec", "ImageStimuli", "TextItemStimuli",
            "GameplayStimuli", "MovieClipStimuli", "Stimuli", "STIMULUS_FORMATS"]
 
 
-class RoiSpec(_Strict):
+class RoiSpec(StrictModel):
     """Regions of interest from a label (dseg) image on the BOLD grid, and their hierarchy."""
 
     image: str = Field(description="3-D NIfTI label image on the BOLD grid (same shape and affine as brain.mask); "
@@ -57,7 +57,7 @@ class RoiSpec(_Strict):
 BRAIN_FORMATS = ("nifti", "bids", "nsd", "glmsingle", "movie10", "vwt_hdf5")
 
 
-class BrainSpec(_Strict):
+class BrainSpec(StrictModel):
     """The fMRI data: one 4-D NIfTI series (``format: nifti``) or a dataset read by a loader of
     :mod:`brainalign.brain` (``bids``, ``nsd``, ``glmsingle``, ``movie10``, ``vwt_hdf5``)."""
 
@@ -131,7 +131,7 @@ class BrainSpec(_Strict):
         return list(self.subjects) if self.subjects is not None else [self.subject]
 
 
-class StimulusSpec(_Strict):
+class StimulusSpec(StrictModel):
     """Stimulus timing given as one label per TR (blocked designs such as Haxby 2001)."""
 
     format: Literal["tr-labels"] = "tr-labels"
@@ -150,7 +150,7 @@ class StimulusSpec(_Strict):
         return v
 
 
-class ImageStimuli(_Strict):
+class ImageStimuli(StrictModel):
     """NSD images: one image per item (``nsd_id`` of the item table), read from ``nsd_stimuli.hdf5``."""
 
     format: Literal["nsd-images"]
@@ -162,7 +162,7 @@ class ImageStimuli(_Strict):
     name: str = Field("image", description="Text put into prompts for '{stimulus}' (images have no name).")
 
 
-class TextItemStimuli(_Strict):
+class TextItemStimuli(StrictModel):
     """Text items (e.g. ds003076 reasoning problems): the text of each item of the item table."""
 
     format: Literal["text-items"]
@@ -172,10 +172,10 @@ class TextItemStimuli(_Strict):
     )
 
 
-class GameplayStimuli(_Strict):
+class GameplayStimuli(StrictModel):
     """Gameplay frames (ds004323): the ``plays`` export gives when each frame was on screen, the frames
     themselves are image files rendered by replaying the actions (layout: ``docs/choices.md``,
-    :mod:`brainalign.stimuli.gameplay_study`). Each TR gets the mean of the features of its frames."""
+    :mod:`brainalign.study.gameplay`). Each TR gets the mean of the features of its frames."""
 
     format: Literal["gameplay-frames"]
     plays: str = Field("ds004323/behavior/plays.json", description="mongoexport --jsonArray of the 'plays' "
@@ -191,7 +191,7 @@ class GameplayStimuli(_Strict):
     name: str = Field("game frame", description="Text put into prompts for '{stimulus}'.")
 
 
-class MovieClipStimuli(_Strict):
+class MovieClipStimuli(StrictModel):
     """One clip per TR cut from the movie files (Movie10: ``stimuli/<movie>/<movie><seg>.mkv``)."""
 
     format: Literal["movie-clips"]

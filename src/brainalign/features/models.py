@@ -14,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
+from brainalign._utils.errors import ConfigError
 from brainalign.config import Experiment, MovieClipStimuli, resolve_path
 from brainalign.features.hf_text import TextExtractor, fill_prompts
 from brainalign.features.store import FeatureStore
-from brainalign.study_data import Progress, StudyData, _no_progress
+from brainalign.study.data import Progress, StudyData, no_progress
 
 __all__ = ["make_extractor", "model_prompts", "model_features", "MultimodalReader", "AUDIO_MODEL_TYPES"]
 
@@ -75,7 +76,7 @@ class MultimodalReader:
         from brainalign.features.registry import fingerprint, load_extractor
 
         if data.load_stimuli is None:
-            raise ValueError(f"models[{spec.name}] is multimodal but stimuli.format '{exp.stimuli.format}' gives no "
+            raise ConfigError(f"models[{spec.name}] is multimodal but stimuli.format '{exp.stimuli.format}' gives no "
                              "images, clips or sounds; use a text model or an image/video/audio stimulus format.")
         local = resolve_path(spec.source, base_dir)
         self.source = str(local) if local.exists() else spec.source
@@ -107,7 +108,7 @@ class MultimodalReader:
         if pool_from is not None:
             raise ValueError("in-context prompts of a multimodal model go through MultimodalReader.in_context.")
         if len(set(texts)) != 1:
-            raise ValueError(f"models[{self.spec.name}] reads one prompt text for every stimulus; got {len(set(texts))} "
+            raise ConfigError(f"models[{self.spec.name}] reads one prompt text for every stimulus; got {len(set(texts))} "
                              "different texts (a prompt's '{stimulus}' names the stimulus format, not the stimulus).")
         return self.features({"p": texts[0]}, layers, store)["p"]
 
@@ -151,7 +152,7 @@ def _multimodal_model_features(exp, spec, data: StudyData, store: FeatureStore, 
 
 
 def model_features(
-    exp: Experiment, data: StudyData | list[str], store: FeatureStore, progress: Progress = _no_progress,
+    exp: Experiment, data: StudyData | list[str], store: FeatureStore, progress: Progress = no_progress,
     base_dir: Path | None = None,
 ) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
     """Pooled features per model and prompt, from the cache when present.

@@ -1,6 +1,6 @@
 """The analyses of ``analysis:`` that run after the encoding, as tidy tables.
 
-:func:`extra_analyses` is called once by :func:`brainalign.pipeline.run` and
+:func:`extra_analyses` is called once by :func:`brainalign.pipeline.runner.run` and
 returns the tables below (each only when its option is on and its inputs
 exist):
 
@@ -19,8 +19,8 @@ exist):
 ``coupling_similarity``    the two instruction × instruction similarity matrices, tidy
 =========================  ==================================================================
 
-The ceiling tables are in :mod:`brainalign.ceiling_tables`, the partition
-tables in :mod:`brainalign.partition_tables` (both re-exported here).
+The ceiling tables are in :mod:`brainalign.pipeline.ceilings`, the partition
+tables in :mod:`brainalign.pipeline.partitions` (both re-exported here).
 The functions that need several subjects (:func:`subject_subset_ceiling_table`)
 take a mapping ``subject -> responses`` so that a multi-subject driver can call
 them directly; a single-subject run says what is missing instead.
@@ -33,24 +33,28 @@ from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from brainalign.ceiling_tables import (
-    _ceiling_for_run,
+from brainalign._utils.errors import ConfigError
+from brainalign.config.analysis import check_extra_analyses, coupling_instructions, coupling_model
+from brainalign.pipeline.ceilings import (
+    ceiling_tables_for_run,
     add_study_ceiling,
     normalised_score_tables,
     repeat_ceiling_table,
     study_ceiling_tables,
     subject_subset_ceiling_table,
 )
-from brainalign.partition_tables import (
+from brainalign.timing.spaces import resolve_space_name
+from brainalign.pipeline.partitions import (
     partition_banded_table,
     partition_control_tables,
     partition_dominance_table,
     partition_vif_table,
 )
 
-if TYPE_CHECKING:  # the pipeline imports this module; avoid the cycle at import time
+if TYPE_CHECKING:
     from brainalign.config import Experiment
-    from brainalign.pipeline import FeatureSpace, StudyData
+    from brainalign.study.data import StudyData
+    from brainalign.timing.spaces import FeatureSpace
 
 __all__ = [
     "EXTRA_TABLES",
@@ -76,48 +80,6 @@ __all__ = [
 EXTRA_TABLES = ("layer_medians", "best_layer", "ceiling", "normalised_scores", "normalised_summary",
                 "partition_dominance", "partition_vif", "partition_banded", "partition_controls",
                 "partition_control_runs", "coupling", "coupling_similarity")
-
-
-# --------------------------------------------------------------------------- config checks
-def check_extra_analyses(exp: Experiment) -> None:
-    """Checks that need more than one config section (called by the config validator).
-
-    Raises
-    ------
-    ValueError
-        Naming the field (``analysis.coupling...``) and the fix.
-    """
-    cpl = exp.analysis.coupling
-    if cpl is None:
-        return
-    names = [m.name for m in exp.models]
-    if cpl.model is not None and cpl.model not in names:
-        raise ValueError(f"analysis.coupling.model={cpl.model!r} is not a model name; choose one of {names} or null.")
-    if cpl.text_model is not None and cpl.text_model not in names:
-        raise ValueError(f"analysis.coupling.text_model={cpl.text_model!r} is not a model name; choose one of "
-                         f"{names} or null.")
-    spec = _coupling_model(exp)
-    text = next(m for m in exp.models if m.name == (cpl.text_model or spec.name))
-    if getattr(text, "kind", "text") != "text":
-        raise ValueError(f"analysis.coupling embeds the instruction texts with model {text.name!r}, which is "
-                         f"kind {text.kind!r}; name a text model in analysis.coupling.text_model.")
-    instructions = _instructions(exp, spec)
-    if len(instructions) < 4:
-        raise ValueError(
-            f"analysis.coupling needs at least 4 prompts besides the unprompted one (an RSA over fewer than 6 "
-            f"instruction pairs has no usable Mantel p-value); got {instructions}. Add prompts or set "
-            "analysis.coupling: null."
-        )
-
-
-def _coupling_model(exp: Experiment):
-    cpl = exp.analysis.coupling
-    return next(m for m in exp.models if cpl.model in (None, m.name))
-
-
-def _instructions(exp: Experiment, spec) -> list[str]:
-    prompts = exp.prompts_of(spec) if hasattr(exp, "prompts_of") else exp.prompts
-    return [p for p in prompts if p != exp.analysis.unprompted]
 
 
 # --------------------------------------------------------------------------- entry point
@@ -158,7 +120,7 @@ def extra_analyses(
     if a.best_layer and (space_table.kind == "model").any():
         out["layer_medians"] = layer_median_table(vox, space_table, rois, subject)
         out["best_layer"] = best_layer_table(out["layer_medians"])
-    out.update(_ceiling_for_run(exp, data, vox, log))
+    out.update(ceiling_tables_for_run(exp, data, vox, log))
     by_name = {sp.name: sp for sp in spaces}
     dom, vif, banded, ctl_sum, ctl_runs = [], [], [], [], []
     alpha = a.controls.alpha if a.controls is not None else 0.05
@@ -286,11 +248,11 @@ def coupling_tables(
     from brainalign.analysis.compare import instruction_semantics_coupling
     from brainalign.features.base import resolve_layers
     from brainalign.features.store import FeatureStore
-    from brainalign.pipeline import make_extractor
+    from brainalign.features.models import make_extractor
 
     check_extra_analyses(exp)
     cpl = exp.analysis.coupling
-    spec = _coupling_model(exp)
+    spec = coupling_model(exp)
     text_spec = next(m for m in exp.models if m.name == (cpl.text_model or spec.name))
     ex = extractor or make_extractor(text_spec)
     n_layers = ex.n_layers
@@ -300,16 +262,16 @@ def coupling_tables(
                              "coupling model.")
         ms = spaces[(spaces.kind == "model") & (spaces.model == spec.name) & (spaces.depth > 0)]
         if ms.empty:
-            raise ValueError(f"analysis.coupling.model={spec.name!r} has no fitted layers.")
+            raise ConfigError(f"analysis.coupling.model={spec.name!r} has no fitted layers.")
         n_layers = int(round(ms.layer.iloc[0] / ms.depth.iloc[0]))
     layer = resolve_layers([cpl.layer], n_layers)[0]
     text_layer = resolve_layers([cpl.text_layer], ex.n_layers)[0]
-    prompts = _instructions(exp, spec)
+    prompts = coupling_instructions(exp, spec)
     wide = voxel_scores.pivot(index="voxel", columns="space", values="r")
     names = [f"{spec.name}/{p}/L{layer}" for p in prompts]
     missing = [n for n in names if n not in wide]
     if missing:
-        raise ValueError(f"analysis.coupling.layer={cpl.layer!r} is layer {layer}, but {missing} were not fitted; "
+        raise ConfigError(f"analysis.coupling.layer={cpl.layer!r} is layer {layer}, but {missing} were not fitted; "
                          f"choose a layer listed in models[{spec.name}].layers.")
     maps = wide[names].to_numpy(dtype=np.float64).T  # (n_instructions, n_voxels)
     templates = exp.prompts_of(spec) if hasattr(exp, "prompts_of") else exp.prompts
@@ -332,9 +294,9 @@ GROUP_TABLES = ("group_scores", "group_comparisons", "group_prompt_gain", "group
 
 
 def group_analyses(exp: Experiment, per_subject: Mapping[str, object]) -> dict[str, pd.DataFrame]:
-    """Across-subject tables from several subjects' :class:`~brainalign.results.Results` of one experiment.
+    """Across-subject tables from several subjects' :class:`~brainalign.report.results.Results` of one experiment.
 
-    Complements :func:`brainalign.group.group_results`: each subject's ``run_scores``, ``roi_scores`` and
+    Complements :func:`brainalign.pipeline.group.group_results`: each subject's ``run_scores``, ``roi_scores`` and
     ``layer_medians`` get a ``subject`` column and are aggregated with
     :func:`brainalign.analysis.group.group_tables` — run → subject (mean over held-out runs) → group
     (``analysis.group_how``, with SEM and MAD), paired Wilcoxon *and* t across subjects with both effect sizes
@@ -353,7 +315,6 @@ def group_analyses(exp: Experiment, per_subject: Mapping[str, object]) -> dict[s
     ``group_roi_scores``, ``group_roi_comparisons``, ``group_best_layer``.
     """
     from brainalign.analysis.group import group_tables
-    from brainalign.pipeline import resolve_space_name
 
     if len(per_subject) < 2:
         raise ValueError(f"per_subject holds {len(per_subject)} subject(s); group tables need at least 2.")

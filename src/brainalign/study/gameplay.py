@@ -31,8 +31,10 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from brainalign._utils.errors import DataError
 from brainalign.brain.manifest import RequiredFile
 from brainalign.stimuli.gameplay import frames_per_tr, gameplay_frames, read_plays
+from brainalign.study.data import StudyData
 
 __all__ = ["FRAME_LAYOUT", "frame_path", "gameplay_design", "gameplay_study_data", "gameplay_required_files",
            "read_frame"]
@@ -60,7 +62,7 @@ def read_frame(path: Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: gameplay frame not found; render the frames by replaying the plays' "
-                                "actions in VGDL into the layout of brainalign.stimuli.gameplay_study.FRAME_LAYOUT.")
+                                "actions in VGDL into the layout of brainalign.study.gameplay.FRAME_LAYOUT.")
     if path.suffix == ".npy":
         arr = np.load(path, allow_pickle=False)
     else:
@@ -71,7 +73,7 @@ def read_frame(path: Path) -> np.ndarray:
     if arr.ndim == 2:
         arr = np.repeat(arr[..., None], 3, axis=-1)
     if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[-1] != 3:
-        raise ValueError(f"{path}: frame has shape {arr.shape} and dtype {arr.dtype}; write uint8 (H, W, 3) RGB.")
+        raise DataError(f"{path}: frame has shape {arr.shape} and dtype {arr.dtype}; write uint8 (H, W, 3) RGB.")
     return arr
 
 
@@ -98,7 +100,7 @@ def gameplay_design(frames: pd.DataFrame, runs: np.ndarray, tr: float, window: i
     order = pd.unique(runs)
     starts = np.flatnonzero(np.r_[True, runs[1:] != runs[:-1]])
     if len(starts) != len(order):
-        raise ValueError(f"the TRs of each run must be contiguous; runs change {len(starts)} times for "
+        raise DataError(f"the TRs of each run must be contiguous; runs change {len(starts)} times for "
                          f"{len(order)} runs.")
     frames = frames.reset_index(drop=True)
     windows = frames_per_tr(frames, runs, tr, window=window, max_frames=max_frames)
@@ -123,7 +125,7 @@ def _all_frames(plays: pd.DataFrame, subject: str, run_labels, spec) -> pd.DataF
 
 
 def gameplay_study_data(exp, rec, root: Path, subject: str):
-    """:class:`~brainalign.study_data.StudyData` of one subject: TRs of ``rec`` × the frames they show.
+    """:class:`~brainalign.study.data.StudyData` of one subject: TRs of ``rec`` × the frames they show.
 
     Raises
     ------
@@ -134,7 +136,6 @@ def gameplay_study_data(exp, rec, root: Path, subject: str):
     """
     from brainalign.brain.loaders import fill_subject
     from brainalign.config import resolve_path
-    from brainalign.study_data import StudyData
 
     spec = exp.stimuli
     plays_path = resolve_path(fill_subject(spec.plays, subject), root)
@@ -144,7 +145,7 @@ def gameplay_study_data(exp, rec, root: Path, subject: str):
     frames = _all_frames(plays, subject, run_labels, spec)
     used, design, _ = gameplay_design(frames, rec.runs, rec.tr, spec.window, spec.max_frames)
     if used.size == 0:
-        raise ValueError(f"subject {subject}: no gameplay frame falls on the {rec.data.shape[0]} TRs of runs "
+        raise DataError(f"subject {subject}: no gameplay frame falls on the {rec.data.shape[0]} TRs of runs "
                          f"{list(run_labels)}; check stimuli.lead_in ({spec.lead_in} s) and time_unit "
                          f"({spec.time_unit}).")
     chosen = frames.iloc[used].reset_index(drop=True)
@@ -231,7 +232,7 @@ def gameplay_plan_sizes(exp, root: Path | None, assumed: list[str]) -> tuple[int
     spec = exp.stimuli
     runs = list(exp.brain.options.get("runs") or [])
     if not runs:
-        raise ValueError("--dry-run of a gameplay study needs brain.options.runs (the run numbers).")
+        raise DataError("--dry-run of a gameplay study needs brain.options.runs (the run numbers).")
     subjects = exp.brain.subject_list
     tr = float(exp.brain.tr or 2.0)
     a = DS004323_ASSUMED
@@ -276,20 +277,3 @@ def gameplay_plan_sizes(exp, root: Path | None, assumed: list[str]) -> tuple[int
         assumed.append(f"{spec.max_frames or 4} frames kept in each of the {a['games_per_run']} × "
                        f"{a['trs_per_game']} game TRs of a run")
     return int(rows0), int(round(total_frames / len(subjects))), int(voxels), len(runs)
-
-
-def baseline_dim(spec) -> int:
-    """Feature dimension of a ``kind: baseline`` model from its options (for ``--dry-run``)."""
-    from brainalign.features.baselines import motion_energy_channels
-
-    o = spec.options
-    if spec.baseline == "pixels":
-        h, w = o.get("size", (16, 16))
-        return int(h) * int(w)
-    if spec.baseline == "random":
-        return int(o.get("dim", 256))
-    if spec.baseline == "motion_energy":
-        size = tuple(o.get("size", (32, 32)))
-        tfs = o.get("temporal_freqs", (0.0, 1.0, 2.0))  # estimated at run time: 3 frequencies by default
-        return len(motion_energy_channels(size, o.get("spatial_freqs", (2.0, 4.0, 8.0)), tfs, o.get("n_directions", 8)))
-    return 512  # rl_agent: the Nature-DQN penultimate layer

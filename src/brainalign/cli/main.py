@@ -20,9 +20,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from brainalign.cache_cli import cache_app
-from brainalign.config import ConfigError, Experiment, load_config
-from brainalign.locking import OutputLocked
+from brainalign.cli.cache import cache_app
+from brainalign.config import ConfigError, DataError, Experiment, load_config
+from brainalign._utils.locking import OutputLocked
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Align AI model representations with fMRI.")
 app.add_typer(cache_app, name="cache")
@@ -37,10 +37,15 @@ def demo_config_path() -> Path:
 
 @contextmanager
 def _user_errors(debug: bool):
-    """Turn expected user errors into a message and exit code 2."""
+    """Turn the errors a user can fix into one message and exit code 2.
+
+    Those are ours: a :class:`ConfigError` (config, flags), a :class:`DataError` (input data that cannot be used as
+    given), a missing file and an output folder another run holds. Anything else (a plain ``ValueError``
+    included) is a bug: it propagates, so the traceback shows and the exit code is 1.
+    """
     try:
         yield
-    except (ConfigError, FileNotFoundError, ValueError, OutputLocked) as err:
+    except (ConfigError, DataError, FileNotFoundError, OutputLocked) as err:
         if debug:
             raise
         console.print(f"[bold red]error:[/] {escape(str(err))}", markup=True, highlight=False, soft_wrap=True)
@@ -63,7 +68,7 @@ def _execute(exp: Experiment, base_dir: Path | None, out: Path, cache: Path | No
              data_root: Path | None = None) -> Path:
     """Run the study into ``out``: one subject → results and report in ``out``; several → ``out/sub-<id>/`` each
     with its results and report, and the group tables and report in ``out``."""
-    from brainalign import pipeline
+    from brainalign.pipeline import runner as pipeline
     from brainalign.features.store import FeatureStore
 
     t0 = time.perf_counter()
@@ -108,7 +113,7 @@ def _check_config(config: Path, data_root: Path | None = None, overrides: list[s
                   models: str = "as-configured", cache: Path | None = None) -> tuple[Experiment, dict]:
     import warnings
 
-    from brainalign.validate import preflight
+    from brainalign.pipeline.preflight import preflight
 
     exp = _load(config, overrides, models, cache)
     with warnings.catch_warnings():
@@ -164,15 +169,15 @@ def run(config: Path = typer.Argument(..., help="Experiment YAML."),
                                      "fits, time, memory) and stop; reads no fMRI and loads no model."),
         debug: bool = typer.Option(False, help="Show tracebacks.")) -> None:
     """Run an experiment: features, encoding, statistics, report."""
-    from brainalign.locking import RunLock
-    from brainalign.resume import EncodingCheckpoint, prepare_work_dir
+    from brainalign._utils.locking import RunLock
+    from brainalign.pipeline.checkpoint import EncodingCheckpoint, prepare_work_dir
 
     with _user_errors(debug):
         if force and resume:
             raise ConfigError("--force and --resume contradict each other; --resume continues the earlier run, "
                               "--force discards it. Pass one.")
         if dry_run:
-            from brainalign.validate_dataset import study_plan
+            from brainalign.pipeline.preflight import study_plan
 
             exp = _load(config, set_, models, cache)
             print(study_plan(exp, config.parent.resolve(), data_root).text())
@@ -202,7 +207,7 @@ def demo(out: Path = typer.Option(Path("results/demo"), "--out", help="Where to 
     with _user_errors(debug):
         config = demo_config_path()
         exp, _ = _check_config(config)
-        from brainalign.locking import RunLock
+        from brainalign._utils.locking import RunLock
 
         with RunLock(out):
             _recover_swap(out)
@@ -216,10 +221,10 @@ def report(results: Path = typer.Argument(..., help="A results folder written by
            debug: bool = typer.Option(False, help="Show tracebacks.")) -> None:
     """(Re)write report.html from a results folder of `run` or `steer` (under the folder's lock: not while a run
     writes it)."""
-    from brainalign.locking import RunLock
+    from brainalign._utils.locking import RunLock
     from brainalign.report.html import write_report, write_steering_report
     from brainalign.report.steering import is_steering_folder
-    from brainalign.results import Results
+    from brainalign.report.results import Results
 
     with _user_errors(debug):
         if not results.is_dir():
@@ -252,7 +257,7 @@ def steer(config: Path = typer.Argument(..., help="Steering study YAML (schema: 
           debug: bool = typer.Option(False, help="Show tracebacks.")) -> None:
     """Brain-guided LMs (seed 002): every section of the config (predictivity, NARI, general directions,
     NARF+Label fine-tuning, evaluation), planted or on ds003076; tables + manifest written atomically."""
-    from brainalign.locking import RunLock
+    from brainalign._utils.locking import RunLock
     from brainalign.steering.config import SteerConfigError, load_steer_config
     from brainalign.steering.study import check_inputs, run_steer
 

@@ -5,7 +5,7 @@ Cross-validation fits one model per (feature space, outer fold), variance partit
 :func:`run_fits` runs a list of them and hands the results back **in the list's order**, whatever order they
 finish in, so the tables built from them are byte-identical for any number of workers.
 
-Checkpoints (:class:`brainalign.resume.EncodingCheckpoint`) are read and written by this (the parent) process
+Checkpoints (:class:`brainalign.pipeline.checkpoint.EncodingCheckpoint`) are read and written by this (the parent) process
 only: finished fits are read back instead of being sent out, and every result is stored the moment it arrives,
 so a ``kill -9`` loses only the fits in flight. Worker processes of a ``LocalCluster`` exit with their parent.
 
@@ -161,7 +161,7 @@ def _run_on_dask(tasks: list[FitTask], n_workers: int, scheduler: str | None, ch
                  blas_threads: int) -> Iterator[dict]:
     from distributed import as_completed
 
-    from brainalign.resume import inputs_digest
+    from brainalign.pipeline.checkpoint import inputs_digest
 
     digests = [inputs_digest(*t.inputs) if checkpoint is not None else None for t in tasks]
     done: dict[int, dict] = {}

@@ -1,140 +1,27 @@
-"""From the config's ``brain`` and ``stimuli`` sections to one :class:`StudyData` per subject.
+"""Load one subject's brain data and stimuli as the config describes: one :class:`~brainalign.study.data.StudyData`.
 
-Two shapes of brain data meet the same encoding code:
-
-* **time series** (``format: nifti``, ``bids``, ``movie10``, ``vwt_hdf5``): rows
-  are TRs, ``runs`` are scanner runs, stimuli are placed on the TR grid by the
-  design matrix and go through hemodynamic delays;
-* **items** (``nsd``, ``glmsingle``): rows are items (single-trial or
-  repeat-averaged betas), there is no time axis and no delay. Items are dealt
-  into ``encoding.item_folds`` seeded folds that play the role of runs (inner
-  CV, held-out groups for the paired tests), and the dataset's own train/test
-  split (NSD's shared 1000) is kept for ``encoding.outer_cv: split``.
-
-In both cases ``design`` maps rows to stimuli, so a feature space is
-``design @ features``; for items it is a sparse one-hot matrix (an NSD subject
-has ~10,000 rows × 10,000 images).
+The format-specific parts: NIfTI + TR labels, dataset loaders (BIDS, Movie10, vwt_hdf5) with TR labels or movie
+clips, item betas (NSD, GLMsingle) with images or text items, and ds004323's gameplay frames
+(:mod:`brainalign.study.gameplay`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from brainalign._utils.errors import DataError
 from brainalign.brain.items import ItemResponses
 from brainalign.brain.recording import Recording, load_nifti_recording
 from brainalign.config import Experiment, ImageStimuli, MovieClipStimuli, StimulusSpec, TextItemStimuli, resolve_path
-from brainalign.stimuli.events import events_from_tr_labels, read_tr_labels
-from brainalign.timing import stimulus_design
+from brainalign.stimuli.events import events_from_tr_labels, read_tr_labels, stimulus_design
 
-__all__ = ["StudyData", "load_data", "load_subject", "dataset_root", "expand_data_root", "item_folds", "Progress"]
+from brainalign.study.data import StudyData, dataset_root, item_folds
+from brainalign.study.gameplay import gameplay_study_data
 
-#: ``progress(label, total)`` returns a ``tick()`` called once per finished unit (the CLI draws rich bars).
-Progress = Callable[[str, int], Callable[[], None]]
-
-
-def _no_progress(label: str, total: int) -> Callable[[], None]:
-    return lambda: None
-
-
-@dataclass
-class StudyData:
-    """Brain data and stimuli of one subject.
-
-    Attributes
-    ----------
-    recording : Recording
-        ``data`` (n_rows, n_voxels); for item data the rows are items, ``runs``
-        their fold ids and ``meta["rows"] == "items"``.
-    events : DataFrame or None
-        Stimulus blocks of a time series (None for items).
-    stimuli : list of str
-        One identifier per stimulus (column of ``design``).
-    design : ndarray or scipy.sparse matrix of shape (n_rows, n_stimuli)
-    input_files : dict name -> Path
-    names : list of str, optional
-        Text put into prompts for each stimulus (default: ``stimuli``).
-    items : DataFrame or None
-        Item table of item data, one row per data row.
-    test_rows : ndarray of bool or None
-        Item data: rows of the dataset's test split (``encoding.outer_cv: split``).
-    load_stimuli : callable or None
-        Returns the stimulus objects a multimodal model reads (images, clips...), in ``stimuli`` order;
-        movie clips take the modality (``"video"`` or ``"audio"``).
-    extract_options : dict
-        Extra arguments of the extraction (``sampling_rate`` of audio clips).
-    """
-
-    recording: Recording
-    events: pd.DataFrame | None
-    stimuli: list[str]
-    design: Any
-    input_files: dict[str, Path] = field(default_factory=dict)
-    names: list[str] | None = None
-    items: pd.DataFrame | None = None
-    test_rows: np.ndarray | None = None
-    load_stimuli: Callable[..., Any] | None = None
-    extract_options: dict = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.names is None:
-            self.names = list(self.stimuli)
-
-    @property
-    def is_items(self) -> bool:
-        return self.recording.meta.get("rows") == "items"
-
-
-def dataset_root(exp: Experiment, base_dir: Path | None, data_root: Path | None = None) -> Path:
-    """Folder of a dataset format: ``--data-root`` when given, else ``brain.data_root`` next to the config."""
-    if data_root is not None:
-        return Path(data_root)
-    if exp.brain.data_root is None:
-        raise ValueError(f"brain.format '{exp.brain.format}' needs brain.data_root (or --data-root): the folder "
-                         "that holds the dataset.")
-    return resolve_path(exp.brain.data_root, base_dir)
-
-
-DATA_ROOT = "{data_root}"
-
-
-def expand_data_root(exp: Experiment, base_dir: Path | None, data_root: Path | None = None) -> Experiment:
-    """``exp`` with a leading ``{data_root}`` in ``brain.rois.image`` / ``brain.rois.table`` replaced by the dataset
-    folder (:func:`dataset_root`), so an atlas that ships with the dataset moves with ``--data-root``.
-
-    Other paths of ROIs stay relative to the config. Returns ``exp`` itself when there is nothing to expand
-    (the config refuses the placeholder with format ``nifti``). Called by :func:`brainalign.validate.preflight`,
-    :func:`brainalign.pipeline.run` and :func:`~brainalign.pipeline.run_study`.
-    """
-    rois = exp.brain.rois
-    if rois is None or exp.brain.format == "nifti":
-        return exp
-    fields = {k: v for k, v in (("image", rois.image), ("table", rois.table))
-              if isinstance(v, str) and v.startswith(DATA_ROOT)}
-    if not fields:
-        return exp
-    root = str(dataset_root(exp, base_dir, data_root).absolute())
-    new = rois.model_copy(update={k: root + v[len(DATA_ROOT):] for k, v in fields.items()})
-    return exp.model_copy(update={"brain": exp.brain.model_copy(update={"rois": new})})
-
-
-def item_folds(n_items: int, k: int, seed: int) -> np.ndarray:
-    """Seeded fold id (0..k-1) of every item, folds of equal size ±1.
-
-    Raises
-    ------
-    ValueError
-        If there are fewer items than folds.
-    """
-    if n_items < k:
-        raise ValueError(f"{n_items} items cannot fill encoding.item_folds={k} folds; lower item_folds.")
-    folds = np.empty(n_items, dtype=np.int64)
-    folds[np.random.default_rng(seed).permutation(n_items)] = np.arange(n_items) % k
-    return folds
+__all__ = ["load_data", "load_subject"]
 
 
 def _nifti_subject(exp: Experiment, base_dir: Path | None) -> StudyData:
@@ -154,7 +41,7 @@ def _nifti_subject(exp: Experiment, base_dir: Path | None) -> StudyData:
 def _tr_label_data(exp, rec, ev_path, labels, runs, files) -> StudyData:
     spec = exp.stimuli
     if labels.size != rec.data.shape[0]:
-        raise ValueError(f"{ev_path} has {labels.size} rows but the brain data have {rec.data.shape[0]} TRs "
+        raise DataError(f"{ev_path} has {labels.size} rows but the brain data have {rec.data.shape[0]} TRs "
                          f"(subject {rec.subject}); stimuli.events needs one row per TR.")
     events = events_from_tr_labels(labels, runs, rec.tr, spec.labels, spec.rest)
     stimuli = [spec.labels[k] for k in sorted(spec.labels)]
@@ -168,11 +55,11 @@ def _items_recording(resp: ItemResponses, exp: Experiment, root: Path) -> tuple[
     folds = item_folds(len(resp.items), k, exp.seed)
     if exp.encoding.outer_cv == "split":  # deal train and test items separately; test folds are k..2k-1
         if "split" not in resp.items.columns:
-            raise ValueError(f"encoding.outer_cv 'split' needs a split column in the {exp.brain.format} item table; "
+            raise DataError(f"encoding.outer_cv 'split' needs a split column in the {exp.brain.format} item table; "
                              "use outer_cv: leave-one-run-out (item folds) instead.")
         test = (resp.items["split"] == "test").to_numpy()
         if test.sum() < k or (~test).sum() < k:
-            raise ValueError(f"the split has {int((~test).sum())} train and {int(test.sum())} test items; each needs "
+            raise DataError(f"the split has {int((~test).sum())} train and {int(test.sum())} test items; each needs "
                              f"at least encoding.item_folds={k}.")
         folds[~test] = item_folds(int((~test).sum()), k, exp.seed)
         folds[test] = k + item_folds(int(test.sum()), k, exp.seed + 1)
@@ -197,7 +84,7 @@ def _item_data(exp: Experiment, resp: ItemResponses, root: Path, base_dir: Path 
     test_rows = (items["split"] == "test").to_numpy() if "split" in items.columns else None
     if isinstance(spec, ImageStimuli):
         if "nsd_id" not in items.columns:
-            raise ValueError(f"stimuli.format 'nsd-images' needs an nsd_id column in the item table; the "
+            raise DataError(f"stimuli.format 'nsd-images' needs an nsd_id column in the item table; the "
                              f"{exp.brain.format} loader gave {list(items.columns)}.")
         ids, design = _one_hot(items["nsd_id"].to_numpy())
         path = resolve_path(spec.path, root)
@@ -212,16 +99,16 @@ def _item_data(exp: Experiment, resp: ItemResponses, root: Path, base_dir: Path 
     if isinstance(spec, TextItemStimuli):
         missing = [c for c in spec.columns if c not in items.columns]
         if len(missing) == len(spec.columns):
-            raise ValueError(f"stimuli.columns {spec.columns} are not in the item table (columns: "
+            raise DataError(f"stimuli.columns {spec.columns} are not in the item table (columns: "
                              f"{list(items.columns)}); name the columns that hold the item text.")
         texts = items[[c for c in spec.columns if c in items.columns]].apply(
             lambda row: " ".join(str(v).strip() for v in row if isinstance(v, str) and v.strip() and v != "n/a"), axis=1
         ).to_numpy()
         if (texts == "").any():
-            raise ValueError(f"{int((texts == '').sum())} items have no text in columns {spec.columns}.")
+            raise DataError(f"{int((texts == '').sum())} items have no text in columns {spec.columns}.")
         uniq, design = _one_hot(texts)
         return StudyData(rec, None, [str(t) for t in uniq], design, {}, items=items, test_rows=test_rows)
-    raise ValueError(f"stimuli.format '{spec.format}' does not apply to item data (brain.format "
+    raise DataError(f"stimuli.format '{spec.format}' does not apply to item data (brain.format "
                      f"'{exp.brain.format}'); use nsd-images or text-items.")
 
 
@@ -238,7 +125,7 @@ def _movie_clip_data(exp: Experiment, rec: Recording, root: Path) -> StudyData:
         n = int((rec.runs == k).sum())
         seg_trs = (rec.meta.get("segment_trs") or {}).get(movie) or segment_trs_from_events(raw_root, movie, rec.tr)
         if sum(seg_trs) < n:
-            raise ValueError(f"{movie}: the segments cover {sum(seg_trs)} TRs (from {raw_root} events) but the fMRI "
+            raise DataError(f"{movie}: the segments cover {sum(seg_trs)} TRs (from {raw_root} events) but the fMRI "
                              f"has {n}; check stimuli.raw_root or the truncation.")
         tables.append(movie10_tr_table(movie, seg_trs, rec.tr, stim_root, n_trs=n))
     table = pd.concat(tables, ignore_index=True)
@@ -277,17 +164,15 @@ def load_subject(exp: Experiment, subject: str, base_dir: Path | None = None,
     if isinstance(resp, ItemResponses):
         return _item_data(exp, resp, root, base_dir)
     if exp.brain.tr is not None and abs(resp.tr - exp.brain.tr) > 1e-3 * exp.brain.tr:
-        raise ValueError(f"brain.tr={exp.brain.tr} s but the {exp.brain.format} data of subject {subject} have "
+        raise DataError(f"brain.tr={exp.brain.tr} s but the {exp.brain.format} data of subject {subject} have "
                          f"TR {resp.tr} s; fix brain.tr or remove it.")
     spec = exp.stimuli
     if isinstance(spec, MovieClipStimuli):
         return _movie_clip_data(exp, resp, root)
     if spec.format == "gameplay-frames":  # ds004323: frames timed by the plays export
-        from brainalign.stimuli.gameplay_study import gameplay_study_data
-
         return gameplay_study_data(exp, resp, root, str(subject))
     if not isinstance(spec, StimulusSpec):
-        raise ValueError(f"stimuli.format '{spec.format}' needs item data; time series take tr-labels or movie-clips.")
+        raise DataError(f"stimuli.format '{spec.format}' needs item data; time series take tr-labels or movie-clips.")
     ev_path = resolve_path(fill_subject(spec.events, subject), base_dir)
     labels, _ = read_tr_labels(ev_path)
     files = {f"brain:{Path(f).name}": Path(f) for f in resp.meta.get("files", []) if Path(f).is_file()}

@@ -16,8 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from brainalign.config import ConfigError, Experiment, ImageStimuli, MovieClipStimuli, resolve_path
+from brainalign.pipeline.checks import (WORKER_BASE_BYTES, check_data_root, check_models, check_space_names,
+                                        preflight_nifti)
+from brainalign.study.data import dataset_root, expand_data_root
 
-__all__ = ["required_files", "preflight_dataset", "StudyPlan", "study_plan", "MODEL_SIZES"]
+__all__ = ["preflight", "required_files", "preflight_dataset", "StudyPlan", "study_plan", "MODEL_SIZES"]
 
 #: (layers read with "all" = hidden layers + embeddings, hidden size) of the checkpoints the study configs name,
 #: for plans made without the weights (from their published config.json files).
@@ -44,6 +47,33 @@ MODEL_SIZES = {
 NSD_ASSUMED = dict(images_per_subject=10_000, shared=1_000, voxels=15_724)
 
 
+def preflight(exp: Experiment, base_dir: Path | None = None, config_file: str | None = None,
+              data_root: Path | None = None, memory_limit: int | None = None) -> dict:
+    """Check that the data named by ``exp`` exist and agree with each other.
+
+    Returns
+    -------
+    dict
+        What was checked (n_trs, n_runs, n_voxels, shapes), for display.
+
+    Raises
+    ------
+    ConfigError
+        Naming the config file, the dotted field and the fix.
+    """
+    if exp.brain.format != "nifti":
+        try:
+            exp = expand_data_root(exp, base_dir, data_root)  # {data_root} in ROI paths
+        except ValueError as err:
+            raise ConfigError(str(err), file=config_file, field="brain.data_root") from None
+    if data_root is not None:
+        check_data_root(exp, base_dir, data_root, config_file)
+    if exp.brain.format != "nifti":
+        return preflight_dataset(exp, base_dir, config_file, data_root)
+    return preflight_nifti(exp, base_dir, config_file, memory_limit)
+
+
+
 def required_files(exp: Experiment, subject: str, root: Path | None = None):
     """RequiredFile entries (relative to the data root) that the config's loaders read for one subject.
 
@@ -55,7 +85,7 @@ def required_files(exp: Experiment, subject: str, root: Path | None = None):
     opts = fill_subject(dict(exp.brain.options), subject)
     files = list(brain_manifest(exp.brain.format, subject=subject, **opts))
     if exp.stimuli.format == "gameplay-frames":
-        from brainalign.stimuli.gameplay_study import gameplay_required_files
+        from brainalign.study.gameplay import gameplay_required_files
 
         files += gameplay_required_files(exp.stimuli, subject, opts.get("runs"), root)
     if isinstance(exp.stimuli, ImageStimuli) and not any(f.path == exp.stimuli.path for f in files):
@@ -95,8 +125,6 @@ def preflight_dataset(exp: Experiment, base_dir: Path | None, config_file: str |
         Listing every missing file with its accession and source (field ``brain.data_root``).
     """
     from brainalign.brain.manifest import missing_files
-    from brainalign.study_data import dataset_root
-    from brainalign.validate import check_models, check_space_names
 
     try:
         root = dataset_root(exp, base_dir, data_root)
@@ -237,7 +265,6 @@ def _model_size(spec, base_dir: Path | None, assumed: list[str]) -> tuple[int, i
 
 def study_plan(exp: Experiment, base_dir: Path | None = None, data_root: Path | None = None) -> StudyPlan:
     """Forward passes, feature bytes, ridge fits, time and memory of a run, without loading data or models."""
-    from brainalign.study_data import dataset_root
 
     plan = StudyPlan(n_subjects=len(exp.brain.subject_list))
     if exp.brain.format == "nsd":
@@ -256,7 +283,7 @@ def study_plan(exp: Experiment, base_dir: Path | None = None, data_root: Path | 
         n_folds = n_runs if exp.encoding.outer_cv == "leave-one-run-out" else 1
         k_inner = n_runs - 1  # inner leave-one-run-out over the training runs
     elif exp.stimuli.format == "gameplay-frames":
-        from brainalign.stimuli.gameplay_study import gameplay_plan_sizes
+        from brainalign.study.gameplay import gameplay_plan_sizes
 
         try:
             root = dataset_root(exp, base_dir, data_root)
@@ -268,11 +295,10 @@ def study_plan(exp: Experiment, base_dir: Path | None = None, data_root: Path | 
         n_folds = n_runs if exp.encoding.outer_cv == "leave-one-run-out" else 1
         k_inner = n_runs - n_test  # inner leave-one-run-out over the training runs
     else:
-        raise ValueError(f"--dry-run plans are written for brain.format nsd, movie10 and gameplay-frames stimuli so "
+        raise ConfigError(f"--dry-run plans are written for brain.format nsd, movie10 and gameplay-frames stimuli so "
                          f"far, not '{exp.brain.format}' with '{exp.stimuli.format}'.")
     for spec in exp.models:
         if spec.kind == "baseline":
-            from brainalign.stimuli.gameplay_study import baseline_dim
 
             layers, hidden = 1, baseline_dim(spec)
         else:
@@ -294,15 +320,31 @@ def study_plan(exp: Experiment, base_dir: Path | None = None, data_root: Path | 
     plan.n_fits = plan.n_subjects * plan.n_spaces * n_folds
     max_p = max((r["hidden"] for r in plan.rows), default=0)
     # the data (float64, twice while cleaning), one float32 held-out prediction array per feature space (kept for
-    # the voxel statistics; memory-mapped files past encoding.predictions_in_memory_gib: brainalign.held_out), and
+    # the voxel statistics; memory-mapped files past encoding.predictions_in_memory_gib: brainalign.encoding.held_out), and
     # one design matrix with its z-scored copy
     plan.prediction_bytes = int(plan.n_spaces * plan.n_rows * plan.n_voxels * 4)
     plan.predictions_on_disk = plan.prediction_bytes > exp.encoding.predictions_in_memory_gib * 2**30
     plan.memory_bytes = int(plan.n_rows * plan.n_voxels * 8 * 2 + plan.n_rows * max_p * 8 * 3
                             + (0 if plan.predictions_on_disk else plan.prediction_bytes))
     if exp.encoding.n_workers > 1 and exp.encoding.scheduler is None:  # each LocalCluster worker: see estimate_memory
-        from brainalign.validate import WORKER_BASE_BYTES
 
         plan.memory_bytes += exp.encoding.n_workers * int(
             WORKER_BASE_BYTES + plan.n_rows * plan.n_voxels * 4 + plan.n_rows * max_p * 8 * 3)
     return plan
+
+
+def baseline_dim(spec) -> int:
+    """Feature dimension of a ``kind: baseline`` model from its options (for ``--dry-run``)."""
+    from brainalign.features.baselines import motion_energy_channels
+
+    o = spec.options
+    if spec.baseline == "pixels":
+        h, w = o.get("size", (16, 16))
+        return int(h) * int(w)
+    if spec.baseline == "random":
+        return int(o.get("dim", 256))
+    if spec.baseline == "motion_energy":
+        size = tuple(o.get("size", (32, 32)))
+        tfs = o.get("temporal_freqs", (0.0, 1.0, 2.0))  # estimated at run time: 3 frequencies by default
+        return len(motion_energy_channels(size, o.get("spatial_freqs", (2.0, 4.0, 8.0)), tfs, o.get("n_directions", 8)))
+    return 512  # rl_agent: the Nature-DQN penultimate layer

@@ -29,12 +29,14 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 import pandas as pd
 
+from brainalign._utils.errors import ConfigError
 from brainalign.analysis.summary import paired_test
 
-if TYPE_CHECKING:  # pipeline imports this module lazily; avoid the cycle at import time
+if TYPE_CHECKING:
     from brainalign.config import Experiment
     from brainalign.features.store import FeatureStore
-    from brainalign.pipeline import FeatureSpace, StudyData
+    from brainalign.study.data import StudyData
+    from brainalign.timing.spaces import FeatureSpace
 
 __all__ = [
     "PLACEHOLDER",
@@ -140,12 +142,12 @@ def in_context_texts(
     n = len(stimuli)
     if examples is None:
         if k > n - 1:
-            raise ValueError(f"k={k} in-context examples need at least k+1={k + 1} stimuli, got {n}; "
+            raise ConfigError(f"k={k} in-context examples need at least k+1={k + 1} stimuli, got {n}; "
                              "lower k or list analysis.controls.in_context.examples.")
         chosen = [[stimuli[(i + j) % n] for j in range(1, k + 1)] for i in range(n)]
     else:
         if len(examples) < k:
-            raise ValueError(f"in_context.examples has {len(examples)} names but k={k}; give at least k.")
+            raise ConfigError(f"in_context.examples has {len(examples)} names but k={k}; give at least k.")
         chosen = [list(examples[:k])] * n
     texts, starts = [], []
     for stim, ex in zip(stimuli, chosen):
@@ -253,11 +255,11 @@ def control_spaces(
         untrained-model and label pairs are returned).
     data : StudyData
     features : dict model → prompt → ndarray (n_stimuli, n_layers, dim)
-        As returned by :func:`brainalign.pipeline.model_features`.
+        As returned by :func:`brainalign.pipeline.runner.model_features`.
     model_meta : dict model → {layers, n_layers, ...}; token counts of the control prompts are added to it.
     store : FeatureStore
     extractor_for : callable ModelSpec → TextExtractor, optional
-        Default: the text extractor of a text model, a :class:`~brainalign.model_features.MultimodalReader` of a
+        Default: the text extractor of a text model, a :class:`~brainalign.features.models.MultimodalReader` of a
         multimodal one (baseline models have no prompts and get no controls).
     base_dir : Path, optional
         Folder of the config (relative model folders).
@@ -268,12 +270,13 @@ def control_spaces(
     pairs : list of dict (effect, control, control_kind, model, prompt, layer, tokens_effect, tokens_control)
     """
     from brainalign.features.base import resolve_layers
-    from brainalign.pipeline import FeatureSpace, make_extractor
+    from brainalign.features.models import make_extractor
+    from brainalign.timing.spaces import FeatureSpace
 
     def default_reader(spec):
         if spec.kind == "text":
             return make_extractor(spec)
-        from brainalign.model_features import MultimodalReader
+        from brainalign.features.models import MultimodalReader
 
         return MultimodalReader(exp, spec, data, base_dir)
 

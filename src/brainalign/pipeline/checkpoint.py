@@ -14,22 +14,21 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import re
-import sys
-import time
 import warnings
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from brainalign.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from brainalign._utils.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from brainalign._utils.errors import ConfigError
+from brainalign._utils.faults import stall_point
 
 __all__ = ["EncodingCheckpoint", "work_dir", "prepare_work_dir", "ResumeError", "stall_point"]
 
 
-class ResumeError(ValueError):
+class ResumeError(ConfigError):
     """The working folder cannot be continued (different config, nothing to resume...)."""
 
 
@@ -94,23 +93,6 @@ def prepare_work_dir(out: str | Path, config_hash: str, *, resume: bool, force: 
     wd.mkdir(parents=True, exist_ok=True)
     atomic_write_text(stamp, config_hash + "\n")
     return wd
-
-
-def stall_point(name: str) -> None:
-    """Fault injection for crash tests: when ``$BRAINALIGN_STALL_AT`` is ``name:n``, the n-th call writes
-    ``$BRAINALIGN_STALL_MARKER`` and blocks, so that a test can ``kill -9`` the process at a known place."""
-    spec = os.environ.get("BRAINALIGN_STALL_AT")
-    if not spec or not spec.startswith(name + ":"):
-        return
-    counts = stall_point.__dict__.setdefault("counts", {})
-    counts[name] = counts.get(name, 0) + 1
-    if counts[name] == int(spec.rsplit(":", 1)[1]):
-        marker = os.environ.get("BRAINALIGN_STALL_MARKER")
-        if marker:
-            Path(marker).write_text(str(os.getpid()))
-        print(f"stalled at {spec}", file=sys.stderr, flush=True)
-        while True:
-            time.sleep(1)
 
 
 def inputs_digest(*arrays) -> str:

@@ -9,142 +9,35 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pandas as pd
 
+from brainalign._utils.errors import ConfigError, DataError
 from brainalign.analysis.metrics import pearson_r
 from brainalign.analysis.summary import compare_to_reference, layer_table, prompt_gain_table
 from brainalign.brain.recording import Recording
 from brainalign.config import Experiment, resolve_path
-from brainalign.controls import control_pairs_for_models, control_spaces, controls_table
-from brainalign.encoding.delays import make_delayed, zscore_with_train
+from brainalign.pipeline.controls import control_pairs_for_models, control_spaces, controls_table
+from brainalign.encoding.design import design_delays, prepare_design
 from brainalign.encoding.estimators import RidgeCV
 from brainalign.analysis.stats import fdr_bh, permutation_test
-from brainalign.encoding.splits import leave_one_run_out, train_test_by_runs
+from brainalign.encoding.splits import leave_one_run_out, outer_folds
 from brainalign.features.store import FeatureStore
-from brainalign.held_out import HeldOut
-from brainalign.model_features import make_extractor, model_features  # noqa: F401 (re-exported)
-from brainalign.results import Results
-from brainalign.pipeline_analyses import extra_analyses
-from brainalign.study_data import Progress, StudyData, _no_progress, expand_data_root, load_data, load_subject
-from brainalign.timing import TrainPCA, stimulus_design
-from brainalign.workers import FitTask, run_fits
+from brainalign.encoding.held_out import HeldOut
+from brainalign.features.models import make_extractor, model_features  # noqa: F401 (re-exported)
+from brainalign.report.results import Results
+from brainalign.pipeline.extras import extra_analyses
+from brainalign.study.data import Progress, StudyData, expand_data_root, no_progress
+from brainalign.study.load import load_data, load_subject
+from brainalign.timing.spaces import FeatureSpace, build_feature_spaces, resolved_names
+from brainalign.pipeline.workers import FitTask, run_fits
 
 __all__ = ["StudyData", "FeatureSpace", "load_data", "model_features", "build_feature_spaces", "cross_validate", "run",
            "run_subject", "run_study", "make_extractor", "load_roi_masks", "roi_tables"]
 
-
-
-@dataclass
-class FeatureSpace:
-    """One set of TR-wise features and what it is."""
-
-    name: str
-    X: np.ndarray  # (n_trs, dim), before scaling/delays
-    kind: str  # "model" | "baseline"
-    model: str = ""
-    prompt: str = ""
-    layer: int = -1
-    depth: float = np.nan  # layer / n_layers
-
-    def info(self) -> dict:
-        return dict(
-            space=self.name, kind=self.kind, model=self.model, prompt=self.prompt,
-            layer=self.layer, depth=self.depth, dim=self.X.shape[1],
-        )
-
-
-def _shuffled_design(data: StudyData, seed: int) -> np.ndarray:
-    """Category-shuffled control: within each run, blocks keep their timing but swap stimuli."""
-    rng = np.random.default_rng(seed)
-    ev = data.events.copy()
-    for run in pd.unique(ev["run"]):
-        sel = np.flatnonzero(ev["run"].to_numpy() == run)
-        ev.iloc[sel, ev.columns.get_loc("stimulus")] = rng.permutation(ev["stimulus"].to_numpy()[sel])
-    return stimulus_design(ev, data.recording.runs, data.recording.tr, data.stimuli)
-
-
-def build_feature_spaces(
-    exp: Experiment, data: StudyData, features: dict[str, dict[str, np.ndarray]], model_meta: dict
-) -> list[FeatureSpace]:
-    """TR-wise features for every model × prompt × layer and every baseline."""
-    spaces = []
-    for spec in exp.models:
-        info = model_meta[spec.name]
-        for pname, F in features[spec.name].items():  # F: (n_stimuli, n_layers, dim)
-            for j, layer in enumerate(info["layers"]):
-                spaces.append(
-                    FeatureSpace(
-                        name=f"{spec.name}/{pname}/L{layer}", X=np.asarray(data.design @ F[:, j, :]), kind="model",
-                        model=spec.name, prompt=pname, layer=layer, depth=layer / info["n_layers"],
-                    )
-                )
-    base = {
-        "onoff": lambda: data.design.sum(1, keepdims=True),
-        "category": lambda: data.design,
-        "category_shuffled": lambda: _shuffled_design(data, exp.seed),
-    }
-    for b in exp.analysis.baselines:
-        spaces.append(FeatureSpace(name=f"baseline/{b}", X=base[b](), kind="baseline"))
-    return spaces
-
-
-def resolve_space_name(name: str, spaces) -> str:
-    """A space name with a negative layer (``'CLIP/none/L-1'`` = last layer read) as the fitted name.
-
-    Study configs run on models of different depth (and on tiny stand-ins), so a fixed layer index
-    cannot name "the last layer" for all of them. ``spaces``: list of FeatureSpace or the spaces table.
-    """
-    table = spaces if isinstance(spaces, pd.DataFrame) else pd.DataFrame([sp.info() for sp in spaces])
-    if name in set(table["space"]) or "/L-" not in name:
-        return name
-    stem, _, k = name.rpartition("/L")
-    model = table[(table["kind"] == "model") & (table["model"] + "/" + table["prompt"] == stem)]
-    layers = sorted(set(model["layer"].astype(int)))
-    if not layers or int(k) < -len(layers):
-        return name  # unknown: the caller's check names the available spaces
-    return f"{stem}/L{layers[int(k)]}"
-
-
-def _resolved_names(exp: Experiment, spaces) -> Experiment:
-    """``exp`` with the reference and partition spaces resolved by :func:`resolve_space_name`."""
-    a = exp.analysis
-    parts = [p.model_copy(update=dict(spaces=[resolve_space_name(n, spaces) for n in p.spaces])) for p in a.partitions]
-    new = a.model_copy(update=dict(reference=resolve_space_name(a.reference, spaces), partitions=parts))
-    return exp if new == a else exp.model_copy(update=dict(analysis=new))
-
-
-def _outer_folds(exp: Experiment, runs: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    if exp.encoding.outer_cv == "leave-one-run-out":
-        return leave_one_run_out(runs)
-    if exp.encoding.outer_cv == "split":  # item data: test-split folds are numbered from item_folds up
-        return [train_test_by_runs(runs, [int(r) for r in np.unique(runs) if r >= exp.encoding.item_folds])]
-    return [train_test_by_runs(runs, exp.encoding.outer_cv)]
-
-
-def _delays(exp: Experiment) -> list[int]:
-    """Hemodynamic delays of time series; item data (betas) have no time axis, so none."""
-    return [0] if exp.is_items else list(exp.timing.delays)
-
-
-def prepare_design(
-    X: np.ndarray, runs: np.ndarray, train: np.ndarray, test: np.ndarray, delays: list[int], k: int | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Scale and reduce with training statistics only, then add run-aware delays.
-
-    Returns
-    -------
-    X_train, X_test : ndarrays of shape (n_train, n_delays * k) and (n_test, n_delays * k)
-    """
-    Z = zscore_with_train(X, train)
-    if k is not None and k < Z.shape[1]:
-        Z = TrainPCA(k).fit(Z[train]).transform(Z)
-    D = make_delayed(Z, delays, runs)
-    return D[train], D[test]
 
 
 def responsive_voxels(cv_scores: np.ndarray, fraction: float) -> np.ndarray:
@@ -164,7 +57,7 @@ def responsive_voxels(cv_scores: np.ndarray, fraction: float) -> np.ndarray:
 
 
 def _fit_predict(exp: Experiment, X: np.ndarray, Y: np.ndarray, runs: np.ndarray, train, test):
-    Xtr, Xte = prepare_design(X, runs, train, test, _delays(exp), exp.timing.pca_components)
+    Xtr, Xte = prepare_design(X, runs, train, test, design_delays(exp), exp.timing.pca_components)
     model = RidgeCV(alphas=exp.encoding.alphas, cv=leave_one_run_out(runs[train]), fit_intercept=False,
                     blas_threads=exp.encoding.blas_threads)
     model.fit(Xtr, Y[train])
@@ -178,7 +71,7 @@ def _fit_arrays(exp: Experiment, X: np.ndarray, Y: np.ndarray, runs: np.ndarray,
 
 
 def cross_validate(
-    exp: Experiment, data: StudyData, spaces: list[FeatureSpace], progress: Progress = _no_progress,
+    exp: Experiment, data: StudyData, spaces: list[FeatureSpace], progress: Progress = no_progress,
     checkpoint=None,
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Nested run-wise CV: outer held-out runs, inner leave-one-run-out alpha choice.
@@ -197,20 +90,20 @@ def cross_validate(
         Held-out predictions (TRs never held out are NaN).
     best_alphas : dict space → ndarray (n_folds, n_voxels)
 
-    With ``checkpoint`` (a :class:`brainalign.resume.EncodingCheckpoint`),
+    With ``checkpoint`` (a :class:`brainalign.pipeline.checkpoint.EncodingCheckpoint`),
     every finished (space, fold) fit is stored, and read back instead of
     refitted when the run is resumed. With ``encoding.n_workers`` > 1 (or
     ``encoding.scheduler``) the fits run on dask workers
-    (:func:`brainalign.workers.run_fits`); results are used in the same
+    (:func:`brainalign.pipeline.workers.run_fits`); results are used in the same
     order, so the tables are identical.
     """
     Y = data.recording.data
     runs = data.recording.runs
-    folds = _outer_folds(exp, runs)
+    folds = outer_folds(exp.encoding, runs)
     by_name = {sp.name: sp for sp in spaces}
     ref = exp.analysis.reference
     if ref not in by_name:
-        raise ValueError(f"analysis.reference='{ref}' is not a feature space; choose one of {sorted(by_name)}.")
+        raise ConfigError(f"analysis.reference='{ref}' is not a feature space; choose one of {sorted(by_name)}.")
     order = [by_name[ref]] + [sp for sp in spaces if sp.name != ref]
     preds = HeldOut([sp.name for sp in order], Y.shape, exp.encoding.predictions_in_memory_gib)
     chosen: dict[str, list] = {sp.name: [] for sp in order}
@@ -245,7 +138,7 @@ def cross_validate(
 
 
 def voxel_scores(
-    exp: Experiment, data: StudyData, predictions: dict[str, np.ndarray], progress: Progress = _no_progress
+    exp: Experiment, data: StudyData, predictions: dict[str, np.ndarray], progress: Progress = no_progress
 ) -> pd.DataFrame:
     """Per space and voxel: r over all held-out TRs, block-permutation p and BH-FDR decision.
 
@@ -293,12 +186,12 @@ def _partition_fold(exp: Experiment, Xs: list[np.ndarray], Y: np.ndarray, runs: 
         Z[train], Z[test] = Xtr, Xte
         prepared[f"s{i}"] = Z
     table = variance_partition(prepared, Y, runs, np.unique(runs[test]).tolist(), exp.encoding.alphas,
-                               len(np.unique(runs[train])), delays=_delays(exp))
+                               len(np.unique(runs[train])), delays=design_delays(exp))
     return {c: table[c].to_numpy() for c in table.columns}
 
 
 def partition_spaces(
-    exp: Experiment, data: StudyData, spaces: list[FeatureSpace], progress: Progress = _no_progress,
+    exp: Experiment, data: StudyData, spaces: list[FeatureSpace], progress: Progress = no_progress,
     checkpoint=None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Unique and shared variance of the configured feature-space pairs/triples, per voxel.
@@ -309,7 +202,7 @@ def partition_spaces(
     per-voxel alphas from leave-one-run-out CV on the training runs and scores
     held-out R². Fold results are averaged per voxel; negative parts are kept.
 
-    With ``checkpoint`` (an :class:`brainalign.resume.EncodingCheckpoint`), each
+    With ``checkpoint`` (an :class:`brainalign.pipeline.checkpoint.EncodingCheckpoint`), each
     finished (partition, fold) is stored in its ``partition`` stage and read back
     when the run is resumed; ``encoding.n_workers`` spreads them over workers
     as in :func:`cross_validate`.
@@ -324,12 +217,12 @@ def partition_spaces(
 
     by_name = {sp.name: sp for sp in spaces}
     Y, runs = data.recording.data, data.recording.runs
-    folds = _outer_folds(exp, runs)
+    folds = outer_folds(exp.encoding, runs)
     specs = exp.analysis.partitions
     for spec in specs:
         missing = [n for n in spec.spaces if n not in by_name]
         if missing:
-            raise ValueError(f"analysis.partitions[{spec.name}] names spaces {missing} that were not fitted; "
+            raise ConfigError(f"analysis.partitions[{spec.name}] names spaces {missing} that were not fitted; "
                              f"choose from {sorted(by_name)}.")
     tick = progress("partition", len(folds) * len(specs))
     if checkpoint is not None:
@@ -380,19 +273,19 @@ def load_roi_masks(exp: Experiment, recording: Recording, base_dir: Path | None 
         (the message lists the available ones).
     """
     from brainalign.analysis.roi_scores import combine_roi_masks
-    from brainalign.analysis.rois import load_label_image, load_label_table, roi_masks
+    from brainalign.brain.atlas import load_label_image, load_label_table, roi_masks
 
     spec = exp.brain.rois
     if spec is None:
         return {}
     if recording.mask_img is None:
-        raise ValueError("brain.rois needs a volume recording with a mask image; surface ROIs are not wired yet.")
+        raise ConfigError("brain.rois needs a volume recording with a mask image; surface ROIs are not wired yet.")
     import nibabel as nib
 
     img = nib.load(resolve_path(spec.image, base_dir))
     mask = np.asarray(recording.mask_img.dataobj) != 0
     if img.shape[:3] != mask.shape or not np.allclose(img.affine, recording.mask_img.affine, atol=1e-3):
-        raise ValueError(f"brain.rois.image has shape {img.shape} (affine differs: "
+        raise DataError(f"brain.rois.image has shape {img.shape} (affine differs: "
                          f"{not np.allclose(img.affine, recording.mask_img.affine, atol=1e-3)}) but the mask has "
                          f"shape {mask.shape}; resample the atlas to the BOLD grid "
                          "(nilearn.image.resample_to_img, interpolation='nearest').")
@@ -405,12 +298,12 @@ def load_roi_masks(exp: Experiment, recording: Recording, base_dir: Path | None 
         for roi, members in spec.groups.items():
             for lab in members:
                 if isinstance(lab, str) and lab not in table.values():
-                    raise ValueError(f"brain.rois.groups[{roi!r}] names label {lab!r}, which is not in the label "
+                    raise ConfigError(f"brain.rois.groups[{roi!r}] names label {lab!r}, which is not in the label "
                                      f"table; available: {sorted(table.values())}.")
     masks = combine_roi_masks(present, table, spec.groups)
     missing = [r for r in (spec.hierarchy or []) if r not in masks]
     if missing:
-        raise ValueError(f"brain.rois.hierarchy names {missing}, which are not ROIs with voxels in the mask; "
+        raise ConfigError(f"brain.rois.hierarchy names {missing}, which are not ROIs with voxels in the mask; "
                          f"available: {sorted(masks)}.")
     return masks
 
@@ -449,7 +342,7 @@ def run(
     exp: Experiment,
     base_dir: Path | None = None,
     store: FeatureStore | None = None,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
     log: Callable[[str], None] = lambda s: None,
     checkpoint=None,
     data_root: Path | None = None,
@@ -465,7 +358,7 @@ def run_study(
     exp: Experiment,
     base_dir: Path | None = None,
     store: FeatureStore | None = None,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
     log: Callable[[str], None] = lambda s: None,
     checkpoint=None,
     data_root: Path | None = None,
@@ -477,11 +370,11 @@ def run_study(
     per_subject : dict subject -> Results
     group : Results or None
         With several subjects: tables of every subject stacked (``subject`` column) and the across-subject
-        comparisons of :func:`brainalign.group.group_tables`; None for one subject.
+        comparisons of :func:`brainalign.pipeline.group.group_tables`; None for one subject.
     """
-    from brainalign.group import group_results
+    from brainalign.pipeline.group import group_results
 
-    from brainalign.pipeline_analyses import add_study_ceiling
+    from brainalign.pipeline.extras import add_study_ceiling
 
     exp = expand_data_root(exp, base_dir, data_root)
     out, responses = {}, {}
@@ -505,14 +398,14 @@ def run_subject(
     data: StudyData,
     base_dir: Path | None = None,
     store: FeatureStore | None = None,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
     log: Callable[[str], None] = lambda s: None,
     checkpoint=None,
     load_seconds: float = 0.0,
 ) -> Results:
     """Run every stage on one subject's data and return the results (nothing is written; see ``Results.save``).
 
-    ``checkpoint`` (optional :class:`brainalign.resume.EncodingCheckpoint`) makes the encoding resumable.
+    ``checkpoint`` (optional :class:`brainalign.pipeline.checkpoint.EncodingCheckpoint`) makes the encoding resumable.
     """
     timings = {}
     t0 = time.perf_counter()
@@ -529,7 +422,7 @@ def run_subject(
     timings["features"] = time.perf_counter() - t0
     log(f"features: {store.hits} cached, {store.misses} computed")
     spaces = build_feature_spaces(exp, data, feats, model_meta)
-    as_given, exp = exp, _resolved_names(exp, spaces)  # results record the config as given
+    as_given, exp = exp, resolved_names(exp, spaces)  # results record the config as given
     extra, control_pairs = control_spaces(exp, data, feats, model_meta, store, base_dir=base_dir)
     spaces = spaces + extra
     control_pairs = control_pairs_for_models(exp, spaces) + control_pairs

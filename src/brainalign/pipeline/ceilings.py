@@ -1,6 +1,6 @@
 """Noise-ceiling tables of ``analysis.ceiling`` (repeats or subject subsets) and ceiling-normalised scores.
 
-Called by :func:`brainalign.pipeline_analyses.extra_analyses` (one subject) and by the
+Called by :func:`brainalign.pipeline.extras.extra_analyses` (one subject) and by the
 multi-subject driver (:func:`add_study_ceiling`, with a mapping ``subject -> responses``).
 """
 from __future__ import annotations
@@ -11,10 +11,12 @@ from typing import TYPE_CHECKING, Callable, Mapping
 import numpy as np
 import pandas as pd
 
+from brainalign.encoding.splits import outer_folds
+
 if TYPE_CHECKING:
     from brainalign.config import Experiment
-    from brainalign.config_analysis import CeilingSpec
-    from brainalign.pipeline import StudyData
+    from brainalign.config.analysis import CeilingSpec
+    from brainalign.study.data import StudyData
 
 __all__ = ["repeat_ceiling_table", "subject_subset_ceiling_table", "study_ceiling_tables", "add_study_ceiling",
            "normalised_score_tables"]
@@ -80,7 +82,7 @@ def subject_subset_ceiling_table(
     DataFrame ``subject, voxel, ceiling_r, v0_low, v0_high, tau, fallback, method``.
     """
     from brainalign.analysis.ceiling import subject_subset_ceiling
-    from brainalign.config_analysis import CeilingSpec
+    from brainalign.config.analysis import CeilingSpec
 
     spec = spec or CeilingSpec(method="subject_subset")
     if not isinstance(responses, Mapping):
@@ -121,7 +123,6 @@ def study_ceiling_tables(
     -------
     dict subject -> {``ceiling``, ``normalised_scores``, ``normalised_summary``}
     """
-    from brainalign.pipeline import _outer_folds
 
     spec = exp.analysis.ceiling
     names = list(responses)
@@ -135,7 +136,7 @@ def study_ceiling_tables(
                 f"{runs.size} in {np.unique(runs).tolist()}; align the subjects' data or use method: none."
             )
     fits = []
-    for _, test in _outer_folds(exp, runs):
+    for _, test in outer_folds(exp.encoding, runs):
         fits.append(subject_subset_ceiling_table({s: responses[s][0] for s in names}, runs, np.unique(runs[test]),
                                                  spec, exp.encoding.alphas, seed=exp.seed))
     allf = pd.concat(fits, ignore_index=True)
@@ -155,7 +156,7 @@ def add_study_ceiling(exp: Experiment, responses: Mapping[str, tuple[np.ndarray,
                       per_subject: Mapping[str, object], log: Callable[[str], None] = lambda s: None) -> None:
     """Add the subject-subset ceiling tables to every subject's Results (only with that method configured).
 
-    Called once by :func:`brainalign.pipeline.run_study` after every subject ran; ``responses`` holds what
+    Called once by :func:`brainalign.pipeline.runner.run_study` after every subject ran; ``responses`` holds what
     :func:`study_ceiling_tables` needs (collected only when the method is ``subject_subset``).
     """
     spec = exp.analysis.ceiling
@@ -223,7 +224,7 @@ def _study_repeats(data: StudyData):
     return rep
 
 
-def _ceiling_for_run(exp: Experiment, data: StudyData, vox: pd.DataFrame, log) -> dict[str, pd.DataFrame]:
+def ceiling_tables_for_run(exp: Experiment, data: StudyData, vox: pd.DataFrame, log) -> dict[str, pd.DataFrame]:
     spec = exp.analysis.ceiling
     if spec is None or spec.method == "none":
         return {}
@@ -233,7 +234,7 @@ def _ceiling_for_run(exp: Experiment, data: StudyData, vox: pd.DataFrame, log) -
             return {}
         msg = ("analysis.ceiling.method='subject_subset' needs several subjects on the same stimuli; this run has "
                f"one ({data.recording.subject}), so no ceiling was computed. Run several subjects and pass their "
-               "responses to brainalign.pipeline_analyses.subject_subset_ceiling_table, or set method: none.")
+               "responses to brainalign.pipeline.extras.subject_subset_ceiling_table, or set method: none.")
         warnings.warn(msg, stacklevel=3)
         log(msg)
         return {}

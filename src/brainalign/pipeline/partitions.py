@@ -1,6 +1,6 @@
 """Robustness tables of the variance partitions (``analysis.partitions``): dominance, VIF, banded ridge, controls.
 
-Called by :func:`brainalign.pipeline_analyses.extra_analyses`.
+Called by :func:`brainalign.pipeline.extras.extra_analyses`.
 """
 from __future__ import annotations
 
@@ -9,9 +9,15 @@ from typing import TYPE_CHECKING, Mapping
 import numpy as np
 import pandas as pd
 
+from brainalign._utils.errors import ConfigError, DataError
+from brainalign.encoding.design import design_delays, prepare_design
+from brainalign.encoding.splits import outer_folds
+from brainalign.timing.spaces import resolve_space_name
+
 if TYPE_CHECKING:
     from brainalign.config import Experiment, PartitionSpec
-    from brainalign.pipeline import FeatureSpace, StudyData
+    from brainalign.study.data import StudyData
+    from brainalign.timing.spaces import FeatureSpace
 
 __all__ = ["partition_dominance_table", "partition_vif_table", "partition_banded_table", "partition_control_tables"]
 
@@ -83,7 +89,7 @@ def partition_vif_table(features: Mapping[str, np.ndarray], spec: PartitionSpec)
         U, s, _ = np.linalg.svd(Z, full_matrices=False)
         rank = int((s > s[0] * 1e-6).sum()) if s.size and s[0] > 0 else 0
         if rank == 0:
-            raise ValueError(f"analysis.partitions[{spec.name}]: space {name!r} has zero variance; drop it.")
+            raise DataError(f"analysis.partitions[{spec.name}]: space {name!r} has zero variance; drop it.")
         k = min(spec.vif_components, rank)
         prepared[name] = U[:, :k] * s[:k]  # the space's own leading components; the PCA below keeps them
     vif = feature_space_vif(prepared, n_components=spec.vif_components)
@@ -92,9 +98,8 @@ def partition_vif_table(features: Mapping[str, np.ndarray], spec: PartitionSpec)
 
 
 def _partition_fold(exp, Y, runs, by_name, names, train, test, method="ridge"):
-    """One outer fold of a partition, prepared as :func:`brainalign.pipeline.partition_spaces` does."""
+    """One outer fold of a partition, prepared as :func:`brainalign.pipeline.runner.partition_spaces` does."""
     from brainalign.analysis.partition import variance_partition
-    from brainalign.pipeline import _delays, prepare_design
 
     prepared = {}
     for i, name in enumerate(names):
@@ -105,13 +110,13 @@ def _partition_fold(exp, Y, runs, by_name, names, train, test, method="ridge"):
     used = np.sort(np.concatenate([train, test]))
     sub = {k: v[used] for k, v in prepared.items()}
     return variance_partition(sub, Y[used], runs[used], np.unique(runs[test]).tolist(), exp.encoding.alphas,
-                              len(np.unique(runs[train])), delays=_delays(exp), method=method, seed=exp.seed)
+                              len(np.unique(runs[train])), delays=design_delays(exp), method=method, seed=exp.seed)
 
 
 def _check_names(spec: PartitionSpec, by_name, names, what="spaces"):
     missing = [n for n in names if n not in by_name]
     if missing:
-        raise ValueError(f"analysis.partitions[{spec.name}].{what} names {missing}, which were not fitted; "
+        raise ConfigError(f"analysis.partitions[{spec.name}].{what} names {missing}, which were not fitted; "
                          f"choose from {sorted(by_name)}.")
 
 
@@ -127,11 +132,10 @@ def partition_banded_table(
     (whole brain; percentages of the joint R² as in the ``partition`` table).
     """
     from brainalign.analysis.partition import partition_percentages
-    from brainalign.pipeline import _outer_folds
 
     _check_names(spec, by_name, spec.spaces)
     Y, runs = data.recording.data, data.recording.runs
-    tables = [_partition_fold(exp, Y, runs, by_name, spec.spaces, tr, te, "banded") for tr, te in _outer_folds(exp, runs)]
+    tables = [_partition_fold(exp, Y, runs, by_name, spec.spaces, tr, te, "banded") for tr, te in outer_folds(exp.encoding, runs)]
     cols = [c for c in tables[0].columns if c != "voxel"]
     mean = pd.DataFrame({c: np.mean([t[c].to_numpy() for t in tables], 0) for c in cols})
     pct = partition_percentages(mean, None, spec.min_r2_joint)
@@ -145,10 +149,9 @@ def partition_banded_table(
 
 def _per_run_folds(exp, runs):
     """(train, test) pairs with exactly one held-out run each, training runs as in the outer CV."""
-    from brainalign.pipeline import _outer_folds
 
     out = []
-    for train, test in _outer_folds(exp, runs):
+    for train, test in outer_folds(exp.encoding, runs):
         for run in np.unique(runs[test]):
             out.append((int(run), train, test[runs[test] == run]))
     return out
@@ -172,7 +175,6 @@ def partition_control_tables(
     runs : DataFrame ``partition, space, control, run, unique_effect, unique_control, joint_effect, joint_control``
     """
     from brainalign.analysis.summary import paired_test
-    from brainalign.pipeline import resolve_space_name
 
     fitted = list(by_name.values())
     control = {resolve_space_name(k, fitted): resolve_space_name(v, fitted) for k, v in spec.control.items()}
@@ -180,7 +182,7 @@ def partition_control_tables(
     _check_names(spec, by_name, list(control.values()), "control")
     unknown = [k for k in control if k not in spec.spaces]
     if unknown:
-        raise ValueError(f"analysis.partitions[{spec.name}].control names {unknown}, which are not its spaces "
+        raise ConfigError(f"analysis.partitions[{spec.name}].control names {unknown}, which are not its spaces "
                          f"{spec.spaces}.")
     Y, runs = data.recording.data, data.recording.runs
     folds = _per_run_folds(exp, runs)

@@ -8,11 +8,11 @@ the comparison a reviewer expects when subjects are the unit of inference.
 """
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from brainalign.config import Experiment
-from brainalign.results import Results
+from brainalign.report.results import Results
+from brainalign.timing.spaces import resolve_space_name
 
 __all__ = ["stack_tables", "subject_scores", "group_results"]
 
@@ -55,8 +55,7 @@ def group_results(exp: Experiment, per_subject: dict[str, Results]) -> Results:
     """
     from brainalign.analysis.group import group_layer_table
     from brainalign.analysis.summary import compare_to_reference, layer_table, prompt_gain_table
-    from brainalign.pipeline import resolve_space_name
-    from brainalign.pipeline_analyses import group_analyses
+    from brainalign.pipeline.extras import group_analyses
 
     metric = exp.analysis.metric
     stacked = {name: stack_tables(per_subject, name) for name in STACKED}

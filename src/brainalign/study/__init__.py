@@ -1,0 +1,1 @@
+"""brainalign.study: brain data + stimuli of one subject as one StudyData (time series or item betas, design)."""
