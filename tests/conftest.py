@@ -74,7 +74,11 @@ def pytest_configure(config):
     if workers:
         import torch
 
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(workers)))
+        share = max(1, (os.cpu_count() or 1) // int(workers))
+        torch.set_num_threads(share)
+        # the same share for the `brainalign` commands that tests start (their torch and OpenMP pools); fits pin
+        # their BLAS threads themselves (encoding.blas_threads)
+        os.environ.setdefault("OMP_NUM_THREADS", str(share))
 
 
 def pytest_collection_modifyitems(config, items):
