@@ -2,13 +2,13 @@
 #   make demo   create .venv from the lock, install brainalign, run the embedded demo, print the report's path
 #   make test   the same environment, then the whole suite (import contracts, pytest on every core)
 # and three for maintainers:
-#   make lock        re-resolve requirements.lock: the newest versions pyproject.toml allows (uv pip compile)
-#   make lock-check  fail when requirements.lock no longer matches pyproject.toml (.ci/run calls it)
+#   make lock        re-resolve requirements-lock.txt: the newest versions pyproject.toml allows (uv pip compile)
+#   make lock-check  fail when requirements-lock.txt no longer matches pyproject.toml (.ci/run calls it)
 #   make clean-results
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-LOCK   := requirements.lock
+LOCK   := requirements-lock.txt
 # the installers are pinned like everything else
 PIP_VERSION := 26.3
 UV_VERSION  := 0.13.9
