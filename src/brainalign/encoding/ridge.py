@@ -521,7 +521,6 @@ def local_map_chunks(Y: Any, bounds: list[tuple[int, int]], shared: dict) -> Ite
         yield run_chunk(load_chunk(Y, start, stop), start, shared)
 
 
-
 @dataclass
 class RidgeCVResult:
     """Output of :func:`solve_ridge_cv`.

@@ -259,11 +259,12 @@ class IdeficsExtractor(VisionLanguageExtractor):
         ids = seq.ids[None].to(self.device)
         inputs = self.model_inputs(ids, image_inputs)
         step_mask = inputs["image_attention_mask"][:, -1:]
-        out = self.model(**inputs, use_cache=True, logits_to_keep=1)
-        # the decoding steps reuse the latents instead of re-encoding the images (what the output carries
-        # for that changed in transformers 5.24, so they are computed here, as the model computed them)
+        # the images are encoded once, as the model encodes them, and every call gets the latents (what a model
+        # output carries for reuse changed in transformers 5.24, so it is not read back from there)
         embeds, _ = self.encode_image(image_inputs)
         latents = self.latent_inputs(embeds.reshape(int(image_inputs["_n"]), -1, embeds.shape[-1]), 1)
+        del inputs["pixel_values"]
+        out = self.model(**inputs, **latents, use_cache=True, logits_to_keep=1)
         new: list[torch.Tensor] = []
         for _ in range(gen.max_new_tokens):
             tok = self.next_tokens(out.logits[:, -1], gen, [generator])

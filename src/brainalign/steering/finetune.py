@@ -137,42 +137,42 @@ def brain_finetune(model, tokenizer, prompts: Sequence[str], labels, *, layers: 
     res = FinetuneResult(model=None, best_epoch=-1)
     best, best_state = -1.0, None
     has_val = len(val_prompts) > 0
+    def _accumulate_batch(idx, tot, tot_b):
+        """Forward and backward of one batch (gradients accumulate); the running loss sums."""
+        enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
+        with LayerHooks(base, record=("attention",), detach=False) as hk:
+            logits = base(**enc).logits
+        last = logits[torch.arange(len(idx)), hk._last]
+        ce = torch.nn.functional.cross_entropy(last, targets[idx], reduction="none")
+        loss = label_weight * (ce * lmask[idx]).sum()
+        bl = torch.zeros(())
+        if brain_weight > 0:
+            for W, Y in zip(Ws, Yt):
+                for k in layers:
+                    pred = hk.records["attention"][k].float() @ W[k][0] + W[k][1]
+                    bl = bl + (1 - torch.nn.functional.cosine_similarity(pred, Y[idx], dim=1)).sum()
+            bl = bl / (len(Ws) * len(layers))
+            loss = loss + brain_weight * bl
+        (loss / accumulate).backward()
+        tot += float(loss.detach())
+        tot_b += float(bl.detach())
+        return tot, tot_b
+
     for epoch in range(epochs):
         order = rng.permutation(n)
         tot, tot_b, pending = 0.0, 0.0, 0
         opt.zero_grad()
         for s in range(0, n, batch_size):
             idx = order[s:s + batch_size]
-            if brain_weight <= 0 and not label_mask[idx].any():
+            if brain_weight > 0 or label_mask[idx].any():
+                tot, tot_b = _accumulate_batch(idx, tot, tot_b)
+            else:
                 # This batch's loss is exactly 0 (no labelled item, no brain term), and so is its gradient: skip
                 # its forward and backward. Zero gradients still count for the optimiser step, as if computed
                 # (AdamW moves on momentum and weight decay), so the result is the same bit for bit.
                 for p in params:
                     if p.grad is None:
                         p.grad = torch.zeros_like(p)
-                pending += len(idx)
-                if pending >= accumulate or s + batch_size >= n:
-                    opt.step()
-                    opt.zero_grad()
-                    pending = 0
-                continue
-            enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
-            with LayerHooks(base, record=("attention",), detach=False) as hk:
-                logits = base(**enc).logits
-            last = logits[torch.arange(len(idx)), hk._last]
-            ce = torch.nn.functional.cross_entropy(last, targets[idx], reduction="none")
-            loss = label_weight * (ce * lmask[idx]).sum()
-            bl = torch.zeros(())
-            if brain_weight > 0:
-                for W, Y in zip(Ws, Yt):
-                    for k in layers:
-                        pred = hk.records["attention"][k].float() @ W[k][0] + W[k][1]
-                        bl = bl + (1 - torch.nn.functional.cosine_similarity(pred, Y[idx], dim=1)).sum()
-                bl = bl / (len(Ws) * len(layers))
-                loss = loss + brain_weight * bl
-            (loss / accumulate).backward()
-            tot += float(loss.detach())
-            tot_b += float(bl.detach())
             pending += len(idx)
             if pending >= accumulate or s + batch_size >= n:
                 opt.step()
