@@ -71,7 +71,7 @@ def _accuracy(model, tokenizer, prompts, labels, t_id, f_id, batch_size=32) -> f
         enc = tokenizer(list(prompts[s:s + batch_size]), return_tensors="pt", padding=True, add_special_tokens=False)
         with torch.no_grad(), LayerHooks(model, record=()) as hk:
             logits = model(**enc).logits
-        last = logits[torch.arange(logits.shape[0]), hk._last]
+        last = logits[torch.arange(logits.shape[0]), hk.last_positions]
         pred = last.argmax(-1)
         lab = torch.as_tensor(np.asarray(labels[s:s + batch_size], dtype=bool))
         correct.append(((pred == t_id) & lab) | ((pred == f_id) & ~lab))
@@ -142,7 +142,7 @@ def brain_finetune(model, tokenizer, prompts: Sequence[str], labels, *, layers: 
         enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
         with LayerHooks(base, record=("attention",), detach=False) as hk:
             logits = base(**enc).logits
-        last = logits[torch.arange(len(idx)), hk._last]
+        last = logits[torch.arange(len(idx)), hk.last_positions]
         ce = torch.nn.functional.cross_entropy(last, targets[idx], reduction="none")
         loss = label_weight * (ce * lmask[idx]).sum()
         bl = torch.zeros(())

@@ -88,6 +88,18 @@ class LayerHooks:
         self._calls = 0
         self._last = None
 
+    @property
+    def last_positions(self):
+        """Index of each row's last real token in the forward pass just run.
+
+        Returns
+        -------
+        torch.LongTensor, shape (n_rows,)
+            Position of the last non-padding token per row (the read-out and steering position), or ``None``
+            before the first forward pass inside the ``with`` block.
+        """
+        return self._last
+
     # -- hook bodies
     def _pre(self, module, args, kwargs):
         import torch
@@ -176,7 +188,7 @@ def last_token_states(model, tokenizer, prompts: Sequence[str], batch_size: int 
             out[k].append(hk.stacked(k).float().numpy())
         if return_logits:
             rows = torch.arange(enc["input_ids"].shape[0])
-            logits.append(res.logits[rows, hk._last].float().numpy())
+            logits.append(res.logits[rows, hk.last_positions].float().numpy())
     arrays = {k: np.concatenate(v) for k, v in out.items()}
     if return_logits:
         arrays["logits"] = np.concatenate(logits)
@@ -199,7 +211,7 @@ def greedy_answers(model, tokenizer, prompts: Sequence[str], offsets: Mapping[in
         with torch.no_grad(), LayerHooks(model, record=(), offsets=off) as hk:
             if max_new_tokens == 1:
                 logits = model(**enc).logits
-                nxt = logits[torch.arange(logits.shape[0]), hk._last].argmax(-1)
+                nxt = logits[torch.arange(logits.shape[0]), hk.last_positions].argmax(-1)
                 texts += tokenizer.batch_decode(nxt[:, None], skip_special_tokens=True)
             else:
                 gen = model.generate(**enc, do_sample=False, max_new_tokens=max_new_tokens,
@@ -211,6 +223,7 @@ def greedy_answers(model, tokenizer, prompts: Sequence[str], offsets: Mapping[in
 @contextmanager
 def no_hooks_left(model):
     """Assert that a block leaves no forward hooks behind (used by tests)."""
+    # torch has no public way to count a module's hooks; these dicts are what register_forward_hook fills.
     before = sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
     yield
     after = sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())

@@ -107,7 +107,7 @@ def answer_direction(model, tokenizer, prompts, layer: int, X=None, n_components
     off = torch.zeros(d, requires_grad=True)
     with LayerHooks(model, record=(), offsets={layer: off}) as hk:
         logits = model(**enc).logits
-        last = logits[torch.arange(logits.shape[0]), hk._last]
+        last = logits[torch.arange(logits.shape[0]), hk.last_positions]
         (last[:, t] - last[:, f]).sum().backward()
     v = off.grad.numpy().astype(np.float64)
     if X is not None:
