@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pandas as pd
 import psutil
 import pytest
 from typer.testing import CliRunner
@@ -20,19 +21,23 @@ from small_experiment import (ONE_PARTITION, PARTITION_TABLES, TABLES, cli, make
 N_FITS = 6 * 4  # (2 layers x 2 prompts + 2 baselines) spaces x 4 outer folds
 N_FEATURES = 2 * 8  # prompts x stimuli
 N_PARTITION_FITS = 1 * 4  # partitions x outer folds
+N_PERM = 50  # block permutations per space
 
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
-    """The small experiment and its uninterrupted results (own feature cache)."""
+    """The small experiment and its uninterrupted results (own feature cache), with block permutations on, so
+    the byte-identical comparisons cover the p and q values too."""
     root = tmp_path_factory.mktemp("small")
-    cfg = make_small_experiment(root, **{"analysis.partitions": ONE_PARTITION})
+    cfg = make_small_experiment(root, **{"analysis.partitions": ONE_PARTITION, "analysis.n_permutations": N_PERM})
     proc = cli("run", str(cfg), "--out", str(root / "reference"), "--cache", str(root / "cache-ref"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = one_line(proc.stderr)
     assert f"features: 0 cached, {N_FEATURES} computed" in log
     assert "encoding checkpoints: 0 (space, fold) fits loaded" in log and f"{N_FITS} fitted" in log
     assert f"partition checkpoints: 0 (partition, fold) fits loaded" in log and f"{N_PARTITION_FITS} fitted" in log
+    voxels = pd.read_parquet(root / "reference" / "voxel_scores.parquet")
+    assert voxels[["p", "q"]].notna().all().all() and voxels["p"].nunique() > 1  # real p and q values to compare
     return cfg, root / "reference"
 
 
