@@ -35,7 +35,7 @@ def main() -> None:
 
     import brainalign.features.in_context as icl
     from brainalign.features.registry import load_extractor
-    from brainalign.features.tiny_models import build_tiny_qwen2_5_vl
+    from brainalign.features.tiny.models import build_tiny_qwen2_5_vl
 
     logging.set_verbosity_error()
     logging.disable_progress_bar()

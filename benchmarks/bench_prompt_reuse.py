@@ -42,7 +42,7 @@ def main() -> None:
     from brainalign.features.pooling import GenerationConfig
     from brainalign.features.prompts import seed003_prompts
     from brainalign.features.registry import load_extractor
-    from brainalign.features.tiny_models import build_tiny_qwen2_5_vl
+    from brainalign.features.tiny.models import build_tiny_qwen2_5_vl
 
     logging.set_verbosity_error()
     logging.disable_progress_bar()

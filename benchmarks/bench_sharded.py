@@ -33,7 +33,7 @@ def main() -> None:
     from transformers.utils import logging
 
     from brainalign.features import FeatureStore, extract_features, extract_sharded
-    from brainalign.features.tiny_models import build_tiny_qwen2_5_vl
+    from brainalign.features.tiny.models import build_tiny_qwen2_5_vl
 
     logging.set_verbosity_error()
     logging.disable_progress_bar()

@@ -93,7 +93,7 @@ def test_processor_chat_template_file_is_used(tmp_path, tiny_qwen_dir, extractor
     """A checkpoint whose template sits only in the processor's chat_template.json still loads."""
     import shutil
 
-    from brainalign.features.tiny_models import QWEN_CHAT_TEMPLATE
+    from brainalign.features.tiny.models import QWEN_CHAT_TEMPLATE
 
     for f in tiny_qwen_dir.iterdir():
         if f.name != "chat_template.jinja":

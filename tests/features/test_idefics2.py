@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from brainalign.features.registry import load_extractor
-from brainalign.features.tiny_models import build_tiny_idefics2
+from brainalign.features.tiny.models import build_tiny_idefics2
 
 from vlm_fixtures import PROMPTS, images  # noqa: F401 - pytest fixtures
 

@@ -9,7 +9,7 @@ from brainalign.features.hf_idefics import idefics_image_attention_mask
 from brainalign.features.hf_multimodal import Video
 from brainalign.features.pooling import GenerationConfig
 from brainalign.features.registry import load_extractor
-from brainalign.features.tiny_models_extra import build_tiny_idefics
+from brainalign.features.tiny.extra import build_tiny_idefics
 
 from vlm_fixtures import PROMPTS, images  # noqa: F401 - pytest fixtures
 

@@ -8,7 +8,7 @@ import torch
 from brainalign.features.in_context import Example, InContext, choose_examples, tokenize_in_context
 from brainalign.features.in_context_extract import extract_in_context, in_context_features
 from brainalign.features.registry import load_extractor
-from brainalign.features.tiny_models import build_tiny_idefics2
+from brainalign.features.tiny.models import build_tiny_idefics2
 
 from vlm_fixtures import PROMPTS, tiny_extractor
 
@@ -303,7 +303,7 @@ def test_audio_examples_match_the_real_processor(tmp_path):
     """Qwen2-Audio: example and query waveforms through the real processor and the model's own forward."""
     from transformers import AutoProcessor
 
-    from brainalign.features.tiny_models import build_tiny_qwen2_audio
+    from brainalign.features.tiny.models import build_tiny_qwen2_audio
 
     ex = load_extractor(build_tiny_qwen2_audio(tmp_path / "qaudio"), device="cpu")
     rng = np.random.default_rng(9)

@@ -7,7 +7,7 @@ import torch
 
 from brainalign.features.pooling import GenerationConfig
 from brainalign.features.registry import load_extractor
-from brainalign.features.tiny_models import build_tiny_instructblip
+from brainalign.features.tiny.models import build_tiny_instructblip
 
 from vlm_fixtures import PROMPTS, images  # noqa: F401 - pytest fixtures
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from brainalign.features.registry import load_extractor
-from brainalign.features.tiny_models import build_tiny_llava_next
+from brainalign.features.tiny.models import build_tiny_llava_next
 
 from vlm_fixtures import PROMPTS
 

@@ -114,7 +114,7 @@ def test_batched_decoding_stops_rows_at_eos(extractors, images):
     greedy = GenerationConfig(max_new_tokens=8)
     first = ex.extract(images[:1], REUSE_PROMPTS, [-1], pooling="generated", reuse=False, generation=greedy)
     seq = ex.tokenize(REUSE_PROMPTS["long"], ex.n_stimulus_tokens(ex.process_image(images[0])))
-    response = ex._generate(seq, ex.process_image(images[0]), greedy).ids[seq.ids.numel():]
+    response = ex.generate_response(seq, ex.process_image(images[0]), greedy).ids[seq.ids.numel():]
     assert first["long"].meta["generated_text"][0] == ex.tokenizer.decode(response, skip_special_tokens=True)
     old = ex.model.generation_config.eos_token_id
     ex.model.generation_config.eos_token_id = int(response[2])  # make "long" stop after 3 tokens

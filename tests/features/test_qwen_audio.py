@@ -7,7 +7,7 @@ import torch
 
 from brainalign.features.pooling import GenerationConfig
 from brainalign.features.registry import load_extractor
-from brainalign.features.tiny_models import build_tiny_qwen2_audio
+from brainalign.features.tiny.models import build_tiny_qwen2_audio
 
 from vlm_fixtures import PROMPTS, extractors, images  # noqa: F401 - pytest fixtures
 

@@ -13,7 +13,6 @@ import torch
 import torch.nn.functional as F
 
 from brainalign.features.baselines import (
-    area_downsample,
     baseline_features,
     motion_energy_channels,
     motion_energy_features,
@@ -21,6 +20,7 @@ from brainalign.features.baselines import (
     random_features,
 )
 from brainalign.features.bson_reader import bson_regressor_features, decode_bson, julia_array, read_bson
+from brainalign.features.frames import area_downsample
 from brainalign.features.rl_agent import load_q_network, rl_agent_features, sb3_state_dict_keys
 
 LUMA = np.array([0.299, 0.587, 0.114])

@@ -7,7 +7,7 @@ import torch
 
 from brainalign.features.hf_multimodal import Video
 from brainalign.features.registry import load_extractor
-from brainalign.features.tiny_models import build_tiny_ast, build_tiny_videomae, build_tiny_vivit, build_tiny_wav2vec2
+from brainalign.features.tiny.models import build_tiny_ast, build_tiny_videomae, build_tiny_vivit, build_tiny_wav2vec2
 
 from vlm_fixtures import PROMPTS
 

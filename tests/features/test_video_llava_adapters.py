@@ -10,7 +10,7 @@ import torch
 from brainalign.features.hf_multimodal import Video
 from brainalign.features.pooling import GenerationConfig
 from brainalign.features.registry import load_extractor, supported_model_types
-from brainalign.features.tiny_models_extra import build_tiny_llava_next_video, build_tiny_video_llava
+from brainalign.features.tiny.extra import build_tiny_llava_next_video, build_tiny_video_llava
 
 from vlm_fixtures import PROMPTS
 

@@ -253,7 +253,7 @@ def test_greedy_decoding_matches_hf_generate(extractors, arch, images):
     inputs = ex.process_image(images[1])
     seq = ex.tokenize(PROMPTS["people"], ex.n_stimulus_tokens(inputs))
     with torch.inference_mode():
-        mine = ex._generate(seq, inputs, GenerationConfig(max_new_tokens=10)).ids[seq.ids.numel():]
+        mine = ex.generate_response(seq, inputs, GenerationConfig(max_new_tokens=10)).ids[seq.ids.numel():]
         ex.reset_state()
         ref = ex.model.generate(**ex.model_inputs(seq.ids[None], inputs), max_new_tokens=10, do_sample=False,
                                 suppress_tokens=ex.placeholder_token_ids())[0, seq.ids.numel():]

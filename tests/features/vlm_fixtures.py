@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from brainalign.features.registry import load_extractor
-from brainalign.features import tiny_models
+from brainalign.features.tiny import models as tiny_models
 
 ARCHS = ["qwen2_5_vl", "qwen2_vl", "llava", "internvl"]
 

@@ -10,7 +10,7 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-__all__ = ["FeatureSet", "Extractor", "resolve_layers"]
+__all__ = ["FeatureSet", "Extractor", "resolve_layers", "stimulus_id_list"]
 
 
 @dataclass
@@ -64,6 +64,20 @@ class Extractor(Protocol):
     ) -> dict[str, FeatureSet]:
         """Features for every prompt; keys are prompt names."""
         ...
+
+
+def stimulus_id_list(stimulus_ids: Sequence[Any] | None, n_stimuli: int) -> list[str]:
+    """The ids of ``n_stimuli`` stimuli as strings: ``stimulus_ids``, or "0", "1", ... when None.
+
+    Raises
+    ------
+    ValueError
+        If ``stimulus_ids`` does not have ``n_stimuli`` entries.
+    """
+    ids = [str(i) for i in range(n_stimuli)] if stimulus_ids is None else [str(s) for s in stimulus_ids]
+    if len(ids) != n_stimuli:
+        raise ValueError(f"stimulus_ids has {len(ids)} entries for {n_stimuli} stimuli.")
+    return ids
 
 
 def resolve_layers(layers: Sequence[int | float] | str, n_layers: int) -> list[int]:

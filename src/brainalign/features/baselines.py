@@ -16,9 +16,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .frames import area_downsample, grey_frames
+
 __all__ = [
-    "grey_frames",
-    "area_downsample",
     "pixel_features",
     "motion_energy_features",
     "motion_energy_channels",
@@ -27,7 +27,6 @@ __all__ = [
     "BASELINE_KINDS",
 ]
 
-from .frames import area_downsample, grey_frames  # re-exported: baseline_features' helpers before frames.py
 
 def pixel_features(frames: Any, size: tuple[int, int] = (16, 16)) -> np.ndarray:
     """Downsampled grey frames, one flattened row per frame.

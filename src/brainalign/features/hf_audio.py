@@ -11,7 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .base import FeatureSet, resolve_layers
+from .base import FeatureSet, resolve_layers, stimulus_id_list
 from brainalign.stimuli.inputs import check_prompts
 
 __all__ = ["AudioEncoderExtractor", "check_waveforms"]
@@ -91,9 +91,7 @@ class AudioEncoderExtractor:
             layer_idx = resolve_layers(layers, self.n_layers)
         except ValueError as err:
             raise ValueError(f"layers={layers!r} for {self.model_id}: {err}") from None
-        ids = [str(i) for i in range(len(waves))] if stimulus_ids is None else [str(s) for s in stimulus_ids]
-        if len(ids) != len(waves):
-            raise ValueError(f"stimulus_ids has {len(ids)} entries for {len(waves)} stimuli.")
+        ids = stimulus_id_list(stimulus_ids, len(waves))
         rows = []
         with torch.inference_mode():
             for w in waves:  # one at a time: no padding enters the time average

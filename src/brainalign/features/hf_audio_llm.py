@@ -92,6 +92,7 @@ class QwenAudioExtractor(VisionLanguageExtractor):
 
         tower = self.model.model.audio_tower
         feats = image_inputs["input_features"]
+        # transformers has no public form of this length formula; the model's own forward calls it too
         conv_len, out_len = tower._get_feat_extract_output_lengths(image_inputs["feature_attention_mask"].sum(-1))
         max_len = (feats.shape[-1] - 2) // 2 + 1
         valid = (torch.arange(max_len, device=feats.device)[None] < conv_len[:, None]).long()

@@ -23,7 +23,6 @@ batched; the image mask of each token follows from its position.
 """
 from __future__ import annotations
 
-from typing import Any
 
 import torch
 
@@ -32,7 +31,7 @@ from transformers.models.idefics.modeling_idefics import IdeficsBaseModelOutputW
 from .hf_compat import cache_kwarg, output_cache
 from .hf_multimodal import VisionLanguageExtractor
 
-__all__ = ["IdeficsExtractor", "IDEFICS_CHAT_TEMPLATE", "idefics_image_attention_mask", "idefics_factory"]
+__all__ = ["IdeficsExtractor", "IDEFICS_CHAT_TEMPLATE", "idefics_image_attention_mask"]
 
 # transformers 5.24 changed how IdeficsModel takes precomputed latents: one row per (batch, image),
 # (batch * n_images, n_latents, dim), where earlier releases took (batch, n_images, n_latents, dim).
@@ -88,12 +87,24 @@ class _CrossAttendingLM:
     """The decoder called like a plain language model by the reuse path.
 
     Holds the current stimulus' latents and image-token positions (set by
-    :meth:`IdeficsExtractor._embed` when the prefix is embedded) and builds
-    each call's ``image_attention_mask`` from the tokens' positions.
+    :meth:`IdeficsExtractor.embed` when the prefix is embedded, through
+    :meth:`set_images`) and builds each call's ``image_attention_mask`` from
+    the tokens' positions.
     """
 
     def __init__(self, extractor: "IdeficsExtractor"):
         self.extractor = extractor
+        #: (n_images, n_latents, dim) latents the text cross-attends to
+        self.latents: torch.Tensor | None = None
+        #: (n_images,) positions of the ``<image>`` tokens in the sequence
+        self.image_positions: torch.Tensor | None = None
+
+    def set_images(self, ids: torch.Tensor, image_embeds: torch.Tensor) -> None:
+        """Keep the latents of the images whose ``<image>`` tokens ``ids`` (1-D or (1, seq_len)) holds."""
+        flat = ids.reshape(-1).cpu()
+        self.image_positions = (flat == self.extractor.image_token_id).nonzero().flatten()
+        n_images = int(self.image_positions.numel())
+        self.latents = image_embeds.reshape(n_images, -1, image_embeds.shape[-1])
 
     @property
     def layers(self):
@@ -101,7 +112,7 @@ class _CrossAttendingLM:
 
     def __call__(self, *, inputs_embeds, position_ids, **kwargs):
         ex = self.extractor
-        latents, image_positions = ex._latents, ex._image_positions
+        latents, image_positions = self.latents, self.image_positions
         pos = position_ids.to(ex.device)
         which = (pos[..., None] >= image_positions.to(ex.device)).sum(-1) - 1  # (B, L), -1 = before any image
         n_images = latents.shape[0]
@@ -157,8 +168,6 @@ class IdeficsExtractor(VisionLanguageExtractor):
         if self.image_token_id == tokenizer.unk_token_id or self.image_token_id is None:
             raise ValueError(f"{self.model_id}: the tokenizer has no {self.image_token!r} token.")
         self._lm = _CrossAttendingLM(self)
-        self._latents: torch.Tensor | None = None
-        self._image_positions: torch.Tensor | None = None
 
     @staticmethod
     def read_stimulus_token_id(config) -> int:
@@ -242,20 +251,17 @@ class IdeficsExtractor(VisionLanguageExtractor):
         rows = latents[None].expand(batch, *latents.shape)
         return {key: rows.reshape(-1, *latents.shape[1:]) if _FLAT_LATENTS else rows}
 
-    def _embed(self, ids, image_embeds):
+    def embed(self, ids, image_embeds):
         """Token embeddings only; encoder output given here is kept for the cross-attention of the next calls."""
         if image_embeds is not None:
-            flat = ids.reshape(-1).cpu()
-            self._image_positions = (flat == self.image_token_id).nonzero().flatten()
-            n_images = int(self._image_positions.numel())
-            self._latents = image_embeds.reshape(n_images, -1, image_embeds.shape[-1])
+            self._lm.set_images(ids, image_embeds)
         return self.model.get_input_embeddings()(ids.to(self.device))
 
     @torch.inference_mode()
-    def _generate(self, seq, image_inputs, gen):
+    def generate_response(self, seq, image_inputs, gen):
         """Greedy / seeded decoding with the plain model forward, passing latents and the image mask each step."""
         eos = self.eos_token_ids()
-        generator = self._generator(gen)
+        generator = self.seeded_generator(gen)
         ids = seq.ids[None].to(self.device)
         inputs = self.model_inputs(ids, image_inputs)
         step_mask = inputs["image_attention_mask"][:, -1:]
@@ -275,18 +281,3 @@ class IdeficsExtractor(VisionLanguageExtractor):
                              logits_to_keep=1, image_attention_mask=step_mask, **latents)
         return self.with_response(seq, torch.cat(new) if new else torch.zeros(0, dtype=torch.long))
 
-
-def idefics_factory(path: str, *, trust_remote_code: bool, revision: str | None, device: str | None, dtype: str,
-                    **opts: Any):
-    """Build an :class:`IdeficsExtractor` from a local folder or cached hub id (see ``load_extractor``)."""
-    from transformers import IdeficsForVisionText2Text
-
-    from .registry import _device, _hf_kwargs, _load_tokenizer_and_image_processor
-
-    hf = _hf_kwargs(trust_remote_code, revision)
-    model = IdeficsForVisionText2Text.from_pretrained(path, use_safetensors=True, dtype=getattr(torch, dtype), **hf)
-    model = model.to(_device(device)).eval()
-    tok, imp, template, note = _load_tokenizer_and_image_processor(path, hf)
-    meta = {"source": path, "revision": revision, "dtype": dtype, "processor": note}
-    return IdeficsExtractor(model, tok, imp, model_id=opts.pop("model_id", path), chat_template=template, meta=meta,
-                            **opts)

@@ -20,18 +20,29 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .base import FeatureSet, resolve_layers
+from .base import FeatureSet, stimulus_id_list
 from .hf_compat import cache_kwarg, output_cache
-from brainalign.stimuli.inputs import check_prompts, check_stimuli
-from .pooling import POOLINGS, GenerationConfig, TokenMasks, check_pooling, next_tokens, pool_tokens
+from .hf_multimodal import VisionLanguageExtractor
+from brainalign.stimuli.inputs import check_prompts
+from .pooling import POOLINGS, GenerationConfig, TokenMasks, TokenSequence, check_pooling, pool_tokens
 
 __all__ = ["InstructBlipExtractor"]
 
 COMPONENTS = ("language", "attention", "vision", "qformer")
 
 
-class InstructBlipExtractor:
+class InstructBlipExtractor(VisionLanguageExtractor):
     """Prompt-conditioned features of ``InstructBlipForConditionalGeneration`` (decoder-only LM).
+
+    A :class:`~brainalign.features.hf_multimodal.VisionLanguageExtractor`
+    whose connector (the Q-Former) reads the instruction: it keeps the
+    contract's device, language-model hooks, decoding rules (end tokens,
+    seeded generators, banned placeholders), response bookkeeping and layer
+    resolution, and replaces what that changes: no chat template (the
+    prompt is the LM text, after the query tokens), :meth:`tokenize` also
+    gives the Q-Former ids, :meth:`process_image` gives pixel values, and
+    :meth:`extract` runs the Q-Former per prompt. Takes no in-context
+    examples.
 
     Parameters
     ----------
@@ -48,31 +59,31 @@ class InstructBlipExtractor:
     """
 
     model_type = "instructblip"
+    uses_chat_template = False
+    takes_in_context_examples = False
 
     def __init__(self, model, tokenizer, qformer_tokenizer, image_processor, *, model_id: str = "",
                  pooling: str = "mean", prompt_batch_size: int = 16, meta: dict[str, Any] | None = None,
                  generation: GenerationConfig | None = None, **_ignored: Any):
         if not model.config.use_decoder_only_language_model:
             raise ValueError(f"{model_id}: only decoder-only language models are supported (not Flan-T5 variants).")
-        self.model = model.eval()
-        self.tokenizer = tokenizer
+        super().__init__(model, tokenizer, image_processor, model_id=model_id, pooling=pooling,
+                         generation=generation, prompt_batch_size=prompt_batch_size, meta=meta)
         self.qformer_tokenizer = qformer_tokenizer
-        self.image_processor = image_processor
-        self.model_id = model_id or getattr(model.config, "_name_or_path", "")
-        self.pooling = check_pooling(pooling)
-        self.prompt_batch_size = int(prompt_batch_size)
-        self.meta = dict(meta or {})
-        self.generation = generation or GenerationConfig()
         cfg = model.config
-        self.n_layers = int(cfg.text_config.num_hidden_layers)
-        self.n_vision_layers = int(cfg.vision_config.num_hidden_layers)
         self.n_qformer_layers = int(cfg.qformer_config.num_hidden_layers)
         self.num_query_tokens = int(cfg.num_query_tokens)
-        self.image_token_id = int(cfg.image_token_index)
+
+    @staticmethod
+    def read_stimulus_token_id(config) -> int:
+        return int(config.image_token_index)
 
     @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+    def n_vision_layers(self) -> int:
+        return int(self.model.config.vision_config.num_hidden_layers)
+
+    def component_depth(self, component: str) -> int:
+        return self.n_qformer_layers if component == "qformer" else super().component_depth(component)
 
     @property
     def language_model(self):
@@ -81,7 +92,14 @@ class InstructBlipExtractor:
 
     # --------------------------------------------------------------- inputs
     def tokenize(self, prompt: str):
-        """LM ids (query placeholders, then the prompt as InstructBlipProcessor builds them), masks, Q-Former ids."""
+        """LM ids (query placeholders, then the prompt as InstructBlipProcessor builds them), masks, Q-Former ids.
+
+        Returns
+        -------
+        ids : LongTensor (num_query_tokens + n_text,)
+        masks : TokenMasks over ``ids``
+        qformer_ids : LongTensor (n_qformer_text,)
+        """
         enc = self.tokenizer(prompt, return_offsets_mapping=True)
         text_ids = torch.tensor(enc["input_ids"], dtype=torch.long)
         offsets = torch.tensor(enc["offset_mapping"], dtype=torch.long).reshape(-1, 2)
@@ -108,7 +126,15 @@ class InstructBlipExtractor:
             }
         return out
 
+    def prepare_stimuli(self, stimuli: Sequence[Any], **options: Any) -> list:
+        """Validated stimuli, each a single image (a one-frame list)."""
+        frames = super().prepare_stimuli(stimuli)
+        if any(len(f) != 1 for f in frames):
+            raise ValueError("InstructBLIP takes one image per stimulus; pass single images, not frame sequences.")
+        return frames
+
     def process_image(self, image: np.ndarray) -> torch.Tensor:
+        """Pixel values (1, 3, H, W) of one image, on the model device."""
         pix = self.image_processor(images=[image], return_tensors="pt")["pixel_values"]
         return pix.to(self.device, self.model.dtype)
 
@@ -148,10 +174,7 @@ class InstructBlipExtractor:
         ids = torch.zeros(n, max(lengths), dtype=torch.long, device=self.device)
         for row, (x, _) in enumerate(rows):
             ids[row, : x.numel()] = x
-        emb = self.model.get_input_embeddings()(ids).clone()
-        for row, (_, img) in enumerate(rows):
-            emb[row, ids[row] == self.image_token_id] = img.to(emb.dtype)
-        return emb, lengths
+        return self.embed(ids, torch.cat([img for _, img in rows])), lengths
 
     def _decode(self, rows: list[tuple[torch.Tensor, torch.Tensor]], gen: GenerationConfig) -> list[torch.Tensor]:
         """Responses of (ids, image-token embeddings) rows decoded together (greedy or seeded top-k).
@@ -169,13 +192,12 @@ class InstructBlipExtractor:
         out = lm(inputs_embeds=emb, attention_mask=mask, position_ids=pos, use_cache=True)
         last = torch.tensor(lengths, device=self.device) - 1
         logits = out.logits[torch.arange(n, device=self.device), last]
-        eos = self.model.generation_config.eos_token_id
-        eos = {eos} if isinstance(eos, int) else set(eos or [self.tokenizer.eos_token_id])
-        generators = [torch.Generator(device=self.device).manual_seed(int(gen.seed)) for _ in rows]
+        eos = self.eos_token_ids()
+        generators = [self.seeded_generator(gen) for _ in rows]
         new: list[list[torch.Tensor]] = [[] for _ in rows]
         done = [False] * n
         for step in range(gen.max_new_tokens):
-            toks = next_tokens(logits, gen, generators, [self.image_token_id])
+            toks = self.next_tokens(logits, gen, generators)
             for row in range(n):
                 if not done[row]:
                     new[row].append(toks[row : row + 1])
@@ -188,51 +210,19 @@ class InstructBlipExtractor:
             logits = out.logits[:, -1]
         return [torch.cat(t).cpu() if t else torch.zeros(0, dtype=torch.long) for t in new]
 
-    @staticmethod
-    def _with_response(ids: torch.Tensor, masks: TokenMasks, new: torch.Tensor):
-        pad = torch.zeros(new.numel(), dtype=torch.bool)
-        return torch.cat([ids, new]), TokenMasks(
-            stimulus=torch.cat([masks.stimulus, pad]),
-            prompt=torch.cat([masks.prompt, pad]),
-            generated=torch.cat([torch.zeros(ids.numel(), dtype=torch.bool), torch.ones(new.numel(), dtype=torch.bool)]),
-        )
-
     def _lm_states(self, rows: list[tuple[torch.Tensor, torch.Tensor]], layers: list[int], component: str):
         """Run the LM on (ids, image-token embeddings) rows as one right-padded batch."""
-        n = len(rows)
         emb, lengths = self._embed_rows(rows)
-        store: dict[int, torch.Tensor] = {}
-        handles = []
-        if component == "attention":
-            for i in layers:
-                def hook(module, args, output, i=i):
-                    store[i] = output[0] if isinstance(output, tuple) else output
-                handles.append(self.language_model.layers[i - 1].self_attn.register_forward_hook(hook))
-        try:
+        with self.capture(component, layers) as states:
             out = self.language_model(inputs_embeds=emb, output_hidden_states=True, use_cache=False)
-        finally:
-            for h in handles:
-                h.remove()
-        src = out.hidden_states if component == "language" else store
-        return [torch.stack([src[i][row, : lengths[row]] for i in layers]) for row in range(n)]
+            return [states(out, row)[:, : lengths[row]] for row in range(len(rows))]
 
     def _naive_lm(self, pix, ids, qids, layers, component):
         """Reference: one plain model forward per (image, prompt)."""
-        store: dict[int, torch.Tensor] = {}
-        handles = []
-        if component == "attention":
-            for i in layers:
-                def hook(module, args, output, i=i):
-                    store[i] = output[0] if isinstance(output, tuple) else output
-                handles.append(self.language_model.layers[i - 1].self_attn.register_forward_hook(hook))
-        try:
+        with self.capture(component, layers) as states:
             out = self.model(pixel_values=pix, input_ids=ids[None].to(self.device),
                              qformer_input_ids=qids[None].to(self.device), output_hidden_states=True)
-        finally:
-            for h in handles:
-                h.remove()
-        src = out.language_model_outputs.hidden_states if component == "language" else store
-        return torch.stack([src[i][0] for i in layers])
+            return states(out.language_model_outputs)
 
     # ------------------------------------------------------------ extract
     def extract(self, stimuli: Sequence[Any], prompts, layers: Sequence[int | float] | str = "all", *,
@@ -240,10 +230,7 @@ class InstructBlipExtractor:
                 stimulus_ids: Sequence[str] | None = None, generation: GenerationConfig | None = None,
                 **_ignored: Any) -> dict[str, FeatureSet]:
         """Features (n_stimuli, n_layers, dim) per prompt; see :class:`VisionLanguageExtractor.extract`."""
-        frames = check_stimuli(stimuli, "stimuli")
-        if any(len(f) != 1 for f in frames):
-            raise ValueError("InstructBLIP takes one image per stimulus; pass single images, not frame sequences.")
-        images = [f[0] for f in frames]
+        images = [f[0] for f in self.prepare_stimuli(stimuli)]
         prompts = check_prompts(prompts)
         pooling = check_pooling(pooling or self.pooling)
         if component not in COMPONENTS:
@@ -256,20 +243,8 @@ class InstructBlipExtractor:
         if component == "qformer" and pooling not in ("mean", "stimulus"):
             raise ValueError(f"pooling={pooling!r}: the qformer component takes 'mean' (all tokens) or 'stimulus' "
                              "(query tokens).")
-        ids_ = [str(i) for i in range(len(images))] if stimulus_ids is None else [str(s) for s in stimulus_ids]
-        if len(ids_) != len(images):
-            raise ValueError(f"stimulus_ids has {len(ids_)} entries for {len(images)} stimuli.")
-        n_states = {"language": self.n_layers, "attention": self.n_layers, "vision": self.n_vision_layers,
-                    "qformer": self.n_qformer_layers}[component]
-        try:
-            layer_idx = resolve_layers(layers, n_states)
-        except ValueError as err:
-            raise ValueError(f"layers={layers!r} for the {component} component of {self.model_id}: {err}") from None
-        if component == "attention":
-            if layers == "all":
-                layer_idx = [i for i in layer_idx if i > 0]
-            elif 0 in layer_idx:
-                raise ValueError(f"layers={layers!r}: the attention component has no layer 0; use 1..{self.n_layers}.")
+        ids_ = stimulus_id_list(stimulus_ids, len(images))
+        layer_idx = self.component_layers(layers, component)
 
         names = list(prompts)
         toks = {n: self.tokenize(prompts[n]) for n in names}
@@ -301,15 +276,15 @@ class InstructBlipExtractor:
                         chunk = names[start : start + step]
                         lm_inputs, _ = self._qformer(image_embeds, [toks[n][2] for n in chunk], want_states=False)
                         rows = [(toks[n][0], lm_inputs[r]) for r, n in enumerate(chunk)]
-                        seqs = [(toks[n][0], toks[n][1]) for n in chunk]
+                        seqs = [TokenSequence(toks[n][0], toks[n][1], "") for n in chunk]
                         if pooling == "generated":
                             news = self._decode(rows, gen)
-                            seqs = [self._with_response(i, m, t) for (i, m), t in zip(seqs, news)]
-                            rows = [(s[0], r[1]) for s, r in zip(seqs, rows)]
-                            for n, t in zip(chunk, news):
-                                texts[n].append(self.tokenizer.decode(t, skip_special_tokens=True))
-                        for n, (_, m), h in zip(chunk, seqs, self._lm_states(rows, layer_idx, component)):
-                            values[n].append(pool_tokens(h, m, pooling).cpu().numpy())
+                            seqs = [self.with_response(s, t) for s, t in zip(seqs, news)]
+                            rows = [(s.ids, r[1]) for s, r in zip(seqs, rows)]
+                            for n, s in zip(chunk, seqs):
+                                texts[n].append(s.text)
+                        for n, s, h in zip(chunk, seqs, self._lm_states(rows, layer_idx, component)):
+                            values[n].append(pool_tokens(h, s.masks, pooling).cpu().numpy())
                 else:
                     for n in names:
                         ids, masks, qids = toks[n]
@@ -318,8 +293,9 @@ class InstructBlipExtractor:
                                 pixel_values=pix, qformer_input_ids=qids[None].to(self.device), return_dict=True
                             ).pooler_output
                             new = self._decode([(ids, lm_inputs[0])], gen)[0]
-                            texts[n].append(self.tokenizer.decode(new, skip_special_tokens=True))
-                            ids, masks = self._with_response(ids, masks, new)
+                            seq = self.with_response(TokenSequence(ids, masks, ""), new)
+                            texts[n].append(seq.text)
+                            ids, masks = seq.ids, seq.masks
                         h = self._naive_lm(pix, ids, qids, layer_idx, component)
                         values[n].append(pool_tokens(h, masks, pooling).cpu().numpy())
 

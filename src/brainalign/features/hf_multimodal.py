@@ -18,8 +18,9 @@ position ids its language model expects. The subclasses live in
 - :class:`Idefics2Extractor`: Idefics2 (SigLIP, perceiver resampler, Mistral).
 - :class:`LlavaNextExtractor`: LLaVA-NeXT / LLaVA-1.6 (any-resolution tiles + newline tokens).
 
-InstructBLIP, whose connector reads the instruction, has its own class in
-:mod:`brainalign.features.hf_instructblip`; unimodal baselines are in
+InstructBLIP, whose connector reads the instruction, is a subclass in
+:mod:`brainalign.features.hf_instructblip` that replaces the extraction loop
+(no shared prefix); unimodal baselines are in
 :mod:`~brainalign.features.hf_vision` and :mod:`~brainalign.features.hf_audio`.
 Use :func:`brainalign.features.registry.load_extractor` to build any of them
 from a model id or a local folder.
@@ -36,7 +37,7 @@ import numpy as np
 import torch
 
 from .hf_compat import cache_kwarg, output_cache
-from .base import FeatureSet, resolve_layers
+from .base import FeatureSet, resolve_layers, stimulus_id_list
 from .pooling import POOLINGS, GenerationConfig, TokenMasks, TokenSequence, check_pooling, next_tokens, pool_tokens
 from .reuse import generate_with_shared_prefix, hidden_with_shared_prefix
 from brainalign.stimuli.inputs import Video, check_images, check_prompts, check_stimuli, stimulus_digest
@@ -84,6 +85,10 @@ class VisionLanguageExtractor:
     placeholder: ClassVar[str] = ""
     #: the token of one video embedding (video-capable adapters only)
     video_token: ClassVar[str] = ""
+    #: whether prompts are rendered with a chat template (one is then required)
+    uses_chat_template: ClassVar[bool] = True
+    #: whether :func:`~brainalign.features.in_context_extract.extract_in_context` can put worked examples first
+    takes_in_context_examples: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -103,7 +108,7 @@ class VisionLanguageExtractor:
         self.image_processor = image_processor
         self.model_id = model_id or getattr(model.config, "_name_or_path", "") or self.model_type
         self.chat_template = chat_template or getattr(tokenizer, "chat_template", None)
-        if not self.chat_template:
+        if self.uses_chat_template and not self.chat_template:
             raise ValueError(
                 f"{self.model_id}: no chat template found on the processor or tokenizer; pass chat_template=."
             )
@@ -117,6 +122,30 @@ class VisionLanguageExtractor:
         self.image_token_id = self.read_stimulus_token_id(model.config)
         self._token_cache: dict[tuple[str, int], TokenSequence] = {}
         self._position_cache: dict[tuple, torch.Tensor] = {}
+
+    @classmethod
+    def checkpoint_options(cls, path: str, hf: dict[str, Any], image_processor) -> tuple[dict, dict]:
+        """What a checkpoint gives this adapter beyond model, tokenizer, image processor and chat template.
+
+        Called by :func:`brainalign.features.hf_loading.chat_model_factory`
+        before the adapter is built.
+
+        Parameters
+        ----------
+        path : str
+            Local folder or cached hub id.
+        hf : dict
+            Its ``from_pretrained`` keyword arguments (offline).
+        image_processor : BaseImageProcessor
+
+        Returns
+        -------
+        meta : dict
+            Extra provenance for ``meta``.
+        kwargs : dict
+            Extra keyword arguments of the constructor. None by default.
+        """
+        return {}, {}
 
     # ------------------------------------------------------------------ hooks
     #: name of the modality-encoder component ("vision"; "audio" for audio LLMs)
@@ -158,6 +187,44 @@ class VisionLanguageExtractor:
     @property
     def language_model(self):
         return self.model.model.language_model
+
+    def component_depth(self, component: str) -> int:
+        """Blocks of ``component``: its states are indices 0..depth (the connector has one state, index 0)."""
+        if component in ("language", "attention"):
+            return self.n_layers
+        if component == self.encoder_component:
+            return self.n_vision_layers
+        if component == "connector":
+            return 0
+        raise ValueError(f"{self.model_id} has no {component!r} component.")
+
+    def component_layers(self, layers: Sequence[int | float] | str, component: str = "language") -> list[int]:
+        """Absolute state indices of ``component`` that a layer request names.
+
+        Parameters
+        ----------
+        layers : "all", ints (negative from the end) or floats in [0, 1]
+            See :func:`~brainalign.features.base.resolve_layers`.
+        component : str
+            "attention" has no state 0 (``"all"`` means blocks 1..n_layers).
+
+        Returns
+        -------
+        list of int, sorted
+        """
+        try:
+            idx = resolve_layers(layers, self.component_depth(component))
+        except ValueError as err:
+            raise ValueError(f"layers={layers!r} for the {component} component of {self.model_id}: {err}") from None
+        if component == "attention":
+            if layers == "all":
+                idx = [i for i in idx if i > 0]
+            elif 0 in idx:
+                raise ValueError(
+                    f"layers={layers!r}: the attention component has no layer 0 (embeddings); "
+                    f"use block indices 1..{self.n_layers} (or negative ones)."
+                )
+        return idx
 
     def process_frames(self, frames: Sequence[np.ndarray]) -> dict[str, torch.Tensor]:
         """Image processor output for the frames of one stimulus (tensors on the model device)."""
@@ -300,7 +367,21 @@ class VisionLanguageExtractor:
         return report
 
     # -------------------------------------------------------------- forward
-    def _embed(self, ids: torch.Tensor, image_embeds: torch.Tensor | None) -> torch.Tensor:
+    def embed(self, ids: torch.Tensor, image_embeds: torch.Tensor | None) -> torch.Tensor:
+        """Language-model input embeddings of token ids, the stimulus' encoder output on its placeholders.
+
+        Parameters
+        ----------
+        ids : LongTensor of shape (seq_len,) or (batch, seq_len)
+        image_embeds : Tensor of shape (n_stimulus_tokens, lm_dim), optional
+            :meth:`encode_image` output, in the order of the placeholder
+            tokens of ``ids``; None for ids without placeholders (prompt
+            suffixes, generated tokens).
+
+        Returns
+        -------
+        Tensor of shape (*ids.shape, lm_dim), on the model device
+        """
         emb = self.model.get_input_embeddings()(ids.to(self.device))
         if image_embeds is not None:
             placeholders = torch.tensor(self.placeholder_token_ids(), device=self.device)
@@ -347,7 +428,8 @@ class VisionLanguageExtractor:
         """One token per row (see :func:`brainalign.features.pooling.next_tokens`); placeholders banned."""
         return next_tokens(logits, gen, list(generators), self.placeholder_token_ids())
 
-    def _generator(self, gen: GenerationConfig) -> torch.Generator:
+    def seeded_generator(self, gen: GenerationConfig) -> torch.Generator:
+        """A random generator on the model device seeded by ``gen.seed`` (one per decoded sequence)."""
         return torch.Generator(device=self.device).manual_seed(int(gen.seed))
 
     def with_response(self, seq: TokenSequence, new_tokens: torch.Tensor) -> TokenSequence:
@@ -363,16 +445,31 @@ class VisionLanguageExtractor:
         return TokenSequence(torch.cat([seq.ids, new]), masks, self.tokenizer.decode(new, skip_special_tokens=True))
 
     @torch.inference_mode()
-    def _generate(self, seq: TokenSequence, image_inputs: dict[str, torch.Tensor], gen: GenerationConfig) -> TokenSequence:
+    def generate_response(self, seq: TokenSequence, image_inputs: dict[str, torch.Tensor],
+                          gen: GenerationConfig) -> TokenSequence:
         """Append the model's response to ``seq``: plain model forwards with a KV cache, one token at a time.
 
         Decoding is fully set by ``gen`` (greedy, or seeded top-k sampling);
         extras of the checkpoint's own generation config (repetition
         penalty...) are not applied, so naive and reuse paths decode alike.
+
+        Parameters
+        ----------
+        seq : TokenSequence
+            Input ids of one chat, shape (seq_len,), with their token roles.
+        image_inputs : dict
+            :meth:`process_stimulus` output of its stimulus.
+        gen : GenerationConfig
+
+        Returns
+        -------
+        TokenSequence
+            ids of shape (seq_len + n_new,), ``masks.generated`` marking the
+            response, decoded response in ``.text``.
         """
         self.reset_state()
         eos = self.eos_token_ids()
-        generator = self._generator(gen)
+        generator = self.seeded_generator(gen)
         ids = seq.ids[None].to(self.device)
         out = self.model(**self.model_inputs(ids, image_inputs), use_cache=True, logits_to_keep=1)
         new: list[torch.Tensor] = []
@@ -388,10 +485,25 @@ class VisionLanguageExtractor:
         return self.with_response(seq, torch.cat(new) if new else torch.zeros(0, dtype=torch.long))
 
     @torch.inference_mode()
-    def _naive_hidden(
+    def naive_hidden(
         self, seq: TokenSequence, image_inputs: dict[str, torch.Tensor], layers: list[int], component: str = "language"
     ) -> torch.Tensor:
-        """States (n_layers_sel, seq_len, dim) of ``component`` from one full model forward."""
+        """States of ``component`` from one full model forward (the reference the reuse path must equal).
+
+        Parameters
+        ----------
+        seq : TokenSequence
+            Input ids of one chat, shape (seq_len,).
+        image_inputs : dict
+            :meth:`process_stimulus` output of its stimulus.
+        layers : list of int
+            Absolute state indices (see :meth:`component_layers`).
+        component : {"language", "attention"}
+
+        Returns
+        -------
+        Tensor of shape (n_layers_sel, seq_len, dim)
+        """
         self.reset_state()
         ids = seq.ids[None].to(self.device)
         with self.capture(component, layers) as states:
@@ -455,30 +567,13 @@ class VisionLanguageExtractor:
         components = ("language", "attention", encoder, "connector")
         if component not in components:
             raise ValueError(f"component={component!r}: choose one of {components}.")
-        if stimulus_ids is None:
-            stimulus_ids = [str(i) for i in range(len(images))]
-        stimulus_ids = [str(s) for s in stimulus_ids]
-        if len(stimulus_ids) != len(images):
-            raise ValueError(f"stimulus_ids has {len(stimulus_ids)} entries for {len(images)} stimuli.")
+        stimulus_ids = stimulus_id_list(stimulus_ids, len(images))
         if component in (encoder, "connector") and pooling != "mean":
             raise ValueError(
                 f"pooling={pooling!r} is only for component='language'; the {component} component is "
                 "mean-pooled over its tokens (use pooling='mean')."
             )
-        n_states = {"language": self.n_layers, "attention": self.n_layers, encoder: self.n_vision_layers,
-                    "connector": 0}[component]
-        try:
-            layer_idx = resolve_layers(layers, n_states)
-        except ValueError as err:
-            raise ValueError(f"layers={layers!r} for the {component} component of {self.model_id}: {err}") from None
-        if component == "attention":
-            if layers == "all":
-                layer_idx = [i for i in layer_idx if i > 0]
-            elif 0 in layer_idx:
-                raise ValueError(
-                    f"layers={layers!r}: the attention component has no layer 0 (embeddings); "
-                    f"use block indices 1..{self.n_layers} (or negative ones)."
-                )
+        layer_idx = self.component_layers(layers, component)
 
         names = list(prompts)
         values = {name: [] for name in names}
@@ -505,7 +600,7 @@ class VisionLanguageExtractor:
                     if reuse:
                         seqs = generate_with_shared_prefix(self, seqs, image_inputs, gen, image_embeds=embeds)
                     else:
-                        seqs = [self._generate(s, image_inputs, gen) for s in seqs]
+                        seqs = [self.generate_response(s, image_inputs, gen) for s in seqs]
                     for name, s in zip(names, seqs):
                         texts[name].append(s.text)
                 if reuse:
@@ -513,7 +608,7 @@ class VisionLanguageExtractor:
                         self, seqs, image_inputs, layer_idx, component, image_embeds=embeds
                     )
                 else:
-                    hiddens = (self._naive_hidden(s, image_inputs, layer_idx, component) for s in seqs)
+                    hiddens = (self.naive_hidden(s, image_inputs, layer_idx, component) for s in seqs)
                 for name, s, h in zip(names, seqs, hiddens):
                     values[name].append(pool_tokens(h, s.masks, pooling).cpu().numpy())
 

@@ -29,8 +29,7 @@ import torch
 from .hf_vlm_families import LlavaExtractor, LlavaNextExtractor
 from brainalign.stimuli.inputs import Video
 
-__all__ = ["LlavaNextVideoExtractor", "VideoLlavaExtractor", "frame_processor", "llava_next_video_factory",
-           "video_llava_factory"]
+__all__ = ["LlavaNextVideoExtractor", "VideoLlavaExtractor", "frame_processor"]
 
 
 def frame_processor(config: dict[str, Any] | None, image_processor=None):
@@ -62,6 +61,18 @@ class _VideoMixin:
     """Shared video plumbing: ``<video>`` token, frame processing, token count read off the features."""
 
     video_token = "<video>"
+
+    @classmethod
+    def checkpoint_options(cls, path: str, hf: dict[str, Any], image_processor) -> tuple[dict, dict]:
+        """The frame processor of the checkpoint's ``video_preprocessor_config.json`` (else the image settings)."""
+        import json
+
+        from .hf_loading import checkpoint_file
+
+        file = checkpoint_file(path, "video_preprocessor_config.json", hf)
+        video_cfg = json.loads(file.read_text()) if file else None
+        meta = {"frame_processor": "video_preprocessor_config.json" if video_cfg else "image processor settings"}
+        return meta, {"frame_processor": frame_processor(video_cfg, image_processor)}
 
     def _init_frames(self, frame_proc) -> None:
         self.frame_processor = frame_proc or frame_processor(None, self.image_processor)
@@ -152,41 +163,3 @@ class VideoLlavaExtractor(_VideoMixin, LlavaExtractor):
             return self._video_features(image_inputs, vision_states=True)
         return image_inputs["_embeds"][0], None
 
-
-def _read_video_config(path: str, hf: dict[str, Any]) -> dict[str, Any] | None:
-    import json
-    from pathlib import Path
-
-    from transformers.utils import cached_file
-
-    kw = {k: v for k, v in hf.items() if k in ("local_files_only", "revision")}
-    try:
-        file = cached_file(path, "video_preprocessor_config.json", _raise_exceptions_for_missing_entries=False, **kw)
-    except OSError:
-        file = None
-    return json.loads(Path(file).read_text()) if file else None
-
-
-def _factory(cls, model_class: str):
-    def factory(path: str, *, trust_remote_code: bool, revision: str | None, device: str | None, dtype: str, **opts):
-        import transformers
-
-        from .registry import _device, _hf_kwargs, _load_tokenizer_and_image_processor
-
-        hf = _hf_kwargs(trust_remote_code, revision)
-        model = getattr(transformers, model_class).from_pretrained(
-            path, use_safetensors=True, dtype=getattr(torch, dtype), **hf
-        )
-        model = model.to(_device(device)).eval()
-        tok, imp, template, note = _load_tokenizer_and_image_processor(path, hf)
-        video_cfg = _read_video_config(path, hf)
-        meta = {"source": path, "revision": revision, "dtype": dtype, "processor": note,
-                "frame_processor": "video_preprocessor_config.json" if video_cfg else "image processor settings"}
-        return cls(model, tok, imp, model_id=opts.pop("model_id", path), chat_template=template, meta=meta,
-                   frame_processor=frame_processor(video_cfg, imp), **opts)
-
-    return factory
-
-
-llava_next_video_factory = _factory(LlavaNextVideoExtractor, "LlavaNextVideoForConditionalGeneration")
-video_llava_factory = _factory(VideoLlavaExtractor, "VideoLlavaForConditionalGeneration")

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .base import FeatureSet, resolve_layers
+from .base import FeatureSet, resolve_layers, stimulus_id_list
 from brainalign.stimuli.inputs import Video, check_images, check_prompts, check_stimuli
 
 __all__ = ["VisionEncoderExtractor", "VideoEncoderExtractor", "VISION_POOLINGS"]
@@ -95,9 +95,7 @@ class VisionEncoderExtractor:
             layer_idx = resolve_layers(layers, self.n_layers)
         except ValueError as err:
             raise ValueError(f"layers={layers!r} for {self.model_id}: {err}") from None
-        ids = [str(i) for i in range(len(images))] if stimulus_ids is None else [str(s) for s in stimulus_ids]
-        if len(ids) != len(images):
-            raise ValueError(f"stimulus_ids has {len(ids)} entries for {len(images)} stimuli.")
+        ids = stimulus_id_list(stimulus_ids, len(images))
         chunks = []
         with torch.inference_mode():
             for start in range(0, len(images), self.batch_size):

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .hf_compat import cache_kwarg, output_cache
-from .base import FeatureSet, resolve_layers
+from .base import FeatureSet, stimulus_id_list
 from .in_context import (QUERY_POOLINGS, Example, InContext, InContextSequence, build_contexts, choose_examples,
                          tokenize_in_context)
 from .pooling import GenerationConfig, TokenMasks, check_pooling, pool_tokens
@@ -68,7 +68,7 @@ def _hidden(extractor, seq: InContextSequence, embeds: torch.Tensor, position_in
     positions = extractor.position_ids(ids, position_inputs)
     with extractor.capture(component, layers) as states:
         out = extractor.language_model(
-            inputs_embeds=extractor._embed(seq.ids, embeds)[None],
+            inputs_embeds=extractor.embed(seq.ids, embeds)[None],
             position_ids=positions,
             use_cache=False,
             output_hidden_states=True,
@@ -89,9 +89,9 @@ def _respond(extractor, seq: InContextSequence, embeds: torch.Tensor, position_i
     lm = extractor.language_model
     head = extractor.model.get_output_embeddings()
     eos = extractor.eos_token_ids()
-    generator = extractor._generator(gen)
+    generator = extractor.seeded_generator(gen)
     positions = extractor.position_ids(seq.ids[None], position_inputs)
-    out = lm(inputs_embeds=extractor._embed(seq.ids, embeds)[None], position_ids=positions, use_cache=True)
+    out = lm(inputs_embeds=extractor.embed(seq.ids, embeds)[None], position_ids=positions, use_cache=True)
     logits = head(out.last_hidden_state[:, -1])
     next_pos = positions[..., -1:] + 1
     new: list[torch.Tensor] = []
@@ -100,7 +100,7 @@ def _respond(extractor, seq: InContextSequence, embeds: torch.Tensor, position_i
         new.append(tok)
         if int(tok) in eos or step == gen.max_new_tokens - 1:
             break
-        out = lm(inputs_embeds=extractor._embed(tok[:, None], None), position_ids=next_pos + step,
+        out = lm(inputs_embeds=extractor.embed(tok[:, None], None), position_ids=next_pos + step,
                  **cache_kwarg(output_cache(out)), use_cache=True)
         logits = head(out.last_hidden_state[:, -1])
     extractor.reset_state()
@@ -160,7 +160,7 @@ def extract_in_context(
     from .hf_multimodal import VisionLanguageExtractor
     from brainalign.stimuli.inputs import check_prompts
 
-    if not isinstance(extractor, VisionLanguageExtractor):
+    if not isinstance(extractor, VisionLanguageExtractor) or not extractor.takes_in_context_examples:
         raise ValueError(
             f"in-context prompts with stimuli need a chat model of brainalign.features.hf_multimodal; got "
             f"{type(extractor).__name__}. For text models use brainalign.pipeline.controls.in_context_texts; InstructBLIP "
@@ -188,19 +188,8 @@ def extract_in_context(
             f"contexts must be one InContext or a list of {n} (one per stimulus); got {len(contexts)} "
             f"entries of types {sorted({type(c).__name__ for c in contexts})}."
         )
-    stimulus_ids = [str(i) for i in range(n)] if stimulus_ids is None else [str(s) for s in stimulus_ids]
-    if len(stimulus_ids) != n:
-        raise ValueError(f"stimulus_ids has {len(stimulus_ids)} entries for {n} stimuli.")
-    try:
-        layer_idx = resolve_layers(layers, extractor.n_layers)
-    except ValueError as err:
-        raise ValueError(f"layers={layers!r} for the {component} component of {extractor.model_id}: {err}") from None
-    if component == "attention":
-        if layers == "all":
-            layer_idx = [i for i in layer_idx if i > 0]
-        elif 0 in layer_idx:
-            raise ValueError(f"layers={layers!r}: the attention component has no layer 0 (embeddings); "
-                             f"use block indices 1..{extractor.n_layers}.")
+    stimulus_ids = stimulus_id_list(stimulus_ids, n)
+    layer_idx = extractor.component_layers(layers, component)
 
     cache = _EncoderCache(extractor, encoder_cache_size)
     prepared_examples: dict[int, Any] = {}
@@ -342,9 +331,7 @@ def in_context_features(
     if isinstance(stimuli, np.ndarray):
         stimuli = list(stimuli)  # one object per stimulus, shared by its query and example roles
     n = len(stimuli)
-    stimulus_ids = [str(i) for i in range(n)] if stimulus_ids is None else [str(s) for s in stimulus_ids]
-    if len(stimulus_ids) != n:
-        raise ValueError(f"stimulus_ids has {len(stimulus_ids)} entries for {n} stimuli.")
+    stimulus_ids = stimulus_id_list(stimulus_ids, n)
     if len(answers) != n:
         raise ValueError(f"answers has {len(answers)} entries for {n} stimuli; give one answer per stimulus.")
     if pool is not None:

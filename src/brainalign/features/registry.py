@@ -10,6 +10,9 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 from typing import Any, Callable
+from weakref import WeakKeyDictionary
+
+from .hf_loading import chat_model_factory, hf_kwargs, load_model
 
 __all__ = [
     "ADAPTERS",
@@ -38,19 +41,12 @@ def supported_model_types() -> list[str]:
     return sorted(ADAPTERS)
 
 
-def _hf_kwargs(trust_remote_code: bool, revision: str | None) -> dict[str, Any]:
-    kw: dict[str, Any] = {"local_files_only": True, "trust_remote_code": bool(trust_remote_code)}
-    if revision is not None:
-        kw["revision"] = revision
-    return kw
-
-
 def read_model_type(model: str | Path, *, trust_remote_code: bool = False, revision: str | None = None) -> str:
     """``config.model_type`` of a model id or local folder (offline)."""
     from transformers import AutoConfig
 
     try:
-        config = AutoConfig.from_pretrained(str(model), **_hf_kwargs(trust_remote_code, revision))
+        config = AutoConfig.from_pretrained(str(model), **hf_kwargs(trust_remote_code, revision))
     except (OSError, ValueError) as err:
         raise ValueError(
             f"model={str(model)!r}: no readable config.json (offline). Pass a local folder holding config.json "
@@ -166,6 +162,10 @@ def fingerprint_source(
     return f"{source}@{digest[:16]}|{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
 
 
+#: weight digest of each live extractor (computed once; forgotten with the extractor)
+_DIGESTS: WeakKeyDictionary[Any, str] = WeakKeyDictionary()
+
+
 def fingerprint(extractor: Any, **settings: Any) -> str:
     """What identifies an extractor's features, for content-addressed caching.
 
@@ -174,80 +174,18 @@ def fingerprint(extractor: Any, **settings: Any) -> str:
     digest is computed once per extractor.
     """
     source = extractor.meta.get("source", extractor.model_id)
-    digest = getattr(extractor, "_weights_digest", None)
+    try:
+        digest = _DIGESTS.get(extractor)
+    except TypeError:  # an extractor that cannot be weakly referenced or hashed: digest every time
+        digest = None
     if digest is None:
         digest = weights_digest(source, extractor.meta.get("revision"))
-        extractor._weights_digest = digest
+        try:
+            _DIGESTS[extractor] = digest
+        except TypeError:
+            pass
     return fingerprint_source(source, model_type=extractor.model_type, dtype=extractor.meta.get("dtype", "float32"),
                               revision=extractor.meta.get("revision"), digest=digest, **settings)
-
-
-def _device(device: str | None) -> str:
-    import torch
-
-    return device or ("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def _load_tokenizer_and_image_processor(path: str, hf: dict[str, Any]) -> tuple[Any, Any, str | None, str]:
-    """Tokenizer, image processor and chat template; AutoProcessor first, then the explicit fallback."""
-    from transformers import AutoImageProcessor, AutoProcessor, AutoTokenizer
-
-    try:
-        proc = AutoProcessor.from_pretrained(path, **hf)
-        tok = getattr(proc, "tokenizer", None)
-        imp = getattr(proc, "image_processor", None) or getattr(proc, "feature_extractor", None)
-        if tok is not None and imp is not None:
-            return tok, imp, getattr(proc, "chat_template", None), "AutoProcessor"
-        note = "AutoProcessor returned no tokenizer/image_processor"
-    except Exception as err:  # noqa: BLE001 - any failure here has an explicit, recorded fallback
-        # e.g. Qwen2-VL's video processor needs torchvision, absent on CPU-only installs.
-        note = f"AutoProcessor unavailable ({type(err).__name__}: {str(err).strip().splitlines()[0][:120]})"
-    tok = AutoTokenizer.from_pretrained(path, **hf)
-    try:
-        imp = AutoImageProcessor.from_pretrained(path, **hf)
-    except (OSError, ValueError):
-        from transformers import AutoFeatureExtractor
-
-        imp = AutoFeatureExtractor.from_pretrained(path, **hf)
-    return tok, imp, _processor_chat_template(path, hf), f"AutoTokenizer + AutoImageProcessor; {note}"
-
-
-def _processor_chat_template(path: str, hf: dict[str, Any]) -> str | None:
-    """The processor's own chat template file (chat_template.jinja / .json), if the checkpoint has one."""
-    import json
-
-    from transformers.utils import cached_file
-
-    kw = {k: v for k, v in hf.items() if k in ("local_files_only", "revision")}
-    for name in ("chat_template.jinja", "chat_template.json"):
-        try:
-            file = cached_file(path, name, _raise_exceptions_for_missing_entries=False, **kw)
-        except OSError:
-            file = None
-        if file:
-            text = Path(file).read_text(encoding="utf-8")
-            return json.loads(text)["chat_template"] if name.endswith(".json") else text
-    return None
-
-
-def _vlm_factory(cls_name: str, auto_class: str = "AutoModelForImageTextToText", module: str = "hf_vlm_families"):
-    def factory(path: str, *, trust_remote_code: bool, revision: str | None, device: str | None, dtype: str, **opts):
-        import torch
-        import transformers
-
-        import importlib
-
-        hf = _hf_kwargs(trust_remote_code, revision)
-        model = getattr(transformers, auto_class).from_pretrained(
-            path, use_safetensors=True, dtype=getattr(torch, dtype), **hf
-        )
-        model = model.to(_device(device)).eval()
-        tok, imp, template, note = _load_tokenizer_and_image_processor(path, hf)
-        meta = {"source": path, "revision": revision, "dtype": dtype, "processor": note}
-        cls = getattr(importlib.import_module(f"brainalign.features.{module}"), cls_name)
-        return cls(model, tok, imp, model_id=opts.pop("model_id", path), chat_template=template, meta=meta, **opts)
-
-    return factory
 
 
 def _encoder_factory(cls_name: str, module: str, processor: str = "AutoImageProcessor"):
@@ -260,14 +198,11 @@ def _encoder_factory(cls_name: str, module: str, processor: str = "AutoImageProc
                 **opts):
         import importlib
 
-        import torch
         import transformers
-        from transformers import AutoModel
 
         cls = getattr(importlib.import_module(f"brainalign.features.{module}"), cls_name)
-        hf = _hf_kwargs(trust_remote_code, revision)
-        model = AutoModel.from_pretrained(path, use_safetensors=True, dtype=getattr(torch, dtype), **hf)
-        model = model.to(_device(device)).eval()
+        hf = hf_kwargs(trust_remote_code, revision)
+        model = load_model("AutoModel", path, hf, dtype=dtype, device=device)
         proc = getattr(transformers, processor).from_pretrained(path, **hf)
         meta = {"source": path, "revision": revision, "dtype": dtype}
         return cls(model, proc, model_id=opts.pop("model_id", path), meta=meta, **opts)
@@ -282,16 +217,13 @@ _audio_factory = _encoder_factory("AudioEncoderExtractor", "hf_audio", "AutoFeat
 
 def _instructblip_factory(path: str, *, trust_remote_code: bool, revision: str | None, device: str | None,
                           dtype: str, **opts):
-    import torch
-    from transformers import AutoImageProcessor, AutoProcessor, AutoTokenizer, InstructBlipForConditionalGeneration
+    """InstructBLIP also needs its Q-Former's tokenizer, so it loads its processors its own way."""
+    from transformers import AutoImageProcessor, AutoProcessor, AutoTokenizer
 
     from .hf_instructblip import InstructBlipExtractor
 
-    hf = _hf_kwargs(trust_remote_code, revision)
-    model = InstructBlipForConditionalGeneration.from_pretrained(
-        path, use_safetensors=True, dtype=getattr(torch, dtype), **hf
-    )
-    model = model.to(_device(device)).eval()
+    hf = hf_kwargs(trust_remote_code, revision)
+    model = load_model("InstructBlipForConditionalGeneration", path, hf, dtype=dtype, device=device)
     try:
         proc = AutoProcessor.from_pretrained(path, **hf)
         tok, qtok, imp, note = proc.tokenizer, proc.qformer_tokenizer, proc.image_processor, "AutoProcessor"
@@ -311,26 +243,17 @@ for _mt in ("videomae", "vivit"):
     register_adapter(_mt, _video_factory)
 for _mt in ("wav2vec2", "audio-spectrogram-transformer", "hubert", "wavlm"):
     register_adapter(_mt, _audio_factory)
-for _mt in ("qwen2_5_vl", "qwen2_vl"):
-    register_adapter(_mt, _vlm_factory("QwenVLExtractor"))
-register_adapter("llava", _vlm_factory("LlavaExtractor"))
-register_adapter("internvl", _vlm_factory("InternVLExtractor"))
-register_adapter("idefics2", _vlm_factory("Idefics2Extractor"))
-register_adapter("llava_next", _vlm_factory("LlavaNextExtractor"))
-register_adapter("qwen2_audio", _vlm_factory("QwenAudioExtractor", "Qwen2AudioForConditionalGeneration", "hf_audio_llm"))
-
-
-def _lazy_factory(module: str, name: str):
-    """A factory imported from ``brainalign.features.<module>`` on first use (keeps this module torch-free)."""
-
-    def factory(path: str, **kwargs):
-        import importlib
-
-        return getattr(importlib.import_module(f"{__package__}.{module}"), name)(path, **kwargs)
-
-    return factory
-
-
-register_adapter("llava_next_video", _lazy_factory("hf_video_llava", "llava_next_video_factory"))
-register_adapter("video_llava", _lazy_factory("hf_video_llava", "video_llava_factory"))
-register_adapter("idefics", _lazy_factory("hf_idefics", "idefics_factory"))
+# every chat model: one factory, told the adapter class and the transformers class that loads the checkpoint
+for _mt, (_module, _cls, _auto) in {
+    "qwen2_5_vl": ("hf_vlm_families", "QwenVLExtractor", "AutoModelForImageTextToText"),
+    "qwen2_vl": ("hf_vlm_families", "QwenVLExtractor", "AutoModelForImageTextToText"),
+    "llava": ("hf_vlm_families", "LlavaExtractor", "AutoModelForImageTextToText"),
+    "internvl": ("hf_vlm_families", "InternVLExtractor", "AutoModelForImageTextToText"),
+    "idefics2": ("hf_vlm_families", "Idefics2Extractor", "AutoModelForImageTextToText"),
+    "llava_next": ("hf_vlm_families", "LlavaNextExtractor", "AutoModelForImageTextToText"),
+    "qwen2_audio": ("hf_audio_llm", "QwenAudioExtractor", "Qwen2AudioForConditionalGeneration"),
+    "llava_next_video": ("hf_video_llava", "LlavaNextVideoExtractor", "LlavaNextVideoForConditionalGeneration"),
+    "video_llava": ("hf_video_llava", "VideoLlavaExtractor", "VideoLlavaForConditionalGeneration"),
+    "idefics": ("hf_idefics", "IdeficsExtractor", "IdeficsForVisionText2Text"),
+}.items():
+    register_adapter(_mt, chat_model_factory(_module, _cls, _auto))

@@ -99,7 +99,7 @@ def hidden_with_shared_prefix(
     p = shared_prefix_length(ids)
     if any(bool(s.masks.stimulus[p:].any()) for s in seqs):
         for s in seqs:
-            yield extractor._naive_hidden(s, image_inputs, layers, component)
+            yield extractor.naive_hidden(s, image_inputs, layers, component)
         return
 
     lm = extractor.language_model
@@ -109,7 +109,7 @@ def hidden_with_shared_prefix(
 
     with extractor.capture(component, layers) as states:
         prefix = lm(
-            inputs_embeds=extractor._embed(ids[0][:p], image_embeds)[None],
+            inputs_embeds=extractor.embed(ids[0][:p], image_embeds)[None],
             position_ids=positions[0][..., :p],
             use_cache=True,
             output_hidden_states=True,
@@ -133,7 +133,7 @@ def _suffixes(extractor, lm, ids, positions, p, cache, prefix_hidden, states) ->
         if len(chunk) > 1:
             past.batch_repeat_interleave(len(chunk))
         res = lm(
-            inputs_embeds=extractor._embed(suffix, None),
+            inputs_embeds=extractor.embed(suffix, None),
             position_ids=pos,
             **cache_kwarg(past),
             use_cache=True,
@@ -170,7 +170,7 @@ def generate_with_shared_prefix(
     ids = [s.ids for s in seqs]
     p = shared_prefix_length(ids)
     if any(bool(s.masks.stimulus[p:].any()) for s in seqs):
-        return [extractor._generate(s, image_inputs, gen) for s in seqs]
+        return [extractor.generate_response(s, image_inputs, gen) for s in seqs]
     lm = extractor.language_model
     head = extractor.model.get_output_embeddings()
     eos = extractor.eos_token_ids()
@@ -179,7 +179,7 @@ def generate_with_shared_prefix(
         image_embeds, _ = extractor.encode_image(image_inputs, vision_states=False)
     positions = [extractor.position_ids(i[None], image_inputs) for i in ids]
     prefix = lm(
-        inputs_embeds=extractor._embed(ids[0][:p], image_embeds)[None],
+        inputs_embeds=extractor.embed(ids[0][:p], image_embeds)[None],
         position_ids=positions[0][..., :p],
         use_cache=True,
     )
@@ -199,7 +199,7 @@ def generate_with_shared_prefix(
         if n > 1:
             past.batch_repeat_interleave(n)
         res = lm(
-            inputs_embeds=extractor._embed(suffix, None),
+            inputs_embeds=extractor.embed(suffix, None),
             position_ids=_cat_positions([positions[i][..., p:] for i in chunk]),
             **cache_kwarg(past),
             use_cache=True,
@@ -212,7 +212,7 @@ def generate_with_shared_prefix(
         for row, length in enumerate(lengths):
             mask[row, : p + length] = 1
         next_pos = torch.cat([positions[i][..., -1:] + 1 for i in chunk], dim=-2)  # (..., n, 1)
-        generators = [extractor._generator(gen) for _ in chunk]
+        generators = [extractor.seeded_generator(gen) for _ in chunk]
         new: list[list[torch.Tensor]] = [[] for _ in chunk]
         done = [False] * n
         for step in range(gen.max_new_tokens):
@@ -225,7 +225,7 @@ def generate_with_shared_prefix(
                 break
             mask = torch.cat([mask, torch.ones(n, 1, dtype=mask.dtype, device=device)], dim=1)
             res = lm(
-                inputs_embeds=extractor._embed(toks[:, None], None),
+                inputs_embeds=extractor.embed(toks[:, None], None),
                 position_ids=next_pos + step,
                 attention_mask=mask,
                 **cache_kwarg(past),

@@ -70,8 +70,9 @@ def build_tiny_causal_lm(folder: str | Path, arch: str = "qwen2", *, hidden_size
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    # private on purpose: the tiny-model builders' tokenizer helpers, so steering's tiny LMs tokenize the same way
-    from brainalign.features.tiny_models import QWEN_CHAT_TEMPLATE, QWEN_SPECIALS, _save_tokenizer, _train_bpe
+    # the tiny-model builders' tokenizer helpers, so steering's tiny LMs tokenize the same way
+    from brainalign.features.tiny import (QWEN_CHAT_TEMPLATE, QWEN_SPECIALS, save_tokenizer as _save_tokenizer,
+                                          train_bpe as _train_bpe)
 
     if arch not in ARCHITECTURES:
         raise ValueError(f"arch={arch!r}; use one of {ARCHITECTURES}.")
