@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from brainalign.analysis._ridge import ridge_fit_predict
+from brainalign.encoding.fit_predict import ridge_fit_predict
 from brainalign.analysis.layers import best_layer, layer_curves, normalised_depth, peak_layers
 from brainalign.analysis.metrics import pearson_r
 from brainalign.encoding.splits import leave_runs_out, train_test_by_runs

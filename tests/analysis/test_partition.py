@@ -187,7 +187,7 @@ def test_signed_r2_convention_is_recorded_and_close_to_r2_on_clean_data():
 
 def test_encoding_permutation_fdr_end_to_end():
     """Encode, test every voxel by block permutation, control FDR: informative voxels are found."""
-    from brainalign.analysis._ridge import ridge_fit_predict
+    from brainalign.encoding.fit_predict import ridge_fit_predict
     from brainalign.analysis.stats import fdr_bh, permutation_test
     from brainalign.encoding.splits import leave_runs_out, train_test_by_runs
     from brainalign.testing.planted import planted_encoding

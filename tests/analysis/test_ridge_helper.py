@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from brainalign.analysis._ridge import ridge_fit_predict
+from brainalign.encoding.fit_predict import ridge_fit_predict
 from brainalign.encoding.splits import leave_runs_out
 from brainalign.testing.planted import planted_encoding
 

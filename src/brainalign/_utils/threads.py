@@ -8,9 +8,13 @@ process happened to start with.
 """
 from __future__ import annotations
 
+from typing import Any, Callable, TypeVar
+
 from threadpoolctl import ThreadpoolController
 
-__all__ = ["blas_limit"]
+T = TypeVar("T")
+
+__all__ = ["blas_limit", "call_with_blas_limit"]
 
 _CONTROLLER: ThreadpoolController | None = None
 
@@ -34,3 +38,25 @@ def blas_limit(n_threads: int):
     if _CONTROLLER is None:
         _CONTROLLER = ThreadpoolController()
     return _CONTROLLER.limit(limits=int(n_threads))
+
+
+def call_with_blas_limit(n_threads: int, fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` on ``n_threads`` BLAS/LAPACK/OpenMP threads, wherever it runs.
+
+    A module-level function, so that it can be sent to a dask worker as a task: a worker starts with its own
+    thread settings, and this pin is what makes the task's bits equal to the same call in this process.
+
+    Parameters
+    ----------
+    n_threads : int
+        Threads, 1 or more.
+    fn : callable
+    *args
+        Arguments of ``fn``.
+
+    Returns
+    -------
+    What ``fn`` returns.
+    """
+    with blas_limit(n_threads):
+        return fn(*args)

@@ -24,7 +24,7 @@ from typing import Literal, Sequence
 import numpy as np
 import pandas as pd
 
-from brainalign.analysis._ridge import ridge_fit_predict
+from brainalign.encoding.fit_predict import ridge_fit_predict
 from brainalign.analysis.metrics import pearson_r
 
 __all__ = [

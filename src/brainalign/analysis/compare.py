@@ -204,7 +204,7 @@ def matched_dimensionality_scores(
     -------
     DataFrame in long form: ``model, voxel, n_components, r, r2``.
     """
-    from brainalign.analysis._ridge import ridge_fit_predict
+    from brainalign.encoding.fit_predict import ridge_fit_predict
     from brainalign.analysis.metrics import pearson_r, r2_score
     from brainalign.encoding.delays import make_delayed
     from brainalign.encoding.splits import leave_runs_out, train_test_by_runs

@@ -20,7 +20,7 @@ from typing import Literal, Mapping
 import numpy as np
 import pandas as pd
 
-from brainalign.analysis._ridge import banded_ridge_fit_predict, ridge_fit_predict
+from brainalign.encoding.fit_predict import banded_ridge_fit_predict, ridge_fit_predict
 from brainalign.analysis.metrics import pearson_r, r2_score
 
 __all__ = [

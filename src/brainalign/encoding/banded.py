@@ -14,8 +14,9 @@ from typing import Any, Sequence
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 
-# private on purpose: the input checks of the plain RidgeCV, shared so that both estimators validate alike
-from brainalign.encoding.estimators import _check_alphas, _check_X, _make_folds, _r2
+from brainalign.encoding._validation import check_alphas, check_runs, check_X
+from brainalign.encoding.scoring import r2_score
+from brainalign.encoding.splits import make_folds
 
 __all__ = ["BandedRidgeCV"]
 
@@ -83,7 +84,7 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
                 "Xs must be a non-empty list of 2-D arrays, one per feature space (band); "
                 f"got {type(Xs).__name__}. For one band use RidgeCV."
             )
-        out = [_check_X(X, name=f"Xs[{i}]") for i, X in enumerate(Xs)]
+        out = [check_X(X, name=f"Xs[{i}]") for i, X in enumerate(Xs)]
         n = {X.shape[0] for X in out}
         if len(n) != 1:
             raise ValueError(f"The feature spaces in Xs have different numbers of samples {sorted(n)}.")
@@ -117,14 +118,11 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
             raise ValueError(f"Xs have {n} samples but y has {Y.shape[0]}; give one row of y per sample.")
         if not np.isfinite(Y).all():
             raise ValueError("y contains NaN or inf; impute or drop those voxels before fitting.")
-        alphas = _check_alphas(self.alphas)
-        if runs is not None:
-            runs = np.asarray(runs)
-            if runs.shape != (n,):
-                raise ValueError(f"runs has shape {runs.shape}; give one run label per sample ({n}).")
+        alphas = check_alphas(self.alphas)
+        runs = check_runs(runs, n)
         if int(self.n_iter) < 1:
             raise ValueError(f"n_iter must be >= 1, got {self.n_iter}.")
-        folds = _make_folds(self.cv, n, runs)
+        folds = make_folds(self.cv, n, runs)
 
         previous = get_backend()
         set_backend("numpy", on_error="raise")
@@ -170,10 +168,10 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
                 f"Xs have {[X.shape[1] for X in Xs]} features per band but the model was fitted with "
                 f"{[s.stop - s.start for s in self.band_slices_]}."
             )
-        parts = np.stack([X @ self.coef_[s] for X, s in zip(Xs, self.band_slices_)])
         if split:
-            return parts
-        Y_hat = parts.sum(0)
+            return np.stack([X @ self.coef_[s] for X, s in zip(Xs, self.band_slices_)])
+        # one product over the concatenated bands, as himalaya's predict: the same bits as himalaya's own model
+        Y_hat = np.hstack(Xs) @ self.coef_
         if self.fit_intercept:
             Y_hat = Y_hat + self.intercept_
         return Y_hat
@@ -202,5 +200,5 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
                 return np.asarray(r2_score_split(Yc, parts))
         Y_hat = self.predict(Xs)
         if Y.ndim == 1:
-            return float(_r2(Y[:, None], Y_hat[:, None])[0])
-        return _r2(Y, Y_hat)
+            return float(r2_score(Y[:, None], Y_hat[:, None])[0])
+        return r2_score(Y, Y_hat)

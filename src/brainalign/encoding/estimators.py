@@ -12,38 +12,20 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.model_selection import KFold
 
 from brainalign._utils.threads import blas_limit
 from brainalign.encoding.executor import ChunkStore, DaskChunkMapper, fit_fingerprint, local_map_chunks
 from brainalign.encoding.memory import check_memory, estimate_fit_bytes
 from brainalign.encoding.ridge import solve_ridge_cv
-from brainalign.encoding.splits import leave_runs_out
+from brainalign.encoding._validation import check_alphas, check_runs, check_X
+from brainalign.encoding.scoring import r2_score
+from brainalign.encoding.splits import make_folds
 
 __all__ = ["RidgeCV", "ConstantVoxelWarning"]
 
 
 class ConstantVoxelWarning(UserWarning):
     """Some voxels are constant over the training samples and were not fitted."""
-
-
-def _check_X(X: Any, name: str = "X") -> np.ndarray:
-    X = np.asarray(X)
-    if X.ndim != 2:
-        fix = " Use X.reshape(-1, 1) for a single feature." if X.ndim == 1 else ""
-        raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {X.shape}.{fix}")
-    if not np.issubdtype(X.dtype, np.number) or np.iscomplexobj(X):
-        raise ValueError(f"{name} must hold real numbers, got dtype {X.dtype}.")
-    if X.shape[0] == 0 or X.shape[1] == 0:
-        raise ValueError(f"{name} is empty (shape {X.shape}); give at least one sample and one feature.")
-    X = X.astype(np.float32, copy=False)
-    if not np.isfinite(X).all():
-        rows = np.flatnonzero(~np.isfinite(X).all(1))
-        raise ValueError(
-            f"{name} contains NaN or inf in {rows.size} sample(s) (first: row {rows[0]}); "
-            "impute or drop those samples (and the matching rows of Y) before fitting."
-        )
-    return X
 
 
 def _as_lazy_2d(Y: Any) -> tuple[Any, bool]:
@@ -60,70 +42,6 @@ def _as_lazy_2d(Y: Any) -> tuple[Any, bool]:
     if Y.shape[1] == 0:
         raise ValueError("Y has no voxels (shape[1] == 0).")
     return Y, False
-
-
-def _check_alphas(alphas: Any) -> np.ndarray:
-    a = np.atleast_1d(np.asarray(alphas, dtype=np.float64))
-    if a.ndim != 1 or a.size == 0:
-        raise ValueError(f"alphas must be a non-empty 1-D sequence, got shape {a.shape}.")
-    if not np.isfinite(a).all() or (a <= 0).any():
-        raise ValueError(
-            f"alphas must be finite and > 0, got {a[~(np.isfinite(a) & (a > 0))][:5].tolist()}; "
-            "use e.g. np.logspace(-2, 5, 15)."
-        )
-    return a
-
-
-def _make_folds(cv: Any, n_samples: int, runs: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray]]:
-    if isinstance(cv, numbers.Integral) and not isinstance(cv, bool):
-        if runs is not None:
-            n_runs = np.unique(runs).size
-            if cv > n_runs:
-                raise ValueError(
-                    f"cv={cv} folds but runs has only {n_runs} distinct runs; use cv <= {n_runs} "
-                    "or split long runs into blocks (brainalign.encoding.splits.blocked_folds)."
-                )
-            return leave_runs_out(runs, int(cv))
-        if cv < 2 or cv > n_samples:
-            raise ValueError(f"cv={cv} must be between 2 and n_samples={n_samples}.")
-        folds = list(KFold(int(cv)).split(np.zeros(n_samples)))
-    elif hasattr(cv, "split"):
-        folds = list(cv.split(np.zeros((n_samples, 1)), groups=runs))
-    else:
-        try:
-            folds = [(np.asarray(t), np.asarray(v)) for t, v in cv]
-        except (TypeError, ValueError) as exc:
-            raise ValueError(
-                "cv must be an int, a scikit-learn splitter or a list of (train, test) index arrays; "
-                f"got {type(cv).__name__}."
-            ) from exc
-    if len(folds) == 0:
-        raise ValueError("cv produced no folds; give at least one (train, test) pair.")
-    out = []
-    for k, (tr, va) in enumerate(folds):
-        tr = np.asarray(tr)
-        va = np.asarray(va)
-        if tr.dtype == bool:
-            tr = np.flatnonzero(tr)
-        if va.dtype == bool:
-            va = np.flatnonzero(va)
-        if tr.size == 0 or va.size == 0:
-            raise ValueError(f"cv fold {k} has an empty train or test set; check the cv argument.")
-        if max(tr.max(), va.max()) >= n_samples or min(tr.min(), va.min()) < 0:
-            raise ValueError(
-                f"cv fold {k} has indices outside [0, {n_samples}); the folds must index the rows of X."
-            )
-        out.append((tr.astype(np.intp), va.astype(np.intp)))
-    return out
-
-
-def _r2(Y: np.ndarray, Y_hat: np.ndarray) -> np.ndarray:
-    err = ((Y - Y_hat) ** 2).sum(0, dtype=np.float64)
-    var = ((Y - Y.mean(0, dtype=np.float64)) ** 2).sum(0, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r2 = 1.0 - err / var
-    r2[var == 0] = 0.0  # himalaya's convention
-    return r2
 
 
 class RidgeCV(RegressorMixin, BaseEstimator):
@@ -234,24 +152,21 @@ class RidgeCV(RegressorMixin, BaseEstimator):
         -------
         self
         """
-        X = _check_X(X)
+        X = check_X(X)
         Y, ravel = _as_lazy_2d(y)
         if Y.shape[0] != X.shape[0]:
             raise ValueError(
                 f"X has {X.shape[0]} samples but y has {Y.shape[0]}; give one row of y per row of X."
             )
-        alphas = _check_alphas(self.alphas)
-        if runs is not None:
-            runs = np.asarray(runs)
-            if runs.shape != (X.shape[0],):
-                raise ValueError(f"runs has shape {runs.shape}; give one run label per sample ({X.shape[0]}).")
+        alphas = check_alphas(self.alphas)
+        runs = check_runs(runs, X.shape[0])
         if not isinstance(self.chunk_voxels, numbers.Integral) or self.chunk_voxels < 1:
             raise ValueError(f"chunk_voxels must be a positive int, got {self.chunk_voxels!r}.")
         if self.executor not in ("local", "dask"):
             raise ValueError(f"executor must be 'local' or 'dask', got {self.executor!r}.")
         if not isinstance(self.blas_threads, numbers.Integral) or self.blas_threads < 1:
             raise ValueError(f"blas_threads must be a positive int, got {self.blas_threads!r}.")
-        folds = _make_folds(self.cv, X.shape[0], runs)
+        folds = make_folds(self.cv, X.shape[0], runs)
 
         if self.memory_limit is not None:
             in_flight = 1 if self.executor == "local" else 3 * self.n_workers
@@ -305,7 +220,7 @@ class RidgeCV(RegressorMixin, BaseEstimator):
     def _check_fitted_X(self, X) -> np.ndarray:
         if not hasattr(self, "coef_"):
             raise ValueError("This RidgeCV is not fitted yet; call fit(X, y) first.")
-        X = _check_X(X)
+        X = check_X(X)
         if X.shape[1] != self.n_features_in_:
             raise ValueError(
                 f"X has {X.shape[1]} features but the model was fitted with {self.n_features_in_}."
@@ -347,8 +262,8 @@ class RidgeCV(RegressorMixin, BaseEstimator):
         if Y.shape != Y_hat.shape:
             raise ValueError(f"y has shape {Y.shape} but the prediction has shape {Y_hat.shape}.")
         if Y.ndim == 1:
-            r2 = _r2(Y[:, None], Y_hat[:, None])
+            r2 = r2_score(Y[:, None], Y_hat[:, None])
             return float(r2[0]) if self.valid_voxels_[0] else float("nan")
-        r2 = _r2(Y, Y_hat)
+        r2 = r2_score(Y, Y_hat)
         r2[~self.valid_voxels_] = np.nan
         return r2

@@ -1,24 +1,26 @@
-"""Where voxel chunks are computed: in this process, or on a dask.distributed cluster.
+"""Where voxel chunks are computed: in this process, or on a dask.distributed cluster; and where they are kept.
 
 Both executors call the same :func:`brainalign.encoding.ridge.fit_chunk` on the
 same chunks, so their results are identical; only the place differs. There is
 no home-made scheduler: scale-out is dask's job (a ``LocalCluster`` by default,
-any scheduler address, or a ``dask_jobqueue`` cluster's client).
+any scheduler address, or a ``dask_jobqueue`` cluster's client), and the client
+comes from :func:`brainalign._utils.cluster.dask_client`, as for every dask
+fit of brainalign. :class:`ChunkStore` keeps finished chunks on disk, in the
+checksummed entries of :class:`brainalign._utils.npz_store.NpzStore`.
 """
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import os
-import warnings
 from collections import deque
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from brainalign._utils.atomic import atomic_write_bytes, atomic_write_text
+from brainalign._utils.atomic import atomic_write_text
+from brainalign._utils.cluster import dask_client
+from brainalign._utils.npz_store import NpzStore, inputs_digest
 from brainalign.encoding.ridge import ChunkResult, load_chunk, local_map_chunks, run_chunk
 
 __all__ = ["local_map_chunks", "DaskChunkMapper", "ChunkStore", "fit_fingerprint"]
@@ -45,19 +47,8 @@ class DaskChunkMapper:
         self.max_in_flight = max_in_flight
 
     def __call__(self, Y: Any, bounds: list[tuple[int, int]], shared: dict) -> Iterator[ChunkResult]:
-        from distributed import Client, LocalCluster
-
-        own_cluster = own_client = None
-        client = self.client
-        if client is None:
-            own_cluster = LocalCluster(
-                n_workers=self.n_workers, threads_per_worker=1, processes=True,
-                dashboard_address=None,
-            )
-            client = own_client = Client(own_cluster)
-        elif isinstance(client, str):
-            client = own_client = Client(client)
-        try:
+        blas_threads = int(shared.get("blas_threads", 1))
+        with dask_client(self.n_workers, self.client, blas_threads, keep=False) as client:
             n_workers = max(1, len(client.scheduler_info().get("workers", {})))
             window = self.max_in_flight or 2 * n_workers
             # one future for the whole dict (scattering a dict would use its keys as
@@ -81,11 +72,6 @@ class DaskChunkMapper:
                 yield fut.result()
                 fut.release()
             shared_f.release()
-        finally:
-            if own_client is not None:
-                own_client.close()
-            if own_cluster is not None:
-                own_cluster.close()
 
 
 # ----------------------------------------------------------------------------- resumable store
@@ -94,23 +80,32 @@ def fit_fingerprint(X: np.ndarray, Y_shape: tuple, alphas: np.ndarray, folds, **
 
     The values of ``Y`` are not hashed (that would mean reading all of it);
     its shape and the other inputs are. Reuse a store only for the same ``Y``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    Y_shape : (n_samples, n_voxels)
+    alphas : ndarray of shape (n_alphas,)
+    folds : list of (train, val) index arrays
+    **params
+        Options of the fit (str, number, bool or None; anything else is recorded as its ``str``).
+
+    Returns
+    -------
+    dict
+        ``inputs_sha256`` (:func:`~brainalign._utils.npz_store.inputs_digest` of X as float32, alphas as
+        float64 and every fold's indices as int64), ``X_shape``, ``Y_shape`` and ``params``; JSON-ready.
     """
-    h = hashlib.sha256()
-    h.update(np.ascontiguousarray(X, dtype=np.float32).tobytes())
-    h.update(np.asarray(alphas, dtype=np.float64).tobytes())
-    for tr, va in folds:
-        h.update(np.asarray(tr, dtype=np.int64).tobytes())
-        h.update(b"|")
-        h.update(np.asarray(va, dtype=np.int64).tobytes())
-        h.update(b"#")
-    return dict(inputs_sha256=h.hexdigest(), X_shape=list(np.shape(X)), Y_shape=list(Y_shape),
+    fold_arrays = [np.asarray(a, dtype=np.int64) for fold in folds for a in fold]
+    digest = inputs_digest(np.asarray(X, dtype=np.float32), np.asarray(alphas, dtype=np.float64), *fold_arrays)
+    return dict(inputs_sha256=digest, X_shape=list(np.shape(X)), Y_shape=list(Y_shape),
                 **{k: (v if isinstance(v, (bool, int, float, str)) or v is None else str(v))
                    for k, v in params.items()})
 
 
 class ChunkStore:
-    """Per-chunk results on disk (``.npz``, no pickle, each with a ``.sha256`` sidecar), so that a rerun resumes
-    (a damaged chunk is warned about and recomputed).
+    """Per-chunk results on disk (:class:`~brainalign._utils.npz_store.NpzStore` entries: ``.npz``, no pickle,
+    each with a ``.sha256`` sidecar), so that a rerun resumes (a damaged chunk is warned about and recomputed).
 
     Parameters
     ----------
@@ -135,58 +130,33 @@ class ChunkStore:
                 )
         else:
             atomic_write_text(meta, json.dumps(fingerprint, indent=1, sort_keys=True))
+        self.entries = NpzStore(self.path, what="encoding chunk", redo="recomputing")
         self.n_loaded = 0
 
-    def _file(self, tag: str, start: int, stop: int) -> Path:
-        return self.path / f"{tag}_{start:010d}_{stop:010d}.npz"
-
     @staticmethod
-    def _sum_file(npz: Path) -> Path:
-        return npz.with_name(npz.name + ".sha256")
+    def _name(tag: str, start: int, stop: int) -> str:
+        return f"{tag}_{start:010d}_{stop:010d}"
 
     def save(self, tag: str, res: ChunkResult) -> None:
-        arrays = {k: v for k, v in dict(
+        self.entries.put(self._name(tag, res.start, res.stop), {k: v for k, v in dict(
             mean_scores=res.mean_scores, valid=res.valid, best_index=res.best_index,
-            coef=res.coef, intercept=res.intercept).items() if v is not None}
-        buf = io.BytesIO()
-        np.savez(buf, **arrays)
-        blob = buf.getvalue()
-        npz = self._file(tag, res.start, res.stop)
-        atomic_write_bytes(npz, blob)  # fsync + rename
-        # the checksum is written last: a chunk counts as finished only once both are on disk
-        atomic_write_text(self._sum_file(npz), hashlib.sha256(blob).hexdigest() + "\n")
+            coef=res.coef, intercept=res.intercept).items() if v is not None})
 
-    def _read(self, tag: str, start: int, stop: int) -> bytes | None:
-        """The chunk's bytes if finished and intact; None if absent; a damaged chunk is warned about and
-        removed (so that it is recomputed)."""
-        npz = self._file(tag, start, stop)
-        side = self._sum_file(npz)
-        if not (npz.is_file() and side.is_file()):
-            return None
-        blob = npz.read_bytes()
-        if hashlib.sha256(blob).hexdigest() != side.read_text().strip():
-            warnings.warn(f"encoding chunk {npz} is corrupt (checksum mismatch); recomputing it.", stacklevel=3)
-            npz.unlink()
-            side.unlink()
-            return None
-        return blob
-
-    def load(self, tag: str, start: int, stop: int, blob: bytes | None = None) -> ChunkResult:
-        blob = self._read(tag, start, stop) if blob is None else blob
-        if blob is None:
-            raise FileNotFoundError(f"chunk {self._file(tag, start, stop)} is missing or corrupt.")
-        with np.load(io.BytesIO(blob), allow_pickle=False) as z:
-            get = lambda k: z[k] if k in z.files else None  # noqa: E731
-            self.n_loaded += 1
-            return ChunkResult(start, stop, z["mean_scores"], z["valid"], get("best_index"),
-                               get("coef"), get("intercept"))
+    def load(self, tag: str, start: int, stop: int) -> ChunkResult:
+        z = self.entries.get(self._name(tag, start, stop), stacklevel=3)
+        if z is None:
+            raise FileNotFoundError(f"chunk {self.entries.path(self._name(tag, start, stop))} is missing or corrupt.")
+        self.n_loaded += 1
+        return ChunkResult(start, stop, z["mean_scores"], z["valid"], z.get("best_index"), z.get("coef"),
+                           z.get("intercept"))
 
     def wrap(self, mapper: Callable) -> Callable:
         """A chunk mapper that reads finished chunks from disk and computes only the rest (and damaged ones)."""
 
         def mapped(Y: Any, bounds: list[tuple[int, int]], shared: dict) -> Iterator[ChunkResult]:
             tag = "refit" if shared.get("best_index") is not None else "fit"
-            done = {b for b in bounds if self._read(tag, *b) is not None}  # checks every checksum up front
+            # checks every checksum up front (a damaged chunk is removed, so it joins the ones to compute)
+            done = {b for b in bounds if self.entries.read(self._name(tag, *b), stacklevel=3) is not None}
             todo = [b for b in bounds if b not in done]
             computed = iter(mapper(Y, todo, shared)) if todo else iter(())
             for start, stop in bounds:

@@ -3,7 +3,8 @@
 Voxel chunks are the unit of :class:`~brainalign.encoding.RidgeCV`'s own
 ``executor="dask"``; when there are many feature spaces for one ``Y``, whole
 fits are the better unit: ``Y`` is sent to the cluster once and each task fits
-one feature space in a worker (the estimator inside runs locally there).
+one feature space in a worker (the estimator inside runs locally there). The
+client comes from :func:`brainalign._utils.cluster.dask_client`.
 """
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 from sklearn.base import clone
+
+from brainalign._utils.cluster import dask_client
 
 __all__ = ["fit_many"]
 
@@ -59,23 +62,10 @@ def fit_many(
     if executor == "local":
         fitted = [_fit_one(estimator, X, Y, runs) for X in items]
     else:
-        from distributed import Client, LocalCluster
-
-        own_cluster = own_client = None
-        if client is None:
-            own_cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                                       dashboard_address=None)
-            client = own_client = Client(own_cluster)
-        elif isinstance(client, str):
-            client = own_client = Client(client)
-        try:
-            Y_f = client.scatter(Y, broadcast=True, hash=False)
-            futures = [client.submit(_fit_one, estimator, np.asarray(X, dtype=np.float32), Y_f, runs,
-                                     pure=False) for X in items]
-            fitted = client.gather(futures)
-        finally:
-            if own_client is not None:
-                own_client.close()
-            if own_cluster is not None:
-                own_cluster.close()
+        blas_threads = int(getattr(estimator, "blas_threads", 1))
+        with dask_client(n_workers, client, blas_threads, keep=False) as c:
+            Y_f = c.scatter(Y, broadcast=True, hash=False)
+            futures = [c.submit(_fit_one, estimator, np.asarray(X, dtype=np.float32), Y_f, runs, pure=False)
+                       for X in items]
+            fitted = c.gather(futures)
     return dict(zip(names, fitted)) if names is not None else fitted

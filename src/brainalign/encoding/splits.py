@@ -5,9 +5,13 @@ himalaya's and scikit-learn's ``cv`` arguments accept.
 """
 from __future__ import annotations
 
+import numbers
+from typing import Any
+
 import numpy as np
 
-__all__ = ["leave_one_run_out", "leave_runs_out", "train_test_by_runs", "blocked_folds", "stratified_folds", "outer_folds"]
+__all__ = ["leave_one_run_out", "leave_runs_out", "train_test_by_runs", "blocked_folds", "stratified_folds", "outer_folds",
+           "make_folds"]
 
 
 def _check_runs(runs) -> np.ndarray:
@@ -165,3 +169,67 @@ def outer_folds(encoding, runs: np.ndarray) -> list[tuple[np.ndarray, np.ndarray
     if encoding.outer_cv == "split":  # item data: test-split folds are numbered from item_folds up
         return [train_test_by_runs(runs, [int(r) for r in np.unique(runs) if r >= encoding.item_folds])]
     return [train_test_by_runs(runs, encoding.outer_cv)]
+
+
+def make_folds(cv: Any, n_samples: int, runs: np.ndarray | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The ``cv`` argument of the encoding estimators as an explicit list of folds.
+
+    Parameters
+    ----------
+    cv : int, scikit-learn splitter or iterable of (train, test) index arrays
+        An int means ``KFold(cv)`` without shuffling (himalaya's choice), or,
+        when ``runs`` is given, ``cv`` folds of whole runs
+        (:func:`leave_runs_out`). A splitter gets ``groups=runs``. Boolean
+        masks are accepted in place of index arrays.
+    n_samples : int
+        Rows of X; every index must lie in ``[0, n_samples)``.
+    runs : ndarray of shape (n_samples,), optional
+        Run label per sample.
+
+    Returns
+    -------
+    folds : list of (train, test) ndarrays of intp
+        Neither side of a fold is empty.
+    """
+    if isinstance(cv, numbers.Integral) and not isinstance(cv, bool):
+        if runs is not None:
+            n_runs = np.unique(runs).size
+            if cv > n_runs:
+                raise ValueError(
+                    f"cv={cv} folds but runs has only {n_runs} distinct runs; use cv <= {n_runs} "
+                    "or split long runs into blocks (brainalign.encoding.splits.blocked_folds)."
+                )
+            return leave_runs_out(runs, int(cv))
+        if cv < 2 or cv > n_samples:
+            raise ValueError(f"cv={cv} must be between 2 and n_samples={n_samples}.")
+        from sklearn.model_selection import KFold
+
+        folds = list(KFold(int(cv)).split(np.zeros(n_samples)))
+    elif hasattr(cv, "split"):
+        folds = list(cv.split(np.zeros((n_samples, 1)), groups=runs))
+    else:
+        try:
+            folds = [(np.asarray(t), np.asarray(v)) for t, v in cv]
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                "cv must be an int, a scikit-learn splitter or a list of (train, test) index arrays; "
+                f"got {type(cv).__name__}."
+            ) from exc
+    if len(folds) == 0:
+        raise ValueError("cv produced no folds; give at least one (train, test) pair.")
+    out = []
+    for k, (tr, va) in enumerate(folds):
+        tr = np.asarray(tr)
+        va = np.asarray(va)
+        if tr.dtype == bool:
+            tr = np.flatnonzero(tr)
+        if va.dtype == bool:
+            va = np.flatnonzero(va)
+        if tr.size == 0 or va.size == 0:
+            raise ValueError(f"cv fold {k} has an empty train or test set; check the cv argument.")
+        if max(tr.max(), va.max()) >= n_samples or min(tr.min(), va.min()) < 0:
+            raise ValueError(
+                f"cv fold {k} has indices outside [0, {n_samples}); the folds must index the rows of X."
+            )
+        out.append((tr.astype(np.intp), va.astype(np.intp)))
+    return out

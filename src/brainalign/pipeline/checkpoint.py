@@ -2,17 +2,18 @@
 
 A run keeps its work in ``<parent>/.<OUT name>.work/`` until the results are
 complete. ``config_hash`` there records which experiment the work belongs to;
-``checkpoints/`` holds one ``.npz`` per finished (space, fold) fit with a JSON
+``checkpoints/`` holds one ``.npz`` per finished (space, fold) fit with a
 sidecar carrying its sha256 (``checkpoints/partition/`` the same per (partition, fold), see
-:meth:`EncodingCheckpoint.for_stage`). Entries are written atomically, so ``kill -9``
+:meth:`EncodingCheckpoint.for_stage`): entries of :class:`brainalign._utils.npz_store.NpzStore`,
+the store of ``RidgeCV(store=...)`` too. Entries are written atomically, so ``kill -9``
 loses at most the fit in flight; a corrupt entry is warned about and refitted.
 Arrays are stored exactly (no pickle), so a resumed run gives byte-identical
-tables.
+tables. What is particular to a pipeline run stays here: the work folder, the
+resume/force rules, and the inputs digest checked per entry.
 """
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import re
 import warnings
@@ -21,9 +22,10 @@ from typing import Callable
 
 import numpy as np
 
-from brainalign._utils.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from brainalign._utils.atomic import atomic_write_text
 from brainalign._utils.errors import ConfigError
 from brainalign._utils.faults import stall_point
+from brainalign._utils.npz_store import NpzStore, inputs_digest
 
 __all__ = ["EncodingCheckpoint", "work_dir", "prepare_work_dir", "ResumeError", "stall_point"]
 
@@ -95,16 +97,6 @@ def prepare_work_dir(out: str | Path, config_hash: str, *, resume: bool, force: 
     return wd
 
 
-def inputs_digest(*arrays) -> str:
-    """sha256 over the dtype, shape and bytes of every array."""
-    h = hashlib.sha256()
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        h.update(f"{a.dtype.str}{a.shape}|".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
-
-
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
 
@@ -130,6 +122,7 @@ class EncodingCheckpoint:
         self.loaded: list[tuple[str, int]] = []
         self.fitted: list[tuple[str, int]] = []
         self._stages: dict[str, EncodingCheckpoint] = {}
+        self._entries = NpzStore(self.root, what=f"{stage} checkpoint", redo="refitting")
 
     def for_stage(self, stage: str, unit: str) -> "EncodingCheckpoint":
         """The checkpoint of another stage of the same run (entries in the subfolder ``stage``; one object per
@@ -138,34 +131,27 @@ class EncodingCheckpoint:
             self._stages[stage] = EncodingCheckpoint(self.root / stage, stage=stage, unit=unit)
         return self._stages[stage]
 
-    def _paths(self, space: str, fold: int) -> tuple[Path, Path]:
+    def _name(self, space: str, fold: int) -> str:
         digest = hashlib.sha256(space.encode()).hexdigest()[:10]
-        stem = f"fold{fold:03d}-{_safe(space)}-{digest}"
-        return self.root / f"{stem}.npz", self.root / f"{stem}.json"
+        return f"fold{fold:03d}-{_safe(space)}-{digest}"
+
+    def _paths(self, space: str, fold: int) -> tuple[Path, Path]:
+        npz = self._entries.path(self._name(space, fold))
+        return npz, NpzStore.sidecar(npz)
 
     def get(self, space: str, fold: int) -> dict[str, np.ndarray] | None:
         """The stored arrays, or None when absent or corrupt (corrupt entries are warned about)."""
-        npz, side = self._paths(space, fold)
-        if not (npz.is_file() and side.is_file()):
+        got = self._entries.get(self._name(space, fold), stacklevel=3)
+        if got is None:
             return None
-        try:
-            info = json.loads(side.read_text())
-            blob = npz.read_bytes()
-            if hashlib.sha256(blob).hexdigest() != info["sha256"] or info.get("space") != space:
-                raise ValueError("checksum mismatch")
-            with np.load(io.BytesIO(blob), allow_pickle=False) as z:
-                return {k: z[k] for k in z.files}
-        except (ValueError, KeyError, OSError) as err:
-            warnings.warn(f"{self.stage} checkpoint {npz} is corrupt ({err}); refitting it.", stacklevel=2)
+        if str(got.pop("_space", space)) != space:  # the file name holds only 40 bits of the name's hash
+            warnings.warn(f"{self.stage} checkpoint {self._paths(space, fold)[0]} holds another {self.unit} fit; "
+                          "refitting it.", stacklevel=2)
             return None
+        return got
 
     def put(self, space: str, fold: int, arrays: dict[str, np.ndarray]) -> None:
-        npz, side = self._paths(space, fold)
-        buf = io.BytesIO()
-        np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
-        blob = buf.getvalue()
-        atomic_write_bytes(npz, blob)
-        atomic_write_json(side, dict(space=space, fold=fold, sha256=hashlib.sha256(blob).hexdigest()))
+        self._entries.put(self._name(space, fold), dict(arrays, _space=np.array(space)))
 
     def lookup(self, space: str, fold: int, digest: str) -> dict[str, np.ndarray] | None:
         """The stored arrays of (space, fold) if they were fitted on inputs with this ``digest``

@@ -16,16 +16,18 @@ on a shared machine (spinning BLAS threads collapse under contention); paralleli
 """
 from __future__ import annotations
 
-import atexit
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from brainalign._utils.threads import blas_limit
+from brainalign._utils.cluster import close_local_clusters, dask_client
+from brainalign._utils.npz_store import inputs_digest
+from brainalign._utils.threads import call_with_blas_limit
 
+# dask_client and close_local_clusters: the one way brainalign gets a dask client (also for RidgeCV and fit_many),
+# importable from here as before
 __all__ = ["FitTask", "run_fits", "dask_client", "close_local_clusters"]
 
 # arrays at least this large are sent to the cluster once and shared by every task that uses them (Y, each X)
@@ -58,70 +60,6 @@ class FitTask:
     inputs: tuple = ()
 
 
-def _call_limited(fn: Callable[..., dict], blas_threads: int, *args) -> dict:
-    with blas_limit(blas_threads):
-        return fn(*args)
-
-
-# LocalClusters started here, kept for the life of the process (as joblib keeps its worker pool): the encoding
-# and partition stages, and later runs in the same process, reuse the workers instead of paying their start-up
-# (spawning processes and importing numpy/sklearn/brainalign takes seconds, far more than a demo-sized fit).
-_LOCAL: dict[tuple[int, int], tuple[Any, Any]] = {}
-# Two dask defaults made a demo-sized fit cost 2-3x the CPU in a worker than in this process (measured: 0.33 vs
-# 0.14 CPU-s): the worker profiler, which samples every thread's stack every 10 ms, and the nanny's
-# MALLOC_TRIM_THRESHOLD_ (its "pre-spawn environ"), which also turns off glibc's dynamic mmap threshold, so every
-# large numpy temporary is a fresh mmap with page faults. The LocalCluster's workers run without either; their
-# thread variables come from ``blas_threads``.
-_QUIET_WORKER_ENV = {"DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False"}
-
-
-def close_local_clusters() -> None:
-    """Close the LocalClusters kept by :func:`dask_client` (also done at interpreter exit)."""
-    import logging
-
-    nanny = logging.getLogger("distributed.nanny")
-    level = nanny.level
-    nanny.setLevel(logging.ERROR)  # "worker process still alive after 4.0 seconds, killing": expected when busy
-    try:
-        while _LOCAL:
-            _, (cluster, client) = _LOCAL.popitem()
-            try:
-                client.close()
-            finally:
-                cluster.close()
-    finally:
-        nanny.setLevel(level)
-
-
-@contextmanager
-def dask_client(n_workers: int = 2, scheduler: str | None = None, blas_threads: int = 1) -> Iterator[Any]:
-    """A ``distributed.Client``: on ``scheduler`` when given (closed on exit), else on a LocalCluster of
-    ``n_workers`` single-threaded worker processes (BLAS/OpenMP started with ``blas_threads`` threads), kept for
-    reuse until :func:`close_local_clusters` or the end of the process. Neither becomes dask's default client."""
-    import dask
-    from distributed import Client, LocalCluster
-
-    if scheduler is not None:
-        client = Client(scheduler, set_as_default=False)
-        try:
-            yield client
-        finally:
-            client.close()
-        return
-    entry = _LOCAL.get((n_workers, blas_threads))
-    if entry is None or entry[1].status != "running":
-        if not _LOCAL:
-            atexit.register(close_local_clusters)
-        env = {k: str(blas_threads) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-        env.update(_QUIET_WORKER_ENV)
-        with dask.config.set({"distributed.nanny.pre-spawn-environ": {}}):  # see _QUIET_WORKER_ENV
-            cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, env=env,
-                                   host="127.0.0.1", dashboard_address="127.0.0.1:0",  # loopback only, any port
-                                   worker_dashboard_address="127.0.0.1:0")
-        entry = _LOCAL[(n_workers, blas_threads)] = (cluster, Client(cluster, set_as_default=False))
-    yield entry[1]
-
-
 def run_fits(
     tasks: Sequence[FitTask], *, n_workers: int = 1, scheduler: str | None = None, checkpoint=None,
     blas_threads: int = 1,
@@ -151,7 +89,7 @@ def run_fits(
         raise ValueError(f"blas_threads={blas_threads}; give 1 or more.")
     if n_workers == 1 and scheduler is None:
         for t in tasks:
-            fit = partial(_call_limited, t.fn, blas_threads, *t.args)
+            fit = partial(call_with_blas_limit, blas_threads, t.fn, *t.args)
             yield checkpoint.fit_or_load(t.key, t.fold, fit, inputs=t.inputs) if checkpoint is not None else fit()
         return
     yield from _run_on_dask(list(tasks), n_workers, scheduler, checkpoint, blas_threads)
@@ -160,8 +98,6 @@ def run_fits(
 def _run_on_dask(tasks: list[FitTask], n_workers: int, scheduler: str | None, checkpoint,
                  blas_threads: int) -> Iterator[dict]:
     from distributed import as_completed
-
-    from brainalign.pipeline.checkpoint import inputs_digest
 
     digests = [inputs_digest(*t.inputs) if checkpoint is not None else None for t in tasks]
     done: dict[int, dict] = {}
@@ -197,7 +133,7 @@ def _run_on_dask(tasks: list[FitTask], n_workers: int, scheduler: str | None, ch
         futures = {}
         for rank, i in enumerate(todo):  # earlier tasks first (the reference space of each fold leads its fold)
             t = tasks[i]
-            fut = client.submit(_call_limited, t.fn, blas_threads, *(ship(a) for a in t.args), pure=False,
+            fut = client.submit(call_with_blas_limit, blas_threads, t.fn, *(ship(a) for a in t.args), pure=False,
                                 priority=len(todo) - rank)
             futures[fut] = i
         try:
