@@ -72,7 +72,7 @@ def demo_spaces(cache: Path):
     data = pipeline.load_data(exp, cfg.parent)
     store = FeatureStore(cache)
     feats, meta = pipeline.model_features(exp, data.stimuli, store)
-    spaces = pipeline.build_feature_spaces(exp, data, feats, meta)
+    spaces = pipeline.build_feature_spaces(data, feats, meta, exp.models, exp.analysis.baselines, exp.seed)
     extra, _ = control_spaces(exp, data, feats, meta, store)
     return exp, data, spaces + extra
 

@@ -278,7 +278,7 @@ def test_planted_prompt_effect_survives_scrambled_control_and_token_null_does_no
     result = {}
     for case, drive in (("effect", feats["MiniLM-L6"]["action"][:, 0]), ("null", bag)):
         data = _planted_study(drive)
-        spaces = pipeline.build_feature_spaces(exp, data, feats, meta)
+        spaces = pipeline.build_feature_spaces(data, feats, meta, exp.models, exp.analysis.baselines, exp.seed)
         extra, pairs = control_spaces(exp, data, feats, meta, store, extractor_for=lambda spec: minilm)
         assert [s.name for s in extra] == [f"MiniLM-L6/action~scrambled/L{LAYER}"]
         run_scores, _, _ = pipeline.cross_validate(exp, data, spaces + extra)

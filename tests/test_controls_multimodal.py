@@ -15,7 +15,7 @@ def results(tmp_path_factory):
     from brainalign import pipeline
     from brainalign.config import load_config
     from brainalign.features.store import FeatureStore
-    from brainalign.features.tiny_swap import tiny_experiment
+    from brainalign.features.tiny_swap import tiny_models
     from brainalign.testing.fixtures import write_nsd
 
     root = tmp_path_factory.mktemp("nsd")
@@ -30,7 +30,7 @@ def results(tmp_path_factory):
         "analysis.controls={prompts: [scrambled, neutral], features: [stimulus_shuffled], layer: 1.0,"
         " in_context: {k: 1, with_stimuli: true}}",
     ])
-    exp = tiny_experiment(exp, cache / "tiny")
+    exp = exp.model_copy(update=dict(models=tiny_models(exp.models, cache / "tiny", seed=exp.seed)))
     res = pipeline.run(exp, base_dir=CONFIG.parent, store=FeatureStore(cache), data_root=root)
     return exp, res
 

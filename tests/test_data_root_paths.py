@@ -16,16 +16,16 @@ ATLAS = "ds004323/derivatives/atlases/tpl-MNI152NLin2009cAsym_res-02_atlas-MMP1_
 def test_rois_paths_follow_the_data_root(tmp_path):
     exp = load_config(SEED000)
     assert exp.brain.rois.image == "{data_root}/" + ATLAS
-    moved = expand_data_root(exp, SEED000.parent, tmp_path)
+    moved = exp.model_copy(update=dict(brain=expand_data_root(exp.brain, SEED000.parent, tmp_path)))
     assert moved.brain.rois.image == str(tmp_path.absolute() / ATLAS)
     assert moved.brain.rois.table.startswith(str(tmp_path.absolute()) + "/ds004323/")
     # without --data-root: brain.data_root (relative to the config)
-    here = expand_data_root(exp, SEED000.parent)
+    here = exp.model_copy(update=dict(brain=expand_data_root(exp.brain, SEED000.parent)))
     assert here.brain.rois.image == str((SEED000.parent / "data").absolute() / ATLAS)
     assert exp.brain.rois.image == "{data_root}/" + ATLAS  # the loaded config itself is unchanged
     # a path without the placeholder stays as written (relative to the config)
     plain = load_config(SEED000, [f"brain.rois.image=atlas/{Path(ATLAS).name}"])
-    assert expand_data_root(plain, SEED000.parent, tmp_path).brain.rois.image == f"atlas/{Path(ATLAS).name}"
+    assert expand_data_root(plain.brain, SEED000.parent, tmp_path).rois.image == f"atlas/{Path(ATLAS).name}"
 
 
 def test_data_root_placeholder_is_refused_where_it_means_nothing():

@@ -61,7 +61,7 @@ def test_frames_are_placed_on_the_tr_grid_from_the_plays(mini):
     from brainalign.study.load import load_subject
 
     exp = load_config(CONFIG, [s for s in mini_overrides()[1::2]])
-    data = load_subject(exp, "02", CONFIG.parent, mini["root"])
+    data = load_subject(exp.brain, exp.stimuli, exp.encoding, exp.seed, "02", CONFIG.parent, mini["root"])
     assert data.recording.data.shape == (3 * 40, int(mini["mask"]["02"].sum()))
     frames = data.load_stimuli()
     assert len(frames) == len(data.stimuli) == data.design.shape[1] == 3 * 3 * 11  # one kept frame per game TR

@@ -36,6 +36,7 @@ from nilearn import masking, signal
 
 from brainalign._utils.errors import DataError
 from .recording import Recording
+from .voxels import mask_of_kept, varying_voxels
 
 __all__ = [
     "BidsRun",
@@ -513,7 +514,7 @@ def load_bids(
 
         conf_frames, _ = load_confounds([str(r.bold) for r in found], strategy=tuple(confounds_strategy))
 
-    blocks, labels, event_tables, trs, run_meta, run_ok = [], [], [], [], [], []
+    blocks, labels, event_tables, trs, run_meta, run_sd = [], [], [], [], [], []
     n_vertices: tuple = ()
     for i, run in enumerate(found):
         run_tr = repetition_time(run.bold, root, expected=tr if tr is not None else (trs[0] if trs else None))
@@ -575,7 +576,7 @@ def load_bids(
         elif conf_frames is not None:
             conf = np.asarray(conf_frames[i], dtype=np.float64)[:n]
         blocks.append((data, conf))
-        run_ok.append(np.isfinite(data).all(0) & (data.std(0, dtype=np.float64) > 0))
+        run_sd.append(data.std(0, dtype=np.float64))
         labels.append(np.full(n, run.label))
         if ev is not None:
             event_tables.append(ev)
@@ -584,19 +585,13 @@ def load_bids(
         raise DataError(f"runs of sub-{_sub(subject)} task-{task} have different TRs {sorted(set(trs))}; load them separately.")
     run_tr = trs[0]
 
-    keep = np.logical_and.reduce(run_ok)
+    keep, message = varying_voxels(run_sd, f"sub-{_sub(subject)} task-{task}",
+                                   run_names=[r.bold.name for r in found], unit="vertices" if surface else "mask voxels")
     dropped = int((~keep).sum())
-    if dropped:
-        warnings.warn(
-            f"sub-{_sub(subject)} task-{task}: {dropped} of {keep.size} mask voxels are constant within a run or "
-            "non-finite; they are excluded.",
-            stacklevel=2,
-        )
+    if message:
+        warnings.warn(message, stacklevel=2)
         if not surface:
-            flat = np.flatnonzero(mask_arr.ravel())
-            new = np.zeros(mask_arr.size, dtype=np.uint8)
-            new[flat[keep]] = 1
-            mask_img = nib.Nifti1Image(new.reshape(mask_arr.shape), mask_img.affine)
+            mask_img = mask_of_kept(mask_arr, keep, mask_img.affine)
     cleaned = []
     while blocks:
         data, conf = blocks.pop(0)

@@ -30,6 +30,7 @@ import pandas as pd
 from brainalign._utils.errors import DataError
 from .bids import parse_entities, read_sidecar
 from .recording import Recording
+from .voxels import varying_voxels
 
 __all__ = [
     "MOVIE10_TR",
@@ -219,10 +220,11 @@ def load_movie10(
         seg_trs[movie] = segs
         files += f
     # vertices constant (e.g. medial wall) or non-finite in any movie cannot be z-scored
-    keep = np.logical_and.reduce([(sd > 0) & np.isfinite(sd) for _, _, _, sd in blocks])
+    keep, message = varying_voxels([sd for _, _, _, sd in blocks], f"sub {subject}", run_names=list(seg_trs),
+                                   unit="vertices", within="a movie", hint="medial wall?")
     dropped = int((~keep).sum())
-    if dropped:
-        warnings.warn(f"sub {subject}: {dropped} vertices are constant or non-finite in a movie (medial wall?); excluded.", stacklevel=2)
+    if message:
+        warnings.warn(message, stacklevel=2)
     cols = np.flatnonzero(keep)
     data = np.empty((sum(n for _, n, _, _ in blocks), cols.size), dtype=np.float32)  # the result, written in place
     row = 0

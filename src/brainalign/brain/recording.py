@@ -15,6 +15,7 @@ import numpy as np
 from nilearn import masking, signal
 
 from brainalign._utils.errors import DataError
+from brainalign.brain.voxels import mask_of_kept, varying_voxels
 
 __all__ = ["Recording", "load_nifti_recording"]
 
@@ -140,23 +141,13 @@ def load_nifti_recording(
             f"brain.tr={tr} s but the header of {bold} says {header_tr} s; fix brain.tr (or the header)."
         )
     data = masking.apply_mask(img, mimg).astype(np.float64)  # (n_trs, n_voxels)
-    finite = np.isfinite(data).all(0)
-    const = np.zeros(data.shape[1], dtype=bool)
-    for r in np.unique(runs):
-        const |= data[runs == r].std(0) == 0
-    keep = finite & ~const
+    labels = np.unique(runs)
+    keep, message = varying_voxels([data[runs == r].std(0) for r in labels], str(bold),
+                                   run_names=[f"run {r}" for r in labels])
     dropped = int((~keep).sum())
-    if dropped:
-        warnings.warn(
-            f"{bold}: {dropped} of {data.shape[1]} mask voxels are constant within a run or non-finite; "
-            "they are excluded from the analysis.",
-            stacklevel=2,
-        )
-        mdata = np.asarray(mimg.dataobj) != 0
-        flat = np.flatnonzero(mdata.ravel(order="C"))
-        newmask = np.zeros(mdata.size, dtype=np.uint8)
-        newmask[flat[keep]] = 1
-        mimg = nib.Nifti1Image(newmask.reshape(mdata.shape, order="C"), mimg.affine)
+    if message:
+        warnings.warn(message, stacklevel=2)
+        mimg = mask_of_kept(np.asarray(mimg.dataobj), keep, mimg.affine)
         data = data[:, keep]
     if detrend or standardize:
         data = signal.clean(

@@ -101,9 +101,10 @@ def _load(config: Path, overrides: list[str] | None = None, models: str = "as-co
     exp = load_config(config, overrides or ())
     if models == "tiny":
         from brainalign.features.store import FeatureStore
-        from brainalign.features.tiny_swap import tiny_experiment
+        from brainalign.features.tiny_swap import tiny_models
 
-        exp = tiny_experiment(exp, FeatureStore(cache).root / "tiny-models")
+        models = tiny_models(exp.models, FeatureStore(cache).root / "tiny-models", seed=exp.seed)
+        exp = exp.model_copy(update=dict(models=models))
     elif models != "as-configured":
         raise ConfigError(f"--models {models!r}: use 'as-configured' or 'tiny'.")
     return exp

@@ -116,6 +116,17 @@ class ModelSpec(StrictModel):
                 raise ValueError(f"models[{self.name}]: source is missing; give a Hugging Face id or a local folder.")
         return self
 
+    def prompts_from(self, prompts: dict[str, str]) -> dict[str, str]:
+        """The prompt templates this model is read with, out of the config's ``prompts`` (name -> template).
+
+        ``prompts: none`` gives ``{"none": "{stimulus}"}``, ``all`` every template, a list the named ones.
+        """
+        if self.prompts == "none":
+            return {"none": "{stimulus}"}
+        if self.prompts == "all":
+            return dict(prompts)
+        return {name: prompts[name] for name in self.prompts}
+
 
 class TimingSpec(StrictModel):
     """From stimulus features to the TR grid."""
@@ -438,12 +449,8 @@ class Experiment(StrictModel):
         return self
 
     def prompts_of(self, model: ModelSpec) -> dict[str, str]:
-        """The prompt templates a model is read with (``models[].prompts``); prompt-free: ``{"none": ...}``."""
-        if model.prompts == "none":
-            return {"none": "{stimulus}"}
-        if model.prompts == "all":
-            return dict(self.prompts)
-        return {name: self.prompts[name] for name in model.prompts}
+        """The prompt templates a model is read with (:meth:`ModelSpec.prompts_from` of this config's prompts)."""
+        return model.prompts_from(self.prompts)
 
     @property
     def is_items(self) -> bool:

@@ -9,14 +9,27 @@ from brainalign.encoding.delays import make_delayed, zscore_with_train
 from brainalign.timing.grid import TrainPCA
 
 if TYPE_CHECKING:
-    from brainalign.config import Experiment
+    from brainalign.config import TimingSpec
 
 __all__ = ["design_delays", "prepare_design"]
 
 
-def design_delays(exp: Experiment) -> list[int]:
-    """Hemodynamic delays of time series; item data (betas) have no time axis, so none."""
-    return [0] if exp.is_items else list(exp.timing.delays)
+def design_delays(timing: TimingSpec, is_items: bool) -> list[int]:
+    """Hemodynamic delays of time series; item data (betas) have no time axis, so none.
+
+    Parameters
+    ----------
+    timing : TimingSpec
+        The config's ``timing`` section (its ``delays``, in TRs).
+    is_items : bool
+        True for item data (NSD, GLMsingle betas: ``Experiment.is_items``).
+
+    Returns
+    -------
+    list of int
+        ``[0]`` for item data, else ``timing.delays``.
+    """
+    return [0] if is_items else list(timing.delays)
 
 
 def prepare_design(

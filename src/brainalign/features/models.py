@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 
 from brainalign._utils.errors import ConfigError
-from brainalign.config import Experiment, MovieClipStimuli, resolve_path
+from brainalign.config import Experiment, ModelSpec, MovieClipStimuli, Stimuli, resolve_path
 from brainalign.features.hf_text import TextExtractor, fill_prompts
 from brainalign.features.store import FeatureStore
 from brainalign.study.data import Progress, StudyData, no_progress
 
-__all__ = ["make_extractor", "model_prompts", "model_features", "MultimodalReader", "AUDIO_MODEL_TYPES"]
+__all__ = ["make_extractor", "model_features", "MultimodalReader", "AUDIO_MODEL_TYPES"]
 
 #: Model types whose stimulus is a sound: they read a movie clip's soundtrack (``modality: auto``).
 AUDIO_MODEL_TYPES = ("qwen2_audio", "wav2vec2", "audio-spectrogram-transformer", "hubert", "wavlm", "whisper")
@@ -35,12 +35,7 @@ def make_extractor(spec) -> TextExtractor:
     )
 
 
-def model_prompts(exp: Experiment, spec) -> dict[str, str]:
-    """The prompt templates a model is read with; see :meth:`Experiment.prompts_of`."""
-    return exp.prompts_of(spec)
-
-
-def _text_model_features(exp, spec, data: StudyData, store: FeatureStore, tick):
+def _text_model_features(spec: ModelSpec, prompts: dict[str, str], data: StudyData, store: FeatureStore, tick):
     from brainalign.features.base import resolve_layers
 
     ex = make_extractor(spec)
@@ -48,7 +43,7 @@ def _text_model_features(exp, spec, data: StudyData, store: FeatureStore, tick):
     meta = dict(layers=layers, n_layers=ex.n_layers, fingerprint=ex.fingerprint(), model_id=ex.model_id, texts={},
                 n_tokens={})
     feats = {}
-    for pname, texts in fill_prompts(model_prompts(exp, spec), data.names).items():
+    for pname, texts in fill_prompts(spec.prompts_from(prompts), data.names).items():
         feats[pname] = ex.embed_cached(texts, layers, store)
         meta["texts"][pname] = texts
         meta["n_tokens"][pname] = ex.count_tokens(texts)
@@ -65,22 +60,23 @@ class MultimodalReader:
 
     Parameters
     ----------
-    exp : Experiment
     spec : ModelSpec (kind ``multimodal``)
+    stimuli : Stimuli
+        The config's ``stimuli`` section (movie clips are sampled to the encoder's frame count).
     data : StudyData with ``load_stimuli``
     base_dir : Path, optional
         Folder of the config (relative model folders).
     """
 
-    def __init__(self, exp: Experiment, spec, data: StudyData, base_dir: Path | None = None):
+    def __init__(self, spec: ModelSpec, stimuli: Stimuli, data: StudyData, base_dir: Path | None = None):
         from brainalign.features.registry import fingerprint, load_extractor
 
         if data.load_stimuli is None:
-            raise ConfigError(f"models[{spec.name}] is multimodal but stimuli.format '{exp.stimuli.format}' gives no "
+            raise ConfigError(f"models[{spec.name}] is multimodal but stimuli.format '{stimuli.format}' gives no "
                              "images, clips or sounds; use a text model or an image/video/audio stimulus format.")
         local = resolve_path(spec.source, base_dir)
         self.source = str(local) if local.exists() else spec.source
-        self.spec, self.data, self.exp = spec, data, exp
+        self.spec, self.data = spec, data
         self.ex = load_extractor(self.source, trust_remote_code=spec.trust_remote_code, revision=spec.revision,
                                  dtype=spec.dtype)
         self.n_layers = int(self.ex.n_layers)
@@ -88,7 +84,7 @@ class MultimodalReader:
         self.options = {} if spec.component == "language" else dict(component=spec.component)
         modality = spec.modality if spec.modality != "auto" else (
             "audio" if self.model_type in AUDIO_MODEL_TYPES else "video")
-        if isinstance(exp.stimuli, MovieClipStimuli):
+        if isinstance(stimuli, MovieClipStimuli):
             # video encoders (VideoMAE, ViViT) take a fixed number of frames: sample that many per clip
             self.stimuli = data.load_stimuli(modality, getattr(self.ex, "num_frames", None))
             if modality == "audio":
@@ -128,7 +124,8 @@ class MultimodalReader:
         return {name: np.asarray(fs.values)[:, 0, :] for name, fs in sets.items()}
 
 
-def _multimodal_model_features(exp, spec, data: StudyData, store: FeatureStore, tick, base_dir=None):
+def _multimodal_model_features(spec: ModelSpec, prompts: dict[str, str], stimuli: Stimuli, data: StudyData,
+                               store: FeatureStore, tick, base_dir=None):
     """Features of a registry adapter: the stimulus objects (images...) with each prompt, through the cache.
 
     The prompt's ``{stimulus}`` becomes the stimulus format's name (e.g. "image"); prompt-free models
@@ -136,10 +133,10 @@ def _multimodal_model_features(exp, spec, data: StudyData, store: FeatureStore, 
     """
     from brainalign.features.base import resolve_layers
 
-    reader = MultimodalReader(exp, spec, data, base_dir)
+    reader = MultimodalReader(spec, stimuli, data, base_dir)
     layers = resolve_layers(spec.layers, reader.n_layers)
     name = data.names[0] if data.names else "image"
-    texts = {p: t.format(stimulus=name) for p, t in model_prompts(exp, spec).items()}
+    texts = {p: t.format(stimulus=name) for p, t in spec.prompts_from(prompts).items()}
     if spec.prompts == "none":
         texts = {"none": "none"}
     feats = reader.features(texts, layers, store)
@@ -167,14 +164,14 @@ def model_features(
     if not isinstance(data, StudyData):
         data = StudyData(None, None, list(data), None)
     feats, meta = {}, {}
-    tick = progress("features", sum(len(model_prompts(exp, m)) for m in exp.models))
+    tick = progress("features", sum(len(m.prompts_from(exp.prompts)) for m in exp.models))
     for spec in exp.models:
         if spec.kind == "text":
-            feats[spec.name], meta[spec.name] = _text_model_features(exp, spec, data, store, tick)
+            feats[spec.name], meta[spec.name] = _text_model_features(spec, exp.prompts, data, store, tick)
         elif spec.kind == "baseline":  # per-frame pixels / motion energy / random / RL agent
             from brainalign.features.frame_baselines import frame_baseline_features
 
             feats[spec.name], meta[spec.name] = frame_baseline_features(exp, spec, data, tick, base_dir)
         else:
-            feats[spec.name], meta[spec.name] = _multimodal_model_features(exp, spec, data, store, tick, base_dir)
+            feats[spec.name], meta[spec.name] = _multimodal_model_features(spec, exp.prompts, exp.stimuli, data, store, tick, base_dir)
     return feats, meta

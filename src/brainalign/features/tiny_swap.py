@@ -1,7 +1,7 @@
 """``--models tiny``: run a study config with small, seeded, config-built models of the same architectures.
 
 A study config names 7B checkpoints that a CI machine cannot hold (and this
-one cannot download). ``tiny_experiment`` swaps every multimodal model's
+one cannot download). :func:`tiny_models` swaps every multimodal model's
 ``source`` for a tiny random model built from a config of its
 ``model_type`` (through :mod:`brainalign.features.tiny_models`), so the whole
 pipeline — processors, chat templates, adapters, pooling, cache, encoding,
@@ -15,11 +15,11 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
-from brainalign.config import Experiment
+from brainalign.config import ModelSpec
 
-__all__ = ["tiny_model", "tiny_experiment", "TINY_MARKER"]
+__all__ = ["tiny_model", "tiny_models", "TINY_MARKER"]
 
 #: File marking a folder as a generated stand-in (exempt from the --data-root containment check: it is not data).
 TINY_MARKER = "BRAINALIGN_TINY_MODEL"
@@ -72,22 +72,36 @@ def tiny_model(model_type: str, cache_dir: str | Path, seed: int = 0) -> Path:
     return final
 
 
-def tiny_experiment(exp: Experiment, cache_dir: str | Path) -> Experiment:
-    """A copy of ``exp`` whose multimodal models are tiny models of their ``model_type``.
+def tiny_models(models: Sequence[ModelSpec], cache_dir: str | Path, seed: int = 0) -> list[ModelSpec]:
+    """The config's ``models`` with every multimodal model's source a tiny model of its ``model_type``.
+
+    Parameters
+    ----------
+    models : sequence of ModelSpec
+        The config's ``models``; text models and frame baselines are returned as they are.
+    cache_dir : str or Path
+        Folder the tiny models are built into (once per type and seed).
+    seed : int
+        Seed of the tiny models' random weights (the experiment's seed).
+
+    Returns
+    -------
+    list of ModelSpec
+        Copies with ``source`` the tiny model's folder, ``revision`` None and ``dtype`` float32.
 
     Raises
     ------
     ValueError
         For a multimodal model without ``model_type`` (the architecture cannot be guessed without its config).
     """
-    models = []
-    for m in exp.models:
+    out = []
+    for m in models:
         if m.kind in ("text", "baseline"):  # small already / no weights
-            models.append(m)
+            out.append(m)
             continue
         if m.model_type is None:
             raise ValueError(f"models[{m.name}] has no model_type; --models tiny needs it to build a small model "
                              "of the same architecture (e.g. model_type: qwen2_5_vl).")
-        folder = tiny_model(m.model_type, cache_dir, seed=exp.seed)
-        models.append(m.model_copy(update=dict(source=str(folder), revision=None, dtype="float32")))
-    return exp.model_copy(update=dict(models=models))
+        folder = tiny_model(m.model_type, cache_dir, seed=seed)
+        out.append(m.model_copy(update=dict(source=str(folder), revision=None, dtype="float32")))
+    return out

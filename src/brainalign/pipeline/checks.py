@@ -15,8 +15,16 @@ import numpy as np
 
 from brainalign.config import BUILTIN_PREFIX, ConfigError, Experiment, resolve_path
 from brainalign.stimuli.events import read_tr_labels
+from brainalign.study.data import expand_data_root
 
-__all__ = ["preflight_nifti", "check_data_root", "check_models", "check_space_names", "check_rois", "estimate_memory"]
+__all__ = ["with_expanded_data_root", "preflight_nifti", "check_data_root", "check_models", "check_space_names", "check_rois", "estimate_memory"]
+
+
+def with_expanded_data_root(exp: Experiment, base_dir: Path | None, data_root: Path | None = None) -> Experiment:
+    """``exp`` whose ``brain`` section has ``{data_root}`` in its ROI paths expanded
+    (:func:`brainalign.study.data.expand_data_root`); ``exp`` itself when nothing changes."""
+    brain = expand_data_root(exp.brain, base_dir, data_root)
+    return exp if brain is exp.brain else exp.model_copy(update=dict(brain=brain))
 
 
 def _existing(exp_file: str | None, field: str, value: str, base_dir: Path | None) -> Path:

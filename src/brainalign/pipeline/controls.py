@@ -278,7 +278,7 @@ def control_spaces(
             return make_extractor(spec)
         from brainalign.features.models import MultimodalReader
 
-        return MultimodalReader(exp, spec, data, base_dir)
+        return MultimodalReader(spec, exp.stimuli, data, base_dir)
 
     extractor_for = extractor_for or default_reader
     ctl = exp.analysis.controls

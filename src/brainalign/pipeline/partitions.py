@@ -4,7 +4,7 @@ Called by :func:`brainalign.pipeline.extras.extra_analyses`.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -15,7 +15,7 @@ from brainalign.encoding.splits import outer_folds
 from brainalign.timing.spaces import resolve_space_name
 
 if TYPE_CHECKING:
-    from brainalign.config import Experiment, PartitionSpec
+    from brainalign.config import EncodingSpec, Experiment, PartitionSpec
     from brainalign.study.data import StudyData
     from brainalign.timing.spaces import FeatureSpace
 
@@ -97,20 +97,64 @@ def partition_vif_table(features: Mapping[str, np.ndarray], spec: PartitionSpec)
     return vif
 
 
-def _partition_fold(exp, Y, runs, by_name, names, train, test, method="ridge"):
-    """One outer fold of a partition, prepared as :func:`brainalign.pipeline.runner.partition_spaces` does."""
+def partition_fold(
+    Xs: Sequence[np.ndarray], Y: np.ndarray, runs: np.ndarray, train: np.ndarray, test: np.ndarray,
+    pca_components: int | None, alphas: Sequence[float], delays: Sequence[int], seed: int, method: str = "ridge",
+) -> dict[str, np.ndarray]:
+    """Variance partitioning of two or three feature spaces on one outer fold.
+
+    Every space is scaled (and reduced to ``pca_components``) with training-row
+    statistics, then :func:`brainalign.analysis.partition.variance_partition`
+    fits every subset model on the fold's training runs (per-voxel alphas from
+    run-wise CV inside them) and scores the fold's test runs. Only the fold's
+    rows (``train`` and ``test``) enter the fit: rows of runs that are in
+    neither (e.g. the other held-out runs of a per-run control fold) are left
+    out, never filled with placeholder values.
+
+    Parameters
+    ----------
+    Xs : sequence of ndarray of shape (n_samples, n_features_i)
+        The two or three spaces, TR-wise (or item-wise), named s0, s1(, s2) in the result.
+    Y : ndarray of shape (n_samples, n_voxels)
+    runs : ndarray of shape (n_samples,)
+        Run (or item fold) label per row.
+    train, test : ndarray of int
+        Row indices of the fold's training and test runs (whole runs).
+    pca_components : int or None
+        Components kept per space (``timing.pca_components``); None keeps all.
+    alphas : sequence of float
+        Ridge penalty grid (``encoding.alphas``).
+    delays : sequence of int
+        FIR delays (:func:`brainalign.encoding.design.design_delays`).
+    seed : int
+        The experiment's seed (the banded random search uses it).
+    method : {"ridge", "banded"}
+
+    Returns
+    -------
+    dict str -> ndarray of shape (n_voxels,)
+        The columns of :func:`~brainalign.analysis.partition.variance_partition`'s table
+        (``voxel``, ``r2_s0`` …, ``r2_joint``, ``unique_s0`` …, ``shared``…), as plain arrays
+        (what checkpoints store and workers send back).
+    """
     from brainalign.analysis.partition import variance_partition
 
+    used = np.union1d(train, test)  # sorted: runs stay contiguous
     prepared = {}
-    for i, name in enumerate(names):
-        Xtr, Xte = prepare_design(by_name[name].X, runs, train, test, [0], exp.timing.pca_components)
+    for i, X in enumerate(Xs):
+        Xtr, Xte = prepare_design(X, runs, train, test, [0], pca_components)
         Z = np.zeros((Y.shape[0], Xtr.shape[1]), dtype=np.float32)
         Z[train], Z[test] = Xtr, Xte
-        prepared[f"s{i}"] = Z
-    used = np.sort(np.concatenate([train, test]))
-    sub = {k: v[used] for k, v in prepared.items()}
-    return variance_partition(sub, Y[used], runs[used], np.unique(runs[test]).tolist(), exp.encoding.alphas,
-                              len(np.unique(runs[train])), delays=design_delays(exp), method=method, seed=exp.seed)
+        prepared[f"s{i}"] = Z[used]
+    table = variance_partition(prepared, Y[used], runs[used], np.unique(runs[test]).tolist(), alphas,
+                               len(np.unique(runs[train])), delays=delays, method=method, seed=seed)
+    return {c: table[c].to_numpy() for c in table.columns}
+
+
+def fold_settings(exp: Experiment) -> tuple:
+    """``(pca_components, alphas, delays, seed)``: the arguments of :func:`partition_fold` that come from the config,
+    in its signature's order (workers pass arguments by position)."""
+    return exp.timing.pca_components, exp.encoding.alphas, design_delays(exp.timing, exp.is_items), exp.seed
 
 
 def _check_names(spec: PartitionSpec, by_name, names, what="spaces"):
@@ -135,9 +179,11 @@ def partition_banded_table(
 
     _check_names(spec, by_name, spec.spaces)
     Y, runs = data.recording.data, data.recording.runs
-    tables = [_partition_fold(exp, Y, runs, by_name, spec.spaces, tr, te, "banded") for tr, te in outer_folds(exp.encoding, runs)]
-    cols = [c for c in tables[0].columns if c != "voxel"]
-    mean = pd.DataFrame({c: np.mean([t[c].to_numpy() for t in tables], 0) for c in cols})
+    Xs = [by_name[name].X for name in spec.spaces]
+    tables = [partition_fold(Xs, Y, runs, tr, te, *fold_settings(exp), method="banded")
+              for tr, te in outer_folds(exp.encoding, runs)]
+    cols = [c for c in tables[0] if c != "voxel"]
+    mean = pd.DataFrame({c: np.mean([t[c] for t in tables], 0) for c in cols})
     pct = partition_percentages(mean, None, spec.min_r2_joint)
     ridge = ridge_percentages[["part", "aggregation", "percent", "space"]].rename(columns={"percent": "percent_ridge"})
     pct = pct.rename(columns={"percent": "percent_banded"}).drop(columns="roi")
@@ -147,11 +193,10 @@ def partition_banded_table(
     return m[["partition", "part", "space", "aggregation", "percent_ridge", "percent_banded", "difference", "n_voxels"]]
 
 
-def _per_run_folds(exp, runs):
-    """(train, test) pairs with exactly one held-out run each, training runs as in the outer CV."""
-
+def _per_run_folds(encoding: EncodingSpec, runs: np.ndarray) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """(run, train, test) with exactly one held-out run each, training runs as in the outer CV (``encoding.outer_cv``)."""
     out = []
-    for train, test in outer_folds(exp.encoding, runs):
+    for train, test in outer_folds(encoding, runs):
         for run in np.unique(runs[test]):
             out.append((int(run), train, test[runs[test] == run]))
     return out
@@ -185,15 +230,15 @@ def partition_control_tables(
         raise ConfigError(f"analysis.partitions[{spec.name}].control names {unknown}, which are not its spaces "
                          f"{spec.spaces}.")
     Y, runs = data.recording.data, data.recording.runs
-    folds = _per_run_folds(exp, runs)
+    folds = _per_run_folds(exp.encoding, runs)
     rows, summary = [], []
     for space, ctl in control.items():
         i = spec.spaces.index(space)
         swapped = [ctl if n == space else n for n in spec.spaces]
         per_run = []
         for run, train, test in folds:
-            eff = _partition_fold(exp, Y, runs, by_name, spec.spaces, train, test)
-            con = _partition_fold(exp, Y, runs, by_name, swapped, train, test)
+            eff = partition_fold([by_name[n].X for n in spec.spaces], Y, runs, train, test, *fold_settings(exp))
+            con = partition_fold([by_name[n].X for n in swapped], Y, runs, train, test, *fold_settings(exp))
             per_run.append(dict(partition=spec.name, space=space, control=ctl, run=run,
                                 unique_effect=float(np.mean(eff[f"unique_s{i}"])),
                                 unique_control=float(np.mean(con[f"unique_s{i}"])),

@@ -17,8 +17,8 @@ import numpy as np
 
 from brainalign.config import ConfigError, Experiment, ImageStimuli, MovieClipStimuli, resolve_path
 from brainalign.pipeline.checks import (WORKER_BASE_BYTES, check_data_root, check_models, check_space_names,
-                                        preflight_nifti)
-from brainalign.study.data import dataset_root, expand_data_root
+                                        preflight_nifti, with_expanded_data_root)
+from brainalign.study.data import dataset_root
 
 __all__ = ["preflight", "required_files", "preflight_dataset", "StudyPlan", "study_plan", "MODEL_SIZES"]
 
@@ -63,7 +63,7 @@ def preflight(exp: Experiment, base_dir: Path | None = None, config_file: str | 
     """
     if exp.brain.format != "nifti":
         try:
-            exp = expand_data_root(exp, base_dir, data_root)  # {data_root} in ROI paths
+            exp = with_expanded_data_root(exp, base_dir, data_root)  # {data_root} in ROI paths
         except ValueError as err:
             raise ConfigError(str(err), file=config_file, field="brain.data_root") from None
     if data_root is not None:
@@ -127,7 +127,7 @@ def preflight_dataset(exp: Experiment, base_dir: Path | None, config_file: str |
     from brainalign.brain.manifest import missing_files
 
     try:
-        root = dataset_root(exp, base_dir, data_root)
+        root = dataset_root(exp.brain, base_dir, data_root)
     except ValueError as err:
         raise ConfigError(str(err), file=config_file, field="brain.data_root") from None
     if root.exists() and not root.is_dir():
@@ -269,7 +269,7 @@ def study_plan(exp: Experiment, base_dir: Path | None = None, data_root: Path | 
     plan = StudyPlan(n_subjects=len(exp.brain.subject_list))
     if exp.brain.format == "nsd":
         try:
-            root = dataset_root(exp, base_dir, data_root)
+            root = dataset_root(exp.brain, base_dir, data_root)
         except ValueError:
             root = None
         plan.n_rows, plan.n_stimuli, plan.n_voxels, unique_stimuli = _nsd_sizes(
@@ -286,10 +286,10 @@ def study_plan(exp: Experiment, base_dir: Path | None = None, data_root: Path | 
         from brainalign.study.gameplay import gameplay_plan_sizes
 
         try:
-            root = dataset_root(exp, base_dir, data_root)
+            root = dataset_root(exp.brain, base_dir, data_root)
         except ValueError:
             root = None
-        plan.n_rows, plan.n_stimuli, plan.n_voxels, n_runs = gameplay_plan_sizes(exp, root, plan.assumed)
+        plan.n_rows, plan.n_stimuli, plan.n_voxels, n_runs = gameplay_plan_sizes(exp.brain, exp.stimuli, root, plan.assumed)
         unique_stimuli = plan.n_stimuli * plan.n_subjects  # every subject played (and sees) its own frames
         n_test = 1 if exp.encoding.outer_cv == "leave-one-run-out" else len(exp.encoding.outer_cv)
         n_folds = n_runs if exp.encoding.outer_cv == "leave-one-run-out" else 1

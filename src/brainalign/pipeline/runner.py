@@ -30,8 +30,10 @@ from brainalign.encoding.held_out import HeldOut
 from brainalign.features.models import make_extractor, model_features  # noqa: F401 (re-exported)
 from brainalign.report.results import Results
 from brainalign.pipeline.extras import extra_analyses
-from brainalign.study.data import Progress, StudyData, expand_data_root, no_progress
-from brainalign.study.load import load_data, load_subject
+from brainalign.pipeline.partitions import fold_settings, partition_fold
+from brainalign.pipeline.checks import with_expanded_data_root
+from brainalign.study.data import Progress, StudyData, no_progress
+from brainalign.study.load import load_subject
 from brainalign.timing.spaces import FeatureSpace, build_feature_spaces, resolved_names
 from brainalign.pipeline.workers import FitTask, run_fits
 
@@ -57,7 +59,7 @@ def responsive_voxels(cv_scores: np.ndarray, fraction: float) -> np.ndarray:
 
 
 def _fit_predict(exp: Experiment, X: np.ndarray, Y: np.ndarray, runs: np.ndarray, train, test):
-    Xtr, Xte = prepare_design(X, runs, train, test, design_delays(exp), exp.timing.pca_components)
+    Xtr, Xte = prepare_design(X, runs, train, test, design_delays(exp.timing, exp.is_items), exp.timing.pca_components)
     model = RidgeCV(alphas=exp.encoding.alphas, cv=leave_one_run_out(runs[train]), fit_intercept=False,
                     blas_threads=exp.encoding.blas_threads)
     model.fit(Xtr, Y[train])
@@ -174,22 +176,6 @@ def voxel_scores(
     return pd.concat(rows, ignore_index=True)
 
 
-def _partition_fold(exp: Experiment, Xs: list[np.ndarray], Y: np.ndarray, runs: np.ndarray, train, test) -> dict:
-    """One (partition, fold) of :func:`partition_spaces` as plain arrays: the columns of
-    :func:`brainalign.analysis.variance_partition`'s table, spaces named s0, s1(, s2)."""
-    from brainalign.analysis.partition import variance_partition
-
-    prepared = {}
-    for i, X in enumerate(Xs):
-        Xtr, Xte = prepare_design(X, runs, train, test, [0], exp.timing.pca_components)
-        Z = np.empty((Y.shape[0], Xtr.shape[1]), dtype=np.float32)
-        Z[train], Z[test] = Xtr, Xte
-        prepared[f"s{i}"] = Z
-    table = variance_partition(prepared, Y, runs, np.unique(runs[test]).tolist(), exp.encoding.alphas,
-                               len(np.unique(runs[train])), delays=design_delays(exp))
-    return {c: table[c].to_numpy() for c in table.columns}
-
-
 def partition_spaces(
     exp: Experiment, data: StudyData, spaces: list[FeatureSpace], progress: Progress = no_progress,
     checkpoint=None,
@@ -228,10 +214,11 @@ def partition_spaces(
     if checkpoint is not None:
         checkpoint = checkpoint.for_stage("partition", "(partition, fold)")
     y_digest = checkpoint.digest(Y) if checkpoint is not None else None
+    settings = fold_settings(exp)
     tasks = []
     for spec in specs:
         Xs = [by_name[name].X for name in spec.spaces]
-        tasks += [FitTask(spec.name, fold, _partition_fold, (exp, Xs, Y, runs, train, test),
+        tasks += [FitTask(spec.name, fold, partition_fold, (Xs, Y, runs, train, test, *settings),
                           inputs=(*Xs, y_digest, train, test)) for fold, (train, test) in enumerate(folds)]
     fitted = run_fits(tasks, n_workers=exp.encoding.n_workers, scheduler=exp.encoding.scheduler,
                       blas_threads=exp.encoding.blas_threads, checkpoint=checkpoint)
@@ -338,6 +325,13 @@ def roi_tables(
     return out
 
 
+def load_data(exp: Experiment, base_dir: Path | None = None, subject: str | None = None,
+              data_root: Path | None = None) -> StudyData:
+    """The first (or the named) subject's data (:func:`brainalign.study.load.load_subject` with the config's sections)."""
+    return load_subject(exp.brain, exp.stimuli, exp.encoding, exp.seed, subject or exp.brain.subject_list[0],
+                        base_dir, data_root)
+
+
 def run(
     exp: Experiment,
     base_dir: Path | None = None,
@@ -349,7 +343,7 @@ def run(
 ) -> Results:
     """Run every stage for the first (usually the only) subject; see :func:`run_study` for several."""
     t0 = time.perf_counter()
-    exp = expand_data_root(exp, base_dir, data_root)
+    exp = with_expanded_data_root(exp, base_dir, data_root)
     data = load_data(exp, base_dir, data_root=data_root)
     return run_subject(exp, data, base_dir, store, progress, log, checkpoint, load_seconds=time.perf_counter() - t0)
 
@@ -376,13 +370,13 @@ def run_study(
 
     from brainalign.pipeline.extras import add_study_ceiling
 
-    exp = expand_data_root(exp, base_dir, data_root)
+    exp = with_expanded_data_root(exp, base_dir, data_root)
     out, responses = {}, {}
     subjects = exp.brain.subject_list
     keep = len(subjects) > 1 and exp.analysis.ceiling is not None and exp.analysis.ceiling.method == "subject_subset"
     for subject in subjects:
         t0 = time.perf_counter()
-        data = load_subject(exp, subject, base_dir, data_root)
+        data = load_data(exp, base_dir, subject, data_root)
         ck = checkpoint if checkpoint is None or len(subjects) == 1 else type(checkpoint)(checkpoint.root / f"sub-{subject}")
         log(f"subject {subject}")
         out[subject] = run_subject(exp, data, base_dir, store, progress, log, ck,
@@ -421,8 +415,9 @@ def run_subject(
     feats, model_meta = model_features(exp, data, store, progress, base_dir)
     timings["features"] = time.perf_counter() - t0
     log(f"features: {store.hits} cached, {store.misses} computed")
-    spaces = build_feature_spaces(exp, data, feats, model_meta)
-    as_given, exp = exp, resolved_names(exp, spaces)  # results record the config as given
+    spaces = build_feature_spaces(data, feats, model_meta, exp.models, exp.analysis.baselines, exp.seed)
+    as_given = exp  # results record the config as given
+    exp = exp.model_copy(update=dict(analysis=resolved_names(exp.analysis, spaces)))
     extra, control_pairs = control_spaces(exp, data, feats, model_meta, store, base_dir=base_dir)
     spaces = spaces + extra
     control_pairs = control_pairs_for_models(exp, spaces) + control_pairs

@@ -257,7 +257,8 @@ def _with_resolved_names(res: Results) -> Results:
 
 
     out = copy.copy(res)
-    out.experiment = resolved_names(res.experiment, res.tables["spaces"])
+    analysis = resolved_names(res.experiment.analysis, res.tables["spaces"])
+    out.experiment = res.experiment.model_copy(update=dict(analysis=analysis))
     return out
 
 

@@ -26,7 +26,7 @@ import pandas as pd
 
 from brainalign._utils.errors import DataError
 from brainalign.brain.recording import Recording
-from brainalign.config import Experiment, resolve_path
+from brainalign.config import BrainSpec, resolve_path
 
 __all__ = ["StudyData", "dataset_root", "expand_data_root", "item_folds", "Progress", "no_progress"]
 
@@ -87,37 +87,56 @@ class StudyData:
         return self.recording.meta.get("rows") == "items"
 
 
-def dataset_root(exp: Experiment, base_dir: Path | None, data_root: Path | None = None) -> Path:
-    """Folder of a dataset format: ``--data-root`` when given, else ``brain.data_root`` next to the config."""
+def dataset_root(brain: BrainSpec, base_dir: Path | None, data_root: Path | None = None) -> Path:
+    """Folder of a dataset format: ``--data-root`` when given, else ``brain.data_root`` next to the config.
+
+    Parameters
+    ----------
+    brain : BrainSpec
+        The config's ``brain`` section.
+    base_dir : Path or None
+        Folder of the config (relative paths).
+    data_root : Path, optional
+        ``--data-root``.
+    """
     if data_root is not None:
         return Path(data_root)
-    if exp.brain.data_root is None:
-        raise DataError(f"brain.format '{exp.brain.format}' needs brain.data_root (or --data-root): the folder "
+    if brain.data_root is None:
+        raise DataError(f"brain.format '{brain.format}' needs brain.data_root (or --data-root): the folder "
                          "that holds the dataset.")
-    return resolve_path(exp.brain.data_root, base_dir)
+    return resolve_path(brain.data_root, base_dir)
 
 
 DATA_ROOT = "{data_root}"
 
 
-def expand_data_root(exp: Experiment, base_dir: Path | None, data_root: Path | None = None) -> Experiment:
-    """``exp`` with a leading ``{data_root}`` in ``brain.rois.image`` / ``brain.rois.table`` replaced by the dataset
+def expand_data_root(brain: BrainSpec, base_dir: Path | None, data_root: Path | None = None) -> BrainSpec:
+    """``brain`` with a leading ``{data_root}`` in ``rois.image`` / ``rois.table`` replaced by the dataset
     folder (:func:`dataset_root`), so an atlas that ships with the dataset moves with ``--data-root``.
 
-    Other paths of ROIs stay relative to the config. Returns ``exp`` itself when there is nothing to expand
-    (the config refuses the placeholder with format ``nifti``). Called by :func:`brainalign.pipeline.checks.preflight`,
-    :func:`brainalign.pipeline.runner.run` and :func:`~brainalign.pipeline.runner.run_study`.
+    Other paths of ROIs stay relative to the config. Returns ``brain`` itself when there is nothing to expand
+    (the config refuses the placeholder with format ``nifti``). The pipeline applies it to a whole config with
+    :func:`brainalign.pipeline.checks.with_expanded_data_root` (preflight, ``run`` and ``run_study``).
+
+    Parameters
+    ----------
+    brain : BrainSpec
+        The config's ``brain`` section.
+    base_dir : Path or None
+        Folder of the config.
+    data_root : Path, optional
+        ``--data-root``.
     """
-    rois = exp.brain.rois
-    if rois is None or exp.brain.format == "nifti":
-        return exp
+    rois = brain.rois
+    if rois is None or brain.format == "nifti":
+        return brain
     fields = {k: v for k, v in (("image", rois.image), ("table", rois.table))
               if isinstance(v, str) and v.startswith(DATA_ROOT)}
     if not fields:
-        return exp
-    root = str(dataset_root(exp, base_dir, data_root).absolute())
+        return brain
+    root = str(dataset_root(brain, base_dir, data_root).absolute())
     new = rois.model_copy(update={k: root + v[len(DATA_ROOT):] for k, v in fields.items()})
-    return exp.model_copy(update={"brain": exp.brain.model_copy(update={"rois": new})})
+    return brain.model_copy(update={"rois": new})
 
 
 def item_folds(n_items: int, k: int, seed: int) -> np.ndarray:

@@ -26,6 +26,7 @@ matrix ``F`` becomes per-TR features ``design @ F``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -35,6 +36,10 @@ from brainalign._utils.errors import DataError
 from brainalign.brain.manifest import RequiredFile
 from brainalign.stimuli.gameplay import frames_per_tr, gameplay_frames, read_plays
 from brainalign.study.data import StudyData
+
+if TYPE_CHECKING:
+    from brainalign.brain.recording import Recording
+    from brainalign.config import BrainSpec, GameplayStimuli
 
 __all__ = ["FRAME_LAYOUT", "frame_path", "gameplay_design", "gameplay_study_data", "gameplay_required_files",
            "read_frame"]
@@ -124,8 +129,18 @@ def _all_frames(plays: pd.DataFrame, subject: str, run_labels, spec) -> pd.DataF
     return pd.concat(tables, ignore_index=True)
 
 
-def gameplay_study_data(exp, rec, root: Path, subject: str):
+def gameplay_study_data(spec: GameplayStimuli, rec: Recording, root: Path, subject: str) -> StudyData:
     """:class:`~brainalign.study.data.StudyData` of one subject: TRs of ``rec`` × the frames they show.
+
+    Parameters
+    ----------
+    spec : GameplayStimuli
+        The config's ``stimuli`` section (``format: gameplay-frames``).
+    rec : Recording
+        The subject's BOLD runs.
+    root : Path
+        The dataset folder (``brain.data_root``); the plays export and frames are found under it.
+    subject : str
 
     Raises
     ------
@@ -137,7 +152,6 @@ def gameplay_study_data(exp, rec, root: Path, subject: str):
     from brainalign.brain.loaders import fill_subject
     from brainalign.config import resolve_path
 
-    spec = exp.stimuli
     plays_path = resolve_path(fill_subject(spec.plays, subject), root)
     frames_dir = resolve_path(fill_subject(spec.frames, subject), root)
     plays = read_plays(plays_path)
@@ -202,10 +216,10 @@ def gameplay_required_files(spec, subject: str, runs, root: Path | None = None) 
 DS004323_ASSUMED = dict(trs_per_run=283, games_per_run=3, trs_per_game=92, voxels=228_000)
 
 
-def _bold_and_mask(exp, root: Path, subject: str, run: int) -> tuple[Path, Path]:
+def _bold_and_mask(brain: BrainSpec, root: Path, subject: str, run: int) -> tuple[Path, Path]:
     from brainalign.brain.loaders import brain_manifest, fill_subject
 
-    opts = fill_subject(dict(exp.brain.options), subject)
+    opts = fill_subject(dict(brain.options), subject)
     opts["runs"] = [run]
     files = [Path(root) / f.path for f in brain_manifest("bids", subject=subject, **opts)]
     bold = next(f for f in files if f.name.endswith(("desc-preproc_bold.nii.gz", "_bold.nii.gz")))
@@ -213,12 +227,24 @@ def _bold_and_mask(exp, root: Path, subject: str, run: int) -> tuple[Path, Path]
     return bold, mask
 
 
-def gameplay_plan_sizes(exp, root: Path | None, assumed: list[str]) -> tuple[int, int, int, int]:
+def gameplay_plan_sizes(brain: BrainSpec, spec: GameplayStimuli, root: Path | None,
+                        assumed: list[str]) -> tuple[int, int, int, int]:
     """Sizes of a gameplay study for ``--dry-run``, without reading any voxel data.
 
     Read from the files when present (BOLD headers for TRs, the first subject's brain mask for voxels, the plays
     export and :func:`gameplay_design` for the frames kept), else from :data:`DS004323_ASSUMED` (noted in
     ``assumed``).
+
+    Parameters
+    ----------
+    brain : BrainSpec
+        The config's ``brain`` section (``options.runs``, ``subjects``, ``tr``).
+    spec : GameplayStimuli
+        The config's ``stimuli`` section.
+    root : Path or None
+        The dataset folder, when known.
+    assumed : list of str
+        Receives a note for every size taken from :data:`DS004323_ASSUMED`.
 
     Returns
     -------
@@ -229,12 +255,11 @@ def gameplay_plan_sizes(exp, root: Path | None, assumed: list[str]) -> tuple[int
     """
     import nibabel as nib
 
-    spec = exp.stimuli
-    runs = list(exp.brain.options.get("runs") or [])
+    runs = list(brain.options.get("runs") or [])
     if not runs:
         raise DataError("--dry-run of a gameplay study needs brain.options.runs (the run numbers).")
-    subjects = exp.brain.subject_list
-    tr = float(exp.brain.tr or 2.0)
+    subjects = brain.subject_list
+    tr = float(brain.tr or 2.0)
     a = DS004323_ASSUMED
     from brainalign.brain.loaders import fill_subject
 
@@ -250,7 +275,7 @@ def gameplay_plan_sizes(exp, root: Path | None, assumed: list[str]) -> tuple[int
         n_trs = []
         for r in runs:
             try:
-                bold, mask = _bold_and_mask(exp, root, s, r)
+                bold, mask = _bold_and_mask(brain, root, s, r)
                 n_trs.append(int(nib.load(bold).shape[3]))
                 if voxels is None and mask is not None:
                     voxels = int((np.asarray(nib.load(mask).dataobj) > 0).sum())

@@ -15,31 +15,31 @@ from scipy import sparse
 from brainalign._utils.errors import DataError
 from brainalign.brain.items import ItemResponses
 from brainalign.brain.recording import Recording, load_nifti_recording
-from brainalign.config import Experiment, ImageStimuli, MovieClipStimuli, StimulusSpec, TextItemStimuli, resolve_path
+from brainalign.config import (BrainSpec, EncodingSpec, ImageStimuli, MovieClipStimuli, Stimuli, StimulusSpec,
+                               TextItemStimuli, resolve_path)
 from brainalign.stimuli.events import events_from_tr_labels, read_tr_labels, stimulus_design
 
 from brainalign.study.data import StudyData, dataset_root, item_folds
 from brainalign.study.gameplay import gameplay_study_data
 
-__all__ = ["load_data", "load_subject"]
+__all__ = ["load_subject"]
 
 
-def _nifti_subject(exp: Experiment, base_dir: Path | None) -> StudyData:
-    spec = exp.stimuli
+def _nifti_subject(brain: BrainSpec, spec: StimulusSpec, base_dir: Path | None) -> StudyData:
     assert isinstance(spec, StimulusSpec)
     ev_path = resolve_path(spec.events, base_dir)
     labels, runs = read_tr_labels(ev_path)
-    bold = resolve_path(exp.brain.bold, base_dir)
-    mask = resolve_path(exp.brain.mask, base_dir)
+    bold = resolve_path(brain.bold, base_dir)
+    mask = resolve_path(brain.mask, base_dir)
     rec = load_nifti_recording(
-        bold, mask, runs, exp.brain.tr, subject=exp.brain.subject,
-        detrend=exp.brain.detrend, standardize=exp.brain.standardize,
+        bold, mask, runs, brain.tr, subject=brain.subject,
+        detrend=brain.detrend, standardize=brain.standardize,
     )
-    return _tr_label_data(exp, rec, ev_path, labels, runs, dict(bold=bold, mask=mask, events=ev_path))
+    return _tr_label_data(spec, rec, ev_path, labels, runs, dict(bold=bold, mask=mask, events=ev_path))
 
 
-def _tr_label_data(exp, rec, ev_path, labels, runs, files) -> StudyData:
-    spec = exp.stimuli
+def _tr_label_data(spec: StimulusSpec, rec: Recording, ev_path: Path, labels: np.ndarray, runs: np.ndarray,
+                   files: dict) -> StudyData:
     if labels.size != rec.data.shape[0]:
         raise DataError(f"{ev_path} has {labels.size} rows but the brain data have {rec.data.shape[0]} TRs "
                          f"(subject {rec.subject}); stimuli.events needs one row per TR.")
@@ -49,26 +49,27 @@ def _tr_label_data(exp, rec, ev_path, labels, runs, files) -> StudyData:
     return StudyData(rec, events, stimuli, design, input_files=files)
 
 
-def _items_recording(resp: ItemResponses, exp: Experiment, root: Path) -> tuple[Recording, pd.DataFrame]:
+def _items_recording(resp: ItemResponses, brain: BrainSpec, encoding: EncodingSpec, seed: int,
+                     root: Path) -> tuple[Recording, pd.DataFrame]:
     """Item responses as a Recording whose 'runs' are seeded folds (rows sorted by fold, so folds are contiguous)."""
-    k = exp.encoding.item_folds
-    folds = item_folds(len(resp.items), k, exp.seed)
-    if exp.encoding.outer_cv == "split":  # deal train and test items separately; test folds are k..2k-1
+    k = encoding.item_folds
+    folds = item_folds(len(resp.items), k, seed)
+    if encoding.outer_cv == "split":  # deal train and test items separately; test folds are k..2k-1
         if "split" not in resp.items.columns:
-            raise DataError(f"encoding.outer_cv 'split' needs a split column in the {exp.brain.format} item table; "
+            raise DataError(f"encoding.outer_cv 'split' needs a split column in the {brain.format} item table; "
                              "use outer_cv: leave-one-run-out (item folds) instead.")
         test = (resp.items["split"] == "test").to_numpy()
         if test.sum() < k or (~test).sum() < k:
             raise DataError(f"the split has {int((~test).sum())} train and {int(test.sum())} test items; each needs "
                              f"at least encoding.item_folds={k}.")
-        folds[~test] = item_folds(int((~test).sum()), k, exp.seed)
-        folds[test] = k + item_folds(int(test.sum()), k, exp.seed + 1)
+        folds[~test] = item_folds(int((~test).sum()), k, seed)
+        folds[test] = k + item_folds(int(test.sum()), k, seed + 1)
     order = np.argsort(folds, kind="stable")
     items = resp.items.iloc[order].reset_index(drop=True)
     items["fold"] = folds[order]
     data = np.ascontiguousarray(resp.data[order], dtype=np.float32)
     meta = dict(resp.meta, rows="items", data_root=str(root))
-    rec = Recording(data, folds[order], float(exp.brain.tr or 0.0), resp.mask_img, subject=resp.subject, meta=meta)
+    rec = Recording(data, folds[order], float(brain.tr or 0.0), resp.mask_img, subject=resp.subject, meta=meta)
     return rec, items
 
 
@@ -78,14 +79,14 @@ def _one_hot(keys: np.ndarray) -> tuple[list, sparse.csr_matrix]:
     return list(uniq), sparse.csr_matrix((np.ones(n, dtype=np.float32), (np.arange(n), inv)), shape=(n, uniq.size))
 
 
-def _item_data(exp: Experiment, resp: ItemResponses, root: Path, base_dir: Path | None) -> StudyData:
-    rec, items = _items_recording(resp, exp, root)
-    spec = exp.stimuli
+def _item_data(brain: BrainSpec, spec: Stimuli, encoding: EncodingSpec, seed: int, resp: ItemResponses, root: Path,
+               base_dir: Path | None) -> StudyData:
+    rec, items = _items_recording(resp, brain, encoding, seed, root)
     test_rows = (items["split"] == "test").to_numpy() if "split" in items.columns else None
     if isinstance(spec, ImageStimuli):
         if "nsd_id" not in items.columns:
             raise DataError(f"stimuli.format 'nsd-images' needs an nsd_id column in the item table; the "
-                             f"{exp.brain.format} loader gave {list(items.columns)}.")
+                             f"{brain.format} loader gave {list(items.columns)}.")
         ids, design = _one_hot(items["nsd_id"].to_numpy())
         path = resolve_path(spec.path, root)
 
@@ -109,15 +110,14 @@ def _item_data(exp: Experiment, resp: ItemResponses, root: Path, base_dir: Path 
         uniq, design = _one_hot(texts)
         return StudyData(rec, None, [str(t) for t in uniq], design, {}, items=items, test_rows=test_rows)
     raise DataError(f"stimuli.format '{spec.format}' does not apply to item data (brain.format "
-                     f"'{exp.brain.format}'); use nsd-images or text-items.")
+                     f"'{brain.format}'); use nsd-images or text-items.")
 
 
-def _movie_clip_data(exp: Experiment, rec: Recording, root: Path) -> StudyData:
+def _movie_clip_data(spec: MovieClipStimuli, rec: Recording, root: Path) -> StudyData:
     """One stimulus per TR: the clip of the movie shown during that TR (design = identity)."""
     from brainalign.brain.movie10 import movie10_tr_table, segment_trs_from_events
     from brainalign.stimuli.movie_study import MovieClips
 
-    spec = exp.stimuli
     stim_root, raw_root = resolve_path(spec.path, root), resolve_path(spec.raw_root, root)
     movies = list(rec.run_ids) or [str(r) for r in np.unique(rec.runs)]
     tables = []
@@ -141,9 +141,30 @@ def _movie_clip_data(exp: Experiment, rec: Recording, root: Path) -> StudyData:
                      extract_options=dict(sampling_rate=spec.sampling_rate))
 
 
-def load_subject(exp: Experiment, subject: str, base_dir: Path | None = None,
-                 data_root: Path | None = None) -> StudyData:
+def load_subject(brain: BrainSpec, stimuli: Stimuli, encoding: EncodingSpec, seed: int, subject: str,
+                 base_dir: Path | None = None, data_root: Path | None = None) -> StudyData:
     """Load one subject's brain data and stimuli as the config describes.
+
+    Parameters
+    ----------
+    brain : BrainSpec
+        The config's ``brain`` section (format, files or dataset options, TR, cleaning).
+    stimuli : Stimuli
+        The config's ``stimuli`` section (any stimulus format).
+    encoding : EncodingSpec
+        The config's ``encoding`` section: item data are dealt into ``item_folds`` folds (and ``outer_cv: split``).
+    seed : int
+        The experiment's seed (the item folds).
+    subject : str
+        The subject id as the config writes it (``brain.subject_list``).
+    base_dir : Path, optional
+        Folder of the config (relative paths).
+    data_root : Path, optional
+        ``--data-root`` (else ``brain.data_root``).
+
+    Returns
+    -------
+    StudyData
 
     Raises
     ------
@@ -152,34 +173,28 @@ def load_subject(exp: Experiment, subject: str, base_dir: Path | None = None,
     """
     from brainalign.brain.loaders import fill_subject, load_brain
 
-    if exp.brain.format == "nifti":
-        return _nifti_subject(exp, base_dir)
-    root = dataset_root(exp, base_dir, data_root)
-    opts = fill_subject(dict(exp.brain.options), subject)
-    if exp.brain.format == "bids":
-        opts.setdefault("detrend", exp.brain.detrend)
-        opts.setdefault("standardize", exp.brain.standardize)
-    resp, _events = load_brain(exp.brain.format, root, subject=subject, **opts)
+    if brain.format == "nifti":
+        return _nifti_subject(brain, stimuli, base_dir)
+    root = dataset_root(brain, base_dir, data_root)
+    opts = fill_subject(dict(brain.options), subject)
+    if brain.format == "bids":
+        opts.setdefault("detrend", brain.detrend)
+        opts.setdefault("standardize", brain.standardize)
+    resp, _events = load_brain(brain.format, root, subject=subject, **opts)
     resp.subject = str(subject)  # the id as the config writes it (results folders are named by it)
     if isinstance(resp, ItemResponses):
-        return _item_data(exp, resp, root, base_dir)
-    if exp.brain.tr is not None and abs(resp.tr - exp.brain.tr) > 1e-3 * exp.brain.tr:
-        raise DataError(f"brain.tr={exp.brain.tr} s but the {exp.brain.format} data of subject {subject} have "
+        return _item_data(brain, stimuli, encoding, seed, resp, root, base_dir)
+    if brain.tr is not None and abs(resp.tr - brain.tr) > 1e-3 * brain.tr:
+        raise DataError(f"brain.tr={brain.tr} s but the {brain.format} data of subject {subject} have "
                          f"TR {resp.tr} s; fix brain.tr or remove it.")
-    spec = exp.stimuli
+    spec = stimuli
     if isinstance(spec, MovieClipStimuli):
-        return _movie_clip_data(exp, resp, root)
+        return _movie_clip_data(spec, resp, root)
     if spec.format == "gameplay-frames":  # ds004323: frames timed by the plays export
-        return gameplay_study_data(exp, resp, root, str(subject))
+        return gameplay_study_data(spec, resp, root, str(subject))
     if not isinstance(spec, StimulusSpec):
         raise DataError(f"stimuli.format '{spec.format}' needs item data; time series take tr-labels or movie-clips.")
     ev_path = resolve_path(fill_subject(spec.events, subject), base_dir)
     labels, _ = read_tr_labels(ev_path)
     files = {f"brain:{Path(f).name}": Path(f) for f in resp.meta.get("files", []) if Path(f).is_file()}
-    return _tr_label_data(exp, resp, ev_path, labels, resp.runs, dict(files, events=ev_path))
-
-
-def load_data(exp: Experiment, base_dir: Path | None = None, subject: str | None = None,
-              data_root: Path | None = None) -> StudyData:
-    """The first (or the named) subject's data; see :func:`load_subject`."""
-    return load_subject(exp, subject or exp.brain.subject_list[0], base_dir, data_root)
+    return _tr_label_data(spec, resp, ev_path, labels, resp.runs, dict(files, events=ev_path))

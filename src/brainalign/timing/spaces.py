@@ -7,7 +7,7 @@ prompt, layer or baseline). :func:`build_feature_spaces` makes them from stimulu
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import pandas as pd
@@ -15,7 +15,7 @@ import pandas as pd
 from brainalign.stimuli.events import stimulus_design
 
 if TYPE_CHECKING:
-    from brainalign.config import Experiment
+    from brainalign.config import AnalysisSpec, ModelSpec
     from brainalign.study.data import StudyData
 
 __all__ = ["FeatureSpace", "shuffled_design", "build_feature_spaces", "resolve_space_name", "resolved_names"]
@@ -51,11 +51,31 @@ def shuffled_design(data: StudyData, seed: int) -> np.ndarray:
 
 
 def build_feature_spaces(
-    exp: Experiment, data: StudyData, features: dict[str, dict[str, np.ndarray]], model_meta: dict
+    data: StudyData, features: dict[str, dict[str, np.ndarray]], model_meta: dict,
+    models: Sequence[ModelSpec], baselines: Sequence[str] = (), seed: int = 0,
 ) -> list[FeatureSpace]:
-    """TR-wise features for every model × prompt × layer and every baseline."""
+    """TR-wise features for every model × prompt × layer and every baseline.
+
+    Parameters
+    ----------
+    data : StudyData
+        Its ``design`` (n_rows, n_stimuli) maps stimulus features to rows; ``events`` feed the shuffled baseline.
+    features : dict model name -> dict prompt name -> ndarray of shape (n_stimuli, n_layers, dim)
+    model_meta : dict model name -> dict with ``layers`` (list of int) and ``n_layers`` (int)
+    models : sequence of ModelSpec
+        The config's ``models``, in the order the spaces are made.
+    baselines : sequence of {"onoff", "category", "category_shuffled"}
+        ``analysis.baselines``.
+    seed : int
+        The experiment's seed (the category-shuffled baseline).
+
+    Returns
+    -------
+    list of FeatureSpace
+        Model spaces named ``<model>/<prompt>/L<layer>``, then ``baseline/<name>``.
+    """
     spaces = []
-    for spec in exp.models:
+    for spec in models:
         info = model_meta[spec.name]
         for pname, F in features[spec.name].items():  # F: (n_stimuli, n_layers, dim)
             for j, layer in enumerate(info["layers"]):
@@ -68,9 +88,9 @@ def build_feature_spaces(
     base = {
         "onoff": lambda: data.design.sum(1, keepdims=True),
         "category": lambda: data.design,
-        "category_shuffled": lambda: shuffled_design(data, exp.seed),
+        "category_shuffled": lambda: shuffled_design(data, seed),
     }
-    for b in exp.analysis.baselines:
+    for b in baselines:
         spaces.append(FeatureSpace(name=f"baseline/{b}", X=base[b](), kind="baseline"))
     return spaces
 
@@ -92,9 +112,22 @@ def resolve_space_name(name: str, spaces) -> str:
     return f"{stem}/L{layers[int(k)]}"
 
 
-def resolved_names(exp: Experiment, spaces) -> Experiment:
-    """``exp`` with the reference and partition spaces resolved by :func:`resolve_space_name`."""
-    a = exp.analysis
-    parts = [p.model_copy(update=dict(spaces=[resolve_space_name(n, spaces) for n in p.spaces])) for p in a.partitions]
-    new = a.model_copy(update=dict(reference=resolve_space_name(a.reference, spaces), partitions=parts))
-    return exp if new == a else exp.model_copy(update=dict(analysis=new))
+def resolved_names(analysis: AnalysisSpec, spaces) -> AnalysisSpec:
+    """``analysis`` with the reference and partition spaces resolved by :func:`resolve_space_name`.
+
+    Parameters
+    ----------
+    analysis : AnalysisSpec
+        The config's ``analysis`` section.
+    spaces : list of FeatureSpace or DataFrame
+        The fitted spaces (or the ``spaces`` table).
+
+    Returns
+    -------
+    AnalysisSpec
+        ``analysis`` itself when no name changes, else a copy with the fitted names.
+    """
+    parts = [p.model_copy(update=dict(spaces=[resolve_space_name(n, spaces) for n in p.spaces]))
+             for p in analysis.partitions]
+    new = analysis.model_copy(update=dict(reference=resolve_space_name(analysis.reference, spaces), partitions=parts))
+    return analysis if new == analysis else new
