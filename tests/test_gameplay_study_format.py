@@ -100,11 +100,11 @@ def test_frame_baselines_match_the_baseline_functions_run_by_run():
     assert kept_frame_rate(events) == pytest.approx(2.0)
     exp = Experiment.model_validate(_exp(GAMEPLAY, [dict(name="P", kind="baseline", baseline="pixels",
                                                           options=dict(size=[4, 4]))]))
-    feats, meta = frame_baseline_features(exp, exp.models[0], _Data(frames, events))
+    feats, meta = frame_baseline_features(exp.models[0], exp.stimuli, exp.seed, _Data(frames, events))
     np.testing.assert_allclose(feats["none"][:, 0], pixel_features(frames, (4, 4)))
     assert meta["layers"] == [0] and meta["n_layers"] == 1
     spec = ModelSpec(name="M", kind="baseline", baseline="motion_energy", options=dict(size=[8, 8], spatial_freqs=[2.0]))
-    feats, _ = frame_baseline_features(exp, spec, _Data(frames, events))
+    feats, _ = frame_baseline_features(spec, exp.stimuli, exp.seed, _Data(frames, events))
     # fps estimated from the onsets (2 Hz), temporal filters never cross the run boundary
     kw = dict(fps=2.0, size=(8, 8), spatial_freqs=[2.0], temporal_freqs=(0.0, 0.5, 1.0))
     expected = np.concatenate([motion_energy_features(frames[:6], **kw), motion_energy_features(frames[6:], **kw)])

@@ -56,14 +56,15 @@ def kept_frame_rate(events) -> float:
     return float(1.0 / np.median(gaps))
 
 
-def frame_baseline_features(exp, spec, data, tick: Callable[[], None] = lambda: None,
+def frame_baseline_features(spec, stimuli, seed: int, data, tick: Callable[[], None] = lambda: None,
                             base_dir: Path | None = None) -> tuple[dict[str, np.ndarray], dict]:
     """Per-stimulus features of a ``kind: baseline`` model.
 
     Parameters
     ----------
-    exp : Experiment
     spec : ModelSpec with ``kind: baseline``
+    stimuli : the config's ``stimuli`` section (its ``format`` names where frames come from)
+    seed : the experiment's seed (the ``random`` baseline's default seed)
     data : StudyData whose ``load_stimuli`` gives uint8 frames (H, W, 3), in ``stimuli`` order
     tick : progress callback, called once
 
@@ -79,7 +80,7 @@ def frame_baseline_features(exp, spec, data, tick: Callable[[], None] = lambda: 
         options are wrong (the message of :func:`baseline_features`).
     """
     if data.load_stimuli is None:
-        raise ValueError(f"models[{spec.name}] is a frame baseline but stimuli.format '{exp.stimuli.format}' gives "
+        raise ValueError(f"models[{spec.name}] is a frame baseline but stimuli.format '{stimuli.format}' gives "
                          "no frames; use stimuli.format gameplay-frames (or nsd-images).")
     frames = data.load_stimuli()
     shapes = {np.shape(f) for f in frames}
@@ -90,7 +91,7 @@ def frame_baseline_features(exp, spec, data, tick: Callable[[], None] = lambda: 
     root = data.recording.meta.get("data_root") if data.recording is not None else None
     options = _resolve_options(spec.options, root)
     if spec.baseline == "random":
-        options.setdefault("seed", exp.seed)
+        options.setdefault("seed", seed)
     kind = spec.baseline
     events = data.events
     if kind == "motion_energy" and "fps" not in options:

@@ -11,11 +11,12 @@ Every function returns ``{prompt name: ndarray (n_stimuli, n_layers, dim)}`` and
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from brainalign._utils.errors import ConfigError
-from brainalign.config import Experiment, ModelSpec, MovieClipStimuli, Stimuli, resolve_path
+from brainalign.config import ModelSpec, MovieClipStimuli, Stimuli, resolve_path
 from brainalign.features.hf_text import TextExtractor, fill_prompts
 from brainalign.features.store import FeatureStore
 from brainalign.study.data import Progress, StudyData, no_progress
@@ -149,12 +150,20 @@ def _multimodal_model_features(spec: ModelSpec, prompts: dict[str, str], stimuli
 
 
 def model_features(
-    exp: Experiment, data: StudyData | list[str], store: FeatureStore, progress: Progress = no_progress,
-    base_dir: Path | None = None,
+    models: Sequence[ModelSpec], prompts: Mapping[str, str], stimuli: Stimuli, seed: int,
+    data: StudyData | list[str], store: FeatureStore, progress: Progress = no_progress, base_dir: Path | None = None,
 ) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
     """Pooled features per model and prompt, from the cache when present.
 
-    ``data`` may be a plain list of stimulus names (text models only).
+    Parameters
+    ----------
+    models : the config's ``models`` (ModelSpec list)
+    prompts : the config's ``prompts`` (name → template); each model reads the ones
+        :meth:`ModelSpec.prompts_from` gives it
+    stimuli : the config's ``stimuli`` section
+    seed : the experiment's seed (seeded baselines)
+    data : StudyData, or a plain list of stimulus names (text models only)
+    store : the feature cache
 
     Returns
     -------
@@ -164,14 +173,14 @@ def model_features(
     if not isinstance(data, StudyData):
         data = StudyData(None, None, list(data), None)
     feats, meta = {}, {}
-    tick = progress("features", sum(len(m.prompts_from(exp.prompts)) for m in exp.models))
-    for spec in exp.models:
+    tick = progress("features", sum(len(m.prompts_from(prompts)) for m in models))
+    for spec in models:
         if spec.kind == "text":
-            feats[spec.name], meta[spec.name] = _text_model_features(spec, exp.prompts, data, store, tick)
+            feats[spec.name], meta[spec.name] = _text_model_features(spec, prompts, data, store, tick)
         elif spec.kind == "baseline":  # per-frame pixels / motion energy / random / RL agent
             from brainalign.features.frame_baselines import frame_baseline_features
 
-            feats[spec.name], meta[spec.name] = frame_baseline_features(exp, spec, data, tick, base_dir)
+            feats[spec.name], meta[spec.name] = frame_baseline_features(spec, stimuli, seed, data, tick, base_dir)
         else:
-            feats[spec.name], meta[spec.name] = _multimodal_model_features(spec, exp.prompts, exp.stimuli, data, store, tick, base_dir)
+            feats[spec.name], meta[spec.name] = _multimodal_model_features(spec, prompts, stimuli, data, store, tick, base_dir)
     return feats, meta

@@ -3,7 +3,7 @@
 A study config names 7B checkpoints that a CI machine cannot hold (and this
 one cannot download). :func:`tiny_models` swaps every multimodal model's
 ``source`` for a tiny random model built from a config of its
-``model_type`` (through :mod:`brainalign.features.tiny_models`), so the whole
+``model_type`` (through :mod:`brainalign.features.tiny`), so the whole
 pipeline — processors, chat templates, adapters, pooling, cache, encoding,
 statistics, report — runs unchanged and fast. The numbers are meaningless as
 science (random weights); the run proves the plumbing. Text models keep their
@@ -26,7 +26,7 @@ TINY_MARKER = "BRAINALIGN_TINY_MODEL"
 
 
 def _builders() -> dict[str, Callable[..., Path]]:
-    from brainalign.features import tiny_models as tm, tiny_models_extra as tx
+    from brainalign.features.tiny import extra as tx, models as tm
 
     def qwen2_vl(folder, seed=0):
         return tm.build_tiny_qwen2_5_vl(folder, variant="qwen2_vl", seed=seed)

@@ -27,7 +27,8 @@ from brainalign.analysis.stats import fdr_bh, permutation_test
 from brainalign.encoding.splits import leave_one_run_out, outer_folds
 from brainalign.features.store import FeatureStore
 from brainalign.encoding.held_out import HeldOut
-from brainalign.features.models import make_extractor, model_features  # noqa: F401 (re-exported)
+from brainalign.features import models as feature_models
+from brainalign.features.models import make_extractor  # noqa: F401 (re-exported)
 from brainalign.report.results import Results
 from brainalign.pipeline.extras import extra_analyses
 from brainalign.pipeline.partitions import fold_settings, partition_fold
@@ -330,6 +331,13 @@ def load_data(exp: Experiment, base_dir: Path | None = None, subject: str | None
     """The first (or the named) subject's data (:func:`brainalign.study.load.load_subject` with the config's sections)."""
     return load_subject(exp.brain, exp.stimuli, exp.encoding, exp.seed, subject or exp.brain.subject_list[0],
                         base_dir, data_root)
+
+
+def model_features(exp: Experiment, data: StudyData | list[str], store: FeatureStore,
+                   progress: Progress = no_progress, base_dir: Path | None = None):
+    """The features stage with the config's sections (:func:`brainalign.features.models.model_features`)."""
+    return feature_models.model_features(exp.models, exp.prompts, exp.stimuli, exp.seed, data, store, progress,
+                                         base_dir)
 
 
 def run(

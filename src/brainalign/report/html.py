@@ -262,9 +262,8 @@ def _with_resolved_names(res: Results) -> Results:
     return out
 
 
-def _example_stimulus(exp) -> str:
-    """What '{stimulus}' becomes in the prompts table's example column."""
-    st = exp.stimuli
+def _example_stimulus(st) -> str:
+    """What '{stimulus}' becomes in the prompts table's example column (``st``: the config's stimuli section)."""
     if getattr(st, "labels", None):
         return st.labels[sorted(st.labels)[0]]
     return getattr(st, "name", "<item text>")
@@ -307,7 +306,7 @@ def render_report(res: Results, folder: str | Path | None = None) -> str:
     for name, template in exp.prompts.items():
         tokens = [m.get("n_tokens", {}).get(name) for m in models_meta.values()]
         tokens = [n for lst in tokens if lst for n in lst]
-        example = template.format(stimulus=_example_stimulus(exp))
+        example = template.format(stimulus=_example_stimulus(exp.stimuli))
         prompts.append(dict(name=name, template=template, example=example,
                             tokens=f"{min(tokens)}–{max(tokens)}" if tokens else "–"))
 
