@@ -28,7 +28,8 @@ import numpy as np
 import pandas as pd
 import psutil
 
-from brainalign import pipeline, workers
+from brainalign import pipeline
+from brainalign.pipeline import workers
 from brainalign.cli import demo_config_path
 from brainalign.config import load_config
 from brainalign.pipeline.controls import control_spaces
