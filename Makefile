@@ -1,9 +1,10 @@
 # Two commands do everything on a fresh clone:
 #   make demo   create .venv from the lock, install brainalign, run the embedded demo, print the report's path
 #   make test   the same environment, then the whole suite (import contracts, pytest on every core)
-# and three for maintainers:
+# and four for maintainers:
 #   make lock        re-resolve requirements-lock.txt: the newest versions pyproject.toml allows (uv pip compile)
 #   make lock-check  fail when requirements-lock.txt no longer matches pyproject.toml (.ci/run calls it)
+#   make mutants     apply each domain mutant (mutation/domain_mutants.py) and show the test that kills it
 #   make clean-results
 PYTHON ?= python3
 VENV   ?= .venv
@@ -22,7 +23,7 @@ HASH   := $(shell cat pyproject.toml $(LOCK) | sha1sum | cut -c1-10)
 STAMP  := $(VENV)/.installed-$(HASH)
 PYTEST_FLAGS ?= -q -n auto --dist loadfile --no-loadscope-reorder --durations=15
 
-.PHONY: demo test lock lock-check clean-results
+.PHONY: demo test lock lock-check clean-results mutants
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +44,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest $(PYTEST_FLAGS)
+
+# by hand, not in CI: the bugs a reviewer fears (mutation/domain_mutants.py), each must fail a fast test
+mutants: $(STAMP)
+	$(PY) mutation/run_mutants.py
 
 lock: $(VENV)/bin/uv
 	$(COMPILE) --upgrade -o $(LOCK)
