@@ -81,6 +81,6 @@ if __name__ == "__main__":
     ap.add_argument("--n-fmri", type=int, default=96, help="fMRI items (betas for all, labels for 8)")
     ap.add_argument("--brain-weight", type=float, default=1.0)
     ap.add_argument("--all-orders", action="store_true",
-                    help="validate (best epoch) and test over every premise order, as the seed does")
+                    help="validate (best epoch) and test over every premise order, as Xiao et al. do")
     a = ap.parse_args()
     main(a.seeds or [0, 1, 2], a.brain_code, a.all_orders, a.n_fmri, a.brain_weight)

@@ -8,7 +8,7 @@ with a larger volume, then measures with tracemalloc:
 * ``stream``: :func:`brainalign.brain.nsd.load_nsd_betas` (NIfTI, 125-trial
   chunks, nsdgeneral voxels only, repeat averaging);
 * ``hdf5``: the same from ``betas_session{ss}.hdf5`` (chunked one voxel × 750 trials), read one z-plane at a time;
-* ``whole``: the seed-style load: ``nib.load(...).get_fdata()`` of each whole
+* ``whole``: the NSD study's load: ``nib.load(...).get_fdata()`` of each whole
   session, masked afterwards, then averaged — peers on the same files.
 
 Both results are checked to agree. Real NSD 1.8 mm sessions are 81×104×83×750

@@ -40,7 +40,7 @@ def main() -> None:
     from transformers.utils import logging
 
     from brainalign.features.pooling import GenerationConfig
-    from brainalign.features.prompts import seed003_prompts
+    from brainalign.features.prompts import nsd_instructions
     from brainalign.features.registry import load_extractor
     from brainalign.features.tiny.models import build_tiny_qwen2_5_vl
 
@@ -48,7 +48,7 @@ def main() -> None:
     logging.disable_progress_bar()
     torch.set_num_threads(args.threads)
 
-    prompts = seed003_prompts(range(1, 11))
+    prompts = nsd_instructions(range(1, 11))
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (224, 224, 3), dtype=np.uint8) for _ in range(args.images)]
     with tempfile.TemporaryDirectory() as tmp:
@@ -56,7 +56,7 @@ def main() -> None:
             tmp, hidden_size=128, num_layers=4, vision_hidden=64, vision_depth=4,
             intermediate_size=512, vision_intermediate=256, seed=0,
             # a vocabulary that covers the prompts, so they tokenize into word-sized pieces as with Qwen's
-            vocab_size=1500, extra_text=list(seed003_prompts().values()),
+            vocab_size=1500, extra_text=list(nsd_instructions().values()),
         )
         ex = load_extractor(path, device="cpu", prompt_batch_size=len(prompts),
                             generation=GenerationConfig(max_new_tokens=args.max_new_tokens))

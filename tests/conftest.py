@@ -63,8 +63,8 @@ _LONGEST_FIRST = (
     # five planted worlds, two fine-tunes each (~50 s a world): the second file trains worlds 4 and 3 while the
     # first trains 0, 1, 2 and then reads 3 and 4 (tests/steering/steering_fixtures.narf_world)
     "test_steering_narf_planted.py", "test_steering_narf_worlds.py",
-    "test_study_seed003.py", "test_demo.py", "test_study_seed001.py", "test_study_seed000.py",
-    "test_crash_resume.py", "test_steering_seed002_config.py", "test_report_browser.py",
+    "test_study_nsd.py", "test_demo.py", "test_study_movies.py", "test_study_gameplay.py",
+    "test_crash_resume.py", "test_steering_deductive_config.py", "test_report_browser.py",
 )
 
 

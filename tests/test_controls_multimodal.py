@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-CONFIG = Path(__file__).resolve().parents[1] / "configs" / "seed003_nsd.yaml"
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "nsd_instruction_tuned_image.yaml"
 
 
 @pytest.fixture(scope="module")

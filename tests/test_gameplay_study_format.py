@@ -1,5 +1,5 @@
 """The gameplay-frames stimulus format and kind: baseline models, piece by piece (the study runs in
-test_study_seed000.py)."""
+test_study_gameplay.py)."""
 from __future__ import annotations
 
 import numpy as np
@@ -111,16 +111,16 @@ def test_frame_baselines_match_the_baseline_functions_run_by_run():
     np.testing.assert_allclose(feats["none"][:, 0], expected, rtol=1e-5, atol=1e-6)
 
 
-def test_seed000_config_prompts_are_the_length_checked_pairs():
-    """The config's action/reasoning prompts are SEED000_PAIRS verbatim (their token counts are checked in
+def test_gameplay_config_prompts_are_the_length_checked_pairs():
+    """The config's action/reasoning prompts are GAMEPLAY_PROMPT_PAIRS verbatim (their token counts are checked in
     tests of features/prompts.py), paired by name, so the config cannot drift from the matched pairs."""
     from pathlib import Path
 
     from brainalign.config import load_config
-    from brainalign.features.prompts import SEED000_PAIRS
+    from brainalign.features.prompts import GAMEPLAY_PROMPT_PAIRS
 
-    exp = load_config(Path(__file__).resolve().parents[1] / "configs" / "seed000_gameplay.yaml")
-    first, rest = SEED000_PAIRS[0], SEED000_PAIRS[1:]
+    exp = load_config(Path(__file__).resolve().parents[1] / "configs" / "gameplay_action_vs_reasoning.yaml")
+    first, rest = GAMEPLAY_PROMPT_PAIRS[0], GAMEPLAY_PROMPT_PAIRS[1:]
     assert (exp.prompts["action"], exp.prompts["reasoning"]) == (first.action, first.reasoning)
     for pair in rest:
         assert (exp.prompts[f"action_{pair.name}"], exp.prompts[f"reasoning_{pair.name}"]) == (pair.action, pair.reasoning)

@@ -113,7 +113,7 @@ def test_fwer_option_controls_family_wise_errors_on_planted_data():
     assert true.significant_fwer.sum() <= true.significant.sum()  # stricter than BH-FDR
 
 
-# ------------------------------------------------------------------ seed 002's best layer
+# ------------------------------------------------------------------ best layer (Xiao et al., 2026)
 def test_best_layer_table_equals_the_array_version_and_finds_the_planted_peak():
     rng = np.random.default_rng(2)
     n_sub, layers, n_vox = 3, [0, 2, 4, 6], 80
@@ -260,7 +260,7 @@ def test_banded_check_agrees_with_ridge_on_well_posed_planted_data():
         assert abs(rom.loc[part, "percent_banded"] - planted[key]) < 10, (part, rom.loc[part], planted[key])
 
 
-# ------------------------------------------------------------------ instruction-semantics coupling (seed 001)
+# ------------------------------------------------------------------ instruction-semantics coupling (video-audio study)
 class _FakeText:
     """An extractor whose instruction embeddings are planted."""
 

@@ -17,7 +17,7 @@ from brainalign.testing.planted import planted_encoding
 
 def _instructions(coupled: bool, seed=0):
     rng = np.random.default_rng(seed)
-    emb = rng.standard_normal((13, 32))  # 13 instructions (seed 001's video set)
+    emb = rng.standard_normal((13, 32))  # 13 instructions (the video-audio study's video set)
     if coupled:  # maps are a noisy linear readout of the instruction semantics
         maps = emb @ rng.standard_normal((32, 500)) + 3.0 * rng.standard_normal((13, 500))
     else:

@@ -1,4 +1,4 @@
-"""Layer curves find a planted peak layer; seed 002's best-layer rule."""
+"""Layer curves find a planted peak layer; Xiao et al.'s best-layer rule."""
 from __future__ import annotations
 
 import numpy as np

@@ -58,7 +58,7 @@ def test_items_from_ds003076_events(tmp_path):
     assert list(items[items.run == 1]["premise1"]) == list(first[first.trial_type != "control"]["premise1"])
 
 
-def test_item_texts_in_seed002_format(tmp_path):
+def test_item_texts_in_deductive_chat_format(tmp_path):
     from brainalign.stimuli.text_items import item_texts, reasoning_item_text
 
     ds = write_ds003076(tmp_path / "ds003076", n_items=4, n_control=2)

@@ -14,22 +14,22 @@ def minilm_tokenizer():
     return AutoTokenizer.from_pretrained(gt.get_model_path(), local_files_only=True)
 
 
-def test_seed003_pool_shape_and_confirmed():
-    assert sorted(P.SEED003_PROMPTS) == list(range(1, 67))
-    covered = sorted(n for r in P.SEED003_CATEGORIES.values() for n in r)
+def test_nsd_instruction_pool_shape_and_confirmed():
+    assert sorted(P.NSD_INSTRUCTIONS) == list(range(1, 67))
+    covered = sorted(n for r in P.NSD_INSTRUCTION_CATEGORIES.values() for n in r)
     assert covered == list(range(1, 67))  # categories partition the pool
-    assert P.SEED003_PROMPTS[2] == "What is the caption of the image?"
-    assert P.SEED003_PROMPTS[20] == "Describe the most dominant color in the image."
-    assert P.SEED003_PROMPTS[11] == "What objects are being used by the largest animal in this image?"
-    confirmed = P.seed003_prompts(confirmed_only=True)
+    assert P.NSD_INSTRUCTIONS[2] == "What is the caption of the image?"
+    assert P.NSD_INSTRUCTIONS[20] == "Describe the most dominant color in the image."
+    assert P.NSD_INSTRUCTIONS[11] == "What objects are being used by the largest animal in this image?"
+    confirmed = P.nsd_instructions(confirmed_only=True)
     assert list(confirmed) == ["p02_image_captioning", "p11_visual_relationship", "p20_image_understanding"]
-    assert len(P.seed003_prompts()) == 66
+    assert len(P.nsd_instructions()) == 66
     with pytest.raises(ValueError, match=r"prompt number 67 does not exist"):
-        P.seed003_prompts([67])
+        P.nsd_instructions([67])
 
 
-def test_seed002_messages_verbatim_layout():
-    msgs = P.seed002_messages("transitive", ["A is taller than B", "B is taller than C", "C is taller than D"],
+def test_deductive_messages_verbatim_layout():
+    msgs = P.deductive_messages("transitive", ["A is taller than B", "B is taller than C", "C is taller than D"],
                               "A is taller than D")
     assert [m["role"] for m in msgs] == ["user", "assistant", "user"]
     assert "imaginary characters with comparative adjectives" in msgs[0]["content"]
@@ -38,14 +38,14 @@ def test_seed002_messages_verbatim_layout():
         "Conclusion:\nA is taller than D."
     )
     with pytest.raises(ValueError, match=r"premises has 2 items"):
-        P.seed002_messages("syllogism", ["a", "b"], "c")
+        P.deductive_messages("syllogism", ["a", "b"], "c")
 
 
-def test_seed000_pairs_are_length_matched(minilm_tokenizer):
-    counts = P.check_length_matched(P.SEED000_PAIRS, minilm_tokenizer, tolerance=5)
-    assert set(counts) == {p.name for p in P.SEED000_PAIRS}
+def test_gameplay_prompt_pairs_are_length_matched(minilm_tokenizer):
+    counts = P.check_length_matched(P.GAMEPLAY_PROMPT_PAIRS, minilm_tokenizer, tolerance=5)
+    assert set(counts) == {p.name for p in P.GAMEPLAY_PROMPT_PAIRS}
     assert all(abs(a - r) <= 5 for a, r in counts.values())
-    assert set(P.seed000_prompts("action")) == set(P.seed000_prompts("reasoning")) == set(counts)
+    assert set(P.gameplay_prompts("action")) == set(P.gameplay_prompts("reasoning")) == set(counts)
 
 
 def test_length_checker_rejects_unmatched(minilm_tokenizer):

@@ -1,4 +1,4 @@
-"""IDEFICS v1 (seed 003's IDEFICS-9B-instruct): inputs as IdeficsProcessor, features as the plain forward."""
+"""IDEFICS v1 (the NSD study's IDEFICS-9B-instruct): inputs as IdeficsProcessor, features as the plain forward."""
 from __future__ import annotations
 
 import numpy as np

@@ -14,7 +14,7 @@ from brainalign.cli import app
 from brainalign.steering import data
 from brainalign.steering.config import SteerConfigError, load_steer_config
 
-SEED002 = Path(__file__).resolve().parents[2] / "configs" / "seed002_deductive.yaml"
+DEDUCTIVE_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "deductive_reasoning_steering.yaml"
 PLANTED = {"name": "tiny-planted", "seed": 0,
            "planted": {"arch": "qwen2", "hidden_size": 32, "num_layers": 4, "n_items": 40, "n_subjects": 2,
                        "n_voxels": 40},
@@ -36,13 +36,13 @@ def _write(path: Path, cfg: dict) -> Path:
     return path
 
 
-def test_seed002_config_validates_and_names_every_missing_file(tmp_path):
-    cfg = load_steer_config(SEED002)
-    assert cfg.brain.subjects == list(data.SEED002_SUBJECTS) and cfg.brain.voxel_selection.top_fraction == 0.1
+def test_deductive_config_validates_and_names_every_missing_file(tmp_path):
+    cfg = load_steer_config(DEDUCTIVE_CONFIG)
+    assert cfg.brain.subjects == list(data.DS003076_SUBJECTS) and cfg.brain.voxel_selection.top_fraction == 0.1
     assert cfg.finetune.lora.r == 8 and cfg.nari.proj_alpha == 10 and cfg.predictivity.n_folds == 5
-    raw = yaml.safe_load(SEED002.read_text())
+    raw = yaml.safe_load(DEDUCTIVE_CONFIG.read_text())
     raw["brain"]["root"] = str(tmp_path / "ds003076")
-    path = _write(tmp_path / "seed002.yaml", raw)
+    path = _write(tmp_path / "deductive.yaml", raw)
     res = CliRunner().invoke(app, ["steer", str(path), "--validate-only"])
     assert res.exit_code == 2, res.output
     assert "60 of 60 ds003076 input files are missing" in res.output
@@ -125,15 +125,25 @@ def test_steer_runs_the_planted_study_end_to_end(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "nari.csv", "steering.csv"]
 
 
+def test_old_prompts_value_is_accepted_with_a_warning():
+    """`prompts: seed002` (the value's old name) still loads, as `deductive-reasoning`, and says so."""
+    assert load_steer_config(DEDUCTIVE_CONFIG).prompts == "deductive-reasoning"
+    with pytest.warns(FutureWarning, match="'seed002' is renamed 'deductive-reasoning'"):
+        old = load_steer_config(DEDUCTIVE_CONFIG, ["prompts=seed002"])
+    assert old.prompts == "deductive-reasoning"
+    with pytest.raises(SteerConfigError, match="prompts"):
+        load_steer_config(DEDUCTIVE_CONFIG, ["prompts=seed003"])
+
+
 def test_config_fields_that_cannot_be_honoured_are_refused():
     """roi / voxel_selection describe how the betas were made: with the seed's derivative they cannot change;
     controls_models is not a key (the untrained control is in predictivity, base checkpoints are models)."""
     with pytest.raises(SteerConfigError, match="voxel_selection differs from the seed's derivative"):
-        load_steer_config(SEED002, ["brain.voxel_selection.top_fraction=0.2"])
+        load_steer_config(DEDUCTIVE_CONFIG, ["brain.voxel_selection.top_fraction=0.2"])
     with pytest.raises(SteerConfigError, match="roi differs"):
-        load_steer_config(SEED002, ["brain.roi=md"])
-    own = load_steer_config(SEED002, ["brain.betas=derivatives/mine/top-20%/{task}/{subject}.mat",
-                                      "brain.voxel_selection.top_fraction=0.2", "brain.roi=md"])
+        load_steer_config(DEDUCTIVE_CONFIG, ["brain.roi=md"])
+    own = load_steer_config(DEDUCTIVE_CONFIG, ["brain.betas=derivatives/mine/top-20%/{task}/{subject}.mat",
+                                               "brain.voxel_selection.top_fraction=0.2", "brain.roi=md"])
     assert own.brain.voxel_selection.top_fraction == 0.2 and own.brain.roi == "md"
     with pytest.raises(SteerConfigError, match="controls_models is not a key.*predictivity.controls"):
-        load_steer_config(SEED002, ["controls_models=[untrained]"])
+        load_steer_config(DEDUCTIVE_CONFIG, ["controls_models=[untrained]"])

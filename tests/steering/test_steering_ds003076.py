@@ -1,4 +1,4 @@
-"""Loading the seed-002 study from a miniature ds003076 tree (BIDS events + GLMsingle top-10 % betas), and `steer` on it.
+"""Loading the brain-guided LLM study from a miniature ds003076 tree (BIDS events + GLMsingle top-10 % betas), and `steer` on it.
 
 The fixture has the real layout: sidecars, 4 runs per subject with 27 events rows (18 reasoning trials + 9
 ``control``), ``n/a`` accuracies, ``all_extracted_beta_{task}/{sub}/{sub}.mat`` with key ``all_voxels`` (72 x n_vox).
@@ -96,7 +96,7 @@ def test_load_ds003076_realigns_items_and_takes_betas_from_the_task_map(tmp_path
     truth = build_ds003076(tmp_path / "ds003076")
     with pytest.warns(UserWarning, match="dropped voxel columns"):
         d = data.load_ds003076(tmp_path / "ds003076", SUBJECTS)
-    # 72 trials minus the seed's two contradictory transitive items = 70 (36 syllogisms + 34 transitive)
+    # 72 trials minus the authors' two contradictory transitive items = 70 (36 syllogisms + 34 transitive)
     assert len(d.items) == 70 and (d.task_labels == "syllogism").sum() == 36
     assert all(Y.shape == (70, N_VOX - 1) for Y in d.subjects_Y) and d.dropped_voxels == {s: 1 for s in SUBJECTS}
     runs = list(truth["items"])

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from brainalign.features.prompts import SEED002_CHAT, seed002_messages
+from brainalign.features.prompts import DEDUCTIVE_CHAT, deductive_messages
 from brainalign.steering import tasks
 
 
@@ -63,11 +63,11 @@ def test_premise_orders_keep_label_and_cover_all_permutations():
 def test_prompt_is_the_seed_chat_verbatim():
     for task in ("syllogism", "transitive"):
         it = tasks.generate_items(task, 1, seed=2)[0]
-        assert tasks.item_messages(it) == seed002_messages(task, it.premises, it.conclusion)
+        assert tasks.item_messages(it) == deductive_messages(task, it.premises, it.conclusion)
     it4 = tasks.generate_items("transitive", 1, seed=2, n_premises=4)[0]
     msg = tasks.item_messages(it4)
     assert "four premises" in msg[0]["content"] and "4. " in msg[2]["content"]
-    assert msg[1]["content"] == SEED002_CHAT["assistant_ack"]
+    assert msg[1]["content"] == DEDUCTIVE_CHAT["assistant_ack"]
 
 
 def test_parse_answer():

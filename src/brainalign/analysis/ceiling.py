@@ -6,7 +6,7 @@ Three estimates, each a plain function over arrays:
   Gallant-lab voxelwise tutorials (``ev - (1 - ev) / (n_repeats - 1)``);
 * :func:`ncsnr` and :func:`ncsnr_noise_ceiling` — NSD's noise-ceiling SNR for
   averaged repeats (Allen et al. 2022);
-* :func:`subject_subset_ceiling` — seed 002 / Movie10 inter-subject
+* :func:`subject_subset_ceiling` — Xiao et al. / Movie10 inter-subject
   predictivity: predict a target subject from k source subjects for growing k
   and extrapolate ``v0 · (1 − exp(−x / τ))`` (:func:`extrapolate_ceiling`).
 
@@ -181,7 +181,7 @@ def inter_subject_predictivity(
     max_combinations: int | None = 10,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """Predict one subject from subsets of the others (seed 002's ``calculate_ceiling``).
+    """Predict one subject from subsets of the others (Xiao et al.'s ``calculate_ceiling``).
 
     For every number ``k`` of source subjects and every subset of that size
     (all of them, or ``max_combinations`` drawn with ``seed``), the
@@ -270,7 +270,7 @@ def extrapolate_ceiling(
     and τ to ``tau_bounds``.
 
     * ``method="curve_fit"``: ``scipy.optimize.curve_fit`` per voxel and
-      resample (``maxfev=6000``), as the seeds did; a few ms per fit.
+      resample (``maxfev=6000``), as the studies' code did; a few ms per fit.
     * ``method="profile"`` (default): the same least-squares problem solved
       exactly on a log grid of ``n_tau`` values of τ — for fixed τ the best
       bounded v0 is closed-form — for all voxels and resamples with matrix
@@ -278,7 +278,7 @@ def extrapolate_ceiling(
       orders of magnitude faster (whole-brain ceilings need it).
 
     A voxel whose fits all fail falls back to its mean r at the largest x
-    (seed 002's fallback), flagged in ``fallback``.
+    (Xiao et al.'s fallback), flagged in ``fallback``.
 
     Parameters
     ----------
@@ -287,7 +287,7 @@ def extrapolate_ceiling(
     r : ndarray of shape (n_points, n_voxels)
         Score of each point (e.g. one row per source subset).
     n_bootstrap : int
-        Resamples (seed 002 / Movie10: 100).
+        Resamples (Xiao et al. / Movie10: 100).
     seed : int
         Movie10 used ``np.random.seed(42)``; here a local Generator.
     method : {"profile", "curve_fit"}
@@ -425,7 +425,7 @@ def subject_subset_ceiling(
         Fitting method of :func:`extrapolate_ceiling`.
     x : {"n_sources", "subset_size"}
         Abscissa of the fit: number of source subjects (curve through the
-        origin; default) or subset size including the target (the seeds' axis).
+        origin; default) or subset size including the target (the studies' axis).
     seed : int
 
     Returns
@@ -458,7 +458,7 @@ def normalise_scores(scores, ceiling, threshold: float = 0.05, clip: bool = Fals
         On the same scale as ``scores`` (r with an r-ceiling, R² with an R²-ceiling).
     threshold : float
         Voxels with ``ceiling < threshold`` (or a NaN ceiling) get NaN
-        (seed 002 / Movie10 used 0.05).
+        (Xiao et al. / Movie10 used 0.05).
     clip : bool
         Clip the finite ratios to [0, 1] (the Movie10 notebook did).
 

@@ -1,12 +1,12 @@
 """Comparisons between models and instructions.
 
-* :func:`instruction_semantics_coupling` — seed 001's analysis: does the
+* :func:`instruction_semantics_coupling` — the video-audio study's analysis: does the
   similarity between instruction texts (embeddings from a text model) predict
   the similarity between the brain-alignment maps those instructions produce?
   RSA-style: correlate the upper triangles of the two instruction ×
   instruction similarity matrices, with a Mantel permutation p-value.
 * :func:`match_dimensionality` and :func:`matched_dimensionality_scores` —
-  seed 000's "matched feature dimensionality": every model's features are
+  the gameplay study's "matched feature dimensionality": every model's features are
   reduced to the same k by a PCA fitted on the training runs only.
 """
 from __future__ import annotations
@@ -77,8 +77,8 @@ def instruction_semantics_coupling(
     text_metric, map_metric : {"cosine", "pearson"}
         Similarity used within each space.
     method : {"pearson", "spearman"}
-        Correlation between the two upper triangles (seed 001 reports r;
-        the construction is NOT FOUND in the retrieved text — methods.md §2.4).
+        Correlation between the two upper triangles (Oota et al., 2025 report r;
+        the construction is not in the text we could read: docs/choices.md).
     n_permutations : int
         Mantel test: instruction labels of one matrix are permuted.
     seed : int

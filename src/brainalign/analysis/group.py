@@ -79,7 +79,7 @@ def group_summary_table(subjects: pd.DataFrame, by: Sequence[str] = ("space",),
 
     Returns
     -------
-    DataFrame ``*by, value, how, sem, mad, n_subjects`` (``sem`` ddof=1; ``mad`` raw, as seed 002).
+    DataFrame ``*by, value, how, sem, mad, n_subjects`` (``sem`` ddof=1; ``mad`` raw, as Xiao et al.).
     """
     _check_how(how)
     by = list(by)

@@ -122,7 +122,7 @@ def peak_layers(curves: pd.DataFrame, by=("subject", "roi"), group_how: Literal[
 
 
 def best_layer(scores, mask=None) -> dict:
-    """Seed 002's brain score: median over voxels → median over subjects → max over layers.
+    """The brain score of Xiao et al. (2026): median over voxels → median over subjects → max over layers.
 
     Parameters
     ----------

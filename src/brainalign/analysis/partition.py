@@ -1,4 +1,4 @@
-"""Set-theoretic variance partitioning between feature spaces (methods.md §6).
+"""Set-theoretic variance partitioning between feature spaces (de Heer et al., 2017; Lescroart et al., 2015).
 
 One encoder per non-empty subset of the spaces (A, B, A∪B; or the seven
 subsets of three spaces), same delays and alpha grid, alphas chosen per model
@@ -147,7 +147,7 @@ def variance_partition(
         shared-alpha penalty of the joint model.
     score : {"r2", "signed_r2"}
         Held-out coefficient of determination (default), or ``r * |r|`` of
-        the Pearson r (the r-based convention; methods.md §6 asks to state
+        the Pearson r (the r-based convention; reports should state
         which). The columns keep the ``r2_`` prefix; ``df.attrs["score"]``
         records the choice.
     seed : int

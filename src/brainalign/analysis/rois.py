@@ -2,11 +2,11 @@
 
 Masks are boolean arrays over the voxels (or vertices) that the scores
 describe. Every label of a label image becomes a mask — not only label 1,
-the bug of seed 003's ``extract_roi`` — and a requested label that the table
+the bug of the NSD study's ``extract_roi`` — and a requested label that the table
 does not know is an error, not an empty ROI.
 
-Aggregation follows the seeds: voxel → sub-ROI → ROI (``mean`` for the
-Movie10 and NSD studies, ``median`` for seed 002) → subject → group, each
+Aggregation follows the studies: voxel → sub-ROI → ROI (``mean`` for the
+Movie10 and NSD studies, ``median`` for Xiao et al.) → subject → group, each
 step explicit and labelled in the returned tables.
 """
 from __future__ import annotations
@@ -78,7 +78,7 @@ def aggregate_rois(
     how : {"mean", "median"}
         Statistic over the voxels of a sub-ROI (NaN ignored).
     how_subrois : {"mean", "median"}, optional
-        Statistic over the sub-ROIs of an ROI (default: ``how``). The seeds'
+        Statistic over the sub-ROIs of an ROI (default: ``how``). The group's
         Movie10 notebook: mean over sub-ROIs of the mean over vertices.
 
     Returns
@@ -121,7 +121,7 @@ def group_summary(table: pd.DataFrame, how: Stat = "mean", value: str = "value",
     ----------
     table : DataFrame with a ``subject`` column, the ``by`` columns and ``value``
     how : {"mean", "median"}
-        Group statistic over subjects (seed 002: median; others: mean).
+        Group statistic over subjects (Xiao et al.: median; others: mean).
     value : str
         Column to summarise.
     by : sequence of str
@@ -188,7 +188,7 @@ def hierarchy_gain(
         Ordered from the bottom; default :func:`hierarchy_levels`. Levels with
         no ROI present in ``gains`` are skipped.
     early, late : sequence of level names
-        Seed 000 compares early visual cortex with frontal-parietal / motor
+        The gameplay study compares early visual cortex with frontal-parietal / motor
         regions ("roughly half as much").
     how : {"mean", "median"}
         Statistic over the ROIs of a level and over subjects.
@@ -259,7 +259,7 @@ def instruction_profiles(
     rois: Mapping[str, Sequence[str]] | None = None,
     how: Stat = "mean",
 ) -> pd.DataFrame:
-    """Per-instruction ROI profiles (seed 003 / seed 001: which instruction aligns best where).
+    """Per-instruction ROI profiles (NSD and video-audio studies: which instruction aligns best where).
 
     Parameters
     ----------

@@ -603,9 +603,9 @@ def paired_test(
 
 
 def mad(x, axis: int | None = 0, scale: float | str = 1.0) -> np.ndarray:
-    """Median absolute deviation, ignoring NaN (seed 002's dispersion across subjects).
+    """Median absolute deviation, ignoring NaN (Xiao et al.'s dispersion across subjects).
 
-    ``scale=1`` is the raw MAD (as seed 002); ``scale="normal"`` makes it a
+    ``scale=1`` is the raw MAD (as Xiao et al.); ``scale="normal"`` makes it a
     consistent estimator of the standard deviation (scipy's convention).
     """
     from scipy.stats import median_abs_deviation
@@ -614,7 +614,7 @@ def mad(x, axis: int | None = 0, scale: float | str = 1.0) -> np.ndarray:
 
 
 def sem(x, axis: int | None = 0) -> np.ndarray:
-    """Standard error of the mean (ddof=1), ignoring NaN (seed 003's error bars)."""
+    """Standard error of the mean (ddof=1), ignoring NaN (the NSD study's error bars)."""
     x = np.asarray(x, dtype=np.float64)
     n = np.sum(np.isfinite(x), axis=axis)
     with np.errstate(invalid="ignore", divide="ignore"):

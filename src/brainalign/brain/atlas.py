@@ -169,7 +169,7 @@ def _glasser_json() -> dict:
 
 
 def glasser_groups() -> dict[str, list[int]]:
-    """Seed Movie10 groups of HCP-MMP1 parcels: ``{group: [MMP label values]}`` (methods.md §5.4)."""
+    """HCP-MMP1 parcel groups of the Movie10 pipeline (``subbareddy248/multi-modal-brain-stimuli``): ``{group: [labels]}``."""
     return {g: list(v["indices"]) for g, v in _glasser_json()["groups"].items()}
 
 

@@ -1,6 +1,6 @@
 """GLMsingle-style single-trial betas (``.npy`` / ``.mat`` / NIfTI) with item tables.
 
-Formats read (seed 002, ds003076):
+Formats read (Xiao et al., 2026, ds003076):
 
 * GLMsingle Python output ``TYPED_FITHRF_GLMDENOISE_RR.npy``: a pickled dict
   whose ``betasmd`` is (X, Y, Z, n_trials) or (n_voxels, 1, 1, n_trials);
@@ -209,7 +209,7 @@ def load_item_betas(
 def top_fraction_mask(
     stat_img: str | Path | nib.Nifti1Image, roi_img: str | Path | nib.Nifti1Image, fraction: float = 0.1
 ) -> nib.Nifti1Image:
-    """Voxels of an ROI with the highest statistic (seed 002: top 10 % of a task t-map).
+    """Voxels of an ROI with the highest statistic (Xiao et al., 2026: top 10 % of a task t-map).
 
     Parameters
     ----------

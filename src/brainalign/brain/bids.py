@@ -6,7 +6,7 @@ with :func:`nilearn.signal.clean`, and returns a :class:`Recording` plus an
 events table (columns ``run, onset, duration, stimulus`` and every column of
 the ``events.tsv`` files).
 
-Layouts handled (see ``datasets.md``):
+Layouts handled (see ``docs/choices.md``):
 
 * raw BIDS: ``sub-XX[/ses-YYY]/func/sub-XX[_ses-YYY]_task-T[_run-R]_bold.nii.gz``
   with sidecars inherited from ``task-T_bold.json`` at the top level

@@ -1,6 +1,6 @@
 """CNeuroMod Movie10 on the fsaverage6 surface: per-movie concatenation, truncation, z-scoring, split.
 
-Two on-disk sources are read (see ``datasets.md`` §2):
+Two on-disk sources are read (see ``docs/choices.md``, Movie10):
 
 * ``"npy"`` — the group pipeline's per-movie arrays ``sub{N}-{movie}-fsaverage6.npy``
   (vertices × TRs, left hemisphere first, segments already concatenated),
@@ -11,7 +11,7 @@ Two on-disk sources are read (see ``datasets.md`` §2):
   user fMRIPrep run), concatenated in segment order; life/figures were shown
   twice and ``viewing`` picks the run.
 
-Every movie is truncated to a TR count (default: the seed's 4024 / 6989 / 2008
+Every movie is truncated to a TR count (default: the group's Movie10 pipeline's 4024 / 6989 / 2008
 for bourne / wolf / life) and z-scored per vertex *within the movie*; then
 movies are concatenated. The default split is train = bourne + wolf,
 test = life.
@@ -35,7 +35,7 @@ from .voxels import varying_voxels
 __all__ = [
     "MOVIE10_TR",
     "MOVIE10_SEGMENTS",
-    "SEED001_TRUNCATION",
+    "MOVIE10_TRUNCATION",
     "load_movie10",
     "movie10_split",
     "movie10_tr_table",
@@ -44,8 +44,8 @@ __all__ = [
 
 MOVIE10_TR = 1.49
 MOVIE10_SEGMENTS = {"bourne": 10, "wolf": 17, "life": 5, "figures": 12}
-#: TRs kept per movie in seed 001 (multi-modal-brain-stimuli): first 4024 / 6989 / 2008.
-SEED001_TRUNCATION = {"bourne": 4024, "wolf": 6989, "life": 2008}
+#: TRs kept per movie by the group's Movie10 pipeline (multi-modal-brain-stimuli): first 4024 / 6989 / 2008.
+MOVIE10_TRUNCATION = {"bourne": 4024, "wolf": 6989, "life": 2008}
 
 
 def _subject_number(subject: str) -> int:
@@ -143,7 +143,7 @@ def load_movie10(
     source: str = "npy",
     pattern: str = "sub{subject}-{movie}-fsaverage6.npy",
     raw_root: str | Path | None = None,
-    truncate: Mapping[str, int] | None = SEED001_TRUNCATION,
+    truncate: Mapping[str, int] | None = MOVIE10_TRUNCATION,
     viewing: int = 1,
     tr: float = MOVIE10_TR,
     n_vertices: tuple[int, int] = (40962, 40962),
@@ -211,7 +211,7 @@ def load_movie10(
             if keep > n:
                 raise DataError(
                     f"{movie}: truncation asks for {keep} TRs but sub-{_subject_number(subject):02d} has {n}; "
-                    f"lower truncate['{movie}'] to at most {n} (the seed truncates every subject to a common count)."
+                    f"lower truncate['{movie}'] to at most {n} (the Movie10 pipeline truncates every subject to a common count)."
                 )
             n = keep
         mu, sd = _column_stats(data, n, chunk_vertices)

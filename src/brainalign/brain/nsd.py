@@ -1,6 +1,6 @@
 """Natural Scenes Dataset: session betas, experimental design, ROIs with label tables, images.
 
-Layout and units follow the NSD data manual (see ``datasets.md`` §1):
+Layout and units follow the NSD data manual (cvnlab.slite.page; https://naturalscenesdataset.org):
 
 * single-trial betas ``nsddata_betas/ppdata/subj{ss}/{func1pt8mm,func1mm}/<glm>/betas_session{ss}.{nii.gz,hdf5}``,
   int16 = percent signal change × 300, 750 trials per session;
@@ -333,7 +333,7 @@ def load_nsd_betas(
     average_repeats : bool
         Average the trials of each image (up to 3) into one row.
     zscore_sessions : bool
-        Z-score every voxel within each session before averaging (off by default, as in seed 003).
+        Z-score every voxel within each session before averaging (off by default, as in the NSD study).
     source : {"auto", "nifti", "hdf5"}
         File format to read; ``auto`` prefers the chunked HDF5.
     chunk_trials : int

@@ -140,7 +140,7 @@ def validate(config: Path = typer.Argument(..., help="Experiment YAML."),
     """Check a config and its data files in seconds (no model loading, no fitting)."""
     from brainalign.steering.config import is_steering_config
 
-    if is_steering_config(config):  # seed-002 steering YAML: same check as `steer --validate-only`
+    if is_steering_config(config):  # brain-guided LLM steering YAML: same check as `steer --validate-only`
         return steer(config, out=None, validate_only=True, force=False, set_=set_, models="as-configured", cache=None,
                      debug=debug)
     with _user_errors(debug):
@@ -256,7 +256,7 @@ def steer(config: Path = typer.Argument(..., help="Steering study YAML (schema: 
           cache: Optional[Path] = typer.Option(None, help="Where --models tiny keeps its models (default: the "
                                                "feature cache)."),
           debug: bool = typer.Option(False, help="Show tracebacks.")) -> None:
-    """Brain-guided LMs (seed 002): every section of the config (predictivity, NARI, general directions,
+    """Brain-guided LMs (Xiao et al., 2026): every section of the config (predictivity, NARI, general directions,
     NARF+Label fine-tuning, evaluation), planted or on ds003076; tables + manifest written atomically."""
     from brainalign._utils.locking import RunLock
     from brainalign.steering.config import SteerConfigError, load_steer_config

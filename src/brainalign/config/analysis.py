@@ -16,7 +16,7 @@ __all__ = ["CeilingSpec", "CouplingSpec", "check_extra_analyses", "coupling_mode
 
 
 class CeilingSpec(StrictModel):
-    """Noise ceiling and ceiling-normalised scores (methods.md §1.4)."""
+    """Noise ceiling and ceiling-normalised scores (docs/choices.md, ``analysis.ceiling``)."""
 
     method: Literal["repeats", "subject_subset", "none"] = Field(
         "none",
@@ -40,7 +40,7 @@ class CeilingSpec(StrictModel):
 
 
 class CouplingSpec(StrictModel):
-    """Seed 001's instruction-semantics coupling: text similarity of instructions vs similarity of their maps."""
+    """Instruction-semantics coupling (video-audio study): text similarity of instructions vs that of their maps."""
 
     model: str | None = Field(None, description="Model (by name) whose maps and text embeddings are used; null = first.")
     layer: int | float = Field(

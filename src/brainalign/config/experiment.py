@@ -206,7 +206,7 @@ class EncodingSpec(StrictModel):
 
 
 class PartitionSpec(StrictModel):
-    """Variance partitioning between 2 or 3 fitted feature spaces (methods.md §6)."""
+    """Variance partitioning between 2 or 3 fitted feature spaces (set-theoretic; de Heer et al., 2017)."""
 
     name: str = Field(description="Label of this partition in tables and figures.")
     spaces: list[str] = Field(
@@ -245,7 +245,7 @@ class PartitionSpec(StrictModel):
 
 
 class InContextSpec(StrictModel):
-    """In-context prompts (seed 001's ICL baseline): k worked examples before the query, excluded from pooling."""
+    """In-context prompts (video-audio study's ICL baseline): k worked examples before the query, not pooled."""
 
     k: int = Field(2, ge=1, description="Number of worked examples before the query.")
     examples: list[str] | None = Field(
@@ -340,7 +340,7 @@ class AnalysisSpec(StrictModel):
         default_factory=CeilingSpec, description="Noise ceiling and normalised scores (null = method: none)."
     )
     best_layer: bool = Field(
-        True, description="Seed 002's best layer per model × prompt (× ROI): median voxels → median subjects → max."
+        True, description="Best layer of Xiao et al. per model × prompt (× ROI): median voxels → median subjects → max."
     )
     coupling: CouplingSpec | None = Field(
         None, description="Instruction-semantics coupling (needs >= 4 prompts besides the unprompted one; null = off)."

@@ -1,7 +1,7 @@
 """Held-out predictions of every feature space, in memory or memory-mapped on disk when they are large.
 
 The voxel statistics (block permutations) and the ROI tables need each space's held-out predictions, an
-(n_rows, n_voxels) float32 array per space. At study scale that is the largest object of a run (seed 003 at full
+(n_rows, n_voxels) float32 array per space. At study scale that is the largest object of a run (the NSD study at full
 size: 718 spaces × 10,000 images × 15,724 voxels ≈ 420 GiB), so past ``encoding.predictions_in_memory_gib`` the
 arrays are ``.npy`` memory maps in a temporary folder (``TMPDIR``; removed by :meth:`HeldOut.close`): the operating
 system pages them in as the statistics read them, one space at a time. The numbers are identical either way.

@@ -1,4 +1,4 @@
-"""Seed 000's non-LLM baselines: per-frame pixel, motion-energy and random features.
+"""Non-LLM baselines of the gameplay study (Oota et al., 2026): per-frame pixel, motion-energy and random features.
 
 Every function maps a frame sequence to one row per frame,
 ``(n_frames, dim)`` float32; resample rows to TR times with
@@ -174,7 +174,7 @@ def random_features(n_frames: int, dim: int = 256, *, seed: int = 0, distributio
     n_frames, dim : int
     seed : int
     distribution : {"normal", "uniform"}
-        Standard normal, or uniform in [0, 1) (seed 002's ``-rand_feature``).
+        Standard normal, or uniform in [0, 1) (Xiao et al.'s ``-rand_feature``).
 
     Returns
     -------
@@ -223,7 +223,7 @@ BASELINE_KINDS: dict[str, Callable[..., np.ndarray]] = {
 
 
 def baseline_features(kind: str, frames: Any = None, **options: Any) -> np.ndarray:
-    """Features of a seed-000 baseline named by a config's ``kind``.
+    """Features of a gameplay-study baseline named by a config's ``kind``.
 
     ``pixels``: ``size``; ``motion_energy``: ``fps`` (required), ``size``,
     ``spatial_freqs``, ``temporal_freqs``, ``n_directions``, ``window_s``;

@@ -1,4 +1,4 @@
-"""Read BSON files: the EMPA / DDQN regressors of OpenNeuro ds004323 (seed 000's RL baselines).
+"""Read BSON files: the EMPA / DDQN regressors of OpenNeuro ds004323 (the gameplay study's RL baselines).
 
 The dataset's behaviour and model regressors live in a MongoDB dump
 (``behavior/dump.tar.gz``: collections ``regressors`` (EMPA) and

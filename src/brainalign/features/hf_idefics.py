@@ -1,4 +1,4 @@
-"""IDEFICS (v1) adapter (``IdeficsForVisionText2Text``, e.g. ``HuggingFaceM4/idefics-9b-instruct``; seed 003).
+"""IDEFICS (v1) adapter (``IdeficsForVisionText2Text``, e.g. ``HuggingFaceM4/idefics-9b-instruct``; NSD study).
 
 IDEFICS does not put image embeddings on tokens. An image is written
 ``<fake_token_around_image><image><fake_token_around_image>`` in the text (one

@@ -10,7 +10,7 @@ attention keeps out of real tokens).
 
 Components: "language" (LM hidden states), "attention" (each LM block's
 self-attention output), "vision" (vision encoder, prompt-independent) and
-"qformer" (Q-Former hidden states; seed 003 stored these and the vision
+"qformer" (Q-Former hidden states; the NSD study's code stored these and the vision
 states, mean over tokens).
 """
 from __future__ import annotations
@@ -53,7 +53,7 @@ class InstructBlipExtractor(VisionLanguageExtractor):
     model_id : str
     pooling : default pooling of the language components ("mean", "stimulus",
         "prompt", "last"); the Q-Former takes "mean" (all its tokens: queries
-        + instruction, as seed 003) or "stimulus" (query tokens only).
+        + instruction, as the NSD study's code) or "stimulus" (query tokens only).
     prompt_batch_size : prompts per Q-Former/LM batch in the reuse path
     meta : dict, optional
     """

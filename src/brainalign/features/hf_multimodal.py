@@ -47,7 +47,7 @@ __all__ = ["VisionLanguageExtractor", "COMPONENTS", "Video", "check_images", "ch
 
 #: What can be read: the language model's hidden states (residual stream; one
 #: slice per decoder block + embeddings at index 0), the output of each
-#: block's self-attention (index i = block i, 1..n_layers; seed 002 read it at
+#: block's self-attention (index i = block i, 1..n_layers; Xiao et al. read it at
 #: the last token), the modality encoder's hidden states ("vision"; "audio"
 #: for audio LLMs), or the connector's output (one slice, index 0).
 COMPONENTS = ("language", "attention", "vision", "connector")

@@ -1,6 +1,6 @@
 """In-context prompts for the multimodal adapters: k worked examples before the query.
 
-Seed 001 compared instruction-tuned models with in-context-learning (ICL)
+The video-audio study (Oota et al., 2025) compared instruction-tuned models with in-context-learning (ICL)
 ones. Here any :class:`~brainalign.features.hf_multimodal.VisionLanguageExtractor`
 reads a multi-turn chat, built with the model's own chat template::
 

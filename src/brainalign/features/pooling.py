@@ -36,7 +36,7 @@ class GenerationConfig:
     do_sample : bool
         False (default): greedy decoding. True: top-k sampling.
     top_k : int
-        k of top-k sampling (seed 003's mPLUG-Owl code used 5).
+        k of top-k sampling (the NSD study's mPLUG-Owl code used 5).
     temperature : float
         Sampling temperature (only with ``do_sample=True``).
     seed : int

@@ -1,19 +1,19 @@
-"""Prompt registries of the seed studies, and token-count checks.
+"""Prompt registries of the bundled studies (``docs/studies.md``), and token-count checks.
 
-- :data:`SEED002_CHAT`: the brain-guided-LLM study's chat prompts, verbatim
+- :data:`DEDUCTIVE_CHAT`: the brain-guided LLM study's (Xiao et al., 2026) chat prompts, verbatim
   (``pkuxmq/Brain-guided_LLM``, ``utils.py`` / ``make_intervention_sep.py``);
-  :func:`seed002_messages` builds one chat.
-- :data:`SEED003_PROMPTS`: the NSD instruction-tuning study's pool of 66
+  :func:`deductive_messages` builds one chat.
+- :data:`NSD_INSTRUCTIONS`: the NSD instruction-tuning study's (Oota et al., 2025) pool of 66
   prompts in 13 categories, verbatim from ``subbareddy248/mllm_instruction_brain``
   ``brain_activity_prediction/extract_image_embeddings/prompts.py`` (commit
   c9197a3; the Visual Dialogue prompts 67-71 are commented out there and left
-  out here). :data:`SEED003_CONFIRMED` marks the ones the authors' slides show
+  out here). :data:`NSD_CONFIRMED_INSTRUCTIONS` marks the ones the authors' slides show
   as used in the paper (the exact list of 10 was not found).
-- :data:`SEED000_PAIRS`: action-focused vs reasoning-focused prompt pairs for
-  gameplay frames. The paper's templates were not found; these are our
+- :data:`GAMEPLAY_PROMPT_PAIRS`: action-focused vs reasoning-focused prompt pairs for
+  gameplay frames (the gameplay study, Oota et al., 2026). The paper's templates were not found; these are our
   defaults, written in parallel syntax and length-matched (token counts within
   5 of each other: :func:`check_length_matched`).
-- :data:`SEED001_INSTRUCTIONS`: the video/audio study's instruction set as
+- :data:`MOVIE_INSTRUCTIONS`: the video-audio study's (Oota et al., 2025) instruction set as
   configuration; only the two example templates from the slides are known.
 """
 from __future__ import annotations
@@ -22,23 +22,23 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 __all__ = [
-    "SEED002_CHAT",
-    "seed002_messages",
-    "SEED003_PROMPTS",
-    "SEED003_CATEGORIES",
-    "SEED003_CONFIRMED",
-    "seed003_prompts",
+    "DEDUCTIVE_CHAT",
+    "deductive_messages",
+    "NSD_INSTRUCTIONS",
+    "NSD_INSTRUCTION_CATEGORIES",
+    "NSD_CONFIRMED_INSTRUCTIONS",
+    "nsd_instructions",
     "PromptPair",
-    "SEED000_PAIRS",
-    "seed000_prompts",
-    "SEED001_INSTRUCTIONS",
+    "GAMEPLAY_PROMPT_PAIRS",
+    "gameplay_prompts",
+    "MOVIE_INSTRUCTIONS",
     "count_tokens",
     "token_report",
     "check_length_matched",
 ]
 
-# --------------------------------------------------------------------------- seed 002
-SEED002_CHAT: dict[str, str] = {
+# --------------------------------------------------------------------------- deductive reasoning (ds003076)
+DEDUCTIVE_CHAT: dict[str, str] = {
     "system_syllogism": (
         "You are an expert in performing logical reasoning. I will present three premises and one conclusion each "
         "round. The premises describe a series of relationships among monosyllabic pseudowords and adjectives. "
@@ -61,8 +61,8 @@ SEED002_CHAT: dict[str, str] = {
 }
 
 
-def seed002_messages(task: str, premises: Sequence[str], conclusion: str) -> list[dict[str, str]]:
-    """The seed-002 chat for one item: instruction turn, acknowledgement, question.
+def deductive_messages(task: str, premises: Sequence[str], conclusion: str) -> list[dict[str, str]]:
+    """The brain-guided LLM study's chat for one item (Xiao et al., 2026): instruction turn, acknowledgement, question.
 
     Parameters
     ----------
@@ -73,16 +73,16 @@ def seed002_messages(task: str, premises: Sequence[str], conclusion: str) -> lis
     if task not in ("syllogism", "transitive"):
         raise ValueError(f"task={task!r}: use 'syllogism' or 'transitive'.")
     if len(premises) != 3:
-        raise ValueError(f"premises has {len(premises)} items; seed 002 items have exactly 3.")
+        raise ValueError(f"premises has {len(premises)} items; the brain-guided LLM study's items have exactly 3.")
     return [
-        {"role": "user", "content": SEED002_CHAT[f"system_{task}"]},
-        {"role": "assistant", "content": SEED002_CHAT["assistant_ack"]},
-        {"role": "user", "content": SEED002_CHAT["user_template"] % (*premises, conclusion)},
+        {"role": "user", "content": DEDUCTIVE_CHAT[f"system_{task}"]},
+        {"role": "assistant", "content": DEDUCTIVE_CHAT["assistant_ack"]},
+        {"role": "user", "content": DEDUCTIVE_CHAT["user_template"] % (*premises, conclusion)},
     ]
 
 
-# --------------------------------------------------------------------------- seed 003
-SEED003_PROMPTS: dict[int, str] = {
+# --------------------------------------------------------------------------- NSD instructions
+NSD_INSTRUCTIONS: dict[int, str] = {
     # Image Captioning
     1: "In this task, you will look at the image and briefly describe the image.",
     2: "What is the caption of the image?",
@@ -174,8 +174,8 @@ SEED003_PROMPTS: dict[int, str] = {
     66: "Specify the disaster type based on the image.",
 }
 
-#: Category of each seed-003 prompt number (inclusive ranges, as in the source comments).
-SEED003_CATEGORIES: dict[str, range] = {
+#: Category of each NSD instruction number (inclusive ranges, as in the source comments).
+NSD_INSTRUCTION_CATEGORIES: dict[str, range] = {
     "image_captioning": range(1, 6),
     "vqa": range(6, 10),
     "visual_relationship": range(10, 15),
@@ -193,35 +193,35 @@ SEED003_CATEGORIES: dict[str, range] = {
 
 #: Prompts shown as used in the paper (authors' slides, p. 19). The full list
 #: of the paper's 10 instructions was not found: configure it.
-SEED003_CONFIRMED: dict[int, str] = {
+NSD_CONFIRMED_INSTRUCTIONS: dict[int, str] = {
     2: "image captioning (IC)",
     20: "image understanding",
     11: "visual relationship (VR)",
 }
 
 
-def seed003_prompts(numbers: Sequence[int] | None = None, *, confirmed_only: bool = False) -> dict[str, str]:
-    """Seed-003 prompts as ``{"p02_image_captioning": text, ...}``.
+def nsd_instructions(numbers: Sequence[int] | None = None, *, confirmed_only: bool = False) -> dict[str, str]:
+    """NSD instructions as ``{"p02_image_captioning": text, ...}``.
 
     Parameters
     ----------
     numbers : prompt numbers (1..66); default all.
-    confirmed_only : keep only :data:`SEED003_CONFIRMED`.
+    confirmed_only : keep only :data:`NSD_CONFIRMED_INSTRUCTIONS`.
     """
     if numbers is None:
-        numbers = sorted(SEED003_CONFIRMED) if confirmed_only else sorted(SEED003_PROMPTS)
+        numbers = sorted(NSD_CONFIRMED_INSTRUCTIONS) if confirmed_only else sorted(NSD_INSTRUCTIONS)
     out = {}
     for n in numbers:
-        if n not in SEED003_PROMPTS:
-            raise ValueError(f"seed-003 prompt number {n} does not exist (valid: 1..66).")
-        if confirmed_only and n not in SEED003_CONFIRMED:
+        if n not in NSD_INSTRUCTIONS:
+            raise ValueError(f"NSD instruction-pool prompt number {n} does not exist (valid: 1..66).")
+        if confirmed_only and n not in NSD_CONFIRMED_INSTRUCTIONS:
             continue
-        cat = next(c for c, r in SEED003_CATEGORIES.items() if n in r)
-        out[f"p{n:02d}_{cat}"] = SEED003_PROMPTS[n]
+        cat = next(c for c, r in NSD_INSTRUCTION_CATEGORIES.items() if n in r)
+        out[f"p{n:02d}_{cat}"] = NSD_INSTRUCTIONS[n]
     return out
 
 
-# --------------------------------------------------------------------------- seed 000
+# --------------------------------------------------------------------------- gameplay prompt pairs
 @dataclass(frozen=True)
 class PromptPair:
     """An action-focused and a reasoning-focused prompt about the same frame."""
@@ -235,7 +235,7 @@ class PromptPair:
 #: syntax, token counts within 5 of each other (checked in the tests with the
 #: real all-MiniLM-L6-v2 WordPiece tokenizer; check your model's tokenizer
 #: with :func:`check_length_matched`).
-SEED000_PAIRS: tuple[PromptPair, ...] = (
+GAMEPLAY_PROMPT_PAIRS: tuple[PromptPair, ...] = (
     PromptPair(
         "next_move",
         "Look at this game frame. Which key should the player press next?",
@@ -264,18 +264,18 @@ SEED000_PAIRS: tuple[PromptPair, ...] = (
 )
 
 
-def seed000_prompts(regime: str) -> dict[str, str]:
+def gameplay_prompts(regime: str) -> dict[str, str]:
     """``{"next_move": text, ...}`` for ``regime`` in {"action", "reasoning"}."""
     if regime not in ("action", "reasoning"):
         raise ValueError(f"regime={regime!r}: use 'action' or 'reasoning'.")
-    return {p.name: getattr(p, regime) for p in SEED000_PAIRS}
+    return {p.name: getattr(p, regime) for p in GAMEPLAY_PROMPT_PAIRS}
 
 
-# --------------------------------------------------------------------------- seed 001
+# --------------------------------------------------------------------------- movie (video/audio) instructions
 #: The 13 video instructions and the audio instructions were not found; these
 #: are the two templates shown on the authors' slides. Supply the full set
 #: through the experiment config.
-SEED001_INSTRUCTIONS: dict[str, dict[str, str]] = {
+MOVIE_INSTRUCTIONS: dict[str, dict[str, str]] = {
     "video": {"describe": "Describe this video in detail"},
     "audio": {"describe": "Describe this audio in detail"},
 }

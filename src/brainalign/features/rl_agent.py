@@ -1,4 +1,4 @@
-"""RL-agent features (seed 000): a stable-baselines3 DQN / QR-DQN Q-network read per frame, without pickle.
+"""RL-agent features (gameplay study): a stable-baselines3 DQN / QR-DQN Q-network read per frame, without pickle.
 
 A stable-baselines3 ``model.save("agent.zip")`` archive holds ``policy.pth``
 (the policy's ``state_dict``, written with ``torch.save``), ``data`` (JSON;

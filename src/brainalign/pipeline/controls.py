@@ -9,7 +9,7 @@ Every claim "model/prompt A aligns better than B" gets a "compared with what?":
   feature assignment permuted within each run, seeded) and *Gaussian* random
   features of the same dimensionality (one random vector per stimulus);
 - **label control**: the category-shuffled baseline (``baseline/category_shuffled``);
-- **in-context prompts** (seed 001's ICL baseline): k worked examples (the
+- **in-context prompts** (the video-audio study's ICL baseline): k worked examples (the
   same prompt filled with other stimuli) before the query; the model reads
   them, pooling leaves their tokens out;
 - **untrained model**: a model entry with ``weights: random`` is paired with the

@@ -6,7 +6,7 @@ exist):
 
 =========================  ==================================================================
 ``layer_medians``          median r over voxels per subject × model × prompt × ROI × layer
-``best_layer``             seed 002's best layer: median voxels → median subjects → max layer
+``best_layer``             Xiao et al. (2026)'s best layer: median voxels → median subjects → max layer
 ``ceiling``                correlation-scale noise ceiling per voxel (``analysis.ceiling``)
 ``normalised_scores``      r / ceiling per space × voxel, low ceilings NaN (threshold, clip)
 ``normalised_summary``     mean and median normalised score per space, with the convention
@@ -15,7 +15,7 @@ exist):
 ``partition_banded``       ridge vs banded-ridge percentages of the joint R² (robustness)
 ``partition_controls``     unique variance of a space vs its control, paired over held-out runs
 ``partition_control_runs`` the per-run values behind ``partition_controls``
-``coupling``               instruction-semantics coupling (seed 001) and its Mantel p
+``coupling``               instruction-semantics coupling (Oota et al., 2025) and its Mantel p
 ``coupling_similarity``    the two instruction × instruction similarity matrices, tidy
 =========================  ==================================================================
 
@@ -146,7 +146,7 @@ def extra_analyses(
     return out
 
 
-# --------------------------------------------------------------------------- best layer (seed 002)
+# --------------------------------------------------------------------------- best layer (Xiao et al., 2026)
 def layer_median_table(
     voxel_scores: pd.DataFrame, spaces: pd.DataFrame, masks: Mapping[str, np.ndarray] | None = None,
     subject: str = "01",
@@ -186,7 +186,7 @@ def layer_median_table(
 
 
 def best_layer_table(layer_medians: pd.DataFrame) -> pd.DataFrame:
-    """Seed 002's brain score: median over voxels → median over subjects → max over layers.
+    """The brain score of Xiao et al. (2026): median over voxels → median over subjects → max over layers.
 
     Parameters
     ----------
@@ -221,7 +221,7 @@ def best_layer_table(layer_medians: pd.DataFrame) -> pd.DataFrame:
                                        "n_subjects"])
 
 
-# --------------------------------------------------------------------------- instruction coupling (seed 001)
+# --------------------------------------------------------------------------- instruction coupling (video-audio study)
 def instruction_text(template: str) -> str:
     """The instruction of a prompt template: the text without the ``{stimulus}`` slot."""
     return " ".join(template.replace("{stimulus}", " ").split())
@@ -231,7 +231,7 @@ def coupling_tables(
     exp: Experiment, stimuli: Sequence[str], voxel_scores: pd.DataFrame, store=None, extractor=None,
     spaces: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Seed 001's instruction-semantics coupling for the configured model and layer.
+    """The video-audio study's instruction-semantics coupling for the configured model and layer.
 
     Instructions are the model's prompts other than ``analysis.unprompted``;
     their texts (template without the stimulus slot) are embedded by
@@ -301,7 +301,7 @@ def group_analyses(exp: Experiment, per_subject: Mapping[str, object]) -> dict[s
     :func:`brainalign.analysis.group.group_tables` — run → subject (mean over held-out runs) → group
     (``analysis.group_how``, with SEM and MAD), paired Wilcoxon *and* t across subjects with both effect sizes
     (d_z, rank-biserial) against ``analysis.reference`` and for every prompt against ``analysis.unprompted`` —
-    and ``layer_medians`` give seed 002's group best layer (median voxels → median subjects → max layer).
+    and ``layer_medians`` give Xiao et al. (2026)'s group best layer (median voxels → median subjects → max layer).
 
     Parameters
     ----------

@@ -71,7 +71,7 @@ def group_results(exp: Experiment, per_subject: dict[str, Results]) -> Results:
     for name, t in stacked.items():
         if t is not None and name != "spaces":
             tables[f"subject_{name}"] = t
-    tables.update(group_analyses(exp, per_subject))  # both paired tests, ROI level, seed 002's best layer
+    tables.update(group_analyses(exp, per_subject))  # both paired tests, ROI level, Xiao et al.'s best layer
     first = next(iter(per_subject.values()))
     manifest = dict(first.manifest)
     manifest["subjects"] = {s: r.manifest.get("inputs", {}) for s, r in per_subject.items()}

@@ -231,11 +231,11 @@ def _nsd_sizes(exp: Experiment, root: Path | None, subject: str, assumed: list[s
 
 def _movie10_sizes(exp: Experiment, assumed: list[str]) -> tuple[int, int]:
     """(TRs, vertices) of one Movie10 subject: the truncation counts and fsaverage6 (or the configured sizes)."""
-    from brainalign.brain.movie10 import SEED001_TRUNCATION
+    from brainalign.brain.movie10 import MOVIE10_TRUNCATION
 
     opts = exp.brain.options
     movies = opts.get("movies", ("bourne", "wolf", "life"))
-    trunc = opts.get("truncate", SEED001_TRUNCATION) or {}
+    trunc = opts.get("truncate", MOVIE10_TRUNCATION) or {}
     missing = [m for m in movies if m not in trunc]
     if missing:
         assumed.append(f"no truncation for {missing}: 4,000 TRs each")

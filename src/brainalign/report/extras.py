@@ -37,9 +37,9 @@ def extra_sections(res) -> list[dict]:
         out.append(_section(
             "Best layer (median voxels → median subjects → max layer)", "best_layer", t["best_layer"],
             ["model", "prompt", "roi", "best_layer", "best_depth", "score", "mad", "n_subjects"],
-            "Seed 002's brain score: the held-out r of every voxel, its median over the ROI's voxels, the median of "
-            "that over subjects, and the layer where it is largest. MAD: spread of the subject medians at that layer "
-            "(0 with one subject)."))
+            "Brain score of Xiao et al. (2026): the held-out r of every voxel, its median over the ROI's voxels, "
+            "the median of that over subjects, and the layer where it is largest. MAD: spread of the subject "
+            "medians at that layer (0 with one subject)."))
     if "normalised_summary" in t and len(t["normalised_summary"]):
         s = t["normalised_summary"]
         out.append(_section(
@@ -84,7 +84,7 @@ def extra_sections(res) -> list[dict]:
         out.append(_section(
             "Instruction-semantics coupling", "coupling", t["coupling"],
             ["model", "layer", "text_layer", "method", "r", "p_value", "n_instructions", "n_pairs"],
-            "Seed 001: correlation between the similarity of the instruction texts (embedded by the model at "
-            "text_layer) and the similarity of the alignment maps they produce (voxelwise r at layer); p from a "
-            "Mantel test permuting instruction labels (one-sided, coupling > 0)."))
+            "Oota et al. (2025, video-audio): correlation between the similarity of the instruction texts "
+            "(embedded by the model at text_layer) and the similarity of the alignment maps they produce (voxelwise "
+            "r at layer); p from a Mantel test permuting instruction labels (one-sided, coupling > 0)."))
     return out

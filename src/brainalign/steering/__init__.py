@@ -1,4 +1,4 @@
-"""Brain-guided language models (seed 002): tasks, hooks, encoders, NARI directions, NARF fine-tuning.
+"""Brain-guided language models (Xiao et al., 2026): tasks, hooks, encoders, NARI directions, NARF fine-tuning.
 
 Submodules: :mod:`tasks` (generators, prompts, parsing), :mod:`models` (loading,
 tiny builders), :mod:`hooks` (last-token capture and offsets), :mod:`encoders`

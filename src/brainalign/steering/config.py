@@ -1,7 +1,7 @@
-"""Schema of a steering study (``brainalign steer CONFIG``): seed 002 on ds003076, or the planted setting.
+"""Schema of a steering study (``brainalign steer CONFIG``): brain-guided LLMs on ds003076, or the planted setting.
 
-A steering YAML has either a ``brain:`` section (the real ds003076 study,
-methods.md §3.1) or a ``planted:`` section (a tiny random-init causal LM and
+A steering YAML has either a ``brain:`` section (the real ds003076 study of
+Xiao et al., 2026; ``docs/steering.md``) or a ``planted:`` section (a tiny random-init causal LM and
 simulated subjects, :mod:`brainalign.steering.simulate`), never both. The
 analysis sections (``representations``, ``predictivity``, ``nari``,
 ``nari_general``, ``finetune``, ``evaluation``) map one-to-one onto the
@@ -13,13 +13,14 @@ purpose: the two studies share no section.
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Literal, Optional, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from brainalign.steering.data import BETAS, SEED002_SUBJECTS
+from brainalign.steering.data import BETAS, DS003076_SUBJECTS
 
 __all__ = ["SteerConfig", "load_steer_config", "SteerConfigError", "is_steering_config"]
 
@@ -62,7 +63,7 @@ class BrainSection(_Strict):
     expected_files: list[str] = []          # documentation only; the check uses steering.data.expected_files
     roi: Literal["deductive_reasoning", "language", "md"] = "deductive_reasoning"
     voxel_selection: VoxelSelection = VoxelSelection()
-    subjects: list[str] = list(SEED002_SUBJECTS)
+    subjects: list[str] = list(DS003076_SUBJECTS)
     excluded_subjects: list[str] = []
     items: Items = Items()
     drop_nan_voxels: Literal["across_subjects", "per_subject"] = "across_subjects"
@@ -204,13 +205,23 @@ class SteerConfig(_Strict):
     brain: Optional[BrainSection] = None
     planted: Optional[PlantedSection] = None
     models: list[str] = []
-    prompts: Literal["seed002"] = "seed002"
+    prompts: Literal["deductive-reasoning"] = "deductive-reasoning"  # tasks.item_messages (DEDUCTIVE_CHAT)
     representations: Representations = Representations()
     predictivity: Optional[Predictivity] = Predictivity()    # null: skip the section
     nari: Optional[Nari] = Nari()
     nari_general: Optional[NariGeneral] = None
     finetune: Optional[Finetune] = None
     evaluation: Evaluation = Evaluation()
+
+    @field_validator("prompts", mode="before")
+    @classmethod
+    def _renamed_prompts(cls, value):
+        # "seed002": the old name of this value (from an internal numbering of the studies), still accepted.
+        if value == "seed002":
+            warnings.warn("prompts: 'seed002' is renamed 'deductive-reasoning' (the same chat prompts); "
+                          "write prompts: deductive-reasoning in the config.", FutureWarning, stacklevel=2)
+            return "deductive-reasoning"
+        return value
 
     @model_validator(mode="before")
     @classmethod

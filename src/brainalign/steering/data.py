@@ -1,6 +1,6 @@
-"""ds003076 inputs of the seed-002 study: which files are needed, and the loader of items, behaviour and betas.
+"""ds003076 inputs of the brain-guided LLM study: which files are needed, and the loader of items, behaviour and betas.
 
-Layout read (datasets.md §4, the OpenNeuro BIDS release plus the seed's GLMsingle derivative)::
+Layout read (the OpenNeuro BIDS release plus the authors' GLMsingle derivative; ``docs/steering.md``)::
 
     <root>/sub-XXXX/func/sub-XXXX_task-{Syllogisms,Transitive}_run-0{1,2}_events.tsv
         onset duration trial_type accuracy response_time premise1 premise2 premise3 conclusion stim_file
@@ -11,8 +11,8 @@ Layout read (datasets.md §4, the OpenNeuro BIDS release plus the seed's GLMsing
         of the ``{task}`` t-map within the ROI (``get_save_region_data_glmsingle_topk.m``).
 
 Items and behaviour come from the BIDS events (premises, conclusion, validity
-in ``trial_type``, the subject's ``accuracy``), so no pickle from the seed's
-repository is needed. "topksep" (methods.md §3.1): syllogism items take their
+in ``trial_type``, the subject's ``accuracy``), so no pickle from the authors'
+repository is needed. "topksep" (the authors' voxel selection): syllogism items take their
 betas from the syllogism-map file, transitive items from the transitive-map
 file; both files hold the same number of voxels (top 10 % of one ROI), so the
 two blocks stack into one (70, n_vox) matrix per subject. Items follow the
@@ -30,12 +30,12 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["SEED002_SUBJECTS", "SEED002_RUNS", "BETAS", "EVENTS", "expected_files", "missing_files",
+__all__ = ["DS003076_SUBJECTS", "DS003076_RUNS", "BETAS", "EVENTS", "expected_files", "missing_files",
            "describe_missing", "DeductiveData", "load_ds003076", "read_run_items"]
 
-SEED002_SUBJECTS = ("sub-1001", "sub-1004", "sub-1008", "sub-1014", "sub-1017", "sub-1019", "sub-1022", "sub-1027",
+DS003076_SUBJECTS = ("sub-1001", "sub-1004", "sub-1008", "sub-1014", "sub-1017", "sub-1019", "sub-1022", "sub-1027",
                     "sub-1030", "sub-1034")
-SEED002_RUNS = ("syllogism_run-01", "syllogism_run-02", "transitive_run-01", "transitive_run-02")
+DS003076_RUNS = ("syllogism_run-01", "syllogism_run-02", "transitive_run-01", "transitive_run-02")
 BETAS = "derivatives/glmsingle/top-10%/all_extracted_beta_{task}/{subject}/{subject}.mat"
 EVENTS = "{subject}/func/{subject}_task-{Task}_{run}_events.tsv"
 _BIDS_TASK = {"syllogism": "Syllogisms", "transitive": "Transitive"}
@@ -53,8 +53,8 @@ def _events_path(root: Path, subject: str, run: str) -> Path:
     return root / EVENTS.format(subject=subject, Task=_BIDS_TASK[task], run=r)
 
 
-def expected_files(root: str | Path, subjects: Sequence[str] = SEED002_SUBJECTS, betas: str = BETAS,
-                   runs: Sequence[str] = SEED002_RUNS) -> dict[Path, str]:
+def expected_files(root: str | Path, subjects: Sequence[str] = DS003076_SUBJECTS, betas: str = BETAS,
+                   runs: Sequence[str] = DS003076_RUNS) -> dict[Path, str]:
     """Every input file of the study under ``root``, with what it is for."""
     root = Path(root)
     out = {}
@@ -68,20 +68,20 @@ def expected_files(root: str | Path, subjects: Sequence[str] = SEED002_SUBJECTS,
     return out
 
 
-def missing_files(root: str | Path, subjects: Sequence[str] = SEED002_SUBJECTS, betas: str = BETAS,
-                  runs: Sequence[str] = SEED002_RUNS) -> dict[Path, str]:
+def missing_files(root: str | Path, subjects: Sequence[str] = DS003076_SUBJECTS, betas: str = BETAS,
+                  runs: Sequence[str] = DS003076_RUNS) -> dict[Path, str]:
     """The subset of :func:`expected_files` that does not exist."""
     return {p: why for p, why in expected_files(root, subjects, betas, runs).items() if not p.is_file()}
 
 
-def describe_missing(root: str | Path, subjects: Sequence[str] = SEED002_SUBJECTS, betas: str = BETAS,
-                     runs: Sequence[str] = SEED002_RUNS) -> str:
+def describe_missing(root: str | Path, subjects: Sequence[str] = DS003076_SUBJECTS, betas: str = BETAS,
+                     runs: Sequence[str] = DS003076_RUNS) -> str:
     """Human-readable report: empty string when everything is there."""
     miss = missing_files(root, subjects, betas, runs)
     if not miss:
         return ""
     lines = [f"{len(miss)} of {len(expected_files(root, subjects, betas, runs))} ds003076 input files are missing "
-             f"under {Path(root)} (OpenNeuro ds003076 + GLMsingle betas, methods.md §3.1):"]
+             f"under {Path(root)} (OpenNeuro ds003076 + GLMsingle betas, see docs/steering.md):"]
     lines += [f"  - {p}: {why}" for p, why in miss.items()]
     return "\n".join(lines)
 
@@ -133,7 +133,7 @@ class ItemLabels:
 
 @dataclass
 class DeductiveData(ItemLabels):
-    """The seed-002 fMRI items with per-subject betas and behaviour.
+    """The fMRI items of Xiao et al. (2026) with per-subject betas and behaviour.
 
     Attributes
     ----------
@@ -152,20 +152,20 @@ class DeductiveData(ItemLabels):
 
 
 
-def load_ds003076(root: str | Path, subjects: Sequence[str] = SEED002_SUBJECTS, betas: str = BETAS,
-                  runs: Sequence[str] = SEED002_RUNS, drop: Mapping[str, Sequence[int]] | None = None,
+def load_ds003076(root: str | Path, subjects: Sequence[str] = DS003076_SUBJECTS, betas: str = BETAS,
+                  runs: Sequence[str] = DS003076_RUNS, drop: Mapping[str, Sequence[int]] | None = None,
                   drop_nan_voxels: str = "across_subjects") -> DeductiveData:
-    """Items, behaviour and top-10 %-per-task betas of the seed-002 subjects (see the module docstring).
+    """Items, behaviour and top-10 %-per-task betas of the brain-guided LLM study's subjects (see the module docstring).
 
     Parameters
     ----------
     root : BIDS root of ds003076 (with the ``derivatives/glmsingle`` folder)
     subjects : subject ids (``sub-XXXX``); the first one fixes the item order
-    runs : ``<task>_run-NN`` in the row order of the betas files (default: the seed's 4 runs)
+    runs : ``<task>_run-NN`` in the row order of the betas files (default: the authors' 4 runs)
     drop : run -> indices (0-based, among the run's reasoning trials in the first subject's order)
-        of items to leave out; default: the seed's contradictory items ``{"transitive_run-01": [7, 13]}``
+        of items to leave out; default: the authors' contradictory items ``{"transitive_run-01": [7, 13]}``
     drop_nan_voxels : {"across_subjects", "per_subject"}
-        Drop a voxel column with a non-finite beta in any subject (the seed: all subjects keep the same
+        Drop a voxel column with a non-finite beta in any subject (the authors: all subjects keep the same
         number of columns) or only in that subject.
 
     Returns

@@ -1,4 +1,4 @@
-"""NARI: neural-aligned representation intervention (seed 002 ``make_intervention_sep.py``), and general directions.
+"""NARI: neural-aligned representation intervention (Xiao et al. ``make_intervention_sep.py``), and general directions.
 
 For one subject and one layer ℓ: with a fitted encoder ``y ≈ x Wᵀ + b`` from
 last-token attention outputs to that subject's betas, learn per-item offsets Δ
@@ -9,7 +9,7 @@ last-token attention outputs to that subject's betas, learn per-item offsets Δ
 last-token attention output of ℓ. An item whose answer becomes correct is
 solved and frozen; an invalid answer reverts its Δ to its last valid value.
 ``control="random"`` decodes with random directions whose norm matches the
-optimised Δ step by step (the seed's random-direction control).
+optimised Δ step by step (the paper's random-direction control).
 """
 from __future__ import annotations
 
@@ -95,7 +95,7 @@ def nari(model, tokenizer, prompts: Sequence[str], labels, X, encoder: LinearEnc
     Y : ndarray (n_items, n_voxels)           the subject's betas (or a random-fMRI control)
     items : int array (m,)                    intervention set
     control : None or "random"                decode with random directions of matched norm
-    lr_factor : float                         AdamW lr = lr_factor × mean|X| (the seed: 0.1)
+    lr_factor : float                         AdamW lr = lr_factor × mean|X| (the authors: 0.1)
     """
     import torch
 
@@ -197,7 +197,7 @@ def scale_sweep(model, tokenizer, prompts: Sequence[str], labels, directions: di
 
 
 def middle_layers(n_layers: int) -> list[int]:
-    """The seed's default intervened layers: ``range(L // 4, 3 * L // 4)``."""
+    """The authors' default intervened layers: ``range(L // 4, 3 * L // 4)``."""
     if n_layers < 1:
         raise ValueError(f"n_layers={n_layers}; give the number of decoder layers (>= 1).")
     return list(range(n_layers // 4, max(3 * n_layers // 4, n_layers // 4 + 1)))

@@ -1,6 +1,6 @@
 """Linear encoders from last-token representations to voxel betas, neural predictivity, and its ceiling.
 
-Seed 002 (``make_analysis.py``, ``calculate_ceiling.py``): per subject, 5-fold
+Xiao et al. (2026) (``make_analysis.py``, ``calculate_ceiling.py``): per subject, 5-fold
 ``StratifiedKFold`` by task type; per layer a ridge with one alpha shared by all
 voxels chosen by leave-one-out GCV over 1e-3..1e3 (sklearn ``RidgeCV``,
 intercept fitted, no z-scoring); Pearson r per voxel on each test fold, averaged
@@ -51,9 +51,9 @@ def fit_encoder(X, Y, alphas: Sequence[float] = SEED_ALPHAS, alpha_mode: str = "
     """Ridge encoder from representations X (n_items, d) to betas Y (n_items, n_voxels).
 
     ``alpha_mode="shared"``: one alpha for all voxels by leave-one-out GCV
-    (sklearn ``RidgeCV``, the seed). ``"per_voxel"``: brainalign's RidgeCV, an
+    (sklearn ``RidgeCV``, as the authors). ``"per_voxel"``: brainalign's RidgeCV, an
     alpha per voxel by ``cv``-fold CV. ``"fixed"``: ``Ridge(alpha=alphas[0])``
-    (the seed's ``Ridge(100)`` without ``-use_ridgecv``).
+    (the authors' ``Ridge(100)`` without ``-use_ridgecv``).
     """
     X, Y = _check_xy(X, Y)
     if alpha_mode not in ("shared", "per_voxel", "fixed"):
@@ -87,7 +87,7 @@ def cv_predictivity(X, Y, task_labels, n_folds: int = 5, seed: int = 0, alphas=S
     ----------
     X : (n_items, d); Y : (n_items, n_voxels); task_labels : (n_items,)
     metric : {"pearson", "cosine"}
-        Pearson r per voxel on the test fold, or (seed's ``-use_cosine``) the
+        Pearson r per voxel on the test fold, or (the authors' ``-use_cosine``) the
         mean cosine between predicted and actual patterns of the test items
         (returned broadcast over voxels).
 
@@ -118,7 +118,7 @@ def cv_predictivity(X, Y, task_labels, n_folds: int = 5, seed: int = 0, alphas=S
 def neural_predictivity(reps, subjects_Y: Sequence[np.ndarray], task_labels, n_folds: int = 5, seed: int = 0,
                         alphas=SEED_ALPHAS, alpha_mode: str = "shared", ceiling: Sequence[np.ndarray] | None = None
                         ) -> dict:
-    """Seed 002's brain score of a model.
+    """The brain score of Xiao et al. (2026) for a model.
 
     Parameters
     ----------
@@ -161,14 +161,14 @@ def neural_predictivity(reps, subjects_Y: Sequence[np.ndarray], task_labels, n_f
 
 
 def random_features(n_items: int, n_layers: int, dim: int, seed: int = 0) -> np.ndarray:
-    """The seed's ``-rand_feature`` control: uniform [0, 1) features of shape (n_items, n_layers, dim)."""
+    """The authors' ``-rand_feature`` control: uniform [0, 1) features of shape (n_items, n_layers, dim)."""
     return np.random.default_rng(seed).random((n_items, n_layers, dim)).astype(np.float32)
 
 
 def deductive_ceiling(subjects_Y: Sequence[np.ndarray], task_labels, n_folds: int = 5, seed: int = 0,
                       alphas=SEED_ALPHAS, max_combinations: int | None = None, n_bootstrap: int = 100,
                       method: str = "profile") -> list[np.ndarray]:
-    """Subject-subset ceiling of every subject's voxels (seed's ``calculate_ceiling``, loop fixed).
+    """Subject-subset ceiling of every subject's voxels (the authors' ``calculate_ceiling``, loop fixed).
 
     For each target subject and each k = 1..n-1 source subjects, every subset
     (or ``max_combinations`` drawn with ``seed``) predicts the target's betas

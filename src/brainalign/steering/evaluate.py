@@ -1,4 +1,4 @@
-"""Evaluation over all premise orders (seed 002 ``test_model.py -test_all_order``)."""
+"""Evaluation over all premise orders (Xiao et al., 2026: ``test_model.py -test_all_order``)."""
 from __future__ import annotations
 
 from typing import Mapping, Sequence

@@ -1,4 +1,4 @@
-"""Brain-guided fine-tuning: NARF+Label (LoRA) and the label-only baseline (seed 002 ``finetune_model_sep.py``).
+"""Brain-guided fine-tuning: NARF+Label (LoRA) and the label-only baseline (Xiao et al. ``finetune_model_sep.py``).
 
 LoRA (peft; r=8, α=16, dropout 0) on q/k/v/o of the self-attention of the
 supervised layers only. Loss per item = CE on the answer token ('True' /
@@ -6,7 +6,7 @@ supervised layers only. Loss per item = CE on the answer token ('True' /
 ``brain_weight`` × mean over subjects and supervised layers of
 ``1 − cos(a_ℓ W_sℓ + b_sℓ, y_s)`` with ``a_ℓ`` the last-token attention output
 (recorded by a forward hook, graph kept). Gradients are accumulated over
-``grad_accumulate`` items per AdamW step (the seed: all 70 fMRI items);
+``grad_accumulate`` items per AdamW step (the authors: all 70 fMRI items);
 validation accuracy (all premise orders) after every epoch keeps the best
 epoch; the adapter is merged and, with ``output_dir``, saved as safetensors.
 ``brain_weight=0`` is the label-only baseline with otherwise identical settings.
@@ -40,7 +40,7 @@ class FinetuneResult:
 
 
 def labels_as_fmri(labels) -> np.ndarray:
-    """The seed's ``-use_label_as_fmri`` ablation: one-hot labels (n_items, 2) in place of betas."""
+    """The authors' ``-use_label_as_fmri`` ablation: one-hot labels (n_items, 2) in place of betas."""
     lab = np.asarray(labels, dtype=bool)
     return np.stack([lab, ~lab], 1).astype(np.float32)
 
@@ -92,7 +92,7 @@ def brain_finetune(model, tokenizer, prompts: Sequence[str], labels, *, layers: 
     prompts : list of str (n_items,); labels : bool (n_items,)
     layers : supervised decoder layers (LoRA goes on their attention only)
     encoders : per subject, {layer: LinearEncoder}; subjects_Y : per subject (n_items, n_voxels)
-    grad_accumulate : items per optimiser step (None: all items, the seed)
+    grad_accumulate : items per optimiser step (None: all items, as the authors)
     val_prompts, val_labels : validation set (all premise orders); the best epoch is kept
     label_mask : bool (n_items,), optional
         Items whose label enters the CE loss (default: all). The others only

@@ -8,7 +8,7 @@ BERT-style encoders: ``encoder.layer``), with the attention sub-module named
 The "last input token" of each row is the last position where
 ``attention_mask`` is 1 (left or right padding both work); it is read by a
 pre-hook on the root module at the first (prefill) call, so during
-``generate`` offsets are added once, at the prompt's last token, as in the seed.
+``generate`` offsets are added once, at the prompt's last token, as in the authors' code.
 """
 from __future__ import annotations
 
@@ -232,8 +232,8 @@ def no_hooks_left(model):
 
 
 def seed_layer_stack(states: dict) -> np.ndarray:
-    """The seed's layout: ``[attention layers..., residual layers...]`` → (n_items, 2 n_layers, d)."""
+    """The authors' layout: ``[attention layers..., residual layers...]`` → (n_items, 2 n_layers, d)."""
     a, r = np.asarray(states["attention"]), np.asarray(states["residual"])
     if a.shape != r.shape:
-        raise ValueError(f"attention {a.shape} and residual {r.shape} differ; the seed stacks equal shapes only.")
+        raise ValueError(f"attention {a.shape} and residual {r.shape} differ; the layout stacks equal shapes only.")
     return np.concatenate([a, r], axis=1)

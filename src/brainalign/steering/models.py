@@ -4,7 +4,7 @@
 ``AutoModelForCausalLM.from_pretrained(folder, local_files_only=True,
 use_safetensors=True)`` path: random weights (``torch.manual_seed(seed)``), a
 Qwen2 / Llama / Gemma architecture, and a byte-level BPE tokenizer trained
-offline on the seed-002 prompt vocabulary, in which ``True`` and ``False`` are
+offline on the deductive-reasoning prompt vocabulary, in which ``True`` and ``False`` are
 single tokens. :func:`untrained_copy` gives the random-init control of any model.
 """
 from __future__ import annotations
@@ -17,10 +17,10 @@ ARCHITECTURES = ("qwen2", "llama", "gemma", "gemma2")
 
 
 def _training_text() -> list[str]:
-    from brainalign.features.prompts import SEED002_CHAT
+    from brainalign.features.prompts import DEDUCTIVE_CHAT
     from brainalign.steering import tasks
 
-    text = list(SEED002_CHAT.values()) + [tasks.PROPOSITIONAL_SYSTEM]
+    text = list(DEDUCTIVE_CHAT.values()) + [tasks.PROPOSITIONAL_SYSTEM]
     text += [" ".join(tasks.PSEUDOWORDS), " ".join(tasks.ADJECTIVES), " ".join(tasks.NAMES)]
     text += [" ".join(p) for p in tasks.COMPARATIVES]
     text += ["All No Some are is than if then either or it is not the case that the Premises Conclusion"]
@@ -126,7 +126,7 @@ def load_causal_lm(source: str | Path, *, dtype=None, revision: str | None = Non
 
 
 def untrained_copy(model, seed: int = 0):
-    """A randomly initialised model with ``model``'s config (the seed's "untrained" control)."""
+    """A randomly initialised model with ``model``'s config (the paper's "untrained" control)."""
     import torch
     from transformers import AutoModelForCausalLM
 

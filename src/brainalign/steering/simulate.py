@@ -199,7 +199,7 @@ class PlantedFinetune:
       fMRI items carry betas ``y = M_s (x − x̄ + κ σ s d) + ε`` of simulated
       subjects (:func:`planted_subjects`), so the brain loss supervises many
       more items than the labels do.
-    - Encoders are fitted as the seed's ``-fit_consistent_questions``: on the
+    - Encoders are fitted as the authors' ``-fit_consistent_questions``: on the
       items where the model and the subject both answer correctly.
     """
     model: object
@@ -252,7 +252,7 @@ def planted_finetune_study(folder: str | Path, seed: int = 0, n_fmri: int = 96, 
         raise ValueError(f"n_labelled={n_labelled}; use 1..n_fmri={n_fmri}.")
     layer = num_layers // 2 if layer is None else layer
     fmri, val, test = _generated(seed, n_fmri), _generated(seed + 2000, n_val), _generated(seed + 1000, n_test)
-    if all_orders:  # the seed's protocol: validate (best epoch) and test over every premise order
+    if all_orders:  # the authors' protocol: validate (best epoch) and test over every premise order
         val = [o for it in val for o in tasks.premise_orders(it)]
         test = [o for it in test for o in tasks.premise_orders(it)]
     model, tok = make_planted_model(folder, lambda tk: [tasks.item_prompt(i, tk) for i in fmri], seed, arch,

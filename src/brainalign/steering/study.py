@@ -7,7 +7,7 @@ each checkpoint of ``models`` on the ds003076 data); every table has a
 - ``predictivity.csv``: (model, condition, layer) group score (median over
   subjects of the median over voxels), MAD across subjects, best layer;
   conditions ``model`` and the controls ``random_features`` / ``untrained``.
-  Layers follow the seed's concatenation (attention layers, then residual).
+  Layers follow the authors' concatenation (attention layers, then residual).
 - ``predictivity_subjects.csv``: one row per (model, condition, subject, layer).
 - ``nari.csv``: one row per (model, subject, layer, condition) of
   :func:`brainalign.steering.directions.nari_study`.

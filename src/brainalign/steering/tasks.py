@@ -1,4 +1,4 @@
-"""Deductive-reasoning items of seed 002: seeded generators with ground truth, prompts, answer parsing.
+"""Deductive-reasoning items of Xiao et al. (2026): seeded generators with ground truth, prompts, answer parsing.
 
 Three families, each with a *computed* ground truth (no hand labels):
 
@@ -16,12 +16,12 @@ Three families, each with a *computed* ground truth (no hand labels):
   satisfies the conclusion (truth table).
 
 Items carry 3 premises by default (the fMRI design); ``n_premises`` 4–6 gives
-the seed's generalisation sets. :func:`premise_orders` lists every premise
+the paper's generalisation sets. :func:`premise_orders` lists every premise
 order (3! = 6) for permutation-robust evaluation. :func:`item_messages` builds
-the seed's chat verbatim for 3-premise syllogism / transitive items
-(:data:`brainalign.features.prompts.SEED002_CHAT`); for other premise counts
+the authors' chat verbatim for 3-premise syllogism / transitive items
+(:data:`brainalign.features.prompts.DEDUCTIVE_CHAT`); for other premise counts
 the word "three" and the numbered list are generalised, and propositional items
-use :data:`PROPOSITIONAL_SYSTEM` (our wording: the seed's text was not found).
+use :data:`PROPOSITIONAL_SYSTEM` (our wording: the authors' text was not found).
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from brainalign.features.prompts import SEED002_CHAT
+from brainalign.features.prompts import DEDUCTIVE_CHAT
 
 __all__ = [
     "Item",
@@ -278,7 +278,7 @@ def generate_items(task: str, n: int, seed: int = 0, n_premises: int = 3) -> lis
     if task not in gens:
         raise ValueError(f"task={task!r}; use one of {TASKS}.")
     if not 2 <= n_premises <= 8:
-        raise ValueError(f"n_premises={n_premises}; use 2..8 (the seed uses 3, and 4-6 for generalisation).")
+        raise ValueError(f"n_premises={n_premises}; use 2..8 (the paper uses 3, and 4-6 for generalisation).")
     return gens[task](n, seed=seed, n_premises=n_premises)
 
 
@@ -290,10 +290,10 @@ def premise_orders(item: Item) -> list[Item]:
 
 # --------------------------------------------------------------------------- prompts and answers
 def item_messages(item: Item) -> list[dict[str, str]]:
-    """The seed-002 chat for one item (verbatim for 3-premise syllogism/transitive items)."""
+    """The brain-guided LLM study's chat for one item (verbatim for 3-premise syllogism/transitive items)."""
     n = len(item.premises)
     if item.task in ("syllogism", "transitive"):
-        system = SEED002_CHAT[f"system_{item.task}"]
+        system = DEDUCTIVE_CHAT[f"system_{item.task}"]
     elif item.task == "propositional":
         system = PROPOSITIONAL_SYSTEM.format(n="three")
     else:
@@ -301,12 +301,12 @@ def item_messages(item: Item) -> list[dict[str, str]]:
     if n != 3:
         system = system.replace("three premises", f"{_NUMBER_WORDS.get(n, str(n))} premises")
     if n == 3:
-        user = SEED002_CHAT["user_template"] % (*item.premises, item.conclusion)
+        user = DEDUCTIVE_CHAT["user_template"] % (*item.premises, item.conclusion)
     else:
         user = "Premises:\n" + "".join(f"{k + 1}. {p}.\n" for k, p in enumerate(item.premises))
         user += f"Conclusion:\n{item.conclusion}."
     return [{"role": "user", "content": system},
-            {"role": "assistant", "content": SEED002_CHAT["assistant_ack"]},
+            {"role": "assistant", "content": DEDUCTIVE_CHAT["assistant_ack"]},
             {"role": "user", "content": user}]
 
 

@@ -1,6 +1,7 @@
-"""Image stimuli: NSD images by nsdId, resized as the seeds fed them to models.
+"""Image stimuli: NSD images by nsdId, resized as the NSD study fed them to models.
 
-Seed 003 read a 227-px copy of ``nsd_stimuli.hdf5`` (``nsd_stimuli_227.hdf5``);
+The NSD instruction-tuning study (Oota et al., 2025) read a 227-px copy of
+``nsd_stimuli.hdf5`` (``nsd_stimuli_227.hdf5``);
 :func:`nsd_images` reads the released 425-px ``imgBrick`` and resizes on the
 fly (bicubic, PIL), so no second copy of the 73,000 images is needed.
 """

@@ -1,6 +1,6 @@
 """Per-TR movie clips: time windows, a seeded frame sampler, audio sample ranges, frame decoding.
 
-Seed 001 cut the movie into one clip per TR (1.49 s) and fed a few frames of
+The video-audio study (Oota et al., 2025) cut the movie into one clip per TR (1.49 s) and fed a few frames of
 each clip to video models, sampling frames without a seed. Here the
 sampler is a pure function of (TR index, seed): it splits every TR window
 into ``n_frames`` equal bins and draws one frame uniformly in each bin

@@ -1,6 +1,6 @@
-"""Text of ds003076 reasoning items, in seed 002's user-turn format.
+"""Text of ds003076 reasoning items, in the user-turn format of Xiao et al. (2026).
 
-Seed 002 (Brain-guided_LLM, ``utils.py``) presents each item as::
+Xiao et al. (2026) (code: ``pkuxmq/Brain-guided_LLM``, ``utils.py``) present each item as::
 
     Premises:
     1. <premise1>.

@@ -210,7 +210,7 @@ def gameplay_required_files(spec, subject: str, runs, root: Path | None = None) 
     return out
 
 
-#: ds004323 sizes used by ``--dry-run`` when the files are absent (datasets.md §3): TRs per run, games per run and
+#: ds004323 sizes used by ``--dry-run`` when the files are absent (ds004323 docs): TRs per run, games per run and
 #: TRs per game; voxels of a 2 mm MNI152 brain mask (FSL's MNI152_T1_2mm_brain_mask has about 228,000; the
 #: release's own voxel size is unconfirmed).
 DS004323_ASSUMED = dict(trs_per_run=283, games_per_run=3, trs_per_game=92, voxels=228_000)

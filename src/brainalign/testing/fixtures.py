@@ -2,7 +2,7 @@
 
 Each ``write_*`` function writes a tiny dataset (a few voxels and TRs) into a
 folder with the same file names, headers, sidecars, affines and label
-tables as the public release described in ``datasets.md``, and returns a
+tables as the public release, and returns a
 dict of the planted ground truth so tests (and the study configs'
 end-to-end runs) can check what a loader reads back. Everything is seeded.
 
@@ -247,7 +247,7 @@ def write_ds003076(
 
 
 # ============================================================================ NSD
-#: NSD ROI label tables (datasets.md §1.7); the fixture writes these .ctab files.
+#: NSD ROI label tables (NSD data manual); the fixture writes these .ctab files.
 NSD_LABELS = {
     "nsdgeneral": ["nsdgeneral"],
     "prf-visualrois": ["V1v", "V1d", "V2v", "V2d", "V3v", "V3d", "hV4"],

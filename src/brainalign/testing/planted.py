@@ -445,7 +445,7 @@ def planted_hierarchy(
     ----------
     gains : dict of level -> mean gain (ordered bottom to top)
         Default: early_visual 0.02, dorsal_mt 0.025, temporal_parietal 0.03,
-        frontal 0.04, motor 0.04 (early ≈ half of frontal/motor, seed 000's claim).
+        frontal 0.04, motor 0.04 (early ≈ half of frontal/motor, the gameplay study's claim).
     n_subjects, rois_per_level, n_voxels_per_roi : int
     voxel_noise : float
         SD of voxel-level noise on each score.

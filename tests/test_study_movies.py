@@ -1,4 +1,4 @@
-"""configs/seed001_movies.yaml end to end: miniature Movie10 (real .mkv clips with sound) × tiny stand-ins.
+"""configs/movies_instruction_tuned_video_audio.yaml end to end: miniature Movie10 (real .mkv clips with sound) × tiny stand-ins.
 
 The miniature's clips change brightness and loudness every TR; left-hemisphere vertices follow brightness and
 right-hemisphere vertices follow loudness two TRs later. Through per-TR clips decoded from the files, tiny video
@@ -17,7 +17,7 @@ import pytest
 from conftest import run_cli
 
 pytest.importorskip("av")
-CONFIG = Path(__file__).resolve().parents[1] / "configs" / "seed001_movies.yaml"
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "movies_instruction_tuned_video_audio.yaml"
 MINI = ["--set", "brain.subjects=['01','02']", "--set", "brain.options.truncate=null",
         "--set", "brain.options.n_vertices=[42,42]", "--set", "analysis.n_permutations=100",
         "--set", "stimuli.size=56", "--set", "stimuli.n_frames=4"]
@@ -32,8 +32,8 @@ def movie10(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def seed001(movie10, tmp_path_factory, feature_cache):
-    out = tmp_path_factory.mktemp("seed001") / "results"
+def movies_out(movie10, tmp_path_factory, feature_cache):
+    out = tmp_path_factory.mktemp("movies_out") / "results"
     root = Path(movie10["raw"]).parent
     proc = run_cli("run", str(CONFIG), "--data-root", str(root), "--models", "tiny", "--cache", str(feature_cache),
                    "--out", str(out), *MINI)
@@ -48,11 +48,11 @@ def _vertex_r(out: Path, subject: str, model: str) -> np.ndarray:
     return np.stack([vox.loc[vox.space == n, "r"].to_numpy() for n in names]).max(0)  # best layer / prompt
 
 
-def test_video_models_find_brightness_tuning_and_audio_models_find_loudness_tuning(seed001, movie10):
+def test_video_models_find_brightness_tuning_and_audio_models_find_loudness_tuning(movies_out, movie10):
     nv = movie10["n_vertices"]
     for sub in ("01", "02"):
-        video = _vertex_r(seed001, sub, "Qwen2.5-VL")
-        audio = _vertex_r(seed001, sub, "Qwen2-Audio")
+        video = _vertex_r(movies_out, sub, "Qwen2.5-VL")
+        audio = _vertex_r(movies_out, sub, "Qwen2-Audio")
         assert video.size == audio.size == 2 * nv
         assert np.corrcoef(video[:nv], movie10["w_video"])[0, 1] > 0.5
         assert np.corrcoef(audio[nv:], movie10["w_audio"])[0, 1] > 0.5
@@ -60,17 +60,17 @@ def test_video_models_find_brightness_tuning_and_audio_models_find_loudness_tuni
         assert video[:nv].mean() > audio[:nv].mean() and audio[nv:].mean() > video[nv:].mean()
 
 
-def test_every_model_reads_its_own_prompts_and_the_test_movie_is_life(seed001):
-    spaces = pd.read_csv(seed001 / "sub-01" / "spaces.csv")
+def test_every_model_reads_its_own_prompts_and_the_test_movie_is_life(movies_out):
+    spaces = pd.read_csv(movies_out / "sub-01" / "spaces.csv")
     prompts = spaces.groupby("model")["prompt"].agg(lambda p: sorted(set(p)))
     assert prompts["Qwen2.5-VL"] == [f"v{i:02d}" for i in range(1, 14)]
     assert prompts["Qwen2-Audio"] == ["a01", "a02", "a03"]
     assert prompts["VideoMAE"] == prompts["Wav2Vec2"] == ["none"]
-    runs = pd.read_parquet(seed001 / "sub-01" / "run_scores.parquet")
+    runs = pd.read_parquet(movies_out / "sub-01" / "run_scores.parquet")
     assert set(runs["run"]) == {3}  # Life only
-    man = json.loads((seed001 / "sub-01" / "manifest.json").read_text())
+    man = json.loads((movies_out / "sub-01" / "manifest.json").read_text())
     assert any(k.startswith("clip:life01") for k in man["inputs"])  # movie files are hashed into the manifest
-    group = pd.read_csv(seed001 / "comparisons.csv")
+    group = pd.read_csv(movies_out / "comparisons.csv")
     assert (group["n"] == 2).all() and group["reference"].iloc[0].startswith("VideoMAE/none/L")
 
 

@@ -1,4 +1,4 @@
-"""configs/seed000_gameplay.yaml end to end: miniature ds004323 (BIDS + fMRIPrep + plays export + rendered
+"""configs/gameplay_action_vs_reasoning.yaml end to end: miniature ds004323 (BIDS + fMRIPrep + plays export + rendered
 frames) × tiny stand-ins of Qwen2.5-VL / InternVL3 / UI-TARS and the pixel / motion-energy / random baselines.
 
 The fixture plants response = weight × screen brightness (2 TRs late) in every voxel, on top of a trans_x
@@ -17,7 +17,7 @@ import pytest
 
 from conftest import run_cli
 
-CONFIG = Path(__file__).resolve().parents[1] / "configs" / "seed000_gameplay.yaml"
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "gameplay_action_vs_reasoning.yaml"
 SUBJECTS = ("01", "02")
 
 
@@ -46,8 +46,8 @@ def mini(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def seed000(mini, tmp_path_factory, feature_cache):
-    out = tmp_path_factory.mktemp("seed000") / "results"
+def gameplay_out(mini, tmp_path_factory, feature_cache):
+    out = tmp_path_factory.mktemp("gameplay_out") / "results"
     proc = run_cli("run", str(CONFIG), "--data-root", str(mini["root"]), "--models", "tiny", "--cache",
                    str(feature_cache), "--out", str(out), *mini_overrides(),
                    env=dict(OMP_NUM_THREADS="1"))
@@ -72,9 +72,9 @@ def test_frames_are_placed_on_the_tr_grid_from_the_plays(mini):
     assert data.stimuli[0].startswith("run-01/vgfmri3_") and "_p0_f" in data.stimuli[0]
 
 
-def test_planted_brightness_effect_is_recovered_per_voxel(seed000, mini):
+def test_planted_brightness_effect_is_recovered_per_voxel(gameplay_out, mini):
     for sub in SUBJECTS:
-        vox = pd.read_parquet(seed000 / f"sub-{sub}" / "voxel_scores.parquet")
+        vox = pd.read_parquet(gameplay_out / f"sub-{sub}" / "voxel_scores.parquet")
         r = vox[vox.space == "Pixels/none/L0"]["r"].to_numpy()
         weight = np.abs(mini["weight"][sub])  # voxel columns: brain mask in C order
         assert r.size == weight.size
@@ -84,25 +84,25 @@ def test_planted_brightness_effect_is_recovered_per_voxel(seed000, mini):
         assert np.mean(r[weight > 1.0]) - np.mean(rand[weight > 1.0]) > 0.4  # the chance control does not
 
 
-def test_every_subject_gets_results_partitions_and_roi_tables(seed000):
-    spaces = pd.read_csv(seed000 / "sub-01" / "spaces.csv")
+def test_every_subject_gets_results_partitions_and_roi_tables(gameplay_out):
+    spaces = pd.read_csv(gameplay_out / "sub-01" / "spaces.csv")
     assert set(spaces["model"]) == {"Qwen2.5-VL", "InternVL3", "UI-TARS", "Pixels", "MotionEnergy", "Random"}
     assert set(spaces.loc[spaces.model == "Pixels", "prompt"]) == {"none"}
     assert set(spaces.loc[spaces.model == "UI-TARS", "prompt"]) == {"action", "reasoning", "neutral"}
     for sub in SUBJECTS:
-        man = json.loads((seed000 / f"sub-{sub}" / "manifest.json").read_text())
+        man = json.loads((gameplay_out / f"sub-{sub}" / "manifest.json").read_text())
         assert man["data"]["subject"] == sub
-    part = pd.read_csv(seed000 / "sub-01" / "partition.csv")
+    part = pd.read_csv(gameplay_out / "sub-01" / "partition.csv")
     assert set(part["partition"]) == {f"{m}-action-vs-reasoning" for m in ("Qwen2.5-VL", "InternVL3", "UI-TARS")}
     last = {m: spaces[spaces.model == m]["layer"].max() for m in ("Qwen2.5-VL", "UI-TARS")}
     names = set(part["space"])
     for m, layer in last.items():  # 'L-1' resolved to the tiny model's last layer read
         assert {f"{m}/action/L{layer}", f"{m}/reasoning/L{layer}", "shared"} <= names
-    rois = pd.read_csv(seed000 / "sub-01" / "roi_scores.csv")
+    rois = pd.read_csv(gameplay_out / "sub-01" / "roi_scores.csv")
     assert rois["roi"].nunique() == 11
-    hier = pd.read_csv(seed000 / "sub-01" / "roi_hierarchy.csv")
+    hier = pd.read_csv(gameplay_out / "sub-01" / "roi_hierarchy.csv")
     assert set(hier["prompt"]) == {"action", "reasoning"}  # gains over the neutral prompt, along the hierarchy
-    group = pd.read_csv(seed000 / "comparisons.csv")
+    group = pd.read_csv(gameplay_out / "comparisons.csv")
     assert (group["n"] == 2).all() and (group["reference"] == "Pixels/none/L0").all()
 
 

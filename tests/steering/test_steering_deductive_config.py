@@ -1,4 +1,4 @@
-"""configs/seed002_deductive.yaml as shipped, on a miniature ds003076, with tiny causal LMs (`steer --models tiny`).
+"""configs/deductive_reasoning_steering.yaml as shipped, on a miniature ds003076, with tiny causal LMs (`steer --models tiny`).
 
 Only sizes change (`--set`: two subjects, fewer steps, epochs and generated problems); every section of the study
 runs — predictivity with its controls and ceiling, NARI with its controls, general directions, NARF+Label
@@ -14,10 +14,10 @@ from typer.testing import CliRunner
 from brainalign.cli import app
 from test_steering_ds003076 import SUBJECTS, build_ds003076
 
-CONFIG = Path(__file__).resolve().parents[2] / "configs" / "seed002_deductive.yaml"
+CONFIG = Path(__file__).resolve().parents[2] / "configs" / "deductive_reasoning_steering.yaml"
 
 
-def test_seed002_config_runs_every_section_with_tiny_models(tmp_path):
+def test_deductive_config_runs_every_section_with_tiny_models(tmp_path):
     build_ds003076(tmp_path / "ds003076")
     small = [
         f"brain.root={tmp_path / 'ds003076'}", f"brain.subjects={SUBJECTS}", "brain.excluded_subjects=[]",

@@ -1,4 +1,4 @@
-"""configs/seed003_nsd.yaml end to end: miniature NSD (exact layout) × tiny stand-ins of its four models.
+"""configs/nsd_instruction_tuned_image.yaml end to end: miniature NSD (exact layout) × tiny stand-ins of its four models.
 
 The config is run as shipped, except for two ``--set`` overrides a miniature needs (one session, fewer
 permutations); the fixture plants response = weight × image brightness in every voxel, so the pipeline must
@@ -15,7 +15,7 @@ import pytest
 
 from conftest import run_cli
 
-CONFIG = Path(__file__).resolve().parents[1] / "configs" / "seed003_nsd.yaml"
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "nsd_instruction_tuned_image.yaml"
 MINI = ["--set", "brain.options.sessions=[1]", "--set", "analysis.n_permutations=100"]
 
 
@@ -27,36 +27,36 @@ def nsd(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def seed003(nsd, tmp_path_factory, feature_cache):
-    out = tmp_path_factory.mktemp("seed003") / "results"
+def nsd_out(nsd, tmp_path_factory, feature_cache):
+    out = tmp_path_factory.mktemp("nsd_out") / "results"
     proc = run_cli("run", str(CONFIG), "--data-root", str(nsd["root"]), "--models", "tiny", "--cache",
                    str(feature_cache), "--out", str(out), *MINI)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return out
 
 
-def test_every_subject_and_the_group_get_results_and_a_report(seed003):
+def test_every_subject_and_the_group_get_results_and_a_report(nsd_out):
     for sub in ("1", "2", "5", "7"):
-        assert (seed003 / f"sub-{sub}" / "report.html").is_file()
-        man = json.loads((seed003 / f"sub-{sub}" / "manifest.json").read_text())
+        assert (nsd_out / f"sub-{sub}" / "report.html").is_file()
+        man = json.loads((nsd_out / f"sub-{sub}" / "manifest.json").read_text())
         assert man["data"]["subject"] == sub
-    html = (seed003 / "report.html").read_text()
+    html = (nsd_out / "report.html").read_text()
     assert "Group results." in html and "(1, 2, 5, 7)" in html  # the group report says its runs are subjects
-    assert "<h2>Maps</h2>" not in html and "<h2>Maps</h2>" in (seed003 / "sub-1" / "report.html").read_text()
-    group = pd.read_csv(seed003 / "comparisons.csv")
-    runs = pd.read_parquet(seed003 / "run_scores.parquet")
+    assert "<h2>Maps</h2>" not in html and "<h2>Maps</h2>" in (nsd_out / "sub-1" / "report.html").read_text()
+    group = pd.read_csv(nsd_out / "comparisons.csv")
+    runs = pd.read_parquet(nsd_out / "run_scores.parquet")
     assert sorted(runs["subject"].unique()) == ["1", "2", "5", "7"]
     assert (group["n"] == 4).all()  # paired over the four subjects
     assert group["reference"].iloc[0].startswith("ViT-H/none/L")  # 'L-1' resolved to the tiny ViT's last layer
-    spaces = pd.read_csv(seed003 / "spaces.csv")
+    spaces = pd.read_csv(nsd_out / "spaces.csv")
     assert set(spaces["model"].dropna()) == {"InstructBLIP", "IDEFICS", "ViT-H", "CLIP"}
     assert set(spaces.loc[spaces.model == "ViT-H", "prompt"]) == {"none"}
     assert len(set(spaces.loc[spaces.model == "IDEFICS", "prompt"])) == 10
 
 
-def test_planted_brightness_effect_is_recovered_per_voxel(seed003, nsd):
-    vox = pd.read_parquet(seed003 / "sub-1" / "voxel_scores.parquet")
-    spaces = pd.read_csv(seed003 / "sub-1" / "spaces.csv")
+def test_planted_brightness_effect_is_recovered_per_voxel(nsd_out, nsd):
+    vox = pd.read_parquet(nsd_out / "sub-1" / "voxel_scores.parquet")
+    spaces = pd.read_csv(nsd_out / "sub-1" / "spaces.csv")
     last = spaces[spaces.model == "ViT-H"].sort_values("layer")["space"].iloc[-1]
     r = vox[vox.space == last]["r"].to_numpy()
     weight = np.abs(nsd["weight"][1][nsd["nsdgeneral"]])  # voxel columns: nsdgeneral in C order

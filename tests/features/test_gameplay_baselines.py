@@ -1,4 +1,4 @@
-"""Seed 000 baselines: pixels, motion energy, random, RL agent (SB3 zip, no pickle), BSON regressors."""
+"""Gameplay-study baselines: pixels, motion energy, random, RL agent (SB3 zip, no pickle), BSON regressors."""
 from __future__ import annotations
 
 import base64
