@@ -84,6 +84,21 @@ def test_planted_brightness_effect_is_recovered_per_voxel(gameplay_out, mini):
         assert np.mean(r[weight > 1.0]) - np.mean(rand[weight > 1.0]) > 0.4  # the chance control does not
 
 
+def test_instruction_tuned_model_spaces_recover_the_planted_effect(gameplay_out, mini):
+    """The planted brightness reaches the models' spaces too (frames -> tiny VLM/LAM -> pooled states -> TR grid),
+    for every model, prompt and layer, not only the prompt-free baselines; the random baseline stays at chance."""
+    for sub in SUBJECTS:
+        vox = pd.read_parquet(gameplay_out / f"sub-{sub}" / "voxel_scores.parquet")
+        weight = np.abs(mini["weight"][sub])
+        rand = vox[vox.space == "Random/none/L0"]["r"].to_numpy()
+        models = sorted(s for s in vox.space.unique() if s.split("/")[0] in ("Qwen2.5-VL", "InternVL3", "UI-TARS"))
+        assert len(models) == 3 * 3 * 2  # models x prompts x layers
+        for space in models:
+            r = vox[vox.space == space]["r"].to_numpy()
+            assert np.corrcoef(r, weight)[0, 1] > 0.6, space
+            assert np.mean(r[weight > 1.0]) - np.mean(rand[weight > 1.0]) > 0.3, space
+
+
 def test_every_subject_gets_results_partitions_and_roi_tables(gameplay_out):
     spaces = pd.read_csv(gameplay_out / "sub-01" / "spaces.csv")
     assert set(spaces["model"]) == {"Qwen2.5-VL", "InternVL3", "UI-TARS", "Pixels", "MotionEnergy", "Random"}

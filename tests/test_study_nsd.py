@@ -65,6 +65,19 @@ def test_planted_brightness_effect_is_recovered_per_voxel(nsd_out, nsd):
     assert np.mean(r[weight > 1.0]) > 0.5
 
 
+def test_instruction_tuned_model_spaces_recover_the_planted_effect(nsd_out, nsd):
+    """The planted brightness reaches every instruction x layer space of the two instruction-tuned models
+    (images -> tiny InstructBLIP / IDEFICS -> pooled states), not only the vision baselines."""
+    vox = pd.read_parquet(nsd_out / "sub-1" / "voxel_scores.parquet")
+    weight = np.abs(nsd["weight"][1][nsd["nsdgeneral"]])
+    models = sorted(s for s in vox.space.unique() if s.split("/")[0] in ("InstructBLIP", "IDEFICS"))
+    assert len(models) == 2 * 10 * 3  # models x instructions x layers
+    for space in models:
+        r = vox[vox.space == space]["r"].to_numpy()
+        assert np.corrcoef(r, weight)[0, 1] > 0.7, space
+        assert np.mean(r[weight > 1.0]) > 0.5, space
+
+
 def test_validate_names_every_missing_file_with_its_source(nsd, tmp_path):
     import shutil
 
