@@ -290,7 +290,7 @@ def steer(config: Path = typer.Argument(..., help="Steering study YAML (schema: 
     NARF+Label fine-tuning, evaluation), planted or on ds003076; tables + manifest written atomically."""
     from brainalign._utils.locking import RunLock
     from brainalign.steering.config import SteerConfigError, load_steer_config
-    from brainalign.steering.study import check_inputs, run_steer
+    from brainalign.steering.study import check_config, check_inputs, run_steer
 
     with _user_errors(debug):
         try:
@@ -302,10 +302,16 @@ def steer(config: Path = typer.Argument(..., help="Steering study YAML (schema: 
         elif models != "as-configured":
             raise ConfigError(f"--models {models!r}: use 'as-configured' or 'tiny'.")
         base = config.parent.resolve()
+        missing = check_inputs(cfg, base)
+        if missing:
+            raise FileNotFoundError(missing)
+        try:
+            notes = check_config(cfg, base, out, force_disk, str(config))
+        except SteerConfigError as err:
+            raise ConfigError(str(err), file=str(config)) from None
+        for note in notes:
+            console.print(f"[bold yellow]WARNING:[/] {escape(note)}", highlight=False, soft_wrap=True)
         if validate_only:
-            missing = check_inputs(cfg, base)
-            if missing:
-                raise FileNotFoundError(missing)
             src = "planted (simulated)" if cfg.planted is not None else f"ds003076 at {cfg.brain.root}"
             console.print(f"[green]ok[/] {config}: steering study '{cfg.name}', {src}; all inputs present.",
                           highlight=False)
@@ -338,7 +344,10 @@ def _tiny_steer_models(cfg, cache: Path | None):
     root = FeatureStore(cache).root / "tiny-models"
     folders = []
     for m in cfg.models:
-        arch = tiny_arch_for(str(m))
+        try:
+            arch = tiny_arch_for(str(m))
+        except ValueError as err:  # a model family --models tiny does not know: the user's choice, not a bug
+            raise ConfigError(str(err), field="models") from None
         folder = root / f"causal-{arch}-seed{cfg.seed}"
         if not (folder / "config.json").is_file():  # built beside, then renamed: never a half-written model
             root.mkdir(parents=True, exist_ok=True)
