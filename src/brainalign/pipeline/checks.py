@@ -512,10 +512,10 @@ def preflight_nifti(exp: Experiment, base_dir: Path | None = None, config_file: 
 
         held = runs if exp.encoding.outer_cv == "leave-one-run-out" else runs[np.isin(runs, exp.encoding.outer_cv)]
         if held.size and not has_exchangeable_blocks(held, exp.analysis.block_length):
+            longest = int(np.unique(held, return_counts=True)[1].max())
             raise ConfigError(f"block_length={exp.analysis.block_length} TRs leaves no two exchangeable blocks in any "
-                              f"held-out run (the longest has {int(np.bincount(np.unique(held, return_inverse=True)[1]).max())} "
-                              "TRs), so the permutation test cannot run; use a shorter analysis.block_length or set "
-                              "analysis.n_permutations: 0.", file=config_file, field="analysis.block_length")
+                              f"held-out run (the longest has {longest} TRs), so the permutation test cannot run; "
+                              "use a shorter analysis.block_length or set analysis.n_permutations: 0.", file=config_file, field="analysis.block_length")
     if exp.encoding.outer_cv == "leave-one-run-out":
         if n_runs < 3:
             raise ConfigError(f"nested leave-one-run-out needs at least 3 runs, the data have {n_runs}.",

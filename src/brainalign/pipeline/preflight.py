@@ -17,8 +17,8 @@ import numpy as np
 
 from brainalign.config import ConfigError, Experiment, ImageStimuli, MovieClipStimuli, resolve_path
 from brainalign.pipeline.checks import (WORKER_BASE_BYTES, check_data_root, check_models, check_space_names,
-                                        _local_config, check_roi_names, check_rois_have_a_mask, model_shapes, preflight_nifti,
-                                        with_expanded_data_root)
+                                        _local_config, check_roi_names, check_rois_have_a_mask, model_shapes,
+                                        preflight_nifti, with_expanded_data_root)
 from brainalign._utils.disk import DiskNeed, check_disk
 from brainalign.study.data import dataset_root
 
@@ -159,7 +159,8 @@ def preflight_dataset(exp: Experiment, base_dir: Path | None, config_file: str |
     check_space_names(exp, layers, config_file, model_shapes(exp, base_dir, config_file))
     unchecked = ("file contents are not read here: voxels constant within a run or non-finite are counted, and "
                  "excluded with a warning, when `run` loads each subject, before any model is read")
-    return dict(notes=notes, unchecked=unchecked, n_subjects=len(exp.brain.subject_list), n_files=n_files, data_root=str(root))
+    return dict(notes=notes, unchecked=unchecked, n_subjects=len(exp.brain.subject_list), n_files=n_files,
+                data_root=str(root))
 
 
 @dataclass
