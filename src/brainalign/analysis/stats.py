@@ -23,6 +23,7 @@ from brainalign.analysis.metrics import cosine_similarity, pearson_r, r2_score
 
 __all__ = [
     "block_indices",
+    "has_exchangeable_blocks",
     "block_permutations",
     "permutation_test",
     "fdr_bh",
@@ -107,6 +108,13 @@ def _exchange_groups(blocks: list[np.ndarray], runs: np.ndarray) -> list[np.ndar
     for i, b in enumerate(blocks):
         keys.setdefault((runs[b[0]], b.size), []).append(i)
     return [np.asarray(v) for v in keys.values()]
+
+
+def has_exchangeable_blocks(runs, block_length: int) -> bool:
+    """Whether some run has two blocks of ``block_length`` samples that a block permutation may swap (the rule
+    :func:`permutation_test` applies; ``validate`` asks it before any compute)."""
+    blocks = block_indices(runs, block_length)
+    return len(blocks) >= 2 and any(g.size >= 2 for g in _exchange_groups(blocks, np.asarray(runs)))
 
 
 def block_permutations(runs, block_length: int, n_permutations: int, seed: int | None = 0) -> np.ndarray:
@@ -262,12 +270,12 @@ def permutation_test(
     n_perm = int(n_permutations)
     scores = np.empty(v, dtype=np.float64)
 
-    blocks, groups, src = _perm_sources(runs, block_length, n_perm, seed)
-    if len(blocks) < 2 or all(g.size < 2 for g in groups):
+    if not has_exchangeable_blocks(runs, block_length):
         raise ValueError(
             f"block_length={block_length} leaves no two exchangeable blocks in any run; "
             "use a shorter block_length or more test samples."
         )
+    blocks, groups, src = _perm_sources(runs, block_length, n_perm, seed)
     n_pairs = sum(g.size**2 for g in groups)
     if method == "auto":
         method = "matmul" if n_pairs <= 4 * n else "gather"

@@ -111,7 +111,10 @@ def _load(config: Path, overrides: list[str] | None = None, models: str = "as-co
 
 
 def _check_config(config: Path, data_root: Path | None = None, overrides: list[str] | None = None,
-                  models: str = "as-configured", cache: Path | None = None) -> tuple[Experiment, dict]:
+                  models: str = "as-configured", cache: Path | None = None, out: Path | None = None,
+                  force_disk: bool = False) -> tuple[Experiment, dict]:
+    """Every check before compute (:func:`brainalign.pipeline.preflight.preflight`), then the disk: the dry-run's
+    estimates against the free space at the feature cache, TMPDIR and beside ``out``."""
     import warnings
 
     from brainalign.pipeline.preflight import preflight
@@ -120,9 +123,24 @@ def _check_config(config: Path, data_root: Path | None = None, overrides: list[s
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # shown below, loudly, instead
         info = preflight(exp, config.parent.resolve(), str(config), data_root=data_root)
-    for note in info.get("notes", []):
-        console.print(f"[bold yellow]WARNING:[/] {escape(note)}", highlight=False, soft_wrap=True)
+    notes = list(info.get("notes", []))
+    try:
+        notes += _check_disk(exp, config, data_root, cache, out, force_disk)
+    finally:
+        for note in notes:
+            console.print(f"[bold yellow]WARNING:[/] {escape(note)}", highlight=False, soft_wrap=True)
     return exp, info
+
+
+def _check_disk(exp: Experiment, config: Path, data_root: Path | None, cache: Path | None, out: Path | None,
+                force_disk: bool) -> list[str]:
+    from brainalign.pipeline.preflight import check_disk, disk_needs, study_plan
+
+    try:
+        plan = study_plan(exp, config.parent.resolve(), data_root)
+    except ConfigError as err:  # no plan is written for this format yet
+        return [f"free disk space not checked: {err}"]
+    return check_disk(disk_needs(exp, plan, out, cache), force=force_disk, config_file=str(config))
 
 
 DATA_ROOT_HELP = ("Dataset folder (replaces brain.data_root); every data path of the config must stay inside it "
@@ -132,26 +150,36 @@ MODELS_HELP = ("'tiny': replace every multimodal model by a small random model o
                "(model_type), to check a study's plumbing end to end without the weights.")
 
 
+FORCE_DISK_HELP = ("Start even when the free disk space at the feature cache, TMPDIR or beside --out is smaller "
+                   "than the run's estimate (e.g. when the features are already cached).")
+
+
 @app.command()
 def validate(config: Path = typer.Argument(..., help="Experiment YAML."),
              data_root: Optional[Path] = typer.Option(None, "--data-root", help=DATA_ROOT_HELP),
              set_: Optional[list[str]] = typer.Option(None, "--set", help=SET_HELP),
+             out: Optional[Path] = typer.Option(None, "--out", help="Results folder `run` will write (its disk "
+                                                "space is checked too)."),
+             cache: Optional[Path] = typer.Option(None, help="Feature cache folder (default: ~/.cache/brainalign)."),
+             force_disk: bool = typer.Option(False, "--force-disk", help=FORCE_DISK_HELP),
              debug: bool = typer.Option(False, help="Show tracebacks.")) -> None:
-    """Check a config and its data files in seconds (no model loading, no fitting)."""
+    """Check a config and its data files in seconds (no model loading, no fitting): every error `run` could hit
+    later, the voxels it will exclude, and the free disk space."""
     from brainalign.steering.config import is_steering_config
 
     if is_steering_config(config):  # brain-guided LLM steering YAML: same check as `steer --validate-only`
-        return steer(config, out=None, validate_only=True, force=False, set_=set_, models="as-configured", cache=None,
-                     debug=debug)
+        return steer(config, out=out, validate_only=True, force=False, set_=set_, models="as-configured", cache=None,
+                     force_disk=force_disk, debug=debug)
     with _user_errors(debug):
-        exp, info = _check_config(config, data_root, set_)
+        exp, info = _check_config(config, data_root, set_, cache=cache, out=out, force_disk=force_disk)
     if "n_trs" not in info:  # dataset formats
         console.print(f"[green]ok[/] {config}: '{exp.name}', {len(exp.models)} model(s) × {len(exp.prompts)} "
                       f"prompt(s); {info['n_subjects']} subject(s), all {info['n_files']} data files present under "
-                      f"{info['data_root']}.", highlight=False)
+                      f"{info['data_root']} ({info['unchecked']}).", highlight=False)
         return
+    excluded = f" ({info['excluded_voxels']} excluded by `run`, see the warning)" if info["excluded_voxels"] else ""
     console.print(f"[green]ok[/] {config}: '{exp.name}', {len(exp.models)} model(s) × {len(exp.prompts)} prompt(s); "
-                  f"{info['n_trs']} TRs in {info['n_runs']} runs, {info['n_voxels']} voxels; about "
+                  f"{info['n_trs']} TRs in {info['n_runs']} runs, {info['n_voxels']} voxels{excluded}; about "
                   f"{info['memory_bytes'] / 2**20:.0f} MiB at peak.", highlight=False)
 
 
@@ -168,6 +196,7 @@ def run(config: Path = typer.Argument(..., help="Experiment YAML."),
         models: str = typer.Option("as-configured", "--models", help=MODELS_HELP),
         dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (forward passes, feature bytes, "
                                      "fits, time, memory) and stop; reads no fMRI and loads no model."),
+        force_disk: bool = typer.Option(False, "--force-disk", help=FORCE_DISK_HELP),
         debug: bool = typer.Option(False, help="Show tracebacks.")) -> None:
     """Run an experiment: features, encoding, statistics, report."""
     from brainalign._utils.locking import RunLock
@@ -185,7 +214,7 @@ def run(config: Path = typer.Argument(..., help="Experiment YAML."),
             return
         if out is None:
             raise ConfigError("--out is required to run (or pass --dry-run).")
-        exp, _ = _check_config(config, data_root, set_, models, cache)
+        exp, _ = _check_config(config, data_root, set_, models, cache, out=out, force_disk=force_disk)
         with RunLock(out):
             _recover_swap(out)
             if out.exists() and any(out.iterdir()) and not (force or resume):
@@ -255,12 +284,13 @@ def steer(config: Path = typer.Argument(..., help="Steering study YAML (schema: 
                                      help="'tiny': replace every causal LM by a small random model of its family."),
           cache: Optional[Path] = typer.Option(None, help="Where --models tiny keeps its models (default: the "
                                                "feature cache)."),
+          force_disk: bool = typer.Option(False, "--force-disk", help=FORCE_DISK_HELP),
           debug: bool = typer.Option(False, help="Show tracebacks.")) -> None:
     """Brain-guided LMs (Xiao et al., 2026): every section of the config (predictivity, NARI, general directions,
     NARF+Label fine-tuning, evaluation), planted or on ds003076; tables + manifest written atomically."""
     from brainalign._utils.locking import RunLock
     from brainalign.steering.config import SteerConfigError, load_steer_config
-    from brainalign.steering.study import check_inputs, run_steer
+    from brainalign.steering.study import check_config, check_inputs, run_steer
 
     with _user_errors(debug):
         try:
@@ -272,10 +302,16 @@ def steer(config: Path = typer.Argument(..., help="Steering study YAML (schema: 
         elif models != "as-configured":
             raise ConfigError(f"--models {models!r}: use 'as-configured' or 'tiny'.")
         base = config.parent.resolve()
+        missing = check_inputs(cfg, base)
+        if missing:
+            raise FileNotFoundError(missing)
+        try:
+            notes = check_config(cfg, base, out, force_disk, str(config))
+        except SteerConfigError as err:
+            raise ConfigError(str(err), file=str(config)) from None
+        for note in notes:
+            console.print(f"[bold yellow]WARNING:[/] {escape(note)}", highlight=False, soft_wrap=True)
         if validate_only:
-            missing = check_inputs(cfg, base)
-            if missing:
-                raise FileNotFoundError(missing)
             src = "planted (simulated)" if cfg.planted is not None else f"ds003076 at {cfg.brain.root}"
             console.print(f"[green]ok[/] {config}: steering study '{cfg.name}', {src}; all inputs present.",
                           highlight=False)
@@ -308,7 +344,10 @@ def _tiny_steer_models(cfg, cache: Path | None):
     root = FeatureStore(cache).root / "tiny-models"
     folders = []
     for m in cfg.models:
-        arch = tiny_arch_for(str(m))
+        try:
+            arch = tiny_arch_for(str(m))
+        except ValueError as err:  # a model family --models tiny does not know: the user's choice, not a bug
+            raise ConfigError(str(err), field="models") from None
         folder = root / f"causal-{arch}-seed{cfg.seed}"
         if not (folder / "config.json").is_file():  # built beside, then renamed: never a half-written model
             root.mkdir(parents=True, exist_ok=True)

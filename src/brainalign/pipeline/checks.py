@@ -17,7 +17,10 @@ from brainalign.config import BUILTIN_PREFIX, ConfigError, Experiment, resolve_p
 from brainalign.stimuli.events import read_tr_labels
 from brainalign.study.data import expand_data_root
 
-__all__ = ["with_expanded_data_root", "preflight_nifti", "check_data_root", "check_models", "check_space_names", "check_rois", "estimate_memory"]
+__all__ = ["with_expanded_data_root", "preflight_nifti", "check_data_root", "model_shapes", "check_models",
+           "PlannedSpaces", "check_space_names", "check_rois", "check_roi_names", "check_rois_have_a_mask",
+           "estimate_memory",
+           "nifti_excluded_voxels"]
 
 
 def with_expanded_data_root(exp: Experiment, base_dir: Path | None, data_root: Path | None = None) -> Experiment:
@@ -80,6 +83,51 @@ def check_data_root(exp: Experiment, base_dir: Path | None, data_root: Path, con
                               file=config_file, field=field)
 
 
+def model_shapes(exp: Experiment, base_dir: Path | None = None,
+                 config_file: str | None = None) -> dict[str, tuple[int, int | None]]:
+    """``(blocks, feature width)`` of every model whose ``config.json`` is local (builtin models included), read
+    without the weights. The width is the text model's ``hidden_size`` (None for other kinds: their features
+    come from a component); frame baselines count as 0 blocks (one layer, 0) of unknown width.
+
+    Raises
+    ------
+    ConfigError
+        For a ``builtin:`` model that does not exist (field ``models.<i>.source``).
+    """
+    out = {}
+    for i, m in enumerate(exp.models):
+        if m.kind == "baseline":  # frame features: no config.json; depth 0 (layer 0)
+            out[m.name] = (0, None)
+            continue
+        cfg = _local_config(m, i, base_dir, config_file)
+        n_layers, dim = cfg.get("num_hidden_layers"), cfg.get("hidden_size")
+        if isinstance(n_layers, int):
+            out[m.name] = (n_layers, dim if isinstance(dim, int) and m.kind == "text" else None)
+    return out
+
+
+def _local_config(m, i: int, base_dir: Path | None, config_file: str | None) -> dict:
+    """The model's config.json when it is local (builtin models included), else ``{}``."""
+    if m.source.startswith(BUILTIN_PREFIX):
+        try:
+            from brainalign.features.hf_text import builtin_model_path
+
+            folder = Path(builtin_model_path(m.source[len(BUILTIN_PREFIX):])[0])
+        except Exception as err:  # unknown builtin name, package missing
+            raise ConfigError(f"{m.source!r} is not available: {err}", file=config_file,
+                              field=f"models.{i}.source") from None
+    else:
+        folder = resolve_path(m.source, base_dir)
+    cfg_file = folder / "config.json"
+    if not cfg_file.is_file():
+        return {}
+    try:
+        cfg = json.loads(cfg_file.read_text())
+    except ValueError:
+        return {}
+    return cfg if isinstance(cfg, dict) else {}
+
+
 def check_models(exp: Experiment, base_dir: Path | None = None,
                  config_file: str | None = None) -> tuple[list[str], dict[str, list[int]]]:
     """Checks of the models that need no weights: layers within depth and PCA size within the hidden size when
@@ -103,23 +151,7 @@ def check_models(exp: Experiment, base_dir: Path | None = None,
         if m.kind == "baseline":  # frame features: no config.json; depth 1 (layer 0)
             depth[m.name] = [0]
             continue
-        if m.source.startswith(BUILTIN_PREFIX):
-            try:
-                from brainalign.features.hf_text import builtin_model_path
-
-                folder = Path(builtin_model_path(m.source[len(BUILTIN_PREFIX):])[0])
-            except Exception as err:  # unknown builtin name, package missing
-                raise ConfigError(f"{m.source!r} is not available: {err}", file=config_file,
-                                  field=f"models.{i}.source") from None
-        else:
-            folder = resolve_path(m.source, base_dir)
-        cfg_file = folder / "config.json"
-        if not cfg_file.is_file():
-            continue
-        try:
-            cfg = json.loads(cfg_file.read_text())
-        except ValueError:
-            continue
+        cfg = _local_config(m, i, base_dir, config_file)
         n_layers, dim = cfg.get("num_hidden_layers"), cfg.get("hidden_size")
         if isinstance(n_layers, int):
             try:
@@ -135,42 +167,148 @@ def check_models(exp: Experiment, base_dir: Path | None = None,
     return notes, depth
 
 
-def check_space_names(exp: Experiment, layers: dict[str, list[int]], config_file: str | None = None) -> None:
-    """``analysis.reference`` and ``analysis.partitions[*].spaces`` must name feature spaces the run will fit
-    (``<model>/<prompt>/L<layer>`` or ``baseline/<name>``); checked before any compute.
+class PlannedSpaces:
+    """Every feature space name a run of ``exp`` will fit, known from the config and the models' depths alone:
+    model × prompt × layer, ``L-k`` aliases of the layers read, baselines, and the control spaces
+    (:func:`brainalign.pipeline.controls.control_plan`, the plan the run follows).
 
-    ``layers`` (model name → layer indices) comes from :func:`check_models`; models missing from it (hub models
-    not checked offline) only have their model and prompt parts checked.
+    Models whose depth is not known offline (hub models) contribute patterns with ``<layer>`` (and ``<dim>`` for
+    a Gaussian control of unknown width) instead of names.
     """
-    exact = {f"baseline/{b}" for b in exp.analysis.baselines}
-    prefixes, aliases = set(), set()
-    for m in exp.models:
-        for p in exp.prompts_of(m):
-            if m.name in layers:
-                exact |= {f"{m.name}/{p}/L{k}" for k in layers[m.name]}
-                aliases |= {f"{m.name}/{p}/L-{k}" for k in range(1, len(layers[m.name]) + 1)}  # L-1 = last read
-            else:
-                prefixes.add(f"{m.name}/{p}/L")
 
-    # controls (analysis.controls) add spaces named '<model>/<control prompt>/L<layer>': only the model is checked
-    loose = {f"{m.name}/" for m in exp.models} if getattr(exp.analysis, "controls", None) is not None else set()
+    def __init__(self, exp: Experiment, layers: dict[str, list[int]],
+                 shapes: dict[str, tuple[int, int | None]] | None = None):
+        import re
 
-    def known(name: str) -> bool:
-        return (name in exact or name in aliases or any(name.startswith(px) and name[len(px):].lstrip("-").isdigit() for px in prefixes)
-                or any(name.startswith(px) for px in loose))
+        from brainalign.pipeline.controls import control_plan
+        from brainalign.timing.spaces import LAYER_PLACEHOLDER, baseline_space_name, space_name
 
-    choices = sorted(exact) + sorted(f"{px}<layer>" for px in prefixes)
+        shapes = shapes or {}
+        self.exact = {baseline_space_name(b) for b in exp.analysis.baselines}
+        self.aliases: set[str] = set()
+        planned: set[str] = set()  # names with <layer>/<dim> placeholders
+        for m in exp.models:
+            for p in exp.prompts_of(m):
+                if m.name in layers:
+                    self.exact |= {space_name(m.name, p, k) for k in layers[m.name]}
+                    self.aliases |= {space_name(m.name, p, -k) for k in range(1, len(layers[m.name]) + 1)}
+                else:
+                    planned.add(space_name(m.name, p, LAYER_PLACEHOLDER))
+            known_depth = m.name in layers and m.name in shapes
+            plan = control_plan(exp, m, shapes[m.name][0] if known_depth else None, layers.get(m.name, ()))
+            if plan is not None:
+                for name in plan.space_names(shapes[m.name][1] if known_depth else None):
+                    (planned if "<" in name else self.exact).add(name)
+        self.planned = sorted(planned)
+        self._patterns = [re.compile(re.escape(n).replace(re.escape(LAYER_PLACEHOLDER), r"-?\d+")
+                                     .replace(re.escape("<dim>"), r"\d+") + "$") for n in self.planned]
+
+    def known(self, name: str) -> bool:
+        return name in self.exact or name in self.aliases or any(p.match(name) for p in self._patterns)
+
+    def choices(self) -> list[str]:
+        return sorted(self.exact) + self.planned
+
+    def problem(self, name: str) -> str:
+        """The message for an unknown ``name``: did-you-mean and the choices."""
+        from brainalign.timing.spaces import unknown_space_hint
+
+        return (f"'{name}' is not a feature space of this run; {unknown_space_hint(name, self.exact)}"
+                f"choose one of {self.choices()}.")
+
+
+def check_space_names(exp: Experiment, layers: dict[str, list[int]], config_file: str | None = None,
+                      shapes: dict[str, tuple[int, int | None]] | None = None,
+                      n_stimuli: int | None = None) -> PlannedSpaces:
+    """Every cross-reference of the config to a feature space, a prompt or a layer, resolved before any compute:
+    ``analysis.reference``, ``analysis.partitions[*].spaces`` and ``.control``, ``analysis.controls`` (layer,
+    prompts to scramble, in-context examples) and ``analysis.coupling`` (a fitted layer).
+
+    ``layers`` (model name → layer indices) and ``shapes`` (model name → blocks, width) come from
+    :func:`check_models` / :func:`model_shapes`; models missing from them (hub models not checked offline) only
+    have their model and prompt parts checked. ``n_stimuli`` (when known) checks ``in_context.k``.
+
+    Returns
+    -------
+    PlannedSpaces
+        The names the run will fit.
+
+    Raises
+    ------
+    ConfigError
+        Naming the field, the unknown name, the closest known one and the choices.
+    """
+    from brainalign.features.base import resolve_layers
+    from brainalign.pipeline.controls import control_prompts
+
+    shapes = shapes if shapes is not None else {}
+    ctl = exp.analysis.controls
+    if ctl is not None:
+        for m in exp.models:
+            if m.kind == "baseline" or m.prompts == "none":
+                continue
+            if m.name in shapes:
+                n = shapes[m.name][0]
+                try:
+                    resolve_layers([ctl.layer], n)
+                except ValueError as err:
+                    raise ConfigError(f"{err} (model '{m.name}' has {n} blocks: the control layer must be in "
+                                      f"0..{n}, -{n + 1}..-1, or a depth in [0, 1]).", file=config_file,
+                                      field="analysis.controls.layer") from None
+            try:
+                control_prompts(exp.prompts_of(m), exp.analysis.unprompted, ctl.prompts, ctl.neutral_prompt, exp.seed)
+            except ValueError as err:
+                raise ConfigError(f"{err} Reword the prompt, make it analysis.unprompted, or drop 'scrambled' from "
+                                  "analysis.controls.prompts.", file=config_file,
+                                  field="analysis.controls.prompts") from None
+        icl = ctl.in_context
+        if icl is not None and icl.examples is not None and len(icl.examples) < icl.k:
+            raise ConfigError(f"in_context.examples has {len(icl.examples)} names but k={icl.k}; give at least k.",
+                              file=config_file, field="analysis.controls.in_context.examples")
+        if icl is not None and icl.examples is None and n_stimuli is not None and icl.k > n_stimuli - 1:
+            raise ConfigError(f"k={icl.k} in-context examples need at least k+1={icl.k + 1} stimuli, the data have "
+                              f"{n_stimuli}; lower k or list analysis.controls.in_context.examples.",
+                              file=config_file, field="analysis.controls.in_context.k")
+    planned = PlannedSpaces(exp, layers, shapes)
     wanted = [("analysis.reference", exp.analysis.reference)]
-    wanted += [(f"analysis.partitions.{i}.spaces", n) for i, spec in enumerate(exp.analysis.partitions)
-               for n in spec.spaces]
+    for i, spec in enumerate(exp.analysis.partitions):
+        wanted += [(f"analysis.partitions.{i}.spaces", n) for n in spec.spaces]
+        wanted += [(f"analysis.partitions.{i}.control", n) for n in (spec.control or {}).values()]
     for field, name in wanted:
-        if not known(name):
-            import difflib
+        if not planned.known(name):
+            raise ConfigError(planned.problem(name), file=config_file, field=field)
+    _check_coupling(exp, layers, shapes, planned, config_file)
+    return planned
 
-            hint = difflib.get_close_matches(name, sorted(exact), n=1)
-            fix = f"did you mean '{hint[0]}'? " if hint else ""
-            raise ConfigError(f"'{name}' is not a feature space of this run; {fix}choose one of {choices}.",
-                              file=config_file, field=field)
+
+def _check_coupling(exp: Experiment, layers, shapes, planned: PlannedSpaces, config_file: str | None) -> None:
+    """``analysis.coupling.layer`` must be a layer the run fits for every instruction of the coupling model."""
+    from brainalign.config.analysis import coupling_instructions, coupling_model
+    from brainalign.features.base import resolve_layers
+    from brainalign.timing.spaces import space_name
+
+    cpl = exp.analysis.coupling
+    if cpl is None:
+        return
+    spec = coupling_model(exp)
+    if spec.name not in shapes or spec.name not in layers:
+        return  # depth unknown offline: checked when the run has fitted the spaces
+    n_layers = shapes[spec.name][0]
+    if (cpl.text_model or spec.name) != spec.name and not any(k > 0 for k in layers[spec.name]):
+        raise ConfigError(f"analysis.coupling.model={spec.name!r} has no fitted layer above the embeddings (layers "
+                          f"{layers[spec.name]}); read deeper layers in models[{spec.name}].layers.",
+                          file=config_file, field="analysis.coupling.model")
+    try:
+        layer = resolve_layers([cpl.layer], n_layers)[0]
+    except ValueError as err:
+        raise ConfigError(f"{err} (model '{spec.name}' has {n_layers} blocks).", file=config_file,
+                          field="analysis.coupling.layer") from None
+    missing = [n for n in (space_name(spec.name, p, layer) for p in coupling_instructions(exp, spec))
+               if not planned.known(n)]
+    if missing:
+        raise ConfigError(f"analysis.coupling.layer={cpl.layer!r} is layer {layer}, but {missing} will not be "
+                          f"fitted; choose a layer listed in models[{spec.name}].layers ({layers[spec.name]}).",
+                          file=config_file, field="analysis.coupling.layer")
 
 
 def estimate_memory(exp: Experiment, n_trs: int, n_voxels: int, n_layers: dict[str, int] | None = None) -> int:
@@ -273,6 +411,55 @@ def check_rois(exp: Experiment, mask_img, base_dir: Path | None = None, config_f
     return rois
 
 
+#: dataset formats whose recordings have no volume mask (surface vertices, pre-masked voxels): no label image applies
+MASKLESS_FORMATS = ("movie10", "vwt_hdf5")
+
+
+def check_rois_have_a_mask(exp: Experiment, config_file: str | None = None) -> None:
+    """``brain.rois`` needs a format whose recordings have a volume mask (config only)."""
+    if exp.brain.rois is not None and exp.brain.format in MASKLESS_FORMATS:
+        raise ConfigError(f"brain.format '{exp.brain.format}' gives data without a volume mask (surface vertices or "
+                          "pre-masked voxels), so a label image cannot select ROIs; remove brain.rois.",
+                          file=config_file, field="brain.rois")
+
+
+def check_roi_names(exp: Experiment, base_dir: Path | None = None, config_file: str | None = None) -> None:
+    """``brain.rois`` of a dataset format, checked without the loader's mask: the format has a volume mask, the label
+    table can be read, ``groups`` name labels of the table and ``hierarchy`` names ROIs. (Whether each label has
+    voxels inside the mask is known only once the loader has read the mask; ``format: nifti`` checks that too,
+    :func:`check_rois`.)
+
+    Raises
+    ------
+    ConfigError
+        Naming the field and the available labels or ROIs.
+    """
+    spec = exp.brain.rois
+    if spec is None:
+        return
+    check_rois_have_a_mask(exp, config_file)
+    from brainalign.brain.atlas import load_label_table
+
+    if isinstance(spec.table, str) and not resolve_path(spec.table, base_dir).is_file():
+        raise ConfigError(f"{resolve_path(spec.table, base_dir)} does not exist or is not a file; fix the path.",
+                          file=config_file, field="brain.rois.table")
+    try:
+        table = load_label_table(spec.table if isinstance(spec.table, dict) else resolve_path(spec.table, base_dir))
+    except ValueError as err:
+        raise ConfigError(str(err), file=config_file, field="brain.rois.table") from None
+    names = set(table.values())
+    for roi, members in (spec.groups or {}).items():
+        bad = [lab for lab in members if (int(lab) not in table if isinstance(lab, int) else lab not in names)]
+        if bad:
+            raise ConfigError(f"groups[{roi!r}] names labels {bad}, which are not in the label table; available "
+                              f"labels: {sorted(names)}.", file=config_file, field=f"brain.rois.groups.{roi}")
+    rois = set(spec.groups) if spec.groups is not None else names
+    missing = [r for r in (spec.hierarchy or []) if r not in rois]
+    if missing:
+        raise ConfigError(f"hierarchy names {missing}, which are not ROIs; available: {sorted(rois)}.",
+                          file=config_file, field="brain.rois.hierarchy")
+
+
 def preflight_nifti(exp: Experiment, base_dir: Path | None = None, config_file: str | None = None,
                    memory_limit: int | None = None) -> dict:
     """:func:`brainalign.pipeline.preflight.preflight` for ``brain.format: nifti`` (a BOLD file, a mask, TR labels)."""
@@ -308,6 +495,27 @@ def preflight_nifti(exp: Experiment, base_dir: Path | None = None, config_file: 
         raise ConfigError(f"label codes {unknown} occur in {events} but are not named; add them to stimuli.labels "
                           "or stimuli.rest.", file=config_file, field="stimuli.labels")
     n_runs = len(np.unique(runs))
+    from brainalign.encoding.delays import run_boundaries
+
+    try:
+        run_boundaries(runs)
+    except ValueError as err:
+        raise ConfigError(f"{events}: {err} Sort the rows run by run (the BOLD volumes must be in the same order).",
+                          file=config_file, field="stimuli.events") from None
+    short = {int(r): int(c) for r, c in zip(*np.unique(runs, return_counts=True)) if c < 2}
+    if short:
+        raise ConfigError(f"runs {sorted(short)} of {events} have a single TR; a held-out run needs at least 2 to be "
+                          "scored. Merge or drop those rows (and their volumes).", file=config_file,
+                          field="stimuli.events")
+    if exp.analysis.n_permutations > 0:
+        from brainalign.analysis.stats import has_exchangeable_blocks
+
+        held = runs if exp.encoding.outer_cv == "leave-one-run-out" else runs[np.isin(runs, exp.encoding.outer_cv)]
+        if held.size and not has_exchangeable_blocks(held, exp.analysis.block_length):
+            longest = int(np.unique(held, return_counts=True)[1].max())
+            raise ConfigError(f"block_length={exp.analysis.block_length} TRs leaves no two exchangeable blocks in any "
+                              f"held-out run (the longest has {longest} TRs), so the permutation test cannot run; "
+                              "use a shorter analysis.block_length or set analysis.n_permutations: 0.", file=config_file, field="analysis.block_length")
     if exp.encoding.outer_cv == "leave-one-run-out":
         if n_runs < 3:
             raise ConfigError(f"nested leave-one-run-out needs at least 3 runs, the data have {n_runs}.",
@@ -325,7 +533,20 @@ def preflight_nifti(exp: Experiment, base_dir: Path | None = None, config_file: 
         raise ConfigError(f"mask {mask} selects no voxel.", file=config_file, field="brain.mask")
     rois = check_rois(exp, mimg, base_dir, config_file)
     notes, layers = check_models(exp, base_dir, config_file)
-    check_space_names(exp, layers, config_file)
+    # every named label is a stimulus (stimulus order = sorted codes), shown or not: brainalign.study.load
+    check_space_names(exp, layers, config_file, model_shapes(exp, base_dir, config_file), len(exp.stimuli.labels))
+    unseen = sorted(set(exp.stimuli.labels) - set(np.unique(labels).tolist()))
+    if unseen:
+        notes.append(f"stimuli.labels {[f'{k}: {exp.stimuli.labels[k]}' for k in unseen]} occur in no row of "
+                     f"{events}: these stimuli get features but no TR (their design column is empty). Remove them "
+                     "from stimuli.labels, or fix stimuli.events.")
+    dropped, message = nifti_excluded_voxels(img, mimg, runs, bold)
+    if dropped == n_vox:
+        raise ConfigError(f"every one of the {n_vox} voxels of {mask} is constant within some run of {bold} or "
+                          "non-finite, so nothing is left to fit; check brain.bold (all zeros? wrong file?) and "
+                          "brain.mask.", file=config_file, field="brain.bold")
+    if message:
+        notes.append(f"{message} Fix {bold} (brain.bold), or leave these voxels out of brain.mask to silence this.")
     need = estimate_memory(exp, int(img.shape[3]), n_vox, {m: len(v) for m, v in layers.items()})
     if memory_limit is None:
         try:
@@ -347,4 +568,30 @@ def preflight_nifti(exp: Experiment, base_dir: Path | None = None, config_file: 
                           "machine.", file=config_file, field="models")
     k = exp.timing.pca_components
     return dict(notes=notes, rois=rois, memory_bytes=need, n_trs=int(img.shape[3]), n_runs=n_runs, n_voxels=n_vox, volume=tuple(img.shape[:3]),
-                max_features=(k or 0) * len(exp.timing.delays))
+                max_features=(k or 0) * len(exp.timing.delays), excluded_voxels=dropped,
+                n_stimuli=len(exp.stimuli.labels), layers={m: len(v) for m, v in layers.items()})
+
+
+def nifti_excluded_voxels(img, mask_img, runs: np.ndarray, source) -> tuple[int, str | None]:
+    """How many mask voxels the NIfTI loader will exclude (constant within a run, or non-finite anywhere), and its
+    warning: :func:`brainalign.brain.voxels.varying_voxels`, the rule every loader applies, on the BOLD read one
+    run at a time (one run in memory).
+
+    Returns
+    -------
+    n_excluded : int
+    message : str or None
+        The loader's own message, with the count per run.
+    """
+    from brainalign.brain.voxels import varying_voxels
+
+    inside = np.asarray(mask_img.dataobj).reshape(img.shape[:3]) != 0
+    labels = np.unique(runs)
+    sds = []
+    for r in labels:
+        idx = np.flatnonzero(runs == r)
+        lo, hi = int(idx.min()), int(idx.max()) + 1
+        block = np.asarray(img.dataobj[..., lo:hi])[..., idx - lo]  # (x, y, z, n_run_trs)
+        sds.append(block[inside].astype(np.float64).std(1))
+    keep, message = varying_voxels(sds, str(source), run_names=[f"run {r}" for r in labels])
+    return int((~keep).sum()), message

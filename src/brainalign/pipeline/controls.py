@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import warnings
 import zlib
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
@@ -31,6 +32,7 @@ import pandas as pd
 
 from brainalign._utils.errors import ConfigError
 from brainalign.analysis.summary import paired_test
+from brainalign.timing.spaces import LAYER_PLACEHOLDER, space_name
 
 if TYPE_CHECKING:
     from brainalign.config import Experiment
@@ -45,6 +47,8 @@ __all__ = [
     "in_context_texts",
     "stimulus_shuffled_features",
     "gaussian_features",
+    "ControlPlan",
+    "control_plan",
     "control_spaces",
     "control_pairs_for_models",
     "controls_table",
@@ -222,7 +226,7 @@ def control_pairs_for_models(exp: Experiment, spaces: Sequence[FeatureSpace]) ->
         for pre in (m for m in exp.models if m.weights == "pretrained" and m.source == rnd.source):
             for sp in spaces:
                 if sp.kind == "model" and sp.model == pre.name:
-                    ctl = f"{rnd.name}/{sp.prompt}/L{sp.layer}"
+                    ctl = space_name(rnd.name, sp.prompt, sp.layer)
                     if ctl in names:
                         pairs.append(_pair(sp.name, ctl, "untrained", pre.name, sp.prompt, sp.layer))
     if "baseline/category" in names:
@@ -230,6 +234,80 @@ def control_pairs_for_models(exp: Experiment, spaces: Sequence[FeatureSpace]) ->
             if ctl in names:
                 pairs.append(_pair("baseline/category", ctl, kind))
     return pairs
+
+
+@dataclass(frozen=True)
+class ControlPlan:
+    """What :func:`control_spaces` adds for one model, and how each space is named — known from the config and
+    the model's depth alone, so ``validate`` checks names against the same plan the run follows."""
+
+    model: str
+    layer: int | str  # the one control layer (absolute index; LAYER_PLACEHOLDER when the depth is not known)
+    n_layers: int | None  # blocks of the model (depth = layer / n_layers); None when not known
+    unprompted: str | None  # the empty-instruction reference when the model reads it, else None
+    templates: dict  # control prompt name -> (template, prompt it controls or None, kind): control_prompts
+    effect_prompts: tuple[str, ...]  # the model's prompts other than the unprompted one
+    feature_prompts: tuple[str, ...]  # prompts whose features get the feature controls
+    effects_added: tuple[str, ...]  # prompts whose spaces at `layer` are added (the layer is not a fitted one)
+    in_context_k: int | None
+    features: tuple[str, ...]  # feature control kinds
+
+    def effect(self, prompt: str) -> str:
+        """``<model>/<prompt>/L<layer>`` at the control layer (effects, prompt and in-context controls)."""
+        return space_name(self.model, prompt, self.layer)
+
+    def in_context_prompt(self, prompt: str) -> str:
+        return f"{prompt}~icl{self.in_context_k}"
+
+    def feature_control(self, prompt: str, kind: str, dim: int | None) -> str:
+        """The space of feature control ``kind`` of ``prompt``; a Gaussian space is named by its dimension
+        (``None``: unknown before the features exist; the name then holds ``<dim>``)."""
+        if kind == "stimulus_shuffled":
+            return f"{self.effect(prompt)}~stimulus_shuffled"
+        if kind == "gaussian":
+            return space_name(self.model, f"~gaussian-{'<dim>' if dim is None else int(dim)}d", self.layer)
+        raise ValueError(f"unknown feature control {kind!r}.")  # pragma: no cover (config validation)
+
+    def space_names(self, dim: int | None = None) -> list[str]:
+        """Every space this plan adds, in no particular order (``dim``: the model's feature dimension)."""
+        out = [self.effect(p) for p in self.effects_added] + [self.effect(c) for c in self.templates]
+        if self.in_context_k is not None:
+            out += [self.effect(self.in_context_prompt(p)) for p in self.effect_prompts]
+        out += [self.feature_control(p, k, dim) for p in self.feature_prompts for k in self.features]
+        return list(dict.fromkeys(out))
+
+
+def control_plan(exp: Experiment, spec, n_layers: int | None, fitted_layers: Sequence[int]) -> ControlPlan | None:
+    """The :class:`ControlPlan` of model ``spec`` (None when ``analysis.controls`` is off or nothing instructs the
+    model: baseline models, ``prompts: none``).
+
+    ``n_layers`` None (a check before the model's depth is known): the names hold ``<layer>`` and the effects
+    that the control layer adds are not listed (they are ``<model>/<prompt>/L<layer>`` spaces either way).
+
+    Raises
+    ------
+    ValueError
+        ``analysis.controls.layer`` outside the model's depth; a prompt with fewer than two distinct words
+        asked to be scrambled (both from :func:`control_prompts` / ``resolve_layers``).
+    """
+    from brainalign.features.base import resolve_layers
+
+    ctl = exp.analysis.controls
+    if ctl is None or spec.kind == "baseline" or spec.prompts == "none":
+        return None
+    prompts = exp.prompts_of(spec)
+    unprompted = exp.analysis.unprompted if exp.analysis.unprompted in prompts else None
+    effect_prompts = tuple(p for p in prompts if p != exp.analysis.unprompted)
+    feature_prompts = tuple(p for p in (ctl.feature_prompts if ctl.feature_prompts is not None else prompts)
+                            if p in prompts)
+    layer = resolve_layers([ctl.layer], n_layers)[0] if n_layers is not None else LAYER_PLACEHOLDER
+    needed = set(effect_prompts) | set(feature_prompts) | ({unprompted} if unprompted is not None else set())
+    added = tuple(sorted(needed)) if n_layers is not None and layer not in fitted_layers else ()
+    return ControlPlan(
+        model=spec.name, layer=layer, n_layers=n_layers, unprompted=unprompted,
+        templates=control_prompts(prompts, exp.analysis.unprompted, ctl.prompts, ctl.neutral_prompt, exp.seed),
+        effect_prompts=effect_prompts, feature_prompts=feature_prompts, effects_added=added,
+        in_context_k=ctl.in_context.k if ctl.in_context is not None else None, features=tuple(ctl.features))
 
 
 def _features_at(extractor, texts: list[str], layer: int, store: FeatureStore,
@@ -269,7 +347,6 @@ def control_spaces(
     spaces : list of FeatureSpace (kind ``"control"``)
     pairs : list of dict (effect, control, control_kind, model, prompt, layer, tokens_effect, tokens_control)
     """
-    from brainalign.features.base import resolve_layers
     from brainalign.features.models import make_extractor
     from brainalign.timing.spaces import FeatureSpace
 
@@ -286,20 +363,15 @@ def control_spaces(
     pairs: list[dict] = []
     if ctl is None:
         return spaces, pairs
-    unprompted = exp.analysis.unprompted
     runs = data.recording.runs
     names = data.names  # what '{stimulus}' becomes (the stimulus' text, or the format's name: "image", "video")
     for spec in exp.models:
         if spec.kind == "baseline" or spec.prompts == "none":  # nothing instructs these models: nothing to control
             continue
-        prompts = exp.prompts_of(spec)
-        templates = control_prompts(prompts, unprompted, ctl.prompts, ctl.neutral_prompt, exp.seed)
-        effect_prompts = [p for p in prompts if p != unprompted]
-        feature_prompts = [p for p in (ctl.feature_prompts if ctl.feature_prompts is not None else prompts)
-                           if p in prompts]
         meta = model_meta[spec.name]
-        n_layers = meta["n_layers"]
-        layer = resolve_layers([ctl.layer], n_layers)[0]
+        plan = control_plan(exp, spec, meta["n_layers"], meta["layers"])
+        prompts, unprompted, layer, n_layers = exp.prompts_of(spec), plan.unprompted, plan.layer, plan.n_layers
+        templates, effect_prompts = plan.templates, plan.effect_prompts
         ex = extractor_for(spec)
 
         def at_layer(pname: str, texts: list[str]) -> np.ndarray:
@@ -307,11 +379,10 @@ def control_spaces(
                 return features[spec.name][pname][:, meta["layers"].index(layer), :]
             return _features_at(ex, texts, layer, store)
 
-        def name(prompt: str) -> str:
-            return f"{spec.name}/{prompt}/L{layer}"
+        name = plan.effect
 
-        def space(space_name: str, X: np.ndarray, prompt: str) -> None:
-            spaces.append(FeatureSpace(name=space_name, X=X, kind="control", model=spec.name, prompt=prompt,
+        def space(sname: str, X: np.ndarray, prompt: str) -> None:
+            spaces.append(FeatureSpace(name=sname, X=X, kind="control", model=spec.name, prompt=prompt,
                                        layer=layer, depth=layer / n_layers))
 
         tokens = {}
@@ -319,13 +390,11 @@ def control_spaces(
             texts = [tpl.format(stimulus=s) for s in names]
             tokens[pname] = meta.get("n_tokens", {}).get(pname) or ex.count_tokens(texts)
         # effects at the control layer that are not fitted yet (layer outside the model's configured layers)
-        needed = set(effect_prompts) | set(feature_prompts) | ({unprompted} if unprompted in prompts else set())
-        if layer not in meta["layers"]:
-            for pname in sorted(needed):
-                texts = [exp.prompts[pname].format(stimulus=s) for s in names]
-                F = at_layer(pname, texts)
-                spaces.append(FeatureSpace(name=name(pname), X=data.design @ F, kind="model", model=spec.name,
-                                           prompt=pname, layer=layer, depth=layer / n_layers))
+        for pname in plan.effects_added:
+            texts = [exp.prompts[pname].format(stimulus=s) for s in names]
+            F = at_layer(pname, texts)
+            spaces.append(FeatureSpace(name=name(pname), X=data.design @ F, kind="model", model=spec.name,
+                                       prompt=pname, layer=layer, depth=layer / n_layers))
         # prompt controls
         for cname, (tpl, of, kind) in templates.items():
             texts = [tpl.format(stimulus=s) for s in names]
@@ -345,7 +414,7 @@ def control_spaces(
                 icl_feats = ex.in_context(icl, {e: exp.prompts[e].format(stimulus=names[0]) for e in effect_prompts},
                                           exp.seed, layer)
             for eff in effect_prompts:
-                cname = f"{eff}~icl{icl.k}"
+                cname = plan.in_context_prompt(eff)
                 if multimodal:
                     texts, F = [exp.prompts[eff].format(stimulus=s) for s in names], icl_feats[eff]
                 else:
@@ -358,25 +427,22 @@ def control_spaces(
                 # the pooled query is the same text; the context is longer by design (no length warning)
                 pairs.append(_pair(name(eff), name(cname), "in_context", spec.name, eff, layer,
                                    float(np.mean(tokens[eff])), float(np.mean(tokens[cname]))))
-        if unprompted is not None and unprompted in prompts:
+        if unprompted is not None:
             for eff in effect_prompts:
                 pairs.append(_pair(name(eff), name(unprompted), "empty_instruction", spec.name, eff, layer,
                                    float(np.mean(tokens[eff])), float(np.mean(tokens[unprompted]))))
         # feature controls
-        for pname in feature_prompts:
+        for pname in plan.feature_prompts:
             texts = [exp.prompts[pname].format(stimulus=s) for s in names]
             F = at_layer(pname, texts)
-            for kind in ctl.features:
+            for kind in plan.features:
+                cname = plan.feature_control(pname, kind, F.shape[1])
                 if kind == "stimulus_shuffled":
-                    cname = f"{name(pname)}~stimulus_shuffled"
                     space(cname, stimulus_shuffled_features(data.design, F, runs, exp.seed, cname), pname)
                 elif kind == "gaussian":
-                    cname = f"{spec.name}/~gaussian-{F.shape[1]}d/L{layer}"
                     if cname not in {s.name for s in spaces}:
                         G = gaussian_features(F.shape[0], F.shape[1], exp.seed, cname)
                         space(cname, data.design @ G, "~gaussian")
-                else:  # pragma: no cover (config validation)
-                    raise ValueError(f"unknown feature control {kind!r}.")
                 pairs.append(_pair(name(pname), cname, kind, spec.name, pname, layer))
     return spaces, pairs
 

@@ -43,7 +43,7 @@ from brainalign.pipeline.ceilings import (
     study_ceiling_tables,
     subject_subset_ceiling_table,
 )
-from brainalign.timing.spaces import resolve_space_name
+from brainalign.timing.spaces import resolve_space_name, space_name
 from brainalign.pipeline.partitions import (
     partition_banded_table,
     partition_control_tables,
@@ -268,7 +268,7 @@ def coupling_tables(
     text_layer = resolve_layers([cpl.text_layer], ex.n_layers)[0]
     prompts = coupling_instructions(exp, spec)
     wide = voxel_scores.pivot(index="voxel", columns="space", values="r")
-    names = [f"{spec.name}/{p}/L{layer}" for p in prompts]
+    names = [space_name(spec.name, p, layer) for p in prompts]
     missing = [n for n in names if n not in wide]
     if missing:
         raise ConfigError(f"analysis.coupling.layer={cpl.layer!r} is layer {layer}, but {missing} were not fitted; "

@@ -12,7 +12,7 @@ import pandas as pd
 from brainalign._utils.errors import ConfigError, DataError
 from brainalign.encoding.design import design_delays, prepare_design
 from brainalign.encoding.splits import outer_folds
-from brainalign.timing.spaces import resolve_space_name
+from brainalign.timing.spaces import resolve_space_name, unknown_space_hint
 
 if TYPE_CHECKING:
     from brainalign.config import EncodingSpec, Experiment, PartitionSpec
@@ -161,7 +161,7 @@ def _check_names(spec: PartitionSpec, by_name, names, what="spaces"):
     missing = [n for n in names if n not in by_name]
     if missing:
         raise ConfigError(f"analysis.partitions[{spec.name}].{what} names {missing}, which were not fitted; "
-                         f"choose from {sorted(by_name)}.")
+                          f"{unknown_space_hint(missing[0], by_name)}choose from {sorted(by_name)}.")
 
 
 def partition_banded_table(

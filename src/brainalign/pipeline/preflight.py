@@ -17,10 +17,13 @@ import numpy as np
 
 from brainalign.config import ConfigError, Experiment, ImageStimuli, MovieClipStimuli, resolve_path
 from brainalign.pipeline.checks import (WORKER_BASE_BYTES, check_data_root, check_models, check_space_names,
+                                        _local_config, check_roi_names, check_rois_have_a_mask, model_shapes,
                                         preflight_nifti, with_expanded_data_root)
+from brainalign._utils.disk import DiskNeed, check_disk
 from brainalign.study.data import dataset_root
 
-__all__ = ["preflight", "required_files", "preflight_dataset", "StudyPlan", "study_plan", "MODEL_SIZES"]
+__all__ = ["preflight", "required_files", "preflight_dataset", "StudyPlan", "study_plan", "MODEL_SIZES", "DiskNeed",
+           "disk_needs", "check_disk"]
 
 #: (layers read with "all" = hidden layers + embeddings, hidden size) of the checkpoints the study configs name,
 #: for plans made without the weights (from their published config.json files).
@@ -68,6 +71,7 @@ def preflight(exp: Experiment, base_dir: Path | None = None, config_file: str | 
             raise ConfigError(str(err), file=config_file, field="brain.data_root") from None
     if data_root is not None:
         check_data_root(exp, base_dir, data_root, config_file)
+    check_rois_have_a_mask(exp, config_file)
     if exp.brain.format != "nifti":
         return preflight_dataset(exp, base_dir, config_file, data_root)
     return preflight_nifti(exp, base_dir, config_file, memory_limit)
@@ -150,9 +154,13 @@ def preflight_dataset(exp: Experiment, base_dir: Path | None, config_file: str |
                                                        "--data-root)"
         raise ConfigError(f"{len(missing)} of {n_files} files are missing {where}:\n  {shown}{more}",
                           file=config_file, field="brain.data_root")
+    check_roi_names(exp, base_dir, config_file)
     notes, layers = check_models(exp, base_dir, config_file)
-    check_space_names(exp, layers, config_file)
-    return dict(notes=notes, n_subjects=len(exp.brain.subject_list), n_files=n_files, data_root=str(root))
+    check_space_names(exp, layers, config_file, model_shapes(exp, base_dir, config_file))
+    unchecked = ("file contents are not read here: voxels constant within a run or non-finite are counted, and "
+                 "excluded with a warning, when `run` loads each subject, before any model is read")
+    return dict(notes=notes, unchecked=unchecked, n_subjects=len(exp.brain.subject_list), n_files=n_files,
+                data_root=str(root))
 
 
 @dataclass
@@ -229,6 +237,24 @@ def _nsd_sizes(exp: Experiment, root: Path | None, subject: str, assumed: list[s
     return rows, n_images, n_vox, n_unique
 
 
+def _nifti_sizes(exp: Experiment, base_dir: Path | None) -> tuple[int, int, int]:
+    """(TRs, mask voxels, runs) of a ``format: nifti`` study, from the BOLD header, the mask and the events table."""
+    import nibabel as nib
+
+    from brainalign.pipeline.checks import _existing
+    from brainalign.stimuli.events import read_tr_labels
+
+    bold = _existing(None, "brain.bold", exp.brain.bold, base_dir)
+    mask = _existing(None, "brain.mask", exp.brain.mask, base_dir)
+    events = _existing(None, "stimuli.events", exp.stimuli.events, base_dir)
+    try:
+        _, runs = read_tr_labels(events)
+    except ValueError as err:
+        raise ConfigError(str(err), field="stimuli.events") from None
+    n_vox = int((np.asarray(nib.load(mask).dataobj) != 0).sum())
+    return int(nib.load(bold).shape[3]), n_vox, len(np.unique(runs))
+
+
 def _movie10_sizes(exp: Experiment, assumed: list[str]) -> tuple[int, int]:
     """(TRs, vertices) of one Movie10 subject: the truncation counts and fsaverage6 (or the configured sizes)."""
     from brainalign.brain.movie10 import MOVIE10_TRUNCATION
@@ -246,14 +272,14 @@ def _movie10_sizes(exp: Experiment, assumed: list[str]) -> tuple[int, int]:
 def _model_size(spec, base_dir: Path | None, assumed: list[str]) -> tuple[int, int]:
     from brainalign.features.base import resolve_layers
 
-    local = resolve_path(spec.source, base_dir)
     n, hidden = None, None
-    cfg_path = local / "config.json"
-    if cfg_path.is_file():
-        cfg = json.loads(cfg_path.read_text())
-        sub = cfg.get("text_config") or cfg.get("vision_config") or cfg
-        n, hidden = sub.get("num_hidden_layers"), sub.get("hidden_size")
-        n = None if n is None else int(n) + 1
+    cfg = _local_config(spec, 0, base_dir, None)  # builtin models too
+    if cfg:
+        for sub in (cfg.get("text_config"), cfg.get("vision_config"), cfg):  # the first that states both
+            if isinstance(sub, dict) and isinstance(sub.get("num_hidden_layers"), int) \
+                    and isinstance(sub.get("hidden_size"), int):
+                n, hidden = sub["num_hidden_layers"] + 1, sub["hidden_size"]
+                break
     if n is None and spec.source in MODEL_SIZES:
         n, hidden = MODEL_SIZES[spec.source]
     if n is None:
@@ -294,6 +320,12 @@ def study_plan(exp: Experiment, base_dir: Path | None = None, data_root: Path | 
         n_test = 1 if exp.encoding.outer_cv == "leave-one-run-out" else len(exp.encoding.outer_cv)
         n_folds = n_runs if exp.encoding.outer_cv == "leave-one-run-out" else 1
         k_inner = n_runs - n_test  # inner leave-one-run-out over the training runs
+    elif exp.brain.format == "nifti":
+        plan.n_rows, plan.n_voxels, n_runs = _nifti_sizes(exp, base_dir)
+        plan.n_stimuli = unique_stimuli = len(exp.stimuli.labels)  # every named label is a stimulus
+        n_test = 1 if exp.encoding.outer_cv == "leave-one-run-out" else len(exp.encoding.outer_cv)
+        n_folds = n_runs if exp.encoding.outer_cv == "leave-one-run-out" else 1
+        k_inner = n_runs - n_test
     else:
         raise ConfigError(f"--dry-run plans are written for brain.format nsd, movie10 and gameplay-frames stimuli so "
                          f"far, not '{exp.brain.format}' with '{exp.stimuli.format}'.")
@@ -348,3 +380,42 @@ def baseline_dim(spec) -> int:
         tfs = o.get("temporal_freqs", (0.0, 1.0, 2.0))  # estimated at run time: 3 frequencies by default
         return len(motion_energy_channels(size, o.get("spatial_freqs", (2.0, 4.0, 8.0)), tfs, o.get("n_directions", 8)))
     return 512  # rl_agent: the Nature-DQN penultimate layer
+
+
+# --------------------------------------------------------------------------- disk
+def disk_needs(exp: Experiment, plan: StudyPlan, out: Path | None = None, cache: Path | None = None) -> list[DiskNeed]:
+    """Where a run writes and about how much, from the dry-run's plan (:func:`study_plan`).
+
+    - the feature cache (``--cache``): the plan's feature bytes (entries already cached need no new space);
+    - ``TMPDIR``: one subject's held-out predictions when they are memory-mapped
+      (above ``encoding.predictions_in_memory_gib``);
+    - beside ``--out``: the encoding checkpoints of every subject (each held-out prediction and inner-CV score,
+      kept until the run ends) and the results tables.
+
+    Counts the baselines and control spaces too (the plan counts model spaces only).
+    """
+    from brainalign.features.store import FeatureStore
+    from brainalign.pipeline.controls import control_plan
+
+    n_extra = len(exp.analysis.baselines)
+    for m in exp.models:
+        cp = control_plan(exp, m, None, ())
+        if cp is not None:
+            n_extra += len(cp.space_names())
+    spaces = plan.n_spaces + n_extra
+    folds = max(1, plan.n_fits // max(1, plan.n_subjects * plan.n_spaces)) if plan.n_spaces else 1
+    preds = spaces * plan.n_rows * plan.n_voxels * 4  # float32, every row held out once (per subject)
+    cv_scores = spaces * folds * len(exp.encoding.alphas) * plan.n_voxels * 8
+    partitions = len(exp.analysis.partitions) * folds * plan.n_voxels * 16 * 8
+    results = spaces * plan.n_voxels * 64 + len(exp.analysis.partitions) * plan.n_voxels * 16 * 8
+    needs = [DiskNeed(FeatureStore(cache).root, plan.feature_bytes, "model features (feature cache)", "--cache")]
+    if preds > exp.encoding.predictions_in_memory_gib * 2**30:
+        import tempfile
+
+        needs.append(DiskNeed(Path(tempfile.gettempdir()), preds, "held-out predictions of one subject, "
+                              "memory-mapped", "TMPDIR"))
+    if out is not None:
+        n = plan.n_subjects
+        needs.append(DiskNeed(Path(out).absolute().parent, n * (preds + cv_scores + partitions + results),
+                              f"encoding checkpoints and results of {n} subject(s) (beside --out {out})", "--out"))
+    return needs

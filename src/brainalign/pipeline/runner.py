@@ -35,7 +35,7 @@ from brainalign.pipeline.partitions import fold_settings, partition_fold
 from brainalign.pipeline.checks import with_expanded_data_root
 from brainalign.study.data import Progress, StudyData, no_progress
 from brainalign.study.load import load_subject
-from brainalign.timing.spaces import FeatureSpace, build_feature_spaces, resolved_names
+from brainalign.timing.spaces import FeatureSpace, build_feature_spaces, resolved_names, unknown_space_hint
 from brainalign.pipeline.workers import FitTask, run_fits
 
 __all__ = ["StudyData", "FeatureSpace", "load_data", "model_features", "build_feature_spaces", "cross_validate", "run",
@@ -106,7 +106,8 @@ def cross_validate(
     by_name = {sp.name: sp for sp in spaces}
     ref = exp.analysis.reference
     if ref not in by_name:
-        raise ConfigError(f"analysis.reference='{ref}' is not a feature space; choose one of {sorted(by_name)}.")
+        raise ConfigError(f"analysis.reference='{ref}' is not a feature space; {unknown_space_hint(ref, by_name)}"
+                          f"choose one of {sorted(by_name)}.")
     order = [by_name[ref]] + [sp for sp in spaces if sp.name != ref]
     preds = HeldOut([sp.name for sp in order], Y.shape, exp.encoding.predictions_in_memory_gib)
     chosen: dict[str, list] = {sp.name: [] for sp in order}
@@ -210,7 +211,7 @@ def partition_spaces(
         missing = [n for n in spec.spaces if n not in by_name]
         if missing:
             raise ConfigError(f"analysis.partitions[{spec.name}] names spaces {missing} that were not fitted; "
-                             f"choose from {sorted(by_name)}.")
+                              f"{unknown_space_hint(missing[0], by_name)}choose from {sorted(by_name)}.")
     tick = progress("partition", len(folds) * len(specs))
     if checkpoint is not None:
         checkpoint = checkpoint.for_stage("partition", "(partition, fold)")

@@ -76,6 +76,108 @@ def check_inputs(cfg: SteerConfig, base_dir: str | Path = ".") -> str:
     return describe_missing(_root(cfg, base_dir), cfg.brain.subjects, cfg.brain.betas, cfg.brain.items.runs)
 
 
+def _model_folder(name: str, base_dir: Path) -> Path | None:
+    """The local folder of a model entry (as :func:`_brain_inputs` resolves it), None for a hub id."""
+    src = Path(name)
+    if not src.is_absolute() and (Path(base_dir) / src).exists():
+        src = Path(base_dir) / src
+    return src if src.exists() else None
+
+
+def _model_config(name: str, base_dir: Path) -> dict:
+    """config.json of a model entry, offline: its folder, or the Hugging Face cache for a hub id (``{}`` when the
+    hub id is not cached).
+
+    Raises
+    ------
+    SteerConfigError
+        A folder without config.json.
+    """
+    import json
+
+    folder = _model_folder(name, base_dir)
+    if folder is not None:
+        path = folder / "config.json"
+        if not path.is_file():
+            raise SteerConfigError(f"models: {name!r} is the folder {folder}, which has no config.json; give a "
+                                   "checkpoint folder (config.json + *.safetensors) or a hub id.")
+    else:
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            path = try_to_load_from_cache(name, "config.json")
+        except Exception:  # not a valid repo id
+            path = None
+        if not isinstance(path, (str, Path)):
+            return {}
+    try:
+        return json.loads(Path(path).read_text())
+    except ValueError:
+        return {}
+
+
+def _merged_model_bytes(cfg: dict) -> int:
+    """float32 bytes of a merged fine-tuned model (embeddings + attention + MLP), from its config.json."""
+    sub = cfg.get("text_config") if isinstance(cfg.get("text_config"), dict) else cfg
+    h, n, v = sub.get("hidden_size"), sub.get("num_hidden_layers"), sub.get("vocab_size")
+    if not all(isinstance(x, int) for x in (h, n, v)):
+        return 0
+    inner = sub.get("intermediate_size") if isinstance(sub.get("intermediate_size"), int) else 4 * h
+    tied = bool(cfg.get("tie_word_embeddings", sub.get("tie_word_embeddings", False)))
+    return 4 * (v * h * (1 if tied else 2) + n * (4 * h * h + 3 * h * inner))
+
+
+def check_config(cfg: SteerConfig, base_dir: str | Path = ".", out: str | Path | None = None,
+                 force_disk: bool = False, config_file: str | None = None) -> list[str]:
+    """What ``steer --validate-only`` (and ``steer`` before it starts) checks beyond the input files, so that a
+    run does not fail after hours: every model folder has a config.json (a hub id not in the local cache is a
+    warning: the run loads offline), ``nari.layers`` lie within each model's decoder layers, and the merged
+    fine-tuned models fit on the disk beside ``out``.
+
+    Returns
+    -------
+    list of str
+        Warnings (models not cached; little disk space; with ``force_disk``, too little).
+
+    Raises
+    ------
+    SteerConfigError
+        Naming the field and the fix (a disk shortfall: a :class:`~brainalign.config.ConfigError` naming
+        ``--out``, the need and the free space).
+    """
+    from brainalign._utils.disk import DiskNeed, check_disk
+
+    base_dir = Path(base_dir)
+    depths, merged = {}, 0
+    if cfg.planted is not None:
+        depths["planted model"] = cfg.planted.num_layers
+    notes = []
+    for name in cfg.models if cfg.brain is not None else []:
+        mc = _model_config(name, base_dir)
+        if not mc:
+            notes.append(f"models: {name!r} is not a folder (relative to the config) and not in the local Hugging Face "
+                         "cache; the study loads models offline, so it would stop when it reaches this model. Download "
+                         f"it first (huggingface-cli download {name}) or fix the name. Its depth (nari.layers) and "
+                         "size (disk) are not checked.")
+        sub = mc.get("text_config") if isinstance(mc.get("text_config"), dict) else mc
+        if isinstance(sub.get("num_hidden_layers"), int):
+            depths[name] = sub["num_hidden_layers"]
+        merged += _merged_model_bytes(mc)
+    if cfg.nari is not None and isinstance(cfg.nari.layers, list):
+        for name, n in depths.items():
+            bad = [k for k in cfg.nari.layers if not 0 <= k < n]
+            if bad:
+                raise SteerConfigError(f"nari.layers has {bad}, outside the {n} decoder layers of {name} "
+                                       f"(0..{n - 1}); choose layers in range, or 'middle' / 'all'.")
+    ft = cfg.finetune
+    if ft is not None and ft.output == "merged_safetensors" and out is not None and merged:
+        n_conds = 2 + len(ft.ablations) if ft.mode == "narf+label" else 1 + len(ft.ablations)
+        need = DiskNeed(Path(out).absolute().parent, merged * n_conds,
+                        f"{n_conds} merged fine-tuned model(s) per model (finetune.output: merged_safetensors)", "--out")
+        notes += check_disk([need], force=force_disk, config_file=config_file)
+    return notes
+
+
 def _layers(spec, n_layers: int) -> list[int]:
     from brainalign.steering.directions import middle_layers
 

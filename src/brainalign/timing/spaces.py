@@ -18,7 +18,36 @@ if TYPE_CHECKING:
     from brainalign.config import AnalysisSpec, ModelSpec
     from brainalign.study.data import StudyData
 
-__all__ = ["FeatureSpace", "shuffled_design", "build_feature_spaces", "resolve_space_name", "resolved_names"]
+__all__ = ["FeatureSpace", "LAYER_PLACEHOLDER", "space_name", "baseline_space_name", "unknown_space_hint", "shuffled_design",
+           "build_feature_spaces", "resolve_space_name", "resolved_names"]
+
+
+#: stands for a layer index in names planned before the model's depth is known (hub models not checked offline)
+LAYER_PLACEHOLDER = "<layer>"
+
+
+def space_name(model: str, prompt: str, layer: int | str) -> str:
+    """The name of a model feature space: ``<model>/<prompt>/L<layer>``.
+
+    The one naming rule: :func:`build_feature_spaces`, the controls
+    (:mod:`brainalign.pipeline.controls`) and the checks that run before any
+    compute (:mod:`brainalign.pipeline.checks`) all name spaces with it.
+    ``layer`` may be :data:`LAYER_PLACEHOLDER` when the check does not know the model's depth.
+    """
+    return f"{model}/{prompt}/L{layer if isinstance(layer, str) else int(layer)}"
+
+
+def baseline_space_name(baseline: str) -> str:
+    """The name of a TR-design baseline space: ``baseline/<name>``."""
+    return f"baseline/{baseline}"
+
+
+def unknown_space_hint(name: str, known) -> str:
+    """``"did you mean 'X'? "`` for the closest known space name (empty when none is close)."""
+    import difflib
+
+    hint = difflib.get_close_matches(name, sorted(known), n=1)
+    return f"did you mean '{hint[0]}'? " if hint else ""
 
 
 @dataclass
@@ -81,7 +110,7 @@ def build_feature_spaces(
             for j, layer in enumerate(info["layers"]):
                 spaces.append(
                     FeatureSpace(
-                        name=f"{spec.name}/{pname}/L{layer}", X=np.asarray(data.design @ F[:, j, :]), kind="model",
+                        name=space_name(spec.name, pname, layer), X=np.asarray(data.design @ F[:, j, :]), kind="model",
                         model=spec.name, prompt=pname, layer=layer, depth=layer / info["n_layers"],
                     )
                 )
@@ -91,7 +120,7 @@ def build_feature_spaces(
         "category_shuffled": lambda: shuffled_design(data, seed),
     }
     for b in baselines:
-        spaces.append(FeatureSpace(name=f"baseline/{b}", X=base[b](), kind="baseline"))
+        spaces.append(FeatureSpace(name=baseline_space_name(b), X=base[b](), kind="baseline"))
     return spaces
 
 
