@@ -57,7 +57,7 @@ def main(argv=None) -> int:
                     if str(p.relative_to(repo)) not in targets)
     q = lambda xs: "[" + ", ".join(f'"{x}"' for x in xs) + "]"  # noqa: E731 (TOML list of strings)
     with open(repo / "pyproject.toml", "a") as fh:
-        fh.write(f'\n[tool.mutmut]\npaths_to_mutate = ["src/"]\ndo_not_mutate = {q(others)}\n'
+        fh.write(f'\n[tool.mutmut]\nsource_paths = ["src/"]\ndo_not_mutate = {q(others)}\n'
                  f'also_copy = ["tests", "configs"]\npytest_add_cli_args_test_selection = {q(tests)}\n'
                  'pytest_add_cli_args = ["-n", "0", "-p", "no:cacheprovider"]\n')
     env = dict(os.environ, PYTHONPATH=str(LIB), PATH=f"{LIB / 'bin'}{os.pathsep}{os.environ['PATH']}")
