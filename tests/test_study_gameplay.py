@@ -121,6 +121,23 @@ def test_every_subject_gets_results_partitions_and_roi_tables(gameplay_out):
     assert (group["n"] == 2).all() and (group["reference"] == "Pixels/none/L0").all()
 
 
+def test_reports_name_the_best_model_and_the_neutral_reference_prompt(gameplay_out):
+    """Issue: the reports opened with 'No model feature space was fitted' (the Pixels reference, a kind: baseline
+    model, was taken for the best model), the per-run figure showed the reference alone, and the ROI peaks were a
+    table of one row per model × prompt × ROI."""
+    import re
+
+    for folder in (gameplay_out, gameplay_out / "sub-01"):
+        page = (folder / "report.html").read_text()
+        headline = re.search(r"Headline\.</strong>(.*?)</p>", page, re.S).group(1)
+        assert "No model feature space" not in headline
+        best = re.search(r"The best model feature space, ([^,]+),", headline).group(1)
+        assert best.split("/")[0] in ("Qwen2.5-VL", "InternVL3", "UI-TARS") and "Pixels/none/L0" in headline
+        assert "the reference prompt <code>neutral</code>" in page
+    sub = (gameplay_out / "sub-01" / "report.html").read_text()
+    assert 'id="roi-peaks"' not in sub and 'alt="peak layer per ROI and model"' in sub
+
+
 def test_validate_names_missing_frames_and_runs(mini, tmp_path):
     root = tmp_path / "data"
     shutil.copytree(mini["root"], root)

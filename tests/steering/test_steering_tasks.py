@@ -83,3 +83,22 @@ def test_bad_inputs_are_rejected():
         tasks.generate_items("deduction", 2)
     with pytest.raises(ValueError, match="n_premises=9"):
         tasks.generate_items("syllogism", 2, n_premises=9)
+
+
+def test_two_premise_item_from_events_file_has_two_numbered_premises(tmp_path):
+    """ds003076 writes ``n/a`` in premise3 of a two-premise item; it must not become a third premise 'nan'."""
+    from brainalign.steering.data import read_run_items
+
+    path = tmp_path / "events.tsv"
+    path.write_text("onset\tduration\ttrial_type\taccuracy\tresponse_time\tpremise1\tpremise2\tpremise3\tconclusion\n"
+                    "0\t12\t2_true_x\t1\t2.1\tAll wugs are daxes.\tAll daxes are red.\tn/a\tAll wugs are red.\n"
+                    "12\t12\t3_false_x\t0\t2.1\tAll a are b.\tAll b are c.\tAll c are d.\tAll d are a.\n"
+                    "24\t12\tcontrol\tn/a\tn/a\tn/a\tn/a\tn/a\tn/a\n")
+    items = read_run_items(path, "syllogism")
+    assert items["premises"].tolist() == [("All wugs are daxes", "All daxes are red"),
+                                          ("All a are b", "All b are c", "All c are d")]
+    it = tasks.Item("syllogism", items["premises"][0], items["conclusion"][0], True)
+    messages = tasks.item_messages(it)
+    user = messages[-1]["content"]
+    assert user == "Premises:\n1. All wugs are daxes.\n2. All daxes are red.\nConclusion:\nAll wugs are red."
+    assert "two premises" in messages[0]["content"] and "nan" not in user

@@ -27,6 +27,7 @@ __all__ = [
     "control_pairs",
     "roi_bars",
     "roi_layer_curves",
+    "roi_peak_grid",
     "hierarchy_gain",
     "glass_brain",
     "FSAVERAGE_VERTICES",
@@ -110,12 +111,12 @@ def space_bars(run_scores: pd.DataFrame, comparisons: pd.DataFrame, spaces: pd.D
 def paired_runs(run_scores: pd.DataFrame, names: list[str], metric: str) -> bytes:
     """One line per held-out run across the named spaces: shows how consistent a difference is."""
     wide = run_scores.pivot(index="run", columns="space", values=metric)[names]
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(names) + 1.5), 4))
     x = np.arange(len(names))
     for run, row in wide.iterrows():
         ax.plot(x, row.to_numpy(), color="0.6", lw=1, marker="o", ms=3)
     ax.plot(x, wide.mean().to_numpy(), color="k", lw=2.5, marker="o", label="mean over runs")
-    ax.set_xticks(x, [n.replace("/", "/\n", 1) for n in names], fontsize=8)
+    ax.set_xticks(x, [n.replace("/", "/\n", 1) for n in names], fontsize=8, rotation=30 if len(names) > 6 else 0)
     ax.set_ylabel(metric)
     ax.set_title("Each held-out run (grey) across feature spaces")
     ax.legend(fontsize=8)
@@ -123,15 +124,22 @@ def paired_runs(run_scores: pd.DataFrame, names: list[str], metric: str) -> byte
     return png_bytes(fig)
 
 
-def prompt_gain(gain: pd.DataFrame) -> bytes:
-    """Prompted minus unprompted score per layer, mean ± SEM over runs."""
+def _gain_label(unprompted: str | None) -> str:
+    return f"gain over the '{unprompted}' prompt" if unprompted else "gain over unprompted"
+
+
+def prompt_gain(gain: pd.DataFrame, unprompted: str | None = None) -> bytes:
+    """Prompted minus unprompted score per layer, mean ± SEM over runs.
+
+    ``unprompted`` is the configured reference prompt (``analysis.unprompted``) named on the y axis.
+    """
     fig, ax = plt.subplots(figsize=(7, 3.6))
     for (model, prompt), g in gain.groupby(["model", "prompt"], sort=True):
         g = g.sort_values("depth")
         ax.errorbar(g["depth"], g["mean_diff"], yerr=g["sem_diff"], marker="o", capsize=3, label=f"{model} · {prompt}")
     ax.axhline(0, color="k", lw=1)
     ax.set_xlabel("layer depth")
-    ax.set_ylabel("gain over unprompted")
+    ax.set_ylabel(_gain_label(unprompted))
     ax.set_title("Prompt-driven gain per layer")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
@@ -322,8 +330,38 @@ def roi_layer_curves(curves: pd.DataFrame) -> bytes:
     return png_bytes(fig)
 
 
-def hierarchy_gain(gain: pd.DataFrame, slopes: pd.DataFrame, hierarchy: list[str]) -> bytes:
-    """Prompt-driven gain per ROI in hierarchy order (mean ± SEM over runs), slope and early/late ratio in the legend."""
+def roi_peak_grid(peaks: pd.DataFrame) -> bytes:
+    """ROI × model · prompt grid of the peak layer (the ``roi_peaks`` table): colour = peak depth (0 = embeddings,
+    1 = last block), text = peak layer. Replaces a long table with one row per model × prompt × ROI."""
+    rois = list(dict.fromkeys(peaks["roi"]))
+    cols = sorted({(m, p) for m, p in zip(peaks["model"], peaks["prompt"])})
+    t = peaks.set_index(["roi", "model", "prompt"])
+    depth = np.full((len(rois), len(cols)), np.nan)
+    layer = np.full((len(rois), len(cols)), np.nan)
+    for i, roi in enumerate(rois):
+        for j, (m, p) in enumerate(cols):
+            if (roi, m, p) in t.index:
+                row = t.loc[(roi, m, p)]
+                row = row.iloc[0] if isinstance(row, pd.DataFrame) else row
+                depth[i, j], layer[i, j] = float(row["peak_depth"]), float(row["peak_layer"])
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.55 * len(cols) + 2.5), 0.32 * len(rois) + 1.8))
+    im = ax.imshow(np.ma.masked_invalid(depth), cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    for i in range(len(rois)):
+        for j in range(len(cols)):
+            if np.isfinite(layer[i, j]):
+                ax.text(j, i, f"{int(layer[i, j])}", ha="center", va="center", fontsize=7,
+                        color="w" if depth[i, j] < 0.6 else "k")
+    ax.set_xticks(range(len(cols)), [f"{m} · {p}" for m, p in cols], fontsize=7, rotation=45, ha="right")
+    ax.set_yticks(range(len(rois)), rois, fontsize=7)
+    fig.colorbar(im, ax=ax, label="peak depth (layer / blocks)", shrink=0.8)
+    ax.set_title("Peak layer per ROI (number = layer, colour = depth)", fontsize=9)
+    return png_bytes(fig)
+
+
+def hierarchy_gain(gain: pd.DataFrame, slopes: pd.DataFrame, hierarchy: list[str],
+                   unprompted: str | None = None) -> bytes:
+    """Prompt-driven gain per ROI in hierarchy order (mean ± SEM over runs), slope and early/late ratio in the legend;
+    ``unprompted`` (``analysis.unprompted``) is named on the y axis."""
     fig, ax = plt.subplots(figsize=(7, 3.8))
     x = np.arange(len(hierarchy))
     for k, row in enumerate(slopes.itertuples(index=False)):
@@ -335,7 +373,7 @@ def hierarchy_gain(gain: pd.DataFrame, slopes: pd.DataFrame, hierarchy: list[str
     ax.axhline(0, color="k", lw=1)
     ax.set_xticks(x, hierarchy, fontsize=8, rotation=30 if len(hierarchy) > 6 else 0)
     ax.set_xlabel("cortical hierarchy (early → late)")
-    ax.set_ylabel("prompted − unprompted score")
+    ax.set_ylabel(f"prompted − '{unprompted}' score" if unprompted else "prompted − unprompted score")
     ax.set_title("Prompt-driven gain along the hierarchy", fontsize=10)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.25))
     ax.grid(alpha=0.3)

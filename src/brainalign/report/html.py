@@ -46,38 +46,78 @@ def _fmt(v) -> str:
     return str(v)
 
 
+def _model_spaces(res: Results) -> pd.Series:
+    """Names of the fitted model feature spaces.
+
+    The spaces table marks every space read from a config model as kind ``model``, the frame baselines of
+    ``kind: baseline`` models (pixels, motion energy, random frames) included; they and the reference are not
+    model spaces here, or a baseline reference would be its own "best model" and the report would have nothing
+    to compare it with.
+    """
+    sp = res.tables["spaces"]
+    baselines = {m.name for m in res.experiment.models if m.kind == "baseline"}
+    names = sp.loc[(sp.kind == "model") & ~sp.model.isin(baselines), "space"]
+    return names[names != res.experiment.analysis.reference]
+
+
 def _best_spaces(res: Results, metric: str) -> tuple[str | None, pd.Series]:
     means = res.tables["run_scores"].groupby("space")[metric].mean()
-    models = res.tables["spaces"].query("kind == 'model'").space
-    best = means.loc[means.index.isin(models)]
+    best = means.loc[means.index.isin(_model_spaces(res))]
     return (best.idxmax() if len(best) else None), means
+
+
+def _unit(res: Results) -> str:
+    """What one paired observation is: a held-out run, or a subject in a group report."""
+    return "subjects" if res.manifest.get("data", {}).get("unit") == "subject" else "held-out runs"
 
 
 def _headline(res: Results, metric: str) -> str:
     a = res.experiment.analysis
     best, means = _best_spaces(res, metric)
     comp = res.tables["comparisons"].set_index("space")
+    unit = _unit(res)
     parts = []
-    if best is not None and best in comp.index:
-        c = comp.loc[best]
-        parts.append(
-            f"The best model feature space, {best}, scores {means[best]:.3f} ({metric}) and beats {a.reference} "
-            f"({means[a.reference]:.3f}) in {int(c.n_better)} of {int(c.n)} held-out runs "
-            f"(paired Wilcoxon p = {_fmt(c.p_wilcoxon)}, d_z = {_fmt(c.cohen_dz)})."
-        )
+    if best is not None:
+        head = f"The best model feature space, {best}, scores {means[best]:.3f} ({metric})"
+        if best in comp.index and a.reference in means.index:
+            c = comp.loc[best]
+            verb = "beats" if c.mean_diff > 0 else "does not beat"
+            parts.append(
+                f"{head} and {verb} {a.reference} ({means[a.reference]:.3f}): better in {int(c.n_better)} of "
+                f"{int(c.n)} {unit} (paired Wilcoxon p = {_fmt(c.p_wilcoxon)}, d_z = {_fmt(c.cohen_dz)})."
+            )
+        else:
+            parts.append(f"{head}; it was not compared with a reference.")
     for base in ("baseline/category", "baseline/category_shuffled"):
         if base in comp.index:
             c = comp.loc[base]
             parts.append(
-                f"{base}: {means[base]:.3f}, better than {a.reference} in {int(c.n_better)}/{int(c.n)} runs."
+                f"{base}: {means[base]:.3f}, better than {a.reference} in {int(c.n_better)}/{int(c.n)} {unit}."
             )
     ctl = res.tables.get("controls")
     if ctl is not None and len(ctl):
         held = int(ctl["survives"].astype(bool).sum())
         failed = [f"{r.effect} vs {r.control}" for r in ctl.itertuples(index=False) if not bool(r.survives)]
-        parts.append(f"Controls: {held} of {len(ctl)} effects beat their control in a paired test over held-out runs"
+        parts.append(f"Controls: {held} of {len(ctl)} effects beat their control in a paired test over {unit}"
                      + (f"; not: {', '.join(failed)}." if failed else "."))
     return " ".join(parts) or "No model feature space was fitted."
+
+
+def _paired_spaces(res: Results, metric: str, n_models: int = 3) -> list[str]:
+    """The spaces of the per-run figure: the reference, the baselines (built-in ones and those of ``kind: baseline``
+    models) and the best layer of the ``n_models`` best model × prompt pairs, the best model space first."""
+    a = res.experiment.analysis
+    t = res.tables
+    best, means = _best_spaces(res, metric)
+    models = set(_model_spaces(res))
+    sp = t["spaces"][t["spaces"].space.isin(means.index)]
+    baseline_models = {m.name for m in res.experiment.models if m.kind == "baseline"}
+    others = sp.loc[(sp.kind == "baseline") | ((sp.kind == "model") & sp.model.isin(baseline_models)), "space"]
+    per_pair = [means.loc[means.index.isin(g.space)].idxmax()
+                for _, g in sp[sp.space.isin(models)].groupby(["model", "prompt"], sort=True)]
+    top = sorted(per_pair, key=lambda s: -means[s])[:n_models]
+    names = [a.reference, "baseline/category_shuffled", "baseline/category", *others, best, *top]
+    return list(dict.fromkeys(n for n in names if n is not None and n in means.index))
 
 
 def _surface_maps(res: Results, metric: str) -> list[dict]:
@@ -200,19 +240,21 @@ def _roi_section(res: Results, metric: str) -> dict | None:
     how = spec.how if spec is not None else "mean"
     ceilings = t.get("roi_ceilings")
     ceilings = ceilings if ceilings is not None and {"roi", "ceiling"} <= set(ceilings.columns) else None
-    out = dict(how=how, bars=_b64(figures.roi_bars(comp, chosen, a.reference, f"{how} r", ceilings)), curves="",
+    out = dict(how=how, bars=_b64(figures.roi_bars(comp, chosen, a.reference, f"{how} r", ceilings)), curves="", peaks="",
                gain="", slopes=[], ceiling=ceilings is not None)
     n_vox = t["roi_scores"].groupby("roi", sort=False)["n_voxels"].max()
     out["rois"] = [dict(name=r, n=int(n)) for r, n in n_vox.items()]
     curves = t.get("roi_layers")
     if curves is not None and len(curves):
         out["curves"] = _b64(figures.roi_layer_curves(curves))
-        pk = t["roi_peaks"]
-        out["peaks"] = [[r.model, r.prompt, r.roi, _fmt(r.peak_layer), _fmt(float(r.peak_depth)), _fmt(float(r.peak_value))]
-                        for r in pk.itertuples(index=False)]
+        pk = t.get("roi_peaks")
+        baselines = {m.name for m in res.experiment.models if m.kind == "baseline"}
+        pk = pk[~pk.model.isin(baselines)] if pk is not None else None  # one layer: no peak to show
+        if pk is not None and len(pk):  # one cell per ROI × model · prompt; the full table is a CSV download
+            out["peaks"] = _b64(figures.roi_peak_grid(pk))
     slopes = t.get("roi_hierarchy")
     if slopes is not None and len(slopes) and spec is not None and spec.hierarchy:
-        out["gain"] = _b64(figures.hierarchy_gain(t["roi_gain"], slopes, list(spec.hierarchy)))
+        out["gain"] = _b64(figures.hierarchy_gain(t["roi_gain"], slopes, list(spec.hierarchy), a.unprompted))
         out["slopes"] = [dict(model=r.model, prompt=r.prompt, layer=r.layer, slope=_fmt(float(r.slope)),
                               t=_fmt(float(r.slope_t)), p=_fmt(float(r.slope_p)), ratio=_fmt(float(r.early_late_ratio)),
                               early=r.early, late=r.late) for r in slopes.itertuples(index=False)]
@@ -289,12 +331,9 @@ def render_report(res: Results, folder: str | Path | None = None) -> str:
     fig = dict(
         layers=_b64(figures.layer_curves(t["layers"], t["run_scores"], metric)) if len(t["layers"]) else "",
         bars=_b64(figures.space_bars(t["run_scores"], t["comparisons"], t["spaces"], metric)),
-        gain=_b64(figures.prompt_gain(t["prompt_gain"])) if "prompt_gain" in t and len(t["prompt_gain"]) else "",
+        gain=_b64(figures.prompt_gain(t["prompt_gain"], exp.analysis.unprompted)) if "prompt_gain" in t and len(t["prompt_gain"]) else "",
     )
-    best, _ = _best_spaces(res, metric)
-    paired = [n for n in (exp.analysis.reference, "baseline/category_shuffled", "baseline/category", best)
-              if n is not None and n in set(t["run_scores"].space)]
-    fig["paired"] = _b64(figures.paired_runs(t["run_scores"], list(dict.fromkeys(paired)), metric))
+    fig["paired"] = _b64(figures.paired_runs(t["run_scores"], _paired_spaces(res, metric), metric))
 
     comp = t["comparisons"].copy()
     cols = ["space", "mean", "mean_diff", "sem_diff", "n_better", "n", "cohen_dz", "p_wilcoxon", "p_t"]

@@ -91,7 +91,8 @@ def read_run_items(path: str | Path, task: str) -> pd.DataFrame:
 
     Returns
     -------
-    DataFrame with ``premises`` (tuple of str, no final period), ``conclusion``,
+    DataFrame with ``premises`` (tuple of the premises present, str, no final period; two when premise3 is
+    ``n/a``), ``conclusion``,
     ``label`` (bool, from ``trial_type`` ``N_true_*`` / ``N_false_*``) and
     ``correct`` (bool, the subject's accuracy; ``n/a`` counts as wrong).
     """
@@ -112,7 +113,11 @@ def read_run_items(path: str | Path, task: str) -> pd.DataFrame:
 
     return pd.DataFrame({
         "task": task,
-        "premises": [tuple(clean(r[f"premise{k}"]) for k in (1, 2, 3)) for _, r in ev.iterrows()],
+        # a two-premise item has n/a (read as NaN) in premise3: keep the premises present, or str(NaN) would
+        # put a third premise "nan" into the prompt
+        "premises": [tuple(clean(r[f"premise{k}"]) for k in (1, 2, 3)
+                           if pd.notna(r[f"premise{k}"]) and clean(r[f"premise{k}"]))
+                     for _, r in ev.iterrows()],
         "conclusion": [clean(c) for c in ev["conclusion"]],
         "label": [p[1] == "true" for p in parts],
         "correct": ev["accuracy"].fillna(0).astype(float).to_numpy() == 1.0,
