@@ -46,6 +46,12 @@ def _fmt(v) -> str:
     return str(v)
 
 
+def _baseline_models(res: Results) -> set[str]:
+    """Names of the config's ``kind: baseline`` models (frame baselines, whose spaces the spaces table marks as
+    kind ``model``)."""
+    return {m.name for m in res.experiment.models if m.kind == "baseline"}
+
+
 def _model_spaces(res: Results) -> pd.Series:
     """Names of the fitted model feature spaces.
 
@@ -55,8 +61,7 @@ def _model_spaces(res: Results) -> pd.Series:
     to compare it with.
     """
     sp = res.tables["spaces"]
-    baselines = {m.name for m in res.experiment.models if m.kind == "baseline"}
-    names = sp.loc[(sp.kind == "model") & ~sp.model.isin(baselines), "space"]
+    names = sp.loc[(sp.kind == "model") & ~sp.model.isin(_baseline_models(res)), "space"]
     return names[names != res.experiment.analysis.reference]
 
 
@@ -111,8 +116,7 @@ def _paired_spaces(res: Results, metric: str, n_models: int = 3) -> list[str]:
     best, means = _best_spaces(res, metric)
     models = set(_model_spaces(res))
     sp = t["spaces"][t["spaces"].space.isin(means.index)]
-    baseline_models = {m.name for m in res.experiment.models if m.kind == "baseline"}
-    others = sp.loc[(sp.kind == "baseline") | ((sp.kind == "model") & sp.model.isin(baseline_models)), "space"]
+    others = sp.loc[(sp.kind == "baseline") | ((sp.kind == "model") & sp.model.isin(_baseline_models(res))), "space"]
     per_pair = [means.loc[means.index.isin(g.space)].idxmax()
                 for _, g in sp[sp.space.isin(models)].groupby(["model", "prompt"], sort=True)]
     top = sorted(per_pair, key=lambda s: -means[s])[:n_models]
@@ -248,8 +252,7 @@ def _roi_section(res: Results, metric: str) -> dict | None:
     if curves is not None and len(curves):
         out["curves"] = _b64(figures.roi_layer_curves(curves))
         pk = t.get("roi_peaks")
-        baselines = {m.name for m in res.experiment.models if m.kind == "baseline"}
-        pk = pk[~pk.model.isin(baselines)] if pk is not None else None  # one layer: no peak to show
+        pk = pk[~pk.model.isin(_baseline_models(res))] if pk is not None else None  # one layer: no peak to show
         if pk is not None and len(pk):  # one cell per ROI × model · prompt; the full table is a CSV download
             out["peaks"] = _b64(figures.roi_peak_grid(pk))
     slopes = t.get("roi_hierarchy")
