@@ -14,6 +14,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 
 from brainalign._utils.threads import blas_limit
+from brainalign.encoding.backend import check_backend
 from brainalign.encoding.executor import ChunkStore, DaskChunkMapper, fit_fingerprint, local_map_chunks
 from brainalign.encoding.memory import check_memory, estimate_fit_bytes
 from brainalign.encoding.ridge import solve_ridge_cv
@@ -87,6 +88,17 @@ class RidgeCV(RegressorMixin, BaseEstimator):
         Directory where every finished voxel chunk is saved (``.npz``); a
         rerun of the same fit reads them back and computes only the missing
         chunks. The values of ``y`` are not hashed: use one store per ``y``.
+    backend : {"numpy", "torch", "torch_cuda"}
+        Where the products that grow with the number of voxels run
+        (:mod:`brainalign.encoding.backend`): numpy (default), torch on the
+        CPU, or torch on the current CUDA GPU (float32; each chunk of ``y`` is
+        copied to the GPU and its results back, so ``y`` may exceed the GPU's
+        memory; raise ``chunk_voxels`` to 8192-32768 there). The per-fold
+        decompositions stay in numpy float64. Every backend selects the same
+        alphas, except where two alphas score equal to float32 rounding, with
+        scores and predictions equal to float32 rounding (relative to ``y``'s
+        scale). ``"torch_cuda"`` where torch sees no GPU raises a
+        ``ValueError`` saying what to install or choose instead.
 
     Attributes
     ----------
@@ -121,6 +133,7 @@ class RidgeCV(RegressorMixin, BaseEstimator):
         memory_limit: int | str | None = "auto",
         store: str | None = None,
         solver_params: dict | None = None,
+        backend: str = "numpy",
     ):
         self.alphas = alphas
         self.cv = cv
@@ -134,6 +147,7 @@ class RidgeCV(RegressorMixin, BaseEstimator):
         self.memory_limit = memory_limit
         self.store = store
         self.solver_params = solver_params
+        self.backend = backend
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y, runs=None):
@@ -166,6 +180,10 @@ class RidgeCV(RegressorMixin, BaseEstimator):
             raise ValueError(f"executor must be 'local' or 'dask', got {self.executor!r}.")
         if not isinstance(self.blas_threads, numbers.Integral) or self.blas_threads < 1:
             raise ValueError(f"blas_threads must be a positive int, got {self.blas_threads!r}.")
+        backend = check_backend(self.backend)
+        if backend == "torch_cuda" and self.executor == "dask":
+            raise ValueError("executor='dask' with backend='torch_cuda' would put every dask worker on the same GPU; "
+                             "use executor='local' (this process drives the GPU, chunk after chunk).")
         folds = make_folds(self.cv, X.shape[0], runs)
 
         if self.memory_limit is not None:
@@ -184,13 +202,16 @@ class RidgeCV(RegressorMixin, BaseEstimator):
             self.store_ = ChunkStore(self.store, fit_fingerprint(
                 X, tuple(Y.shape), alphas, folds, fit_intercept=self.fit_intercept,
                 local_alpha=self.local_alpha, chunk_voxels=int(self.chunk_voxels),
-                blas_threads=int(self.blas_threads)))
+                blas_threads=int(self.blas_threads),
+                # the backend rounds differently, so it is part of the fit; numpy is left out so that stores
+                # written before backends existed stay valid
+                **({} if backend == "numpy" else {"backend": backend})))
             mapper = self.store_.wrap(mapper)
         with blas_limit(int(self.blas_threads)):
             res = solve_ridge_cv(
                 X, Y, alphas, folds, fit_intercept=self.fit_intercept, local_alpha=self.local_alpha,
                 chunk_voxels=int(self.chunk_voxels), map_chunks=mapper, blas_threads=int(self.blas_threads),
-                **(self.solver_params or {}),
+                backend=backend, **(self.solver_params or {}),
             )
         n_bad = int((~res.valid).sum())
         if n_bad:

@@ -26,7 +26,8 @@ ties go to the larger alpha, and the first maximum wins.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any, Callable, Iterator, Sequence
 
 import mmap
@@ -36,6 +37,7 @@ import numpy as np
 import scipy.linalg
 
 from brainalign._utils.threads import blas_limit
+from brainalign.encoding.backend import NumpyBackend, check_backend, get_backend
 
 __all__ = [
     "run_chunk",
@@ -49,6 +51,7 @@ __all__ = [
     "select_alphas",
     "refit_chunk",
     "fit_chunk",
+    "to_backend",
     "solve_ridge_cv",
     "RidgeCVResult",
 ]
@@ -271,64 +274,102 @@ def prepare_folds(
     return ops
 
 
-def _rows(Y: np.ndarray, idx: np.ndarray, sl: slice | None) -> np.ndarray:
-    return Y[sl] if sl is not None else np.take(Y, idx, axis=0)
+_NUMPY = NumpyBackend()
 
 
-def fold_neg_mse(op: FoldOperator, Y_chunk: np.ndarray, fit_intercept: bool = False) -> np.ndarray:
+def _rows(Y: Any, idx: Any, sl: slice | None, xp: NumpyBackend = _NUMPY) -> Any:
+    return Y[sl] if sl is not None else xp.take_rows(Y, idx)
+
+
+def to_backend(
+    ops: Sequence[FoldOperator], full: Factors | None, V32: np.ndarray | None, xp: NumpyBackend
+) -> tuple[list[FoldOperator], Factors | None, Any]:
+    """The fold operators and the full decomposition with their arrays on ``xp`` (once per fit, not per chunk).
+
+    Parameters
+    ----------
+    ops : list of FoldOperator
+        From :func:`prepare_folds` (numpy arrays).
+    full : Factors or None
+    V32 : ndarray of shape (n_features, r), float32, or None
+    xp : backend from :func:`brainalign.encoding.backend.get_backend`
+
+    Returns
+    -------
+    (ops, full, V32) on the backend; the numpy backend returns its inputs.
+    """
+    if xp.name == "numpy":
+        return list(ops), full, V32
+    ops = [replace(op, train=xp.index(op.train), val=xp.index(op.val), Ut=xp.asarray(op.Ut), M=xp.asarray(op.M),
+                   W=None if op.W is None else xp.asarray(op.W)) for op in ops]
+    if full is not None:
+        full = replace(full, Ut=xp.asarray(full.Ut), s=xp.asarray(full.s, xp.float64), V=None,
+                       x_mean=None if full.x_mean is None else xp.asarray(full.x_mean, xp.float64))
+    return ops, full, None if V32 is None else xp.asarray(V32)
+
+
+def fold_neg_mse(
+    op: FoldOperator, Y_chunk: Any, fit_intercept: bool = False, xp: NumpyBackend = _NUMPY
+) -> Any:
     """Negative validation MSE of every alpha for one fold and one voxel chunk.
 
     Parameters
     ----------
     op : FoldOperator
-    Y_chunk : ndarray of shape (n_samples, n_chunk), float32
+        On the backend ``xp`` (:func:`to_backend`).
+    Y_chunk : array of shape (n_samples, n_chunk), float32, on ``xp``
         All samples (training and validation) of the chunk's voxels.
     fit_intercept : bool
         If True, the training mean of each voxel is the intercept.
+    xp : backend, optional
+        numpy (default) or torch (:mod:`brainalign.encoding.backend`).
 
     Returns
     -------
-    ndarray of shape (n_alphas, n_chunk), float64
+    array of shape (n_alphas, n_chunk), float64, on ``xp``
         ``-mean((y_val - ŷ_val(α))²)`` (himalaya's ``l2_neg_loss``).
     """
-    Ytr = _rows(Y_chunk, op.train, op.contiguous_train)
-    Yval = _rows(Y_chunk, op.val, op.contiguous_val)
+    Ytr = _rows(Y_chunk, op.train, op.contiguous_train, xp)
+    Yval = _rows(Y_chunk, op.val, op.contiguous_val, xp)
     if fit_intercept:
         # U is orthogonal to the constant vector (X was centred), so Uᵀ Y_train
         # needs no centring; only the validation target moves by the mean.
-        Yval = Yval - Ytr.mean(0, dtype=np.float64).astype(np.float32)
+        Yval = Yval - xp.astype(xp.mean0(Ytr, xp.float64), xp.float32)
     # Voxel-major products (c, ...) so that the squared error is reduced along
     # contiguous memory: numpy's pairwise float32 summation is both fast and
     # accurate there (relative error ~1e-7 where a strided float32 reduction
     # loses ~1e-6). BLAS reads the transposed views without copies.
     BT = Ytr.T @ op.Ut.T  # (c, r)
-    n_val = op.val.size
-    YvalT = np.ascontiguousarray(Yval.T)  # (c, n_val): broadcasting a strided view is ~10x slower
+    n_val = op.val.shape[0]
+    YvalT = xp.contiguous(Yval.T)  # (c, n_val): broadcasting a strided view is ~10x slower
     if op.W is None:
         PT = BT @ op.M.T  # (c, n_alphas * n_val)
         PT = PT.reshape(-1, op.n_alphas, n_val)
         PT -= YvalT[:, None, :]
-        np.square(PT, out=PT)
-        err = PT.sum(axis=2).T  # (n_alphas, c)
+        PT *= PT  # squared in place (the same bits as np.square)
+        err = xp.sum(PT, 2).T  # (n_alphas, c)
     else:
         q = op.W.shape[1]
         c = BT.shape[0]
-        Q = np.empty((q, c, n_val), dtype=np.float32)
+        Q = xp.empty((q, c, n_val), xp.float32)
         for j in range(q):  # partial predictions of the q basis filters
-            np.matmul(BT, op.M[j * n_val:(j + 1) * n_val].T, out=Q[j])
+            xp.matmul(BT, op.M[j * n_val:(j + 1) * n_val].T, out=Q[j])
         P = (op.W @ Q.reshape(q, c * n_val)).reshape(op.n_alphas, c, n_val)
         del Q
         P -= YvalT[None]
-        np.square(P, out=P)
-        err = P.sum(axis=2)  # (n_alphas, c)
-    return -(err.astype(np.float64)) / n_val
+        P *= P
+        err = xp.sum(P, 2)  # (n_alphas, c)
+    return -xp.astype(err, xp.float64) / n_val
 
 
 def cv_scores_chunk(
-    ops: Sequence[FoldOperator], Y_chunk: np.ndarray, fit_intercept: bool = False
+    ops: Sequence[FoldOperator], Y_chunk: Any, fit_intercept: bool = False, xp: NumpyBackend = _NUMPY
 ) -> np.ndarray:
-    """Per-fold scores of every alpha: array of shape (n_folds, n_alphas, n_chunk), float64."""
-    return np.stack([fold_neg_mse(op, Y_chunk, fit_intercept) for op in ops])
+    """Per-fold scores of every alpha: numpy array of shape (n_folds, n_alphas, n_chunk), float64.
+
+    ``ops`` and ``Y_chunk`` live on the backend ``xp``; the scores come back to host memory.
+    """
+    return np.stack([xp.to_numpy(fold_neg_mse(op, Y_chunk, fit_intercept, xp)) for op in ops])
 
 
 def select_alphas(
@@ -362,32 +403,34 @@ def select_alphas(
 
 
 def refit_chunk(
-    F: Factors, Y_chunk: np.ndarray, voxel_alphas: np.ndarray, V32: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray | None]:
+    F: Factors, Y_chunk: Any, voxel_alphas: np.ndarray, V32: Any = None, xp: NumpyBackend = _NUMPY
+) -> tuple[Any, Any]:
     """Ridge weights of a voxel chunk, each voxel with its own alpha.
 
     Parameters
     ----------
     F : Factors
-        Decomposition of the whole training design.
-    Y_chunk : ndarray of shape (n_samples, n_chunk), float32
+        Decomposition of the whole training design (on ``xp``, :func:`to_backend`).
+    Y_chunk : array of shape (n_samples, n_chunk), float32, on ``xp``
     voxel_alphas : ndarray of shape (n_chunk,)
-    V32 : ndarray of shape (n_features, r), float32, optional
-        ``F.V`` cast once by the caller.
+    V32 : array of shape (n_features, r), float32, on ``xp``, optional
+        ``F.V`` cast once by the caller (required for a torch backend).
+    xp : backend, optional
+        numpy (default) or torch (:mod:`brainalign.encoding.backend`).
 
     Returns
     -------
-    coef : ndarray of shape (n_features, n_chunk), float32
-    intercept : ndarray of shape (n_chunk,), float32, or None
+    coef : array of shape (n_features, n_chunk), float32, on ``xp``
+    intercept : array of shape (n_chunk,), float32, on ``xp``, or None
     """
     B = F.Ut @ Y_chunk  # (r, c)
-    d = F.s[:, None] / (F.s[:, None] ** 2 + np.asarray(voxel_alphas, dtype=np.float64)[None, :])
-    B *= d.astype(np.float32)
+    d = F.s[:, None] / (F.s[:, None] ** 2 + xp.asarray(voxel_alphas, xp.float64)[None, :])
+    B *= xp.astype(d, xp.float32)
     coef = (F.V.astype(np.float32) if V32 is None else V32) @ B
     intercept = None
     if F.x_mean is not None:
-        y_mean = Y_chunk.mean(0, dtype=np.float64)
-        intercept = (y_mean - F.x_mean @ coef.astype(np.float64)).astype(np.float32)
+        y_mean = xp.mean0(Y_chunk, xp.float64)
+        intercept = xp.astype(y_mean - F.x_mean @ xp.astype(coef, xp.float64), xp.float32)
     return coef, intercept
 
 
@@ -475,19 +518,25 @@ def fit_chunk(
     alphas: np.ndarray,
     fit_intercept: bool,
     best_index: np.ndarray | None = None,
-    V32: np.ndarray | None = None,
+    V32: Any = None,
+    xp: NumpyBackend = _NUMPY,
 ) -> ChunkResult:
     """Cross-validate (and, when possible, refit) one voxel chunk.
 
     If ``best_index`` is given, the CV step is skipped and only the refit runs
     with those alpha indices. If ``full`` is None, only CV scores are returned
     (the caller selects a shared alpha first, ``local_alpha=False``).
+
+    ``Yc`` is a numpy array in host memory; ``ops``, ``full`` and ``V32`` live
+    on the backend ``xp`` (:func:`to_backend`). The chunk is copied to the
+    backend once, and the result is numpy again.
     """
     stop = start + Yc.shape[1]
     valid = check_chunk(Yc, start)
     n_alphas = len(alphas)
+    Yd = xp.asarray(Yc)
     if best_index is None:
-        scores = cv_scores_chunk(ops, Yc, fit_intercept).mean(0)
+        scores = cv_scores_chunk(ops, Yd, fit_intercept, xp).mean(0)
         scores[:, ~valid] = np.nan
         res = ChunkResult(start, stop, scores, valid)
         if full is None:
@@ -497,22 +546,37 @@ def fit_chunk(
         res = ChunkResult(start, stop, np.full((n_alphas, Yc.shape[1]), np.nan), valid)
         idx = np.asarray(best_index)
     res.best_index = idx
-    coef, intercept = refit_chunk(full, Yc, np.asarray(alphas, dtype=np.float64)[idx], V32)
+    coef, intercept = refit_chunk(full, Yd, np.asarray(alphas, dtype=np.float64)[idx], V32, xp)
+    coef = xp.to_numpy(coef)
+    intercept = None if intercept is None else xp.to_numpy(intercept)
     coef[:, ~valid] = 0.0
     if intercept is not None:
         intercept[~valid] = 0.0
     res.coef, res.intercept = coef, intercept
     return res
 
+@lru_cache(maxsize=None)
+def _backend(name: str) -> NumpyBackend:
+    return get_backend(name)
+
+
 def run_chunk(Yc: np.ndarray, start: int, shared: dict) -> ChunkResult:
     """One chunk, under the fit's BLAS thread limit whatever process runs it (a dask worker starts with its
-    own thread settings; the limit is what keeps its results equal to the local ones bit for bit)."""
+    own thread settings; the limit is what keeps its results equal to the local ones bit for bit).
+
+    On a torch backend (``shared["backend"]``), the fold operators are copied to the device at the first chunk
+    and kept in ``shared`` (this process's copy of it) for the next ones."""
     best = shared.get("best_index")
     if best is not None and np.ndim(best) == 0:
         best = np.full(Yc.shape[1], int(best), dtype=np.intp)
-    with blas_limit(int(shared.get("blas_threads", 1))):
-        return fit_chunk(Yc, start, shared["ops"], shared["full"], shared["alphas"], shared["fit_intercept"],
-                         best_index=best, V32=shared.get("V32"))
+    xp = _backend(shared.get("backend", "numpy"))
+    with xp.threads(int(shared.get("blas_threads", 1))):
+        key = ("on_backend", xp.name)
+        if key not in shared:
+            shared[key] = to_backend(shared["ops"], shared["full"], shared.get("V32"), xp)
+        ops, full, V32 = shared[key]
+        return fit_chunk(Yc, start, ops, full, shared["alphas"], shared["fit_intercept"],
+                         best_index=best, V32=V32, xp=xp)
 
 
 def local_map_chunks(Y: Any, bounds: list[tuple[int, int]], shared: dict) -> Iterator[ChunkResult]:
@@ -564,6 +628,7 @@ def solve_ridge_cv(
     map_chunks: Callable | None = None,
     filter_rtol: float | None = None,
     blas_threads: int = 1,
+    backend: str = "numpy",
 ) -> RidgeCVResult:
     """Ridge regression with a per-voxel (or shared) alpha chosen by cross-validation.
 
@@ -591,6 +656,11 @@ def solve_ridge_cv(
     blas_threads : int
         BLAS threads of each chunk's products, wherever ``map_chunks`` runs
         them (the executors apply it, so local and dask results are equal).
+    backend : {"numpy", "torch", "torch_cuda"}
+        Where the voxel-sized products run (:mod:`brainalign.encoding.backend`):
+        numpy on the CPU, torch on the CPU, or torch on the CUDA GPU, chunk
+        by chunk, with ``Y`` and the results in host memory. All give the same
+        alphas (up to float32 ties) and scores within float32 rounding.
 
     Returns
     -------
@@ -598,6 +668,7 @@ def solve_ridge_cv(
     """
     if map_chunks is None:
         map_chunks = local_map_chunks
+    check_backend(backend)
     alphas = np.asarray(alphas, dtype=np.float64)
     X32 = np.asarray(X, dtype=np.float32)
     n_samples, n_features = X32.shape
@@ -614,7 +685,7 @@ def solve_ridge_cv(
     valid = np.zeros(n_voxels, dtype=bool)
 
     shared = dict(ops=ops, full=full if local_alpha else None, alphas=alphas,
-                  fit_intercept=fit_intercept, V32=V32, blas_threads=blas_threads)
+                  fit_intercept=fit_intercept, V32=V32, blas_threads=blas_threads, backend=backend)
     for res in map_chunks(Y, bounds, shared):
         sl = slice(res.start, res.stop)
         scores_all[:, sl] = res.mean_scores
@@ -630,7 +701,7 @@ def solve_ridge_cv(
         shared_idx = int(idx[0]) if idx.size else len(alphas) - 1
         best_index[:] = np.where(valid, shared_idx, -1)
         shared = dict(ops=ops, full=full, alphas=alphas, fit_intercept=fit_intercept, V32=V32,
-                      best_index=shared_idx, blas_threads=blas_threads)
+                      best_index=shared_idx, blas_threads=blas_threads, backend=backend)
         for res in map_chunks(Y, bounds, shared):
             sl = slice(res.start, res.stop)
             coef[:, sl] = res.coef
