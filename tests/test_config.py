@@ -85,6 +85,7 @@ def test_yaml_is_parsed_safely(tmp_path):
 def test_cli_validate_accepts_demo_and_rejects_typo_with_exit_2(tmp_path):
     ok = run_cli("validate", str(DEMO))
     assert ok.returncode == 0, ok.stderr
+    assert "ridge on encoding.backend 'numpy'" in ok.stdout + ok.stderr  # validate reports where ridge runs
     data = _demo_dict()
     data["brain"]["standardise"] = data["brain"].pop("standardize")
     bad = run_cli("validate", str(_write(tmp_path, data)))

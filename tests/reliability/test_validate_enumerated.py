@@ -37,6 +37,8 @@ FLAT_SPACE = ("cannot: a space constant over the stimuli (a model giving every i
 NO_FINITE = "cannot: every voxel's held-out score is NaN only after the fits"
 SUBJECTS_DIFFER = ("cannot: whether every subject saw the same samples is known once each subject's data are loaded "
                    "(dataset formats: validate checks the files, not their contents)")
+NO_GPU = ("cannot: whether the machine that runs the fits has a CUDA GPU (encoding.backend torch_cuda) is known only "
+          "there; validate, often run on a login node, warns instead (preflight.ridge_backend_note)")
 ROI_DATASET = ("validate: roi-image-wrong-shape (format nifti); for dataset formats cannot: the loader makes the mask, "
                "validate checks only that the files exist")
 
@@ -158,7 +160,8 @@ RUNTIME_ERRORS = {
     "encoding/delays.py:make_delayed": [I, S, I],  # timing.delays non-empty
     "encoding/delays.py:zscore_with_train": [I, I, I],
     "encoding/estimators.py:_as_lazy_2d": [I, I, "validate: every-voxel-excluded"],
-    "encoding/estimators.py:RidgeCV.fit": [I, I, I, S],
+    "encoding/backend.py:check_backend": [S, NO_GPU],  # encoding.backend is a Literal; validate warns on no GPU
+    "encoding/estimators.py:RidgeCV.fit": [I, I, I, S, I],  # the pipeline's fits use executor='local'
     "encoding/estimators.py:RidgeCV._check_fitted_X": [I, I],
     "encoding/estimators.py:RidgeCV.score": [I],
     "encoding/executor.py:ChunkStore.__init__": [U],  # RidgeCV(store=...): the pipeline checkpoints per fit

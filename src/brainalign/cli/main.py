@@ -175,12 +175,14 @@ def validate(config: Path = typer.Argument(..., help="Experiment YAML."),
     if "n_trs" not in info:  # dataset formats
         console.print(f"[green]ok[/] {config}: '{exp.name}', {len(exp.models)} model(s) × {len(exp.prompts)} "
                       f"prompt(s); {info['n_subjects']} subject(s), all {info['n_files']} data files present under "
-                      f"{info['data_root']} ({info['unchecked']}).", highlight=False)
+                      f"{info['data_root']} ({info['unchecked']}); ridge on encoding.backend "
+                      f"'{exp.encoding.backend}'.", highlight=False)
         return
     excluded = f" ({info['excluded_voxels']} excluded by `run`, see the warning)" if info["excluded_voxels"] else ""
     console.print(f"[green]ok[/] {config}: '{exp.name}', {len(exp.models)} model(s) × {len(exp.prompts)} prompt(s); "
                   f"{info['n_trs']} TRs in {info['n_runs']} runs, {info['n_voxels']} voxels{excluded}; about "
-                  f"{info['memory_bytes'] / 2**20:.0f} MiB at peak.", highlight=False)
+                  f"{info['memory_bytes'] / 2**20:.0f} MiB at peak; ridge on encoding.backend "
+                  f"'{exp.encoding.backend}'.", highlight=False)
 
 
 @app.command()

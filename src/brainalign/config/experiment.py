@@ -189,12 +189,30 @@ class EncodingSpec(StrictModel):
         "many small fits on a shared machine. Raise it for a few large fits on a quiet machine.",
     )
 
+    backend: Literal["numpy", "torch", "torch_cuda"] = Field(
+        "numpy",
+        # the backends round differently (last bits), so a non-default one is part of the config hash, as
+        # blas_threads; the default is left out of it so that configs written before this field keep their hash
+        exclude_if=lambda v: v == "numpy",
+        description="Where the ridge fits' voxel-sized products run: 'numpy' (CPU), 'torch' (CPU, torch's threads) "
+        "or 'torch_cuda' (the current CUDA GPU, float32, voxel chunks streamed from host memory). Same alphas and "
+        "scores up to float32 rounding. With 'torch_cuda' keep n_workers at 1 (one process drives the GPU) and "
+        "the dry-run prints GPU-hours.",
+    )
+
     @field_validator("alphas")
     @classmethod
     def _alphas_ok(cls, v: list[float]) -> list[float]:
         if not v:
             raise ValueError("alphas is empty; use e.g. a log-spaced grid from 0.1 to 1e5.")
         return sorted(v)
+
+    @model_validator(mode="after")
+    def _gpu_in_one_process(self) -> EncodingSpec:
+        if self.backend == "torch_cuda" and (self.n_workers > 1 or self.scheduler is not None):
+            raise ValueError("backend 'torch_cuda' runs the fits in this process on its GPU; set n_workers: 1 and "
+                             "no scheduler (several workers would share one GPU), or use backend 'numpy'/'torch'.")
+        return self
 
     @field_validator("scheduler")
     @classmethod

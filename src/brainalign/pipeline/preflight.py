@@ -73,8 +73,28 @@ def preflight(exp: Experiment, base_dir: Path | None = None, config_file: str | 
         check_data_root(exp, base_dir, data_root, config_file)
     check_rois_have_a_mask(exp, config_file)
     if exp.brain.format != "nifti":
-        return preflight_dataset(exp, base_dir, config_file, data_root)
-    return preflight_nifti(exp, base_dir, config_file, memory_limit)
+        info = preflight_dataset(exp, base_dir, config_file, data_root)
+    else:
+        info = preflight_nifti(exp, base_dir, config_file, memory_limit)
+    note = ridge_backend_note(exp)
+    if note:
+        info["notes"] = list(info.get("notes", [])) + [note]
+    return info
+
+
+def ridge_backend_note(exp: Experiment) -> str | None:
+    """A warning when ``encoding.backend`` is 'torch_cuda' and this machine has no usable CUDA GPU, else None.
+
+    A warning, not an error: the config may be checked on a login node and run on a GPU node."""
+    if exp.encoding.backend != "torch_cuda":
+        return None
+    from brainalign.encoding.backend import check_backend
+
+    try:
+        check_backend("torch_cuda")
+    except ValueError as err:
+        return f"encoding.backend: {err} `run` stops at its first fit on this machine (fine if it is meant for a GPU node)."
+    return None
 
 
 
@@ -163,6 +183,17 @@ def preflight_dataset(exp: Experiment, base_dir: Path | None, config_file: str |
                 data_root=str(root))
 
 
+#: ridge throughput assumed per CPU core (FLOP/s): 12 % of the single-core float32 GEMM peak measured on the
+#: project's machine class (84 GFLOP/s, shared/reference/performance.md §4.1), a conservative figure
+RIDGE_CORE_FLOPS = 10e9
+#: ridge throughput assumed per GPU with ``encoding.backend: torch_cuda`` (FLOP/s): about half the float32
+#: (non-tensor-core) peak of an A100 (19.5 TFLOP/s) and 15 % of an H100 SXM's (67 TFLOP/s), NVIDIA's datasheets.
+#: The solver's time is large float32 GEMMs (chunk x rank @ rank x n_alphas·n_val) and the host-device copies are
+#: ~1/20 of it (12 kB per voxel against ~140 MFLOP per voxel). Not measured: no GPU was available when this was
+#: written; benchmarks/bench_ridge.py --backend torch_cuda measures it.
+RIDGE_GPU_FLOPS = 10e12
+
+
 @dataclass
 class StudyPlan:
     """What a run will do and cost (see :func:`study_plan`)."""
@@ -176,7 +207,8 @@ class StudyPlan:
     n_fits: int = 0
     feature_bytes: int = 0
     forward_passes: int = 0
-    ridge_seconds: float = 0.0
+    ridge_seconds: float = 0.0  # on one CPU core at RIDGE_CORE_FLOPS
+    ridge_backend: str = "numpy"
     memory_bytes: int = 0
     prediction_bytes: int = 0
     predictions_on_disk: bool = False
@@ -188,8 +220,11 @@ class StudyPlan:
         for r in self.rows:
             lines.append(f"  {r['model']}: {r['prompts']} prompt(s) × {r['layers']} layers × {r['hidden']} dims; "
                          f"{r['forward_passes']:,} forward passes, features {r['feature_bytes'] / 2**30:.2f} GiB")
-        lines.append(f"feature spaces: {self.n_spaces} per subject; ridge fits: {self.n_fits:,} "
-                     f"(about {self.ridge_seconds / 3600:.1f} h of ridge on one CPU core at 10 GFLOP/s)")
+        ridge = f"about {self.ridge_seconds / 3600:.1f} CPU-core-hours of ridge at {RIDGE_CORE_FLOPS / 1e9:.0f} GFLOP/s"
+        if self.ridge_backend == "torch_cuda":
+            ridge += (f", or {self.ridge_gpu_seconds / 3600:.2f} GPU-hours with encoding.backend torch_cuda at an "
+                      f"assumed {RIDGE_GPU_FLOPS / 1e12:.0f} TFLOP/s per GPU (unmeasured)")
+        lines.append(f"feature spaces: {self.n_spaces} per subject; ridge fits: {self.n_fits:,} ({ridge})")
         lines.append(f"forward passes: {self.forward_passes:,}; features: {self.feature_bytes / 2**30:.1f} GiB; "
                      f"peak memory about {self.memory_bytes / 2**30:.1f} GiB")
         where = "memory-mapped in TMPDIR (above encoding.predictions_in_memory_gib)" if self.predictions_on_disk \
@@ -199,8 +234,13 @@ class StudyPlan:
             lines.append("assumed (files absent): " + "; ".join(self.assumed))
         return "\n".join(lines)
 
+    @property
+    def ridge_gpu_seconds(self) -> float:
+        """The ridge work on one GPU at :data:`RIDGE_GPU_FLOPS`."""
+        return self.ridge_seconds * RIDGE_CORE_FLOPS / RIDGE_GPU_FLOPS
+
     def as_dict(self) -> dict:
-        return json.loads(json.dumps(self.__dict__, default=float))
+        return json.loads(json.dumps(dict(self.__dict__, ridge_gpu_seconds=self.ridge_gpu_seconds), default=float))
 
 
 def _nsd_sizes(exp: Experiment, root: Path | None, subject: str, assumed: list[str]) -> tuple[int, int, int, int]:
@@ -292,7 +332,7 @@ def _model_size(spec, base_dir: Path | None, assumed: list[str]) -> tuple[int, i
 def study_plan(exp: Experiment, base_dir: Path | None = None, data_root: Path | None = None) -> StudyPlan:
     """Forward passes, feature bytes, ridge fits, time and memory of a run, without loading data or models."""
 
-    plan = StudyPlan(n_subjects=len(exp.brain.subject_list))
+    plan = StudyPlan(n_subjects=len(exp.brain.subject_list), ridge_backend=exp.encoding.backend)
     if exp.brain.format == "nsd":
         try:
             root = dataset_root(exp.brain, base_dir, data_root)
@@ -348,7 +388,7 @@ def study_plan(exp: Experiment, base_dir: Path | None = None, data_root: Path | 
         n = plan.n_rows
         # one fit: SVD of each inner-fold design (n·p²) + alpha path on every voxel (n_alphas·p·v) + prediction
         flops = (k_inner + 1) * (n * p * p + len(exp.encoding.alphas) * p * plan.n_voxels + n * p * plan.n_voxels)
-        plan.ridge_seconds += plan.n_subjects * spaces * n_folds * flops / 10e9
+        plan.ridge_seconds += plan.n_subjects * spaces * n_folds * flops / RIDGE_CORE_FLOPS
     plan.n_fits = plan.n_subjects * plan.n_spaces * n_folds
     max_p = max((r["hidden"] for r in plan.rows), default=0)
     # the data (float64, twice while cleaning), one float32 held-out prediction array per feature space (kept for

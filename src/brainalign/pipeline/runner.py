@@ -62,7 +62,7 @@ def responsive_voxels(cv_scores: np.ndarray, fraction: float) -> np.ndarray:
 def _fit_predict(exp: Experiment, X: np.ndarray, Y: np.ndarray, runs: np.ndarray, train, test):
     Xtr, Xte = prepare_design(X, runs, train, test, design_delays(exp.timing, exp.is_items), exp.timing.pca_components)
     model = RidgeCV(alphas=exp.encoding.alphas, cv=leave_one_run_out(runs[train]), fit_intercept=False,
-                    blas_threads=exp.encoding.blas_threads)
+                    blas_threads=exp.encoding.blas_threads, backend=exp.encoding.backend)
     model.fit(Xtr, Y[train])
     return np.asarray(model.predict(Xte), dtype=np.float32), model
 
