@@ -1,9 +1,15 @@
-"""Benchmark: brainalign RidgeCV vs himalaya RidgeCV (numpy backend), same data, same folds.
+"""Benchmark: brainalign RidgeCV vs himalaya RidgeCV, same backend, same data, same folds.
 
 Run by hand, not in CI::
 
     python benchmarks/bench_ridge.py            # the issue's case (3000 x 1024 x 20000, ~3-5 min)
     python benchmarks/bench_ridge.py --small    # quick check (~10 s)
+    python benchmarks/bench_ridge.py --backend torch --small         # both on torch, CPU
+    python benchmarks/bench_ridge.py --backend torch_cuda --n-voxels 100000 --chunk-voxels 16384   # issue 19's GPU goal
+
+``--backend`` (numpy, torch, torch_cuda) is given to both: brainalign's ``RidgeCV(backend=...)`` and himalaya's
+``set_backend(...)``; the GEMM peak is then measured with torch on that device, and on CUDA each method's peak
+GPU memory (``torch.cuda.max_memory_allocated``) is printed too.
 
 The case (issue 4): 3000 samples in 10 runs of 300, 1024 correlated z-scored
 features (power-law spectrum), 20000 voxels (30 % informative), float32. The
@@ -106,15 +112,26 @@ class OthersMeter:
         self.others_frac = max(0.0, (busy - own) / (os.cpu_count() * wall))
 
 
-def gemm_peak(size=4096, repeats=3):
+def gemm_peak(size=4096, repeats=3, backend="numpy"):
+    """float32 GEMM GFLOP/s, best of ``repeats``: numpy, or torch on the backend's device."""
     rng = np.random.default_rng(0)
     a = rng.standard_normal((size, size), dtype=np.float32)
     b = rng.standard_normal((size, size), dtype=np.float32)
+    sync = lambda: None  # noqa: E731
+    if backend != "numpy":
+        import torch
+
+        dev = "cuda" if backend == "torch_cuda" else "cpu"
+        a, b = torch.from_numpy(a).to(dev), torch.from_numpy(b).to(dev)
+        if dev == "cuda":
+            sync = torch.cuda.synchronize
     a @ b
+    sync()
     best = np.inf
     for _ in range(repeats):
         t = time.perf_counter()
         a @ b
+        sync()
         best = min(best, time.perf_counter() - t)
     return 2 * size**3 / best / 1e9
 
@@ -141,6 +158,15 @@ def worker(method, tmp):
     from threadpoolctl import threadpool_info
 
     blas_threads = max([i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] or [1])
+    backend = meta["backend"]
+    to_numpy = np.asarray
+    if backend != "numpy":
+        import torch
+
+        torch.set_num_threads(blas_threads)  # himalaya's torch threads = brainalign's blas_threads
+        if backend == "torch_cuda":
+            torch.zeros(1, device="cuda")  # CUDA context outside the timed section
+            torch.cuda.reset_peak_memory_stats()
     # imports outside the timed section
     if method == "himalaya":
         import warnings
@@ -148,7 +174,7 @@ def worker(method, tmp):
         from himalaya.backend import set_backend
         from himalaya.ridge import RidgeCV
 
-        set_backend("numpy")
+        to_numpy = set_backend(backend, on_error="raise").to_numpy
     else:
         from brainalign.encoding import RidgeCV
     with OthersMeter() as m:
@@ -160,8 +186,12 @@ def worker(method, tmp):
             params = {"filter_rtol": 1e-7} if method == "brainalign-lowrank" else None
             # the same BLAS threads as himalaya gets (the process default); RidgeCV pins 1 unless told
             model = RidgeCV(alphas=alphas, cv=folds, fit_intercept=False, solver_params=params,
-                            chunk_voxels=meta["chunk_voxels"], blas_threads=blas_threads).fit(Xtr, Ytr)
-        pred = np.asarray(model.predict(Xte))
+                            chunk_voxels=meta["chunk_voxels"], blas_threads=blas_threads,
+                            backend=backend).fit(Xtr, Ytr)
+        pred = np.asarray(to_numpy(model.predict(Xte)))  # back in host memory: the GPU work is finished
+    gpu_peak = None
+    if backend == "torch_cuda":
+        gpu_peak = torch.cuda.max_memory_allocated() / 2**20
     q = None
     if method == "brainalign-lowrank":  # rank of the alpha expansion per fold (untimed; for the FLOP count)
         from brainalign.encoding.ridge import prepare_folds
@@ -171,9 +201,9 @@ def worker(method, tmp):
     Yte = Y[te]
     r2 = 1 - ((Yte - pred) ** 2).sum(0) / ((Yte - Yte.mean(0)) ** 2).sum(0)
     np.save(tmp / f"{method}_r2.npy", r2)
-    np.save(tmp / f"{method}_alphas.npy", np.asarray(model.best_alphas_, dtype=np.float64))
+    np.save(tmp / f"{method}_alphas.npy", np.asarray(to_numpy(model.best_alphas_), dtype=np.float64))
     out = dict(method=method, seconds=m.wall, others_frac=m.others_frac, own_cpu_per_wall=m.own_cpu / m.wall,
-               peak_rss_mib=_vmhwm_kib() / 1024, rss_after_data_mib=rss_data / 1024, q=q)
+               peak_rss_mib=_vmhwm_kib() / 1024, rss_after_data_mib=rss_data / 1024, q=q, gpu_peak_mib=gpu_peak)
     print(json.dumps(out))
 
 
@@ -201,6 +231,8 @@ def main():
     ap.add_argument("--chunk-voxels", type=int, default=2048)
     ap.add_argument("--methods", default="himalaya,brainalign",
                     help="comma list of himalaya, brainalign, brainalign-lowrank (opt-in expansion across alphas)")
+    ap.add_argument("--backend", default="numpy", choices=("numpy", "torch", "torch_cuda"),
+                    help="array backend of both methods (brainalign RidgeCV(backend=), himalaya set_backend)")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--tmp", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -210,7 +242,15 @@ def main():
     n_runs, run_len, p, v = (10, 60, 128, 2000) if args.small else (10, 300, 1024, 20000)
     v = args.n_voxels or v
     alphas = np.logspace(1, 4, 20)
-    print(f"# case: {n_runs} runs x {run_len} samples, {p} features, {v} voxels, 20 alphas, 5 run-wise folds")
+    if args.backend == "torch_cuda":
+        from brainalign.encoding.backend import check_backend
+
+        try:
+            check_backend("torch_cuda")  # a clear message before any data are made, where there is no GPU
+        except ValueError as err:
+            raise SystemExit(str(err)) from None
+    print(f"# case: {n_runs} runs x {run_len} samples, {p} features, {v} voxels, 20 alphas, 5 run-wise folds; "
+          f"backend {args.backend}, chunk_voxels {args.chunk_voxels}")
     print(f"# load average before: {os.getloadavg()}")
     t = time.perf_counter()
     X, Y, runs = make_data(n_runs, run_len, p, v)
@@ -219,8 +259,9 @@ def main():
     test = np.flatnonzero(runs == n_runs - 1)
     folds = folds_for(runs[train], 5)
     with OthersMeter() as gm:
-        peak = gemm_peak(2048 if args.small else 4096)
-    print(json.dumps(dict(gemm_f32_peak_gflops=round(peak, 1), others_frac=round(gm.others_frac, 3))))
+        peak = gemm_peak(2048 if args.small else 4096, backend=args.backend)
+    print(json.dumps(dict(gemm_f32_peak_gflops=round(peak, 1), gemm_backend=args.backend,
+                          others_frac=round(gm.others_frac, 3))))
 
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -229,6 +270,7 @@ def main():
         del Y
         (Path(tmp) / "meta.json").write_text(json.dumps(dict(
             train=train.tolist(), test=test.tolist(), alphas=alphas.tolist(), chunk_voxels=args.chunk_voxels,
+            backend=args.backend,
             folds=[(a.tolist(), b.tolist()) for a, b in folds])))
         env = dict(os.environ)
         src = str(Path(__file__).resolve().parents[1] / "src")
@@ -253,7 +295,7 @@ def main():
             method=method, seconds=round(res["seconds"], 2), others_frac=round(res["others_frac"], 3),
             own_cpu_per_wall=round(res["own_cpu_per_wall"], 2), peak_rss_mib=round(res["peak_rss_mib"]),
             rss_after_data_mib=round(res["rss_after_data_mib"]), dominant_tflop=round(fl / 1e12, 2),
-            alpha_expansion_rank_per_fold=res.get("q"),
+            alpha_expansion_rank_per_fold=res.get("q"), gpu_peak_mib=res.get("gpu_peak_mib") and round(res["gpu_peak_mib"]),
             gflops=round(gf, 1), pct_of_gemm_peak=round(100 * gf / peak, 1))))
     if {"brainalign", "brainalign-lowrank"} <= results.keys():
         b, lr = results["brainalign"], results["brainalign-lowrank"]
@@ -263,7 +305,7 @@ def main():
         h, b = results["himalaya"], results["brainalign"]
         same = np.isclose(h["alphas"], b["alphas"], rtol=1e-5)
         print(json.dumps(dict(
-            ratio_himalaya_over_brainalign=round(h["seconds"] / b["seconds"], 2),
+            backend=args.backend, ratio_himalaya_over_brainalign=round(h["seconds"] / b["seconds"], 2),
             max_abs_diff_test_r2=float(np.abs(h["r2"] - b["r2"]).max()),
             max_abs_diff_test_r2_same_alpha=float(np.abs(h["r2"] - b["r2"])[same].max()),
             alphas_equal=f"{int(same.sum())}/{same.size}",
