@@ -52,11 +52,8 @@ class NumpyBackend:
         """A backend array as a numpy array in host memory."""
         return np.asarray(a)
 
-    def index(self, idx: np.ndarray) -> np.ndarray:
-        """Integer indices in the form :meth:`take_rows` wants."""
-        return np.asarray(idx, dtype=np.intp)
-
     def take_rows(self, Y: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """Rows ``idx`` (a numpy integer array) of ``Y``."""
         return np.take(Y, idx, axis=0)
 
     def contiguous(self, a: np.ndarray) -> np.ndarray:
@@ -105,16 +102,14 @@ class TorchBackend(NumpyBackend):
     def _dtype(self, dtype: Any):
         if dtype is None or isinstance(dtype, self.torch.dtype):
             return dtype
-        return {np.dtype(np.float32): self.torch.float32, np.dtype(np.float64): self.torch.float64,
-                np.dtype(np.intp): self.torch.int64}[np.dtype(dtype)]
+        return {np.dtype(np.float32): self.torch.float32, np.dtype(np.float64): self.torch.float64}[np.dtype(dtype)]
 
     def asarray(self, a: Any, dtype: Any = np.float32):
         dtype = self._dtype(dtype)
         if isinstance(a, self.torch.Tensor):
             return a.to(device=self.device, dtype=dtype)
         # a contiguous array of the right dtype is shared with the tensor, not copied, before the transfer
-        arr = np.ascontiguousarray(a, dtype={self.torch.float32: np.float32, self.torch.float64: np.float64,
-                                             self.torch.int64: np.int64}[dtype])
+        arr = np.ascontiguousarray(a, dtype={self.torch.float32: np.float32, self.torch.float64: np.float64}[dtype])
         return self.torch.from_numpy(arr).to(self.device)
 
     def to_numpy(self, a: Any) -> np.ndarray:
@@ -122,11 +117,9 @@ class TorchBackend(NumpyBackend):
             return a.detach().to("cpu").numpy()
         return np.asarray(a)
 
-    def index(self, idx: np.ndarray):
-        return self.asarray(np.asarray(idx, dtype=np.int64), np.intp)
-
     def take_rows(self, Y, idx):
-        return self.torch.index_select(Y, 0, idx)
+        # the indices travel with each call (a few kB), so the fold operators can keep numpy indices
+        return self.torch.index_select(Y, 0, self.torch.from_numpy(np.asarray(idx, dtype=np.int64)).to(self.device))
 
     def contiguous(self, a):
         return a.contiguous()

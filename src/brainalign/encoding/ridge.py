@@ -300,8 +300,9 @@ def to_backend(
     """
     if xp.name == "numpy":
         return list(ops), full, V32
-    ops = [replace(op, train=xp.index(op.train), val=xp.index(op.val), Ut=xp.asarray(op.Ut), M=xp.asarray(op.M),
-                   W=None if op.W is None else xp.asarray(op.W)) for op in ops]
+    # only the float32 operators move; the sample indices stay numpy (xp.take_rows converts them)
+    ops = [replace(op, Ut=xp.asarray(op.Ut), M=xp.asarray(op.M), W=None if op.W is None else xp.asarray(op.W))
+           for op in ops]
     if full is not None:
         full = replace(full, Ut=xp.asarray(full.Ut), s=xp.asarray(full.s, xp.float64), V=None,
                        x_mean=None if full.x_mean is None else xp.asarray(full.x_mean, xp.float64))
