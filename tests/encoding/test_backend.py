@@ -35,7 +35,7 @@ def _assert_same_fit(a, b, Y, X_test):
     tol_score = 2e-6 * y_scale ** 2  # scores are mean squared errors of y
     s = np.sort(a.cv_scores_per_alpha_, axis=0)
     tied = (s[-1] - s[-2]) < tol_score  # the two best alphas score equal to float32 rounding
-    differ = a.best_alphas_ != b.best_alphas_
+    differ = ~((a.best_alphas_ == b.best_alphas_) | (np.isnan(a.best_alphas_) & np.isnan(b.best_alphas_)))
     assert not np.any(differ & ~tied), f"{int((differ & ~tied).sum())} voxels chose another alpha without a tie"
     assert differ.sum() <= max(1, differ.size // 1000)
     same = ~differ
@@ -156,3 +156,17 @@ def test_numpy_fit_does_not_import_torch():
             "RidgeCV(alphas=[1.0], cv=3).fit(X, X @ np.ones((4, 2))); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_torch_backend_keeps_constant_voxels_and_float64_outputs():
+    # the estimator's rules hold on every backend: a constant voxel predicts its constant, float64 in -> float64 out
+    X, Y = _data(120, 10, 30, seed=12, offset=3.0)
+    Y[:, 4] = 7.5
+    kw = dict(alphas=np.logspace(-1, 3, 8), cv=4, fit_intercept=True, chunk_voxels=16)
+    with pytest.warns(UserWarning, match="1 of 30 voxels are constant"):
+        a = RidgeCV(**kw).fit(X.astype(np.float64), Y)
+    with pytest.warns(UserWarning, match="1 of 30 voxels are constant"):
+        b = RidgeCV(**kw, backend="torch").fit(X.astype(np.float64), Y)
+    assert b.coef_.dtype == np.float64 and b.predict(X.astype(np.float64)).dtype == np.float64
+    np.testing.assert_allclose(b.predict(X[:5].astype(np.float64))[:, 4], 7.5, rtol=1e-6)
+    _assert_same_fit(a, b, Y, X[:20].astype(np.float64))

@@ -210,7 +210,7 @@ def test_predict_before_fit_and_feature_mismatch():
     with pytest.raises(ValueError, match="not fitted"):
         RidgeCV().predict(X)
     b = RidgeCV(alphas=[1.0], cv=3).fit(X, Y)
-    with pytest.raises(ValueError, match="X has 3 features but the model was fitted with 4"):
+    with pytest.raises(ValueError, match="X has 3 features, but RidgeCV is expecting 4 features as input"):
         b.predict(X[:, :3])
 
 

@@ -150,7 +150,7 @@ RUNTIME_ERRORS = {
     # ---------------------------------------------------------------- timing
     "timing/grid.py:lanczos_resample": [I, I, I],  # frame times and TR grid both come from the loaded data
     # ---------------------------------------------------------------- encoding
-    "encoding/_validation.py:check_X": [I, I, I, NAN_FEATURES],
+    "encoding/_validation.py:check_X": [I, I, I, I, NAN_FEATURES],
     "encoding/_validation.py:check_alphas": [S, S],
     "encoding/_validation.py:check_runs": [I],
     "encoding/banded.py:BandedRidgeCV._check_Xs": [I, I],
@@ -159,10 +159,10 @@ RUNTIME_ERRORS = {
     "encoding/delays.py:run_boundaries": [I, "validate: runs-not-contiguous"],
     "encoding/delays.py:make_delayed": [I, S, I],  # timing.delays non-empty
     "encoding/delays.py:zscore_with_train": [I, I, I],
-    "encoding/estimators.py:_as_lazy_2d": [I, I, "validate: every-voxel-excluded"],
+    "encoding/estimators.py:_as_lazy_2d": [I, I, I, "validate: every-voxel-excluded"],
     "encoding/backend.py:check_backend": [S, NO_GPU],  # encoding.backend is a Literal; validate warns on no GPU
     "encoding/estimators.py:RidgeCV.fit": [I, I, I, S, I],  # the pipeline's fits use executor='local'
-    "encoding/estimators.py:RidgeCV._check_fitted_X": [I, I],
+    "encoding/estimators.py:RidgeCV._check_fitted_X": [I],
     "encoding/estimators.py:RidgeCV.score": [I],
     "encoding/executor.py:ChunkStore.__init__": [U],  # RidgeCV(store=...): the pipeline checkpoints per fit
     "encoding/fit_predict.py:ridge_fit_predict": [I],

@@ -9,39 +9,67 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import scipy.sparse
 
 __all__ = ["check_X", "check_alphas", "check_runs"]
 
 
-def check_X(X: Any, name: str = "X") -> np.ndarray:
+def check_X(X: Any, name: str = "X", keep_float64: bool = False) -> np.ndarray:
     """A design matrix as float32, refused with a message naming ``name`` when unusable.
+
+    The messages for sparse, complex, 1-D and empty input contain the phrases
+    of scikit-learn's ``check_array`` ("Sparse data was passed", "Complex data
+    not supported", "Reshape your data", "0 feature(s) (shape=...) while a
+    minimum of 1 is required"), so code and checks written for scikit-learn
+    recognise them; each also says how to fix the input.
 
     Parameters
     ----------
     X : array-like of shape (n_samples, n_features)
-        Real, finite, with at least one sample and one feature.
+        Real, finite, with at least one sample and one feature. An object
+        array of numbers is converted (as scikit-learn does).
     name : str
         What the messages call the argument (e.g. ``"Xs[1]"``).
+    keep_float64 : bool
+        Return float64 input as float64 (the estimators' outputs follow it).
 
     Returns
     -------
-    X : ndarray of shape (n_samples, n_features), float32
-        Not copied when already float32.
+    X : ndarray of shape (n_samples, n_features), float32 (or float64, see ``keep_float64``)
+        Not copied when already of that dtype.
 
     Raises
     ------
+    TypeError
+        Sparse input, or an object array holding something that is not a number.
     ValueError
         Not 2-D, not real numbers, empty, or holding NaN/inf (the message names the first bad row).
     """
+    if scipy.sparse.issparse(X):
+        raise TypeError(
+            f"Sparse data was passed for {name}, but dense data is required; use {name}.toarray() "
+            "(the ridge solver works on dense float32 arrays)."
+        )
     X = np.asarray(X)
     if X.ndim != 2:
-        fix = " Use X.reshape(-1, 1) for a single feature." if X.ndim == 1 else ""
+        fix = f" Reshape your data with {name}.reshape(-1, 1) for a single feature." if X.ndim == 1 else ""
         raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {X.shape}.{fix}")
-    if not np.issubdtype(X.dtype, np.number) or np.iscomplexobj(X):
+    if np.iscomplexobj(X):
+        raise ValueError(
+            f"{name} must hold real numbers, got dtype {X.dtype}. Complex data not supported; "
+            f"pass {name}.real or np.abs({name})."
+        )
+    if X.dtype == object:
+        X = X.astype(np.float64)  # numbers stored as objects; TypeError/ValueError from numpy otherwise
+    if not np.issubdtype(X.dtype, np.number):
         raise ValueError(f"{name} must hold real numbers, got dtype {X.dtype}.")
     if X.shape[0] == 0 or X.shape[1] == 0:
-        raise ValueError(f"{name} is empty (shape {X.shape}); give at least one sample and one feature.")
-    X = X.astype(np.float32, copy=False)
+        what = "sample" if X.shape[0] == 0 else "feature"
+        raise ValueError(
+            f"{name} is empty (shape {X.shape}): 0 {what}(s) (shape={X.shape}) while a minimum of 1 is "
+            "required; give at least one sample and one feature."
+        )
+    X = X.astype(np.float64 if keep_float64 and X.dtype == np.float64 else np.float32, copy=False)
     if not np.isfinite(X).all():
         rows = np.flatnonzero(~np.isfinite(X).all(1))
         raise ValueError(

@@ -11,7 +11,9 @@ import warnings
 from typing import Any
 
 import numpy as np
+import scipy.sparse
 from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils.validation import check_is_fitted
 
 from brainalign._utils.threads import blas_limit
 from brainalign.encoding.backend import check_backend
@@ -31,6 +33,10 @@ class ConstantVoxelWarning(UserWarning):
 
 def _as_lazy_2d(Y: Any) -> tuple[Any, bool]:
     """Y as a 2-D array-like that supports ``Y[:, a:b]``; ravel flag for 1-D input."""
+    if Y is None:
+        raise ValueError("RidgeCV requires y to be passed, but the target y is None.")
+    if scipy.sparse.issparse(Y):
+        raise TypeError("Sparse data was passed for y, but dense data is required; use y.toarray().")
     lazy = hasattr(Y, "shape") and hasattr(Y, "__getitem__") and hasattr(Y, "dtype")
     if not lazy:
         Y = np.asarray(Y)
@@ -103,14 +109,21 @@ class RidgeCV(RegressorMixin, BaseEstimator):
     Attributes
     ----------
     coef_ : ndarray of shape (n_features, n_voxels) or (n_features,)
-        float32; 0 for voxels that are constant over the training samples.
+        0 for voxels that are constant over the training samples. float64
+        when the fit's ``X`` is float64, else float32 (as himalaya: the output
+        follows the input). The products that scale with the voxels are
+        float32 in both cases, so float64 outputs are accurate to about 1e-6
+        relative, not to float64 precision (docs/choices.md).
     intercept_ : ndarray of shape (n_voxels,) or float
-        Only when ``fit_intercept``.
+        Only when ``fit_intercept``; same dtype as ``coef_``. A constant
+        voxel's intercept is its constant, so ``predict`` returns it.
     best_alphas_ : ndarray of shape (n_voxels,)
         Selected alpha per voxel; NaN for constant voxels.
     cv_scores_ : ndarray of shape (n_voxels,)
         Mean CV score (negative MSE) of the selected alpha, as himalaya's
         ``cv_scores_`` (which includes a ``1e-10 * log(alpha)`` tie-break).
+        Alphas within float32 rounding of a voxel's best are re-scored in
+        float64, so the selection is that of himalaya's float64 fit.
     cv_scores_per_alpha_ : ndarray of shape (n_alphas, n_voxels)
         Mean CV score of every alpha.
     valid_voxels_ : ndarray of shape (n_voxels,), bool
@@ -149,6 +162,12 @@ class RidgeCV(RegressorMixin, BaseEstimator):
         self.solver_params = solver_params
         self.backend = backend
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True  # one column of y per voxel
+        tags.input_tags.sparse = False
+        return tags
+
     # ------------------------------------------------------------------ fit
     def fit(self, X, y, runs=None):
         """Fit the model.
@@ -166,7 +185,9 @@ class RidgeCV(RegressorMixin, BaseEstimator):
         -------
         self
         """
-        X = check_X(X)
+        X = check_X(X, keep_float64=True)
+        out_dtype = X.dtype  # outputs follow X: float64 stays float64, anything else is float32
+        X = X.astype(np.float32, copy=False)  # the solver's products are float32 either way
         Y, ravel = _as_lazy_2d(y)
         if Y.shape[0] != X.shape[0]:
             raise ValueError(
@@ -221,7 +242,7 @@ class RidgeCV(RegressorMixin, BaseEstimator):
                 ConstantVoxelWarning,
                 stacklevel=2,
             )
-        self.coef_ = res.coef
+        self.coef_ = res.coef.astype(out_dtype, copy=False)
         self.best_alphas_ = res.best_alphas
         self.cv_scores_ = res.cv_scores
         self.cv_scores_per_alpha_ = res.cv_scores_all
@@ -230,7 +251,7 @@ class RidgeCV(RegressorMixin, BaseEstimator):
         self.n_features_in_ = X.shape[1]
         self.folds_ = folds
         if self.fit_intercept:
-            self.intercept_ = res.intercept
+            self.intercept_ = res.intercept.astype(out_dtype, copy=False)
         if ravel:
             self.coef_ = self.coef_[:, 0]
             if self.fit_intercept:
@@ -239,12 +260,13 @@ class RidgeCV(RegressorMixin, BaseEstimator):
 
     # ------------------------------------------------------------ predict
     def _check_fitted_X(self, X) -> np.ndarray:
-        if not hasattr(self, "coef_"):
-            raise ValueError("This RidgeCV is not fitted yet; call fit(X, y) first.")
-        X = check_X(X)
+        # NotFittedError (a ValueError and an AttributeError), as scikit-learn raises it
+        check_is_fitted(self, "coef_", msg="This %(name)s instance is not fitted yet; call fit(X, y) first.")
+        X = check_X(X, keep_float64=True).astype(self.coef_.dtype, copy=False)
         if X.shape[1] != self.n_features_in_:
             raise ValueError(
-                f"X has {X.shape[1]} features but the model was fitted with {self.n_features_in_}."
+                f"X has {X.shape[1]} features, but RidgeCV is expecting {self.n_features_in_} features "
+                "as input (n_features_in_ of the fit)."
             )
         return X
 
@@ -257,7 +279,8 @@ class RidgeCV(RegressorMixin, BaseEstimator):
 
         Returns
         -------
-        Y_hat : ndarray of shape (n_samples_test, n_voxels) or (n_samples_test,), float32
+        Y_hat : ndarray of shape (n_samples_test, n_voxels) or (n_samples_test,)
+            In the dtype of ``coef_`` (float64 when the fit's X was float64, else float32).
         """
         X = self._check_fitted_X(X)
         Y_hat = X @ self.coef_
@@ -279,7 +302,7 @@ class RidgeCV(RegressorMixin, BaseEstimator):
             NaN for voxels excluded at fit time.
         """
         Y_hat = self.predict(X)
-        Y = np.asarray(y, dtype=np.float32)
+        Y = np.asarray(y, dtype=Y_hat.dtype)
         if Y.shape != Y_hat.shape:
             raise ValueError(f"y has shape {Y.shape} but the prediction has shape {Y_hat.shape}.")
         if Y.ndim == 1:

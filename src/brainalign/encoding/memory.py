@@ -85,6 +85,7 @@ def estimate_fit_bytes(
     for train, val in folds:
         rt = min(len(train), p)
         ops += 4 * (rt * len(train) + n_alphas * len(val) * rt)
+        ops += 8 * (rt * len(train) + len(val) * rt + n_alphas * rt)  # float64 copies for near-tie re-scoring
         build = max(build, 8 * n_alphas * len(val) * rt)
     full = 4 * r * n + 12 * p * r
     outputs = 4 * p * n_voxels + 8 * n_alphas * n_voxels + 40 * n_voxels
@@ -92,7 +93,7 @@ def estimate_fit_bytes(
     n_val = max((len(v) for _, v in folds), default=n)
     n_tr = max((len(t) for t, _ in folds), default=n)
     per_voxel = (
-        12 * n  # chunk as read (up to float64) + float32 copy
+        16 * n  # chunk as read (up to float64) + float32 copy + centred copy (fit_intercept)
         + 4 * n_tr + 8 * n_val  # training rows, validation rows (+ centred copy)
         + 16 * r  # B, filter factors (float64 + float32)
         + 8 * n_alphas * n_val  # predictions of all alphas (+ the low-rank partial predictions)
