@@ -76,6 +76,17 @@ def test_dask_local_cluster_equals_local_bit_for_bit(client, local_alpha, blas_t
     assert np.unique(loc.best_alphas_).size > (1 if local_alpha else 0)
 
 
+def test_dask_equals_local_bit_for_bit_on_the_torch_backend(client):
+    # each worker copies the fold operators to its torch once and pins torch's threads as this process does
+    pytest.importorskip("torch")
+    X, Y = _data()
+    kw = dict(alphas=np.logspace(-1, 4, 10), cv=5, chunk_voxels=64, fit_intercept=True, backend="torch")
+    loc = RidgeCV(**kw).fit(X, Y)
+    dsk = RidgeCV(executor="dask", client=client, **kw).fit(X, Y)
+    for name in ("coef_", "intercept_", "best_alphas_", "cv_scores_per_alpha_"):
+        np.testing.assert_array_equal(getattr(dsk, name), getattr(loc, name), err_msg=name)
+
+
 def test_workers_started_with_other_blas_threads_still_equal_local(two_thread_client):
     from threadpoolctl import threadpool_limits
 
