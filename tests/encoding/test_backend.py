@@ -170,3 +170,16 @@ def test_torch_backend_keeps_constant_voxels_and_float64_outputs():
     assert b.coef_.dtype == np.float64 and b.predict(X.astype(np.float64)).dtype == np.float64
     np.testing.assert_allclose(b.predict(X[:5].astype(np.float64))[:, 4], 7.5, rtol=1e-6)
     _assert_same_fit(a, b, Y, X[:20].astype(np.float64))
+
+
+def test_chunk_checks_on_the_torch_backend_name_the_voxel_and_the_constant_ones():
+    # NaN/inf check, constant-voxel mask and centring run on the backend: same messages and masks as numpy
+    X, Y = _data(60, 6, 40, seed=13)
+    Y[:, 33] = 2.0
+    kw = dict(alphas=[1.0, 10.0], cv=3, chunk_voxels=16, fit_intercept=True, backend="torch")
+    with pytest.warns(UserWarning, match="1 of 40 voxels are constant"):
+        m = RidgeCV(**kw).fit(X, Y)
+    assert np.flatnonzero(~m.valid_voxels_).tolist() == [33] and m.intercept_[33] == np.float32(2.0)
+    Y[7, 21] = np.inf
+    with pytest.raises(ValueError, match=r"Y contains NaN or inf \(first in voxel 21\)"):
+        RidgeCV(**kw).fit(X, Y)

@@ -69,6 +69,16 @@ class NumpyBackend:
     def sum(self, a: np.ndarray, axis: int, dtype: Any = None) -> np.ndarray:
         return a.sum(axis=axis, dtype=dtype)
 
+    def all_finite0(self, a: np.ndarray) -> np.ndarray:
+        """Per column: no NaN or inf. Shape (n_columns,), bool."""
+        return np.isfinite(a).all(0)
+
+    def max0(self, a: np.ndarray) -> np.ndarray:
+        return a.max(0)
+
+    def min0(self, a: np.ndarray) -> np.ndarray:
+        return a.min(0)
+
     def empty(self, shape: tuple[int, ...], dtype: Any = np.float32) -> np.ndarray:
         return np.empty(shape, dtype=dtype)
 
@@ -132,6 +142,15 @@ class TorchBackend(NumpyBackend):
 
     def sum(self, a, axis: int, dtype: Any = None):
         return a.sum(dim=axis, dtype=self._dtype(dtype))
+
+    def all_finite0(self, a):
+        return self.torch.isfinite(a).all(dim=0)
+
+    def max0(self, a):
+        return a.amax(dim=0)
+
+    def min0(self, a):
+        return a.amin(dim=0)
 
     def empty(self, shape: tuple[int, ...], dtype: Any = np.float32):
         return self.torch.empty(shape, dtype=self._dtype(dtype), device=self.device)

@@ -444,6 +444,7 @@ def refine_near_ties(
     alphas: np.ndarray,
     fit_intercept: bool = False,
     rtol: float | None = None,
+    mean_square: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Re-score in float64 the voxels whose best alphas are within float32 rounding of each other.
 
@@ -465,6 +466,9 @@ def refine_near_ties(
     rtol : float or None
         Near-tie width, as a fraction of each voxel's mean square (None:
         :data:`NEAR_TIE_RTOL`; a negative value turns the refinement off).
+    mean_square : ndarray of shape (n_chunk,), float64, optional
+        Each voxel's variance (``fit_intercept``) or mean square, if the
+        caller has it already (:func:`fit_chunk` computes it on the backend).
 
     Returns
     -------
@@ -481,7 +485,10 @@ def refine_near_ties(
     s = mean_scores + (np.log(np.asarray(alphas, dtype=np.float64)) * 1e-10)[:, None]
     top2 = -np.partition(-np.nan_to_num(s, nan=-np.inf), 1, axis=0)[:2]
     Y = np.asarray(Y_chunk)
-    ms = Y.var(0, dtype=np.float64) if fit_intercept else np.square(Y, dtype=np.float64).mean(0)
+    if mean_square is not None:
+        ms = np.asarray(mean_square, dtype=np.float64)
+    else:
+        ms = Y.var(0, dtype=np.float64) if fit_intercept else np.square(Y, dtype=np.float64).mean(0)
     with np.errstate(invalid="ignore"):  # -inf - -inf where a voxel is excluded
         refined = np.isfinite(top2[0]) & (top2[0] - top2[1] <= 2 * rtol * ms)
     if refined.any():
@@ -620,15 +627,18 @@ def load_chunk(Y: Any, start: int, stop: int) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(Y[:, start:stop]), dtype=np.float32)
 
 
-def check_chunk(Yc: np.ndarray, start: int) -> np.ndarray:
-    """Raise on NaN/inf; return the mask of non-constant voxels."""
-    if not np.isfinite(Yc).all():
-        bad = start + int(np.flatnonzero(~np.isfinite(Yc).all(0))[0])
+def check_chunk(Yc: Any, start: int, xp: NumpyBackend = _NUMPY) -> np.ndarray:
+    """Raise on NaN/inf; return the mask of non-constant voxels (numpy bool, shape (n_chunk,)).
+
+    ``Yc`` lives on the backend ``xp`` (the passes over the chunk run there)."""
+    finite = xp.to_numpy(xp.all_finite0(Yc))
+    if not finite.all():
+        bad = start + int(np.flatnonzero(~finite)[0])
         raise ValueError(
             f"Y contains NaN or inf (first in voxel {bad}); remove or impute those voxels "
             "(e.g. np.nan_to_num or a brain mask) before fitting."
         )
-    return Yc.max(0) > Yc.min(0)
+    return xp.to_numpy(xp.max0(Yc) > xp.min0(Yc))
 
 
 def fit_chunk(
@@ -655,20 +665,31 @@ def fit_chunk(
     backend, with the operators' float64 parts, which stay there.
     """
     stop = start + Yc.shape[1]
-    valid = check_chunk(Yc, start)
+    # every pass over the chunk runs on the backend: on a GPU, numpy passes over the chunk would cost more host
+    # time per voxel than the GPU's products (the chunk is copied there once, for the CV and the refit)
+    Yd = xp.asarray(Yc)
+    valid = check_chunk(Yd, start, xp)
     n_alphas = len(alphas)
-    y_mean = None
-    Y32 = Yc
+    # each voxel's variance (fit_intercept) or mean square sets the width of the near-tie test
+    # (refine_near_ties); computed here in float64 with the same bits as np.var / np.square(...).mean
+    y_mean = mean_square = None
     if fit_intercept:
         # centre before any float32 product, so that its rounding is relative
         # to the voxel's spread and not to its mean (raw BOLD is ~1000 ± 20)
-        y_mean = Yc.mean(0, dtype=np.float64)
-        Y32 = (Yc - y_mean).astype(np.float32)
-    Yd = xp.asarray(Y32)  # on the backend once, for the CV and the refit
+        m = xp.mean0(Yd, xp.float64)
+        D = Yd - m  # float64
+        Yd = xp.astype(D, xp.float32)
+        y_mean = xp.to_numpy(m)
+    elif best_index is None:
+        D = xp.astype(Yd, xp.float64)
+    if best_index is None:
+        D *= D
+        mean_square = xp.to_numpy(xp.mean0(D, xp.float64))
+    D = None
     if best_index is None:
         scores = cv_scores_chunk(ops, Yd, fit_intercept, xp).mean(0)
         scores[:, ~valid] = np.nan
-        scores, _ = refine_near_ties(ops, Yc, scores, alphas, fit_intercept)
+        scores, _ = refine_near_ties(ops, Yc, scores, alphas, fit_intercept, mean_square=mean_square)
         res = ChunkResult(start, stop, scores, valid)
         if full is None:
             return res
