@@ -117,3 +117,11 @@ def test_runs_argument_still_makes_run_folds():
     runs = np.repeat([0, 1, 2, 3], 10)
     b = RidgeCV(cv=4).fit(X, Y, runs=runs)
     assert [np.unique(runs[va]).tolist() for _, va in b.folds_] == [[0], [1], [2], [3]]
+
+
+def test_banded_unfitted_predict_raises_not_fitted_error():
+    from brainalign.encoding import BandedRidgeCV
+
+    X, _ = _data()
+    with pytest.raises(NotFittedError, match="BandedRidgeCV instance is not fitted yet; call fit"):
+        BandedRidgeCV().predict([X, X])

@@ -155,7 +155,7 @@ RUNTIME_ERRORS = {
     "encoding/_validation.py:check_runs": [I],
     "encoding/banded.py:BandedRidgeCV._check_Xs": [I, I],
     "encoding/banded.py:BandedRidgeCV.fit": [I, I, I, I],  # Y NaN: the loaders drop non-finite voxels
-    "encoding/banded.py:BandedRidgeCV.predict": [I, I],
+    "encoding/banded.py:BandedRidgeCV.predict": [I],
     "encoding/delays.py:run_boundaries": [I, "validate: runs-not-contiguous"],
     "encoding/delays.py:make_delayed": [I, S, I],  # timing.delays non-empty
     "encoding/delays.py:zscore_with_train": [I, I, I],

@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils.validation import check_is_fitted
 
 from brainalign.encoding._validation import check_alphas, check_runs, check_X
 from brainalign.encoding.scoring import r2_score
@@ -160,8 +161,8 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
 
     def predict(self, Xs, split: bool = False):
         """Predict the voxels; ``split=True`` returns each band's part, shape (n_bands, n, n_voxels)."""
-        if not hasattr(self, "coef_"):
-            raise ValueError("This BandedRidgeCV is not fitted yet; call fit(Xs, y) first.")
+        # NotFittedError (a ValueError), as RidgeCV and scikit-learn raise it
+        check_is_fitted(self, "coef_", msg="This %(name)s instance is not fitted yet; call fit(Xs, y) first.")
         Xs = self._check_Xs(Xs)
         if [X.shape[1] for X in Xs] != [s.stop - s.start for s in self.band_slices_]:
             raise ValueError(
