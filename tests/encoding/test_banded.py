@@ -66,3 +66,33 @@ def test_banded_bad_inputs():
         BandedRidgeCV(alphas=[0.0, 1.0]).fit(Xs, Y)
     with pytest.raises(ValueError, match=r"Xs\[1\] contains NaN"):
         BandedRidgeCV().fit([Xs[0], np.full_like(Xs[1], np.nan)], Y)
+
+
+def test_torch_backend_equals_numpy_and_returns_numpy(monkeypatch):
+    # himalaya's own torch backend under brainalign's estimator: same band weights and alphas, numpy attributes,
+    # and himalaya's global backend restored after the fit
+    pytest.importorskip("torch")
+    import himalaya.backend
+    from himalaya.backend import get_backend
+
+    asked = []
+    real = himalaya.backend.set_backend
+    monkeypatch.setattr(himalaya.backend, "set_backend", lambda b, **kw: asked.append(str(b)) or real(b, **kw))
+
+    Xs, Y = _bands(seed=3)
+    kw = dict(alphas=np.logspace(-1, 4, 8), cv=4, n_iter=5, fit_intercept=True, random_state=2)
+    a = BandedRidgeCV(**kw).fit(Xs, Y)
+    before = get_backend().__name__
+    b = BandedRidgeCV(**kw, backend="torch").fit(Xs, Y)
+    assert get_backend().__name__ == before
+    assert asked[0] == "numpy" and asked[2] == "torch"  # each fit sets its backend, then restores the previous
+    for name in ("coef_", "deltas_", "best_alphas_", "cv_scores_", "intercept_"):
+        assert type(getattr(b, name)) is np.ndarray, name
+    np.testing.assert_allclose(b.best_alphas_, a.best_alphas_, rtol=1e-5)  # 1 / sum(exp(deltas)): float32 bits
+    np.testing.assert_allclose(b.deltas_, a.deltas_, atol=1e-5)
+    scale = float(np.abs(Y).max())
+    np.testing.assert_allclose(b.cv_scores_, a.cv_scores_, atol=2e-6 * scale ** 2, rtol=0)
+    np.testing.assert_allclose(b.predict(Xs), a.predict(Xs), atol=2e-5 * scale, rtol=0)
+    if not __import__("torch").cuda.is_available():
+        with pytest.raises(ValueError, match="backend='torch_cuda' needs a CUDA GPU"):
+            BandedRidgeCV(**dict(kw, n_iter=1), backend="torch_cuda").fit(Xs, Y)

@@ -16,6 +16,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
 from brainalign.encoding._validation import check_alphas, check_runs, check_X
+from brainalign.encoding.backend import check_backend
 from brainalign.encoding.scoring import r2_score
 from brainalign.encoding.splits import make_folds
 
@@ -46,6 +47,11 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
         Seed of the random search.
     n_targets_batch : int or None
         Voxels per batch inside himalaya (memory).
+    backend : {"numpy", "torch", "torch_cuda"}
+        himalaya's backend for the fit (``himalaya.backend.set_backend``; the
+        previous one is restored after). The fitted attributes are numpy arrays
+        whatever the backend. ``"torch_cuda"`` where torch sees no GPU raises
+        the same ``ValueError`` as :class:`~brainalign.encoding.RidgeCV`.
 
     Attributes
     ----------
@@ -70,6 +76,7 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
         fit_intercept: bool = False,
         random_state: int = 0,
         n_targets_batch: int | None = None,
+        backend: str = "numpy",
     ):
         self.alphas = alphas
         self.cv = cv
@@ -78,6 +85,7 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
         self.fit_intercept = fit_intercept
         self.random_state = random_state
         self.n_targets_batch = n_targets_batch
+        self.backend = backend
 
     def _check_Xs(self, Xs: Any) -> list[np.ndarray]:
         if isinstance(Xs, np.ndarray) or not isinstance(Xs, Sequence) or len(Xs) == 0:
@@ -125,8 +133,9 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
             raise ValueError(f"n_iter must be >= 1, got {self.n_iter}.")
         folds = make_folds(self.cv, n, runs)
 
+        backend = check_backend(self.backend)
         previous = get_backend()
-        set_backend("numpy", on_error="raise")
+        to_numpy = set_backend(backend, on_error="raise").to_numpy
         try:
             model = _HimalayaBanded(
                 groups="input",
@@ -142,16 +151,16 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
                 model.fit(Xs, Y)
         finally:
             set_backend(previous)
-        self.coef_ = np.asarray(model.coef_, dtype=np.float32)
-        self.deltas_ = np.asarray(model.deltas_)
-        self.best_alphas_ = np.asarray(model.best_alphas_)
-        self.cv_scores_ = np.asarray(model.cv_scores_)
+        self.coef_ = np.asarray(to_numpy(model.coef_), dtype=np.float32)
+        self.deltas_ = np.asarray(to_numpy(model.deltas_))
+        self.best_alphas_ = np.asarray(to_numpy(model.best_alphas_))
+        self.cv_scores_ = np.asarray(to_numpy(model.cv_scores_))
         edges = np.cumsum([0] + [X.shape[1] for X in Xs])
         self.band_slices_ = [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
         self.n_features_in_ = int(edges[-1])
         self.folds_ = folds
         if self.fit_intercept:
-            self.intercept_ = np.asarray(model.intercept_, dtype=np.float32)
+            self.intercept_ = np.asarray(to_numpy(model.intercept_), dtype=np.float32)
         if ravel:
             self.coef_ = self.coef_[:, 0]
             self.deltas_ = self.deltas_[:, 0]
