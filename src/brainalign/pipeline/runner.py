@@ -38,7 +38,8 @@ from brainalign.study.load import load_subject
 from brainalign.timing.spaces import FeatureSpace, build_feature_spaces, resolved_names, unknown_space_hint
 from brainalign.pipeline.workers import FitTask, run_fits
 
-__all__ = ["StudyData", "FeatureSpace", "load_data", "model_features", "build_feature_spaces", "cross_validate", "run",
+__all__ = ["StudyData", "FeatureSpace", "load_data", "model_features", "build_feature_spaces", "cross_validate",
+           "cross_validate_statistics", "voxel_scores", "run",
            "run_subject", "run_study", "make_extractor", "load_roi_masks", "roi_tables"]
 
 
@@ -59,6 +60,30 @@ def responsive_voxels(cv_scores: np.ndarray, fraction: float) -> np.ndarray:
     return np.sort(np.argsort(-best, kind="stable")[:n])
 
 
+#: voxels per block when the pipeline scores held-out predictions (pearson_r works in float64 on whole columns: a
+#: block bounds its copies at 4 × 8 × n_rows × _VOXEL_BLOCK bytes instead of 4 × 8 × n_rows × n_voxels)
+_VOXEL_BLOCK = 4096
+
+
+def _pearson_r_by_blocks(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    """:func:`brainalign.analysis.metrics.pearson_r` over blocks of voxel columns: the same numbers (each column
+    is reduced over its rows in the same order), a bounded working set.
+
+    Parameters
+    ----------
+    y_true, y_pred : ndarray of shape (n_rows, n_voxels)
+
+    Returns
+    -------
+    r : ndarray of shape (n_voxels,), float64
+    """
+    n_vox = y_true.shape[1]
+    if n_vox <= _VOXEL_BLOCK:
+        return pearson_r(y_true, y_pred)
+    return np.concatenate([pearson_r(y_true[:, s:s + _VOXEL_BLOCK], y_pred[:, s:s + _VOXEL_BLOCK])
+                           for s in range(0, n_vox, _VOXEL_BLOCK)])
+
+
 def _fit_predict(exp: Experiment, X: np.ndarray, Y: np.ndarray, runs: np.ndarray, train, test):
     Xtr, Xte = prepare_design(X, runs, train, test, design_delays(exp.timing, exp.is_items), exp.timing.pca_components)
     model = RidgeCV(alphas=exp.encoding.alphas, cv=leave_one_run_out(runs[train]), fit_intercept=False,
@@ -73,6 +98,66 @@ def _fit_arrays(exp: Experiment, X: np.ndarray, Y: np.ndarray, runs: np.ndarray,
     return dict(P=P, best_alphas=np.asarray(model.best_alphas_), cv_scores=np.asarray(model.cv_scores_))
 
 
+def _encode_space_by_space(
+    exp: Experiment, data: StudyData, spaces: list[FeatureSpace], progress: Progress, checkpoint,
+    buffer: Callable[[str], np.ndarray], finished: Callable[[str, np.ndarray], None],
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """The nested CV of :func:`cross_validate`, one feature space after the other (reference first).
+
+    Each space's held-out predictions go into ``buffer(name)`` (an (n_rows, n_voxels) float32 array of NaN) fold
+    by fold; ``finished(name, P)`` is called once the space's last fold is in, so the caller can compute what it
+    needs from the whole held-out series of that space and let it go before the next space starts. The fits run in
+    this space-major order (on the workers too); each fit is a pure function of its inputs, so the order changes no
+    number.
+
+    Returns
+    -------
+    run_scores : DataFrame (see :func:`cross_validate`)
+    best_alphas : dict space -> ndarray (n_folds, n_voxels)
+    """
+    Y = data.recording.data
+    runs = data.recording.runs
+    folds = outer_folds(exp.encoding, runs)
+    by_name = {sp.name: sp for sp in spaces}
+    ref = exp.analysis.reference
+    if ref not in by_name:
+        raise ConfigError(f"analysis.reference='{ref}' is not a feature space; {unknown_space_hint(ref, by_name)}"
+                          f"choose one of {sorted(by_name)}.")
+    order = [by_name[ref]] + [sp for sp in spaces if sp.name != ref]
+    chosen: dict[str, list] = {sp.name: [] for sp in order}
+    selections: list[np.ndarray] = []  # per fold: the reference's responsive voxels
+    rows = []
+    tick = progress("encoding", len(spaces) * len(folds))
+    y_digest = checkpoint.digest(Y) if checkpoint is not None else None  # once, not per fit
+    fitted = run_fits(  # in this order, on encoding.n_workers processes
+        [FitTask(sp.name, fold, _fit_arrays, (exp, sp.X, Y, runs, train, test), inputs=(sp.X, y_digest, train, test))
+         for sp in order for fold, (train, test) in enumerate(folds)],
+        n_workers=exp.encoding.n_workers, scheduler=exp.encoding.scheduler, blas_threads=exp.encoding.blas_threads,
+        checkpoint=checkpoint)
+    for sp in order:
+        held_out = buffer(sp.name)
+        for fold, (train, test) in enumerate(folds):
+            res = next(fitted)
+            if sp is order[0]:
+                selections.append(responsive_voxels(res["cv_scores"], exp.analysis.responsive_fraction))
+            selection = selections[fold]
+            held_out[test] = res["P"]
+            chosen[sp.name].append(res["best_alphas"])
+            for run in np.unique(runs[test]):
+                sel = test[runs[test] == run]
+                r = _pearson_r_by_blocks(Y[sel], held_out[sel])
+                rows.append(
+                    dict(space=sp.name, run=int(run), mean_r=float(np.nanmean(r)),
+                         median_r=float(np.nanmedian(r)), mean_r_responsive=float(np.nanmean(r[selection])),
+                         n_voxels=int(np.isfinite(r).sum()), n_responsive=int(selection.size))
+                )
+            tick()
+        finished(sp.name, held_out)
+        del held_out  # before the next space's buffer is allocated: one space at a time
+    run_scores = pd.DataFrame(rows).sort_values(["space", "run"], ignore_index=True)
+    return run_scores, {k: np.stack(v) for k, v in chosen.items()}
+
+
 def cross_validate(
     exp: Experiment, data: StudyData, spaces: list[FeatureSpace], progress: Progress = no_progress,
     checkpoint=None,
@@ -83,6 +168,10 @@ def cross_validate(
     scores (training runs only) define the fold's *responsive voxels*, the
     same set for every space, so paired comparisons stay fair and test data
     never choose voxels.
+
+    This keeps every space's held-out predictions (n_spaces × n_rows × n_voxels float32, memory-mapped past
+    ``encoding.predictions_in_memory_gib``). :func:`run_subject` does not: it uses
+    :func:`cross_validate_statistics`, which keeps one space's at a time and gives the same tables.
 
     Returns
     -------
@@ -100,45 +189,96 @@ def cross_validate(
     (:func:`brainalign.pipeline.workers.run_fits`); results are used in the same
     order, so the tables are identical.
     """
-    Y = data.recording.data
-    runs = data.recording.runs
-    folds = outer_folds(exp.encoding, runs)
-    by_name = {sp.name: sp for sp in spaces}
-    ref = exp.analysis.reference
-    if ref not in by_name:
-        raise ConfigError(f"analysis.reference='{ref}' is not a feature space; {unknown_space_hint(ref, by_name)}"
-                          f"choose one of {sorted(by_name)}.")
-    order = [by_name[ref]] + [sp for sp in spaces if sp.name != ref]
-    preds = HeldOut([sp.name for sp in order], Y.shape, exp.encoding.predictions_in_memory_gib)
-    chosen: dict[str, list] = {sp.name: [] for sp in order}
-    rows = []
-    tick = progress("encoding", len(spaces) * len(folds))
-    y_digest = checkpoint.digest(Y) if checkpoint is not None else None  # once, not per fit
-    fitted = run_fits(  # in this order, on encoding.n_workers processes
-        [FitTask(sp.name, fold, _fit_arrays, (exp, sp.X, Y, runs, train, test), inputs=(sp.X, y_digest, train, test))
-         for fold, (train, test) in enumerate(folds) for sp in order],
-        n_workers=exp.encoding.n_workers, scheduler=exp.encoding.scheduler, blas_threads=exp.encoding.blas_threads,
-        checkpoint=checkpoint)
-    for fold, (train, test) in enumerate(folds):
-        selection = None
-        for sp in order:
-            res = next(fitted)
-            P = res["P"]
-            if selection is None:
-                selection = responsive_voxels(res["cv_scores"], exp.analysis.responsive_fraction)
-            preds[sp.name][test] = P
-            chosen[sp.name].append(res["best_alphas"])
-            for run in np.unique(runs[test]):
-                sel = test[runs[test] == run]
-                r = pearson_r(Y[sel], preds[sp.name][sel])
-                rows.append(
-                    dict(space=sp.name, run=int(run), mean_r=float(np.nanmean(r)),
-                         median_r=float(np.nanmedian(r)), mean_r_responsive=float(np.nanmean(r[selection])),
-                         n_voxels=int(np.isfinite(r).sum()), n_responsive=int(selection.size))
-                )
-            tick()
-    run_scores = pd.DataFrame(rows).sort_values(["space", "run"], ignore_index=True)
-    return run_scores, preds, {k: np.stack(v) for k, v in chosen.items()}
+    names = [exp.analysis.reference] + [sp.name for sp in spaces if sp.name != exp.analysis.reference]
+    if exp.analysis.reference not in {sp.name for sp in spaces}:
+        names = []  # _encode_space_by_space names the problem
+    preds = HeldOut(names, data.recording.data.shape, exp.encoding.predictions_in_memory_gib)
+    run_scores, best_alphas = _encode_space_by_space(exp, data, spaces, progress, checkpoint,
+                                                     buffer=preds.__getitem__, finished=lambda name, P: None)
+    return run_scores, preds, best_alphas
+
+
+def cross_validate_statistics(
+    exp: Experiment, data: StudyData, spaces: list[FeatureSpace], progress: Progress = no_progress,
+    checkpoint=None, masks: dict[str, np.ndarray] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, np.ndarray], tuple[pd.DataFrame, dict] | None]:
+    """:func:`cross_validate` and the statistics of the held-out predictions, one feature space at a time.
+
+    Each space's voxel statistics (:func:`voxel_scores`) and ROI run scores
+    (:func:`brainalign.analysis.roi_scores.roi_run_scores`) are computed as soon as its last outer fold is
+    fitted, by the same functions on the same arrays as from :func:`cross_validate`'s predictions (so the tables
+    are identical, bit for bit); then its predictions are dropped. Memory and scratch disk hold one space's
+    held-out predictions (n_rows × n_voxels float32; memory-mapped past ``encoding.predictions_in_memory_gib``)
+    whatever the number of spaces.
+
+    Parameters
+    ----------
+    masks : dict ROI -> bool ndarray (n_voxels,), optional
+        ROIs for the run-level ROI scores (none: no ROI scores).
+
+    Returns
+    -------
+    run_scores : DataFrame, as :func:`cross_validate`
+    voxel_table : DataFrame, as :func:`voxel_scores`
+    best_alphas : dict space -> ndarray (n_folds, n_voxels)
+    roi : (scores, voxel_r) as :func:`brainalign.analysis.roi_scores.roi_run_scores`, or None without masks
+    """
+    from brainalign.analysis.roi_scores import roi_scores_from_r
+
+    Y, runs = data.recording.data, data.recording.runs
+    how = exp.brain.rois.how if exp.brain.rois is not None else "mean"
+    frames, roi_frames, voxel_r = [], [], {}
+    tick = progress("statistics", len(spaces))
+    current: list[HeldOut] = []
+
+    def buffer(name: str) -> np.ndarray:
+        current.append(HeldOut([name], Y.shape, exp.encoding.predictions_in_memory_gib))
+        return current[-1][name]
+
+    def finished(name: str, P: np.ndarray) -> None:
+        frames.append(_space_voxel_scores(exp, Y, runs, name, P))
+        if masks:  # as roi_run_scores, r by voxel blocks
+            held = np.isfinite(P).all(1)
+            voxel_r[name] = {int(run): _pearson_r_by_blocks(Y[held & (runs == run)], P[held & (runs == run)])
+                             for run in np.unique(runs[held])}
+            roi_frames.append(roi_scores_from_r({name: voxel_r[name]}, masks, how))
+        current.pop().close()  # this space's predictions (and its memory map, if any) go now
+        tick()
+
+    try:
+        run_scores, best_alphas = _encode_space_by_space(exp, data, spaces, progress, checkpoint, buffer, finished)
+    finally:
+        while current:
+            current.pop().close()
+    roi = (pd.concat(roi_frames, ignore_index=True), voxel_r) if masks else None
+    return run_scores, pd.concat(frames, ignore_index=True), best_alphas, roi
+
+
+def _space_voxel_scores(exp: Experiment, Y: np.ndarray, runs: np.ndarray, name: str, P: np.ndarray) -> pd.DataFrame:
+    """The rows of :func:`voxel_scores` for one space (``P``: its held-out predictions, NaN rows never held out)."""
+    a = exp.analysis
+    held = np.isfinite(P).all(1)
+    if held.all():  # every row held out (the usual case): no (n_rows, n_voxels) copies of Y and P
+        y_held, p_held, runs_held = Y, P, runs
+    else:
+        y_held, p_held, runs_held = Y[held], P[held], runs[held]
+    p_fwer = None
+    if a.n_permutations > 0:
+        block = 1 if exp.is_items else a.block_length  # items are exchangeable
+        r, p, *fwer = permutation_test(y_held, p_held, runs_held, block_length=block,
+                                       n_permutations=a.n_permutations, metric="r", seed=exp.seed,
+                                       return_fwer=a.fwer_alpha is not None)
+        significant, q = fdr_bh(p, a.fdr_q)
+        p_fwer = fwer[0] if fwer else None
+    else:
+        r = _pearson_r_by_blocks(y_held, p_held)
+        p = q = np.full(r.size, np.nan)
+        significant = np.zeros(r.size, dtype=bool)
+    frame = pd.DataFrame(dict(space=name, voxel=np.arange(r.size), r=r, p=p, q=q, significant=significant))
+    if a.fwer_alpha is not None:  # max-statistic family-wise error over voxels, next to BH-FDR
+        frame["p_fwer"] = p_fwer if p_fwer is not None else np.nan
+        frame["significant_fwer"] = (frame["p_fwer"] < a.fwer_alpha).to_numpy()
+    return frame
 
 
 def voxel_scores(
@@ -151,30 +291,12 @@ def voxel_scores(
     DataFrame with columns space, voxel, r, p, q, significant (p and q are NaN
     when ``analysis.n_permutations`` is 0).
     """
-    a = exp.analysis
     Y, runs = data.recording.data, data.recording.runs
     rows = []
     tick = progress("statistics", len(predictions))
     for name, P in predictions.items():
         tick()
-        held = np.isfinite(P).all(1)
-        p_fwer = None
-        if a.n_permutations > 0:
-            block = 1 if exp.is_items else a.block_length  # items are exchangeable
-            r, p, *fwer = permutation_test(Y[held], P[held], runs[held], block_length=block,
-                                           n_permutations=a.n_permutations, metric="r", seed=exp.seed,
-                                           return_fwer=a.fwer_alpha is not None)
-            significant, q = fdr_bh(p, a.fdr_q)
-            p_fwer = fwer[0] if fwer else None
-        else:
-            r = pearson_r(Y[held], P[held])
-            p = q = np.full(r.size, np.nan)
-            significant = np.zeros(r.size, dtype=bool)
-        frame = pd.DataFrame(dict(space=name, voxel=np.arange(r.size), r=r, p=p, q=q, significant=significant))
-        if a.fwer_alpha is not None:  # max-statistic family-wise error over voxels, next to BH-FDR
-            frame["p_fwer"] = p_fwer if p_fwer is not None else np.nan
-            frame["significant_fwer"] = (frame["p_fwer"] < a.fwer_alpha).to_numpy()
-        rows.append(frame)
+        rows.append(_space_voxel_scores(exp, Y, runs, name, P))
     return pd.concat(rows, ignore_index=True)
 
 
@@ -309,11 +431,22 @@ def roi_tables(
     ``roi_peaks`` and, with ``analysis.unprompted``, ``roi_gain`` and (with ``brain.rois.hierarchy``)
     ``roi_hierarchy``.
     """
-    from brainalign.analysis.roi_scores import roi_comparisons, roi_gain_tables, roi_layer_tables, roi_run_scores
+    from brainalign.analysis.roi_scores import roi_run_scores
+
+    how = exp.brain.rois.how if exp.brain.rois is not None else "mean"
+    scores, voxel_r = roi_run_scores(data.recording.data, data.recording.runs, predictions, masks, how)
+    return _roi_tables_from_scores(exp, space_table, scores, voxel_r, masks, layers)
+
+
+def _roi_tables_from_scores(
+    exp: Experiment, space_table: pd.DataFrame, scores: pd.DataFrame, voxel_r: dict, masks: dict[str, np.ndarray],
+    layers: pd.DataFrame | None = None,
+) -> dict[str, pd.DataFrame]:
+    """:func:`roi_tables` from the run-level ROI scores (``roi_run_scores``'s two outputs)."""
+    from brainalign.analysis.roi_scores import roi_comparisons, roi_gain_tables, roi_layer_tables
 
     spec = exp.brain.rois
     how = spec.how if spec is not None else "mean"
-    scores, voxel_r = roi_run_scores(data.recording.data, data.recording.runs, predictions, masks, how)
     out = dict(roi_scores=scores, roi_comparisons=roi_comparisons(scores, exp.analysis.reference))
     out["roi_layers"], out["roi_peaks"] = roi_layer_tables(voxel_r, space_table, masks, how)
     if exp.analysis.unprompted is not None and (space_table.kind == "model").any():
@@ -431,17 +564,19 @@ def run_subject(
     spaces = spaces + extra
     control_pairs = control_pairs_for_models(exp, spaces) + control_pairs
     t0 = time.perf_counter()
-    run_scores, preds, best_alphas = cross_validate(exp, data, spaces, progress, checkpoint=checkpoint)
+    # each space's voxel statistics and ROI run scores as soon as its folds are fitted: one space's predictions
+    # in memory (or TMPDIR) at a time
+    run_scores, vox, best_alphas, roi_scores = cross_validate_statistics(exp, data, spaces, progress, checkpoint,
+                                                                         rois)
     if checkpoint is not None:
         log(checkpoint.summary())
-    timings["encoding"] = time.perf_counter() - t0
+    timings["encoding"] = time.perf_counter() - t0  # the voxel statistics included
     t0 = time.perf_counter()
-    vox = voxel_scores(exp, data, preds, progress)
     # geometric mean over outer folds of each voxel's chosen alpha (NaN for excluded voxels)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns (excluded voxels) stay NaN
         log_alpha = {k: np.nanmean(np.log(np.asarray(v, dtype=np.float64)), 0) for k, v in best_alphas.items()}
-    vox["alpha"] = np.exp(np.concatenate([log_alpha[name] for name in preds]))
+    vox["alpha"] = np.exp(np.concatenate([log_alpha[name] for name in best_alphas]))
     space_table = pd.DataFrame([s.info() for s in spaces])
     comparisons = compare_to_reference(run_scores, exp.analysis.reference, exp.analysis.metric)
     tables = dict(
@@ -457,13 +592,12 @@ def run_subject(
         alpha = exp.analysis.controls.alpha if exp.analysis.controls is not None else 0.05
         tables["controls"] = controls_table(run_scores, control_pairs, exp.analysis.metric, alpha)
     if rois:
-        tables.update(roi_tables(exp, data, space_table, preds, rois, tables["layers"]))
+        tables.update(_roi_tables_from_scores(exp, space_table, *roi_scores, rois, tables["layers"]))
     if exp.analysis.partitions:
         tables["partition_voxels"], tables["partition"] = partition_spaces(exp, data, spaces, progress, checkpoint)
         if checkpoint is not None:
             log(checkpoint.for_stage("partition", "(partition, fold)").summary())
     tables.update(extra_analyses(exp, data, spaces, tables, rois, store, log))
-    preds.close()  # memory-mapped predictions (large studies) are deleted here
     timings["analysis"] = time.perf_counter() - t0
     return Results(
         experiment=as_given,

@@ -1,0 +1,109 @@
+"""Voxel statistics computed as each feature space's folds finish equal the statistics over every space's kept
+predictions (bit for bit), and only one space's predictions exist at any time.
+
+Miniature studies: tests/test_study_gameplay.py and tests/test_study_nsd.py assert the same equality on their data.
+"""
+from __future__ import annotations
+
+import weakref
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from brainalign.brain.recording import Recording
+from brainalign.config import RoiSpec, load_config
+from brainalign.encoding import held_out
+from brainalign.pipeline import runner as pipeline
+from brainalign.testing.planted import planted_layers
+
+from streaming_parity import assert_streamed_equals_kept_whole
+from test_config import DEMO
+
+N_VOX = 12  # voxels per ROI
+
+
+def _planted(tmp_path, outer_cv, n_permutations=40):
+    sim = planted_layers(peaks={"V1": 0, "MT": 2}, n_layers=3, n_runs=4, n_samples_per_run=60, n_voxels_per_roi=N_VOX,
+                         n_latent=3, seed=3)
+    n_vox = sim.Y.shape[1]
+    labels = np.repeat([1, 2], n_vox // 2)
+    mask = nib.Nifti1Image(np.ones((n_vox, 1, 1), dtype=np.uint8), np.eye(4))
+    nib.save(nib.Nifti1Image(labels.reshape(n_vox, 1, 1).astype(np.int16), np.eye(4)), tmp_path / "atlas.nii.gz")
+    (tmp_path / "atlas.tsv").write_text("index\tname\n1\tV1\n2\tMT\n")
+    exp = load_config(DEMO)
+    exp.brain.rois = RoiSpec(image=str(tmp_path / "atlas.nii.gz"), table=str(tmp_path / "atlas.tsv"))
+    exp.analysis.reference = "baseline/noise"
+    exp.analysis.n_permutations = n_permutations
+    exp.analysis.block_length = 5
+    exp.analysis.fwer_alpha = 0.05
+    exp.timing.delays = [0]
+    exp.timing.pca_components = None
+    exp.encoding.alphas = [0.1, 10.0, 1000.0]
+    exp.encoding.outer_cv = outer_cv
+    rng = np.random.default_rng(0)
+    spaces = [pipeline.FeatureSpace(f"m/none/L{k}", X, "model", model="m", prompt="none", layer=k, depth=k / 2)
+              for k, X in enumerate(sim.layers)]
+    spaces.append(pipeline.FeatureSpace("baseline/noise", rng.standard_normal((sim.Y.shape[0], 3)).astype(np.float32),
+                                        "baseline"))
+    rec = Recording(data=sim.Y, runs=sim.runs, tr=2.0, mask_img=mask)
+    data = pipeline.StudyData(recording=rec, events=None, stimuli=[], design=np.zeros((sim.Y.shape[0], 0)))
+    return exp, data, spaces, pipeline.load_roi_masks(exp, rec)
+
+
+@pytest.mark.parametrize("outer_cv", ["leave-one-run-out", [1, 3]], ids=["every-run-held-out", "two-test-runs"])
+def test_streamed_statistics_equal_the_statistics_of_all_kept_predictions(tmp_path, monkeypatch, outer_cv):
+    exp, data, spaces, masks = _planted(tmp_path, outer_cv)
+    monkeypatch.setattr(pipeline, "_VOXEL_BLOCK", 5)  # r by blocks of 5 voxels (with a remainder), as at real size
+    vox = assert_streamed_equals_kept_whole(exp, data, spaces, masks)
+    # the comparison is not vacuous: real permutation p values, FWER and the planted effect are in the table
+    assert vox["p"].notna().all() and vox["p_fwer"].notna().all() and vox["significant"].any()
+    assert vox.groupby("space")["r"].mean()["m/none/L2"] > 0.3
+
+
+def test_streamed_statistics_equal_without_permutations_and_rois(tmp_path):
+    exp, data, spaces, _ = _planted(tmp_path, "leave-one-run-out", n_permutations=0)
+    exp.analysis.fwer_alpha = None
+    vox = assert_streamed_equals_kept_whole(exp, data, spaces, None)
+    assert vox["p"].isna().all() and "p_fwer" not in vox
+
+
+def test_one_space_of_held_out_predictions_exists_at_a_time(tmp_path, monkeypatch):
+    exp, data, spaces, masks = _planted(tmp_path, "leave-one-run-out")
+    exp.encoding.predictions_in_memory_gib = 0.0  # memory-mapped: each space's file is on disk while it is open
+    monkeypatch.setattr(held_out.tempfile, "tempdir", str(tmp_path))
+    live, peak, sizes, arrays = set(), [0], [], []
+    init, close = held_out.HeldOut.__init__, held_out.HeldOut.close
+
+    def spy_init(self, names, *a, **k):
+        # the earlier spaces' arrays are gone before this one's is allocated (no reference kept anywhere)
+        peak[0] = max(peak[0], 1 + sum(ref() is not None for ref in arrays))
+        init(self, names, *a, **k)
+        arrays.extend(weakref.ref(arr) for arr in self.values())
+        live.add(id(self))
+        sizes.append(len(names))
+        peak[0] = max(peak[0], len(live), len(list(tmp_path.glob("brainalign-heldout-*/*.npy"))))
+
+    def spy_close(self):
+        live.discard(id(self))
+        close(self)
+
+    monkeypatch.setattr(held_out.HeldOut, "__init__", spy_init)
+    monkeypatch.setattr(held_out.HeldOut, "close", spy_close)
+    run_scores, vox, _, _ = pipeline.cross_validate_statistics(exp, data, spaces, masks=masks)
+    assert sizes == [1] * len(spaces) and peak[0] == 1  # one buffer of one space, never two at once
+    assert not live and not list(tmp_path.glob("brainalign-heldout-*"))  # every buffer and file was let go
+    assert vox["space"].unique().tolist() == ["baseline/noise"] + [f"m/none/L{k}" for k in range(3)]
+    assert len(run_scores) == 4 * len(spaces)
+
+
+def test_r_by_voxel_blocks_is_pearson_r_bit_for_bit():
+    from brainalign.analysis.metrics import pearson_r
+
+    rng = np.random.default_rng(5)
+    Y = rng.standard_normal((50, 4096 * 2 + 7)).astype(np.float32) * 30 + 1000  # raw BOLD scale: rounding shows
+    P = (0.3 * Y + rng.standard_normal(Y.shape)).astype(np.float32)
+    Y[:, 3] = 5.0  # a constant voxel stays NaN
+    r = pipeline._pearson_r_by_blocks(Y, P)
+    np.testing.assert_array_equal(r, pearson_r(Y, P))
+    assert np.isnan(r[3]) and np.isfinite(np.delete(r, 3)).all()
