@@ -6,15 +6,17 @@ Miniature studies: tests/test_study_gameplay.py and tests/test_study_nsd.py asse
 from __future__ import annotations
 
 import weakref
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pandas as pd
 import pytest
 
 from brainalign.brain.recording import Recording
 from brainalign.config import RoiSpec, load_config
 from brainalign.encoding import held_out
-from brainalign.pipeline import runner as pipeline
+from brainalign.pipeline import runner as pipeline, space_statistics
 from brainalign.testing.planted import planted_layers
 
 from streaming_parity import assert_streamed_equals_kept_whole
@@ -54,7 +56,7 @@ def _planted(tmp_path, outer_cv, n_permutations=40):
 @pytest.mark.parametrize("outer_cv", ["leave-one-run-out", [1, 3]], ids=["every-run-held-out", "two-test-runs"])
 def test_streamed_statistics_equal_the_statistics_of_all_kept_predictions(tmp_path, monkeypatch, outer_cv):
     exp, data, spaces, masks = _planted(tmp_path, outer_cv)
-    monkeypatch.setattr(pipeline, "_VOXEL_BLOCK", 5)  # r by blocks of 5 voxels (with a remainder), as at real size
+    monkeypatch.setattr(space_statistics, "VOXEL_BLOCK", 5)  # r by blocks of 5 voxels (with a remainder), as at real size
     vox = assert_streamed_equals_kept_whole(exp, data, spaces, masks)
     # the comparison is not vacuous: real permutation p values, FWER and the planted effect are in the table
     assert vox["p"].notna().all() and vox["p_fwer"].notna().all() and vox["significant"].any()
@@ -104,6 +106,59 @@ def test_r_by_voxel_blocks_is_pearson_r_bit_for_bit():
     Y = rng.standard_normal((50, 4096 * 2 + 7)).astype(np.float32) * 30 + 1000  # raw BOLD scale: rounding shows
     P = (0.3 * Y + rng.standard_normal(Y.shape)).astype(np.float32)
     Y[:, 3] = 5.0  # a constant voxel stays NaN
-    r = pipeline._pearson_r_by_blocks(Y, P)
+    r = space_statistics.pearson_r_by_blocks(Y, P)
     np.testing.assert_array_equal(r, pearson_r(Y, P))
     assert np.isnan(r[3]) and np.isfinite(np.delete(r, 3)).all()
+
+
+def _assert_same(got, want):
+    pd.testing.assert_frame_equal(got[0], want[0], check_exact=True)
+    pd.testing.assert_frame_equal(got[1], want[1], check_exact=True)
+    for name in want[2]:
+        np.testing.assert_array_equal(got[2][name], want[2][name])
+    pd.testing.assert_frame_equal(got[3][0], want[3][0], check_exact=True)
+    for name, by_run in want[3][1].items():
+        for run, r in by_run.items():
+            np.testing.assert_array_equal(got[3][1][name][run], r)
+
+
+def test_checkpoints_keep_each_finished_space_as_statistics_and_resume_to_the_same_tables(tmp_path):
+    from brainalign.pipeline.checkpoint import EncodingCheckpoint
+
+    exp, data, spaces, masks = _planted(tmp_path, "leave-one-run-out")
+    plain = pipeline.cross_validate_statistics(exp, data, spaces, masks=masks)
+    root = tmp_path / "ck"
+    ck = EncodingCheckpoint(root)
+    _assert_same(pipeline.cross_validate_statistics(exp, data, spaces, checkpoint=ck, masks=masks), plain)
+    assert len(ck.fitted) == 4 * len(spaces)
+    # no (space, fold) entry is left, so no space's predictions: one statistics entry per space instead
+    assert not list(root.glob("*.npz")) and len(list((root / "statistics").glob("*.npz"))) == len(spaces)
+
+    stats = ck.for_stage("statistics", "space")
+    stats._paths("m/none/L1", 0)[0].unlink()  # lost (a kill before its entry was written): fitted again
+    ck2 = EncodingCheckpoint(root)
+    _assert_same(pipeline.cross_validate_statistics(exp, data, spaces, checkpoint=ck2, masks=masks), plain)
+    assert ck2.fitted == [("m/none/L1", fold) for fold in range(4)] and len(ck2.loaded) == 4 * (len(spaces) - 1)
+
+    spaces[2] = pipeline.FeatureSpace(spaces[2].name, spaces[2].X * 2 + 1, "model", model="m", prompt="none",
+                                      layer=2, depth=1.0)  # its features changed since: not reused
+    ck3 = EncodingCheckpoint(root)
+    with pytest.warns(UserWarning, match="other inputs"):
+        pipeline.cross_validate_statistics(exp, data, spaces, checkpoint=ck3, masks=masks)
+    assert ck3.fitted == [("m/none/L2", fold) for fold in range(4)]
+
+
+_ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = sorted(p for p in [*(_ROOT / "configs").glob("*.yaml"), *(_ROOT / "src/brainalign/configs").glob("*.yaml")]
+                 if "\nbrain:" in p.read_text() and "\nrepresentations:" not in p.read_text())  # not `steer` configs
+
+
+@pytest.mark.parametrize("config", SHIPPED, ids=[f"{p.parent.parent.name}/{p.stem}" for p in SHIPPED])
+def test_every_shipped_config_fits_32_gib_of_memory_and_20_gib_of_scratch_disk_per_subject(config):
+    """Issue 19's goal as the dry-run states it, at real size (published sizes where the data are absent)."""
+    from brainalign.pipeline.preflight import study_plan
+
+    exp = load_config(config)
+    plan = study_plan(exp, config.parent)
+    assert plan.memory_bytes <= 32 * 2**30 and plan.scratch_bytes <= 20 * 2**30, plan.text()
+    assert plan.prediction_bytes == 4 * plan.n_rows * plan.n_voxels  # one space's, whatever the number of spaces

@@ -442,10 +442,13 @@ def _extra_spaces(exp: Experiment) -> int:
 
 def checkpoint_bytes(exp: Experiment, plan: StudyPlan, n_folds: int) -> int:
     """Bytes of one subject's encoding checkpoints (the run's work folder beside ``--out``, deleted when the run
-    completes): every (space, fold) fit keeps its held-out predictions (float32) and its inner-CV scores (float64,
-    per alpha), and every (partition, fold) its per-voxel parts."""
+    completes). The (space, fold) fits of the space being fitted keep its held-out predictions (float32) and
+    inner-CV scores (float64, per alpha), those of the next ones too while worker processes run ahead; a finished
+    space keeps only its statistics (``pipeline.space_statistics``: r, p, q, FWER p, decisions and the chosen
+    alphas per voxel, its per-run r with ROIs); every (partition, fold) keeps its per-voxel parts."""
     spaces = plan.n_spaces + _extra_spaces(exp)
-    preds = spaces * plan.n_rows * plan.n_voxels * 4  # every row held out once
-    cv_scores = spaces * n_folds * len(exp.encoding.alphas) * plan.n_voxels * 8
+    in_flight = 1 + (exp.encoding.n_workers if exp.encoding.n_workers > 1 or exp.encoding.scheduler else 0)
+    fits = in_flight * (plan.n_rows * plan.n_voxels * 4 + n_folds * len(exp.encoding.alphas) * plan.n_voxels * 8)
+    per_space = plan.n_voxels * (4 * 8 + 2 + 8 * n_folds + (8 * n_folds if exp.brain.rois is not None else 0))
     partitions = len(exp.analysis.partitions) * n_folds * plan.n_voxels * 16 * 8
-    return int(preds + cv_scores + partitions)
+    return int(min(spaces, in_flight) / in_flight * fits + spaces * per_space + partitions)

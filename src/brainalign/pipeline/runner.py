@@ -16,14 +16,12 @@ import numpy as np
 import pandas as pd
 
 from brainalign._utils.errors import ConfigError, DataError
-from brainalign.analysis.metrics import pearson_r
 from brainalign.analysis.summary import compare_to_reference, layer_table, prompt_gain_table
 from brainalign.brain.recording import Recording
 from brainalign.config import Experiment, resolve_path
 from brainalign.pipeline.controls import control_pairs_for_models, control_spaces, controls_table
 from brainalign.encoding.design import design_delays, prepare_design
 from brainalign.encoding.estimators import RidgeCV
-from brainalign.analysis.stats import fdr_bh, permutation_test
 from brainalign.encoding.splits import leave_one_run_out, outer_folds
 from brainalign.features.store import FeatureStore
 from brainalign.encoding.held_out import HeldOut
@@ -32,6 +30,8 @@ from brainalign.features.models import make_extractor  # noqa: F401 (re-exported
 from brainalign.report.results import Results
 from brainalign.pipeline.extras import extra_analyses
 from brainalign.pipeline.partitions import fold_settings, partition_fold
+from brainalign.pipeline.space_statistics import (pearson_r_by_blocks, restore_statistics, roi_run_r,
+                                                  space_voxel_scores, statistics_entry)
 from brainalign.pipeline.checks import with_expanded_data_root
 from brainalign.study.data import Progress, StudyData, no_progress
 from brainalign.study.load import load_subject
@@ -60,30 +60,6 @@ def responsive_voxels(cv_scores: np.ndarray, fraction: float) -> np.ndarray:
     return np.sort(np.argsort(-best, kind="stable")[:n])
 
 
-#: voxels per block when the pipeline scores held-out predictions (pearson_r works in float64 on whole columns: a
-#: block bounds its copies at 4 × 8 × n_rows × _VOXEL_BLOCK bytes instead of 4 × 8 × n_rows × n_voxels)
-_VOXEL_BLOCK = 4096
-
-
-def _pearson_r_by_blocks(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
-    """:func:`brainalign.analysis.metrics.pearson_r` over blocks of voxel columns: the same numbers (each column
-    is reduced over its rows in the same order), a bounded working set.
-
-    Parameters
-    ----------
-    y_true, y_pred : ndarray of shape (n_rows, n_voxels)
-
-    Returns
-    -------
-    r : ndarray of shape (n_voxels,), float64
-    """
-    n_vox = y_true.shape[1]
-    if n_vox <= _VOXEL_BLOCK:
-        return pearson_r(y_true, y_pred)
-    return np.concatenate([pearson_r(y_true[:, s:s + _VOXEL_BLOCK], y_pred[:, s:s + _VOXEL_BLOCK])
-                           for s in range(0, n_vox, _VOXEL_BLOCK)])
-
-
 def _fit_predict(exp: Experiment, X: np.ndarray, Y: np.ndarray, runs: np.ndarray, train, test):
     Xtr, Xte = prepare_design(X, runs, train, test, design_delays(exp.timing, exp.is_items), exp.timing.pca_components)
     model = RidgeCV(alphas=exp.encoding.alphas, cv=leave_one_run_out(runs[train]), fit_intercept=False,
@@ -100,21 +76,26 @@ def _fit_arrays(exp: Experiment, X: np.ndarray, Y: np.ndarray, runs: np.ndarray,
 
 def _encode_space_by_space(
     exp: Experiment, data: StudyData, spaces: list[FeatureSpace], progress: Progress, checkpoint,
-    buffer: Callable[[str], np.ndarray], finished: Callable[[str, np.ndarray], None],
+    buffer: Callable[[str], np.ndarray], finished: Callable[..., None], restored: dict | None = None,
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """The nested CV of :func:`cross_validate`, one feature space after the other (reference first).
 
     Each space's held-out predictions go into ``buffer(name)`` (an (n_rows, n_voxels) float32 array of NaN) fold
-    by fold; ``finished(name, P)`` is called once the space's last fold is in, so the caller can compute what it
-    needs from the whole held-out series of that space and let it go before the next space starts. The fits run in
-    this space-major order (on the workers too); each fit is a pure function of its inputs, so the order changes no
-    number.
+    by fold; ``finished(name, P, rows, alphas, selections)`` is called once the space's last fold is in (its
+    run-score rows, its (n_folds, n_voxels) chosen alphas, and for the reference the responsive voxels of every
+    fold), so the caller can compute what it needs from the whole held-out series of that space and let it go
+    before the next space starts. The fits run in this space-major order (on the workers too); each fit is a pure
+    function of its inputs, so the order changes no number.
+
+    ``restored`` maps spaces finished by an interrupted run to their ``(rows, alphas, selections)``: they are not
+    fitted again (their folds count as loaded in ``checkpoint``).
 
     Returns
     -------
     run_scores : DataFrame (see :func:`cross_validate`)
     best_alphas : dict space -> ndarray (n_folds, n_voxels)
     """
+    restored = restored or {}
     Y = data.recording.data
     runs = data.recording.runs
     folds = outer_folds(exp.encoding, runs)
@@ -124,38 +105,49 @@ def _encode_space_by_space(
         raise ConfigError(f"analysis.reference='{ref}' is not a feature space; {unknown_space_hint(ref, by_name)}"
                           f"choose one of {sorted(by_name)}.")
     order = [by_name[ref]] + [sp for sp in spaces if sp.name != ref]
-    chosen: dict[str, list] = {sp.name: [] for sp in order}
-    selections: list[np.ndarray] = []  # per fold: the reference's responsive voxels
+    chosen: dict[str, np.ndarray] = {}
+    selections: list[np.ndarray] = list(restored[ref][2]) if ref in restored else []  # per fold, the reference's
     rows = []
     tick = progress("encoding", len(spaces) * len(folds))
     y_digest = checkpoint.digest(Y) if checkpoint is not None else None  # once, not per fit
     fitted = run_fits(  # in this order, on encoding.n_workers processes
         [FitTask(sp.name, fold, _fit_arrays, (exp, sp.X, Y, runs, train, test), inputs=(sp.X, y_digest, train, test))
-         for sp in order for fold, (train, test) in enumerate(folds)],
+         for sp in order if sp.name not in restored for fold, (train, test) in enumerate(folds)],
         n_workers=exp.encoding.n_workers, scheduler=exp.encoding.scheduler, blas_threads=exp.encoding.blas_threads,
         checkpoint=checkpoint)
     for sp in order:
+        if sp.name in restored:
+            space_rows, chosen[sp.name], _ = restored[sp.name]
+            rows += space_rows
+            if checkpoint is not None:
+                checkpoint.loaded += [(sp.name, fold) for fold in range(len(folds))]
+            for _ in folds:
+                tick()
+            continue
         held_out = buffer(sp.name)
+        space_rows, alphas = [], []
         for fold, (train, test) in enumerate(folds):
             res = next(fitted)
             if sp is order[0]:
                 selections.append(responsive_voxels(res["cv_scores"], exp.analysis.responsive_fraction))
             selection = selections[fold]
             held_out[test] = res["P"]
-            chosen[sp.name].append(res["best_alphas"])
+            alphas.append(res["best_alphas"])
             for run in np.unique(runs[test]):
                 sel = test[runs[test] == run]
-                r = _pearson_r_by_blocks(Y[sel], held_out[sel])
-                rows.append(
+                r = pearson_r_by_blocks(Y[sel], held_out[sel])
+                space_rows.append(
                     dict(space=sp.name, run=int(run), mean_r=float(np.nanmean(r)),
                          median_r=float(np.nanmedian(r)), mean_r_responsive=float(np.nanmean(r[selection])),
                          n_voxels=int(np.isfinite(r).sum()), n_responsive=int(selection.size))
                 )
             tick()
-        finished(sp.name, held_out)
+        chosen[sp.name] = np.stack(alphas)
+        rows += space_rows
+        finished(sp.name, held_out, space_rows, chosen[sp.name], selections if sp is order[0] else None)
         del held_out  # before the next space's buffer is allocated: one space at a time
     run_scores = pd.DataFrame(rows).sort_values(["space", "run"], ignore_index=True)
-    return run_scores, {k: np.stack(v) for k, v in chosen.items()}
+    return run_scores, {sp.name: chosen[sp.name] for sp in order}
 
 
 def cross_validate(
@@ -189,12 +181,11 @@ def cross_validate(
     (:func:`brainalign.pipeline.workers.run_fits`); results are used in the same
     order, so the tables are identical.
     """
-    names = [exp.analysis.reference] + [sp.name for sp in spaces if sp.name != exp.analysis.reference]
-    if exp.analysis.reference not in {sp.name for sp in spaces}:
-        names = []  # _encode_space_by_space names the problem
+    ref = exp.analysis.reference
+    names = [ref] + [sp.name for sp in spaces if sp.name != ref] if ref in {sp.name for sp in spaces} else []
     preds = HeldOut(names, data.recording.data.shape, exp.encoding.predictions_in_memory_gib)
     run_scores, best_alphas = _encode_space_by_space(exp, data, spaces, progress, checkpoint,
-                                                     buffer=preds.__getitem__, finished=lambda name, P: None)
+                                                     buffer=preds.__getitem__, finished=lambda *a: None)
     return run_scores, preds, best_alphas
 
 
@@ -207,9 +198,14 @@ def cross_validate_statistics(
     Each space's voxel statistics (:func:`voxel_scores`) and ROI run scores
     (:func:`brainalign.analysis.roi_scores.roi_run_scores`) are computed as soon as its last outer fold is
     fitted, by the same functions on the same arrays as from :func:`cross_validate`'s predictions (so the tables
-    are identical, bit for bit); then its predictions are dropped. Memory and scratch disk hold one space's
+    are identical, bit for bit); then its predictions are dropped. Memory and TMPDIR hold one space's
     held-out predictions (n_rows × n_voxels float32; memory-mapped past ``encoding.predictions_in_memory_gib``)
     whatever the number of spaces.
+
+    With ``checkpoint``, a finished space's statistics are stored as one entry (stage ``statistics``,
+    :mod:`brainalign.pipeline.space_statistics`) and its (space, fold) entries, which hold its predictions, are
+    deleted, so the work folder too holds one space's predictions at a time; a resumed run reads the entry back
+    (same bytes) instead of fitting the space again.
 
     Parameters
     ----------
@@ -227,58 +223,59 @@ def cross_validate_statistics(
 
     Y, runs = data.recording.data, data.recording.runs
     how = exp.brain.rois.how if exp.brain.rois is not None else "mean"
-    frames, roi_frames, voxel_r = [], [], {}
+    frames, voxel_r = {}, {}
     tick = progress("statistics", len(spaces))
     current: list[HeldOut] = []
+    stats_ck, digests, restored = None, {}, {}
+    by_name = {sp.name: sp for sp in spaces}
+    if checkpoint is not None and exp.analysis.reference in by_name:
+        stats_ck = checkpoint.for_stage("statistics", "space")
+        folds = outer_folds(exp.encoding, runs)
+        common = (checkpoint.digest(Y), by_name[exp.analysis.reference].X, *[i for f in folds for i in f])
+        for sp in spaces:  # an entry is reused only for the same features, data, folds and reference
+            digests[sp.name] = checkpoint.digest(sp.X, *common)
+            got = stats_ck.lookup(sp.name, 0, digests[sp.name])
+            if got is not None:
+                frame, rows, alphas, run_r, selections = restore_statistics(sp.name, got)
+                if (run_r is None) == (not masks):
+                    frames[sp.name] = frame
+                    if masks:
+                        voxel_r[sp.name] = run_r
+                    restored[sp.name] = (rows, alphas, selections)
+        if exp.analysis.reference not in restored:  # the other spaces' run scores need its selections
+            restored = {}
+        for name in restored:
+            tick()
 
     def buffer(name: str) -> np.ndarray:
         current.append(HeldOut([name], Y.shape, exp.encoding.predictions_in_memory_gib))
         return current[-1][name]
 
-    def finished(name: str, P: np.ndarray) -> None:
-        frames.append(_space_voxel_scores(exp, Y, runs, name, P))
+    def finished(name: str, P: np.ndarray, rows: list[dict], alphas: np.ndarray, selections) -> None:
+        frames[name] = space_voxel_scores(exp.analysis, exp.is_items, exp.seed, Y, runs, name, P)
         if masks:  # as roi_run_scores, r by voxel blocks
-            held = np.isfinite(P).all(1)
-            voxel_r[name] = {int(run): _pearson_r_by_blocks(Y[held & (runs == run)], P[held & (runs == run)])
-                             for run in np.unique(runs[held])}
-            roi_frames.append(roi_scores_from_r({name: voxel_r[name]}, masks, how))
+            voxel_r[name] = roi_run_r(Y, runs, P)
         current.pop().close()  # this space's predictions (and its memory map, if any) go now
+        if stats_ck is not None:
+            stats_ck.put(name, 0, dict(statistics_entry(frames[name], rows, alphas, voxel_r.get(name) if masks
+                                                        else None, selections), _inputs=np.array(digests[name])))
+            for fold in range(len(alphas)):  # its predictions are in the entry's statistics now
+                checkpoint.discard(name, fold)
         tick()
 
     try:
-        run_scores, best_alphas = _encode_space_by_space(exp, data, spaces, progress, checkpoint, buffer, finished)
+        run_scores, best_alphas = _encode_space_by_space(exp, data, spaces, progress, checkpoint, buffer, finished,
+                                                         restored)
     finally:
         while current:
             current.pop().close()
-    roi = (pd.concat(roi_frames, ignore_index=True), voxel_r) if masks else None
-    return run_scores, pd.concat(frames, ignore_index=True), best_alphas, roi
-
-
-def _space_voxel_scores(exp: Experiment, Y: np.ndarray, runs: np.ndarray, name: str, P: np.ndarray) -> pd.DataFrame:
-    """The rows of :func:`voxel_scores` for one space (``P``: its held-out predictions, NaN rows never held out)."""
-    a = exp.analysis
-    held = np.isfinite(P).all(1)
-    if held.all():  # every row held out (the usual case): no (n_rows, n_voxels) copies of Y and P
-        y_held, p_held, runs_held = Y, P, runs
-    else:
-        y_held, p_held, runs_held = Y[held], P[held], runs[held]
-    p_fwer = None
-    if a.n_permutations > 0:
-        block = 1 if exp.is_items else a.block_length  # items are exchangeable
-        r, p, *fwer = permutation_test(y_held, p_held, runs_held, block_length=block,
-                                       n_permutations=a.n_permutations, metric="r", seed=exp.seed,
-                                       return_fwer=a.fwer_alpha is not None)
-        significant, q = fdr_bh(p, a.fdr_q)
-        p_fwer = fwer[0] if fwer else None
-    else:
-        r = _pearson_r_by_blocks(y_held, p_held)
-        p = q = np.full(r.size, np.nan)
-        significant = np.zeros(r.size, dtype=bool)
-    frame = pd.DataFrame(dict(space=name, voxel=np.arange(r.size), r=r, p=p, q=q, significant=significant))
-    if a.fwer_alpha is not None:  # max-statistic family-wise error over voxels, next to BH-FDR
-        frame["p_fwer"] = p_fwer if p_fwer is not None else np.nan
-        frame["significant_fwer"] = (frame["p_fwer"] < a.fwer_alpha).to_numpy()
-    return frame
+    order = list(best_alphas)
+    roi = None
+    if masks:
+        voxel_r = {name: voxel_r[name] for name in order}
+        roi = (pd.concat([roi_scores_from_r({name: voxel_r[name]}, masks, how) for name in order],
+                         ignore_index=True), voxel_r)
+    return run_scores, pd.concat([frames[name] for name in order], ignore_index=True), best_alphas, roi
 
 
 def voxel_scores(
@@ -296,7 +293,7 @@ def voxel_scores(
     tick = progress("statistics", len(predictions))
     for name, P in predictions.items():
         tick()
-        rows.append(_space_voxel_scores(exp, Y, runs, name, P))
+        rows.append(space_voxel_scores(exp.analysis, exp.is_items, exp.seed, Y, runs, name, P))
     return pd.concat(rows, ignore_index=True)
 
 
