@@ -182,6 +182,7 @@ class StudyPlan:
     predictions_on_disk: bool = False
     statistics_bytes: int = 0  # what the voxel statistics keep of every space for the tables
     n_all_spaces: int = 0  # n_spaces + baselines and control spaces
+    feature_space_bytes: int = 0  # every model space's row-wise features, built before the fits and held by them
     scratch_bytes: int = 0  # TMPDIR + the run's work folder (encoding checkpoints), per subject
     assumed: list[str] = field(default_factory=list)
 
@@ -194,7 +195,9 @@ class StudyPlan:
         lines.append(f"feature spaces: {self.n_spaces} per subject; ridge fits: {self.n_fits:,} "
                      f"(about {self.ridge_seconds / 3600:.1f} h of ridge on one CPU core at 10 GFLOP/s)")
         lines.append(f"forward passes: {self.forward_passes:,}; features: {self.feature_bytes / 2**30:.1f} GiB; "
-                     f"peak memory about {self.memory_bytes / 2**30:.1f} GiB")
+                     f"peak memory about {self.memory_bytes / 2**30:.1f} GiB per subject, "
+                     f"{self.feature_space_bytes / 2**30:.1f} GiB of it the row-wise features of every model space "
+                     "(all built before the first fit)")
         where = "memory-mapped in TMPDIR (above encoding.predictions_in_memory_gib)" if self.predictions_on_disk \
             else "in memory (counted above)"
         lines.append(f"held-out predictions: {self.prediction_bytes / 2**30:.1f} GiB, one space at a time (the voxel "
@@ -350,6 +353,7 @@ def study_plan(exp: Experiment, base_dir: Path | None = None, data_root: Path | 
         plan.forward_passes += passes
         plan.feature_bytes += fbytes
         spaces = n_prompts * layers
+        plan.feature_space_bytes += spaces * plan.n_rows * hidden * 4  # float32 (n_rows, hidden) per space
         plan.n_spaces += spaces
         p = min(hidden, exp.timing.pca_components or hidden) * len(exp.timing.delays if not exp.is_items else [0])
         n = plan.n_rows
@@ -368,9 +372,12 @@ def study_plan(exp: Experiment, base_dir: Path | None = None, data_root: Path | 
     plan.prediction_bytes = stats["buffer"]
     plan.statistics_bytes = stats["kept"]
     plan.predictions_on_disk = plan.prediction_bytes > exp.encoding.predictions_in_memory_gib * 2**30
-    plan.memory_bytes = int(max(plan.n_rows * plan.n_voxels * 8 * 2,
-                                plan.n_rows * plan.n_voxels * 4 + plan.n_rows * max_p * 8 * 3 + stats["work"]
-                                + stats["kept"] + (0 if plan.predictions_on_disk else plan.prediction_bytes)))
+    # the feature spaces (every space's (n_rows, hidden) float32 features: timing.spaces.build_feature_spaces builds
+    # them all before the first fit) are held throughout
+    plan.memory_bytes = int(plan.feature_space_bytes + max(
+        plan.n_rows * plan.n_voxels * 8 * 2,
+        plan.n_rows * plan.n_voxels * 4 + plan.n_rows * max_p * 8 * 3 + stats["work"] + stats["kept"]
+        + (0 if plan.predictions_on_disk else plan.prediction_bytes)))
     plan.scratch_bytes = int((plan.prediction_bytes if plan.predictions_on_disk else 0)
                              + checkpoint_bytes(exp, plan, n_folds))
     if exp.encoding.n_workers > 1 and exp.encoding.scheduler is None:  # each LocalCluster worker: see estimate_memory
