@@ -156,10 +156,10 @@ def cross_validate(
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Nested run-wise CV: outer held-out runs, inner leave-one-run-out alpha choice.
 
-    In every outer fold the reference space is fitted first; its inner-CV
+    The reference space is fitted first; in every outer fold its inner-CV
     scores (training runs only) define the fold's *responsive voxels*, the
     same set for every space, so paired comparisons stay fair and test data
-    never choose voxels.
+    never choose voxels. Then the other spaces, one after the other.
 
     This keeps every space's held-out predictions (n_spaces × n_rows × n_voxels float32, memory-mapped past
     ``encoding.predictions_in_memory_gib``). :func:`run_subject` does not: it uses
