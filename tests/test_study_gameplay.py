@@ -173,3 +173,13 @@ def test_dry_run_counts_frames_from_the_plays_and_bold_headers(mini):
     assert real.returncode == 0, real.stderr[-2000:]
     per_subject = 6 * 3 * 92 * 4  # runs × games × TRs per game × max_frames
     assert "assumed" in real.stdout and f"{31 * per_subject * 11:,} forward passes" in real.stdout
+
+
+def test_streamed_voxel_statistics_equal_those_of_all_kept_predictions(mini, gameplay_out, feature_cache):
+    """Issue 19 §2 on this study's data: the block-permutation p, FDR and ROI scores computed space by space as
+    the folds finish equal those over every space's kept predictions, bit for bit."""
+    from streaming_parity import assert_study_streamed_equals_kept_whole
+
+    sets = mini_overrides()[1::2]
+    vox = assert_study_streamed_equals_kept_whole(CONFIG, sets, mini["root"], feature_cache, "01")
+    assert vox["p"].notna().all() and vox["space"].nunique() == 4

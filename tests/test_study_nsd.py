@@ -107,3 +107,12 @@ def test_dry_run_counts_forward_passes_from_the_design(nsd):
     assert f"ViT-H: 1 prompt(s) × 33 layers × 1280 dims; {len(ids):,} forward passes" in proc.stdout
     real = run_cli("run", str(CONFIG), "--dry-run")  # no data: NSD's published sizes, marked as assumed
     assert real.returncode == 0 and "assumed" in real.stdout and "37,000 forward passes" in real.stdout
+
+
+def test_streamed_voxel_statistics_equal_those_of_all_kept_predictions(nsd, nsd_out, feature_cache):
+    """Issue 19 §2 on this study's data (items, a train/test split: rows never held out): the permutation p and
+    FDR computed space by space as the folds finish equal those over every space's kept predictions."""
+    from streaming_parity import assert_study_streamed_equals_kept_whole
+
+    vox = assert_study_streamed_equals_kept_whole(CONFIG, MINI[1::2], nsd["root"], feature_cache, "1")
+    assert vox["p"].notna().all() and vox["space"].nunique() == 4

@@ -248,9 +248,10 @@ def test_memory_preflight_refuses_a_run_that_cannot_fit(study):
     from brainalign.pipeline.preflight import preflight
 
     exp = load_config(study)
-    need = estimate_memory(exp, 484, 530)
-    # the prediction arrays alone: one float32 (n_trs, n_voxels) per space
-    assert need >= 4 * 484 * 530 * (2 * 2 + 2)
+    n_runs = preflight(exp, study.parent, str(study), memory_limit=2**50)["n_runs"]
+    need = estimate_memory(exp, 484, 530, n_runs=n_runs)
+    # the float32 data, one space's float32 held-out predictions and every space's voxel-table rows
+    assert need >= 4 * 484 * 530 * 2 + (2 * 2 + 2) * 530 * 64
     info = preflight(exp, study.parent, str(study), memory_limit=need)
     assert info["memory_bytes"] == need
     with pytest.raises(ConfigError, match=r"needs about .* GiB but .* are available; analyse fewer layers"):
@@ -259,14 +260,14 @@ def test_memory_preflight_refuses_a_run_that_cannot_fit(study):
     # each worker process holds its own interpreter, a copy of the data and one fit: too many workers for the
     # memory that one process would fit in are blamed on encoding.n_workers, not on the models
     many = exp.model_copy(update=dict(encoding=exp.encoding.model_copy(update=dict(n_workers=8))))
-    need8 = estimate_memory(many, 484, 530)
+    need8 = estimate_memory(many, 484, 530, n_runs=n_runs)
     assert need8 >= need + 8 * (256 * 2**20 + 4 * 484 * 530)
     with pytest.raises(ConfigError, match=r"with 8 worker processes the run needs about .* GiB \(.* in one "
                                           r"process\) .* lower encoding.n_workers") as err:
         preflight(many, study.parent, str(study), memory_limit=need8 // 2)
     assert err.value.field == "encoding.n_workers"
     remote = many.model_copy(update=dict(encoding=many.encoding.model_copy(update=dict(scheduler="tcp://h:8786"))))
-    assert estimate_memory(remote, 484, 530) == need  # a remote cluster's memory is not this machine's
+    assert estimate_memory(remote, 484, 530, n_runs=n_runs) == need  # a remote cluster's memory is not this machine's
 
 
 # ---------------------------------------------------------------- array level

@@ -18,7 +18,8 @@ from brainalign._utils.locking import StaleLockWarning
 from small_experiment import (ONE_PARTITION, PARTITION_TABLES, TABLES, cli, make_small_experiment, one_line,
                               run_until_stalled_then_kill, with_workers)
 
-N_FITS = 6 * 4  # (2 layers x 2 prompts + 2 baselines) spaces x 4 outer folds
+N_FOLDS = 4
+N_FITS = 6 * N_FOLDS  # (2 layers x 2 prompts + 2 baselines) spaces x 4 outer folds
 N_FEATURES = 2 * 8  # prompts x stimuli
 N_PARTITION_FITS = 1 * 4  # partitions x outer folds
 N_PERM = 50  # block permutations per space
@@ -80,7 +81,10 @@ def test_sigkill_in_features_then_in_fitting_then_resume_is_byte_identical(small
     err = one_line(run_until_stalled_then_kill(args + ["--resume"], "encoding-fit:10", tmp_path / "stalled-2"))
     assert f"features: 11 cached, {N_FEATURES - 11} computed" in err
     assert all(p.stat().st_mtime_ns == t for p, t in mtimes.items())  # finished entries were not rewritten
-    assert len(list((work / "checkpoints").glob("*.npz"))) == 10
+    # 10 fits of 4 folds each space: 2 finished spaces kept as statistics entries (their fold entries, which
+    # hold predictions, deleted) and 2 fold entries of the third
+    assert len(list((work / "checkpoints").glob("*.npz"))) == 10 % N_FOLDS
+    assert len(list((work / "checkpoints" / "statistics").glob("*.npz"))) == 10 // N_FOLDS
 
     # 3. resumed to the end: nothing finished is recomputed, and the tables equal the uninterrupted run's
     resumed = cli(*args, "--resume")
@@ -114,7 +118,8 @@ def test_killed_on_two_workers_while_partitioning_then_resumed_on_one(small, tmp
     _, alive = psutil.wait_procs(workers, timeout=60)
     assert not alive, f"worker processes outlived the killed run: {alive}"
     checkpoints = tmp_path / ".out.work" / "checkpoints"
-    assert len(list(checkpoints.glob("*.npz"))) == N_FITS
+    assert not list(checkpoints.glob("*.npz"))  # every space finished: its statistics entry replaced its folds'
+    assert len(list((checkpoints / "statistics").glob("*.npz"))) == N_FITS // N_FOLDS
     assert len(list((checkpoints / "partition").glob("*.npz"))) == 2
 
     resumed = cli("run", str(cfg), "--out", str(out), "--cache", str(cache), "--resume")

@@ -90,7 +90,7 @@ RUNTIME_ERRORS = {
     "pipeline/partitions.py:partition_vif_table": [FLAT_SPACE],
     "pipeline/partitions.py:_check_names": ["validate: partition-control-space-with-controls-off"],
     "pipeline/partitions.py:partition_control_tables": [S],  # PartitionSpec: control keys are its spaces
-    "pipeline/runner.py:cross_validate": ["validate: reference-not-fitted"],
+    "pipeline/runner.py:_encode_space_by_space": ["validate: reference-not-fitted"],
     "pipeline/runner.py:partition_spaces": ["validate: partition-layer-not-fitted"],
     "pipeline/runner.py:load_roi_masks": ["validate: rois-on-surface-data", ROI_DATASET, "validate: roi-group-label-unknown",
                                           "validate: roi-hierarchy-unknown"],
@@ -210,8 +210,8 @@ def test_the_listing_catches_a_new_raise():
     with pytest.raises(AssertionError, match="no verdict"):
         check_listing(found + [("pipeline/runner.py:new_stage", "ConfigError")], RUNTIME_ERRORS, _cases())
     with pytest.raises(AssertionError, match="one verdict per raise"):
-        check_listing(found + [("pipeline/runner.py:cross_validate", "ConfigError")], RUNTIME_ERRORS, _cases())
-    bad = dict(RUNTIME_ERRORS, **{"pipeline/runner.py:cross_validate": ["validate: no-such-case"]})
+        check_listing(found + [("pipeline/runner.py:_encode_space_by_space", "ConfigError")], RUNTIME_ERRORS, _cases())
+    bad = dict(RUNTIME_ERRORS, **{"pipeline/runner.py:_encode_space_by_space": ["validate: no-such-case"]})
     with pytest.raises(AssertionError, match="no config case"):
         check_listing(found, bad, _cases())
 

@@ -365,8 +365,7 @@ def test_disk_needs_name_each_place_and_add_up_on_one_file_system(study, tmp_pat
     assert [n.moved_by for n in needs] == ["--cache", "TMPDIR", "--out"]
     assert needs[1].folder == tmp_path / "tmp"
     plan = study_plan(exp, study.parent)
-    spaces = plan.n_spaces + len(exp.analysis.baselines)
-    assert needs[1].bytes == spaces * plan.n_rows * plan.n_voxels * 4  # one float32 prediction per space
+    assert needs[1].bytes == plan.n_rows * plan.n_voxels * 4  # one space's float32 predictions at a time
     total = sum(n.bytes for n in needs)
     _free(monkeypatch, total - 1)  # each alone would fit
     assert all(n.bytes < total - 1 for n in needs)

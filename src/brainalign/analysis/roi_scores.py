@@ -19,7 +19,7 @@ from brainalign.analysis.metrics import pearson_r
 from brainalign.analysis.rois import stat_function, hierarchy_gain, prompt_gain
 from brainalign.analysis.summary import paired_test
 
-__all__ = ["roi_run_scores", "roi_comparisons", "roi_layer_tables", "roi_gain_tables", "combine_roi_masks"]
+__all__ = ["roi_run_scores", "roi_scores_from_r", "roi_comparisons", "roi_layer_tables", "roi_gain_tables", "combine_roi_masks"]
 
 
 def combine_roi_masks(label_masks: Mapping[str, np.ndarray], label_table: Mapping[int, str],
@@ -74,21 +74,39 @@ def roi_run_scores(
     table : DataFrame with columns ``space, roi, run, value, n_voxels``
     voxel_r : dict space -> dict run -> ndarray (n_voxels,) of r
     """
-    f = stat_function(how)
-    rows, voxel_r = [], {}
+    voxel_r = {}
     for name, P in predictions.items():
         held = np.isfinite(P).all(1)
-        voxel_r[name] = {}
-        for run in np.unique(runs[held]):
-            sel = held & (runs == run)
-            r = pearson_r(Y[sel], P[sel])
-            voxel_r[name][int(run)] = r
+        voxel_r[name] = {int(run): pearson_r(Y[held & (runs == run)], P[held & (runs == run)])
+                         for run in np.unique(runs[held])}
+    return roi_scores_from_r(voxel_r, masks, how), voxel_r
+
+
+def roi_scores_from_r(
+    voxel_r: Mapping[str, Mapping[int, np.ndarray]], masks: Mapping[str, np.ndarray], how: str = "mean",
+) -> pd.DataFrame:
+    """The table of :func:`roi_run_scores` from per-voxel r already computed.
+
+    Parameters
+    ----------
+    voxel_r : mapping space -> mapping run -> ndarray (n_voxels,) of r
+    masks : mapping ROI -> bool ndarray (n_voxels,)
+    how : {"mean", "median"}
+
+    Returns
+    -------
+    DataFrame with columns ``space, roi, run, value, n_voxels`` (spaces, runs and ROIs in the given order)
+    """
+    f = stat_function(how)
+    rows = []
+    for name, by_run in voxel_r.items():
+        for run, r in by_run.items():
             for roi, m in masks.items():
                 v = r[m]
                 v = v[np.isfinite(v)]
                 rows.append(dict(space=name, roi=roi, run=int(run), value=float(f(v)) if v.size else np.nan,
                                  n_voxels=int(v.size)))
-    return pd.DataFrame(rows, columns=["space", "roi", "run", "value", "n_voxels"]), voxel_r
+    return pd.DataFrame(rows, columns=["space", "roi", "run", "value", "n_voxels"])
 
 
 def roi_comparisons(roi_scores: pd.DataFrame, reference: str) -> pd.DataFrame:

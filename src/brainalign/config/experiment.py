@@ -179,8 +179,8 @@ class EncodingSpec(StrictModel):
     )
     predictions_in_memory_gib: float = Field(
         8.0, gt=0, exclude=True,
-        description="Held-out predictions of all spaces larger than this (GiB) are memory-mapped files in TMPDIR "
-        "instead of RAM (identical results; seed-scale studies need it).",
+        description="One feature space's held-out predictions (the voxel statistics keep one space at a time) "
+        "larger than this (GiB) are a memory-mapped file in TMPDIR instead of RAM (identical results).",
     )
     blas_threads: int = Field(
         1, ge=1,

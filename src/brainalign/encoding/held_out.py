@@ -1,10 +1,11 @@
-"""Held-out predictions of every feature space, in memory or memory-mapped on disk when they are large.
+"""Held-out predictions of feature spaces, in memory or memory-mapped on disk when they are large.
 
-The voxel statistics (block permutations) and the ROI tables need each space's held-out predictions, an
-(n_rows, n_voxels) float32 array per space. At study scale that is the largest object of a run (the NSD study at full
-size: 718 spaces × 10,000 images × 15,724 voxels ≈ 420 GiB), so past ``encoding.predictions_in_memory_gib`` the
-arrays are ``.npy`` memory maps in a temporary folder (``TMPDIR``; removed by :meth:`HeldOut.close`): the operating
-system pages them in as the statistics read them, one space at a time. The numbers are identical either way.
+Each space's held-out predictions are an (n_rows, n_voxels) float32 array: at study scale the largest arrays of a
+run (the movies study: 13,021 rows × 81,924 vertices ≈ 4 GiB per space, 1,763 spaces). The pipeline scores each
+space as soon as its folds are fitted and keeps one such array at a time
+(:func:`brainalign.pipeline.runner.cross_validate_statistics`); :func:`brainalign.pipeline.runner.cross_validate`
+keeps all of them for callers that ask. Past ``encoding.predictions_in_memory_gib`` the arrays are ``.npy`` memory
+maps in a temporary folder (``TMPDIR``; removed by :meth:`HeldOut.close`). The numbers are identical either way.
 """
 from __future__ import annotations
 

@@ -153,6 +153,13 @@ class EncodingCheckpoint:
     def put(self, space: str, fold: int, arrays: dict[str, np.ndarray]) -> None:
         self._entries.put(self._name(space, fold), dict(arrays, _space=np.array(space)))
 
+    def discard(self, space: str, fold: int) -> None:
+        """Delete the entry of (space, fold), if any (what the pipeline needed of it is stored elsewhere: a
+        space's statistics entry). The checksum goes first, so a half-deleted entry reads as absent."""
+        npz, side = self._paths(space, fold)
+        side.unlink(missing_ok=True)
+        npz.unlink(missing_ok=True)
+
     def lookup(self, space: str, fold: int, digest: str) -> dict[str, np.ndarray] | None:
         """The stored arrays of (space, fold) if they were fitted on inputs with this ``digest``
         (:func:`inputs_digest`), else None (an entry fitted on other inputs is warned about)."""

@@ -19,7 +19,7 @@ from brainalign.study.data import expand_data_root
 
 __all__ = ["with_expanded_data_root", "preflight_nifti", "check_data_root", "model_shapes", "check_models",
            "PlannedSpaces", "check_space_names", "check_rois", "check_roi_names", "check_rois_have_a_mask",
-           "estimate_memory",
+           "estimate_memory", "statistics_memory",
            "nifti_excluded_voxels"]
 
 
@@ -311,13 +311,50 @@ def _check_coupling(exp: Experiment, layers, shapes, planned: PlannedSpaces, con
                           file=config_file, field="analysis.coupling.layer")
 
 
-def estimate_memory(exp: Experiment, n_trs: int, n_voxels: int, n_layers: dict[str, int] | None = None) -> int:
-    """Bytes the pipeline holds at its peak (rough upper bound): the cleaned data (float64), one float32
-    held-out prediction per feature space, and the ridge work arrays of one fit; with ``encoding.n_workers`` > 1,
-    for every worker process also its base footprint, a copy of the data and one fit's work arrays.
+#: voxel columns per block when held-out predictions are scored (``brainalign.pipeline.runner._VOXEL_BLOCK``) and
+#: per batch of the permutation test (``permutation_test(voxel_batch=1024)``)
+_R_BLOCK, _PERM_BATCH = 4096, 1024
+#: bytes per (space, voxel) row of the voxel table while it is built: space, voxel, r, p, q, significant,
+#: p_fwer, significant_fwer, alpha (~58), twice while the spaces' tables are joined
+_VOXEL_ROW_BYTES = 2 * 64
+
+
+def statistics_memory(exp: Experiment, n_rows: int, n_voxels: int, n_spaces: int, n_folds: int,
+                      n_runs: int) -> dict[str, int]:
+    """Bytes of the voxel statistics of one subject, computed space by space as its folds finish
+    (:func:`brainalign.pipeline.runner.cross_validate_statistics`).
+
+    Returns
+    -------
+    dict with
+        ``buffer``: one space's held-out predictions, float32 (n_rows, n_voxels): the only array of that size,
+        whatever the number of spaces (in RAM, or memory-mapped in TMPDIR past
+        ``encoding.predictions_in_memory_gib``);
+        ``work``: the largest working set while a space is scored (float64 copies of a block of voxel columns for
+        r; a permutation batch of 1024 voxels, its block-pair products and its null);
+        ``kept``: what every space leaves until the tables are written: its rows of the voxel table, its chosen
+        alphas (float64, per outer fold) and, with ``brain.rois``, its per-run r (float64, per voxel).
+    """
+    a = exp.analysis
+    buffer = 4 * n_rows * n_voxels
+    work = 4 * 8 * n_rows * min(n_voxels, _R_BLOCK)
+    if a.n_permutations > 0:
+        batch = min(n_voxels, _PERM_BATCH)
+        work = max(work, batch * (56 * n_rows + 12 * a.n_permutations) + 8 * a.n_permutations * n_rows)
+    per_space = n_voxels * (_VOXEL_ROW_BYTES + 8 * n_folds + (8 * n_runs if exp.brain.rois is not None else 0))
+    return dict(buffer=int(buffer), work=int(work), kept=int(n_spaces * per_space))
+
+
+def estimate_memory(exp: Experiment, n_trs: int, n_voxels: int, n_layers: dict[str, int] | None = None,
+                    n_runs: int = 16) -> int:
+    """Bytes the pipeline holds at its peak (rough upper bound): the cleaned data (float64, twice while loading),
+    then during the fits the float32 data, the ridge work arrays of one fit and the voxel statistics
+    (:func:`statistics_memory`: one space's held-out predictions, unless memory-mapped, and what each space keeps
+    for the tables); with ``encoding.n_workers`` > 1, for every worker process also its base footprint, a copy of
+    the data and one fit's work arrays.
 
     ``n_layers`` (model name → layers read) is used where known; otherwise a list of layers counts its length
-    and ``'all'`` counts 49 (a deep model)."""
+    and ``'all'`` counts 49 (a deep model); ``n_runs`` (outer folds = held-out runs) scales what each space keeps."""
     known = n_layers or {}
     n_layers = 0
     for m in exp.models:
@@ -325,9 +362,10 @@ def estimate_memory(exp: Experiment, n_trs: int, n_voxels: int, n_layers: dict[s
     n_spaces = n_layers * len(exp.prompts) + len(exp.analysis.baselines)
     k = (exp.timing.pca_components or 1024) * len(exp.timing.delays)
     data = 8 * n_trs * n_voxels
-    preds = 4 * n_trs * n_voxels * n_spaces
     fit = 8 * (n_trs * k + k * k + 3 * n_trs * n_voxels + 2 * len(exp.encoding.alphas) * n_voxels)
-    need = data * 2 + preds + fit
+    stats = statistics_memory(exp, n_trs, n_voxels, n_spaces, n_runs, n_runs)
+    buffer = 0 if stats["buffer"] > exp.encoding.predictions_in_memory_gib * 2**30 else stats["buffer"]
+    need = max(data * 2, data // 2 + fit + buffer + stats["work"] + stats["kept"])
     n_workers = exp.encoding.n_workers if exp.encoding.scheduler is None else 1  # a remote cluster is its own
     if n_workers > 1:  # each LocalCluster worker: its interpreter and imports, a float32 copy of Y, one fit
         need += n_workers * (WORKER_BASE_BYTES + 4 * n_trs * n_voxels + fit)
@@ -547,7 +585,7 @@ def preflight_nifti(exp: Experiment, base_dir: Path | None = None, config_file: 
                           "brain.mask.", file=config_file, field="brain.bold")
     if message:
         notes.append(f"{message} Fix {bold} (brain.bold), or leave these voxels out of brain.mask to silence this.")
-    need = estimate_memory(exp, int(img.shape[3]), n_vox, {m: len(v) for m, v in layers.items()})
+    need = estimate_memory(exp, int(img.shape[3]), n_vox, {m: len(v) for m, v in layers.items()}, n_runs)
     if memory_limit is None:
         try:
             import psutil
@@ -557,7 +595,7 @@ def preflight_nifti(exp: Experiment, base_dir: Path | None = None, config_file: 
             memory_limit = None
     if memory_limit is not None and need > memory_limit and exp.encoding.n_workers > 1 and exp.encoding.scheduler is None:
         alone = estimate_memory(exp.model_copy(update=dict(encoding=exp.encoding.model_copy(update=dict(
-            n_workers=1)))), int(img.shape[3]), n_vox, {m: len(v) for m, v in layers.items()})
+            n_workers=1)))), int(img.shape[3]), n_vox, {m: len(v) for m, v in layers.items()}, n_runs)
         if alone <= memory_limit:
             raise ConfigError(f"with {exp.encoding.n_workers} worker processes the run needs about {need / 2**30:.1f} "
                               f"GiB ({alone / 2**30:.1f} GiB in one process) but {memory_limit / 2**30:.1f} GiB are "

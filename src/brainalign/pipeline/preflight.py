@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from brainalign.config import ConfigError, Experiment, ImageStimuli, MovieClipStimuli, resolve_path
-from brainalign.pipeline.checks import (WORKER_BASE_BYTES, check_data_root, check_models, check_space_names,
+from brainalign.pipeline.checks import (WORKER_BASE_BYTES, statistics_memory, check_data_root, check_models, check_space_names,
                                         _local_config, check_roi_names, check_rois_have_a_mask, model_shapes,
                                         preflight_nifti, with_expanded_data_root)
 from brainalign._utils.disk import DiskNeed, check_disk
@@ -210,8 +210,12 @@ class StudyPlan:
     ridge_seconds: float = 0.0  # on one CPU core at RIDGE_CORE_FLOPS
     ridge_backend: str = "numpy"
     memory_bytes: int = 0
-    prediction_bytes: int = 0
+    prediction_bytes: int = 0  # one space's held-out predictions (the voxel statistics keep one space at a time)
     predictions_on_disk: bool = False
+    statistics_bytes: int = 0  # what the voxel statistics keep of every space for the tables
+    n_all_spaces: int = 0  # n_spaces + baselines and control spaces
+    feature_space_bytes: int = 0  # every model space's row-wise features, built before the fits and held by them
+    scratch_bytes: int = 0  # TMPDIR + the run's work folder (encoding checkpoints), per subject
     assumed: list[str] = field(default_factory=list)
 
     def text(self) -> str:
@@ -226,10 +230,16 @@ class StudyPlan:
                       f"assumed {RIDGE_GPU_FLOPS / 1e12:.0f} TFLOP/s per GPU (unmeasured)")
         lines.append(f"feature spaces: {self.n_spaces} per subject; ridge fits: {self.n_fits:,} ({ridge})")
         lines.append(f"forward passes: {self.forward_passes:,}; features: {self.feature_bytes / 2**30:.1f} GiB; "
-                     f"peak memory about {self.memory_bytes / 2**30:.1f} GiB")
+                     f"peak memory about {self.memory_bytes / 2**30:.1f} GiB per subject, "
+                     f"{self.feature_space_bytes / 2**30:.1f} GiB of it the row-wise features of every model space "
+                     "(all built before the first fit)")
         where = "memory-mapped in TMPDIR (above encoding.predictions_in_memory_gib)" if self.predictions_on_disk \
             else "in memory (counted above)"
-        lines.append(f"held-out predictions: {self.prediction_bytes / 2**30:.1f} GiB per subject, {where}")
+        lines.append(f"held-out predictions: {self.prediction_bytes / 2**30:.1f} GiB, one space at a time (the voxel "
+                     f"statistics of each of the {self.n_all_spaces} spaces are computed as its folds finish), {where};"
+                     f" the statistics keep {self.statistics_bytes / 2**30:.1f} GiB for the tables (counted above)")
+        lines.append(f"scratch disk per subject: about {self.scratch_bytes / 2**30:.1f} GiB (TMPDIR and the encoding "
+                     "checkpoints beside --out; the feature cache and the results are not scratch)")
         if self.assumed:
             lines.append("assumed (files absent): " + "; ".join(self.assumed))
         return "\n".join(lines)
@@ -383,6 +393,7 @@ def study_plan(exp: Experiment, base_dir: Path | None = None, data_root: Path | 
         plan.forward_passes += passes
         plan.feature_bytes += fbytes
         spaces = n_prompts * layers
+        plan.feature_space_bytes += spaces * plan.n_rows * hidden * 4  # float32 (n_rows, hidden) per space
         plan.n_spaces += spaces
         p = min(hidden, exp.timing.pca_components or hidden) * len(exp.timing.delays if not exp.is_items else [0])
         n = plan.n_rows
@@ -391,13 +402,24 @@ def study_plan(exp: Experiment, base_dir: Path | None = None, data_root: Path | 
         plan.ridge_seconds += plan.n_subjects * spaces * n_folds * flops / RIDGE_CORE_FLOPS
     plan.n_fits = plan.n_subjects * plan.n_spaces * n_folds
     max_p = max((r["hidden"] for r in plan.rows), default=0)
-    # the data (float64, twice while cleaning), one float32 held-out prediction array per feature space (kept for
-    # the voxel statistics; memory-mapped files past encoding.predictions_in_memory_gib: brainalign.encoding.held_out), and
-    # one design matrix with its z-scored copy
-    plan.prediction_bytes = int(plan.n_spaces * plan.n_rows * plan.n_voxels * 4)
+    plan.n_all_spaces = plan.n_spaces + _extra_spaces(exp)
+    outer = exp.encoding.outer_cv
+    n_held_runs = len(outer) if isinstance(outer, list) else n_folds
+    # while loading: the data in float64, twice while cleaning; while fitting: the float32 data, one design matrix
+    # with its z-scored copy, and the voxel statistics (pipeline.checks.statistics_memory): one space's held-out
+    # predictions (memory-mapped past encoding.predictions_in_memory_gib) and what every space keeps for the tables
+    stats = statistics_memory(exp, plan.n_rows, plan.n_voxels, plan.n_all_spaces, n_folds, n_held_runs)
+    plan.prediction_bytes = stats["buffer"]
+    plan.statistics_bytes = stats["kept"]
     plan.predictions_on_disk = plan.prediction_bytes > exp.encoding.predictions_in_memory_gib * 2**30
-    plan.memory_bytes = int(plan.n_rows * plan.n_voxels * 8 * 2 + plan.n_rows * max_p * 8 * 3
-                            + (0 if plan.predictions_on_disk else plan.prediction_bytes))
+    # the feature spaces (every space's (n_rows, hidden) float32 features: timing.spaces.build_feature_spaces builds
+    # them all before the first fit) are held throughout
+    plan.memory_bytes = int(plan.feature_space_bytes + max(
+        plan.n_rows * plan.n_voxels * 8 * 2,
+        plan.n_rows * plan.n_voxels * 4 + plan.n_rows * max_p * 8 * 3 + stats["work"] + stats["kept"]
+        + (0 if plan.predictions_on_disk else plan.prediction_bytes)))
+    plan.scratch_bytes = int((plan.prediction_bytes if plan.predictions_on_disk else 0)
+                             + checkpoint_bytes(exp, plan, n_folds))
     if exp.encoding.n_workers > 1 and exp.encoding.scheduler is None:  # each LocalCluster worker: see estimate_memory
 
         plan.memory_bytes += exp.encoding.n_workers * int(
@@ -427,14 +449,34 @@ def disk_needs(exp: Experiment, plan: StudyPlan, out: Path | None = None, cache:
     """Where a run writes and about how much, from the dry-run's plan (:func:`study_plan`).
 
     - the feature cache (``--cache``): the plan's feature bytes (entries already cached need no new space);
-    - ``TMPDIR``: one subject's held-out predictions when they are memory-mapped
-      (above ``encoding.predictions_in_memory_gib``);
+    - ``TMPDIR``: one space's held-out predictions when they are memory-mapped
+      (above ``encoding.predictions_in_memory_gib``; the voxel statistics keep one space at a time);
     - beside ``--out``: the encoding checkpoints of every subject (each held-out prediction and inner-CV score,
       kept until the run ends) and the results tables.
 
     Counts the baselines and control spaces too (the plan counts model spaces only).
     """
     from brainalign.features.store import FeatureStore
+
+    spaces = plan.n_spaces + _extra_spaces(exp)
+    folds = max(1, plan.n_fits // max(1, plan.n_subjects * plan.n_spaces)) if plan.n_spaces else 1
+    preds = plan.n_rows * plan.n_voxels * 4  # float32, one space at a time (per subject)
+    results = spaces * plan.n_voxels * 64 + len(exp.analysis.partitions) * plan.n_voxels * 16 * 8
+    needs = [DiskNeed(FeatureStore(cache).root, plan.feature_bytes, "model features (feature cache)", "--cache")]
+    if preds > exp.encoding.predictions_in_memory_gib * 2**30:
+        import tempfile
+
+        needs.append(DiskNeed(Path(tempfile.gettempdir()), preds, "held-out predictions of one space, "
+                              "memory-mapped", "TMPDIR"))
+    if out is not None:
+        n = plan.n_subjects
+        needs.append(DiskNeed(Path(out).absolute().parent, n * (checkpoint_bytes(exp, plan, folds) + results),
+                              f"encoding checkpoints and results of {n} subject(s) (beside --out {out})", "--out"))
+    return needs
+
+
+def _extra_spaces(exp: Experiment) -> int:
+    """Feature spaces a run fits besides the models' (the plan counts model spaces only): baselines, controls."""
     from brainalign.pipeline.controls import control_plan
 
     n_extra = len(exp.analysis.baselines)
@@ -442,20 +484,18 @@ def disk_needs(exp: Experiment, plan: StudyPlan, out: Path | None = None, cache:
         cp = control_plan(exp, m, None, ())
         if cp is not None:
             n_extra += len(cp.space_names())
-    spaces = plan.n_spaces + n_extra
-    folds = max(1, plan.n_fits // max(1, plan.n_subjects * plan.n_spaces)) if plan.n_spaces else 1
-    preds = spaces * plan.n_rows * plan.n_voxels * 4  # float32, every row held out once (per subject)
-    cv_scores = spaces * folds * len(exp.encoding.alphas) * plan.n_voxels * 8
-    partitions = len(exp.analysis.partitions) * folds * plan.n_voxels * 16 * 8
-    results = spaces * plan.n_voxels * 64 + len(exp.analysis.partitions) * plan.n_voxels * 16 * 8
-    needs = [DiskNeed(FeatureStore(cache).root, plan.feature_bytes, "model features (feature cache)", "--cache")]
-    if preds > exp.encoding.predictions_in_memory_gib * 2**30:
-        import tempfile
+    return n_extra
 
-        needs.append(DiskNeed(Path(tempfile.gettempdir()), preds, "held-out predictions of one subject, "
-                              "memory-mapped", "TMPDIR"))
-    if out is not None:
-        n = plan.n_subjects
-        needs.append(DiskNeed(Path(out).absolute().parent, n * (preds + cv_scores + partitions + results),
-                              f"encoding checkpoints and results of {n} subject(s) (beside --out {out})", "--out"))
-    return needs
+
+def checkpoint_bytes(exp: Experiment, plan: StudyPlan, n_folds: int) -> int:
+    """Bytes of one subject's encoding checkpoints (the run's work folder beside ``--out``, deleted when the run
+    completes). The (space, fold) fits of the space being fitted keep its held-out predictions (float32) and
+    inner-CV scores (float64, per alpha), those of the next ones too while worker processes run ahead; a finished
+    space keeps only its statistics (``pipeline.space_statistics``: r, p, q, FWER p, decisions and the chosen
+    alphas per voxel, its per-run r with ROIs); every (partition, fold) keeps its per-voxel parts."""
+    spaces = plan.n_spaces + _extra_spaces(exp)
+    in_flight = 1 + (exp.encoding.n_workers if exp.encoding.n_workers > 1 or exp.encoding.scheduler else 0)
+    fits = in_flight * (plan.n_rows * plan.n_voxels * 4 + n_folds * len(exp.encoding.alphas) * plan.n_voxels * 8)
+    per_space = plan.n_voxels * (4 * 8 + 2 + 8 * n_folds + (8 * n_folds if exp.brain.rois is not None else 0))
+    partitions = len(exp.analysis.partitions) * n_folds * plan.n_voxels * 16 * 8
+    return int(min(spaces, in_flight) / in_flight * fits + spaces * per_space + partitions)

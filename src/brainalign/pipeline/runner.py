@@ -16,14 +16,12 @@ import numpy as np
 import pandas as pd
 
 from brainalign._utils.errors import ConfigError, DataError
-from brainalign.analysis.metrics import pearson_r
 from brainalign.analysis.summary import compare_to_reference, layer_table, prompt_gain_table
 from brainalign.brain.recording import Recording
 from brainalign.config import Experiment, resolve_path
 from brainalign.pipeline.controls import control_pairs_for_models, control_spaces, controls_table
 from brainalign.encoding.design import design_delays, prepare_design
 from brainalign.encoding.estimators import RidgeCV
-from brainalign.analysis.stats import fdr_bh, permutation_test
 from brainalign.encoding.splits import leave_one_run_out, outer_folds
 from brainalign.features.store import FeatureStore
 from brainalign.encoding.held_out import HeldOut
@@ -32,13 +30,16 @@ from brainalign.features.models import make_extractor  # noqa: F401 (re-exported
 from brainalign.report.results import Results
 from brainalign.pipeline.extras import extra_analyses
 from brainalign.pipeline.partitions import fold_settings, partition_fold
+from brainalign.pipeline.space_statistics import (pearson_r_by_blocks, restore_statistics, roi_run_r,
+                                                  space_voxel_scores, statistics_entry)
 from brainalign.pipeline.checks import with_expanded_data_root
 from brainalign.study.data import Progress, StudyData, no_progress
 from brainalign.study.load import load_subject
 from brainalign.timing.spaces import FeatureSpace, build_feature_spaces, resolved_names, unknown_space_hint
 from brainalign.pipeline.workers import FitTask, run_fits
 
-__all__ = ["StudyData", "FeatureSpace", "load_data", "model_features", "build_feature_spaces", "cross_validate", "run",
+__all__ = ["StudyData", "FeatureSpace", "load_data", "model_features", "build_feature_spaces", "cross_validate",
+           "cross_validate_statistics", "voxel_scores", "run",
            "run_subject", "run_study", "make_extractor", "load_roi_masks", "roi_tables"]
 
 
@@ -73,16 +74,96 @@ def _fit_arrays(exp: Experiment, X: np.ndarray, Y: np.ndarray, runs: np.ndarray,
     return dict(P=P, best_alphas=np.asarray(model.best_alphas_), cv_scores=np.asarray(model.cv_scores_))
 
 
+def _encode_space_by_space(
+    exp: Experiment, data: StudyData, spaces: list[FeatureSpace], progress: Progress, checkpoint,
+    buffer: Callable[[str], np.ndarray], finished: Callable[..., None], restored: dict | None = None,
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """The nested CV of :func:`cross_validate`, one feature space after the other (reference first).
+
+    Each space's held-out predictions go into ``buffer(name)`` (an (n_rows, n_voxels) float32 array of NaN) fold
+    by fold; ``finished(name, P, rows, alphas, selections)`` is called once the space's last fold is in (its
+    run-score rows, its (n_folds, n_voxels) chosen alphas, and for the reference the responsive voxels of every
+    fold), so the caller can compute what it needs from the whole held-out series of that space and let it go
+    before the next space starts. The fits run in this space-major order (on the workers too); each fit is a pure
+    function of its inputs, so the order changes no number.
+
+    ``restored`` maps spaces finished by an interrupted run to their ``(rows, alphas, selections)``: they are not
+    fitted again (their folds count as loaded in ``checkpoint``).
+
+    Returns
+    -------
+    run_scores : DataFrame (see :func:`cross_validate`)
+    best_alphas : dict space -> ndarray (n_folds, n_voxels)
+    """
+    restored = restored or {}
+    Y = data.recording.data
+    runs = data.recording.runs
+    folds = outer_folds(exp.encoding, runs)
+    by_name = {sp.name: sp for sp in spaces}
+    ref = exp.analysis.reference
+    if ref not in by_name:
+        raise ConfigError(f"analysis.reference='{ref}' is not a feature space; {unknown_space_hint(ref, by_name)}"
+                          f"choose one of {sorted(by_name)}.")
+    order = [by_name[ref]] + [sp for sp in spaces if sp.name != ref]
+    chosen: dict[str, np.ndarray] = {}
+    selections: list[np.ndarray] = list(restored[ref][2]) if ref in restored else []  # per fold, the reference's
+    rows = []
+    tick = progress("encoding", len(spaces) * len(folds))
+    y_digest = checkpoint.digest(Y) if checkpoint is not None else None  # once, not per fit
+    fitted = run_fits(  # in this order, on encoding.n_workers processes
+        [FitTask(sp.name, fold, _fit_arrays, (exp, sp.X, Y, runs, train, test), inputs=(sp.X, y_digest, train, test))
+         for sp in order if sp.name not in restored for fold, (train, test) in enumerate(folds)],
+        n_workers=exp.encoding.n_workers, scheduler=exp.encoding.scheduler, blas_threads=exp.encoding.blas_threads,
+        checkpoint=checkpoint)
+    for sp in order:
+        if sp.name in restored:
+            space_rows, chosen[sp.name], _ = restored[sp.name]
+            rows += space_rows
+            if checkpoint is not None:
+                checkpoint.loaded += [(sp.name, fold) for fold in range(len(folds))]
+            for _ in folds:
+                tick()
+            continue
+        held_out = buffer(sp.name)
+        space_rows, alphas = [], []
+        for fold, (train, test) in enumerate(folds):
+            res = next(fitted)
+            if sp is order[0]:
+                selections.append(responsive_voxels(res["cv_scores"], exp.analysis.responsive_fraction))
+            selection = selections[fold]
+            held_out[test] = res["P"]
+            alphas.append(res["best_alphas"])
+            for run in np.unique(runs[test]):
+                sel = test[runs[test] == run]
+                r = pearson_r_by_blocks(Y[sel], held_out[sel])
+                space_rows.append(
+                    dict(space=sp.name, run=int(run), mean_r=float(np.nanmean(r)),
+                         median_r=float(np.nanmedian(r)), mean_r_responsive=float(np.nanmean(r[selection])),
+                         n_voxels=int(np.isfinite(r).sum()), n_responsive=int(selection.size))
+                )
+            tick()
+        chosen[sp.name] = np.stack(alphas)
+        rows += space_rows
+        finished(sp.name, held_out, space_rows, chosen[sp.name], selections if sp is order[0] else None)
+        del held_out  # before the next space's buffer is allocated: one space at a time
+    run_scores = pd.DataFrame(rows).sort_values(["space", "run"], ignore_index=True)
+    return run_scores, {sp.name: chosen[sp.name] for sp in order}
+
+
 def cross_validate(
     exp: Experiment, data: StudyData, spaces: list[FeatureSpace], progress: Progress = no_progress,
     checkpoint=None,
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Nested run-wise CV: outer held-out runs, inner leave-one-run-out alpha choice.
 
-    In every outer fold the reference space is fitted first; its inner-CV
+    The reference space is fitted first; in every outer fold its inner-CV
     scores (training runs only) define the fold's *responsive voxels*, the
     same set for every space, so paired comparisons stay fair and test data
-    never choose voxels.
+    never choose voxels. Then the other spaces, one after the other.
+
+    This keeps every space's held-out predictions (n_spaces × n_rows × n_voxels float32, memory-mapped past
+    ``encoding.predictions_in_memory_gib``). :func:`run_subject` does not: it uses
+    :func:`cross_validate_statistics`, which keeps one space's at a time and gives the same tables.
 
     Returns
     -------
@@ -100,45 +181,101 @@ def cross_validate(
     (:func:`brainalign.pipeline.workers.run_fits`); results are used in the same
     order, so the tables are identical.
     """
-    Y = data.recording.data
-    runs = data.recording.runs
-    folds = outer_folds(exp.encoding, runs)
-    by_name = {sp.name: sp for sp in spaces}
     ref = exp.analysis.reference
-    if ref not in by_name:
-        raise ConfigError(f"analysis.reference='{ref}' is not a feature space; {unknown_space_hint(ref, by_name)}"
-                          f"choose one of {sorted(by_name)}.")
-    order = [by_name[ref]] + [sp for sp in spaces if sp.name != ref]
-    preds = HeldOut([sp.name for sp in order], Y.shape, exp.encoding.predictions_in_memory_gib)
-    chosen: dict[str, list] = {sp.name: [] for sp in order}
-    rows = []
-    tick = progress("encoding", len(spaces) * len(folds))
-    y_digest = checkpoint.digest(Y) if checkpoint is not None else None  # once, not per fit
-    fitted = run_fits(  # in this order, on encoding.n_workers processes
-        [FitTask(sp.name, fold, _fit_arrays, (exp, sp.X, Y, runs, train, test), inputs=(sp.X, y_digest, train, test))
-         for fold, (train, test) in enumerate(folds) for sp in order],
-        n_workers=exp.encoding.n_workers, scheduler=exp.encoding.scheduler, blas_threads=exp.encoding.blas_threads,
-        checkpoint=checkpoint)
-    for fold, (train, test) in enumerate(folds):
-        selection = None
-        for sp in order:
-            res = next(fitted)
-            P = res["P"]
-            if selection is None:
-                selection = responsive_voxels(res["cv_scores"], exp.analysis.responsive_fraction)
-            preds[sp.name][test] = P
-            chosen[sp.name].append(res["best_alphas"])
-            for run in np.unique(runs[test]):
-                sel = test[runs[test] == run]
-                r = pearson_r(Y[sel], preds[sp.name][sel])
-                rows.append(
-                    dict(space=sp.name, run=int(run), mean_r=float(np.nanmean(r)),
-                         median_r=float(np.nanmedian(r)), mean_r_responsive=float(np.nanmean(r[selection])),
-                         n_voxels=int(np.isfinite(r).sum()), n_responsive=int(selection.size))
-                )
+    names = [ref] + [sp.name for sp in spaces if sp.name != ref] if ref in {sp.name for sp in spaces} else []
+    preds = HeldOut(names, data.recording.data.shape, exp.encoding.predictions_in_memory_gib)
+    run_scores, best_alphas = _encode_space_by_space(exp, data, spaces, progress, checkpoint,
+                                                     buffer=preds.__getitem__, finished=lambda *a: None)
+    return run_scores, preds, best_alphas
+
+
+def cross_validate_statistics(
+    exp: Experiment, data: StudyData, spaces: list[FeatureSpace], progress: Progress = no_progress,
+    checkpoint=None, masks: dict[str, np.ndarray] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, np.ndarray], tuple[pd.DataFrame, dict] | None]:
+    """:func:`cross_validate` and the statistics of the held-out predictions, one feature space at a time.
+
+    Each space's voxel statistics (:func:`voxel_scores`) and ROI run scores
+    (:func:`brainalign.analysis.roi_scores.roi_run_scores`) are computed as soon as its last outer fold is
+    fitted, by the same functions on the same arrays as from :func:`cross_validate`'s predictions (so the tables
+    are identical, bit for bit); then its predictions are dropped. Memory and TMPDIR hold one space's
+    held-out predictions (n_rows × n_voxels float32; memory-mapped past ``encoding.predictions_in_memory_gib``)
+    whatever the number of spaces.
+
+    With ``checkpoint``, a finished space's statistics are stored as one entry (stage ``statistics``,
+    :mod:`brainalign.pipeline.space_statistics`) and its (space, fold) entries, which hold its predictions, are
+    deleted, so the work folder too holds one space's predictions at a time; a resumed run reads the entry back
+    (same bytes) instead of fitting the space again.
+
+    Parameters
+    ----------
+    masks : dict ROI -> bool ndarray (n_voxels,), optional
+        ROIs for the run-level ROI scores (none: no ROI scores).
+
+    Returns
+    -------
+    run_scores : DataFrame, as :func:`cross_validate`
+    voxel_table : DataFrame, as :func:`voxel_scores`
+    best_alphas : dict space -> ndarray (n_folds, n_voxels)
+    roi : (scores, voxel_r) as :func:`brainalign.analysis.roi_scores.roi_run_scores`, or None without masks
+    """
+    from brainalign.analysis.roi_scores import roi_scores_from_r
+
+    Y, runs = data.recording.data, data.recording.runs
+    how = exp.brain.rois.how if exp.brain.rois is not None else "mean"
+    frames, voxel_r = {}, {}
+    tick = progress("statistics", len(spaces))
+    current: list[HeldOut] = []
+    stats_ck, digests, restored = None, {}, {}
+    by_name = {sp.name: sp for sp in spaces}
+    if checkpoint is not None and exp.analysis.reference in by_name:
+        stats_ck = checkpoint.for_stage("statistics", "space")
+        folds = outer_folds(exp.encoding, runs)
+        common = (checkpoint.digest(Y), by_name[exp.analysis.reference].X, *[i for f in folds for i in f])
+        for sp in spaces:  # an entry is reused only for the same features, data, folds and reference
+            digests[sp.name] = checkpoint.digest(sp.X, *common)
+            got = stats_ck.lookup(sp.name, 0, digests[sp.name])
+            if got is not None:
+                frame, rows, alphas, run_r, selections = restore_statistics(sp.name, got)
+                if (run_r is None) == (not masks):
+                    frames[sp.name] = frame
+                    if masks:
+                        voxel_r[sp.name] = run_r
+                    restored[sp.name] = (rows, alphas, selections)
+        if exp.analysis.reference not in restored:  # the other spaces' run scores need its selections
+            restored = {}
+        for name in restored:
             tick()
-    run_scores = pd.DataFrame(rows).sort_values(["space", "run"], ignore_index=True)
-    return run_scores, preds, {k: np.stack(v) for k, v in chosen.items()}
+
+    def buffer(name: str) -> np.ndarray:
+        current.append(HeldOut([name], Y.shape, exp.encoding.predictions_in_memory_gib))
+        return current[-1][name]
+
+    def finished(name: str, P: np.ndarray, rows: list[dict], alphas: np.ndarray, selections) -> None:
+        frames[name] = space_voxel_scores(exp.analysis, exp.is_items, exp.seed, Y, runs, name, P)
+        if masks:  # as roi_run_scores, r by voxel blocks
+            voxel_r[name] = roi_run_r(Y, runs, P)
+        current.pop().close()  # this space's predictions (and its memory map, if any) go now
+        if stats_ck is not None:
+            stats_ck.put(name, 0, dict(statistics_entry(frames[name], rows, alphas, voxel_r.get(name) if masks
+                                                        else None, selections), _inputs=np.array(digests[name])))
+            for fold in range(len(alphas)):  # its predictions are in the entry's statistics now
+                checkpoint.discard(name, fold)
+        tick()
+
+    try:
+        run_scores, best_alphas = _encode_space_by_space(exp, data, spaces, progress, checkpoint, buffer, finished,
+                                                         restored)
+    finally:
+        while current:
+            current.pop().close()
+    order = list(best_alphas)
+    roi = None
+    if masks:
+        voxel_r = {name: voxel_r[name] for name in order}
+        roi = (pd.concat([roi_scores_from_r({name: voxel_r[name]}, masks, how) for name in order],
+                         ignore_index=True), voxel_r)
+    return run_scores, pd.concat([frames[name] for name in order], ignore_index=True), best_alphas, roi
 
 
 def voxel_scores(
@@ -151,30 +288,12 @@ def voxel_scores(
     DataFrame with columns space, voxel, r, p, q, significant (p and q are NaN
     when ``analysis.n_permutations`` is 0).
     """
-    a = exp.analysis
     Y, runs = data.recording.data, data.recording.runs
     rows = []
     tick = progress("statistics", len(predictions))
     for name, P in predictions.items():
         tick()
-        held = np.isfinite(P).all(1)
-        p_fwer = None
-        if a.n_permutations > 0:
-            block = 1 if exp.is_items else a.block_length  # items are exchangeable
-            r, p, *fwer = permutation_test(Y[held], P[held], runs[held], block_length=block,
-                                           n_permutations=a.n_permutations, metric="r", seed=exp.seed,
-                                           return_fwer=a.fwer_alpha is not None)
-            significant, q = fdr_bh(p, a.fdr_q)
-            p_fwer = fwer[0] if fwer else None
-        else:
-            r = pearson_r(Y[held], P[held])
-            p = q = np.full(r.size, np.nan)
-            significant = np.zeros(r.size, dtype=bool)
-        frame = pd.DataFrame(dict(space=name, voxel=np.arange(r.size), r=r, p=p, q=q, significant=significant))
-        if a.fwer_alpha is not None:  # max-statistic family-wise error over voxels, next to BH-FDR
-            frame["p_fwer"] = p_fwer if p_fwer is not None else np.nan
-            frame["significant_fwer"] = (frame["p_fwer"] < a.fwer_alpha).to_numpy()
-        rows.append(frame)
+        rows.append(space_voxel_scores(exp.analysis, exp.is_items, exp.seed, Y, runs, name, P))
     return pd.concat(rows, ignore_index=True)
 
 
@@ -309,11 +428,22 @@ def roi_tables(
     ``roi_peaks`` and, with ``analysis.unprompted``, ``roi_gain`` and (with ``brain.rois.hierarchy``)
     ``roi_hierarchy``.
     """
-    from brainalign.analysis.roi_scores import roi_comparisons, roi_gain_tables, roi_layer_tables, roi_run_scores
+    from brainalign.analysis.roi_scores import roi_run_scores
+
+    how = exp.brain.rois.how if exp.brain.rois is not None else "mean"
+    scores, voxel_r = roi_run_scores(data.recording.data, data.recording.runs, predictions, masks, how)
+    return _roi_tables_from_scores(exp, space_table, scores, voxel_r, masks, layers)
+
+
+def _roi_tables_from_scores(
+    exp: Experiment, space_table: pd.DataFrame, scores: pd.DataFrame, voxel_r: dict, masks: dict[str, np.ndarray],
+    layers: pd.DataFrame | None = None,
+) -> dict[str, pd.DataFrame]:
+    """:func:`roi_tables` from the run-level ROI scores (``roi_run_scores``'s two outputs)."""
+    from brainalign.analysis.roi_scores import roi_comparisons, roi_gain_tables, roi_layer_tables
 
     spec = exp.brain.rois
     how = spec.how if spec is not None else "mean"
-    scores, voxel_r = roi_run_scores(data.recording.data, data.recording.runs, predictions, masks, how)
     out = dict(roi_scores=scores, roi_comparisons=roi_comparisons(scores, exp.analysis.reference))
     out["roi_layers"], out["roi_peaks"] = roi_layer_tables(voxel_r, space_table, masks, how)
     if exp.analysis.unprompted is not None and (space_table.kind == "model").any():
@@ -431,17 +561,19 @@ def run_subject(
     spaces = spaces + extra
     control_pairs = control_pairs_for_models(exp, spaces) + control_pairs
     t0 = time.perf_counter()
-    run_scores, preds, best_alphas = cross_validate(exp, data, spaces, progress, checkpoint=checkpoint)
+    # each space's voxel statistics and ROI run scores as soon as its folds are fitted: one space's predictions
+    # in memory (or TMPDIR) at a time
+    run_scores, vox, best_alphas, roi_scores = cross_validate_statistics(exp, data, spaces, progress, checkpoint,
+                                                                         rois)
     if checkpoint is not None:
         log(checkpoint.summary())
-    timings["encoding"] = time.perf_counter() - t0
+    timings["encoding"] = time.perf_counter() - t0  # the voxel statistics included
     t0 = time.perf_counter()
-    vox = voxel_scores(exp, data, preds, progress)
     # geometric mean over outer folds of each voxel's chosen alpha (NaN for excluded voxels)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns (excluded voxels) stay NaN
         log_alpha = {k: np.nanmean(np.log(np.asarray(v, dtype=np.float64)), 0) for k, v in best_alphas.items()}
-    vox["alpha"] = np.exp(np.concatenate([log_alpha[name] for name in preds]))
+    vox["alpha"] = np.exp(np.concatenate([log_alpha[name] for name in best_alphas]))
     space_table = pd.DataFrame([s.info() for s in spaces])
     comparisons = compare_to_reference(run_scores, exp.analysis.reference, exp.analysis.metric)
     tables = dict(
@@ -457,13 +589,12 @@ def run_subject(
         alpha = exp.analysis.controls.alpha if exp.analysis.controls is not None else 0.05
         tables["controls"] = controls_table(run_scores, control_pairs, exp.analysis.metric, alpha)
     if rois:
-        tables.update(roi_tables(exp, data, space_table, preds, rois, tables["layers"]))
+        tables.update(_roi_tables_from_scores(exp, space_table, *roi_scores, rois, tables["layers"]))
     if exp.analysis.partitions:
         tables["partition_voxels"], tables["partition"] = partition_spaces(exp, data, spaces, progress, checkpoint)
         if checkpoint is not None:
             log(checkpoint.for_stage("partition", "(partition, fold)").summary())
     tables.update(extra_analyses(exp, data, spaces, tables, rois, store, log))
-    preds.close()  # memory-mapped predictions (large studies) are deleted here
     timings["analysis"] = time.perf_counter() - t0
     return Results(
         experiment=as_given,
