@@ -173,3 +173,26 @@ def test_dry_run_counts_frames_from_the_plays_and_bold_headers(mini):
     assert real.returncode == 0, real.stderr[-2000:]
     per_subject = 6 * 3 * 92 * 4  # runs × games × TRs per game × max_frames
     assert "assumed" in real.stdout and f"{31 * per_subject * 11:,} forward passes" in real.stdout
+
+
+def test_vlm_vs_lam_equivalence_is_tested_per_subject_and_over_subjects(gameplay_out):
+    """Row 5 of methods.md §10: the config's TOST runs on the fitted (resolved) spaces, over held-out runs in each
+    subject and over subjects in the group, with its figure in both reports."""
+    spaces = pd.read_csv(gameplay_out / "sub-01" / "spaces.csv")
+    last = {m: spaces[spaces.model == m]["layer"].max() for m in ("Qwen2.5-VL", "InternVL3", "UI-TARS")}
+    for folder, unit, n in ((gameplay_out / "sub-01", "run", 3), (gameplay_out, "subject", 2)):
+        eq = pd.read_csv(folder / "equivalence.csv")
+        assert len(eq) == 1 and eq["name"].iloc[0] == "VLM-vs-LAM"
+        row = eq.iloc[0]
+        assert row["unit"] == unit and row["n"] == n and row["metric"] == "mean_r" and row["margin"] == 0.01
+        assert row["b"] == f"UI-TARS/action/L{last['UI-TARS']} + UI-TARS/reasoning/L{last['UI-TARS']}"
+        assert f"InternVL3/reasoning/L{last['InternVL3']}" in row["a"]
+        assert row["ci_low"] <= row["mean_diff"] <= row["ci_high"]
+        page = (folder / "report.html").read_text()
+        assert 'alt="Equivalence tests (TOST)"' in page and 'id="equivalence"' in page
+    # the subject's side a is the mean of its spaces over its held-out runs
+    runs = pd.read_parquet(gameplay_out / "sub-01" / "run_scores.parquet")
+    eq = pd.read_csv(gameplay_out / "sub-01" / "equivalence.csv")
+    a = [s.strip() for s in eq["a"].iloc[0].split("+")]
+    assert len(a) == 4
+    assert eq["mean_a"].iloc[0] == pytest.approx(runs[runs.space.isin(a)].groupby("run")["mean_r"].mean().mean())

@@ -143,6 +143,8 @@ RUNTIME_ERRORS = {
     "analysis/stats.py:bootstrap_ci": [U, U],
     "analysis/stats.py:paired_statistics": [I, I, I],
     "analysis/stats.py:paired_test": [I, I, I, I, I],  # group tables only with >= 2 subjects
+    "analysis/equivalence.py:tost_paired": [I, S, S],  # EquivalenceSpec: margin > 0, 0 < alpha < 0.5
+    "analysis/equivalence.py:equivalence_table": ["validate: equivalence-space-not-fitted"],
     "analysis/summary.py:paired_test": [I],
     "analysis/summary.py:compare_to_reference": ["validate: reference-not-fitted"],
     # ---------------------------------------------------------------- timing

@@ -221,7 +221,7 @@ def check_space_names(exp: Experiment, layers: dict[str, list[int]], config_file
                       shapes: dict[str, tuple[int, int | None]] | None = None,
                       n_stimuli: int | None = None) -> PlannedSpaces:
     """Every cross-reference of the config to a feature space, a prompt or a layer, resolved before any compute:
-    ``analysis.reference``, ``analysis.partitions[*].spaces`` and ``.control``, ``analysis.controls`` (layer,
+    ``analysis.reference``, ``analysis.partitions[*].spaces`` and ``.control``, ``analysis.equivalence[*].a``/``.b``, ``analysis.controls`` (layer,
     prompts to scramble, in-context examples) and ``analysis.coupling`` (a fitted layer).
 
     ``layers`` (model name → layer indices) and ``shapes`` (model name → blocks, width) come from
@@ -274,6 +274,8 @@ def check_space_names(exp: Experiment, layers: dict[str, list[int]], config_file
     for i, spec in enumerate(exp.analysis.partitions):
         wanted += [(f"analysis.partitions.{i}.spaces", n) for n in spec.spaces]
         wanted += [(f"analysis.partitions.{i}.control", n) for n in (spec.control or {}).values()]
+    for i, spec in enumerate(exp.analysis.equivalence):
+        wanted += [(f"analysis.equivalence.{i}.{side}", n) for side in ("a", "b") for n in getattr(spec, side)]
     for field, name in wanted:
         if not planned.known(name):
             raise ConfigError(planned.problem(name), file=config_file, field=field)

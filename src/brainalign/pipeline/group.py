@@ -12,11 +12,11 @@ import pandas as pd
 
 from brainalign.config import Experiment
 from brainalign.report.results import Results
-from brainalign.timing.spaces import resolve_space_name
+from brainalign.timing.spaces import resolve_space_name, resolved_names
 
 __all__ = ["stack_tables", "subject_scores", "group_results"]
 
-STACKED = ("spaces", "run_scores", "comparisons", "layers", "prompt_gain", "controls", "roi_scores")
+STACKED = ("spaces", "run_scores", "comparisons", "layers", "prompt_gain", "controls", "roi_scores", "equivalence")
 
 
 def stack_tables(per_subject: dict[str, Results], name: str) -> pd.DataFrame | None:
@@ -53,6 +53,7 @@ def group_results(exp: Experiment, per_subject: dict[str, Results]) -> Results:
     comparisons, layer curves and prompt gains computed from it — with the same functions as for one
     subject — are paired across subjects. The per-subject tables are kept, stacked, as ``subject_<name>``.
     """
+    from brainalign.analysis.equivalence import equivalence_table
     from brainalign.analysis.group import group_layer_table
     from brainalign.analysis.summary import compare_to_reference, layer_table, prompt_gain_table
     from brainalign.pipeline.extras import group_analyses
@@ -66,6 +67,9 @@ def group_results(exp: Experiment, per_subject: dict[str, Results]) -> Results:
                   layers=layer_table(scores, spaces, metric))
     if stacked["layers"] is not None and len(stacked["layers"]):  # median/mean, SEM, MAD over subjects, peak
         tables["group_layers"] = group_layer_table(stacked["layers"], exp.analysis.group_how)
+    if exp.analysis.equivalence:  # the same TOST, paired over subjects
+        equiv = resolved_names(exp.analysis, spaces).equivalence
+        tables["equivalence"] = equivalence_table(scores, equiv, metric, unit="subject")
     if exp.analysis.unprompted is not None:
         tables["prompt_gain"] = prompt_gain_table(scores, spaces, exp.analysis.unprompted, metric)
     for name, t in stacked.items():

@@ -17,6 +17,7 @@ import pandas as pd
 
 from brainalign._utils.errors import ConfigError, DataError
 from brainalign.analysis.metrics import pearson_r
+from brainalign.analysis.equivalence import equivalence_table
 from brainalign.analysis.summary import compare_to_reference, layer_table, prompt_gain_table
 from brainalign.brain.recording import Recording
 from brainalign.config import Experiment, resolve_path
@@ -451,6 +452,8 @@ def run_subject(
         comparisons=comparisons,
         layers=layer_table(run_scores, space_table, exp.analysis.metric),
     )
+    if exp.analysis.equivalence:  # TOST between sets of spaces, paired over held-out runs
+        tables["equivalence"] = equivalence_table(run_scores, exp.analysis.equivalence, exp.analysis.metric)
     if exp.analysis.unprompted is not None and exp.models:
         tables["prompt_gain"] = prompt_gain_table(run_scores, space_table, exp.analysis.unprompted, exp.analysis.metric)
     if control_pairs:

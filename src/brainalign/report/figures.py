@@ -29,6 +29,7 @@ __all__ = [
     "roi_layer_curves",
     "roi_peak_grid",
     "hierarchy_gain",
+    "equivalence_intervals",
     "glass_brain",
     "FSAVERAGE_VERTICES",
     "hemisphere_values",
@@ -377,6 +378,35 @@ def hierarchy_gain(gain: pd.DataFrame, slopes: pd.DataFrame, hierarchy: list[str
     ax.set_title("Prompt-driven gain along the hierarchy", fontsize=10)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.25))
     ax.grid(alpha=0.3)
+    return png_bytes(fig)
+
+
+def equivalence_intervals(table: pd.DataFrame) -> bytes:
+    """Each equivalence test's mean difference a − b with its 1 − 2α interval over the ±margin band (TOST).
+
+    ``table``: the ``equivalence`` table (:func:`brainalign.analysis.equivalence.equivalence_table`). An interval
+    wholly inside its band is equivalence at level α; the legend of each row gives p_TOST and the two-sided p of a
+    difference.
+    """
+    fig, ax = plt.subplots(figsize=(7, 0.9 + 0.7 * len(table)))
+    y = np.arange(len(table))[::-1]
+    for yi, row in zip(y, table.itertuples(index=False)):
+        ax.fill_betweenx([yi - 0.35, yi + 0.35], -row.margin, row.margin, color=CEILING_COLOR, lw=0)
+        color = "tab:green" if row.equivalent else "tab:red"
+        if np.isfinite(row.ci_low):
+            ax.plot([row.ci_low, row.ci_high], [yi, yi], color=color, lw=3, solid_capstyle="butt")
+        ax.plot([row.mean_diff], [yi], "o", color="k", ms=5)
+        verdict = "equivalent" if row.equivalent else "not shown equivalent"
+        ax.annotate(f"{verdict}: p_TOST {row.p_tost:.3g}, p_diff {row.p_difference:.3g} (n={row.n} {row.unit}s)",
+                    (1.0, yi), xycoords=("axes fraction", "data"), xytext=(6, 0), textcoords="offset points",
+                    va="center", fontsize=7)
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_yticks(y, [f"{r.name}\n{r.a}\nvs {r.b}" if len(r.a) + len(r.b) < 60 else r.name
+                      for r in table.itertuples(index=False)], fontsize=7)
+    ax.set_ylim(-0.7, len(table) - 0.3)
+    ax.set_xlabel(f"mean difference a − b ({table['metric'].iloc[0]}); band: ± margin, bar: {1 - 2 * table['alpha'].iloc[0]:.0%} CI")
+    ax.set_title("Equivalence tests (TOST)", fontsize=10)
+    ax.grid(alpha=0.3, axis="x")
     return png_bytes(fig)
 
 

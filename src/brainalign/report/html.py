@@ -369,7 +369,7 @@ def render_report(res: Results, folder: str | Path | None = None) -> str:
         downloads=[dict(name=f"{name}.csv", b64=_b64(t[name].to_csv(index=False).encode())) for name in DOWNLOADS
                    if name in t and len(t[name])],
         prompts=prompts, partition=_partition_section(res), controls=_controls_section(res),
-        rois=_roi_section(res, metric), extras=extra_sections(res), config_yaml=exp.to_yaml(), inputs=res.manifest.get("inputs", {}),
+        rois=_roi_section(res, metric), extras=[dict(sec, png=_b64(sec["png"])) if "png" in sec else sec for sec in extra_sections(res)], config_yaml=exp.to_yaml(), inputs=res.manifest.get("inputs", {}),
         versions=res.manifest.get("versions", {}), timings=res.manifest.get("timings_s", {}),
     )
 
