@@ -114,7 +114,13 @@ def test_every_subject_gets_results_partitions_and_roi_tables(gameplay_out):
     for m, layer in last.items():  # 'L-1' resolved to the tiny model's last layer read
         assert {f"{m}/action/L{layer}", f"{m}/reasoning/L{layer}", "shared"} <= names
     rois = pd.read_csv(gameplay_out / "sub-01" / "roi_scores.csv")
-    assert rois["roi"].nunique() == 11
+    assert rois["roi"].nunique() == 12 and "SMA" in set(rois["roi"])
+    by_roi = pd.read_csv(gameplay_out / "sub-01" / "partition_rois.csv")  # row 2: partitions per ROI, motor included
+    assert set(by_roi["roi"]) == set(rois["roi"]) and set(by_roi["partition"]) == set(part["partition"])
+    asym = pd.read_csv(gameplay_out / "partition_roi_asymmetry.csv")  # paired over the 2 subjects
+    assert (asym["n"] == 2).all() and {"SMA", "early_visual"} <= set(asym["roi"])
+    assert set(asym.loc[asym.partition == "UI-TARS-action-vs-reasoning", "a"]) == {f"UI-TARS/action/L{last['UI-TARS']}"}
+    assert 'alt="variance partition per ROI"' in (gameplay_out / "report.html").read_text()
     hier = pd.read_csv(gameplay_out / "sub-01" / "roi_hierarchy.csv")
     assert set(hier["prompt"]) == {"action", "reasoning"}  # gains over the neutral prompt, along the hierarchy
     group = pd.read_csv(gameplay_out / "comparisons.csv")

@@ -16,7 +16,8 @@ from brainalign.timing.spaces import resolve_space_name, resolved_names
 
 __all__ = ["stack_tables", "subject_scores", "subject_roi_scores", "group_roi_tables", "group_results"]
 
-STACKED = ("spaces", "run_scores", "comparisons", "layers", "prompt_gain", "controls", "roi_scores", "equivalence")
+STACKED = ("spaces", "run_scores", "comparisons", "layers", "prompt_gain", "controls", "roi_scores", "equivalence",
+           "partition", "partition_rois")
 
 
 def stack_tables(per_subject: dict[str, Results], name: str) -> pd.DataFrame | None:
@@ -106,7 +107,7 @@ def group_results(exp: Experiment, per_subject: dict[str, Results]) -> Results:
     subject — are paired across subjects. The per-subject tables are kept, stacked, as ``subject_<name>``.
     """
     from brainalign.analysis.equivalence import equivalence_table
-    from brainalign.analysis.group import group_layer_table
+    from brainalign.analysis.group import group_layer_table, group_partition_table, partition_asymmetry_table
     from brainalign.analysis.summary import compare_to_reference, layer_table, prompt_gain_table
     from brainalign.pipeline.extras import group_analyses
 
@@ -124,6 +125,12 @@ def group_results(exp: Experiment, per_subject: dict[str, Results]) -> Results:
         tables["equivalence"] = equivalence_table(scores, equiv, metric, unit="subject")
     if exp.analysis.unprompted is not None:
         tables["prompt_gain"] = prompt_gain_table(scores, spaces, exp.analysis.unprompted, metric)
+    if stacked["partition"] is not None and len(stacked["partition"]):  # % of the joint R², over subjects
+        tables["partition"] = group_partition_table(stacked["partition"], exp.analysis.group_how)
+        tables["partition_asymmetry"] = partition_asymmetry_table(stacked["partition"])
+    if stacked["partition_rois"] is not None and len(stacked["partition_rois"]):
+        tables["partition_rois"] = group_partition_table(stacked["partition_rois"], exp.analysis.group_how)
+        tables["partition_roi_asymmetry"] = partition_asymmetry_table(stacked["partition_rois"])
     if stacked["roi_scores"] is not None and len(stacked["roi_scores"]):
         tables.update(group_roi_tables(exp, stacked["roi_scores"], spaces, reference, tables["layers"]))
     for name, t in stacked.items():

@@ -32,7 +32,7 @@ from brainalign.features import models as feature_models
 from brainalign.features.models import make_extractor  # noqa: F401 (re-exported)
 from brainalign.report.results import Results
 from brainalign.pipeline.extras import extra_analyses
-from brainalign.pipeline.partitions import fold_settings, partition_fold
+from brainalign.pipeline.partitions import fold_settings, partition_fold, partition_roi_table
 from brainalign.pipeline.checks import with_expanded_data_root
 from brainalign.study.data import Progress, StudyData, no_progress
 from brainalign.study.load import load_subject
@@ -465,6 +465,9 @@ def run_subject(
         tables["partition_voxels"], tables["partition"] = partition_spaces(exp, data, spaces, progress, checkpoint)
         if checkpoint is not None:
             log(checkpoint.for_stage("partition", "(partition, fold)").summary())
+        if rois:
+            tables["partition_rois"] = partition_roi_table(tables["partition_voxels"], tables["partition"],
+                                                           exp.analysis.partitions, rois)
     tables.update(extra_analyses(exp, data, spaces, tables, rois, store, log))
     preds.close()  # memory-mapped predictions (large studies) are deleted here
     timings["analysis"] = time.perf_counter() - t0

@@ -23,6 +23,7 @@ __all__ = [
     "brain_map",
     "significance_stars",
     "partition_bars",
+    "partition_roi_bars",
     "dominant_map",
     "control_pairs",
     "roi_bars",
@@ -194,6 +195,41 @@ def partition_bars(pct: pd.DataFrame, aggregation: str = "ratio_of_means") -> by
     ax.set_yticks(range(len(names)), names, fontsize=8)
     ax.set_xlabel(f"% of the joint model's held-out R² ({aggregation.replace('_', ' ')})")
     ax.set_title("Variance partitioning (negative parts drawn left of 0)")
+    return png_bytes(fig)
+
+
+def partition_roi_bars(pct: pd.DataFrame, rois: list[str] | None = None, aggregation: str = "ratio_of_means",
+                       unit: str = "") -> bytes:
+    """One panel per partition: every part's % of the joint R² in each ROI (grouped bars, ± SEM over subjects
+    when ``pct`` has a ``sem`` column), so that where a unique part is large or negative reads at a glance.
+
+    ``pct``: a ``partition_rois`` table (one subject's, or the group's with ``sem``); ``rois``: order of the x axis
+    (e.g. ``brain.rois.hierarchy``; default: the table's order).
+    """
+    sub = pct[pct.aggregation == aggregation]
+    names = list(dict.fromkeys(sub.partition))
+    rois = [r for r in (rois or list(dict.fromkeys(sub.roi))) if r in set(sub.roi)]
+    fig, axes = plt.subplots(len(names), 1, figsize=(max(6.0, 0.55 * len(rois) + 2), 2.6 * len(names) + 0.6),
+                             squeeze=False)
+    colors = plt.get_cmap("tab10")
+    x = np.arange(len(rois))
+    for ax, name in zip(axes[:, 0], names):
+        g = sub[sub.partition == name]
+        parts = list(dict.fromkeys(g.part))
+        width = 0.8 / len(parts)
+        for j, part in enumerate(parts):
+            rows = g[g.part == part].set_index("roi").reindex(rois)
+            err = np.nan_to_num(rows["sem"].to_numpy(dtype=float)) if "sem" in rows else None
+            ax.bar(x - 0.4 + width * (j + 0.5), rows["percent"].to_numpy(dtype=float), width, yerr=err,
+                   capsize=2, color=colors(j), edgecolor="k", lw=0.5, label=f"{part}: {rows['space'].dropna().iloc[0]}"
+                   if rows["space"].notna().any() else part)
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set_xticks(x, rois, fontsize=7, rotation=30 if len(rois) > 6 else 0)
+        ax.set_ylabel("% of joint R²", fontsize=8)
+        ax.set_title(f"{name}{unit}", fontsize=9)
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
     return png_bytes(fig)
 
 

@@ -31,7 +31,8 @@ METRIC_LABELS = {
 
 #: summary tables offered as CSV downloads beside the tidy scores (small; the per-voxel tables stay on disk)
 DOWNLOADS = ("comparisons", "layers", "prompt_gain", "controls", "partition", "roi_comparisons", "roi_scores",
-             "roi_peaks", "roi_hierarchy", "roi_ceilings")
+             "roi_peaks", "roi_hierarchy", "roi_ceilings", "partition_rois", "partition_roi_asymmetry",
+             "equivalence")
 
 
 def _b64(data: bytes) -> str:
@@ -203,7 +204,18 @@ def _partition_section(res: Results) -> dict | None:
     if "partition" not in res.tables or res.tables["partition"].empty:
         return None
     pct = res.tables["partition"]
-    out = dict(bars=_b64(figures.partition_bars(pct)), maps=[])
+    out = dict(bars=_b64(figures.partition_bars(pct)), maps=[], roi_bars="", asymmetry=[])
+    by_roi = res.tables.get("partition_rois")
+    if by_roi is not None and len(by_roi):  # where in the brain each unique part lies (row 2 of the gameplay study)
+        spec = res.experiment.brain.rois
+        order = list(spec.hierarchy) if spec is not None and spec.hierarchy else None
+        unit = " (mean ± SEM over subjects)" if "sem" in by_roi else ""
+        out["roi_bars"] = _b64(figures.partition_roi_bars(by_roi, order, unit=unit))
+    asym = res.tables.get("partition_roi_asymmetry")
+    if asym is not None and len(asym):
+        out["asymmetry"] = [[r.partition, r.roi, r.a, r.b, _fmt(r.mean_a), _fmt(r.mean_b), _fmt(r.mean_diff),
+                             f"{int(r.n_better)}/{int(r.n)}", _fmt(r.cohen_dz), _fmt(r.p_t), _fmt(r.p_wilcoxon)]
+                            for r in asym.itertuples(index=False)]
     table = pct.pivot_table(index=["partition", "part", "space"], columns="aggregation", values="percent",
                             sort=False).reset_index()
     n_vox = pct.groupby("partition")["n_voxels"].first()
