@@ -117,8 +117,9 @@ def test_every_subject_gets_results_partitions_and_roi_tables(gameplay_out):
     assert rois["roi"].nunique() == 12 and "SMA" in set(rois["roi"])
     by_roi = pd.read_csv(gameplay_out / "sub-01" / "partition_rois.csv")  # row 2: partitions per ROI, motor included
     assert set(by_roi["roi"]) == set(rois["roi"]) and set(by_roi["partition"]) == set(part["partition"])
-    asym = pd.read_csv(gameplay_out / "partition_roi_asymmetry.csv")  # paired over the 2 subjects
-    assert (asym["n"] == 2).all() and {"SMA", "early_visual"} <= set(asym["roi"])
+    asym = pd.read_csv(gameplay_out / "partition_roi_asymmetry.csv")  # paired over the 2 subjects (where both have
+    assert asym["n"].max() == 2 and (asym["n"] == 2).mean() > 0.8  # voxels of positive joint R² in the ROI)
+    assert {"SMA", "early_visual"} <= set(asym["roi"])
     assert set(asym.loc[asym.partition == "UI-TARS-action-vs-reasoning", "a"]) == {f"UI-TARS/action/L{last['UI-TARS']}"}
     assert 'alt="variance partition per ROI"' in (gameplay_out / "report.html").read_text()
     hier = pd.read_csv(gameplay_out / "sub-01" / "roi_hierarchy.csv")

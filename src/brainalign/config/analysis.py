@@ -18,11 +18,13 @@ __all__ = ["CeilingSpec", "CouplingSpec", "EquivalenceSpec", "check_extra_analys
 class CeilingSpec(StrictModel):
     """Noise ceiling and ceiling-normalised scores (docs/choices.md, ``analysis.ceiling``)."""
 
-    method: Literal["repeats", "subject_subset", "none"] = Field(
+    method: Literal["repeats", "subject_subset", "ncsnr", "none"] = Field(
         "none",
         description="'repeats': explainable variance of repeated presentations (needs repeats of the held-out "
         "stimuli; single-subject block designs such as the demo have none); 'subject_subset': inter-subject "
-        "extrapolation v0·(1 − exp(−k/τ)) (needs several subjects on the same stimuli); 'none': no ceiling.",
+        "extrapolation v0·(1 − exp(−k/τ)) (needs several subjects on the same stimuli); 'ncsnr': the dataset's own "
+        "noise-ceiling SNR per voxel (format nsd with brain.options.ncsnr: true), ceiling for n_averaged repeats; "
+        "'none': no ceiling.",
     )
     threshold: float = Field(
         0.05, gt=0, lt=1, description="Voxels whose correlation-scale ceiling is below this get NaN normalised scores."
@@ -94,6 +96,11 @@ def check_extra_analyses(exp) -> None:
     ValueError
         Naming the field (``analysis.coupling...``) and the fix.
     """
+    ceiling = exp.analysis.ceiling
+    if ceiling is not None and ceiling.method == "ncsnr" and not (
+            exp.brain.format == "nsd" and exp.brain.options.get("ncsnr")):
+        raise ValueError("analysis.ceiling.method='ncsnr' reads the dataset's own noise-ceiling SNR: it needs "
+                         "brain.format nsd with brain.options.ncsnr: true (or choose method repeats/subject_subset).")
     cpl = exp.analysis.coupling
     if cpl is None:
         return

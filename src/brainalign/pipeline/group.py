@@ -81,13 +81,17 @@ def group_roi_tables(exp: Experiment, roi_scores: pd.DataFrame, spaces: pd.DataF
 
     Returns
     -------
-    dict with ``roi_scores``, ``roi_comparisons`` and, with ``analysis.unprompted``, ``roi_gain`` and (with
+    dict with ``roi_scores``, ``roi_comparisons``, ``roi_prompts`` (models with several prompts) and, with
+    ``analysis.unprompted``, ``roi_gain`` and (with
     ``brain.rois.hierarchy``) ``roi_hierarchy``.
     """
-    from brainalign.analysis.roi_scores import roi_comparisons, roi_gain_tables
+    from brainalign.analysis.roi_scores import roi_comparisons, roi_gain_tables, roi_prompt_table
 
     scores = subject_roi_scores(roi_scores)
     out = dict(roi_scores=scores, roi_comparisons=roi_comparisons(scores, reference))
+    prompts = roi_prompt_table(scores, spaces)
+    if len(prompts):
+        out["roi_prompts"] = prompts
     spec, a = exp.brain.rois, exp.analysis
     if a.unprompted is not None and (spaces.kind == "model").any():
         gain, slope = roi_gain_tables(scores.drop(columns="subject"), spaces, a.unprompted, spec.hierarchy if spec is not None else None,

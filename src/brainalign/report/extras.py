@@ -48,6 +48,24 @@ def extra_sections(res) -> list[dict]:
             ["subject", "space", "mean_normalised", "median_normalised", "n_voxels", "n_excluded"],
             f"Convention: {s['convention'].iloc[0]} Ceiling: {t['ceiling']['method'].iloc[0]}."
             if "ceiling" in t else f"Convention: {s['convention'].iloc[0]}"))
+    if "roi_normalised" in t and len(t["roi_normalised"]):
+        from brainalign.report.figures import roi_normalised_bars
+
+        rn = t["roi_normalised"]
+        info = t["spaces"].set_index("space")["model"] if "spaces" in t else pd.Series(dtype=str)
+        overall = rn.groupby("space", sort=False)["mean_normalised"].mean()
+        model = overall.index.map(lambda s: info.get(s, s))
+        best = overall.groupby(model).idxmax().tolist()  # each model's best space, by its mean over ROIs
+        spec = res.experiment.brain.rois
+        order = list(spec.hierarchy) if spec is not None and spec.hierarchy else None
+        sec = _section(
+            "Ceiling-normalised scores per ROI", "roi_normalised", rn[rn.space.isin(best)],
+            ["space", "roi", "mean_normalised", "median_normalised", "mean_r", "n_voxels"],
+            "Each voxel's held-out r divided by its noise ceiling (correlation scale), averaged over the ROI's voxels "
+            "whose ceiling passes the threshold; each model's best space shown (every space in the CSV). 1 = the "
+            "model explains all that the noise lets any model explain.")
+        sec["png"] = roi_normalised_bars(rn, best, order)
+        out.append(sec)
     if "partition_dominance" in t and len(t["partition_dominance"]):
         out.append(_section(
             "Dominance analysis of the partitions", "partition_dominance", t["partition_dominance"],

@@ -29,6 +29,8 @@ __all__ = [
     "roi_bars",
     "roi_layer_curves",
     "roi_peak_grid",
+    "roi_prompt_heatmap",
+    "roi_normalised_bars",
     "hierarchy_gain",
     "equivalence_intervals",
     "glass_brain",
@@ -392,6 +394,60 @@ def roi_peak_grid(peaks: pd.DataFrame) -> bytes:
     ax.set_yticks(range(len(rois)), rois, fontsize=7)
     fig.colorbar(im, ax=ax, label="peak depth (layer / blocks)", shrink=0.8)
     ax.set_title("Peak layer per ROI (number = layer, colour = depth)", fontsize=9)
+    return png_bytes(fig)
+
+
+def roi_prompt_heatmap(table: pd.DataFrame, rois: list[str] | None = None, max_panels: int = 6) -> bytes:
+    """ROI × prompt heatmaps of the ``roi_prompts`` table, one panel per model (its deepest layer read), the best
+    prompt of each ROI boxed and starred: which instruction each region prefers, at a glance.
+
+    ``rois``: row order (e.g. the hierarchy; default the table's order).
+    """
+    deepest = table.groupby("model")["layer"].transform("max") == table["layer"]
+    t = table[deepest]
+    models = list(dict.fromkeys(t["model"]))[:max_panels]
+    prompts = list(dict.fromkeys(t["prompt"]))
+    rois = [r for r in (rois or list(dict.fromkeys(t["roi"]))) if r in set(t["roi"])]
+    fig, axes = plt.subplots(1, len(models), figsize=(0.55 * len(prompts) * len(models) + 1.8 * len(models),
+                                                      0.45 * len(rois) + 1.8), squeeze=False)
+    for ax, model in zip(axes[0], models):
+        g = t[t["model"] == model]
+        grid = g.pivot(index="roi", columns="prompt", values="value").reindex(index=rois, columns=prompts)
+        im = ax.imshow(grid.to_numpy(dtype=float), aspect="auto", cmap="viridis")
+        for i, roi in enumerate(rois):
+            best = g[(g["roi"] == roi) & g["is_best"]]["prompt"]
+            for p in best:
+                j = prompts.index(p)
+                ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="w", lw=2))
+                ax.text(j, i, "★", ha="center", va="center", color="w", fontsize=9)
+        ax.set_xticks(range(len(prompts)), prompts, rotation=45, ha="right", fontsize=7)
+        ax.set_yticks(range(len(rois)), rois, fontsize=7)
+        ax.set_title(f"{model} (layer {int(g['layer'].iloc[0])})", fontsize=9)
+        fig.colorbar(im, ax=ax, fraction=0.05, pad=0.02).ax.tick_params(labelsize=6)
+    fig.suptitle("Score per ROI and prompt (★ best prompt of the ROI)", fontsize=10)
+    fig.tight_layout()
+    return png_bytes(fig)
+
+
+def roi_normalised_bars(table: pd.DataFrame, spaces: list[str], rois: list[str] | None = None) -> bytes:
+    """Ceiling-normalised score per ROI (mean over the ROI's voxels with a defined ceiling) for a few spaces.
+
+    ``table``: the ``roi_normalised`` table; ``spaces``: the spaces to draw (e.g. each model's best).
+    """
+    rois = [r for r in (rois or list(dict.fromkeys(table["roi"]))) if r in set(table["roi"])]
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(rois) + 2), 3.6))
+    width = 0.8 / max(len(spaces), 1)
+    x = np.arange(len(rois))
+    colors = plt.get_cmap("tab10")
+    for j, space in enumerate(spaces):
+        v = table[table.space == space].set_index("roi").reindex(rois)["mean_normalised"].to_numpy(dtype=float)
+        ax.bar(x - 0.4 + width * (j + 0.5), v, width, color=colors(j % 10), edgecolor="k", lw=0.5, label=space)
+    ax.axhline(1.0, color="k", ls="--", lw=0.8)
+    ax.set_xticks(x, rois, fontsize=8, rotation=30 if len(rois) > 6 else 0)
+    ax.set_ylabel("r / noise ceiling", fontsize=8)
+    ax.set_title("Ceiling-normalised scores per ROI (dashed: the ceiling)", fontsize=10)
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.grid(alpha=0.3, axis="y")
     return png_bytes(fig)
 
 

@@ -32,7 +32,7 @@ METRIC_LABELS = {
 #: summary tables offered as CSV downloads beside the tidy scores (small; the per-voxel tables stay on disk)
 DOWNLOADS = ("comparisons", "layers", "prompt_gain", "controls", "partition", "roi_comparisons", "roi_scores",
              "roi_peaks", "roi_hierarchy", "roi_ceilings", "partition_rois", "partition_roi_asymmetry",
-             "equivalence")
+             "equivalence", "roi_prompts")
 
 
 def _b64(data: bytes) -> str:
@@ -257,7 +257,11 @@ def _roi_section(res: Results, metric: str) -> dict | None:
     ceilings = t.get("roi_ceilings")
     ceilings = ceilings if ceilings is not None and {"roi", "ceiling"} <= set(ceilings.columns) else None
     out = dict(how=how, bars=_b64(figures.roi_bars(comp, chosen, a.reference, f"{how} r", ceilings)), curves="", peaks="",
-               gain="", slopes=[], ceiling=ceilings is not None)
+               gain="", slopes=[], ceiling=ceilings is not None, prompts="", units=_unit(res))
+    by_prompt = t.get("roi_prompts")
+    if by_prompt is not None and len(by_prompt):  # the best instruction per ROI
+        order = list(spec.hierarchy) if spec is not None and spec.hierarchy else None
+        out["prompts"] = _b64(figures.roi_prompt_heatmap(by_prompt, order))
     n_vox = t["roi_scores"].groupby("roi", sort=False)["n_voxels"].max()
     out["rois"] = [dict(name=r, n=int(n)) for r, n in n_vox.items()]
     curves = t.get("roi_layers")
