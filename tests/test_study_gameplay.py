@@ -114,7 +114,14 @@ def test_every_subject_gets_results_partitions_and_roi_tables(gameplay_out):
     for m, layer in last.items():  # 'L-1' resolved to the tiny model's last layer read
         assert {f"{m}/action/L{layer}", f"{m}/reasoning/L{layer}", "shared"} <= names
     rois = pd.read_csv(gameplay_out / "sub-01" / "roi_scores.csv")
-    assert rois["roi"].nunique() == 11
+    assert rois["roi"].nunique() == 12 and "SMA" in set(rois["roi"])
+    by_roi = pd.read_csv(gameplay_out / "sub-01" / "partition_rois.csv")  # row 2: partitions per ROI, motor included
+    assert set(by_roi["roi"]) == set(rois["roi"]) and set(by_roi["partition"]) == set(part["partition"])
+    asym = pd.read_csv(gameplay_out / "partition_roi_asymmetry.csv")  # paired over the 2 subjects (where both have
+    assert asym["n"].max() == 2 and (asym["n"] == 2).mean() > 0.8  # voxels of positive joint R² in the ROI)
+    assert {"SMA", "early_visual"} <= set(asym["roi"])
+    assert set(asym.loc[asym.partition == "UI-TARS-action-vs-reasoning", "a"]) == {f"UI-TARS/action/L{last['UI-TARS']}"}
+    assert 'alt="variance partition per ROI"' in (gameplay_out / "report.html").read_text()
     hier = pd.read_csv(gameplay_out / "sub-01" / "roi_hierarchy.csv")
     assert set(hier["prompt"]) == {"action", "reasoning"}  # gains over the neutral prompt, along the hierarchy
     group = pd.read_csv(gameplay_out / "comparisons.csv")
@@ -183,3 +190,26 @@ def test_streamed_voxel_statistics_equal_those_of_all_kept_predictions(mini, gam
     sets = mini_overrides()[1::2]
     vox = assert_study_streamed_equals_kept_whole(CONFIG, sets, mini["root"], feature_cache, "01")
     assert vox["p"].notna().all() and vox["space"].nunique() == 4
+
+
+def test_vlm_vs_lam_equivalence_is_tested_per_subject_and_over_subjects(gameplay_out):
+    """Row 5 of methods.md §10: the config's TOST runs on the fitted (resolved) spaces, over held-out runs in each
+    subject and over subjects in the group, with its figure in both reports."""
+    spaces = pd.read_csv(gameplay_out / "sub-01" / "spaces.csv")
+    last = {m: spaces[spaces.model == m]["layer"].max() for m in ("Qwen2.5-VL", "InternVL3", "UI-TARS")}
+    for folder, unit, n in ((gameplay_out / "sub-01", "run", 3), (gameplay_out, "subject", 2)):
+        eq = pd.read_csv(folder / "equivalence.csv")
+        assert len(eq) == 1 and eq["name"].iloc[0] == "VLM-vs-LAM"
+        row = eq.iloc[0]
+        assert row["unit"] == unit and row["n"] == n and row["metric"] == "mean_r" and row["margin"] == 0.01
+        assert row["b"] == f"UI-TARS/action/L{last['UI-TARS']} + UI-TARS/reasoning/L{last['UI-TARS']}"
+        assert f"InternVL3/reasoning/L{last['InternVL3']}" in row["a"]
+        assert row["ci_low"] <= row["mean_diff"] <= row["ci_high"]
+        page = (folder / "report.html").read_text()
+        assert 'alt="Equivalence tests (TOST)"' in page and 'id="equivalence"' in page
+    # the subject's side a is the mean of its spaces over its held-out runs
+    runs = pd.read_parquet(gameplay_out / "sub-01" / "run_scores.parquet")
+    eq = pd.read_csv(gameplay_out / "sub-01" / "equivalence.csv")
+    a = [s.strip() for s in eq["a"].iloc[0].split("+")]
+    assert len(a) == 4
+    assert eq["mean_a"].iloc[0] == pytest.approx(runs[runs.space.isin(a)].groupby("run")["mean_r"].mean().mean())

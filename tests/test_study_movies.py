@@ -83,3 +83,21 @@ def test_validate_names_a_missing_clip(movie10, tmp_path):
     proc = run_cli("validate", str(CONFIG), "--data-root", str(root), *MINI)
     assert proc.returncode == 2
     assert "life02.mkv" in " ".join(proc.stderr.split())
+
+
+def test_surface_rois_from_the_glasser_label_files_give_layer_peaks_per_roi(movies_out, movie10):
+    """Row 8 needs ROIs on the surface: brain.rois.surface_labels (left, right GIFTI label files) select the
+    vertices of each Glasser group; each ROI's size is the fixture's count (left hemisphere first), and every
+    model × prompt gets a peak layer per ROI."""
+    import yaml
+
+    groups = yaml.safe_load(CONFIG.read_text())["brain"]["rois"]["groups"]
+    labels = np.concatenate([movie10["surface_labels"]["L"], movie10["surface_labels"]["R"]])
+    rois = pd.read_csv(movies_out / "sub-01" / "roi_scores.csv")
+    assert set(rois["roi"]) == set(groups)
+    sizes = rois.groupby("roi")["n_voxels"].max()
+    for roi, members in groups.items():
+        assert sizes[roi] == np.isin(labels, members).sum(), roi
+    peaks = pd.read_csv(movies_out / "sub-01" / "roi_peaks.csv")
+    assert set(peaks["roi"]) == set(groups) and {"Qwen2.5-VL", "Qwen2-Audio"} <= set(peaks["model"])
+    assert 'alt="peak layer per ROI and model"' in (movies_out / "sub-01" / "report.html").read_text()

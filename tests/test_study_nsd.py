@@ -49,7 +49,7 @@ def test_every_subject_and_the_group_get_results_and_a_report(nsd_out):
     assert (group["n"] == 4).all()  # paired over the four subjects
     assert group["reference"].iloc[0].startswith("ViT-H/none/L")  # 'L-1' resolved to the tiny ViT's last layer
     spaces = pd.read_csv(nsd_out / "spaces.csv")
-    assert set(spaces["model"].dropna()) == {"InstructBLIP", "IDEFICS", "ViT-H", "CLIP"}
+    assert set(spaces["model"].dropna()) == {"InstructBLIP", "InstructBLIP-random", "IDEFICS", "ViT-H", "CLIP"}
     assert set(spaces.loc[spaces.model == "ViT-H", "prompt"]) == {"none"}
     assert len(set(spaces.loc[spaces.model == "IDEFICS", "prompt"])) == 10
 
@@ -116,3 +116,54 @@ def test_streamed_voxel_statistics_equal_those_of_all_kept_predictions(nsd, nsd_
 
     vox = assert_study_streamed_equals_kept_whole(CONFIG, MINI[1::2], nsd["root"], feature_cache, "1")
     assert vox["p"].notna().all() and vox["space"].nunique() == 4
+
+
+def test_nsd_rois_come_from_the_dataset_files_and_rank_the_prompts(nsd_out, nsd):
+    """Rows 14-16 read ROIs: brain.rois without an image joins the labels of NSD's own ROI files (early visual from
+    prf-visualrois, EBA, FFA-1 + FFA-2, PPA), per subject and over subjects, with the best prompt per ROI."""
+    rois = pd.read_csv(nsd_out / "sub-1" / "roi_scores.csv")
+    assert set(rois["roi"]) == {"early_visual", "EBA", "FFA", "PPA"}
+    # ROI sizes are the fixture's label volumes inside nsdgeneral
+    inside = nsd["nsdgeneral"]
+    want = {"EBA": (nsd["rois"]["floc-bodies"][inside] == 1).sum(),
+            "FFA": np.isin(nsd["rois"]["floc-faces"][inside], [2, 3]).sum(),
+            "early_visual": np.isin(nsd["rois"]["prf-visualrois"][inside], [1, 2, 3, 4, 5, 6]).sum()}
+    got = rois.groupby("roi")["n_voxels"].max()
+    for roi, n in want.items():
+        assert got[roi] == n, roi
+    prompts = pd.read_csv(nsd_out / "sub-1" / "roi_prompts.csv")
+    assert set(prompts["model"]) == {"InstructBLIP", "IDEFICS"}  # ViT-H, CLIP read no prompt; the random model one
+    assert (prompts.groupby(["model", "layer", "roi"])["is_best"].sum() >= 1).all()
+    group = pd.read_csv(nsd_out / "roi_prompts.csv")
+    assert (group["n"] == 4).all()  # subjects are the units of the group table
+    assert 'alt="score per ROI and prompt"' in (nsd_out / "report.html").read_text()
+
+
+def test_scores_are_normalised_by_nsd_ncsnr_per_voxel_and_roi(nsd_out, nsd):
+    """Row 14: the ceiling is NSD's own ncsnr for 3 averaged repeats (sqrt(NC), correlation scale); the fixture's
+    ncsnr = |weight| / 0.5, so the ceiling is known in closed form."""
+    ceiling = pd.read_csv(nsd_out / "sub-1" / "ceiling.csv") if (nsd_out / "sub-1" / "ceiling.csv").exists() else \
+        pd.read_parquet(nsd_out / "sub-1" / "ceiling.parquet")
+    snr = nsd["ncsnr"][1][nsd["nsdgeneral"]].astype(np.float64)
+    want = np.sqrt(snr**2 / (snr**2 + 1 / 3))
+    np.testing.assert_allclose(ceiling.sort_values("voxel")["ceiling_r"].to_numpy(), want, rtol=1e-5)
+    per_roi = pd.read_csv(nsd_out / "sub-1" / "roi_normalised.csv")
+    assert set(per_roi["roi"]) == {"early_visual", "EBA", "FFA", "PPA"}
+    roi_ceil = pd.read_csv(nsd_out / "sub-1" / "roi_ceilings.csv").set_index("roi")
+    ffa = np.isin(nsd["rois"]["floc-faces"][nsd["nsdgeneral"]], [2, 3])
+    assert roi_ceil.loc["FFA", "ceiling"] == pytest.approx(want[ffa].mean(), rel=1e-5)
+    assert "Ceiling-normalised scores per ROI" in (nsd_out / "sub-1" / "report.html").read_text()
+
+
+
+def test_random_init_control_and_partitions_per_roi(nsd_out):
+    """Row 17: the random-init InstructBLIP is compared with the ViT-H reference over subjects and paired with the
+    trained one; row 16: the IC-vs-IU2 partition is reported per ROI."""
+    group = pd.read_csv(nsd_out / "comparisons.csv")
+    rand = group[group.space.str.startswith("InstructBLIP-random/IC/")]
+    assert len(rand) >= 1 and (rand["n"] == 4).all()
+    ctl = pd.read_csv(nsd_out / "sub-1" / "controls.csv")
+    assert (ctl["control_kind"] == "untrained").any()
+    by_roi = pd.read_csv(nsd_out / "sub-1" / "partition_rois.csv")
+    assert {"IC-vs-IU1", "IC-vs-IU2"} == set(by_roi["partition"])
+    assert {"EBA", "early_visual"} <= set(by_roi["roi"])

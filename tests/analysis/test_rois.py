@@ -84,7 +84,7 @@ def test_unknown_label_is_an_error_naming_the_fix():
 def test_glasser_table_is_data_with_the_published_indices():
     g = glasser_groups()
     assert g["early_visual"] == [1, 4, 5] and g["MFG"] == [12] and len(g["PC"]) == 8
-    assert len(g) == 11
+    assert len(g) == 13 and g["SMA"] == [43, 44, 55] and g["auditory"] == [24, 104, 124, 173, 174]  # ours
     levels = hierarchy_levels()
     assert [lv for lv, _ in levels] == ["early_visual", "dorsal_mt", "temporal_parietal", "frontal", "motor"]
     labels = np.array([1, 4, 5, 12, 13, 0, 1])

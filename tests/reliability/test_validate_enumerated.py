@@ -76,7 +76,9 @@ RUNTIME_ERRORS = {
     "pipeline/ceilings.py:subject_subset_ceiling_table": [I, I],  # called only with >= 2 subjects
     "pipeline/ceilings.py:study_ceiling_tables": [SUBJECTS_DIFFER],
     "pipeline/ceilings.py:normalised_score_tables": [I],
-    "pipeline/ceilings.py:ceiling_tables_for_run": [I],  # repeats and scores come from the same loaded data
+    # method ncsnr needs brain.options.ncsnr (check_extra_analyses), which makes the loader read it; repeats and
+    # scores come from the same loaded data
+    "pipeline/ceilings.py:ceiling_tables_for_run": [S, I],
     "pipeline/controls.py:scramble_prompt": ["validate: scramble-placeholder-twice", "validate: scramble-one-word-prompt"],
     "pipeline/controls.py:control_prompts": [S],  # analysis.controls.prompts is a Literal list
     "pipeline/controls.py:in_context_texts": ["validate: in-context-k-too-large", "validate: in-context-examples-too-few"],
@@ -92,8 +94,13 @@ RUNTIME_ERRORS = {
     "pipeline/partitions.py:partition_control_tables": [S],  # PartitionSpec: control keys are its spaces
     "pipeline/runner.py:_encode_space_by_space": ["validate: reference-not-fitted"],
     "pipeline/runner.py:partition_spaces": ["validate: partition-layer-not-fitted"],
-    "pipeline/runner.py:load_roi_masks": ["validate: rois-on-surface-data", ROI_DATASET, "validate: roi-group-label-unknown",
-                                          "validate: roi-hierarchy-unknown"],
+    # the first: brain.rois without an image needs format nsd with brain.options.rois (BrainSpec), which the loader reads
+    "pipeline/runner.py:load_roi_masks": [S, "validate: rois-on-surface-data", ROI_DATASET,
+                                          "validate: roi-group-label-unknown"],
+    "pipeline/runner.py:_with_hierarchy": ["validate: roi-hierarchy-unknown"],
+    # BrainSpec allows surface_labels with format movie10 only, whose recordings have mesh vertices
+    # the loader refuses arrays off brain.options.n_vertices, which validate compares the label files with
+    "pipeline/runner.py:surface_roi_masks": [S, "validate: surface-labels-wrong-mesh"],
     "pipeline/workers.py:run_fits": [S, S],  # encoding.n_workers, encoding.blas_threads >= 1
     # ---------------------------------------------------------------- analysis
     "analysis/ceiling.py:explainable_variance": ["cannot: the repeated presentations are read by the loader of a "
@@ -145,6 +152,8 @@ RUNTIME_ERRORS = {
     "analysis/stats.py:bootstrap_ci": [U, U],
     "analysis/stats.py:paired_statistics": [I, I, I],
     "analysis/stats.py:paired_test": [I, I, I, I, I],  # group tables only with >= 2 subjects
+    "analysis/equivalence.py:tost_paired": [I, S, S],  # EquivalenceSpec: margin > 0, 0 < alpha < 0.5
+    "analysis/equivalence.py:equivalence_table": ["validate: equivalence-space-not-fitted"],
     "analysis/summary.py:paired_test": [I],
     "analysis/summary.py:compare_to_reference": ["validate: reference-not-fitted"],
     # ---------------------------------------------------------------- timing
@@ -182,7 +191,9 @@ def _cases() -> set[str]:
     from test_bad_inputs import CONFIG_CASES
     from test_validate_predicts_run import PREDICTED
 
-    return set(PREDICTED) | set(CONFIG_CASES) | {"rois-on-surface-data"}
+    # cases run in other files: rois-on-surface-data (test_bad_inputs), surface-labels-wrong-mesh
+    # (tests/brain/test_dataset_rois.py::test_validate_compares_the_surface_label_files_with_the_mesh)
+    return set(PREDICTED) | set(CONFIG_CASES) | {"rois-on-surface-data", "surface-labels-wrong-mesh"}
 
 
 def check_listing(found: list[tuple[str, str]], listed: dict[str, list[str]], cases: set[str]) -> None:

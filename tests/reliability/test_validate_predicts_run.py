@@ -126,6 +126,10 @@ PREDICTED = {
     "gaussian-control-of-another-width": (lambda c, d: (_controls(c), _partition(c, "MiniLM-L6/~gaussian-512d/L3",
                                                                                  "baseline/onoff")),
                                           "analysis.partitions.0.spaces", ["did you mean 'MiniLM-L6/~gaussian-384d/L3'"]),
+    "equivalence-space-not-fitted": (
+        lambda c, d: c["analysis"].update(equivalence=[dict(name="e", a=["MiniLM-L6/action/L99"],
+                                                            b=["baseline/onoff"], margin=0.01)]),
+        "analysis.equivalence.0.a", ["'MiniLM-L6/action/L99' is not a feature space of this run", "choose one of"]),
     "reference-not-fitted": (lambda c, d: c["analysis"].update(reference="MiniLM-L6/action/L4"),
                              "analysis.reference", ["is not a feature space of this run", "choose one of"]),
     "controls-layer-too-deep": (lambda c, d: _controls(c, layer=12), "analysis.controls.layer",

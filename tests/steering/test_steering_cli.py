@@ -83,6 +83,8 @@ def test_steer_runs_the_planted_study_end_to_end(tmp_path):
     assert set(nari["condition"]) == {"fmri", "random_direction", "random_fmri"} and set(nari["subject"]) == {0, 1}
     assert man["nari"]["fmri"]["flipped_fraction"] > man["nari"]["random_direction"]["flipped_fraction"]
     assert man["nari_layers"] == [2] and man["config"]["name"] == "tiny-planted"
+    page = (out / "report.html").read_text()  # `steer` writes its report as `run` does (issue: it did not)
+    assert "tiny-planted" in page and "<img" in page
     # every section the config asks for, in one tidy summary table
     st = pd.read_csv(out / "steering.csv")
     assert list(st.columns) == STEERING_COLUMNS
@@ -122,7 +124,7 @@ def test_steer_runs_the_planted_study_end_to_end(tmp_path):
     cfg2 = dict(PLANTED, nari_general=None, finetune=None, predictivity=None)
     forced = CliRunner().invoke(app, ["steer", str(_write(tmp_path / "p2.yaml", cfg2)), "--out", str(out), "--force"])
     assert forced.exit_code == 0, forced.output
-    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "nari.csv", "steering.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "nari.csv", "report.html", "steering.csv"]
 
 
 def test_old_prompts_value_is_accepted_with_a_warning():

@@ -38,6 +38,7 @@ from brainalign.analysis.roi_scores import (
     combine_roi_masks,
     roi_comparisons,
     roi_gain_tables,
+    roi_prompt_table,
     roi_layer_tables,
     roi_run_scores,
 )
@@ -82,5 +83,5 @@ __all__ = [
     "normalised_depth", "layer_curves", "peak_layers", "best_layer",
     "similarity_matrix", "instruction_semantics_coupling", "match_dimensionality",
     "matched_dimensionality_scores",
-    "roi_run_scores", "roi_comparisons", "roi_layer_tables", "roi_gain_tables", "combine_roi_masks",
+    "roi_run_scores", "roi_comparisons", "roi_layer_tables", "roi_gain_tables", "roi_prompt_table", "combine_roi_masks",
 ]

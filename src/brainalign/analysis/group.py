@@ -26,6 +26,8 @@ __all__ = [
     "group_comparisons",
     "group_layer_table",
     "group_tables",
+    "group_partition_table",
+    "partition_asymmetry_table",
 ]
 
 _COMPARISON_STATS = ("n", "mean_diff", "median_diff", "sem_diff", "mad_diff", "n_better", "cohen_dz", "t", "p_t", "w",
@@ -230,3 +232,63 @@ def group_tables(
     if layers is not None:
         out["group_layers"] = group_layer_table(layers, how)
     return out
+
+
+# --------------------------------------------------------------------------- variance partitions over subjects
+_PARTITION_KEYS = ["partition", "roi", "part", "space", "aggregation"]
+
+
+def group_partition_table(partitions: pd.DataFrame, how: Literal["mean", "median"] = "mean") -> pd.DataFrame:
+    """Variance-partition percentages over subjects, per partition × ROI × part × aggregation.
+
+    Parameters
+    ----------
+    partitions : DataFrame ``subject, partition, roi, part, space, aggregation, percent, n_voxels``
+        The subjects' ``partition`` (whole brain, ROI "all") or ``partition_rois`` tables, stacked.
+    how : {"mean", "median"}
+        Statistic over subjects.
+
+    Returns
+    -------
+    DataFrame ``partition, roi, part, space, aggregation, percent, how, sem, mad, n_subjects, n_voxels``
+    (``percent``: the group value; ``n_voxels``: mean over subjects of the voxels entering), in the input's order.
+    """
+    _need(partitions, ["subject", *_PARTITION_KEYS, "percent", "n_voxels"], "partitions")
+    subj = partitions.rename(columns={"percent": "value"})
+    out = group_summary_table(subj, _PARTITION_KEYS, how).rename(columns={"value": "percent"})
+    n_vox = partitions.groupby(_PARTITION_KEYS, sort=False)["n_voxels"].mean().rename("n_voxels").reset_index()
+    order = partitions[_PARTITION_KEYS].drop_duplicates().reset_index(drop=True).reset_index(names="_order")
+    out = out.merge(n_vox, on=_PARTITION_KEYS).merge(order, on=_PARTITION_KEYS)
+    return out.sort_values("_order", ignore_index=True).drop(columns="_order")
+
+
+def partition_asymmetry_table(partitions: pd.DataFrame, aggregation: str = "ratio_of_means") -> pd.DataFrame:
+    """The unique parts of each partition against each other, per ROI, paired across subjects.
+
+    The gameplay study's row 2 (the LAM's action prompt keeps 27 % unique variance, its reasoning prompt −5 %,
+    strongest in frontal-motor cortex) is this comparison: unique % of the joint R² of one space against the
+    other's, one value per subject.
+
+    Parameters
+    ----------
+    partitions : DataFrame ``subject, partition, roi, part, space, aggregation, percent``
+    aggregation : {"ratio_of_means", "mean_of_ratios"}
+
+    Returns
+    -------
+    DataFrame ``partition, roi, a, b`` (space names), ``mean_a, mean_b`` and the paired statistics of
+    :func:`group_comparisons` (``n`` = subjects).
+    """
+    _need(partitions, ["subject", *_PARTITION_KEYS, "percent"], "partitions")
+    uniq = partitions[(partitions.aggregation == aggregation) & partitions.part.str.fullmatch(r"unique_s\d+")]
+    frames = []
+    for name, g in uniq.groupby("partition", sort=False):
+        parts = list(dict.fromkeys(g["part"]))
+        pairs = [(x, y) for i, x in enumerate(parts) for y in parts[i + 1:]]
+        comp = group_comparisons(g.rename(columns={"percent": "value"}), pairs, key="part", by=("roi",))
+        legend = g.drop_duplicates("part").set_index("part")["space"]
+        comp["a"], comp["b"] = comp["a"].map(legend), comp["b"].map(legend)
+        comp.insert(0, "partition", name)
+        frames.append(comp)
+    cols = ["partition", "roi", "a", "b", "mean_a", "mean_b", *_COMPARISON_STATS]
+    return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)

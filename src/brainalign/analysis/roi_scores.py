@@ -19,7 +19,8 @@ from brainalign.analysis.metrics import pearson_r
 from brainalign.analysis.rois import stat_function, hierarchy_gain, prompt_gain
 from brainalign.analysis.summary import paired_test
 
-__all__ = ["roi_run_scores", "roi_scores_from_r", "roi_comparisons", "roi_layer_tables", "roi_gain_tables", "combine_roi_masks"]
+__all__ = ["roi_run_scores", "roi_scores_from_r", "roi_comparisons", "roi_layer_tables", "roi_gain_tables",
+           "roi_prompt_table", "combine_roi_masks"]
 
 
 def combine_roi_masks(label_masks: Mapping[str, np.ndarray], label_table: Mapping[int, str],
@@ -242,3 +243,33 @@ def roi_gain_tables(
                            slope_p=s["slope_p"], early_late_ratio=s["early_late_ratio"], early=" + ".join(early),
                            late=" + ".join(late), levels=" > ".join(s["levels"])))
     return gain, pd.DataFrame(slopes)
+
+
+def roi_prompt_table(roi_scores: pd.DataFrame, spaces: pd.DataFrame) -> pd.DataFrame:
+    """Every prompt's score in every ROI, per model and layer, ranked within the ROI (the best instruction per ROI).
+
+    Parameters
+    ----------
+    roi_scores : DataFrame ``space, roi, run, value`` (from :func:`roi_run_scores`, or a group's subject-level table)
+    spaces : DataFrame ``space, kind, model, prompt, layer``
+
+    Returns
+    -------
+    DataFrame ``model, layer, roi, prompt, value, sem, n, rank, is_best, margin`` — ``value`` is the mean over the
+    units (held-out runs or subjects), ``rank`` 1 = best prompt in that ROI, ``margin`` = best minus second best
+    (on the best row; NaN elsewhere). Models read with fewer than 2 prompts are left out.
+    """
+    ms = spaces[(spaces.kind == "model") & (spaces.prompt != "none")][["space", "model", "prompt", "layer"]]
+    m = roi_scores.merge(ms, on="space")
+    cols = ["model", "layer", "roi", "prompt", "value", "sem", "n", "rank", "is_best", "margin"]
+    if m.empty:
+        return pd.DataFrame(columns=cols)
+    g = m.groupby(["model", "layer", "roi", "prompt"], sort=False)["value"]
+    out = g.agg(value="mean", sem=lambda v: v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else np.nan,
+                n="count").reset_index()
+    out = out[out.groupby(["model", "layer", "roi"])["prompt"].transform("nunique") > 1]
+    out["rank"] = out.groupby(["model", "layer", "roi"])["value"].rank(ascending=False, method="min").astype(int)
+    out["is_best"] = out["rank"] == 1
+    second = out.groupby(["model", "layer", "roi"])["value"].transform(lambda v: v.nlargest(2).iloc[-1])
+    out["margin"] = np.where(out["is_best"], out["value"] - second, np.nan)
+    return out.sort_values(["model", "layer", "roi", "rank"], ignore_index=True)[cols]

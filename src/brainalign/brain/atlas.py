@@ -14,7 +14,7 @@ import pandas as pd
 
 from brainalign._utils.errors import DataError
 
-__all__ = ["load_label_table", "load_label_image", "roi_masks", "glasser_groups", "glasser_group_masks",
+__all__ = ["load_label_table", "load_label_image", "load_surface_labels", "roi_masks", "glasser_groups", "glasser_group_masks",
            "hierarchy_levels"]
 
 
@@ -89,6 +89,35 @@ def load_label_image(image) -> tuple[np.ndarray, dict[int, str] | None]:
     if hasattr(image, "get_fdata"):
         return _as_int_labels(np.asanyarray(image.dataobj)), None
     raise DataError(f"cannot read a label image from {type(image).__name__}; pass an array, a nibabel image or a path.")
+
+
+def load_surface_labels(paths: Sequence[str | Path]) -> tuple[np.ndarray, dict[int, str]]:
+    """Labels of both hemispheres (left then right, as surface recordings order their vertices) and one table.
+
+    Parameters
+    ----------
+    paths : (left, right)
+        GIFTI ``.label.gii`` or FreeSurfer ``.annot`` files on the recording's mesh (e.g. TemplateFlow's
+        ``tpl-fsaverage6_hemi-{L,R}_desc-MMP_dseg.label.gii``).
+
+    Returns
+    -------
+    labels : ndarray of int, shape (n_left + n_right,)
+    table : dict value -> name, from the files' embedded tables (the left's names where both name a value;
+        values only the right names keep the right's names)
+    """
+    if len(paths) != 2:
+        raise DataError(f"give two surface label files (left, right hemisphere), got {len(paths)}.")
+    parts, table = [], {}
+    for path in paths:
+        labels, names = load_label_image(path)
+        if labels.ndim != 1:
+            raise DataError(f"{path}: a surface label file holds one label per vertex; got an array of shape "
+                            f"{labels.shape} (a volume? use brain.rois.image).")
+        parts.append(labels)
+        for k, v in (names or {}).items():
+            table.setdefault(int(k), v)
+    return np.concatenate(parts), table
 
 
 def _as_int_labels(a) -> np.ndarray:

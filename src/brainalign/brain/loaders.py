@@ -20,7 +20,7 @@ from .bids import load_bids
 from .items import ItemResponses
 from .manifest import RequiredFile, bids_manifest, movie10_manifest, nsd_manifest
 from .movie10 import load_movie10
-from .nsd import NSDLayout, load_nsd_betas, load_nsd_rois
+from .nsd import NSDLayout, load_nsd_betas, load_nsd_ncsnr, load_nsd_rois
 from .recording import Recording
 from .vwt_hdf5 import load_vwt_hdf5
 
@@ -46,7 +46,7 @@ def check_loader_options(fmt: str, options: dict) -> None:
     """
     table = {
         "bids": (load_bids, ("dataset",), ("root",)),
-        "nsd": (load_nsd_betas, ("rois", "hemispheres"), ("root",)),
+        "nsd": (load_nsd_betas, ("rois", "hemispheres", "ncsnr"), ("root",)),
         "glmsingle": (load_item_betas, (), ()),
         "movie10": (load_movie10, ("path",), ("root",)),
         "vwt_hdf5": (load_vwt_hdf5, (), ()),
@@ -107,9 +107,10 @@ def load_brain(fmt: str, data_root: str | Path, **kwargs) -> tuple[Recording | I
             kwargs["mask"] = _under(root, kwargs["mask"])
         return load_bids(ds, **kwargs)
     if fmt == "nsd":
-        _check_kwargs(fmt, load_nsd_betas, kwargs, extra=("rois", "hemispheres"), drop=("root",))
+        _check_kwargs(fmt, load_nsd_betas, kwargs, extra=("rois", "hemispheres", "ncsnr"), drop=("root",))
         rois = kwargs.pop("rois", None)
         hemis = kwargs.pop("hemispheres", False)
+        with_ncsnr = kwargs.pop("ncsnr", False)
         if kwargs.get("mask") is not None and str(kwargs["mask"]).endswith((".nii", ".nii.gz")):
             kwargs["mask"] = _under(root, kwargs["mask"])
         resp = load_nsd_betas(root, **kwargs)
@@ -117,6 +118,10 @@ def load_brain(fmt: str, data_root: str | Path, **kwargs) -> tuple[Recording | I
             layout = NSDLayout(root, kwargs["subject"], kwargs.get("resolution", "func1pt8mm"),
                                kwargs.get("glm", "betas_fithrf_GLMdenoise_RR"))
             resp.meta["rois"] = load_nsd_rois(layout, rois, mask_img=resp.mask_img, hemispheres=hemis)
+        if with_ncsnr:  # NSD's own noise-ceiling SNR per voxel (analysis.ceiling.method: ncsnr)
+            layout = NSDLayout(root, kwargs["subject"], kwargs.get("resolution", "func1pt8mm"),
+                               kwargs.get("glm", "betas_fithrf_GLMdenoise_RR"))
+            resp.meta["ncsnr"], _ = load_nsd_ncsnr(layout, resp.mask_img)
         return resp, None
     if fmt == "glmsingle":
         _check_kwargs(fmt, load_item_betas, kwargs)
@@ -163,7 +168,8 @@ def brain_manifest(fmt: str, **kwargs) -> list[RequiredFile]:
         return nsd_manifest(kwargs["subject"], kwargs["sessions"], kwargs.get("resolution", "func1pt8mm"),
                             kwargs.get("glm", "betas_fithrf_GLMdenoise_RR"), kwargs.get("mask", "nsdgeneral"),
                             kwargs.get("rois", ()), kwargs.get("hemispheres", False),
-                            betas_format="hdf5" if kwargs.get("source") == "hdf5" else "nii.gz")
+                            betas_format="hdf5" if kwargs.get("source") == "hdf5" else "nii.gz",
+                            ncsnr=kwargs.get("ncsnr", False))
     if fmt == "movie10":
         man = movie10_manifest(kwargs["subject"], kwargs.get("movies", ("bourne", "wolf", "life")),
                                kwargs.get("pattern", "sub{subject}-{movie}-fsaverage6.npy"))

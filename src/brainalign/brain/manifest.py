@@ -56,6 +56,7 @@ def nsd_manifest(
     hemispheres: bool = False,
     images: bool = True,
     betas_format: str = "nii.gz",
+    ncsnr: bool = False,
 ) -> list[RequiredFile]:
     """Files :func:`brainalign.brain.nsd.load_nsd_betas` / ``load_nsd_rois`` / ``NSDImages`` read."""
     from .nsd import NSDLayout
@@ -67,6 +68,8 @@ def nsd_manifest(
     for r in rois:
         rels += [lay.roi(r, h) for h in (("lh", "rh") if hemispheres else (None,))]
         rels.append(lay.label_table(r)[0])
+    if ncsnr:
+        rels.append(lay.ncsnr())
     if images:
         rels.append(lay.stimuli)
     return [RequiredFile(r, _NSD, _NSD_SRC.format(path=r)) for r in rels]

@@ -328,7 +328,10 @@ def steer(config: Path = typer.Argument(..., help="Steering study YAML (schema: 
             log = lambda s: console.print(f"[dim]{escape(s)}[/]", highlight=False, soft_wrap=True)  # noqa: E731
 
             def produce(tmp: Path) -> Path:
+                from brainalign.report.html import write_steering_report
+
                 run_steer(cfg, tmp, base, log=log)
+                write_steering_report(tmp)  # like `run`: the report is there when the results are
                 return tmp / "manifest.json"
 
             try:
@@ -336,6 +339,7 @@ def steer(config: Path = typer.Argument(..., help="Steering study YAML (schema: 
             except SteerConfigError as err:
                 raise ConfigError(str(err)) from None
     console.print(f"[bold green]manifest:[/] {manifest}", highlight=False)
+    console.print(f"[bold green]report:[/] {Path(manifest).parent / 'report.html'}", highlight=False)
 
 
 def _tiny_steer_models(cfg, cache: Path | None):

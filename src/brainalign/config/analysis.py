@@ -8,21 +8,23 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from brainalign.config._base import StrictModel
 
-__all__ = ["CeilingSpec", "CouplingSpec", "check_extra_analyses", "coupling_model", "coupling_instructions"]
+__all__ = ["CeilingSpec", "CouplingSpec", "EquivalenceSpec", "check_extra_analyses", "coupling_model", "coupling_instructions"]
 
 
 class CeilingSpec(StrictModel):
     """Noise ceiling and ceiling-normalised scores (docs/choices.md, ``analysis.ceiling``)."""
 
-    method: Literal["repeats", "subject_subset", "none"] = Field(
+    method: Literal["repeats", "subject_subset", "ncsnr", "none"] = Field(
         "none",
         description="'repeats': explainable variance of repeated presentations (needs repeats of the held-out "
         "stimuli; single-subject block designs such as the demo have none); 'subject_subset': inter-subject "
-        "extrapolation v0·(1 − exp(−k/τ)) (needs several subjects on the same stimuli); 'none': no ceiling.",
+        "extrapolation v0·(1 − exp(−k/τ)) (needs several subjects on the same stimuli); 'ncsnr': the dataset's own "
+        "noise-ceiling SNR per voxel (format nsd with brain.options.ncsnr: true), ceiling for n_averaged repeats; "
+        "'none': no ceiling.",
     )
     threshold: float = Field(
         0.05, gt=0, lt=1, description="Voxels whose correlation-scale ceiling is below this get NaN normalised scores."
@@ -57,6 +59,34 @@ class CouplingSpec(StrictModel):
     n_permutations: int = Field(10000, ge=1, description="Mantel permutations of the instruction labels.")
 
 
+class EquivalenceSpec(StrictModel):
+    """An equivalence test (TOST) between two sets of fitted spaces (gameplay study: VLMs vs LAMs).
+
+    Each side's score per unit (held-out run of a subject; subject in the group results) is the mean of its
+    spaces' scores; :func:`brainalign.analysis.equivalence.tost_paired` tests ``|mean(a − b)| < margin``.
+    """
+
+    name: str = Field(description="Label of this test in tables and figures.")
+    a: list[str] = Field(min_length=1, description="Fitted space names of side a, e.g. 'Qwen2.5-VL/action/L-1'.")
+    b: list[str] = Field(min_length=1, description="Fitted space names of side b.")
+    margin: float = Field(
+        gt=0, description="Equivalence bound on the mean difference a − b, in the units of the metric (e.g. 0.01 "
+        "in r); fix it before seeing the data.",
+    )
+    alpha: float = Field(0.05, gt=0, lt=0.5, description="Level of each one-sided test (CI at 1 − 2·alpha).")
+    metric: Literal["mean_r_responsive", "mean_r", "median_r"] | None = Field(
+        None, description="Score compared (null = analysis.metric); 'mean_r' is the whole-brain mean.",
+    )
+
+    @model_validator(mode="after")
+    def _sides_differ(self) -> EquivalenceSpec:
+        both = sorted(set(self.a) & set(self.b))
+        if both:
+            raise ValueError(f"analysis.equivalence '{self.name}': spaces {both} are on both sides; a and b must "
+                             "not overlap.")
+        return self
+
+
 # --------------------------------------------------------------------------- checks across sections
 def check_extra_analyses(exp) -> None:
     """Checks that need more than one config section (called by the config validator).
@@ -66,6 +96,11 @@ def check_extra_analyses(exp) -> None:
     ValueError
         Naming the field (``analysis.coupling...``) and the fix.
     """
+    ceiling = exp.analysis.ceiling
+    if ceiling is not None and ceiling.method == "ncsnr" and not (
+            exp.brain.format == "nsd" and exp.brain.options.get("ncsnr")):
+        raise ValueError("analysis.ceiling.method='ncsnr' reads the dataset's own noise-ceiling SNR: it needs "
+                         "brain.format nsd with brain.options.ncsnr: true (or choose method repeats/subject_subset).")
     cpl = exp.analysis.coupling
     if cpl is None:
         return

@@ -18,10 +18,19 @@ __all__ = ["RoiSpec", "BrainSpec", "BRAIN_FORMATS", "StimulusSpec", "ImageStimul
 class RoiSpec(StrictModel):
     """Regions of interest from a label (dseg) image on the BOLD grid, and their hierarchy."""
 
-    image: str = Field(description="3-D NIfTI label image on the BOLD grid (same shape and affine as brain.mask); "
-                       "relative to the config, or '{data_root}/...' inside the dataset folder (dataset formats).")
-    table: str | dict[int, str] = Field(
-        description="Label value → ROI name: a mapping, or a CSV/TSV (index, name), JSON or '<index> <name>' text file."
+    image: str | None = Field(
+        None, description="3-D NIfTI label image on the BOLD grid (same shape and affine as brain.mask); relative to "
+        "the config, or '{data_root}/...' inside the dataset folder (dataset formats). null = the dataset's own ROI "
+        "files (format nsd: the files of brain.options.rois, labels named by their .ctab tables).")
+    table: str | dict[int, str] | None = Field(
+        None, description="Label value → ROI name: a mapping, or a CSV/TSV (index, name), JSON or '<index> <name>' "
+        "text file (with image; null with the dataset's own ROI files).",
+    )
+    surface_labels: list[str] | None = Field(
+        None, min_length=2, max_length=2,
+        description="Surface recordings (format movie10): [left, right] label files on the recording's mesh "
+        "(.label.gii or .annot, e.g. TemplateFlow's tpl-fsaverage6_hemi-L_desc-MMP_dseg.label.gii); their embedded "
+        "tables name the labels unless brain.rois.table is given. '{data_root}/...' inside the dataset folder.",
     )
     groups: dict[str, list[str | int]] | None = Field(
         None, description="ROI name → the labels (names or values) it joins; null = every label is its own ROI."
@@ -35,6 +44,12 @@ class RoiSpec(StrictModel):
 
     @model_validator(mode="after")
     def _hierarchy_ok(self) -> RoiSpec:
+        if self.surface_labels is not None:
+            if self.image is not None:
+                raise ValueError("brain.rois: give image (a volume) or surface_labels (two surface files), not both.")
+        elif (self.image is None) != (self.table is None):
+            raise ValueError("brain.rois.image and brain.rois.table go together: give both (a label image and its "
+                             "table), or neither (the dataset's own ROI files, format nsd).")
         h = self.hierarchy
         if h is not None:
             if len(h) < 2:
@@ -109,9 +124,18 @@ class BrainSpec(StrictModel):
             from brainalign.brain.loaders import check_loader_options  # lazy: keeps config import light
 
             check_loader_options(self.format, self.options)
+        if self.rois is not None and self.rois.surface_labels is not None and self.format != "movie10":
+            raise ValueError(f"brain.rois.surface_labels select vertices of a surface recording (format movie10); "
+                             f"format '{self.format}' gives volumes: use brain.rois.image and brain.rois.table.")
+        if (self.rois is not None and self.rois.image is None and self.rois.surface_labels is None
+                and not (self.format == "nsd" and self.options.get("rois"))):
+            raise ValueError("brain.rois without image/table selects ROIs from the dataset's own ROI files, which only "
+                             "format 'nsd' reads (list them in brain.options.rois, e.g. [prf-visualrois, floc-faces]); "
+                             "otherwise give brain.rois.image and brain.rois.table.")
         if self.rois is not None:
-            for k in ("image", "table"):
-                v = getattr(self.rois, k)
+            named = [("image", self.rois.image), ("table", self.rois.table)]
+            named += [(f"surface_labels[{i}]", v) for i, v in enumerate(self.rois.surface_labels or [])]
+            for k, v in named:
                 if not isinstance(v, str) or "{data_root}" not in v:
                     continue
                 if not v.startswith("{data_root}"):

@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field, PositiveFloat, ValidationError, field_val
 
 from brainalign._utils.errors import ConfigError
 from brainalign.config._base import BUILTIN_PREFIX, StrictModel, resolve_path
-from brainalign.config.analysis import CeilingSpec, CouplingSpec, check_extra_analyses
+from brainalign.config.analysis import CeilingSpec, CouplingSpec, EquivalenceSpec, check_extra_analyses
 from brainalign.config.data import (BRAIN_FORMATS, STIMULUS_FORMATS, BrainSpec, GameplayStimuli, ImageStimuli,
                                     MovieClipStimuli, RoiSpec, Stimuli, StimulusSpec, TextItemStimuli)
 
@@ -366,6 +366,11 @@ class AnalysisSpec(StrictModel):
     group_how: Literal["mean", "median"] = Field(
         "mean", description="Statistic over subjects when several subjects' results are aggregated."
     )
+    equivalence: list[EquivalenceSpec] = Field(
+        default_factory=list,
+        description="Equivalence tests (TOST) between sets of spaces, paired over held-out runs and, in the group "
+        "results, over subjects (table 'equivalence').",
+    )
 
 
 class Experiment(StrictModel):
@@ -447,6 +452,9 @@ class Experiment(StrictModel):
         labels = [p.name for p in self.analysis.partitions]
         if len(set(labels)) != len(labels):
             raise ValueError(f"analysis.partitions names must be unique, got {labels}.")
+        labels = [e.name for e in self.analysis.equivalence]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"analysis.equivalence names must be unique, got {labels}.")
         if self.analysis.unprompted is not None and self.analysis.unprompted not in self.prompts:
             raise ValueError(
                 f"analysis.unprompted='{self.analysis.unprompted}' is not a prompt name; "

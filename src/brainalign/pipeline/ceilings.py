@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Callable, Mapping
 import numpy as np
 import pandas as pd
 
+from brainalign._utils.errors import ConfigError
 from brainalign.encoding.splits import outer_folds
 
 if TYPE_CHECKING:
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from brainalign.config.analysis import CeilingSpec
     from brainalign.study.data import StudyData
 
-__all__ = ["repeat_ceiling_table", "subject_subset_ceiling_table", "study_ceiling_tables", "add_study_ceiling",
+__all__ = ["repeat_ceiling_table", "ncsnr_ceiling_table", "roi_normalised_tables", "subject_subset_ceiling_table", "study_ceiling_tables", "add_study_ceiling",
            "normalised_score_tables"]
 
 def repeat_ceiling_table(repeats, n_averaged: int = 1) -> pd.DataFrame:
@@ -48,10 +49,35 @@ def repeat_ceiling_table(repeats, n_averaged: int = 1) -> pd.DataFrame:
     else:
         c2 = ncsnr_noise_ceiling(ncsnr(np.asarray(repeats)), int(n_averaged))
         method = f"repeats: NSD ncsnr ceiling for {int(n_averaged)} averaged repeats"
+    return _ceiling_frame(c2, method)
+
+
+def _ceiling_frame(c2, method: str) -> pd.DataFrame:
+    """``voxel, ceiling_r, ceiling_r2, method`` from a variance-scale ceiling (r NaN where it is <= 0)."""
     c2 = np.asarray(c2, dtype=np.float64)
     with np.errstate(invalid="ignore"):
         cr = np.where(c2 > 0, np.sqrt(np.where(c2 > 0, c2, 0.0)), np.nan)
     return pd.DataFrame(dict(voxel=np.arange(c2.size), ceiling_r=cr, ceiling_r2=c2, method=method))
+
+
+def ncsnr_ceiling_table(snr, n_averaged: int = 3) -> pd.DataFrame:
+    """Correlation-scale ceiling per voxel from a dataset's noise-ceiling SNR (NSD's ``ncsnr.nii.gz``).
+
+    Parameters
+    ----------
+    snr : ndarray of shape (n_voxels,)
+        ncsnr = σ_signal / σ_noise of single trials, over the recording's voxels.
+    n_averaged : int
+        Repeats averaged into the scored responses (NSD: 3 for the shared test images).
+
+    Returns
+    -------
+    DataFrame ``voxel, ceiling_r, ceiling_r2, method`` (as :func:`repeat_ceiling_table`).
+    """
+    from brainalign.analysis.ceiling import ncsnr_noise_ceiling
+
+    return _ceiling_frame(ncsnr_noise_ceiling(snr, int(n_averaged)),
+                          f"ncsnr: the dataset's noise ceiling for {int(n_averaged)} averaged repeats")
 
 
 def subject_subset_ceiling_table(
@@ -238,6 +264,14 @@ def ceiling_tables_for_run(exp: Experiment, data: StudyData, vox: pd.DataFrame, 
         warnings.warn(msg, stacklevel=3)
         log(msg)
         return {}
+    if spec.method == "ncsnr":  # the dataset's own ncsnr (NSD), read by the loader
+        snr = data.recording.meta.get("ncsnr")
+        if snr is None:
+            raise ConfigError("analysis.ceiling.method='ncsnr' needs the dataset's ncsnr volume; set "
+                              "brain.options.ncsnr: true (format nsd).")
+        ceiling = ncsnr_ceiling_table(snr, spec.n_averaged)
+        voxels, summary = normalised_score_tables(vox, ceiling, spec.threshold, spec.clip)
+        return dict(ceiling=ceiling, normalised_scores=voxels, normalised_summary=summary)
     repeats = _study_repeats(data)
     if repeats is None:
         msg = ("analysis.ceiling.method='repeats' needs repeated presentations of the held-out stimuli "
@@ -254,3 +288,35 @@ def ceiling_tables_for_run(exp: Experiment, data: StudyData, vox: pd.DataFrame, 
                          "the same voxels (n_repeats, n_samples, n_voxels).")
     voxels, summary = normalised_score_tables(vox, ceiling, spec.threshold, spec.clip)
     return dict(ceiling=ceiling, normalised_scores=voxels, normalised_summary=summary)
+
+
+def roi_normalised_tables(normalised: pd.DataFrame, masks: Mapping[str, np.ndarray]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Ceilings and ceiling-normalised scores per ROI (the NSD study's row 14: higher visual ~0.8, early ~0.6).
+
+    Parameters
+    ----------
+    normalised : DataFrame ``space, voxel, r, ceiling_r, normalised`` (from :func:`normalised_score_tables`)
+    masks : mapping ROI -> bool ndarray (n_voxels,)
+
+    Returns
+    -------
+    ceilings : DataFrame ``roi, ceiling, n_voxels`` (mean correlation-scale ceiling over the ROI's voxels with a
+        finite ceiling; drawn behind the ROI bars)
+    scores : DataFrame ``space, roi, mean_normalised, median_normalised, mean_r, n_voxels`` (voxels whose
+        normalised score is defined, i.e. ceiling above the threshold)
+    """
+    first = normalised[normalised.space == normalised.space.iloc[0]].sort_values("voxel")
+    ceil = first["ceiling_r"].to_numpy(dtype=np.float64)
+    crow, srow = [], []
+    for roi, m in masks.items():
+        ok = m & np.isfinite(ceil)
+        crow.append(dict(roi=roi, ceiling=float(ceil[ok].mean()) if ok.any() else np.nan, n_voxels=int(ok.sum())))
+    for space, g in normalised.groupby("space", sort=False):
+        g = g.sort_values("voxel")
+        v, r = g["normalised"].to_numpy(dtype=np.float64), g["r"].to_numpy(dtype=np.float64)
+        for roi, m in masks.items():
+            ok = m & np.isfinite(v)
+            srow.append(dict(space=space, roi=roi, mean_normalised=float(v[ok].mean()) if ok.any() else np.nan,
+                             median_normalised=float(np.median(v[ok])) if ok.any() else np.nan,
+                             mean_r=float(r[ok].mean()) if ok.any() else np.nan, n_voxels=int(ok.sum())))
+    return pd.DataFrame(crow), pd.DataFrame(srow)

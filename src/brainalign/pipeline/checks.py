@@ -55,8 +55,10 @@ def check_data_root(exp: Experiment, base_dir: Path | None, data_root: Path, con
     fields = [("brain.bold", exp.brain.bold), ("brain.mask", exp.brain.mask),
               ("stimuli.events", getattr(exp.stimuli, "events", None))]
     fields = [(f, v) for f, v in fields if v is not None]
-    if exp.brain.rois is not None:
+    if exp.brain.rois is not None and exp.brain.rois.image is not None:
         fields.append(("brain.rois.image", exp.brain.rois.image))
+    if exp.brain.rois is not None:
+        fields += [(f"brain.rois.surface_labels.{i}", v) for i, v in enumerate(exp.brain.rois.surface_labels or [])]
         if isinstance(exp.brain.rois.table, str):
             fields.append(("brain.rois.table", exp.brain.rois.table))
     for i, m in enumerate(exp.models):
@@ -221,7 +223,7 @@ def check_space_names(exp: Experiment, layers: dict[str, list[int]], config_file
                       shapes: dict[str, tuple[int, int | None]] | None = None,
                       n_stimuli: int | None = None) -> PlannedSpaces:
     """Every cross-reference of the config to a feature space, a prompt or a layer, resolved before any compute:
-    ``analysis.reference``, ``analysis.partitions[*].spaces`` and ``.control``, ``analysis.controls`` (layer,
+    ``analysis.reference``, ``analysis.partitions[*].spaces`` and ``.control``, ``analysis.equivalence[*].a``/``.b``, ``analysis.controls`` (layer,
     prompts to scramble, in-context examples) and ``analysis.coupling`` (a fitted layer).
 
     ``layers`` (model name → layer indices) and ``shapes`` (model name → blocks, width) come from
@@ -274,6 +276,8 @@ def check_space_names(exp: Experiment, layers: dict[str, list[int]], config_file
     for i, spec in enumerate(exp.analysis.partitions):
         wanted += [(f"analysis.partitions.{i}.spaces", n) for n in spec.spaces]
         wanted += [(f"analysis.partitions.{i}.control", n) for n in (spec.control or {}).values()]
+    for i, spec in enumerate(exp.analysis.equivalence):
+        wanted += [(f"analysis.equivalence.{i}.{side}", n) for side in ("a", "b") for n in getattr(spec, side)]
     for field, name in wanted:
         if not planned.known(name):
             raise ConfigError(planned.problem(name), file=config_file, field=field)
@@ -455,13 +459,46 @@ MASKLESS_FORMATS = ("movie10", "vwt_hdf5")
 
 def check_rois_have_a_mask(exp: Experiment, config_file: str | None = None) -> None:
     """``brain.rois`` needs a format whose recordings have a volume mask (config only)."""
+    if exp.brain.rois is not None and exp.brain.rois.surface_labels is not None:
+        return  # surface label files select vertices (BrainSpec allows them with format movie10 only)
     if exp.brain.rois is not None and exp.brain.format in MASKLESS_FORMATS:
         raise ConfigError(f"brain.format '{exp.brain.format}' gives data without a volume mask (surface vertices or "
-                          "pre-masked voxels), so a label image cannot select ROIs; remove brain.rois.",
+                          "pre-masked voxels), so a label image cannot select ROIs; give brain.rois.surface_labels "
+                          "(format movie10) or remove brain.rois.",
                           file=config_file, field="brain.rois")
 
 
-def check_roi_names(exp: Experiment, base_dir: Path | None = None, config_file: str | None = None) -> None:
+def _dataset_roi_labels(exp: Experiment, data_root: Path | None, config_file: str | None) -> dict[int, str]:
+    """Label names of the dataset's own ROI files (format nsd, ``brain.options.rois``), from their label tables.
+
+    Keys are running numbers (the files reuse label values), so groups must name these labels, not values.
+    """
+    from brainalign.brain.atlas import load_label_table
+    from brainalign.brain.nsd import NSDLayout
+
+    if data_root is None:
+        return {}
+    opts = exp.brain.options
+    layout = NSDLayout(data_root, int(exp.brain.subject_list[0]), opts.get("resolution", "func1pt8mm"),
+                       opts.get("glm", "betas_fithrf_GLMdenoise_RR"))
+    names: list[str] = []
+    for roi in opts["rois"]:
+        path = next((layout.root / t for t in layout.label_table(roi) if (layout.root / t).is_file()), None)
+        if path is None:
+            raise ConfigError(f"brain.options.rois names {roi!r}, whose label table is missing (looked for "
+                              f"{layout.label_table(roi)} under {data_root}).", file=config_file,
+                              field="brain.options.rois")
+        names += [n for k, n in load_label_table(path).items() if k > 0]
+    ints = {roi: [m for m in members if isinstance(m, int)] for roi, members in (exp.brain.rois.groups or {}).items()}
+    ints = {roi: m for roi, m in ints.items() if m}
+    if ints:
+        raise ConfigError(f"brain.rois.groups name label values {ints}; the dataset's ROI files reuse values, so name "
+                          "their labels (e.g. 'FFA-1').", file=config_file, field="brain.rois.groups")
+    return dict(enumerate(names, start=1))
+
+
+def check_roi_names(exp: Experiment, base_dir: Path | None = None, config_file: str | None = None,
+                    data_root: Path | None = None) -> None:
     """``brain.rois`` of a dataset format, checked without the loader's mask: the format has a volume mask, the label
     table can be read, ``groups`` name labels of the table and ``hierarchy`` names ROIs. (Whether each label has
     voxels inside the mask is known only once the loader has read the mask; ``format: nifti`` checks that too,
@@ -478,13 +515,36 @@ def check_roi_names(exp: Experiment, base_dir: Path | None = None, config_file: 
     check_rois_have_a_mask(exp, config_file)
     from brainalign.brain.atlas import load_label_table
 
-    if isinstance(spec.table, str) and not resolve_path(spec.table, base_dir).is_file():
-        raise ConfigError(f"{resolve_path(spec.table, base_dir)} does not exist or is not a file; fix the path.",
-                          file=config_file, field="brain.rois.table")
-    try:
-        table = load_label_table(spec.table if isinstance(spec.table, dict) else resolve_path(spec.table, base_dir))
-    except ValueError as err:
-        raise ConfigError(str(err), file=config_file, field="brain.rois.table") from None
+    if spec.surface_labels is not None:  # left and right label files: their embedded tables (or spec.table)
+        from brainalign.brain.atlas import load_surface_labels
+
+        paths = [resolve_path(p, base_dir) for p in spec.surface_labels]
+        for i, p in enumerate(paths):
+            if not p.is_file():
+                raise ConfigError(f"{p} does not exist or is not a file; fix the path.", file=config_file,
+                                  field=f"brain.rois.surface_labels.{i}")
+        try:
+            labels, table = load_surface_labels(paths)
+            mesh = tuple(exp.brain.options.get("n_vertices") or (40962, 40962))  # the movie10 loader's default
+            if labels.size != sum(mesh):
+                raise ValueError(f"the label files hold {labels.size} vertices but the recordings are on a mesh of "
+                                 f"{sum(mesh)} (brain.options.n_vertices = {list(mesh)}); use label files of the "
+                                 "recordings' mesh (fsaverage6: 40962 per hemisphere).")
+            if spec.table is not None:
+                table = load_label_table(spec.table if isinstance(spec.table, dict) else
+                                         resolve_path(spec.table, base_dir))
+        except (ValueError, OSError) as err:
+            raise ConfigError(str(err), file=config_file, field="brain.rois.surface_labels") from None
+    elif spec.image is None:  # the dataset's own ROI files (format nsd): their label tables name the labels
+        table = _dataset_roi_labels(exp, data_root, config_file)
+    else:
+        if isinstance(spec.table, str) and not resolve_path(spec.table, base_dir).is_file():
+            raise ConfigError(f"{resolve_path(spec.table, base_dir)} does not exist or is not a file; fix the path.",
+                              file=config_file, field="brain.rois.table")
+        try:
+            table = load_label_table(spec.table if isinstance(spec.table, dict) else resolve_path(spec.table, base_dir))
+        except ValueError as err:
+            raise ConfigError(str(err), file=config_file, field="brain.rois.table") from None
     names = set(table.values())
     for roi, members in (spec.groups or {}).items():
         bad = [lab for lab in members if (int(lab) not in table if isinstance(lab, int) else lab not in names)]

@@ -40,6 +40,7 @@ from brainalign.pipeline.ceilings import (
     add_study_ceiling,
     normalised_score_tables,
     repeat_ceiling_table,
+    roi_normalised_tables,
     study_ceiling_tables,
     subject_subset_ceiling_table,
 )
@@ -77,7 +78,8 @@ __all__ = [
     "group_analyses",
 ]
 
-EXTRA_TABLES = ("layer_medians", "best_layer", "ceiling", "normalised_scores", "normalised_summary",
+EXTRA_TABLES = ("layer_medians", "best_layer", "ceiling", "normalised_scores", "normalised_summary", "roi_ceilings",
+                "roi_normalised",
                 "partition_dominance", "partition_vif", "partition_banded", "partition_controls",
                 "partition_control_runs", "coupling", "coupling_similarity")
 
@@ -121,6 +123,8 @@ def extra_analyses(
         out["layer_medians"] = layer_median_table(vox, space_table, rois, subject)
         out["best_layer"] = best_layer_table(out["layer_medians"])
     out.update(ceiling_tables_for_run(exp, data, vox, log))
+    if rois and "normalised_scores" in out:  # per ROI: the ceiling behind the ROI bars, normalised scores
+        out["roi_ceilings"], out["roi_normalised"] = roi_normalised_tables(out["normalised_scores"], rois)
     by_name = {sp.name: sp for sp in spaces}
     dom, vif, banded, ctl_sum, ctl_runs = [], [], [], [], []
     alpha = a.controls.alpha if a.controls is not None else 0.05

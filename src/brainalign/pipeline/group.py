@@ -12,11 +12,12 @@ import pandas as pd
 
 from brainalign.config import Experiment
 from brainalign.report.results import Results
-from brainalign.timing.spaces import resolve_space_name
+from brainalign.timing.spaces import resolve_space_name, resolved_names
 
-__all__ = ["stack_tables", "subject_scores", "group_results"]
+__all__ = ["stack_tables", "subject_scores", "subject_roi_scores", "group_roi_tables", "group_results"]
 
-STACKED = ("spaces", "run_scores", "comparisons", "layers", "prompt_gain", "controls", "roi_scores")
+STACKED = ("spaces", "run_scores", "comparisons", "layers", "prompt_gain", "controls", "roi_scores", "equivalence",
+           "partition", "partition_rois")
 
 
 def stack_tables(per_subject: dict[str, Results], name: str) -> pd.DataFrame | None:
@@ -46,6 +47,62 @@ def subject_scores(run_scores: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(["space", "run"], ignore_index=True)
 
 
+def subject_roi_scores(roi_scores: pd.DataFrame) -> pd.DataFrame:
+    """Each subject's ROI scores averaged over its held-out runs, shaped like one subject's ``roi_scores`` whose
+    'runs' are subjects.
+
+    Parameters
+    ----------
+    roi_scores : DataFrame ``subject, space, roi, run, value, n_voxels``
+        The subjects' ``roi_scores`` tables, stacked (:func:`stack_tables`).
+
+    Returns
+    -------
+    DataFrame ``subject, space, roi, run`` (= the subject's position, 0-based), ``value``, ``n_voxels`` (the
+    subject's ROI size) and ``n_runs``.
+    """
+    from brainalign.analysis.group import subject_table
+
+    out = subject_table(roi_scores, "value", ("space", "roi"))
+    sizes = roi_scores.groupby(["subject", "space", "roi"], sort=False)["n_voxels"].max().rename("n_voxels")
+    out = out.merge(sizes.reset_index(), on=["subject", "space", "roi"], how="left")
+    order = {s: i for i, s in enumerate(pd.unique(roi_scores["subject"]))}
+    out.insert(1, "run", out["subject"].map(order).astype(int))
+    return out
+
+
+def group_roi_tables(exp: Experiment, roi_scores: pd.DataFrame, spaces: pd.DataFrame, reference: str,
+                     layers: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
+    """ROI comparisons, prompt-driven gain per ROI and its slope along the hierarchy, paired over subjects.
+
+    The functions of one subject's ROI tables (:func:`brainalign.pipeline.runner.roi_tables`) on
+    :func:`subject_roi_scores`, so every test's unit is the subject (the gameplay study's "gain along the
+    hierarchy" at the group level, methods.md §10 row 3).
+
+    Returns
+    -------
+    dict with ``roi_scores``, ``roi_comparisons``, ``roi_prompts`` (models with several prompts) and, with
+    ``analysis.unprompted``, ``roi_gain`` and (with
+    ``brain.rois.hierarchy``) ``roi_hierarchy``.
+    """
+    from brainalign.analysis.roi_scores import roi_comparisons, roi_gain_tables, roi_prompt_table
+
+    scores = subject_roi_scores(roi_scores)
+    out = dict(roi_scores=scores, roi_comparisons=roi_comparisons(scores, reference))
+    prompts = roi_prompt_table(scores, spaces)
+    if len(prompts):
+        out["roi_prompts"] = prompts
+    spec, a = exp.brain.rois, exp.analysis
+    if a.unprompted is not None and (spaces.kind == "model").any():
+        gain, slope = roi_gain_tables(scores.drop(columns="subject"), spaces, a.unprompted, spec.hierarchy if spec is not None else None,
+                                      spec.early if spec is not None else None,
+                                      spec.late if spec is not None else None, layers)
+        out["roi_gain"] = gain
+        if len(slope):
+            out["roi_hierarchy"] = slope
+    return out
+
+
 def group_results(exp: Experiment, per_subject: dict[str, Results]) -> Results:
     """Group results whose unit of comparison is the subject.
 
@@ -53,7 +110,8 @@ def group_results(exp: Experiment, per_subject: dict[str, Results]) -> Results:
     comparisons, layer curves and prompt gains computed from it — with the same functions as for one
     subject — are paired across subjects. The per-subject tables are kept, stacked, as ``subject_<name>``.
     """
-    from brainalign.analysis.group import group_layer_table
+    from brainalign.analysis.equivalence import equivalence_table
+    from brainalign.analysis.group import group_layer_table, group_partition_table, partition_asymmetry_table
     from brainalign.analysis.summary import compare_to_reference, layer_table, prompt_gain_table
     from brainalign.pipeline.extras import group_analyses
 
@@ -66,8 +124,19 @@ def group_results(exp: Experiment, per_subject: dict[str, Results]) -> Results:
                   layers=layer_table(scores, spaces, metric))
     if stacked["layers"] is not None and len(stacked["layers"]):  # median/mean, SEM, MAD over subjects, peak
         tables["group_layers"] = group_layer_table(stacked["layers"], exp.analysis.group_how)
+    if exp.analysis.equivalence:  # the same TOST, paired over subjects
+        equiv = resolved_names(exp.analysis, spaces).equivalence
+        tables["equivalence"] = equivalence_table(scores, equiv, metric, unit="subject")
     if exp.analysis.unprompted is not None:
         tables["prompt_gain"] = prompt_gain_table(scores, spaces, exp.analysis.unprompted, metric)
+    if stacked["partition"] is not None and len(stacked["partition"]):  # % of the joint R², over subjects
+        tables["partition"] = group_partition_table(stacked["partition"], exp.analysis.group_how)
+        tables["partition_asymmetry"] = partition_asymmetry_table(stacked["partition"])
+    if stacked["partition_rois"] is not None and len(stacked["partition_rois"]):
+        tables["partition_rois"] = group_partition_table(stacked["partition_rois"], exp.analysis.group_how)
+        tables["partition_roi_asymmetry"] = partition_asymmetry_table(stacked["partition_rois"])
+    if stacked["roi_scores"] is not None and len(stacked["roi_scores"]):
+        tables.update(group_roi_tables(exp, stacked["roi_scores"], spaces, reference, tables["layers"]))
     for name, t in stacked.items():
         if t is not None and name != "spaces":
             tables[f"subject_{name}"] = t

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from brainalign.study.data import StudyData
     from brainalign.timing.spaces import FeatureSpace
 
-__all__ = ["partition_dominance_table", "partition_vif_table", "partition_banded_table", "partition_control_tables"]
+__all__ = ["partition_dominance_table", "partition_vif_table", "partition_banded_table", "partition_control_tables",
+           "partition_roi_table"]
 
 def _keys(spec: PartitionSpec) -> list[str]:
     return [f"s{i}" for i in range(len(spec.spaces))]
@@ -66,6 +67,37 @@ def partition_dominance_table(
                              n_dominant=int((dom["dominant"].to_numpy()[sel] == key).sum()),
                              n_voxels=int(sel.sum())))
     return pd.DataFrame(rows)
+
+
+def partition_roi_table(partition_voxels: pd.DataFrame, partition: pd.DataFrame, specs: Sequence[PartitionSpec],
+                        masks: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    """Each partition's parts as % of the joint R² within every ROI (gameplay study row 2: where the asymmetry is).
+
+    Parameters
+    ----------
+    partition_voxels : DataFrame
+        The pipeline's ``partition_voxels`` table (partition, voxel, r2_*, unique_*, shared…).
+    partition : DataFrame
+        The whole-brain ``partition`` table; its ``space`` column names the parts.
+    specs : sequence of PartitionSpec
+    masks : mapping ROI -> bool ndarray (n_voxels,)
+
+    Returns
+    -------
+    DataFrame ``partition, roi, part, space, aggregation, percent, n_voxels`` (voxels with joint R² above the
+    partition's ``min_r2_joint`` in each ROI).
+    """
+    from brainalign.analysis.partition import partition_percentages
+
+    frames = []
+    for spec in specs:
+        vox = partition_voxels[partition_voxels.partition == spec.name].sort_values("voxel")
+        pct = partition_percentages(vox.reset_index(drop=True), masks, spec.min_r2_joint)
+        legend = partition[partition.partition == spec.name].drop_duplicates("part").set_index("part")["space"]
+        pct.insert(2, "space", pct["part"].map(legend))
+        pct.insert(0, "partition", spec.name)
+        frames.append(pct)
+    return pd.concat(frames, ignore_index=True)
 
 
 def partition_vif_table(features: Mapping[str, np.ndarray], spec: PartitionSpec) -> pd.DataFrame:

@@ -174,7 +174,7 @@ def preflight_dataset(exp: Experiment, base_dir: Path | None, config_file: str |
                                                        "--data-root)"
         raise ConfigError(f"{len(missing)} of {n_files} files are missing {where}:\n  {shown}{more}",
                           file=config_file, field="brain.data_root")
-    check_roi_names(exp, base_dir, config_file)
+    check_roi_names(exp, base_dir, config_file, data_root=root)
     notes, layers = check_models(exp, base_dir, config_file)
     check_space_names(exp, layers, config_file, model_shapes(exp, base_dir, config_file))
     unchecked = ("file contents are not read here: voxels constant within a run or non-finite are counted, and "

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from brainalign._utils.errors import ConfigError, DataError
+from brainalign.analysis.equivalence import equivalence_table
 from brainalign.analysis.summary import compare_to_reference, layer_table, prompt_gain_table
 from brainalign.brain.recording import Recording
 from brainalign.config import Experiment, resolve_path
@@ -29,7 +30,7 @@ from brainalign.features import models as feature_models
 from brainalign.features.models import make_extractor  # noqa: F401 (re-exported)
 from brainalign.report.results import Results
 from brainalign.pipeline.extras import extra_analyses
-from brainalign.pipeline.partitions import fold_settings, partition_fold
+from brainalign.pipeline.partitions import fold_settings, partition_fold, partition_roi_table
 from brainalign.pipeline.space_statistics import (pearson_r_by_blocks, restore_statistics, roi_run_r,
                                                   space_voxel_scores, statistics_entry)
 from brainalign.pipeline.checks import with_expanded_data_root
@@ -386,8 +387,19 @@ def load_roi_masks(exp: Experiment, recording: Recording, base_dir: Path | None 
     spec = exp.brain.rois
     if spec is None:
         return {}
+    if spec.surface_labels is not None:  # [left, right] label files on the recording's mesh
+        return _with_hierarchy(surface_roi_masks(spec, recording, base_dir), spec)
+    if spec.image is None:  # the dataset's own ROI files, read by the loader (format nsd: brain.options.rois)
+        files = recording.meta.get("rois") or {}
+        labels = {name: m for by_label in files.values() for name, m in by_label.items()}
+        if not labels:
+            raise ConfigError("brain.rois has no image, and the loader read no ROI files; list them in "
+                              "brain.options.rois (format nsd) or give brain.rois.image and brain.rois.table.")
+        masks = combine_roi_masks(labels, {}, spec.groups)
+        return _with_hierarchy(masks, spec)
     if recording.mask_img is None:
-        raise ConfigError("brain.rois needs a volume recording with a mask image; surface ROIs are not wired yet.")
+        raise ConfigError("brain.rois.image needs a volume recording with a mask image; a surface recording takes "
+                          "brain.rois.surface_labels (left and right label files on its mesh).")
     import nibabel as nib
 
     img = nib.load(resolve_path(spec.image, base_dir))
@@ -408,7 +420,41 @@ def load_roi_masks(exp: Experiment, recording: Recording, base_dir: Path | None 
                 if isinstance(lab, str) and lab not in table.values():
                     raise ConfigError(f"brain.rois.groups[{roi!r}] names label {lab!r}, which is not in the label "
                                      f"table; available: {sorted(table.values())}.")
-    masks = combine_roi_masks(present, table, spec.groups)
+    return _with_hierarchy(combine_roi_masks(present, table, spec.groups), spec)
+
+
+def surface_roi_masks(spec, recording: Recording, base_dir: Path | None = None) -> dict[str, np.ndarray]:
+    """ROI masks over a surface recording's columns from ``brain.rois.surface_labels``.
+
+    The two files' labels are concatenated (left, right), restricted to the recording's kept vertices
+    (``recording.meta['kept_vertices']``) and joined by ``brain.rois.groups``.
+
+    Returns
+    -------
+    dict ROI name -> bool ndarray of shape (n_vertices_kept,)
+    """
+    from brainalign.analysis.roi_scores import combine_roi_masks
+    from brainalign.brain.atlas import load_label_table, load_surface_labels, roi_masks
+
+    n_vertices = tuple(getattr(recording, "n_vertices", ()) or ())
+    if not n_vertices:
+        raise ConfigError("brain.rois.surface_labels need a surface recording (format movie10); this recording has "
+                          "no mesh vertices.")
+    labels, table = load_surface_labels([resolve_path(p, base_dir) for p in spec.surface_labels])
+    if labels.size != sum(n_vertices):
+        raise DataError(f"brain.rois.surface_labels hold {labels.size} vertices but the recording's mesh has "
+                        f"{sum(n_vertices)} (= {n_vertices[0]} + {n_vertices[1]}); use label files of the same "
+                        f"mesh ({getattr(recording, 'space', 'surface')}).")
+    if spec.table is not None:
+        table = load_label_table(spec.table if isinstance(spec.table, dict) else resolve_path(spec.table, base_dir))
+    kept = recording.meta.get("kept_vertices")
+    labels = labels if kept is None else labels[np.asarray(kept, dtype=np.int64)]
+    present = roi_masks(labels, table)
+    return combine_roi_masks(present, table, spec.groups)
+
+
+def _with_hierarchy(masks: dict[str, np.ndarray], spec) -> dict[str, np.ndarray]:
+    """``masks``, after checking that ``brain.rois.hierarchy`` names only ROIs with voxels."""
     missing = [r for r in (spec.hierarchy or []) if r not in masks]
     if missing:
         raise ConfigError(f"brain.rois.hierarchy names {missing}, which are not ROIs with voxels in the mask; "
@@ -440,12 +486,15 @@ def _roi_tables_from_scores(
     layers: pd.DataFrame | None = None,
 ) -> dict[str, pd.DataFrame]:
     """:func:`roi_tables` from the run-level ROI scores (``roi_run_scores``'s two outputs)."""
-    from brainalign.analysis.roi_scores import roi_comparisons, roi_gain_tables, roi_layer_tables
+    from brainalign.analysis.roi_scores import roi_comparisons, roi_gain_tables, roi_layer_tables, roi_prompt_table
 
     spec = exp.brain.rois
     how = spec.how if spec is not None else "mean"
     out = dict(roi_scores=scores, roi_comparisons=roi_comparisons(scores, exp.analysis.reference))
     out["roi_layers"], out["roi_peaks"] = roi_layer_tables(voxel_r, space_table, masks, how)
+    prompts = roi_prompt_table(scores, space_table)
+    if len(prompts):  # the best instruction per ROI
+        out["roi_prompts"] = prompts
     if exp.analysis.unprompted is not None and (space_table.kind == "model").any():
         gain, slope = roi_gain_tables(
             scores, space_table, exp.analysis.unprompted, spec.hierarchy if spec is not None else None,
@@ -583,6 +632,8 @@ def run_subject(
         comparisons=comparisons,
         layers=layer_table(run_scores, space_table, exp.analysis.metric),
     )
+    if exp.analysis.equivalence:  # TOST between sets of spaces, paired over held-out runs
+        tables["equivalence"] = equivalence_table(run_scores, exp.analysis.equivalence, exp.analysis.metric)
     if exp.analysis.unprompted is not None and exp.models:
         tables["prompt_gain"] = prompt_gain_table(run_scores, space_table, exp.analysis.unprompted, exp.analysis.metric)
     if control_pairs:
@@ -594,6 +645,9 @@ def run_subject(
         tables["partition_voxels"], tables["partition"] = partition_spaces(exp, data, spaces, progress, checkpoint)
         if checkpoint is not None:
             log(checkpoint.for_stage("partition", "(partition, fold)").summary())
+        if rois:
+            tables["partition_rois"] = partition_roi_table(tables["partition_voxels"], tables["partition"],
+                                                           exp.analysis.partitions, rois)
     tables.update(extra_analyses(exp, data, spaces, tables, rois, store, log))
     timings["analysis"] = time.perf_counter() - t0
     return Results(

@@ -30,7 +30,8 @@ def _section(title: str, table: str, df: pd.DataFrame, cols: list[str], how: str
 
 
 def extra_sections(res) -> list[dict]:
-    """Sections (title, table, cols, rows, how) for every extra table present in ``res.tables``."""
+    """Sections (title, table, cols, rows, how; png bytes where a figure answers it) for every extra table present
+    in ``res.tables``."""
     t, a = res.tables, res.experiment.analysis
     out = []
     if "best_layer" in t and len(t["best_layer"]):
@@ -47,6 +48,24 @@ def extra_sections(res) -> list[dict]:
             ["subject", "space", "mean_normalised", "median_normalised", "n_voxels", "n_excluded"],
             f"Convention: {s['convention'].iloc[0]} Ceiling: {t['ceiling']['method'].iloc[0]}."
             if "ceiling" in t else f"Convention: {s['convention'].iloc[0]}"))
+    if "roi_normalised" in t and len(t["roi_normalised"]):
+        from brainalign.report.figures import roi_normalised_bars
+
+        rn = t["roi_normalised"]
+        info = t["spaces"].set_index("space")["model"] if "spaces" in t else pd.Series(dtype=str)
+        overall = rn.groupby("space", sort=False)["mean_normalised"].mean()
+        model = overall.index.map(lambda s: info.get(s, s))
+        best = overall.groupby(model).idxmax().tolist()  # each model's best space, by its mean over ROIs
+        spec = res.experiment.brain.rois
+        order = list(spec.hierarchy) if spec is not None and spec.hierarchy else None
+        sec = _section(
+            "Ceiling-normalised scores per ROI", "roi_normalised", rn[rn.space.isin(best)],
+            ["space", "roi", "mean_normalised", "median_normalised", "mean_r", "n_voxels"],
+            "Each voxel's held-out r divided by its noise ceiling (correlation scale), averaged over the ROI's voxels "
+            "whose ceiling passes the threshold; each model's best space shown (every space in the CSV). 1 = the "
+            "model explains all that the noise lets any model explain.")
+        sec["png"] = roi_normalised_bars(rn, best, order)
+        out.append(sec)
     if "partition_dominance" in t and len(t["partition_dominance"]):
         out.append(_section(
             "Dominance analysis of the partitions", "partition_dominance", t["partition_dominance"],
@@ -87,4 +106,19 @@ def extra_sections(res) -> list[dict]:
             "Oota et al. (2025, video-audio): correlation between the similarity of the instruction texts "
             "(embedded by the model at text_layer) and the similarity of the alignment maps they produce (voxelwise "
             "r at layer); p from a Mantel test permuting instruction labels (one-sided, coupling > 0)."))
+    if "equivalence" in t and len(t["equivalence"]):
+        from brainalign.report.figures import equivalence_intervals
+
+        e = t["equivalence"]
+        sec = _section(
+            "Equivalence tests (TOST)", "equivalence", e,
+            ["name", "a", "b", "unit", "n", "mean_a", "mean_b", "mean_diff", "ci_low", "ci_high", "margin", "p_tost",
+             "equivalent", "p_difference"],
+            f"Two one-sided paired t-tests (Schuirmann) over {e['unit'].iloc[0]}s: each side's score per "
+            f"{e['unit'].iloc[0]} is the mean of its spaces; the sides are equivalent when the "
+            f"{1 - 2 * e['alpha'].iloc[0]:.0%} interval of the mean difference lies inside ± margin (p_TOST < "
+            f"α). p_difference is the two-sided paired t of no difference: 'not significantly different' is not "
+            f"equivalence.")
+        sec["png"] = equivalence_intervals(e)  # bytes; the page embeds them
+        out.append(sec)
     return out

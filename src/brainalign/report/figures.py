@@ -23,12 +23,16 @@ __all__ = [
     "brain_map",
     "significance_stars",
     "partition_bars",
+    "partition_roi_bars",
     "dominant_map",
     "control_pairs",
     "roi_bars",
     "roi_layer_curves",
     "roi_peak_grid",
+    "roi_prompt_heatmap",
+    "roi_normalised_bars",
     "hierarchy_gain",
+    "equivalence_intervals",
     "glass_brain",
     "FSAVERAGE_VERTICES",
     "hemisphere_values",
@@ -196,6 +200,41 @@ def partition_bars(pct: pd.DataFrame, aggregation: str = "ratio_of_means") -> by
     return png_bytes(fig)
 
 
+def partition_roi_bars(pct: pd.DataFrame, rois: list[str] | None = None, aggregation: str = "ratio_of_means",
+                       unit: str = "") -> bytes:
+    """One panel per partition: every part's % of the joint R² in each ROI (grouped bars, ± SEM over subjects
+    when ``pct`` has a ``sem`` column), so that where a unique part is large or negative reads at a glance.
+
+    ``pct``: a ``partition_rois`` table (one subject's, or the group's with ``sem``); ``rois``: order of the x axis
+    (e.g. ``brain.rois.hierarchy``; default: the table's order).
+    """
+    sub = pct[pct.aggregation == aggregation]
+    names = list(dict.fromkeys(sub.partition))
+    rois = [r for r in (rois or list(dict.fromkeys(sub.roi))) if r in set(sub.roi)]
+    fig, axes = plt.subplots(len(names), 1, figsize=(max(6.0, 0.55 * len(rois) + 2), 2.6 * len(names) + 0.6),
+                             squeeze=False)
+    colors = plt.get_cmap("tab10")
+    x = np.arange(len(rois))
+    for ax, name in zip(axes[:, 0], names):
+        g = sub[sub.partition == name]
+        parts = list(dict.fromkeys(g.part))
+        width = 0.8 / len(parts)
+        for j, part in enumerate(parts):
+            rows = g[g.part == part].set_index("roi").reindex(rois)
+            err = np.nan_to_num(rows["sem"].to_numpy(dtype=float)) if "sem" in rows else None
+            ax.bar(x - 0.4 + width * (j + 0.5), rows["percent"].to_numpy(dtype=float), width, yerr=err,
+                   capsize=2, color=colors(j), edgecolor="k", lw=0.5, label=f"{part}: {rows['space'].dropna().iloc[0]}"
+                   if rows["space"].notna().any() else part)
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set_xticks(x, rois, fontsize=7, rotation=30 if len(rois) > 6 else 0)
+        ax.set_ylabel("% of joint R²", fontsize=8)
+        ax.set_title(f"{name}{unit}", fontsize=9)
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    return png_bytes(fig)
+
+
 def dominant_map(img_codes, labels: list[str], title: str) -> bytes:
     """Map of the dominant partition part per voxel (integer codes → colours, legend with names)."""
     from matplotlib.patches import Patch
@@ -358,6 +397,60 @@ def roi_peak_grid(peaks: pd.DataFrame) -> bytes:
     return png_bytes(fig)
 
 
+def roi_prompt_heatmap(table: pd.DataFrame, rois: list[str] | None = None, max_panels: int = 6) -> bytes:
+    """ROI × prompt heatmaps of the ``roi_prompts`` table, one panel per model (its deepest layer read), the best
+    prompt of each ROI boxed and starred: which instruction each region prefers, at a glance.
+
+    ``rois``: row order (e.g. the hierarchy; default the table's order).
+    """
+    deepest = table.groupby("model")["layer"].transform("max") == table["layer"]
+    t = table[deepest]
+    models = list(dict.fromkeys(t["model"]))[:max_panels]
+    prompts = list(dict.fromkeys(t["prompt"]))
+    rois = [r for r in (rois or list(dict.fromkeys(t["roi"]))) if r in set(t["roi"])]
+    fig, axes = plt.subplots(1, len(models), figsize=(0.55 * len(prompts) * len(models) + 1.8 * len(models),
+                                                      0.45 * len(rois) + 1.8), squeeze=False)
+    for ax, model in zip(axes[0], models):
+        g = t[t["model"] == model]
+        grid = g.pivot(index="roi", columns="prompt", values="value").reindex(index=rois, columns=prompts)
+        im = ax.imshow(grid.to_numpy(dtype=float), aspect="auto", cmap="viridis")
+        for i, roi in enumerate(rois):
+            best = g[(g["roi"] == roi) & g["is_best"]]["prompt"]
+            for p in best:
+                j = prompts.index(p)
+                ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="w", lw=2))
+                ax.text(j, i, "★", ha="center", va="center", color="w", fontsize=9)
+        ax.set_xticks(range(len(prompts)), prompts, rotation=45, ha="right", fontsize=7)
+        ax.set_yticks(range(len(rois)), rois, fontsize=7)
+        ax.set_title(f"{model} (layer {int(g['layer'].iloc[0])})", fontsize=9)
+        fig.colorbar(im, ax=ax, fraction=0.05, pad=0.02).ax.tick_params(labelsize=6)
+    fig.suptitle("Score per ROI and prompt (★ best prompt of the ROI)", fontsize=10)
+    fig.tight_layout()
+    return png_bytes(fig)
+
+
+def roi_normalised_bars(table: pd.DataFrame, spaces: list[str], rois: list[str] | None = None) -> bytes:
+    """Ceiling-normalised score per ROI (mean over the ROI's voxels with a defined ceiling) for a few spaces.
+
+    ``table``: the ``roi_normalised`` table; ``spaces``: the spaces to draw (e.g. each model's best).
+    """
+    rois = [r for r in (rois or list(dict.fromkeys(table["roi"]))) if r in set(table["roi"])]
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(rois) + 2), 3.6))
+    width = 0.8 / max(len(spaces), 1)
+    x = np.arange(len(rois))
+    colors = plt.get_cmap("tab10")
+    for j, space in enumerate(spaces):
+        v = table[table.space == space].set_index("roi").reindex(rois)["mean_normalised"].to_numpy(dtype=float)
+        ax.bar(x - 0.4 + width * (j + 0.5), v, width, color=colors(j % 10), edgecolor="k", lw=0.5, label=space)
+    ax.axhline(1.0, color="k", ls="--", lw=0.8)
+    ax.set_xticks(x, rois, fontsize=8, rotation=30 if len(rois) > 6 else 0)
+    ax.set_ylabel("r / noise ceiling", fontsize=8)
+    ax.set_title("Ceiling-normalised scores per ROI (dashed: the ceiling)", fontsize=10)
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.grid(alpha=0.3, axis="y")
+    return png_bytes(fig)
+
+
 def hierarchy_gain(gain: pd.DataFrame, slopes: pd.DataFrame, hierarchy: list[str],
                    unprompted: str | None = None) -> bytes:
     """Prompt-driven gain per ROI in hierarchy order (mean ± SEM over runs), slope and early/late ratio in the legend;
@@ -377,6 +470,35 @@ def hierarchy_gain(gain: pd.DataFrame, slopes: pd.DataFrame, hierarchy: list[str
     ax.set_title("Prompt-driven gain along the hierarchy", fontsize=10)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.25))
     ax.grid(alpha=0.3)
+    return png_bytes(fig)
+
+
+def equivalence_intervals(table: pd.DataFrame) -> bytes:
+    """Each equivalence test's mean difference a − b with its 1 − 2α interval over the ±margin band (TOST).
+
+    ``table``: the ``equivalence`` table (:func:`brainalign.analysis.equivalence.equivalence_table`). An interval
+    wholly inside its band is equivalence at level α; the legend of each row gives p_TOST and the two-sided p of a
+    difference.
+    """
+    fig, ax = plt.subplots(figsize=(7, 0.9 + 0.7 * len(table)))
+    y = np.arange(len(table))[::-1]
+    for yi, row in zip(y, table.itertuples(index=False)):
+        ax.fill_betweenx([yi - 0.35, yi + 0.35], -row.margin, row.margin, color=CEILING_COLOR, lw=0)
+        color = "tab:green" if row.equivalent else "tab:red"
+        if np.isfinite(row.ci_low):
+            ax.plot([row.ci_low, row.ci_high], [yi, yi], color=color, lw=3, solid_capstyle="butt")
+        ax.plot([row.mean_diff], [yi], "o", color="k", ms=5)
+        verdict = "equivalent" if row.equivalent else "not shown equivalent"
+        ax.annotate(f"{verdict}: p_TOST {row.p_tost:.3g}, p_diff {row.p_difference:.3g} (n={row.n} {row.unit}s)",
+                    (1.0, yi), xycoords=("axes fraction", "data"), xytext=(6, 0), textcoords="offset points",
+                    va="center", fontsize=7)
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_yticks(y, [f"{r.name}\n{r.a}\nvs {r.b}" if len(r.a) + len(r.b) < 60 else r.name
+                      for r in table.itertuples(index=False)], fontsize=7)
+    ax.set_ylim(-0.7, len(table) - 0.3)
+    ax.set_xlabel(f"mean difference a − b ({table['metric'].iloc[0]}); band: ± margin, bar: {1 - 2 * table['alpha'].iloc[0]:.0%} CI")
+    ax.set_title("Equivalence tests (TOST)", fontsize=10)
+    ax.grid(alpha=0.3, axis="x")
     return png_bytes(fig)
 
 

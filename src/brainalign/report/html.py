@@ -31,7 +31,8 @@ METRIC_LABELS = {
 
 #: summary tables offered as CSV downloads beside the tidy scores (small; the per-voxel tables stay on disk)
 DOWNLOADS = ("comparisons", "layers", "prompt_gain", "controls", "partition", "roi_comparisons", "roi_scores",
-             "roi_peaks", "roi_hierarchy", "roi_ceilings")
+             "roi_peaks", "roi_hierarchy", "roi_ceilings", "partition_rois", "partition_roi_asymmetry",
+             "equivalence", "roi_prompts")
 
 
 def _b64(data: bytes) -> str:
@@ -203,7 +204,18 @@ def _partition_section(res: Results) -> dict | None:
     if "partition" not in res.tables or res.tables["partition"].empty:
         return None
     pct = res.tables["partition"]
-    out = dict(bars=_b64(figures.partition_bars(pct)), maps=[])
+    out = dict(bars=_b64(figures.partition_bars(pct)), maps=[], roi_bars="", asymmetry=[])
+    by_roi = res.tables.get("partition_rois")
+    if by_roi is not None and len(by_roi):  # where in the brain each unique part lies (row 2 of the gameplay study)
+        spec = res.experiment.brain.rois
+        order = list(spec.hierarchy) if spec is not None and spec.hierarchy else None
+        unit = " (mean ± SEM over subjects)" if "sem" in by_roi else ""
+        out["roi_bars"] = _b64(figures.partition_roi_bars(by_roi, order, unit=unit))
+    asym = res.tables.get("partition_roi_asymmetry")
+    if asym is not None and len(asym):
+        out["asymmetry"] = [[r.partition, r.roi, r.a, r.b, _fmt(r.mean_a), _fmt(r.mean_b), _fmt(r.mean_diff),
+                             f"{int(r.n_better)}/{int(r.n)}", _fmt(r.cohen_dz), _fmt(r.p_t), _fmt(r.p_wilcoxon)]
+                            for r in asym.itertuples(index=False)]
     table = pct.pivot_table(index=["partition", "part", "space"], columns="aggregation", values="percent",
                             sort=False).reset_index()
     n_vox = pct.groupby("partition")["n_voxels"].first()
@@ -245,7 +257,11 @@ def _roi_section(res: Results, metric: str) -> dict | None:
     ceilings = t.get("roi_ceilings")
     ceilings = ceilings if ceilings is not None and {"roi", "ceiling"} <= set(ceilings.columns) else None
     out = dict(how=how, bars=_b64(figures.roi_bars(comp, chosen, a.reference, f"{how} r", ceilings)), curves="", peaks="",
-               gain="", slopes=[], ceiling=ceilings is not None)
+               gain="", slopes=[], ceiling=ceilings is not None, prompts="", units=_unit(res))
+    by_prompt = t.get("roi_prompts")
+    if by_prompt is not None and len(by_prompt):  # the best instruction per ROI
+        order = list(spec.hierarchy) if spec is not None and spec.hierarchy else None
+        out["prompts"] = _b64(figures.roi_prompt_heatmap(by_prompt, order))
     n_vox = t["roi_scores"].groupby("roi", sort=False)["n_voxels"].max()
     out["rois"] = [dict(name=r, n=int(n)) for r, n in n_vox.items()]
     curves = t.get("roi_layers")
@@ -369,7 +385,7 @@ def render_report(res: Results, folder: str | Path | None = None) -> str:
         downloads=[dict(name=f"{name}.csv", b64=_b64(t[name].to_csv(index=False).encode())) for name in DOWNLOADS
                    if name in t and len(t[name])],
         prompts=prompts, partition=_partition_section(res), controls=_controls_section(res),
-        rois=_roi_section(res, metric), extras=extra_sections(res), config_yaml=exp.to_yaml(), inputs=res.manifest.get("inputs", {}),
+        rois=_roi_section(res, metric), extras=[dict(sec, png=_b64(sec["png"])) if "png" in sec else sec for sec in extra_sections(res)], config_yaml=exp.to_yaml(), inputs=res.manifest.get("inputs", {}),
         versions=res.manifest.get("versions", {}), timings=res.manifest.get("timings_s", {}),
     )
 

@@ -44,7 +44,9 @@ CSV_TABLES = ("spaces", "comparisons", "layers", "prompt_gain", "partition", "pa
               "partition_dominance", "partition_vif", "partition_banded", "partition_controls",
               "partition_control_runs", "coupling", "coupling_similarity",
               "group_scores", "group_comparisons", "group_prompt_gain", "group_roi_scores", "group_roi_comparisons",
-              "group_best_layer")
+              "group_best_layer", "equivalence", "subject_equivalence",
+              "partition_rois", "partition_asymmetry", "partition_roi_asymmetry", "subject_partition",
+              "subject_partition_rois", "roi_prompts", "roi_normalised")
 PACKAGES = ("numpy", "scipy", "pandas", "scikit-learn", "himalaya", "nilearn", "nibabel", "torch",
             "transformers", "pydantic", "matplotlib")
 

@@ -111,8 +111,9 @@ DATA_ROOT = "{data_root}"
 
 
 def expand_data_root(brain: BrainSpec, base_dir: Path | None, data_root: Path | None = None) -> BrainSpec:
-    """``brain`` with a leading ``{data_root}`` in ``rois.image`` / ``rois.table`` replaced by the dataset
-    folder (:func:`dataset_root`), so an atlas that ships with the dataset moves with ``--data-root``.
+    """``brain`` with a leading ``{data_root}`` in ``rois.image`` / ``rois.table`` / ``rois.surface_labels`` replaced
+    by the dataset folder (:func:`dataset_root`), so an atlas that ships with the dataset moves with
+    ``--data-root``.
 
     Other paths of ROIs stay relative to the config. Returns ``brain`` itself when there is nothing to expand
     (the config refuses the placeholder with format ``nifti``). The pipeline applies it to a whole config with
@@ -132,10 +133,14 @@ def expand_data_root(brain: BrainSpec, base_dir: Path | None, data_root: Path | 
         return brain
     fields = {k: v for k, v in (("image", rois.image), ("table", rois.table))
               if isinstance(v, str) and v.startswith(DATA_ROOT)}
-    if not fields:
+    surface = rois.surface_labels or []
+    if not fields and not any(v.startswith(DATA_ROOT) for v in surface):
         return brain
     root = str(dataset_root(brain, base_dir, data_root).absolute())
-    new = rois.model_copy(update={k: root + v[len(DATA_ROOT):] for k, v in fields.items()})
+    update = {k: root + v[len(DATA_ROOT):] for k, v in fields.items()}
+    if surface:
+        update["surface_labels"] = [root + v[len(DATA_ROOT):] if v.startswith(DATA_ROOT) else v for v in surface]
+    new = rois.model_copy(update=update)
     return brain.model_copy(update={"rois": new})
 
 

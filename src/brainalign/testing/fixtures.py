@@ -30,6 +30,7 @@ __all__ = [
     "write_ds003076",
     "write_nsd",
     "write_movie10",
+    "write_surface_labels",
     "write_glmsingle",
     "write_vwt_hdf5",
 ]
@@ -253,6 +254,7 @@ NSD_LABELS = {
     "prf-visualrois": ["V1v", "V1d", "V2v", "V2d", "V3v", "V3d", "hV4"],
     "floc-faces": ["OFA", "FFA-1", "FFA-2", "mTL-faces", "aTL-faces"],
     "floc-places": ["OPA", "PPA", "RSC"],
+    "floc-bodies": ["EBA", "FBA-1", "FBA-2", "mTL-bodies"],
 }
 
 
@@ -335,7 +337,8 @@ def write_nsd(
         if name == "nsdgeneral":
             continue
         vol = np.where(cortex, 0, -1)
-        vals = rng.integers(0, len(labels) + 1, shape)
+        # floc-bodies came later: its own stream keeps the other files' (and the betas') draws as they were
+        vals = (np.random.default_rng(seed + 1) if name == "floc-bodies" else rng).integers(0, len(labels) + 1, shape)
         vol[cortex] = vals[cortex]
         rois[name] = vol
     truth: dict = dict(root=root, shape=shape, affine=affine, sessions=list(range(1, n_sessions + 1)), roi_labels=NSD_LABELS,
@@ -540,7 +543,45 @@ def write_movie10(
             truth["data"][(sub, movie)] = full
             truth["seg_trs"][movie] = [trs_per_segment + s - 1 for s in range(1, nseg + 1)]
             np.save(npy / f"sub{int(sub)}-{movie}-fsaverage6.npy", np.ascontiguousarray(full.T))
+    truth["surface_labels"] = write_surface_labels(root / "atlases", n_vertices, seed=seed + 1)
     return truth
+
+
+def write_surface_labels(folder: str | Path, n_vertices: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """HCP-MMP1-style GIFTI label files of both hemispheres, named as TemplateFlow's
+    ``tpl-fsaverage6_hemi-{L,R}_desc-MMP_dseg.label.gii``: every Glasser-group parcel (SMA's included) dealt at
+    random over the vertices, each at least once over the two hemispheres, with an embedded label table
+    ``<hemi>_<value>_ROI`` (0 = ``???``).
+
+    Returns
+    -------
+    dict hemi ("L", "R") -> int32 labels of shape (n_vertices,)
+    """
+    import nibabel as nib
+
+    from brainalign.brain.atlas import glasser_groups
+
+    rng = np.random.default_rng(seed)
+    values = sorted({v for members in glasser_groups().values() for v in members})
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for h, hemi in enumerate(("L", "R")):
+        # every parcel at least once over the two hemispheres (each holds every other parcel, then repeats)
+        own = values[h::2] if n_vertices < len(values) else values
+        if n_vertices < len(own):
+            raise ValueError(f"n_vertices={n_vertices} cannot hold the {len(own)} parcels of a hemisphere; use more.")
+        labels = rng.permutation(np.resize(np.asarray(own, dtype=np.int32), n_vertices)).astype(np.int32)
+        table = nib.gifti.GiftiLabelTable()
+        for v in [0, *values]:
+            lab = nib.gifti.GiftiLabel(key=int(v), red=0.5, green=0.5, blue=0.5, alpha=1.0)
+            lab.label = "???" if v == 0 else f"{hemi}_{v}_ROI"
+            table.labels.append(lab)
+        img = nib.gifti.GiftiImage(labeltable=table, darrays=[nib.gifti.GiftiDataArray(
+            labels, intent="NIFTI_INTENT_LABEL", datatype="NIFTI_TYPE_INT32")])
+        nib.save(img, folder / f"tpl-fsaverage6_hemi-{hemi}_desc-MMP_dseg.label.gii")
+        out[hemi] = labels
+    return out
 
 
 def _write_clip(path: Path, brightness: np.ndarray, loudness: np.ndarray, tr: float, fps: int = 10,

@@ -106,7 +106,7 @@ def write_ds004323_study(
 
 
 def _write_atlas(ds: Path, truth: dict, subject: str, rng) -> tuple[Path, Path]:
-    """An HCP-MMP1-style label image on the BOLD grid: every brain voxel gets one parcel of the 11 Glasser groups
+    """An HCP-MMP1-style label image on the BOLD grid: every brain voxel gets one parcel of the Glasser groups
     (every parcel at least once, dealt at random), plus its TSV label table (index, name)."""
     import pandas as pd
 

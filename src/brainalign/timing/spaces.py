@@ -142,7 +142,7 @@ def resolve_space_name(name: str, spaces) -> str:
 
 
 def resolved_names(analysis: AnalysisSpec, spaces) -> AnalysisSpec:
-    """``analysis`` with the reference and partition spaces resolved by :func:`resolve_space_name`.
+    """``analysis`` with the reference, partition and equivalence spaces resolved by :func:`resolve_space_name`.
 
     Parameters
     ----------
@@ -158,5 +158,9 @@ def resolved_names(analysis: AnalysisSpec, spaces) -> AnalysisSpec:
     """
     parts = [p.model_copy(update=dict(spaces=[resolve_space_name(n, spaces) for n in p.spaces]))
              for p in analysis.partitions]
-    new = analysis.model_copy(update=dict(reference=resolve_space_name(analysis.reference, spaces), partitions=parts))
+    equiv = [e.model_copy(update=dict(a=[resolve_space_name(n, spaces) for n in e.a],
+                                      b=[resolve_space_name(n, spaces) for n in e.b]))
+             for e in analysis.equivalence]
+    new = analysis.model_copy(update=dict(reference=resolve_space_name(analysis.reference, spaces), partitions=parts,
+                                          equivalence=equiv))
     return analysis if new == analysis else new
