@@ -229,6 +229,20 @@ class MovieClipStimuli(StrictModel):
     sampling_rate: int = Field(16000, gt=0, description="Audio clips' rate in Hz (audio models).")
     seed: int = Field(0, description="Seed of the frame sampler.")
     name: str = Field("video", description="Text put into prompts for '{stimulus}'.")
+    segment_trs: dict[str, list[int]] | None = Field(
+        None, description="TRs of each segment of a movie in the brain arrays, {movie: [n_seg01, n_seg02, ...]}, "
+        "when the arrays do not record segment boundaries (npy source) and the events' durations do not give them "
+        "exactly (null = inferred from the events; a mismatch with the arrays' length is warned about).",
+    )
+
+    @field_validator("segment_trs")
+    @classmethod
+    def _segments_ok(cls, v):
+        for movie, lengths in (v or {}).items():
+            if not lengths or any(int(n) < 1 for n in lengths):
+                raise ValueError(f"stimuli.segment_trs[{movie!r}] must list at least one positive TR count per "
+                                 f"segment, got {lengths}.")
+        return v
 
 
 def _stimulus_format(v: Any) -> str:

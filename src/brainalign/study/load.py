@@ -113,9 +113,47 @@ def _item_data(brain: BrainSpec, spec: Stimuli, encoding: EncodingSpec, seed: in
                      f"'{brain.format}'); use nsd-images or text-items.")
 
 
+def _segment_lengths(spec: MovieClipStimuli, rec: Recording, movie: str, raw_root: Path, n: int) -> list[int]:
+    """TRs of each segment of ``movie`` in the brain arrays: recorded by the loader (GIFTI runs), given in
+    ``stimuli.segment_trs``, or inferred from the events' durations.
+
+    Inferred lengths place every TR in its clip only if the arrays lost TRs at the end of the movie alone; when they
+    sum to more than the arrays hold, features and BOLD may drift apart segment by segment, so it is said (a
+    warning naming the movie, both counts and the fix), and a shortfall larger than the last segment is refused.
+    """
+    import warnings
+
+    from brainalign.brain.movie10 import segment_trs_from_events
+
+    recorded = (rec.meta.get("segment_trs") or {}).get(movie)
+    given = (spec.segment_trs or {}).get(movie)
+    if recorded or given:
+        seg_trs = [int(x) for x in (recorded or given)]
+        where = "the loader's runs" if recorded else "stimuli.segment_trs"
+        if sum(seg_trs) < n:
+            raise DataError(f"{movie}: the segments of {where} cover {sum(seg_trs)} TRs but the fMRI has {n}; fix "
+                            f"stimuli.segment_trs[{movie!r}].")
+        return seg_trs
+    seg_trs = segment_trs_from_events(raw_root, movie, rec.tr)
+    if sum(seg_trs) < n:
+        raise DataError(f"{movie}: the segments cover {sum(seg_trs)} TRs (from {raw_root} events) but the fMRI "
+                        f"has {n}; check stimuli.raw_root or the truncation, or give stimuli.segment_trs.")
+    extra = sum(seg_trs) - n
+    if extra >= seg_trs[-1]:
+        raise DataError(f"{movie}: the events' segments cover {sum(seg_trs)} TRs, {extra} more than the fMRI's {n} "
+                        f"(more than the whole last segment, {seg_trs[-1]} TRs), so where each segment starts in the "
+                        f"arrays is unknown; give the lengths in stimuli.segment_trs[{movie!r}].")
+    if extra:
+        warnings.warn(f"{movie}: segment lengths inferred from the events cover {sum(seg_trs)} TRs, the fMRI has {n}; "
+                      f"the {extra} missing TRs are assumed to be the end of the last segment. If the arrays were "
+                      f"trimmed segment by segment, clips and BOLD drift apart: give the lengths in "
+                      f"stimuli.segment_trs[{movie!r}].", stacklevel=3)
+    return seg_trs
+
+
 def _movie_clip_data(spec: MovieClipStimuli, rec: Recording, root: Path) -> StudyData:
     """One stimulus per TR: the clip of the movie shown during that TR (design = identity)."""
-    from brainalign.brain.movie10 import movie10_tr_table, segment_trs_from_events
+    from brainalign.brain.movie10 import movie10_tr_table
     from brainalign.stimuli.movie_study import MovieClips
 
     stim_root, raw_root = resolve_path(spec.path, root), resolve_path(spec.raw_root, root)
@@ -123,10 +161,7 @@ def _movie_clip_data(spec: MovieClipStimuli, rec: Recording, root: Path) -> Stud
     tables = []
     for k, movie in zip(np.unique(rec.runs), movies):
         n = int((rec.runs == k).sum())
-        seg_trs = (rec.meta.get("segment_trs") or {}).get(movie) or segment_trs_from_events(raw_root, movie, rec.tr)
-        if sum(seg_trs) < n:
-            raise DataError(f"{movie}: the segments cover {sum(seg_trs)} TRs (from {raw_root} events) but the fMRI "
-                             f"has {n}; check stimuli.raw_root or the truncation.")
+        seg_trs = _segment_lengths(spec, rec, movie, raw_root, n)
         tables.append(movie10_tr_table(movie, seg_trs, rec.tr, stim_root, n_trs=n))
     table = pd.concat(tables, ignore_index=True)
     ids = table["stimulus"].tolist()

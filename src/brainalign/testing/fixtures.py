@@ -550,7 +550,8 @@ def write_movie10(
 def write_surface_labels(folder: str | Path, n_vertices: int, seed: int = 0) -> dict[str, np.ndarray]:
     """HCP-MMP1-style GIFTI label files of both hemispheres, named as TemplateFlow's
     ``tpl-fsaverage6_hemi-{L,R}_desc-MMP_dseg.label.gii``: every Glasser-group parcel (SMA's included) dealt at
-    random over the vertices, each at least once over the two hemispheres, with an embedded label table
+    random over the vertices, each at least once over the two hemispheres when ``2 × n_vertices`` is at least the
+    number of parcels (a smaller mesh leaves some out), with an embedded label table
     ``<hemi>_<value>_ROI`` (0 = ``???``).
 
     Returns
@@ -568,10 +569,10 @@ def write_surface_labels(folder: str | Path, n_vertices: int, seed: int = 0) -> 
     out = {}
     for h, hemi in enumerate(("L", "R")):
         # every parcel at least once over the two hemispheres (each holds every other parcel, then repeats)
-        own = values[h::2] if n_vertices < len(values) else values
-        if n_vertices < len(own):
-            raise ValueError(f"n_vertices={n_vertices} cannot hold the {len(own)} parcels of a hemisphere; use more.")
-        labels = rng.permutation(np.resize(np.asarray(own, dtype=np.int32), n_vertices)).astype(np.int32)
+        own = np.asarray(values[h::2] if n_vertices < len(values) else values, dtype=np.int32)
+        if n_vertices < len(own):  # a tiny mesh: some parcels are left out
+            own = rng.permutation(own)[:n_vertices]
+        labels = rng.permutation(np.resize(own, n_vertices)).astype(np.int32)
         table = nib.gifti.GiftiLabelTable()
         for v in [0, *values]:
             lab = nib.gifti.GiftiLabel(key=int(v), red=0.5, green=0.5, blue=0.5, alpha=1.0)
