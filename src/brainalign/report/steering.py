@@ -152,6 +152,17 @@ def _fmt(v) -> str:
     return str(v)
 
 
+def _without_repeats(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """The tables to summarise: ``steering.csv`` (``brainalign steer``'s tidy summary, one row per section and
+    condition) replaces the per-section tables whose sections it already holds (e.g. ``nari.csv``), which would
+    otherwise appear twice under the same labels."""
+    tidy = tables.get("steering")
+    if tidy is None or "section" not in tidy:
+        return tables
+    held = set(tidy["section"].astype(str))
+    return {k: v for k, v in tables.items() if k == "steering" or k not in held}
+
+
 def steering_section(folder: str | Path) -> dict | None:
     """Figures, tables and CSV data for the report, or None when ``folder`` holds no steering table."""
     from brainalign.report import figures
@@ -161,8 +172,9 @@ def steering_section(folder: str | Path) -> dict | None:
     if not tables:
         return None
     manifest = _read_manifest(folder)
-    summary = steering_summary(tables, manifest)
-    contrasts = steering_contrasts(tables, manifest)
+    summarised = _without_repeats(tables)
+    summary = steering_summary(summarised, manifest)
+    contrasts = steering_contrasts(summarised, manifest)
     cols = ["section", "condition", "control", "n_rows", "accuracy_before", "accuracy_after", "n_flipped",
             "n_items", "flipped_fraction"]
     out = dict(
