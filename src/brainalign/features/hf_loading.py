@@ -136,7 +136,10 @@ def input_device(model):
     -------
     torch.device
     """
-    emb = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    try:
+        emb = model.get_input_embeddings()
+    except (AttributeError, NotImplementedError):  # dual encoders (CLIPModel) have no single input embedding
+        emb = None
     weight = getattr(emb, "weight", None)
     return weight.device if weight is not None else next(model.parameters()).device
 
