@@ -285,6 +285,8 @@ def steer(config: Path = typer.Argument(..., help="Steering study YAML (schema: 
           cache: Optional[Path] = typer.Option(None, help="Where --models tiny keeps its models (default: the "
                                                "feature cache)."),
           force_disk: bool = typer.Option(False, "--force-disk", help=FORCE_DISK_HELP),
+          dry_run: bool = typer.Option(False, "--dry-run", help="Print the forward passes per model and section, "
+                                       "the passes per second assumed and the GPU-hours; load nothing."),
           debug: bool = typer.Option(False, help="Show tracebacks.")) -> None:
     """Brain-guided LMs (Xiao et al., 2026): every section of the config (predictivity, NARI, general directions,
     NARF+Label fine-tuning, evaluation), planted or on ds003076; tables + manifest written atomically."""
@@ -302,6 +304,11 @@ def steer(config: Path = typer.Argument(..., help="Steering study YAML (schema: 
         elif models != "as-configured":
             raise ConfigError(f"--models {models!r}: use 'as-configured' or 'tiny'.")
         base = config.parent.resolve()
+        if dry_run:
+            from brainalign.steering.plan import steer_plan
+
+            print(steer_plan(cfg, base))
+            return
         missing = check_inputs(cfg, base)
         if missing:
             raise FileNotFoundError(missing)
