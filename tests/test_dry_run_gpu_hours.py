@@ -57,3 +57,13 @@ def test_steer_dry_run_prices_every_model():
     assert "passes/s" in text and "GPU-hours in all" in text and "nari (upper bound)" in text
     bf16 = steer_plan(load_steer_config(path, small + ["loading.dtype=bfloat16", "finetune=null"]), path.parent)
     assert "72.70B params, bfloat16" in bf16 and "on 3 GPU(s)" in bf16 and "finetune" not in bf16.split("\n")[1]
+
+
+def test_steer_dry_run_from_the_command_line_loads_nothing():
+    from typer.testing import CliRunner
+
+    from brainalign.cli import app
+
+    res = CliRunner().invoke(app, ["steer", str(CONFIGS / "steer_planted_tiny.yaml"), "--dry-run"])
+    assert res.exit_code == 0, res.output
+    assert "planted model:" in res.output and "passes/s" in res.output and "GPU-hours in all" in res.output

@@ -169,7 +169,7 @@ def validate(config: Path = typer.Argument(..., help="Experiment YAML."),
 
     if is_steering_config(config):  # brain-guided LLM steering YAML: same check as `steer --validate-only`
         return steer(config, out=out, validate_only=True, force=False, set_=set_, models="as-configured", cache=None,
-                     force_disk=force_disk, debug=debug)
+                     force_disk=force_disk, dry_run=False, debug=debug)
     with _user_errors(debug):
         exp, info = _check_config(config, data_root, set_, cache=cache, out=out, force_disk=force_disk)
     if "n_trs" not in info:  # dataset formats
