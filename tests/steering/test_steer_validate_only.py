@@ -68,6 +68,9 @@ STEER_CASES = {
     "model-folder-without-config": (lambda d: (d.joinpath("empty-model").mkdir(exist_ok=True),
                                                _brain(d, [d / "empty-model"]))[1],
                                     ["has no config.json", "give a checkpoint folder"]),
+    # cuda:99: a GPU no machine of the suite has (with or without CUDA the message names the field and the fix)
+    "loading-device-this-machine-lacks": (lambda d: dict(PLANTED, loading={"device": "cuda:99", "dtype": "bfloat16"}),
+                                          ["loading.device='cuda:99'", "GPU"]),
 }
 
 
@@ -134,10 +137,11 @@ STEER_ERRORS = {
     "steering/config.py:BrainSection._selection_matches_betas": [S],
     "steering/config.py:BrainSection._disjoint": [S],
     "steering/config.py:SteerConfig._moved_keys": [S],
-    "steering/config.py:SteerConfig._one_source": [S, S, S, S],
+    "steering/config.py:SteerConfig._one_source": [S, S, S, S, S],
     "steering/config.py:load_steer_config": [S, S, S, S, S],  # loading the YAML is validate's first step
     "steering/study.py:_model_config": ["validate: model-folder-without-config"],
-    "steering/study.py:check_config": ["validate: nari-layer-outside-a-local-model"],
+    "steering/study.py:check_config": ["validate: loading-device-this-machine-lacks",
+                                       "validate: nari-layer-outside-a-local-model"],
     "steering/study.py:_layers": ["validate: nari-layer-outside-the-planted-model (and local or cached models; a hub "
                                   "model that is not cached is named in a warning: its depth is unknown offline)"],
     "steering/study.py:run_steer": [S],  # the schema refuses nari_general without nari first

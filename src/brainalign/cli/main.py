@@ -169,7 +169,7 @@ def validate(config: Path = typer.Argument(..., help="Experiment YAML."),
 
     if is_steering_config(config):  # brain-guided LLM steering YAML: same check as `steer --validate-only`
         return steer(config, out=out, validate_only=True, force=False, set_=set_, models="as-configured", cache=None,
-                     force_disk=force_disk, debug=debug)
+                     force_disk=force_disk, dry_run=False, debug=debug)
     with _user_errors(debug):
         exp, info = _check_config(config, data_root, set_, cache=cache, out=out, force_disk=force_disk)
     if "n_trs" not in info:  # dataset formats
@@ -287,6 +287,8 @@ def steer(config: Path = typer.Argument(..., help="Steering study YAML (schema: 
           cache: Optional[Path] = typer.Option(None, help="Where --models tiny keeps its models (default: the "
                                                "feature cache)."),
           force_disk: bool = typer.Option(False, "--force-disk", help=FORCE_DISK_HELP),
+          dry_run: bool = typer.Option(False, "--dry-run", help="Print the forward passes per model and section, "
+                                       "the passes per second assumed and the GPU-hours; load nothing."),
           debug: bool = typer.Option(False, help="Show tracebacks.")) -> None:
     """Brain-guided LMs (Xiao et al., 2026): every section of the config (predictivity, NARI, general directions,
     NARF+Label fine-tuning, evaluation), planted or on ds003076; tables + manifest written atomically."""
@@ -304,6 +306,11 @@ def steer(config: Path = typer.Argument(..., help="Steering study YAML (schema: 
         elif models != "as-configured":
             raise ConfigError(f"--models {models!r}: use 'as-configured' or 'tiny'.")
         base = config.parent.resolve()
+        if dry_run:
+            from brainalign.steering.plan import steer_plan
+
+            print(steer_plan(cfg, base))
+            return
         missing = check_inputs(cfg, base)
         if missing:
             raise FileNotFoundError(missing)

@@ -83,14 +83,26 @@ class ModelSpec(StrictModel):
         "all", description="Prompts this model is read with: all, a subset, or none (unimodal baselines: one "
         "prompt-free feature set named 'none').",
     )
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    dtype: Literal["float32", "bfloat16", "float16", "auto"] = Field(
+        "float32", description="Weights and activations of the model ('auto': the checkpoint's own dtype). "
+        "bfloat16 halves the memory of float32 and runs fast on GPUs; features are pooled in float32 and cached "
+        "as float32 whatever the dtype (non-float32 features are other cache entries).",
+    )
+    device: str | None = Field(
+        None, pattern=r"^(cpu|cuda(:[0-9]+)?|mps|auto)$",
+        description="Where the model runs: cpu, cuda, cuda:N, or auto (shard over every visible GPU with "
+        "accelerate's device_map='auto', so that a 70B model in bfloat16 fits on several GPUs). null: a GPU when "
+        "torch sees one, else the CPU. `validate` rejects a GPU this machine lacks; --dry-run plans without one.",
+    )
     modality: Literal["auto", "image", "video", "audio"] = Field(
         "auto", description="What the model reads of a movie clip: 'auto' = audio for audio models (by "
         "model_type), video otherwise.",
     )
     revision: str | None = None
     trust_remote_code: bool = False
-    batch_size: int = Field(32, gt=0)
+    batch_size: int = Field(32, gt=0, description="Texts per forward pass (kind: text); stimuli per vision-"
+                            "encoder call (kind: multimodal: images are encoded together, the language model then "
+                            "reads each stimulus with its prompts).")
     weights: Literal["pretrained", "random"] = Field(
         "pretrained",
         description="'random' = untrained control: the same architecture from its config, seeded random init "

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from .base import FeatureSet, resolve_layers, stimulus_id_list
+from .hf_loading import input_device
 from brainalign.stimuli.inputs import check_prompts
 
 __all__ = ["AudioEncoderExtractor", "check_waveforms"]
@@ -70,7 +71,7 @@ class AudioEncoderExtractor:
 
     @property
     def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        return input_device(self.model)
 
     def extract(self, stimuli: Sequence[Any], prompts=None, layers: Sequence[int | float] | str = "all", *,
                 sampling_rate: int | None = None, stimulus_ids: Sequence[str] | None = None,

@@ -15,7 +15,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 __all__ = [
+    "DTYPES",
     "device_for",
+    "check_device",
+    "resolve_dtype",
+    "place_model",
+    "input_device",
     "hf_kwargs",
     "load_model",
     "load_tokenizer_and_image_processor",
@@ -25,11 +30,118 @@ __all__ = [
 ]
 
 
+#: dtypes a model may be loaded in; "auto" is the checkpoint's own (config.json ``dtype`` / ``torch_dtype``).
+DTYPES = ("float32", "bfloat16", "float16", "auto")
+
+
 def device_for(device: str | None) -> str:
     """The device to load on: ``device`` if given, else "cuda" when torch sees a GPU, else "cpu"."""
     import torch
 
     return device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def check_device(device: str | None, field: str = "device") -> None:
+    """Reject a device this machine cannot load on, naming ``field`` and the fix.
+
+    Parameters
+    ----------
+    device : str or None
+        None (a GPU when torch sees one, else the CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``, or
+        ``"auto"``: shard the model over every visible GPU (then CPU memory) with accelerate's
+        ``device_map="auto"``.
+    field : str
+        Name of the setting in the messages (e.g. ``"models.0.device"``).
+
+    Raises
+    ------
+    ValueError
+        An unknown device, a CUDA device torch does not see, or ``"auto"`` without accelerate.
+    """
+    import importlib.util
+    import re
+
+    import torch
+
+    if device is None or device == "cpu":
+        return
+    if device == "auto":
+        if importlib.util.find_spec("accelerate") is None:
+            raise ValueError(f"{field}='auto' shards the model with accelerate (device_map='auto'), which is not "
+                             "installed; pip install 'brainalign[steering]' (or accelerate), or set "
+                             f"{field}: cuda / cpu.")
+        return
+    m = re.fullmatch(r"cuda(?::(\d+))?", device)
+    if m:
+        if not torch.cuda.is_available():
+            raise ValueError(f"{field}={device!r} but torch {torch.__version__} sees no CUDA GPU on this machine; "
+                             f"set {field}: cpu (or leave it out: a GPU when one is seen, else the CPU), or run where "
+                             "a GPU and a CUDA build of torch are installed.")
+        if m.group(1) is not None and int(m.group(1)) >= torch.cuda.device_count():
+            raise ValueError(f"{field}={device!r} but torch sees {torch.cuda.device_count()} GPU(s) "
+                             f"(cuda:0..cuda:{torch.cuda.device_count() - 1}); choose one of them or 'auto'.")
+        return
+    if device == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError(f"{field}='mps' but torch sees no Apple GPU here; set {field}: cpu.")
+        return
+    raise ValueError(f"{field}={device!r} is not a device; use cpu, cuda, cuda:N, mps or auto (shard over the GPUs).")
+
+
+def resolve_dtype(dtype: str, path: str | None = None, hf: dict[str, Any] | None = None) -> str:
+    """The dtype name a model is loaded in: ``dtype``, or for ``"auto"`` the checkpoint's own (float32 if unstated).
+
+    Parameters
+    ----------
+    dtype : {"float32", "bfloat16", "float16", "auto"}
+    path : str, optional
+        Checkpoint folder or cached hub id (needed for ``"auto"``).
+    hf : dict, optional
+        ``from_pretrained`` keyword arguments (:func:`hf_kwargs`) used to read its config.
+
+    Raises
+    ------
+    ValueError
+        An unknown dtype name.
+    """
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype={dtype!r}: use one of {', '.join(DTYPES)}.")
+    if dtype != "auto":
+        return dtype
+    from transformers import AutoConfig
+
+    cfg = AutoConfig.from_pretrained(str(path), **(hf or hf_kwargs(False, None)))
+    for sub in (cfg, getattr(cfg, "text_config", None)):
+        found = getattr(sub, "dtype", None) or getattr(sub, "torch_dtype", None)
+        if found is not None:
+            name = str(found).removeprefix("torch.")
+            return name if name in DTYPES else "float32"
+    return "float32"
+
+
+def place_model(model, device: str | None):
+    """``model`` (built on the CPU) on its device in eval mode; ``device="auto"`` dispatches it over the GPUs."""
+    check_device(device)
+    if device == "auto":
+        from accelerate import dispatch_model, infer_auto_device_map
+
+        return dispatch_model(model, infer_auto_device_map(model)).eval()
+    return model.to(device_for(device)).eval()
+
+
+def input_device(model):
+    """The device inputs go to: that of the input embeddings (the first shard of a sharded model).
+
+    Returns
+    -------
+    torch.device
+    """
+    try:
+        emb = model.get_input_embeddings()
+    except (AttributeError, NotImplementedError):  # dual encoders (CLIPModel) have no single input embedding
+        emb = None
+    weight = getattr(emb, "weight", None)
+    return weight.device if weight is not None else next(model.parameters()).device
 
 
 def hf_kwargs(trust_remote_code: bool, revision: str | None) -> dict[str, Any]:
@@ -48,27 +160,40 @@ def hf_kwargs(trust_remote_code: bool, revision: str | None) -> dict[str, Any]:
 
 
 def load_model(model_class: str, path: str, hf: dict[str, Any], *, dtype: str, device: str | None):
-    """``transformers.<model_class>.from_pretrained`` from safetensors, moved to its device, in eval mode.
+    """``transformers.<model_class>.from_pretrained`` from safetensors, on its device(s), in eval mode.
+
+    The one loading path of every model brainalign reads (feature adapters, text models, steering's causal
+    LMs): offline and safetensors-only as ``hf`` says, in ``dtype``, on ``device``.
 
     Parameters
     ----------
     model_class : str
-        A class name of ``transformers`` (``"AutoModel"``, ``"IdeficsForVisionText2Text"``...).
+        A class name of ``transformers`` (``"AutoModel"``, ``"AutoModelForCausalLM"``...).
     path : str
         Local folder, or hub id present in the local cache.
     hf : dict
         :func:`hf_kwargs` of the call.
-    dtype : {"float32", "bfloat16", "float16"}
+    dtype : {"float32", "bfloat16", "float16", "auto"}
+        See :func:`resolve_dtype`.
     device : str, optional
-        See :func:`device_for`.
+        See :func:`check_device`; ``"auto"`` loads straight onto the GPUs with ``device_map="auto"`` (a model
+        larger than one GPU is split layer by layer), anything else loads on the CPU and moves.
+
+    Raises
+    ------
+    ValueError
+        A bad dtype, or a device this machine lacks (:func:`check_device`).
     """
     import torch
     import transformers
 
-    model = getattr(transformers, model_class).from_pretrained(
-        path, use_safetensors=True, dtype=getattr(torch, dtype), **hf
-    )
-    return model.to(device_for(device)).eval()
+    check_device(device)
+    name = resolve_dtype(dtype, path, hf)
+    kw: dict[str, Any] = dict(use_safetensors=True, dtype=getattr(torch, name), **hf)
+    if device == "auto":
+        kw["device_map"] = "auto"
+    model = getattr(transformers, model_class).from_pretrained(path, **kw)
+    return model.eval() if device == "auto" else model.to(device_for(device)).eval()
 
 
 def checkpoint_file(path: str, name: str, hf: dict[str, Any]) -> Path | None:

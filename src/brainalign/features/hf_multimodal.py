@@ -38,6 +38,7 @@ import torch
 
 from .hf_compat import cache_kwarg, output_cache
 from .base import FeatureSet, resolve_layers, stimulus_id_list
+from .hf_loading import input_device
 from .pooling import POOLINGS, GenerationConfig, TokenMasks, TokenSequence, check_pooling, next_tokens, pool_tokens
 from .reuse import generate_with_shared_prefix, hidden_with_shared_prefix
 from brainalign.stimuli.inputs import Video, check_images, check_prompts, check_stimuli, stimulus_digest
@@ -74,6 +75,11 @@ class VisionLanguageExtractor:
         Decoding for ``pooling="generated"`` (greedy by default).
     prompt_batch_size : int
         How many prompt suffixes run together in the reuse path.
+    batch_size : int
+        How many stimuli the modality encoder reads in one call (families with
+        :attr:`batch_keys`; images are concatenated, not padded, so a batch
+        gives the features of one-by-one encoding up to float rounding). The
+        language model then reads each stimulus with its prompts.
     meta : dict, optional
         Extra provenance stored in every FeatureSet (revision, loader notes).
     """
@@ -89,6 +95,9 @@ class VisionLanguageExtractor:
     uses_chat_template: ClassVar[bool] = True
     #: whether :func:`~brainalign.features.in_context_extract.extract_in_context` can put worked examples first
     takes_in_context_examples: ClassVar[bool] = True
+    #: processor outputs that several stimuli concatenate along dim 0 into one :meth:`encode_image` call, whose
+    #: output rows then follow the stimuli in order (empty: the family encodes one stimulus per call)
+    batch_keys: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,
@@ -101,8 +110,11 @@ class VisionLanguageExtractor:
         pooling: str = "mean",
         generation: GenerationConfig | None = None,
         prompt_batch_size: int = 16,
+        batch_size: int = 8,
         meta: dict[str, Any] | None = None,
     ):
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size={batch_size}; give at least 1 stimulus per encoder call.")
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.image_processor = image_processor
@@ -115,6 +127,7 @@ class VisionLanguageExtractor:
         self.pooling = check_pooling(pooling)
         self.generation = generation or GenerationConfig()
         self.prompt_batch_size = int(prompt_batch_size)
+        self.batch_size = int(batch_size)
         self.meta = dict(meta or {})
         self.model_type = str(getattr(model.config, "model_type", self.model_type))
         text_cfg = model.config.get_text_config()
@@ -178,7 +191,7 @@ class VisionLanguageExtractor:
 
     @property
     def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        return input_device(self.model)
 
     @property
     def n_vision_layers(self) -> int:
@@ -262,6 +275,26 @@ class VisionLanguageExtractor:
             of all frames) when ``vision_states``.
         """
         raise NotImplementedError
+
+    def encode_stimuli(self, inputs: Sequence[dict[str, torch.Tensor]]) -> list[torch.Tensor]:
+        """Connector output of several stimuli: one :meth:`encode_image` call where :attr:`batch_keys` allow it.
+
+        Parameters
+        ----------
+        inputs : sequence of dict
+            :meth:`process_stimulus` outputs.
+
+        Returns
+        -------
+        list of Tensor, one (n_stimulus_tokens_i, lm_dim) per stimulus
+        """
+        inputs = list(inputs)
+        keys = set(self.batch_keys)
+        if len(inputs) < 2 or not keys or any({k for k in d if not k.startswith("_")} != keys for d in inputs):
+            return [self.encode_image(d)[0] for d in inputs]
+        merged = {k: torch.cat([d[k] for d in inputs]) for k in self.batch_keys}
+        embeds = self.encode_image(merged)[0]
+        return list(torch.split(embeds, [self.n_stimulus_tokens(d) for d in inputs]))
 
     def position_ids(self, input_ids: torch.Tensor, image_inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         """Language-model position ids of one sequence, shape (..., 1, seq_len)."""
@@ -512,6 +545,39 @@ class VisionLanguageExtractor:
         self.reset_state()
         return result
 
+    def _extract_one(self, image_inputs, kind, embeds, prompts, names, layer_idx, component, pooling, gen, reuse,
+                     values, texts, n_tokens) -> None:
+        """Pooled features of one processed stimulus under every prompt, appended to ``values`` (and ``texts``).
+
+        ``embeds`` is the stimulus' connector output when :meth:`encode_stimuli` computed it with other stimuli
+        (None: not needed, or computed here).
+        """
+        n_tok = tuple(self.tokens_per_frame(image_inputs))
+        n_tokens.append(int(sum(n_tok)))
+        if component in (self.encoder_component, "connector"):
+            if component == self.encoder_component:
+                states = self.encode_image(image_inputs, vision_states=True)[1]
+                vec = torch.stack([states[i].double().mean(0).float() for i in layer_idx])
+            else:
+                vec = embeds.double().mean(0).float()[None]
+            for name in names:
+                values[name].append(vec.cpu().numpy())
+            return
+        seqs = [self.tokenize(prompts[n], n_tok, kind) for n in names]
+        if pooling == "generated":
+            if reuse:
+                seqs = generate_with_shared_prefix(self, seqs, image_inputs, gen, image_embeds=embeds)
+            else:
+                seqs = [self.generate_response(s, image_inputs, gen) for s in seqs]
+            for name, s in zip(names, seqs):
+                texts[name].append(s.text)
+        if reuse:
+            hiddens = hidden_with_shared_prefix(self, seqs, image_inputs, layer_idx, component, image_embeds=embeds)
+        else:
+            hiddens = (self.naive_hidden(s, image_inputs, layer_idx, component) for s in seqs)
+        for name, s, h in zip(names, seqs, hiddens):
+            values[name].append(pool_tokens(h, s.masks, pooling).float().cpu().numpy())
+
     # ------------------------------------------------------------ extraction
     def extract(
         self,
@@ -580,37 +646,15 @@ class VisionLanguageExtractor:
         texts: dict[str, list[str]] = {name: [] for name in names}
         n_tokens: list[int] = []
         with torch.inference_mode():
-            for frames in images:
-                image_inputs, kind = self.process_stimulus(frames)
-                n_tok = tuple(self.tokens_per_frame(image_inputs))
-                n_tokens.append(int(sum(n_tok)))
-                if component in (encoder, "connector"):
-                    embeds, states = self.encode_image(image_inputs, vision_states=component == encoder)
-                    if component == encoder:
-                        vec = torch.stack([states[i].double().mean(0).float() for i in layer_idx])
-                    else:
-                        vec = embeds.double().mean(0).float()[None]
-                    for name in names:
-                        values[name].append(vec.cpu().numpy())
-                    continue
-                seqs = [self.tokenize(prompts[n], n_tok, kind) for n in names]
-                # reuse: the modality encoder runs once per stimulus, shared by decoding and reading
-                embeds = self.encode_image(image_inputs)[0] if reuse else None
-                if pooling == "generated":
-                    if reuse:
-                        seqs = generate_with_shared_prefix(self, seqs, image_inputs, gen, image_embeds=embeds)
-                    else:
-                        seqs = [self.generate_response(s, image_inputs, gen) for s in seqs]
-                    for name, s in zip(names, seqs):
-                        texts[name].append(s.text)
-                if reuse:
-                    hiddens = hidden_with_shared_prefix(
-                        self, seqs, image_inputs, layer_idx, component, image_embeds=embeds
-                    )
-                else:
-                    hiddens = (self.naive_hidden(s, image_inputs, layer_idx, component) for s in seqs)
-                for name, s, h in zip(names, seqs, hiddens):
-                    values[name].append(pool_tokens(h, s.masks, pooling).cpu().numpy())
+            for start in range(0, len(images), self.batch_size):
+                chunk = images[start:start + self.batch_size]
+                processed = [self.process_stimulus(frames) for frames in chunk]
+                # the modality encoder reads the chunk's stimuli together (shared by decoding and reading)
+                batched = (self.encode_stimuli([p[0] for p in processed])
+                           if component == "connector" or (reuse and component != encoder) else [None] * len(chunk))
+                for (image_inputs, kind), embeds in zip(processed, batched):
+                    self._extract_one(image_inputs, kind, embeds, prompts, names, layer_idx, component, pooling,
+                                      gen, reuse, values, texts, n_tokens)
 
         meta_common = {
             **self.meta,

@@ -66,6 +66,16 @@ class TextExtractor:
     seed : int
         Seed of the random initialisation (used only with ``weights='random'``);
         equal seeds give identical weights.
+    dtype : {'float32', 'bfloat16', 'float16', 'auto'}
+        Weights and activations ('auto': the checkpoint's own). Pooling runs in
+        float32 and features come back float32 whatever the dtype; a dtype other
+        than float32 is part of :meth:`fingerprint` (its features are other
+        cache entries).
+    device : str, optional
+        'cpu', 'cuda', 'cuda:N', or 'auto' (shard over the GPUs with
+        accelerate); by default a GPU when torch sees one, else the CPU
+        (:func:`brainalign.features.hf_loading.check_device`). Inputs go to the
+        device of the input embeddings.
     """
 
     def __init__(
@@ -78,7 +88,15 @@ class TextExtractor:
         allow_download: bool = False,
         weights: str = "pretrained",
         seed: int = 0,
+        dtype: str = "float32",
+        device: str | None = None,
     ) -> None:
+        from brainalign.features.hf_loading import DTYPES
+
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype={dtype!r}; choose one of {', '.join(DTYPES)}.")
+        self.dtype = dtype
+        self.device = device
         if weights not in ("pretrained", "random"):
             raise ValueError(f"weights={weights!r}; choose 'pretrained' or 'random' (untrained control).")
         self.weights = weights
@@ -140,9 +158,23 @@ class TextExtractor:
             cfg = self._config().to_json_string(use_diff=False)
             arch = hashlib.sha256(cfg.encode()).hexdigest()[:16]
             return (f"{self.model_id}@random-init(seed={self.seed},config={arch},"
-                    f"transformers={transformers.__version__})|pool={self.pooling}")
+                    f"transformers={transformers.__version__})|pool={self.pooling}{self._dtype_tag()}")
         weights = weights_digest(self.path if self.path is not None else self.model_id, self.revision)
-        return f"{self.model_id}@{weights[:16]}|pool={self.pooling}"
+        return f"{self.model_id}@{weights[:16]}|pool={self.pooling}{self._dtype_tag()}"
+
+    def _resolved_dtype(self) -> str:
+        from brainalign.features.hf_loading import resolve_dtype
+
+        return resolve_dtype(self.dtype, self._where(), self._hf())
+
+    def _dtype_tag(self) -> str:
+        """'' for float32 (the fingerprints of float32 features predate the dtype option), else '|dtype=<name>'."""
+        name = self._resolved_dtype()
+        return "" if name == "float32" else f"|dtype={name}"
+
+    def _hf(self) -> dict:
+        return dict(revision=self.revision, local_files_only=not self.allow_download,
+                    trust_remote_code=self.trust_remote_code)
 
     def _config(self):
         from transformers import AutoConfig
@@ -185,28 +217,26 @@ class TextExtractor:
             return
         from transformers import AutoModel
 
+        from brainalign.features.hf_loading import load_model, place_model
+
         if self.trust_remote_code:
             warnings.warn(
                 f"trust_remote_code=True for {self.model_id}: Python code shipped with this checkpoint will run.",
                 stacklevel=2,
             )
-        kw = dict(
-            revision=self.revision,
-            local_files_only=not self.allow_download,
-            trust_remote_code=self.trust_remote_code,
-        )
         self._load_tokenizer()
         if self.weights == "random":
             import torch
 
             cfg = self._config()
-            # fork_rng: seed the initialisation without touching the caller's global torch RNG state
+            # fork_rng: seed the initialisation without touching the caller's global torch RNG state; the weights
+            # are drawn in float32 and then cast, so every dtype rounds the same random model
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(self.seed)
-                self._model = AutoModel.from_config(cfg, trust_remote_code=self.trust_remote_code)
+                model = AutoModel.from_config(cfg, trust_remote_code=self.trust_remote_code)
+            self._model = place_model(model.to(getattr(torch, self._resolved_dtype())), self.device)
         else:
-            self._model = AutoModel.from_pretrained(self._where(), use_safetensors=True, **kw)
-        self._model.eval()
+            self._model = load_model("AutoModel", self._where(), self._hf(), dtype=self.dtype, device=self.device)
 
     def embed(
         self, texts: Sequence[str], layers: Sequence[int | float] | str = "all",
@@ -243,8 +273,11 @@ class TextExtractor:
             if self.pooling == "cls":
                 raise ValueError("pool_from cannot be used with pooling='cls' (the first token precedes the "
                                  "examples); use 'mean' or 'last'.")
+        from brainalign.features.hf_loading import input_device
+
         self.load()
         idx = resolve_layers(layers, self._model.config.num_hidden_layers)
+        dev = input_device(self._model)
         out = []
         with torch.inference_mode():
             for start in range(0, len(texts), self.batch_size):
@@ -261,19 +294,28 @@ class TextExtractor:
                     if empty.size:
                         raise ValueError(f"texts[{start + empty[0]}] has no token after pool_from="
                                          f"{pool_from[start + empty[0]]} (truncated?); nothing to pool.")
+                enc = {k: v.to(dev) for k, v in enc.items()}
+                pool_mask = pool_mask.to(dev)
                 res = self._model(**enc, output_hidden_states=True)
-                states = torch.stack([res.hidden_states[i] for i in idx], dim=1)  # (b, L, T, d)
-                mask = pool_mask[:, None, :, None].to(states.dtype)
-                if self.pooling == "mean":
-                    pooled = (states * mask).sum(2) / mask.sum(2)
-                elif self.pooling == "cls":
-                    pooled = states[:, :, 0]
-                else:
-                    positions = torch.arange(pool_mask.shape[1])[None, :].expand_as(pool_mask)
-                    last = torch.where(pool_mask.bool(), positions, -1).max(1).values
-                    pooled = states[torch.arange(states.shape[0]), :, last]
-                out.append(pooled.float().cpu().numpy())
+                # one layer at a time, in float32 on the inputs' device (a sharded model leaves its layers on
+                # several GPUs; pooling a bfloat16 state in bfloat16 would round the sum of T tokens)
+                pooled = torch.stack([self._pool(res.hidden_states[i].to(dev, torch.float32), pool_mask)
+                                      for i in idx], dim=1)  # (b, L, d)
+                out.append(pooled.cpu().numpy())
         return np.concatenate(out, 0).astype(np.float32)
+
+    def _pool(self, states, pool_mask):
+        """Pool one layer's states (b, T, d) over the tokens of ``pool_mask`` (b, T) → (b, d)."""
+        import torch
+
+        mask = pool_mask[:, :, None].to(states.dtype)
+        if self.pooling == "mean":
+            return (states * mask).sum(1) / mask.sum(1)
+        if self.pooling == "cls":
+            return states[:, 0]
+        positions = torch.arange(pool_mask.shape[1], device=pool_mask.device)[None, :].expand_as(pool_mask)
+        last = torch.where(pool_mask.bool(), positions, -1).max(1).values
+        return states[torch.arange(states.shape[0], device=states.device), last]
 
     def extract(
         self, stimuli: Sequence[str], prompts: dict[str, str], layers: Sequence[int | float] | str = "all"

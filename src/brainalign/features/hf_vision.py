@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from .base import FeatureSet, resolve_layers, stimulus_id_list
+from .hf_loading import input_device
 from brainalign.stimuli.inputs import Video, check_images, check_prompts, check_stimuli
 
 __all__ = ["VisionEncoderExtractor", "VideoEncoderExtractor", "VISION_POOLINGS"]
@@ -60,7 +61,7 @@ class VisionEncoderExtractor:
 
     @property
     def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        return input_device(self.model)
 
     def _check(self, stimuli):
         return check_images(stimuli, "stimuli")

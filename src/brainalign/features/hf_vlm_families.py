@@ -29,6 +29,8 @@ class QwenVLExtractor(VisionLanguageExtractor):
     model_type = "qwen2_5_vl"
     image_token = "<|image_pad|>"
     video_token = "<|video_pad|>"
+    # the vision tower attends within each image's grid (cu_seqlens): images of any size concatenate, no padding
+    batch_keys = ("pixel_values", "image_grid_thw")
 
     @property
     def video_token_id(self) -> int:
@@ -136,6 +138,8 @@ class LlavaExtractor(VisionLanguageExtractor):
 
     model_type = "llava"
     image_token = "<image>"
+    # every image is resized to the tower's size: they stack along the batch dimension, no padding
+    batch_keys = ("pixel_values",)
 
     @property
     def n_vision_layers(self) -> int:

@@ -32,7 +32,7 @@ def make_extractor(spec) -> TextExtractor:
     return TextExtractor(
         spec.source, pooling=spec.pooling, revision=spec.revision,
         trust_remote_code=spec.trust_remote_code, batch_size=spec.batch_size,
-        weights=spec.weights, seed=spec.init_seed,
+        weights=spec.weights, seed=spec.init_seed, dtype=spec.dtype, device=spec.device,
     )
 
 
@@ -79,7 +79,7 @@ class MultimodalReader:
         self.source = str(local) if local.exists() else spec.source
         self.spec, self.data = spec, data
         self.ex = load_extractor(self.source, trust_remote_code=spec.trust_remote_code, revision=spec.revision,
-                                 dtype=spec.dtype)
+                                 dtype=spec.dtype, device=spec.device, batch_size=spec.batch_size)
         self.n_layers = int(self.ex.n_layers)
         self.model_type = getattr(self.ex, "model_type", None)
         self.options = {} if spec.component == "language" else dict(component=spec.component)

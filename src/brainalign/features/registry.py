@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 from weakref import WeakKeyDictionary
 
-from .hf_loading import chat_model_factory, hf_kwargs, load_model
+from .hf_loading import chat_model_factory, hf_kwargs, load_model, resolve_dtype
 
 __all__ = [
     "ADAPTERS",
@@ -76,8 +76,10 @@ def load_extractor(
     revision : str, optional
         Hub revision (recorded in the features' metadata).
     device : str, optional
-        "cuda" when torch sees a GPU, else "cpu".
-    dtype : {"float32", "bfloat16", "float16"}
+        "cpu", "cuda", "cuda:N" or "auto" (shard over the GPUs with accelerate); by default "cuda" when torch
+        sees a GPU, else "cpu" (:func:`brainalign.features.hf_loading.check_device`).
+    dtype : {"float32", "bfloat16", "float16", "auto"}
+        Weights and activations; "auto" is the checkpoint's own. Features come back float32 whatever it is.
     **options
         Passed to the adapter (``pooling``, ``generation``, ``prompt_batch_size``...).
 
@@ -100,8 +102,7 @@ def load_extractor(
             f"Supported model types: {', '.join(supported_model_types())}. "
             "Register one with brainalign.features.registry.register_adapter(model_type, factory)."
         )
-    if dtype not in ("float32", "bfloat16", "float16"):
-        raise ValueError(f"dtype={dtype!r}: use 'float32', 'bfloat16' or 'float16'.")
+    dtype = resolve_dtype(dtype, str(model), hf_kwargs(trust_remote_code, revision))  # "auto" -> the checkpoint's
     return ADAPTERS[model_type](
         str(model),
         trust_remote_code=trust_remote_code,
@@ -156,6 +157,7 @@ def fingerprint_source(
     import json
 
     digest = digest or weights_digest(source, revision)
+    dtype = resolve_dtype(dtype, str(source), hf_kwargs(False, revision))
     model_type = model_type or read_model_type(source, revision=revision)
     blob = json.dumps({"weights": digest, "model_type": model_type, "dtype": dtype, **settings},
                       sort_keys=True, default=str)

@@ -142,6 +142,7 @@ def check_models(exp: Experiment, base_dir: Path | None = None,
     layers : dict model name → list of layer indices read (only models whose config is local)
     """
     from brainalign.features.base import resolve_layers
+    from brainalign.features.hf_loading import check_device
 
     notes, depth = [], {}
     for i, m in enumerate(exp.models):
@@ -153,6 +154,10 @@ def check_models(exp: Experiment, base_dir: Path | None = None,
         if m.kind == "baseline":  # frame features: no config.json; depth 1 (layer 0)
             depth[m.name] = [0]
             continue
+        try:  # a GPU named in the config must be here (--dry-run, which plans for another machine, skips this)
+            check_device(m.device, f"models.{i}.device")
+        except ValueError as err:
+            raise ConfigError(str(err), file=config_file, field=f"models.{i}.device") from None
         cfg = _local_config(m, i, base_dir, config_file)
         n_layers, dim = cfg.get("num_hidden_layers"), cfg.get("hidden_size")
         if isinstance(n_layers, int):

@@ -216,6 +216,7 @@ class StudyPlan:
     n_all_spaces: int = 0  # n_spaces + baselines and control spaces
     feature_space_bytes: int = 0  # every model space's row-wise features, built before the fits and held by them
     scratch_bytes: int = 0  # TMPDIR + the run's work folder (encoding checkpoints), per subject
+    feature_gpu_hours: float = 0.0  # model forward passes on GPUs (brainalign.features.throughput.RULE)
     assumed: list[str] = field(default_factory=list)
 
     def text(self) -> str:
@@ -224,6 +225,12 @@ class StudyPlan:
         for r in self.rows:
             lines.append(f"  {r['model']}: {r['prompts']} prompt(s) × {r['layers']} layers × {r['hidden']} dims; "
                          f"{r['forward_passes']:,} forward passes, features {r['feature_bytes'] / 2**30:.2f} GiB")
+            if "gpu" in r:
+                lines.append(f"    on GPU: {r['gpu']}")
+        if any("gpu" in r for r in self.rows):
+            from brainalign.features.throughput import RULE
+
+            lines.append(f"feature extraction: about {self.feature_gpu_hours:,.1f} GPU-hours in all, assuming {RULE}")
         ridge = f"about {self.ridge_seconds / 3600:.1f} CPU-core-hours of ridge at {RIDGE_CORE_FLOPS / 1e9:.0f} GFLOP/s"
         if self.ridge_backend == "torch_cuda":
             ridge += (f", or {self.ridge_gpu_seconds / 3600:.2f} GPU-hours with encoding.backend torch_cuda at an "
@@ -390,6 +397,14 @@ def study_plan(exp: Experiment, base_dir: Path | None = None, data_root: Path | 
         fbytes = unique_stimuli * n_prompts * layers * hidden * 4
         plan.rows.append(dict(model=spec.name, prompts=n_prompts, layers=layers, hidden=hidden,
                               forward_passes=passes, feature_bytes=fbytes))
+        if spec.kind != "baseline":  # frame baselines are computed on the CPU
+            from brainalign.features.throughput import TOKENS_PER_PASS, forward_cost, model_params
+
+            params = model_params(spec.source, _local_config(spec, 0, base_dir, None), plan.assumed)
+            cost = forward_cost(params, TOKENS_PER_PASS[spec.kind], passes, spec.dtype)
+            plan.rows[-1].update(params=cost.params, passes_per_second=cost.passes_per_second, n_gpus=cost.n_gpus,
+                                 gpu_hours=cost.gpu_hours, gpu=cost.describe())
+            plan.feature_gpu_hours += cost.gpu_hours
         plan.forward_passes += passes
         plan.feature_bytes += fbytes
         spaces = n_prompts * layers

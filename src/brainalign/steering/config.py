@@ -108,6 +108,18 @@ class PlantedSection(_Strict):
     kappa: Union[float, Literal["auto"]] = "auto"
 
 
+class Loading(_Strict):
+    """How every model of the study is loaded (brainalign.steering.models.load_causal_lm)."""
+    dtype: Literal["float32", "bfloat16", "float16", "auto"] = Field(
+        "float32", description="Weights and activations ('auto': the checkpoint's own). bfloat16 halves the memory; "
+        "hidden states come back to the host as float32, and offsets are cast to the model's dtype.")
+    device: Optional[str] = Field(
+        "cpu", pattern=r"^(cpu|cuda(:[0-9]+)?|mps|auto)$",
+        description="cpu, cuda, cuda:N, or auto (shard over every visible GPU with accelerate's "
+        "device_map='auto', for 70B models); null: a GPU when torch sees one, else the CPU. The finetune section "
+        "needs cpu.")
+
+
 class Representations(_Strict):
     kinds: list[Literal["attention", "residual"]] = ["attention", "residual"]
 
@@ -206,6 +218,7 @@ class SteerConfig(_Strict):
     planted: Optional[PlantedSection] = None
     models: list[str] = []
     prompts: Literal["deductive-reasoning"] = "deductive-reasoning"  # tasks.item_messages (DEDUCTIVE_CHAT)
+    loading: Loading = Loading()
     representations: Representations = Representations()
     predictivity: Optional[Predictivity] = Predictivity()    # null: skip the section
     nari: Optional[Nari] = Nari()
@@ -249,6 +262,10 @@ class SteerConfig(_Strict):
             if clash:
                 raise ValueError(f"{', '.join(clash)} use seed {self.seed}, the seed of the planted fMRI items; give "
                                  "them another seed so that they hold new problems.")
+        if self.finetune is not None and self.loading.device != "cpu":
+            raise ValueError(f"finetune runs on the CPU so far (its losses and LoRA weights live there), but "
+                             f"loading.device is {self.loading.device!r}; set loading.device: cpu, or remove the "
+                             "finetune section to steer on the GPU.")
         if self.nari_general is not None and self.nari is None:
             raise ValueError("nari_general averages NARI's successful offsets; give a 'nari' section too.")
         return self

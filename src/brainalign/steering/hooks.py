@@ -113,7 +113,7 @@ class LayerHooks:
                 self._last = torch.full((n,), t - 1, dtype=torch.long)
             else:
                 t = mask.shape[1]
-                pos = torch.arange(t).expand_as(mask)
+                pos = torch.arange(t, device=mask.device).expand_as(mask)
                 self._last = torch.where(mask.bool(), pos, -1).max(1).values
             self.records = {k: [None] * len(self.layers) for k in self.record}
         return None
@@ -124,14 +124,15 @@ class LayerHooks:
         if self._calls != 1:
             return None
         h = _first(out)
-        rows = torch.arange(h.shape[0])
+        rows = torch.arange(h.shape[0], device=h.device)
+        last = self._last.to(h.device)  # a sharded model's layers sit on several devices
         if layer in offsets:
             d = torch.as_tensor(offsets[layer], dtype=h.dtype, device=h.device)
             add = torch.zeros_like(h)
-            add[rows, self._last] = d.expand(h.shape[0], h.shape[-1]) if d.ndim == 1 else d
+            add[rows, last] = d.expand(h.shape[0], h.shape[-1]) if d.ndim == 1 else d
             h = h + add
         if kind in self.records:
-            v = h[rows, self._last]
+            v = h[rows, last]
             self.records[kind][layer] = v.detach() if self.detach else v
         if layer in offsets:
             return (h,) + tuple(out[1:]) if isinstance(out, tuple) else h
@@ -159,7 +160,8 @@ class LayerHooks:
 
         if kind not in self.records:
             raise ValueError(f"kind={kind!r} was not recorded; record={self.record}.")
-        return torch.stack(self.records[kind], 1)
+        recs = self.records[kind]
+        return torch.stack([r.to(recs[0].device) for r in recs], 1)
 
 
 def _batches(n: int, size: int) -> Iterator[slice]:
@@ -171,6 +173,9 @@ def last_token_states(model, tokenizer, prompts: Sequence[str], batch_size: int 
                       kinds: Sequence[str] = ("attention", "residual"), return_logits: bool = False) -> dict:
     """Last-input-token states of every layer for every prompt (one forward pass each batch).
 
+    Inputs go to the device of the model's input embeddings; the states come back to the host as float32
+    whatever the model's dtype.
+
     Returns
     -------
     dict kind -> float32 ndarray of shape (n_prompts, n_layers, d); with
@@ -178,17 +183,20 @@ def last_token_states(model, tokenizer, prompts: Sequence[str], batch_size: int 
     """
     import torch
 
+    from brainalign.features.hf_loading import input_device
+
+    dev = input_device(model)
     out = {k: [] for k in kinds}
     logits = []
     for sl in _batches(len(prompts), batch_size):
-        enc = tokenizer(list(prompts[sl]), return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = tokenizer(list(prompts[sl]), return_tensors="pt", padding=True, add_special_tokens=False).to(dev)
         with torch.no_grad(), LayerHooks(model, record=kinds) as hk:
             res = model(**enc)
         for k in kinds:
-            out[k].append(hk.stacked(k).float().numpy())
+            out[k].append(hk.stacked(k).float().cpu().numpy())
         if return_logits:
-            rows = torch.arange(enc["input_ids"].shape[0])
-            logits.append(res.logits[rows, hk.last_positions].float().numpy())
+            rows = torch.arange(enc["input_ids"].shape[0], device=res.logits.device)
+            logits.append(res.logits[rows, hk.last_positions.to(rows.device)].float().cpu().numpy())
     arrays = {k: np.concatenate(v) for k, v in out.items()}
     if return_logits:
         arrays["logits"] = np.concatenate(logits)
@@ -200,23 +208,28 @@ def greedy_answers(model, tokenizer, prompts: Sequence[str], offsets: Mapping[in
     """Greedy responses (``do_sample=False``), optionally with per-prompt offsets on attention outputs.
 
     ``offsets[layer]`` has shape (n_prompts, d) (row i is added to prompt i)
-    or (d,) (the same offset for all).
+    or (d,) (the same offset for all). Offsets are cast to each layer's dtype and device (a bfloat16 model on
+    a GPU takes float32 numpy offsets).
     """
     import torch
 
+    from brainalign.features.hf_loading import input_device
+
+    dev = input_device(model)
     texts: list[str] = []
     for sl in _batches(len(prompts), batch_size):
-        enc = tokenizer(list(prompts[sl]), return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = tokenizer(list(prompts[sl]), return_tensors="pt", padding=True, add_special_tokens=False).to(dev)
         off = {k: (np.asarray(v)[sl] if np.ndim(v) == 2 else v) for k, v in (offsets or {}).items()}
         with torch.no_grad(), LayerHooks(model, record=(), offsets=off) as hk:
             if max_new_tokens == 1:
                 logits = model(**enc).logits
-                nxt = logits[torch.arange(logits.shape[0]), hk.last_positions].argmax(-1)
-                texts += tokenizer.batch_decode(nxt[:, None], skip_special_tokens=True)
+                rows = torch.arange(logits.shape[0], device=logits.device)
+                nxt = logits[rows, hk.last_positions.to(logits.device)].argmax(-1)
+                texts += tokenizer.batch_decode(nxt[:, None].cpu(), skip_special_tokens=True)
             else:
                 gen = model.generate(**enc, do_sample=False, max_new_tokens=max_new_tokens,
                                      pad_token_id=tokenizer.pad_token_id)
-                texts += tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+                texts += tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:].cpu(), skip_special_tokens=True)
     return texts
 
 

@@ -99,39 +99,67 @@ def build_tiny_causal_lm(folder: str | Path, arch: str = "qwen2", *, hidden_size
     return folder
 
 
-def load_causal_lm(source: str | Path, *, dtype=None, revision: str | None = None):
+def load_causal_lm(source: str | Path, *, dtype: str = "float32", device: str | None = "cpu",
+                   revision: str | None = None):
     """Load ``(model, tokenizer)`` from a hub id (already in the local cache) or a local folder, offline.
 
-    The tokenizer pads on the left so the last input token of every row sits
-    at position -1 (batched greedy decoding).
+    Loads through :func:`brainalign.features.hf_loading.load_model`, the one loading path of brainalign:
+    safetensors only, no remote code, in ``dtype`` on ``device``. The tokenizer pads on the left so the last
+    input token of every row sits at position -1 (batched greedy decoding).
+
+    Parameters
+    ----------
+    source : str or Path
+    dtype : {"float32", "bfloat16", "float16", "auto"}
+        "auto" is the checkpoint's own dtype.
+    device : str, optional
+        "cpu", "cuda", "cuda:N", "auto" (shard over the GPUs with accelerate), or None (a GPU when torch sees
+        one, else the CPU).
+    revision : str, optional
+
+    Raises
+    ------
+    ValueError
+        A folder without config.json, a checkpoint not available offline, a bad dtype or a missing device.
     """
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
+
+    from brainalign.features.hf_loading import hf_kwargs, load_model
 
     src = str(source)
     if Path(src).exists() and not (Path(src) / "config.json").exists():
         raise ValueError(f"source={src!r} is a folder without config.json; give a checkpoint folder or a hub id.")
+    hf = hf_kwargs(False, revision)
     try:
-        tok = AutoTokenizer.from_pretrained(src, local_files_only=True, revision=revision)
-        model = AutoModelForCausalLM.from_pretrained(src, local_files_only=True, use_safetensors=True,
-                                                     revision=revision, dtype=dtype or torch.float32)
+        tok = AutoTokenizer.from_pretrained(src, **hf)
+        model = load_model("AutoModelForCausalLM", src, hf, dtype=dtype, device=device)
     except OSError as err:
         raise ValueError(f"cannot load {src!r} offline ({err}); download it into the Hugging Face cache first "
                          "or give a local folder with config.json + *.safetensors.") from err
     tok.padding_side = "left"
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    model.eval()
     return model, tok
 
 
 def untrained_copy(model, seed: int = 0):
-    """A randomly initialised model with ``model``'s config (the paper's "untrained" control)."""
+    """A randomly initialised model with ``model``'s config (the paper's "untrained" control).
+
+    Built in ``model``'s dtype and placed where ``model`` is (the same shards of a ``device_map`` model), so that
+    the control of a bfloat16 GPU model needs no float32 copy.
+    """
     import torch
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(seed)
-    fresh = AutoModelForCausalLM.from_config(model.config)
+    fresh = AutoModelForCausalLM.from_config(model.config, dtype=model.dtype)
+    device_map = getattr(model, "hf_device_map", None)
+    if device_map and len(set(device_map.values())) > 1:
+        from accelerate import dispatch_model
+
+        fresh = dispatch_model(fresh, device_map)
+    else:
+        fresh = fresh.to(model.device)
     fresh.eval()
     return fresh
 

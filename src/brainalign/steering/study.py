@@ -147,6 +147,12 @@ def check_config(cfg: SteerConfig, base_dir: str | Path = ".", out: str | Path |
     """
     from brainalign._utils.disk import DiskNeed, check_disk
 
+    from brainalign.features.hf_loading import check_device
+
+    try:  # a GPU named in the config must be here
+        check_device(cfg.loading.device, "loading.device")
+    except ValueError as err:
+        raise SteerConfigError(str(err)) from None
     base_dir = Path(base_dir)
     depths, merged = {}, 0
     if cfg.planted is not None:
@@ -258,7 +264,7 @@ def _brain_inputs(cfg: SteerConfig, base_dir: Path, log):
         if not src.is_absolute() and (base_dir / src).exists():
             src = base_dir / src
         log(f"loading {name}")
-        model, tok = load_causal_lm(src if src.exists() else name)
+        model, tok = load_causal_lm(src if src.exists() else name, dtype=cfg.loading.dtype, device=cfg.loading.device)
         yield StudyInputs(name, model, tok, data.items, data.subjects, data.subjects_Y, data.subjects_correct,
                           {"source": "ds003076", "root": str(root), "dropped_voxels": data.dropped_voxels})
         del model, tok  # at most one model in memory
