@@ -73,7 +73,7 @@ def test_dry_run_prints_gpu_hours_only_for_the_gpu_backend():
     exp = load_config(NSD)
     cpu = study_plan(exp)
     gpu = study_plan(_with_backend(exp, "torch_cuda"))
-    assert "GPU-hours" not in cpu.text() and "CPU-core-hours of ridge" in cpu.text()
+    assert "GPU-hours with encoding.backend" not in cpu.text() and "CPU-core-hours of ridge" in cpu.text()
     assert gpu.ridge_seconds == cpu.ridge_seconds  # the same work, counted in the same FLOPs
     expected = cpu.ridge_seconds * RIDGE_CORE_FLOPS / RIDGE_GPU_FLOPS / 3600
     assert f"or {expected:.2f} GPU-hours with encoding.backend torch_cuda at an assumed 10 TFLOP/s" in gpu.text()
