@@ -4,6 +4,11 @@ One entry per (model fingerprint, prompt text, stimulus, layers): an ``.npy``
 array of shape (n_layers, dim) and a JSON sidecar with its sha256. Entries are
 written atomically, so a crash loses at most the item in flight; an entry
 whose checksum does not match is reported and recomputed.
+
+Entries are read memory-mapped and read-only (:meth:`FeatureStore.get`), and
+:meth:`FeatureStore.get_or_compute` returns a :class:`StackedEntries`, which
+gathers one layer of every stimulus only when indexed: a run's memory then holds
+the features of the space being fitted, not every model × prompt × layer.
 """
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ from brainalign import __version__
 from brainalign._utils.atomic import atomic_save_npy, atomic_write_json
 from brainalign._utils.faults import stall_point
 
-__all__ = ["FeatureStore", "default_cache_dir"]
+__all__ = ["FeatureStore", "StackedEntries", "default_cache_dir"]
 
 
 def default_cache_dir() -> Path:
@@ -29,6 +34,57 @@ def default_cache_dir() -> Path:
         return Path(os.environ["BRAINALIGN_CACHE"])
     base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
     return base / "brainalign"
+
+
+class StackedEntries:
+    """Cache entries of shape (n_layers, dim) seen as one (n, n_layers, dim) array, without stacking them.
+
+    Indexing with the first axis fully or partly selected (``F[:, j, :]``, ``F[i]``, ``F[perm]``) stacks only
+    the selected part (a fresh in-memory ndarray); ``np.asarray(F)`` stacks everything.
+
+    Parameters
+    ----------
+    entries : sequence of ndarray, each of shape (n_layers, dim)
+        Memory-mapped (read-only) entries, or arrays.
+    """
+
+    def __init__(self, entries: Sequence[np.ndarray]) -> None:
+        self._entries = list(entries)
+        if not self._entries:
+            raise ValueError("StackedEntries needs at least one entry.")
+        first = self._entries[0]
+        if any(e.shape != first.shape for e in self._entries):
+            raise ValueError(f"cache entries differ in shape: {sorted({e.shape for e in self._entries})}.")
+        self.dtype = np.result_type(*self._entries)
+        self.shape = (len(self._entries), *first.shape)
+
+    ndim = property(lambda self: len(self.shape))
+    size = property(lambda self: int(np.prod(self.shape)))
+    nbytes = property(lambda self: self.size * self.dtype.itemsize)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __array__(self, dtype=None, copy=None):
+        out = np.stack(self._entries, 0).astype(self.dtype, copy=False)
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def astype(self, dtype, copy: bool = True) -> np.ndarray:
+        return np.asarray(self).astype(dtype, copy=copy)
+
+    def __getitem__(self, key):
+        key = key if isinstance(key, tuple) else (key,)
+        if any(k is Ellipsis or k is None for k in key):
+            return np.asarray(self)[key]
+        first, rest = key[0], key[1:]
+        if isinstance(first, (int, np.integer)):
+            return np.array(self._entries[first][rest], dtype=self.dtype)
+        picked = np.arange(self.shape[0])[first]
+        return np.stack([np.asarray(self._entries[i][rest]) for i in picked], 0).astype(self.dtype, copy=False) \
+            if picked.size else np.asarray(self)[key]
+
+    def __repr__(self) -> str:
+        return f"StackedEntries(shape={self.shape}, dtype={self.dtype})"
 
 
 class FeatureStore:
@@ -64,7 +120,8 @@ class FeatureStore:
         return npy.is_file() and meta.is_file()
 
     def get(self, key: str) -> np.ndarray | None:
-        """The cached array, or None when absent or corrupt (corrupt entries are warned about)."""
+        """The cached array, memory-mapped read-only (after its checksum is verified), or None when absent or
+        corrupt (corrupt entries are warned about)."""
         npy, meta = self._paths(key)
         if not (npy.is_file() and meta.is_file()):
             return None
@@ -73,7 +130,8 @@ class FeatureStore:
             data = npy.read_bytes()
             if hashlib.sha256(data).hexdigest() != info["sha256"]:
                 raise ValueError("checksum mismatch")
-            return np.load(npy, allow_pickle=False)
+            del data
+            return np.load(npy, mmap_mode="r", allow_pickle=False)
         except (ValueError, KeyError, OSError) as err:
             warnings.warn(f"feature cache entry {npy} is corrupt ({err}); recomputing it.", stacklevel=2)
             return None
@@ -140,7 +198,9 @@ class FeatureStore:
 
         Returns
         -------
-        ndarray of shape (n, n_layers, dim)
+        StackedEntries of shape (n, n_layers, dim)
+            The entries memory-mapped (read-only), the fresh ones too once stored; index it (``F[:, j, :]``) or
+            ``np.asarray`` it to get an ndarray.
         """
         found = [self.get(k) for k in keys]
         missing = [i for i, a in enumerate(found) if a is None]
@@ -150,5 +210,6 @@ class FeatureStore:
             fresh = compute(missing)
             for i, arr in zip(missing, fresh):
                 self.put(keys[i], arr, **metas[i])
-                found[i] = arr
-        return np.stack(found, 0)
+                found[i] = np.load(self._paths(keys[i])[0], mmap_mode="r", allow_pickle=False)
+            del fresh
+        return StackedEntries(found)
