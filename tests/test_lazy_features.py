@@ -4,6 +4,7 @@ with the same tables as spaces given as arrays."""
 from __future__ import annotations
 
 import weakref
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -29,17 +30,21 @@ def test_cache_entries_are_read_only_memory_maps_equal_to_the_stored_arrays(tmp_
     store = FeatureStore(tmp_path)  # a later run: every entry from the cache
     F = store.get_or_compute(keys, lambda miss: pytest.fail(f"recomputed {miss}"), metas)
     assert store.hits == 5 and store.misses == 0
-    entry = store.get(keys[2])
+    entry = store.get(keys[2], mmap=True)
     assert isinstance(entry, np.memmap) and not entry.flags.writeable
     with pytest.raises(ValueError, match="read-only"):
         entry[0, 0] = 1.0
     np.testing.assert_array_equal(entry, stored[2])
+    del entry
+    fds = len(list(Path("/proc/self/fd").iterdir())) if Path("/proc/self/fd").is_dir() else None
     assert isinstance(F, StackedEntries) and F.shape == (5, 3, 4) and F.dtype == np.float32
     for got in (F, first):  # the fresh entries are handed out from their files too
         np.testing.assert_array_equal(np.asarray(got), stored)
         np.testing.assert_array_equal(got[:, 1, :], stored[:, 1, :])
         np.testing.assert_array_equal(got[[4, 0]], stored[[4, 0]])
         np.testing.assert_array_equal(got[3], stored[3])
+    if fds is not None:  # each read maps its entry and lets it go: no file stays open (10,000s of entries)
+        assert len(list(Path("/proc/self/fd").iterdir())) == fds
     # the checksum still guards the memory-mapped read: a flipped byte is reported, not mapped
     npy = store._paths(keys[1])[0]
     raw = bytearray(npy.read_bytes())
