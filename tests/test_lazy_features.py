@@ -119,3 +119,35 @@ def test_a_run_holds_one_space_of_features_at_a_time_with_the_same_tables(tmp_pa
         np.testing.assert_array_equal(got[2][name], want[2][name])
     # the planted layer is found: the comparison is not vacuous
     assert got[0].groupby("space")["mean_r"].mean().idxmax() == "m/none/L2"
+
+
+def test_partitions_make_only_their_own_spaces_features_one_partition_at_a_time(monkeypatch):
+    from brainalign.config import PartitionSpec
+
+    exp, data, F = _study()
+    made: dict[str, list] = {}
+
+    def lazily(j):
+        def make():
+            X = np.asarray(data.design @ F[:, j, :])
+            made.setdefault(f"m/none/L{j}", []).append(weakref.ref(X))
+            return X
+        return make
+
+    spaces = [pipeline.FeatureSpace(f"m/none/L{j}", source=lazily(j), dim=F.shape[2], kind="model", model="m",
+                                    prompt="none", layer=j, depth=j / 4) for j in range(4)]
+    exp.analysis.partitions = [PartitionSpec(name="p01", spaces=["m/none/L0", "m/none/L1"], dominance=False),
+                               PartitionSpec(name="p23", spaces=["m/none/L2", "m/none/L3"], dominance=False)]
+    alive = []
+    fold = pipeline.partition_fold
+
+    def spy(Xs, *args, **kw):
+        alive.append(sorted(name for name, refs in made.items() if any(r() is not None for r in refs)))
+        return fold(Xs, *args, **kw)
+
+    monkeypatch.setattr(pipeline, "partition_fold", spy)
+    vox, pct = pipeline.partition_spaces(exp, data, spaces)
+    assert set(made) == {f"m/none/L{j}" for j in range(4)} and all(len(v) == 1 for v in made.values())
+    n_folds = len(alive) // 2
+    assert alive == [["m/none/L0", "m/none/L1"]] * n_folds + [["m/none/L2", "m/none/L3"]] * n_folds
+    assert set(pct["partition"]) == {"p01", "p23"}
