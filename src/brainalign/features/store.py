@@ -4,6 +4,11 @@ One entry per (model fingerprint, prompt text, stimulus, layers): an ``.npy``
 array of shape (n_layers, dim) and a JSON sidecar with its sha256. Entries are
 written atomically, so a crash loses at most the item in flight; an entry
 whose checksum does not match is reported and recomputed.
+
+Entries are read memory-mapped and read-only (:meth:`FeatureStore.get`), and
+:meth:`FeatureStore.get_or_compute` returns a :class:`StackedEntries`, which
+gathers one layer of every stimulus only when indexed: a run's memory then holds
+the features of the space being fitted, not every model × prompt × layer.
 """
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ from brainalign import __version__
 from brainalign._utils.atomic import atomic_save_npy, atomic_write_json
 from brainalign._utils.faults import stall_point
 
-__all__ = ["FeatureStore", "default_cache_dir"]
+__all__ = ["FeatureStore", "StackedEntries", "default_cache_dir"]
 
 
 def default_cache_dir() -> Path:
@@ -29,6 +34,68 @@ def default_cache_dir() -> Path:
         return Path(os.environ["BRAINALIGN_CACHE"])
     base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
     return base / "brainalign"
+
+
+class StackedEntries:
+    """Cache entries of shape (n_layers, dim) seen as one (n, n_layers, dim) array, without stacking them.
+
+    Indexing with the first axis fully or partly selected (``F[:, j, :]``, ``F[i]``, ``F[perm]``) reads only the
+    selected part, each entry through a read-only memory map opened for that read and closed after (so no file
+    stays open: a run may read 10,000s of entries), into a fresh in-memory ndarray; ``np.asarray(F)`` reads all.
+
+    Parameters
+    ----------
+    entries : sequence of path or ndarray
+        ``.npy`` files of (n_layers, dim) arrays (verified cache entries), or arrays.
+    shape : tuple (n_layers, dim)
+    dtype : numpy dtype
+    """
+
+    def __init__(self, entries: Sequence[Path | np.ndarray], shape: tuple[int, int], dtype) -> None:
+        self._entries = list(entries)
+        self.shape = (len(self._entries), *map(int, shape))
+        self.dtype = np.dtype(dtype)
+
+    ndim = property(lambda self: len(self.shape))
+    size = property(lambda self: int(np.prod(self.shape)))
+    nbytes = property(lambda self: self.size * self.dtype.itemsize)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def _read(self, i: int, rest: tuple) -> np.ndarray:
+        entry = self._entries[i]
+        if isinstance(entry, np.ndarray):
+            return np.array(entry[rest], dtype=self.dtype)
+        mapped = np.load(entry, mmap_mode="r", allow_pickle=False)
+        if mapped.shape != self.shape[1:]:
+            raise ValueError(f"feature cache entry {entry} has shape {mapped.shape}, not {self.shape[1:]}; it "
+                             "changed since it was verified: run `brainalign cache --verify`.")
+        out = np.array(mapped[rest], dtype=self.dtype)  # a copy: the map (and its file) closes with ``mapped``
+        del mapped
+        return out
+
+    def __array__(self, dtype=None, copy=None):
+        out = self[:]
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def astype(self, dtype, copy: bool = True) -> np.ndarray:
+        return np.asarray(self).astype(dtype, copy=copy)
+
+    def __getitem__(self, key):
+        key = key if isinstance(key, tuple) else (key,)
+        if any(k is Ellipsis or k is None for k in key):
+            return np.asarray(self)[key]
+        first, rest = key[0], key[1:]
+        if isinstance(first, (int, np.integer)):
+            return self._read(int(np.arange(self.shape[0])[first]), rest)
+        picked = np.arange(self.shape[0])[first]
+        if picked.size == 0:
+            return np.empty((0, *self.shape[1:]), dtype=self.dtype)[(slice(None), *rest)]
+        return np.stack([self._read(int(i), rest) for i in picked], 0)
+
+    def __repr__(self) -> str:
+        return f"StackedEntries(shape={self.shape}, dtype={self.dtype})"
 
 
 class FeatureStore:
@@ -63,19 +130,29 @@ class FeatureStore:
         npy, meta = self._paths(key)
         return npy.is_file() and meta.is_file()
 
-    def get(self, key: str) -> np.ndarray | None:
-        """The cached array, or None when absent or corrupt (corrupt entries are warned about)."""
+    def get(self, key: str, mmap: bool = False) -> np.ndarray | None:
+        """The cached array, or None when absent or corrupt (corrupt entries are warned about).
+
+        With ``mmap=True`` the array is a read-only memory map of the entry (its checksum verified first); it keeps
+        the file open while it lives.
+        """
+        npy = self._verified(key)
+        if npy is None:
+            return None
+        return np.load(npy, mmap_mode="r" if mmap else None, allow_pickle=False)
+
+    def _verified(self, key: str) -> Path | None:
+        """The entry's ``.npy`` path once its sha256 matches its sidecar; None (warned about) otherwise."""
         npy, meta = self._paths(key)
         if not (npy.is_file() and meta.is_file()):
             return None
         try:
             info = json.loads(meta.read_text())
-            data = npy.read_bytes()
-            if hashlib.sha256(data).hexdigest() != info["sha256"]:
+            if hashlib.sha256(npy.read_bytes()).hexdigest() != info["sha256"]:
                 raise ValueError("checksum mismatch")
-            return np.load(npy, allow_pickle=False)
+            return npy
         except (ValueError, KeyError, OSError) as err:
-            warnings.warn(f"feature cache entry {npy} is corrupt ({err}); recomputing it.", stacklevel=2)
+            warnings.warn(f"feature cache entry {npy} is corrupt ({err}); recomputing it.", stacklevel=3)
             return None
 
     def put(self, key: str, array: np.ndarray, **meta) -> None:
@@ -140,9 +217,11 @@ class FeatureStore:
 
         Returns
         -------
-        ndarray of shape (n, n_layers, dim)
+        StackedEntries of shape (n, n_layers, dim)
+            The entries memory-mapped (read-only), the fresh ones too once stored; index it (``F[:, j, :]``) or
+            ``np.asarray`` it to get an ndarray.
         """
-        found = [self.get(k) for k in keys]
+        found: list[Path | np.ndarray | None] = [self._verified(k) for k in keys]
         missing = [i for i, a in enumerate(found) if a is None]
         self.hits += len(keys) - len(missing)
         self.misses += len(missing)
@@ -150,5 +229,11 @@ class FeatureStore:
             fresh = compute(missing)
             for i, arr in zip(missing, fresh):
                 self.put(keys[i], arr, **metas[i])
-                found[i] = arr
-        return np.stack(found, 0)
+                found[i] = self._paths(keys[i])[0]  # read back from its file like the others
+            shape, dtype = np.shape(fresh)[1:], np.asarray(fresh[0]).dtype
+            del fresh
+        else:
+            first = np.load(found[0], mmap_mode="r", allow_pickle=False)
+            shape, dtype = first.shape, first.dtype
+            del first
+        return StackedEntries(found, shape, dtype)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import warnings
 import zlib
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
@@ -381,9 +382,10 @@ def control_spaces(
 
         name = plan.effect
 
-        def space(sname: str, X: np.ndarray, prompt: str) -> None:
-            spaces.append(FeatureSpace(name=sname, X=X, kind="control", model=spec.name, prompt=prompt,
-                                       layer=layer, depth=layer / n_layers))
+        def space(sname: str, make, dim: int, prompt: str) -> None:
+            # lazy: the TR-wise features are made from the stimulus features when a fit needs them
+            spaces.append(FeatureSpace(name=sname, source=make, dim=dim, kind="control", model=spec.name,
+                                       prompt=prompt, layer=layer, depth=layer / n_layers))
 
         tokens = {}
         for pname, tpl in prompts.items():
@@ -393,13 +395,13 @@ def control_spaces(
         for pname in plan.effects_added:
             texts = [exp.prompts[pname].format(stimulus=s) for s in names]
             F = at_layer(pname, texts)
-            spaces.append(FeatureSpace(name=name(pname), X=data.design @ F, kind="model", model=spec.name,
-                                       prompt=pname, layer=layer, depth=layer / n_layers))
+            spaces.append(FeatureSpace(name=name(pname), source=_times(data.design, F), dim=F.shape[1], kind="model",
+                                       model=spec.name, prompt=pname, layer=layer, depth=layer / n_layers))
         # prompt controls
         for cname, (tpl, of, kind) in templates.items():
             texts = [tpl.format(stimulus=s) for s in names]
             F = _features_at(ex, texts, layer, store)
-            space(name(cname), data.design @ F, cname)
+            space(name(cname), _times(data.design, F), F.shape[1], cname)
             tokens[cname] = ex.count_tokens(texts)
             meta.setdefault("texts", {})[cname] = texts
             meta.setdefault("n_tokens", {})[cname] = tokens[cname]
@@ -420,7 +422,7 @@ def control_spaces(
                 else:
                     texts, starts = in_context_texts(exp.prompts[eff], data.stimuli, icl.k, icl.examples, icl.separator)
                     F = _features_at(ex, texts, layer, store, pool_from=starts)
-                space(name(cname), data.design @ F, cname)
+                space(name(cname), _times(data.design, F), F.shape[1], cname)
                 tokens[cname] = ex.count_tokens(texts)
                 meta.setdefault("texts", {})[cname] = texts
                 meta.setdefault("n_tokens", {})[cname] = tokens[cname]
@@ -438,13 +440,19 @@ def control_spaces(
             for kind in plan.features:
                 cname = plan.feature_control(pname, kind, F.shape[1])
                 if kind == "stimulus_shuffled":
-                    space(cname, stimulus_shuffled_features(data.design, F, runs, exp.seed, cname), pname)
+                    space(cname, partial(stimulus_shuffled_features, data.design, F, runs, exp.seed, cname), F.shape[1],
+                          pname)
                 elif kind == "gaussian":
                     if cname not in {s.name for s in spaces}:
-                        G = gaussian_features(F.shape[0], F.shape[1], exp.seed, cname)
-                        space(cname, data.design @ G, "~gaussian")
+                        G = partial(gaussian_features, F.shape[0], F.shape[1], exp.seed, cname)
+                        space(cname, lambda design=data.design, G=G: design @ G(), F.shape[1], "~gaussian")
                 pairs.append(_pair(name(pname), cname, kind, spec.name, pname, layer))
     return spaces, pairs
+
+
+def _times(design: np.ndarray, F: np.ndarray):
+    """``() -> design @ F``: TR-wise features from (n_stimuli, dim) stimulus features, made when needed."""
+    return lambda: np.asarray(design @ np.asarray(F))
 
 
 def _check_tokens(model: str, a: str, b: str, ta: Sequence[int], tb: Sequence[int], tolerance: int) -> None:

@@ -268,9 +268,11 @@ def partition_control_tables(
         i = spec.spaces.index(space)
         swapped = [ctl if n == space else n for n in spec.spaces]
         per_run = []
+        X_eff = [by_name[n].X for n in spec.spaces]  # only this partition's spaces and its control, once per control
+        X_con = [X_eff[k] if n == spec.spaces[k] else by_name[n].X for k, n in enumerate(swapped)]
         for run, train, test in folds:
-            eff = partition_fold([by_name[n].X for n in spec.spaces], Y, runs, train, test, *fold_settings(exp))
-            con = partition_fold([by_name[n].X for n in swapped], Y, runs, train, test, *fold_settings(exp))
+            eff = partition_fold(X_eff, Y, runs, train, test, *fold_settings(exp))
+            con = partition_fold(X_con, Y, runs, train, test, *fold_settings(exp))
             per_run.append(dict(partition=spec.name, space=space, control=ctl, run=run,
                                 unique_effect=float(np.mean(eff[f"unique_s{i}"])),
                                 unique_control=float(np.mean(con[f"unique_s{i}"])),

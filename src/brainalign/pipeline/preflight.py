@@ -214,7 +214,9 @@ class StudyPlan:
     predictions_on_disk: bool = False
     statistics_bytes: int = 0  # what the voxel statistics keep of every space for the tables
     n_all_spaces: int = 0  # n_spaces + baselines and control spaces
-    feature_space_bytes: int = 0  # every model space's row-wise features, built before the fits and held by them
+    feature_space_bytes: int = 0  # the row-wise features held at once: one space's (a partition's spaces together)
+    stimulus_feature_bytes: int = 0  # per subject, the (n_stimuli, n_layers, dim) features held in RAM (not text)
+    all_feature_space_bytes: int = 0  # every model space's row-wise features (what building them all would hold)
     scratch_bytes: int = 0  # TMPDIR + the run's work folder (encoding checkpoints), per subject
     feature_gpu_hours: float = 0.0  # model forward passes on GPUs (brainalign.features.throughput.RULE)
     assumed: list[str] = field(default_factory=list)
@@ -238,8 +240,11 @@ class StudyPlan:
         lines.append(f"feature spaces: {self.n_spaces} per subject; ridge fits: {self.n_fits:,} ({ridge})")
         lines.append(f"forward passes: {self.forward_passes:,}; features: {self.feature_bytes / 2**30:.1f} GiB; "
                      f"peak memory about {self.memory_bytes / 2**30:.1f} GiB per subject, "
-                     f"{self.feature_space_bytes / 2**30:.1f} GiB of it the row-wise features of every model space "
-                     "(all built before the first fit)")
+                     f"{self.feature_space_bytes / 2**30:.1f} GiB of it row-wise features (made one space at a "
+                     "time from the memory-mapped feature cache; a partition's spaces together; every model "
+                     f"space's at once would be {self.all_feature_space_bytes / 2**30:.1f} GiB) and "
+                     f"{self.stimulus_feature_bytes / 2**30:.1f} GiB the stimulus features of multimodal and frame "
+                     "models (in memory; text models' stay memory-mapped in the cache)")
         where = "memory-mapped in TMPDIR (above encoding.predictions_in_memory_gib)" if self.predictions_on_disk \
             else "in memory (counted above)"
         lines.append(f"held-out predictions: {self.prediction_bytes / 2**30:.1f} GiB, one space at a time (the voxel "
@@ -408,7 +413,10 @@ def study_plan(exp: Experiment, base_dir: Path | None = None, data_root: Path | 
         plan.forward_passes += passes
         plan.feature_bytes += fbytes
         spaces = n_prompts * layers
-        plan.feature_space_bytes += spaces * plan.n_rows * hidden * 4  # float32 (n_rows, hidden) per space
+        if spec.kind != "text":  # features.extract stacks multimodal (and frame baseline) features in memory;
+            # text models' are read memory-mapped from the cache (features.store.StackedEntries)
+            plan.stimulus_feature_bytes += plan.n_stimuli * n_prompts * layers * hidden * 4
+        plan.all_feature_space_bytes += spaces * plan.n_rows * hidden * 4  # float32 (n_rows, hidden) per space
         plan.n_spaces += spaces
         p = min(hidden, exp.timing.pca_components or hidden) * len(exp.timing.delays if not exp.is_items else [0])
         n = plan.n_rows
@@ -427,9 +435,14 @@ def study_plan(exp: Experiment, base_dir: Path | None = None, data_root: Path | 
     plan.prediction_bytes = stats["buffer"]
     plan.statistics_bytes = stats["kept"]
     plan.predictions_on_disk = plan.prediction_bytes > exp.encoding.predictions_in_memory_gib * 2**30
-    # the feature spaces (every space's (n_rows, hidden) float32 features: timing.spaces.build_feature_spaces builds
-    # them all before the first fit) are held throughout
-    plan.memory_bytes = int(plan.feature_space_bytes + max(
+    # the row-wise features: timing.spaces.build_feature_spaces makes a space's (n_rows, hidden) float32 features from
+    # one layer of the memory-mapped cache (gathered: n_stimuli × hidden) when its fits start and drops them after,
+    # so one space's are held (a partition's spaces together; on dask workers every space's, shipped at once)
+    at_once = max([1] + [len(p.spaces) for p in exp.analysis.partitions])
+    plan.feature_space_bytes = at_once * (plan.n_rows + plan.n_stimuli) * max_p * 4
+    if exp.encoding.n_workers > 1 or exp.encoding.scheduler is not None:
+        plan.feature_space_bytes = max(plan.feature_space_bytes, plan.all_feature_space_bytes)
+    plan.memory_bytes = int(plan.feature_space_bytes + plan.stimulus_feature_bytes + max(
         plan.n_rows * plan.n_voxels * 8 * 2,
         plan.n_rows * plan.n_voxels * 4 + plan.n_rows * max_p * 8 * 3 + stats["work"] + stats["kept"]
         + (0 if plan.predictions_on_disk else plan.prediction_bytes)))

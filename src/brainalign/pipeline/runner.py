@@ -111,9 +111,19 @@ def _encode_space_by_space(
     rows = []
     tick = progress("encoding", len(spaces) * len(folds))
     y_digest = checkpoint.digest(Y) if checkpoint is not None else None  # once, not per fit
+
+    def tasks():  # one space's X at a time: made for its first fold, dropped once its last fold is fitted
+        for sp in order:
+            if sp.name in restored:
+                continue
+            X = sp.X
+            for fold, (train, test) in enumerate(folds):
+                yield FitTask(sp.name, fold, _fit_arrays, (exp, X, Y, runs, train, test),
+                              inputs=(X, y_digest, train, test))
+            del X
+
     fitted = run_fits(  # in this order, on encoding.n_workers processes
-        [FitTask(sp.name, fold, _fit_arrays, (exp, sp.X, Y, runs, train, test), inputs=(sp.X, y_digest, train, test))
-         for sp in order if sp.name not in restored for fold, (train, test) in enumerate(folds)],
+        tasks(),
         n_workers=exp.encoding.n_workers, scheduler=exp.encoding.scheduler, blas_threads=exp.encoding.blas_threads,
         checkpoint=checkpoint)
     for sp in order:
@@ -243,6 +253,7 @@ def cross_validate_statistics(
                     if masks:
                         voxel_r[sp.name] = run_r
                     restored[sp.name] = (rows, alphas, selections)
+        del common  # the reference's X: the fits make it again when its turn comes
         if exp.analysis.reference not in restored:  # the other spaces' run scores need its selections
             restored = {}
         for name in restored:
@@ -337,12 +348,16 @@ def partition_spaces(
         checkpoint = checkpoint.for_stage("partition", "(partition, fold)")
     y_digest = checkpoint.digest(Y) if checkpoint is not None else None
     settings = fold_settings(exp)
-    tasks = []
-    for spec in specs:
-        Xs = [by_name[name].X for name in spec.spaces]
-        tasks += [FitTask(spec.name, fold, partition_fold, (Xs, Y, runs, train, test, *settings),
-                          inputs=(*Xs, y_digest, train, test)) for fold, (train, test) in enumerate(folds)]
-    fitted = run_fits(tasks, n_workers=exp.encoding.n_workers, scheduler=exp.encoding.scheduler,
+
+    def tasks():  # one partition's spaces at a time
+        for spec in specs:
+            Xs = [by_name[name].X for name in spec.spaces]
+            for fold, (train, test) in enumerate(folds):
+                yield FitTask(spec.name, fold, partition_fold, (Xs, Y, runs, train, test, *settings),
+                              inputs=(*Xs, y_digest, train, test))
+            del Xs
+
+    fitted = run_fits(tasks(), n_workers=exp.encoding.n_workers, scheduler=exp.encoding.scheduler,
                       blas_threads=exp.encoding.blas_threads, checkpoint=checkpoint)
     vox_tables, pct_tables = [], []
     for spec in specs:

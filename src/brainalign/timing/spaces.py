@@ -6,8 +6,7 @@ prompt, layer or baseline). :func:`build_feature_spaces` makes them from stimulu
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -50,23 +49,71 @@ def unknown_space_hint(name: str, known) -> str:
     return f"did you mean '{hint[0]}'? " if hint else ""
 
 
-@dataclass
 class FeatureSpace:
-    """One set of TR-wise features and what it is."""
+    """One set of TR-wise features and what it is.
 
-    name: str
-    X: np.ndarray  # (n_trs, dim), before scaling/delays
-    kind: str  # "model" | "baseline"
-    model: str = ""
-    prompt: str = ""
-    layer: int = -1
-    depth: float = np.nan  # layer / n_layers
+    Parameters
+    ----------
+    name : str
+    X : ndarray of shape (n_rows, dim), optional
+        The features, before scaling and delays; kept as given. Give either ``X`` or ``source``.
+    kind : {"model", "baseline", "control"}
+    model, prompt : str
+    layer : int
+    depth : float
+        layer / n_layers.
+    source : callable, optional
+        ``source() -> ndarray (n_rows, dim)``: computes the features when a fit needs them (each access of
+        :attr:`X` calls it; nothing is kept), so a run holds one space's features at a time.
+    dim : int, optional
+        Number of columns of ``source()``'s array (required with ``source``: :meth:`info` reads it, not ``X``).
+    """
+
+    def __init__(self, name: str, X: np.ndarray | None = None, kind: str = "model", model: str = "",
+                 prompt: str = "", layer: int = -1, depth: float = np.nan, *,
+                 source: Callable[[], np.ndarray] | None = None, dim: int | None = None) -> None:
+        if (X is None) == (source is None):
+            raise ValueError(f"FeatureSpace '{name}': give exactly one of X (an (n_rows, dim) array) or source "
+                             "(a function returning it).")
+        if source is not None and dim is None:
+            raise ValueError(f"FeatureSpace '{name}': a lazy space (source=...) needs dim=<number of columns>.")
+        self.name, self.kind, self.model, self.prompt, self.layer, self.depth = name, kind, model, prompt, layer, depth
+        self._X, self._source = X, source
+        self._dim = int(dim) if dim is not None else None
+
+    @property
+    def X(self) -> np.ndarray:
+        """The (n_rows, dim) features: the array given, or a fresh one from ``source`` (not kept)."""
+        return self._X if self._X is not None else self._source()
+
+    @X.setter
+    def X(self, value: np.ndarray) -> None:
+        self._X, self._source, self._dim = value, None, None
+
+    @property
+    def is_lazy(self) -> bool:
+        """Whether :attr:`X` is computed on access (nothing held between fits)."""
+        return self._X is None
+
+    @property
+    def dim(self) -> int:
+        """Number of feature columns, without computing :attr:`X`."""
+        return int(self._X.shape[1]) if self._X is not None else self._dim
 
     def info(self) -> dict:
         return dict(
             space=self.name, kind=self.kind, model=self.model, prompt=self.prompt,
-            layer=self.layer, depth=self.depth, dim=self.X.shape[1],
+            layer=self.layer, depth=self.depth, dim=self.dim,
         )
+
+    def __repr__(self) -> str:
+        how = "lazy" if self.is_lazy else "array"
+        return f"FeatureSpace(name={self.name!r}, kind={self.kind!r}, dim={self.dim}, {how})"
+
+
+def _design_times(design, F, j: int) -> Callable[[], np.ndarray]:
+    """``() -> design @ F[:, j, :]``: one layer's TR-wise features, read from ``F`` (memory-mapped or not)."""
+    return lambda: np.asarray(design @ np.asarray(F[:, j, :]))
 
 
 def shuffled_design(data: StudyData, seed: int) -> np.ndarray:
@@ -101,6 +148,8 @@ def build_feature_spaces(
     Returns
     -------
     list of FeatureSpace
+        Model spaces are lazy (:attr:`FeatureSpace.X` computes ``design @ F[:, layer, :]`` on each access and
+        keeps nothing), so memory holds the features (memory-mapped from the cache) and one space's X at a time.
         Model spaces named ``<model>/<prompt>/L<layer>``, then ``baseline/<name>``.
     """
     spaces = []
@@ -108,10 +157,11 @@ def build_feature_spaces(
         info = model_meta[spec.name]
         for pname, F in features[spec.name].items():  # F: (n_stimuli, n_layers, dim)
             for j, layer in enumerate(info["layers"]):
-                spaces.append(
+                spaces.append(  # lazy: design @ F[:, j, :] when a fit needs it, one space at a time
                     FeatureSpace(
-                        name=space_name(spec.name, pname, layer), X=np.asarray(data.design @ F[:, j, :]), kind="model",
-                        model=spec.name, prompt=pname, layer=layer, depth=layer / info["n_layers"],
+                        name=space_name(spec.name, pname, layer), source=_design_times(data.design, F, j),
+                        dim=F.shape[2], kind="model", model=spec.name, prompt=pname, layer=layer,
+                        depth=layer / info["n_layers"],
                     )
                 )
     base = {
