@@ -69,11 +69,13 @@ def test_pipeline_fits_use_the_configured_backend(monkeypatch):
     np.testing.assert_allclose(scores["torch"]["mean_r"], scores["numpy"]["mean_r"], atol=1e-5, rtol=0)
 
 
-def test_dry_run_prints_gpu_hours_only_for_the_gpu_backend():
+def test_dry_run_prints_ridge_gpu_hours_next_to_cpu_core_hours():
     exp = load_config(NSD)
     cpu = study_plan(exp)
     gpu = study_plan(_with_backend(exp, "torch_cuda"))
-    assert "GPU-hours with encoding.backend" not in cpu.text() and "CPU-core-hours of ridge" in cpu.text()
+    # both figures in both plans; the CPU plan says how to get the GPU one
+    assert "GPU-hours with encoding.backend torch_cuda (set it to run there)" in cpu.text()
+    assert "CPU-core-hours of ridge" in cpu.text() and "(set it to run there)" not in gpu.text()
     assert gpu.ridge_seconds == cpu.ridge_seconds  # the same work, counted in the same FLOPs
     expected = cpu.ridge_seconds * RIDGE_CORE_FLOPS / RIDGE_GPU_FLOPS / 3600
     assert f"or {expected:.2f} GPU-hours with encoding.backend torch_cuda at an assumed 10 TFLOP/s" in gpu.text()

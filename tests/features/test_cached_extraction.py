@@ -72,3 +72,24 @@ def test_same_pixels_share_entries(tmp_path, extractors, stimuli):
     out = extract_features(ex, [stimuli[0].copy(), stimuli[1]], PROMPTS, layers=[-1], store=store)
     assert store.hits == len(PROMPTS) and store.misses == 2 * len(PROMPTS)
     assert out.shape == (3, 2, 1, 64)
+
+
+def test_lazy_features_read_the_cache_files_part_by_part(tmp_path, model_dirs, stimuli):
+    """The pipeline's multimodal path (lazy=True): per prompt a StackedEntries over the verified cache files, equal
+    to the stacked array, holding no loaded array (issue 19: NSD's and Movie10's features no longer sit in RAM)."""
+    from brainalign.features.store import StackedEntries
+
+    store = FeatureStore(tmp_path)
+    path = model_dirs["llava"]
+    stacked = extract_features(path, stimuli, PROMPTS, layers=[-1, 0.5], pooling="last", store=store)
+    for fresh in (True, False):  # computed now, or every entry found
+        store = store if not fresh else FeatureStore(tmp_path / "fresh")
+        lazy = extract_features(path, stimuli, PROMPTS, layers=[-1, 0.5], pooling="last", store=store, lazy=True)
+        assert list(lazy) == list(PROMPTS if isinstance(PROMPTS, dict) else lazy)
+        for k, name in enumerate(lazy):
+            F = lazy[name]
+            assert isinstance(F, StackedEntries) and F.shape == stacked[k].shape and F.dtype == np.float32
+            assert not any(isinstance(e, np.ndarray) for e in F._entries)  # paths only: nothing loaded
+            np.testing.assert_array_equal(F[:, 1, :], stacked[k][:, 1, :])
+    with pytest.raises(ValueError, match="pass store="):
+        extract_features(path, stimuli, PROMPTS, layers=[-1], lazy=True)

@@ -9,8 +9,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from .base import Extractor
+from .store import StackedEntries
 
-__all__ = ["extract_features"]
+__all__ = ["extract_features", "cached_features"]
 
 _LOAD_KEYS = ("trust_remote_code", "revision", "device", "dtype")
 
@@ -25,8 +26,9 @@ def extract_features(
     *,
     store: Any = None,
     chunk_size: int = 8,
+    lazy: bool = False,
     **options: Any,
-) -> np.ndarray:
+) -> np.ndarray | dict:
     """Prompt-conditioned layer-wise features as one array.
 
     Parameters
@@ -60,10 +62,14 @@ def extract_features(
         ``sampling_rate``...) or, when ``model`` is a path,
         ``trust_remote_code``/``revision``/``device``/``dtype`` to the loader.
 
+    lazy : bool
+        With ``store``: return ``{prompt: StackedEntries (n_images, n_layers, dim)}``, the cache files read part
+        by part when indexed, instead of one array (a study's features then never sit in memory at once).
+
     Returns
     -------
     ndarray of shape (n_prompts, n_images, n_layers, dim), float32, prompts in
-    the order given.
+    the order given (a dict of lazy arrays with ``lazy=True``).
     """
     from brainalign.stimuli.inputs import check_prompts
 
@@ -76,9 +82,14 @@ def extract_features(
     if isinstance(model, Extractor) and load_opts:
         raise ValueError(f"{sorted(load_opts)} only apply when model is a path; the extractor is already loaded.")
     layer_request = "all" if layers is None else layers
+    if lazy and store is None:
+        raise ValueError("lazy=True reads features from the cache: pass store= (a FeatureStore).")
     if store is not None:
-        return _extract_cached(model, images, prompts, layer_request, pooling, reuse, store, chunk_size,
-                               load_opts, options)
+        entries = cached_features(model, images, prompts, layer_request, pooling, reuse, store, chunk_size,
+                                  load_opts, options)
+        if lazy:
+            return entries
+        return np.stack([np.asarray(entries[name]) for name in prompts]).astype(np.float32, copy=False)
     if isinstance(model, (str, Path)):
         from .registry import load_extractor
 
@@ -126,7 +137,15 @@ def cache_keys(model, stimuli, prompts, layers, pooling, load_opts, options):
     return fp, layer_spec, digests, keys
 
 
-def _extract_cached(model, stimuli, prompts, layers, pooling, reuse, store, chunk_size, load_opts, options):
+def cached_features(model, stimuli, prompts, layers, pooling, reuse, store, chunk_size, load_opts, options) -> dict:
+    """Every prompt's features of every stimulus through the feature cache, computing only the missing entries.
+
+    Returns
+    -------
+    dict prompt name -> :class:`~brainalign.features.store.StackedEntries` of shape (n_stimuli, n_layers, dim),
+    float32: the verified cache files, read part by part when indexed (a study's features are never all in
+    memory; :func:`extract_features` stacks them).
+    """
     from .registry import load_extractor
 
     if isinstance(stimuli, np.ndarray) and stimuli.ndim == 4:
@@ -137,7 +156,7 @@ def _extract_cached(model, stimuli, prompts, layers, pooling, reuse, store, chun
         raise ValueError("images is empty: pass at least one stimulus.")
     extractor = None if isinstance(model, (str, Path)) else model
     fp, layer_spec, digests, keys = cache_keys(model, stimuli, prompts, layers, pooling, load_opts, options)
-    found = {k: store.get(key) for k, key in keys.items()}
+    found = {k: store.entry_path(key) for k, key in keys.items()}  # verified files, not loaded
     missing = sorted({i for (_, i), arr in found.items() if arr is None})
     store.hits += sum(a is not None for a in found.values())
     store.misses += sum(a is None for a in found.values())
@@ -159,7 +178,10 @@ def _extract_cached(model, stimuli, prompts, layers, pooling, reuse, store, chun
                     if "generated_text" in fs.meta:
                         meta["generated_text"] = fs.meta["generated_text"][row]
                     store.put(keys[(name, i)], fs.values[row], **meta)
-                    found[(name, i)] = fs.values[row]
-    return np.stack([np.stack([found[(name, i)] for i in range(len(stimuli))]) for name in prompts]).astype(
-        np.float32, copy=False
-    )
+                    found[(name, i)] = store.entry_path(keys[(name, i)])  # read back from its file like the others
+            del feats
+    first = np.load(found[(next(iter(prompts)), 0)], mmap_mode="r", allow_pickle=False)
+    shape = first.shape
+    del first
+    return {name: StackedEntries([found[(name, i)] for i in range(len(stimuli))], shape, np.float32)
+            for name in prompts}

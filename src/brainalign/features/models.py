@@ -95,11 +95,13 @@ class MultimodalReader:
         self.fingerprint = fingerprint(self.ex, pooling=spec.pooling, component=spec.component)
 
     def features(self, texts: dict[str, str], layers, store: FeatureStore) -> dict[str, np.ndarray]:
-        """``{name: ndarray (n_stimuli, n_layers, dim)}`` for prompt texts (``{stimulus}`` already filled)."""
+        """``{name: StackedEntries (n_stimuli, n_layers, dim)}`` for prompt texts (``{stimulus}`` already filled):
+        the cache entries, read part by part when indexed (``F[:, j, :]``), never all at once."""
         from brainalign.features.extract import extract_features
 
-        F = extract_features(self.ex, self.stimuli, texts, layers, self.spec.pooling, store=store, **self.options)
-        return {name: F[i] for i, name in enumerate(texts)}
+        # lazy: {prompt: StackedEntries}, each space reads its layer from the cache files when it is fitted
+        return extract_features(self.ex, self.stimuli, texts, layers, self.spec.pooling, store=store, lazy=True,
+                                **self.options)
 
     def embed_cached(self, texts: list[str], layers, store: FeatureStore, pool_from=None) -> np.ndarray:
         if pool_from is not None:

@@ -141,6 +141,13 @@ class FeatureStore:
             return None
         return np.load(npy, mmap_mode="r" if mmap else None, allow_pickle=False)
 
+    def entry_path(self, key: str) -> Path | None:
+        """The ``.npy`` file of a verified entry (its sha256 checked), or None when absent or corrupt (warned about).
+
+        For readers that map entries one at a time (:class:`StackedEntries`) instead of loading them.
+        """
+        return self._verified(key)
+
     def _verified(self, key: str) -> Path | None:
         """The entry's ``.npy`` path once its sha256 matches its sidecar; None (warned about) otherwise."""
         npy, meta = self._paths(key)

@@ -215,7 +215,7 @@ class StudyPlan:
     statistics_bytes: int = 0  # what the voxel statistics keep of every space for the tables
     n_all_spaces: int = 0  # n_spaces + baselines and control spaces
     feature_space_bytes: int = 0  # the row-wise features held at once: one space's (a partition's spaces together)
-    stimulus_feature_bytes: int = 0  # per subject, the (n_stimuli, n_layers, dim) features held in RAM (not text)
+    stimulus_feature_bytes: int = 0  # per subject, the frame baselines' (n_stimuli, 1, dim) features held in RAM
     all_feature_space_bytes: int = 0  # every model space's row-wise features (what building them all would hold)
     scratch_bytes: int = 0  # TMPDIR + the run's work folder (encoding checkpoints), per subject
     feature_gpu_hours: float = 0.0  # model forward passes on GPUs (brainalign.features.throughput.RULE)
@@ -234,17 +234,17 @@ class StudyPlan:
 
             lines.append(f"feature extraction: about {self.feature_gpu_hours:,.1f} GPU-hours in all, assuming {RULE}")
         ridge = f"about {self.ridge_seconds / 3600:.1f} CPU-core-hours of ridge at {RIDGE_CORE_FLOPS / 1e9:.0f} GFLOP/s"
-        if self.ridge_backend == "torch_cuda":
-            ridge += (f", or {self.ridge_gpu_seconds / 3600:.2f} GPU-hours with encoding.backend torch_cuda at an "
-                      f"assumed {RIDGE_GPU_FLOPS / 1e12:.0f} TFLOP/s per GPU (unmeasured)")
+        chosen = "" if self.ridge_backend == "torch_cuda" else " (set it to run there)"
+        ridge += (f", or {self.ridge_gpu_seconds / 3600:.2f} GPU-hours with encoding.backend torch_cuda{chosen} at an "
+                  f"assumed {RIDGE_GPU_FLOPS / 1e12:.0f} TFLOP/s per GPU (unmeasured)")
         lines.append(f"feature spaces: {self.n_spaces} per subject; ridge fits: {self.n_fits:,} ({ridge})")
         lines.append(f"forward passes: {self.forward_passes:,}; features: {self.feature_bytes / 2**30:.1f} GiB; "
                      f"peak memory about {self.memory_bytes / 2**30:.1f} GiB per subject, "
                      f"{self.feature_space_bytes / 2**30:.1f} GiB of it row-wise features (made one space at a "
                      "time from the memory-mapped feature cache; a partition's spaces together; every model "
                      f"space's at once would be {self.all_feature_space_bytes / 2**30:.1f} GiB) and "
-                     f"{self.stimulus_feature_bytes / 2**30:.1f} GiB the stimulus features of multimodal and frame "
-                     "models (in memory; text models' stay memory-mapped in the cache)")
+                     f"{self.stimulus_feature_bytes / 2**30:.1f} GiB the stimulus features of frame baselines "
+                     "(in memory; models' stay in the feature cache, read part by part)")
         where = "memory-mapped in TMPDIR (above encoding.predictions_in_memory_gib)" if self.predictions_on_disk \
             else "in memory (counted above)"
         lines.append(f"held-out predictions: {self.prediction_bytes / 2**30:.1f} GiB, one space at a time (the voxel "
@@ -413,8 +413,8 @@ def study_plan(exp: Experiment, base_dir: Path | None = None, data_root: Path | 
         plan.forward_passes += passes
         plan.feature_bytes += fbytes
         spaces = n_prompts * layers
-        if spec.kind != "text":  # features.extract stacks multimodal (and frame baseline) features in memory;
-            # text models' are read memory-mapped from the cache (features.store.StackedEntries)
+        if spec.kind == "baseline":  # frame baselines are computed in memory; text and multimodal models'
+            # features are read part by part from the cache (features.store.StackedEntries)
             plan.stimulus_feature_bytes += plan.n_stimuli * n_prompts * layers * hidden * 4
         plan.all_feature_space_bytes += spaces * plan.n_rows * hidden * 4  # float32 (n_rows, hidden) per space
         plan.n_spaces += spaces
