@@ -112,3 +112,8 @@ def test_lanczos_rejects_bad_window_or_cutoff(kw):
         lanczos_resample(np.zeros((4, 2)), np.arange(4.0), np.arange(3.0), **kw)
     ok = dict(window=1, cutoff_mult=1e-3)
     assert lanczos_resample(np.ones((4, 2)), np.arange(4.0), np.arange(3.0), **ok).shape == (3, 2)
+
+
+def test_lanczos_rejects_decreasing_unsigned_times():
+    with pytest.raises(ValueError, match="increasing"):  # np.diff of uint8 [2, 1] wraps around to 255
+        lanczos_resample(np.zeros((4, 2)), np.arange(4.0), np.array([2, 1], dtype=np.uint8))

@@ -138,3 +138,23 @@ def test_train_pca_drops_rounding_noise_axes():
     assert TrainPCA(5, rtol=1e-12).fit(Xn).components_.shape == (5, 5)
     assert TrainPCA(5).fit(X + 1e-3 * rng.standard_normal(X.shape)).components_.shape == (5, 5)
     assert TrainPCA(3).fit(np.ones((6, 3))).components_.shape == (1, 3)  # constant rows: one axis kept
+
+
+def test_train_pca_is_scale_invariant_and_works_on_one_column():
+    rng = np.random.default_rng(4)
+    basis = np.linalg.qr(rng.standard_normal((5, 5)))[0]
+    X = (rng.standard_normal((30, 5)) * [1.0, 1e-3, 1e-8, 0, 0]) @ basis  # singular values ~1 : 1e-3 : 1e-8
+    for scale in (1e-4, 1.0, 1e6):  # rtol is relative to the largest singular value
+        assert TrainPCA(5).fit(X * scale).components_.shape == (2, 5), scale
+    assert TrainPCA(1).fit(rng.standard_normal((6, 1))).components_.shape == (1, 1)
+    X32 = rng.standard_normal((20, 4)).astype(np.float32)  # computed in float64 whatever the input
+    np.testing.assert_array_equal(TrainPCA(2).fit(X32).components_, TrainPCA(2).fit(X32.astype(np.float64)).components_)
+
+
+def test_build_feature_spaces_default_seed_and_names_with_two_l_marks():
+    data = _data()
+    spaces = build_feature_spaces(data, {}, {}, [], baselines=["category_shuffled"])
+    np.testing.assert_array_equal(spaces[0].X, shuffled_design(data, 0))
+    sp = [FeatureSpace(f"M/Look/L{k}", np.zeros((2, 1)), "model", "M", "Look", k) for k in (1, 5)]
+    assert resolve_space_name("M/Look/L-1", sp) == "M/Look/L5"
+    assert resolve_space_name("M/p/L1", _table()) == "M/p/L1"  # an unfitted absolute layer is left for the check
