@@ -166,3 +166,71 @@ def test_held_out_switches_to_disk_exactly_past_the_limit(tmp_path):
     over.close()  # twice is fine
     at.close()
     assert len(at) == 0
+
+
+# ----------------------------------------------------------------------------- second mutmut round
+def test_run_boundaries_message_says_how_to_fix_it():
+    with pytest.raises(ValueError, match=r"appear in several separate stretches\. Sort the samples by run first\.$"):
+        run_boundaries([0, 1, 0])
+
+
+def test_a_delay_longer_than_a_run_does_not_skip_the_next_delays():
+    X = np.arange(1.0, 7.0)[:, None]
+    out = make_delayed(X, [7, 1], np.zeros(6))
+    assert np.all(out[:, 0] == 0)
+    np.testing.assert_array_equal(out[:, 1], [0, 1, 2, 3, 4, 5])
+
+
+def test_zscores_are_computed_in_float64_and_eps_is_inclusive():
+    rng = np.random.default_rng(5)
+    Y32 = (rng.standard_normal((50, 3)) * 1e-3 + 1e3).astype(np.float32)
+    runs = np.repeat([0, 1], 25)
+    np.testing.assert_array_equal(zscore_within_runs(Y32, runs), zscore_within_runs(Y32.astype(np.float64), runs))
+    np.testing.assert_array_equal(zscore_with_train(Y32, np.arange(30)),
+                                  zscore_with_train(Y32.astype(np.float64), np.arange(30)))
+    # a column whose standard deviation equals eps exactly counts as constant
+    Y = np.c_[[0.0, 1.0, 0.0, 1.0], [0.0, 4.0, 0.0, 4.0]]
+    assert zscore_within_runs(Y, np.zeros(4), eps=0.5)[:, 0].tolist() == [0, 0, 0, 0]
+    assert zscore_with_train(Y, np.arange(4), eps=0.5)[:, 0].tolist() == [0, 0, 0, 0]
+    np.testing.assert_allclose(zscore_with_train(Y, np.arange(4), eps=0.5)[:, 1], [-1, 1, -1, 1])
+
+
+def test_r2_score_accumulates_in_float64_and_is_silent_on_constant_voxels():
+    import warnings
+
+    rng = np.random.default_rng(6)
+    Y = (1e4 + rng.standard_normal((20000, 2))).astype(np.float32)
+    Y_hat = Y + (0.5 * rng.standard_normal((20000, 2))).astype(np.float32)
+    Y64, H64 = Y.astype(np.float64), Y_hat.astype(np.float64)
+    ref = 1 - ((Y64 - H64) ** 2).sum(0) / ((Y64 - Y64.mean(0)) ** 2).sum(0)
+    np.testing.assert_allclose(r2_score(Y, Y_hat), ref, rtol=1e-6)
+    Yc = np.ones((5, 2), np.float32)
+    with warnings.catch_warnings(), np.errstate(all="warn"):
+        warnings.simplefilter("error")
+        assert r2_score(Yc, Yc + np.float32(0.5)).tolist() == [0.0, 0.0]  # SS_res / 0
+        assert r2_score(Yc, Yc).tolist() == [0.0, 0.0]  # 0 / 0
+
+
+def test_held_out_close_after_the_folder_is_gone(tmp_path):
+    import shutil
+
+    h = HeldOut(["a"], (2, 2), limit_gib=0.0, folder=tmp_path)
+    shutil.rmtree(h.folder)
+    h.close()  # e.g. TMPDIR cleaned by the system first: nothing to delete is not an error
+    assert h.folder is None
+
+
+def test_splits_two_runs_and_training_sides():
+    from brainalign.encoding.splits import leave_one_run_out, leave_runs_out
+
+    runs = np.repeat([0, 1], 3)
+    assert [(tr.tolist(), te.tolist()) for tr, te in leave_one_run_out(runs)] == [([3, 4, 5], [0, 1, 2]),
+                                                                                  ([0, 1, 2], [3, 4, 5])]
+    runs = np.repeat([0, 1, 2], 2)
+    assert [tr.tolist() for tr, _ in leave_runs_out(runs, 2)] == [[4, 5], [0, 1, 2, 3]]
+
+
+def test_chunk_that_fits_with_one_byte_of_room():
+    from brainalign.encoding.memory import MemoryEstimate
+
+    assert MemoryEstimate(fixed=10, per_voxel_in_chunk=1, chunk_voxels=5).chunk_that_fits(11) == 1
