@@ -37,6 +37,13 @@ def test_ridge_fit_predict_equals_the_estimator_and_names_a_bad_engine(monkeypat
     him, best_h = fit_predict.ridge_fit_predict(X[:36], Y[:36], X[36:], alphas, folds)
     np.testing.assert_allclose(him, pred, rtol=1e-3, atol=1e-4)
     np.testing.assert_allclose(best_h, best, rtol=1e-6)  # himalaya keeps alphas in float32
+    # the given folds decide the alphas (one tiny training run favours strong penalties), with either engine
+    odd = [(np.arange(6), np.arange(6, 36))]
+    for engine in ("brainalign", "himalaya"):
+        _, b_odd = fit_predict.ridge_fit_predict(X[:36], Y[:36], X[36:], alphas, odd, engine=engine)
+        ref = RidgeCV(alphas=np.asarray(alphas), cv=odd).fit(X[:36].astype(np.float32), Y[:36].astype(np.float32))
+        np.testing.assert_allclose(b_odd, ref.best_alphas_, rtol=1e-6)
+        assert not np.array_equal(np.round(b_odd, 3), np.round(best, 3)), engine
     with pytest.raises(ValueError, match=r"^engine='sklearn'; use 'brainalign' or 'himalaya'\.$"):
         fit_predict.ridge_fit_predict(X[:36], Y[:36], X[36:], alphas, folds, engine="sklearn")
     monkeypatch.setattr(fit_predict, "ENGINE", "nope")
@@ -57,20 +64,28 @@ def test_banded_ridge_fit_predict_defaults():
     assert pred.dtype == np.float64 and best.dtype == np.float64
     np.testing.assert_array_equal(pred, np.asarray(ref.predict([x[36:] for x in Xs]), dtype=np.float64))
     np.testing.assert_array_equal(best, ref.best_alphas_)
-    other, _ = fit_predict.banded_ridge_fit_predict([x[:36] for x in Xs], Y[:36], [x[36:] for x in Xs],
-                                                    [1.0, 100.0], folds, n_iter=3, seed=1)
-    assert not np.array_equal(other, pred)
+    for kw in (dict(n_iter=3), dict(seed=1)):  # both reach the estimator
+        other, _ = fit_predict.banded_ridge_fit_predict([x[:36] for x in Xs], Y[:36], [x[36:] for x in Xs],
+                                                        [1.0, 100.0], folds, **kw)
+        ref = BandedRidgeCV(alphas=[1.0, 100.0], cv=folds, n_iter=kw.get("n_iter", 20),
+                            random_state=kw.get("seed", 0)).fit([x[:36] for x in Xs], Y[:36].astype(np.float32))
+        np.testing.assert_array_equal(other, np.asarray(ref.predict([x[36:] for x in Xs]), dtype=np.float64))
+        assert not np.array_equal(other, pred), kw
 
 
 def test_fit_many_local_equals_one_fit_per_space_and_keeps_the_template():
-    X, Y, runs = _data()
-    est = RidgeCV(alphas=[1.0, 100.0], cv=2)
+    X, Y, _ = _data()
+    runs = np.repeat(np.arange(4), [6, 6, 18, 18])  # run folds differ from KFold(2) on these lengths
+    est = RidgeCV(alphas=[0.1, 1.0, 100.0, 1e4], cv=2)
     Xs = {"a": X[:, :2], "b": X[:, 2:]}
     fits = fit_many(est, Xs, Y, runs=runs)
     assert list(fits) == ["a", "b"] and not hasattr(est, "coef_")
     for name, Xi in Xs.items():
-        ref = RidgeCV(alphas=[1.0, 100.0], cv=2).fit(Xi, Y.astype(np.float32), runs=runs)
+        ref = RidgeCV(alphas=[0.1, 1.0, 100.0, 1e4], cv=2).fit(Xi, Y.astype(np.float32), runs=runs)
         np.testing.assert_array_equal(fits[name].coef_, ref.coef_)
+        np.testing.assert_array_equal(fits[name].cv_scores_, ref.cv_scores_)
+        no_runs = RidgeCV(alphas=[0.1, 1.0, 100.0, 1e4], cv=2).fit(Xi, Y.astype(np.float32))
+        assert not np.array_equal(fits[name].cv_scores_, no_runs.cv_scores_)
         assert fits[name].executor == "local"
     as_list = fit_many(est, list(Xs.values()), Y, runs=runs)
     assert isinstance(as_list, list) and len(as_list) == 2
@@ -111,6 +126,7 @@ def test_chunk_store_round_trip_names_and_refusal(tmp_path):
     fp = dict(inputs_sha256="x", X_shape=[2, 2], Y_shape=[2, 9])
     store = ChunkStore(tmp_path / "s", fp)
     assert json.loads((tmp_path / "s" / "meta.json").read_text()) == fp
+    assert ChunkStore(tmp_path / "deep" / "er", fp).path.is_dir()  # parents are created
     res = _chunk(0, 4, refit=True)
     store.save("refit", res)
     assert (tmp_path / "s" / "refit_0000000000_0000000004.npz").is_file()
@@ -124,7 +140,9 @@ def test_chunk_store_round_trip_names_and_refusal(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"^chunk .*fit_0000000009_0000000012\.npz is missing or corrupt\.$"):
         store.load("fit", 9, 12)
     assert ChunkStore(tmp_path / "s", fp).n_loaded == 0  # the same fit reopens its store
-    with pytest.raises(ValueError, match=r"^store='.*' holds chunks of a different fit \(differs in \['X_shape', "
+    import re
+
+    with pytest.raises(ValueError, match=rf"^store={re.escape(repr(str(tmp_path / 's')))} holds chunks of a different fit \(differs in \['X_shape', "
                                          r"'extra'\]\); give an empty directory, or delete this one to start over\.$"):
         ChunkStore(tmp_path / "s", dict(fp, X_shape=[3, 2], extra=1))
 
@@ -134,28 +152,35 @@ def test_chunk_store_wrap_computes_only_the_missing_chunks_in_order(tmp_path):
     asked = []
 
     def mapper(Y, bounds, shared):
+        assert Y == "Y"  # the data reach the wrapped mapper
         asked.append(list(bounds))
         for b in bounds:
             yield _chunk(*b, refit=shared.get("best_index") is not None)
 
     bounds = [(0, 3), (3, 6), (6, 8)]
-    first = list(store.wrap(mapper)(None, bounds, {}))
+    first = list(store.wrap(mapper)("Y", bounds, {}))
     assert asked == [bounds] and [(r.start, r.stop) for r in first] == bounds
     assert sorted(p.name for p in tmp_path.glob("*.npz")) == ["fit_0000000000_0000000003.npz",
                                                                "fit_0000000003_0000000006.npz",
                                                                "fit_0000000006_0000000008.npz"]
     (tmp_path / "fit_0000000003_0000000006.npz").unlink()
-    again = list(store.wrap(mapper)(None, bounds, {}))
+    again = list(store.wrap(mapper)("Y", bounds, {}))
     assert asked[1] == [(3, 6)] and store.n_loaded == 2
     assert [(r.start, r.stop) for r in again] == bounds
     for a, b in zip(first, again):
         np.testing.assert_array_equal(a.mean_scores, b.mean_scores)
     asked.clear()
-    list(store.wrap(mapper)(None, bounds, {}))
+    list(store.wrap(mapper)("Y", bounds, {}))
     assert asked == []  # everything on disk: the mapper is not called
-    refit = list(store.wrap(mapper)(None, bounds[:1], {"best_index": np.zeros(3)}))
+    refit = list(store.wrap(mapper)("Y", bounds[:1], {"best_index": np.zeros(3)}))
     assert asked == [[(0, 3)]] and refit[0].coef is not None  # the refit pass has its own entries
     assert (tmp_path / "refit_0000000000_0000000003.npz").is_file()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        list(store.wrap(mapper)(None, bounds, {}))
+        list(store.wrap(mapper)("Y", bounds, {}))
+    damaged = tmp_path / "fit_0000000000_0000000003.npz"
+    damaged.write_bytes(damaged.read_bytes()[:-5])
+    with pytest.warns(UserWarning, match=r"^encoding chunk .*fit_0000000000_0000000003\.npz is corrupt \(checksum "
+                                         r"mismatch\); recomputing it\.$"):
+        list(store.wrap(mapper)("Y", bounds, {}))
+    assert asked[-1] == [(0, 3)]
