@@ -234,3 +234,20 @@ def test_chunk_that_fits_with_one_byte_of_room():
     from brainalign.encoding.memory import MemoryEstimate
 
     assert MemoryEstimate(fixed=10, per_voxel_in_chunk=1, chunk_voxels=5).chunk_that_fits(11) == 1
+
+
+def test_validation_boundaries_third_round():
+    from brainalign.encoding.memory import MemoryEstimate, MemoryPreflightError, check_memory
+    from brainalign.encoding.splits import make_folds
+
+    X = np.ones((2, 2))
+    X[1, 0] = np.nan
+    with pytest.raises(ValueError, match=r"impute or drop those samples \(and the matching rows of Y\) before fitting\.$"):
+        check_X(X)
+    with pytest.raises(ValueError, match=r"got \[0\.0\]"):  # zero alone is refused too
+        check_alphas([1.0, 0.0])
+    with pytest.raises(ValueError, match=r"got \[-1\.0, -2\.0, -3\.0, -4\.0, -5\.0\]; "):  # the first five only
+        check_alphas([-1.0, -2.0, -3.0, -4.0, -5.0, -6.0])
+    assert len(make_folds(2, 10)) == 2  # two folds are enough
+    with pytest.raises(MemoryPreflightError, match=r"set chunk_voxels=1 or less"):  # room for exactly one voxel
+        check_memory(MemoryEstimate(fixed=100, per_voxel_in_chunk=1000, chunk_voxels=2), 1100)
