@@ -196,3 +196,39 @@ def test_feature_space_vif_training_rows_components_and_messages():
     c2[20:] = 3.0
     with pytest.raises(ValueError, match="zero variance"):  # constant on the training rows
         feature_space_vif({"a": a, "c": c2}, train=train)
+
+
+def test_third_round_delays_three_spaces_banded_singletons_and_masks():
+    from brainalign.encoding.delays import make_delayed, zscore_with_train
+    from brainalign.encoding.fit_predict import ridge_fit_predict
+    from brainalign.encoding.splits import leave_runs_out, train_test_by_runs
+
+    spaces, Y, runs = _data()
+    # delays are applied within runs, on the train-only z-scores
+    df = variance_partition(spaces, Y, runs, 3, ALPHAS, 3, delays=[0, 2])
+    train, test = train_test_by_runs(runs, 3)
+    Za = make_delayed(zscore_with_train(spaces["a"], train), [0, 2], runs)
+    mu = Y[train].mean(0)
+    pred, _ = ridge_fit_predict(Za[train], (Y - mu)[train], Za[test], ALPHAS, leave_runs_out(runs[train], 3))
+    np.testing.assert_allclose(df["r2_a"], r2_score(Y[test], pred + mu), rtol=1e-5, atol=1e-6)
+    # three spaces: every pair has its own column
+    three = variance_partition({**spaces, "c": spaces["a"][:, :1] + 1}, Y, runs, 3, ALPHAS, 2)
+    assert [c for c in three.columns if c.startswith("r2_")] == ["r2_a", "r2_b", "r2_c", "r2_a_b", "r2_a_c", "r2_b_c",
+                                                                 "r2_joint"]
+    # banded: single spaces are plain ridge fits
+    banded = variance_partition(spaces, Y, runs, 3, ALPHAS, 3, method="banded")
+    plain = variance_partition(spaces, Y, runs, 3, ALPHAS, 3)
+    np.testing.assert_array_equal(banded["r2_a"], plain["r2_a"])
+    # columns that are each constant (but differ from each other) carry no variance
+    const = np.tile([1.0, 2.0], (120, 1))
+    with pytest.raises(ValueError, match="zero variance on the training runs"):
+        variance_partition({"a": spaces["a"], "b": const}, Y, runs, 3, ALPHAS, 2)
+    with pytest.raises(ValueError, match="zero variance; drop it"):
+        feature_space_vif({"a": spaces["a"], "b": const})
+    rows_const = np.tile(np.arange(3.0), (120, 1)) * 0 + np.arange(120.0)[:, None]  # every row constant, columns vary
+    assert len(feature_space_vif({"a": spaces["a"], "r": rows_const}, n_components=1)) == 2
+    # a 0/1 mask of every voxel is a mask, not a list of voxel indices
+    t = pd.DataFrame({"r2_joint": [0.5] * 5, "unique_a": [0.1, 0.2, 0.3, 0.4, 0.5]})
+    got = partition_percentages(t, {"m": np.array([0, 1, 1, 0, 1])})
+    assert got.n_voxels.tolist() == [3, 3]
+    assert got.percent.iloc[1] == pytest.approx(100 * np.mean([0.2, 0.3, 0.5]) / 0.5)
