@@ -215,6 +215,7 @@ def test_third_round_delays_three_spaces_banded_singletons_and_masks():
     three = variance_partition({**spaces, "c": spaces["a"][:, :1] + 1}, Y, runs, 3, ALPHAS, 2)
     assert [c for c in three.columns if c.startswith("r2_")] == ["r2_a", "r2_b", "r2_c", "r2_a_b", "r2_a_c", "r2_b_c",
                                                                  "r2_joint"]
+    assert three[["r2_a_b", "r2_a_c", "r2_b_c"]].notna().all().all() and (three["r2_a_b"] > three["r2_a"] - 0.1).all()
     # banded: single spaces are plain ridge fits
     banded = variance_partition(spaces, Y, runs, 3, ALPHAS, 3, method="banded")
     plain = variance_partition(spaces, Y, runs, 3, ALPHAS, 3)
