@@ -43,7 +43,8 @@ def planted(seed: int, n_items: int = 40, n_subjects: int = 1):
 
 
 def narf_world(seed: int, shared: Path) -> dict:
-    """NARF+Label vs label-only on planted fine-tuning world ``seed``, computed once per test run.
+    """NARF+Label vs label-only and vs its random-fMRI arm on planted fine-tuning world ``seed``, computed once per
+    test run.
 
     ``shared`` is the run's shared folder (the ``run_shared_dir`` fixture): the first worker that asks for a
     world trains both arms behind a file lock and writes the numbers; a worker that asks later (or while it is
@@ -61,12 +62,13 @@ def narf_world(seed: int, shared: Path) -> dict:
         if out.exists():
             return json.loads(out.read_text())
         st = planted_finetune_study(shared / f"narf-world-{seed}", seed=seed)
-        res = compare_finetuning(st, seed=seed)
+        res = compare_finetuning(st, seed=seed, random_fmri=True)
         arms = {arm: dict(val_accuracy=list(map(float, r.val_accuracy)), brain_loss=list(map(float, r.brain_loss)),
                           best_epoch=int(r.best_epoch))
-                for arm, r in ((a, res[f"{a}_result"]) for a in ("label_only", "narf_label"))}
+                for arm, r in ((a, res[f"{a}_result"]) for a in ("label_only", "narf_label", "random_fmri"))}
         row = dict(seed=seed, n_test=len(st.test_prompts), n_labelled=int(st.label_mask.sum()),
-                   n_fmri=len(st.prompts), **{k: float(res[k]) for k in ("base", "label_only", "narf_label", "margin")},
+                   n_fmri=len(st.prompts),
+                   **{k: float(res[k]) for k in ("base", "label_only", "narf_label", "random_fmri", "margin")},
                    arms=arms)
         tmp = out.with_suffix(".tmp")
         tmp.write_text(json.dumps(row))

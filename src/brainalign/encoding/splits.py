@@ -141,20 +141,21 @@ def stratified_folds(labels, n_folds: int, groups=None, seed: int = 0) -> list[t
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
     labels = _check_runs(labels)
+    if groups is not None:
+        groups = np.asarray(groups)
+        if groups.shape != labels.shape:
+            raise ValueError(f"groups has shape {groups.shape}; give one item id per sample ({labels.size}).")
     uniq, counts = np.unique(labels if groups is None else np.unique(np.c_[labels, groups], axis=0)[:, 0],
                              return_counts=True)
     if n_folds < 2 or counts.min() < n_folds:
         unit = "samples" if groups is None else "items"
         raise ValueError(
-            f"n_folds={n_folds} but label {uniq[counts.argmin()]!r} has only {counts.min()} {unit}; "
+            f"n_folds={n_folds} but label {uniq[counts.argmin()].item()!r} has only {counts.min()} {unit}; "
             f"choose 2 <= n_folds <= {counts.min()}."
         )
     if groups is None:
         cv = StratifiedKFold(n_folds, shuffle=True, random_state=seed)
         return [(tr, te) for tr, te in cv.split(np.zeros(labels.size), labels)]
-    groups = np.asarray(groups)
-    if groups.shape != labels.shape:
-        raise ValueError(f"groups has shape {groups.shape}; give one item id per sample ({labels.size}).")
     cv = StratifiedGroupKFold(n_folds, shuffle=True, random_state=seed)
     return [(tr, te) for tr, te in cv.split(np.zeros(labels.size), labels, groups)]
 
