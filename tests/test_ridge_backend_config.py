@@ -78,7 +78,7 @@ def test_dry_run_prints_ridge_gpu_hours_next_to_cpu_core_hours():
     assert "CPU-core-hours of ridge" in cpu.text() and "(set it to run there)" not in gpu.text()
     assert gpu.ridge_seconds == cpu.ridge_seconds  # the same work, counted in the same FLOPs
     expected = cpu.ridge_seconds * RIDGE_CORE_FLOPS / RIDGE_GPU_FLOPS / 3600
-    assert f"or {expected:.2f} GPU-hours with encoding.backend torch_cuda at an assumed 10 TFLOP/s" in gpu.text()
+    assert f"or {expected:.2f} GPU-hours with encoding.backend torch_cuda at 10 TFLOP/s per GPU (a rule of thumb" in gpu.text()
     assert gpu.as_dict()["ridge_gpu_seconds"] == pytest.approx(expected * 3600)
 
 

@@ -116,15 +116,18 @@ def test_check_X_messages_name_the_argument_and_the_fix():
     assert check_X(X) is X
     assert check_X([[1, 2]]).dtype == np.float32
     with pytest.raises(ValueError, match=r"^Xs\[1\] must be 2-D \(n_samples, n_features\), got shape \(3,\)\. "
-                                         r"Use X\.reshape\(-1, 1\) for a single feature\.$"):
+                                         r"Reshape your data with Xs\[1\]\.reshape\(-1, 1\) for a single feature\.$"):
         check_X(np.ones(3), "Xs[1]")
     with pytest.raises(ValueError, match=r"^X must be 2-D \(n_samples, n_features\), got shape \(1, 1, 1\)\.$"):
         check_X(np.ones((1, 1, 1)))
     for bad in (np.array([["a"]]), np.ones((2, 2), complex)):
         with pytest.raises(ValueError, match=r"^X must hold real numbers, got dtype "):
             check_X(bad)
-    for shape in ((0, 2), (2, 0)):
-        with pytest.raises(ValueError, match=rf"^X is empty \(shape \({shape[0]}, {shape[1]}\)\); give at least one"):
+    with pytest.raises(ValueError, match=r"Complex data not supported; pass X\.real or np\.abs\(X\)\.$"):
+        check_X(np.ones((2, 2), complex))
+    for shape, what in (((0, 2), "sample"), ((2, 0), "feature")):
+        with pytest.raises(ValueError, match=rf"^X is empty \(shape \({shape[0]}, {shape[1]}\)\): 0 {what}\(s\) "
+                                             r".*give at least one sample and one feature\.$"):
             check_X(np.ones(shape))
     X = np.ones((5, 2))
     X[3, 1], X[4, 0] = np.nan, np.inf

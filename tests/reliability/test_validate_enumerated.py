@@ -102,6 +102,8 @@ RUNTIME_ERRORS = {
     # the loader refuses arrays off brain.options.n_vertices, which validate compares the label files with
     "pipeline/runner.py:surface_roi_masks": [S, "validate: surface-labels-wrong-mesh"],
     "pipeline/workers.py:run_fits": [S, S],  # encoding.n_workers, encoding.blas_threads >= 1
+    # the pipeline builds its spaces with exactly one of X / source (and dim with source)
+    "timing/spaces.py:FeatureSpace.__init__": [I, I],
     # ---------------------------------------------------------------- analysis
     "analysis/ceiling.py:explainable_variance": ["cannot: the repeated presentations are read by the loader of a "
                                                  "dataset format; validate checks the files, not their contents"],

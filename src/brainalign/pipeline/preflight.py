@@ -235,8 +235,8 @@ class StudyPlan:
             lines.append(f"feature extraction: about {self.feature_gpu_hours:,.1f} GPU-hours in all, assuming {RULE}")
         ridge = f"about {self.ridge_seconds / 3600:.1f} CPU-core-hours of ridge at {RIDGE_CORE_FLOPS / 1e9:.0f} GFLOP/s"
         chosen = "" if self.ridge_backend == "torch_cuda" else " (set it to run there)"
-        ridge += (f", or {self.ridge_gpu_seconds / 3600:.2f} GPU-hours with encoding.backend torch_cuda{chosen} at an "
-                  f"assumed {RIDGE_GPU_FLOPS / 1e12:.0f} TFLOP/s per GPU (unmeasured)")
+        ridge += (f", or {self.ridge_gpu_seconds / 3600:.2f} GPU-hours with encoding.backend torch_cuda{chosen} at "
+                  f"{RIDGE_GPU_FLOPS / 1e12:.0f} TFLOP/s per GPU (a rule of thumb, unmeasured: docs/choices.md)")
         lines.append(f"feature spaces: {self.n_spaces} per subject; ridge fits: {self.n_fits:,} ({ridge})")
         lines.append(f"forward passes: {self.forward_passes:,}; features: {self.feature_bytes / 2**30:.1f} GiB; "
                      f"peak memory about {self.memory_bytes / 2**30:.1f} GiB per subject, "
