@@ -102,11 +102,11 @@ def test_good_configs_still_validate_and_uncached_hub_models_are_named(brain_stu
 
 def test_steer_refuses_to_start_without_disk_for_the_fine_tuned_models(brain_study, monkeypatch):
     from brainalign.steering.config import load_steer_config
-    from brainalign.steering.study import _merged_model_bytes, _model_config
+    from brainalign.steering.study import _merged_model_bytes, model_config
 
     cfg = _brain(brain_study, [tiny_lm_dir("qwen2")], finetune={"ablations": ["random_fmri"]})
     path = write(brain_study / "finetune.yaml", cfg)
-    per_model = _merged_model_bytes(_model_config(str(tiny_lm_dir("qwen2")), brain_study))
+    per_model = _merged_model_bytes(model_config(str(tiny_lm_dir("qwen2")), brain_study))
     assert per_model > 4 * 32 * 32 * 4  # at least the layers' weights
     load_steer_config(path)
     need = 3 * per_model  # narf_label, label_only, random_fmri
@@ -139,10 +139,10 @@ STEER_ERRORS = {
     "steering/config.py:SteerConfig._moved_keys": [S],
     "steering/config.py:SteerConfig._one_source": [S, S, S, S, S],
     "steering/config.py:load_steer_config": [S, S, S, S, S],  # loading the YAML is validate's first step
-    "steering/study.py:_model_config": ["validate: model-folder-without-config"],
+    "steering/study.py:model_config": ["validate: model-folder-without-config"],
     "steering/study.py:check_config": ["validate: loading-device-this-machine-lacks",
                                        "validate: nari-layer-outside-a-local-model"],
-    "steering/study.py:_layers": ["validate: nari-layer-outside-the-planted-model (and local or cached models; a hub "
+    "steering/study.py:steering_layers": ["validate: nari-layer-outside-the-planted-model (and local or cached models; a hub "
                                   "model that is not cached is named in a warning: its depth is unknown offline)"],
     "steering/study.py:run_steer": [S],  # the schema refuses nari_general without nari first
     "steering/data.py:_split_run": [S],  # brain.items.runs are checked against the expected files first

@@ -30,7 +30,7 @@ def with_expanded_data_root(exp: Experiment, base_dir: Path | None, data_root: P
     return exp if brain is exp.brain else exp.model_copy(update=dict(brain=brain))
 
 
-def _existing(exp_file: str | None, field: str, value: str, base_dir: Path | None) -> Path:
+def existing_file(exp_file: str | None, field: str, value: str, base_dir: Path | None) -> Path:
     p = resolve_path(value, base_dir)
     if not p.is_file():
         raise ConfigError(f"{p} does not exist or is not a file; fix the path.", file=exp_file, field=field)
@@ -404,7 +404,7 @@ def check_rois(exp: Experiment, mask_img, base_dir: Path | None = None, config_f
         return {}
     from brainalign.brain.atlas import load_label_table
 
-    path = _existing(config_file, "brain.rois.image", spec.image, base_dir)
+    path = existing_file(config_file, "brain.rois.image", spec.image, base_dir)
     try:
         img = nib.load(path)
     except Exception as err:  # nibabel raises several types for unreadable files
@@ -419,7 +419,7 @@ def check_rois(exp: Experiment, mask_img, base_dir: Path | None = None, config_f
                           "(nilearn.image.resample_to_img, interpolation='nearest').", file=config_file,
                           field="brain.rois.image")
     try:
-        table = spec.table if isinstance(spec.table, dict) else _existing(config_file, "brain.rois.table", spec.table,
+        table = spec.table if isinstance(spec.table, dict) else existing_file(config_file, "brain.rois.table", spec.table,
                                                                            base_dir)
         table = load_label_table(table)
     except ValueError as err:
@@ -566,9 +566,9 @@ def check_roi_names(exp: Experiment, base_dir: Path | None = None, config_file: 
 def preflight_nifti(exp: Experiment, base_dir: Path | None = None, config_file: str | None = None,
                    memory_limit: int | None = None) -> dict:
     """:func:`brainalign.pipeline.preflight.preflight` for ``brain.format: nifti`` (a BOLD file, a mask, TR labels)."""
-    bold = _existing(config_file, "brain.bold", exp.brain.bold, base_dir)
-    mask = _existing(config_file, "brain.mask", exp.brain.mask, base_dir)
-    events = _existing(config_file, "stimuli.events", exp.stimuli.events, base_dir)
+    bold = existing_file(config_file, "brain.bold", exp.brain.bold, base_dir)
+    mask = existing_file(config_file, "brain.mask", exp.brain.mask, base_dir)
+    events = existing_file(config_file, "stimuli.events", exp.stimuli.events, base_dir)
     try:
         img, mimg = nib.load(bold), nib.load(mask)
     except Exception as err:  # nibabel raises several types for unreadable files

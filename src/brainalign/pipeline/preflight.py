@@ -303,12 +303,12 @@ def _nifti_sizes(exp: Experiment, base_dir: Path | None) -> tuple[int, int, int]
     """(TRs, mask voxels, runs) of a ``format: nifti`` study, from the BOLD header, the mask and the events table."""
     import nibabel as nib
 
-    from brainalign.pipeline.checks import _existing
+    from brainalign.pipeline.checks import existing_file
     from brainalign.stimuli.events import read_tr_labels
 
-    bold = _existing(None, "brain.bold", exp.brain.bold, base_dir)
-    mask = _existing(None, "brain.mask", exp.brain.mask, base_dir)
-    events = _existing(None, "stimuli.events", exp.stimuli.events, base_dir)
+    bold = existing_file(None, "brain.bold", exp.brain.bold, base_dir)
+    mask = existing_file(None, "brain.mask", exp.brain.mask, base_dir)
+    events = existing_file(None, "stimuli.events", exp.stimuli.events, base_dir)
     try:
         _, runs = read_tr_labels(events)
     except ValueError as err:

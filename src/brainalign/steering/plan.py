@@ -20,7 +20,7 @@ DS003076_ITEMS = 70
 
 def _item_passes(cfg: SteerConfig) -> dict[str, int]:
     """Forward passes of one model per section that do not depend on its depth (generated sets counted once)."""
-    from brainalign.steering.study import _eval_sets, _expand, _generated
+    from brainalign.steering.study import eval_sets, expand_orders, generated_items
 
     n_items = cfg.planted.n_items if cfg.planted is not None else DS003076_ITEMS
     out = {"representations": n_items}
@@ -30,29 +30,29 @@ def _item_passes(cfg: SteerConfig) -> dict[str, int]:
     if cfg.nari_general is not None:
         g = cfg.nari_general
         n_scales = int(round((g.scales.max - g.scales.min) / g.scales.step)) + 1
-        out["nari_general"] = (n_scales * len(_expand(_generated(g.validation), orders))
-                               + 3 * len(_expand(_generated(g.test), orders)))
+        out["nari_general"] = (n_scales * len(expand_orders(generated_items(g.validation), orders))
+                               + 3 * len(expand_orders(generated_items(g.test), orders)))
     n_conds = 1
     if cfg.finetune is not None:
         ft = cfg.finetune
         n_ft = (2 if ft.mode == "narf+label" else 1) + len(ft.ablations)
         n_conds += n_ft
-        val = len(_expand(_generated(ft.validation_items), True))
+        val = len(expand_orders(generated_items(ft.validation_items), True))
         out["finetune"] = n_ft * ft.max_epoch * (3 * n_items + val)  # forward + backward ≈ 3 forwards
-    out["evaluation"] = n_conds * sum(len(items) for _, items, _ in _eval_sets(cfg))
+    out["evaluation"] = n_conds * sum(len(items) for _, items, _ in eval_sets(cfg))
     return out
 
 
 def _nari_passes(cfg: SteerConfig, n_layers: int) -> int:
     """Upper bound of NARI's greedy checks: every item of every subject, layer and condition at every check."""
-    from brainalign.steering.study import _layers
+    from brainalign.steering.study import steering_layers
 
     if cfg.nari is None:
         return 0
     n_items = cfg.planted.n_items if cfg.planted is not None else DS003076_ITEMS
     n_subjects = cfg.planted.n_subjects if cfg.planted is not None else len(cfg.brain.subjects)
     # the concatenated [attention, residual] index has 2 L entries; NARI intervenes on attention outputs
-    layers = _layers(cfg.nari.layers, 2 * n_layers) if cfg.nari.layers != "all" else list(range(n_layers))
+    layers = steering_layers(cfg.nari.layers, 2 * n_layers) if cfg.nari.layers != "all" else list(range(n_layers))
     checks = math.ceil(cfg.nari.max_steps / cfg.nari.check_every)
     return n_subjects * len(layers) * (1 + len(cfg.nari.controls)) * n_items * checks
 
@@ -61,7 +61,7 @@ def steer_plan(cfg: SteerConfig, base_dir: str | Path = ".") -> str:
     """The dry-run's text: per model, its forward passes per section, the passes per second assumed and the
     GPU-hours (:data:`brainalign.features.throughput.RULE`)."""
     from brainalign.features.throughput import RULE, TOKENS_PER_PASS, forward_cost, model_params
-    from brainalign.steering.study import _model_config
+    from brainalign.steering.study import model_config
 
     assumed: list[str] = []
     if cfg.planted is not None:
@@ -69,7 +69,7 @@ def steer_plan(cfg: SteerConfig, base_dir: str | Path = ".") -> str:
         cfgs = {"planted model": {"hidden_size": p.hidden_size, "num_hidden_layers": p.num_layers,
                                   "intermediate_size": 2 * p.hidden_size, "vocab_size": 600, "hidden_act": "silu"}}
     else:
-        cfgs = {name: _model_config(name, Path(base_dir)) for name in cfg.models}
+        cfgs = {name: model_config(name, Path(base_dir)) for name in cfg.models}
     lines = [f"steering study '{cfg.name}': {len(cfgs)} model(s); loading: {cfg.loading.dtype} on "
              f"{cfg.loading.device or 'a GPU when one is seen, else the CPU'}"]
     total = 0.0

@@ -84,7 +84,7 @@ def _model_folder(name: str, base_dir: Path) -> Path | None:
     return src if src.exists() else None
 
 
-def _model_config(name: str, base_dir: Path) -> dict:
+def model_config(name: str, base_dir: Path) -> dict:
     """config.json of a model entry, offline: its folder, or the Hugging Face cache for a hub id (``{}`` when the
     hub id is not cached).
 
@@ -159,7 +159,7 @@ def check_config(cfg: SteerConfig, base_dir: str | Path = ".", out: str | Path |
         depths["planted model"] = cfg.planted.num_layers
     notes = []
     for name in cfg.models if cfg.brain is not None else []:
-        mc = _model_config(name, base_dir)
+        mc = model_config(name, base_dir)
         if not mc:
             notes.append(f"models: {name!r} is not a folder (relative to the config) and not in the local Hugging Face "
                          "cache; the study loads models offline, so it would stop when it reaches this model. Download "
@@ -184,7 +184,7 @@ def check_config(cfg: SteerConfig, base_dir: str | Path = ".", out: str | Path |
     return notes
 
 
-def _layers(spec, n_layers: int) -> list[int]:
+def steering_layers(spec, n_layers: int) -> list[int]:
     from brainalign.steering.directions import middle_layers
 
     if spec == "middle":
@@ -215,7 +215,7 @@ def _predictivity_rows(cond: str, res: dict, n_layers: int, kinds) -> tuple[list
     return rows, subj_rows
 
 
-def _generated(spec, n_premises: int = 3) -> list:
+def generated_items(spec, n_premises: int = 3) -> list:
     from brainalign.steering.tasks import generate_items
 
     out = []
@@ -226,7 +226,7 @@ def _generated(spec, n_premises: int = 3) -> list:
     return out
 
 
-def _expand(items, all_orders: bool) -> list:
+def expand_orders(items, all_orders: bool) -> list:
     from brainalign.steering.tasks import premise_orders
 
     return [o for it in items for o in (premise_orders(it) if all_orders else [it])]
@@ -386,8 +386,8 @@ def _section_nari_general(cfg, inp: StudyInputs, fmri_results, log):
         return [], [], {}
     scales = np.round(np.arange(g.scales.min, g.scales.max + g.scales.step / 2, g.scales.step), 6)
     all_orders = cfg.evaluation.all_orders
-    val = _expand(_generated(g.validation), all_orders)
-    test = _expand(_generated(g.test), all_orders)
+    val = expand_orders(generated_items(g.validation), all_orders)
+    test = expand_orders(generated_items(g.test), all_orders)
     val_prompts = [item_prompt(it, inp.tokenizer) for it in val]
     test_prompts = [item_prompt(it, inp.tokenizer) for it in test]
     sweep = scale_sweep(inp.model, inp.tokenizer, val_prompts, [it.label for it in val],
@@ -417,23 +417,23 @@ def _section_nari_general(cfg, inp: StudyInputs, fmri_results, log):
                               "test_after": float(after.mean()), "test_random": float(ctrl.mean())}
 
 
-def _eval_sets(cfg) -> list[tuple[str, list, bool]]:
+def eval_sets(cfg) -> list[tuple[str, list, bool]]:
     from brainalign.steering.tasks import generate_items
 
     ev = cfg.evaluation
-    sets = [("test", _expand(_generated(ev.test), ev.all_orders), ev.all_orders)]
+    sets = [("test", expand_orders(generated_items(ev.test), ev.all_orders), ev.all_orders)]
     for gspec in ev.generalisation:
         n_prem = gspec.n_premises or 3
         if gspec.task is None:
             spec = ev.test.model_copy(update={k: (gspec.n if gspec.n else getattr(ev.test, k))
                                               for k in ("syllogism", "transitive")})
-            items = _generated(spec, n_premises=n_prem)
+            items = generated_items(spec, n_premises=n_prem)
         else:
             items = generate_items(gspec.task, gspec.n or ev.test.syllogism, seed=ev.test.seed, n_premises=n_prem)
         name = f"{gspec.task or 'deductive'}_{n_prem}premises"
         # all orders only up to 4 premises (24 orders); 5-6 premises have 120-720 orders per item
         orders = ev.all_orders and n_prem <= 4
-        sets.append((name, _expand(items, orders), orders))
+        sets.append((name, expand_orders(items, orders), orders))
     return sets
 
 
@@ -475,9 +475,9 @@ def _section_finetune(cfg, inp: StudyInputs, states, model_correct, layers, out:
                       [random_fmri(Y, cfg.seed + s) for s, Y in enumerate(inp.subjects_Y)]))
     if "labels_as_fmri" in ft.ablations:
         conds.append(("labels_as_fmri", True, ft.brain_weight, [labels_as_fmri(labels)] * len(inp.subjects_Y)))
-    val = _expand(_generated(ft.validation_items), True)
+    val = expand_orders(generated_items(ft.validation_items), True)
     val_prompts = [item_prompt(it, inp.tokenizer) for it in val]
-    sets = _eval_sets(cfg)
+    sets = eval_sets(cfg)
     set_prompts = {name: [item_prompt(it, inp.tokenizer) for it in items] for name, items, _ in sets}
     base = {}
     tables = []
@@ -553,7 +553,7 @@ def run_steer(cfg: SteerConfig, out: str | Path, base_dir: str | Path = ".",
             inp.meta["prompts"], model_correct = _model_answers(inp.model, inp.tokenizer, inp.items)
             states = last_token_states(inp.model, inp.tokenizer, inp.meta["prompts"])
             n_layers = states["attention"].shape[1]
-            layers = _layers(cfg.nari.layers if cfg.nari is not None else "middle", n_layers)
+            layers = steering_layers(cfg.nari.layers if cfg.nari is not None else "middle", n_layers)
             info = {"model_accuracy": float(np.mean(model_correct)), "n_items": len(inp.items),
                     "subjects": inp.subjects, "layers": layers,
                     **{k: v for k, v in inp.meta.items() if k != "prompts"}}
