@@ -19,7 +19,7 @@ from brainalign.analysis.metrics import pearson_r
 from brainalign.analysis.rois import stat_function, hierarchy_gain, prompt_gain
 from brainalign.analysis.summary import paired_test
 
-__all__ = ["roi_run_scores", "roi_scores_from_r", "roi_comparisons", "roi_layer_tables", "roi_gain_tables",
+__all__ = ["roi_run_scores", "held_out_run_r", "roi_scores_from_r", "roi_comparisons", "roi_layer_tables", "roi_gain_tables",
            "roi_prompt_table", "combine_roi_masks"]
 
 
@@ -75,12 +75,26 @@ def roi_run_scores(
     table : DataFrame with columns ``space, roi, run, value, n_voxels``
     voxel_r : dict space -> dict run -> ndarray (n_voxels,) of r
     """
-    voxel_r = {}
-    for name, P in predictions.items():
-        held = np.isfinite(P).all(1)
-        voxel_r[name] = {int(run): pearson_r(Y[held & (runs == run)], P[held & (runs == run)])
-                         for run in np.unique(runs[held])}
+    voxel_r = {name: held_out_run_r(Y, runs, P) for name, P in predictions.items()}
     return roi_scores_from_r(voxel_r, masks, how), voxel_r
+
+
+def held_out_run_r(Y: np.ndarray, runs: np.ndarray, P: np.ndarray, r_fn=pearson_r) -> dict[int, np.ndarray]:
+    """Per held-out run, Pearson r of every voxel over that run's rows whose predictions are finite.
+
+    Parameters
+    ----------
+    Y, P : ndarray of shape (n_rows, n_voxels)
+    runs : ndarray of shape (n_rows,)
+    r_fn : callable
+        ``r_fn(y_true, y_pred) -> (n_voxels,)``; the pipeline passes a voxel-blocked ``pearson_r`` (same numbers).
+
+    Returns
+    -------
+    dict run -> ndarray (n_voxels,)
+    """
+    held = np.isfinite(P).all(1)
+    return {int(run): r_fn(Y[held & (runs == run)], P[held & (runs == run)]) for run in np.unique(runs[held])}
 
 
 def roi_scores_from_r(

@@ -320,7 +320,7 @@ def _check_coupling(exp: Experiment, layers, shapes, planned: PlannedSpaces, con
                           file=config_file, field="analysis.coupling.layer")
 
 
-#: voxel columns per block when held-out predictions are scored (``brainalign.pipeline.runner._VOXEL_BLOCK``) and
+#: voxel columns per block when held-out predictions are scored (``brainalign.pipeline.space_statistics.VOXEL_BLOCK``) and
 #: per batch of the permutation test (``permutation_test(voxel_batch=1024)``)
 _R_BLOCK, _PERM_BATCH = 4096, 1024
 #: bytes per (space, voxel) row of the voxel table while it is built: space, voxel, r, p, q, significant,

@@ -31,8 +31,8 @@ from brainalign.features.models import make_extractor  # noqa: F401 (re-exported
 from brainalign.report.results import Results
 from brainalign.pipeline.extras import extra_analyses
 from brainalign.pipeline.partitions import fold_settings, partition_fold, partition_roi_table
-from brainalign.pipeline.space_statistics import (pearson_r_by_blocks, restore_statistics, roi_run_r,
-                                                  space_voxel_scores, statistics_entry)
+from brainalign.pipeline.space_statistics import (pearson_r_by_blocks, restore_statistics, space_voxel_scores,
+                                                  statistics_entry)
 from brainalign.pipeline.checks import with_expanded_data_root
 from brainalign.study.data import Progress, StudyData, no_progress
 from brainalign.study.load import load_subject
@@ -230,7 +230,7 @@ def cross_validate_statistics(
     best_alphas : dict space -> ndarray (n_folds, n_voxels)
     roi : (scores, voxel_r) as :func:`brainalign.analysis.roi_scores.roi_run_scores`, or None without masks
     """
-    from brainalign.analysis.roi_scores import roi_scores_from_r
+    from brainalign.analysis.roi_scores import held_out_run_r, roi_scores_from_r
 
     Y, runs = data.recording.data, data.recording.runs
     how = exp.brain.rois.how if exp.brain.rois is not None else "mean"
@@ -266,7 +266,7 @@ def cross_validate_statistics(
     def finished(name: str, P: np.ndarray, rows: list[dict], alphas: np.ndarray, selections) -> None:
         frames[name] = space_voxel_scores(exp.analysis, exp.is_items, exp.seed, Y, runs, name, P)
         if masks:  # as roi_run_scores, r by voxel blocks
-            voxel_r[name] = roi_run_r(Y, runs, P)
+            voxel_r[name] = held_out_run_r(Y, runs, P, pearson_r_by_blocks)
         current.pop().close()  # this space's predictions (and its memory map, if any) go now
         if stats_ck is not None:
             stats_ck.put(name, 0, dict(statistics_entry(frames[name], rows, alphas, voxel_r.get(name) if masks

@@ -1,8 +1,8 @@
 """What the tables keep of one feature space's held-out predictions, and its checkpoint entry.
 
 :func:`brainalign.pipeline.runner.cross_validate_statistics` fits the spaces one after the other; when a space's
-last outer fold is in, :func:`space_voxel_scores` and :func:`roi_run_r` compute everything the tables need from
-its (n_rows, n_voxels) predictions, which are then dropped. In a resumable run the result goes into one
+last outer fold is in, :func:`space_voxel_scores` and :func:`brainalign.analysis.roi_scores.held_out_run_r`
+compute everything the tables need from its (n_rows, n_voxels) predictions, which are then dropped. In a resumable run the result goes into one
 checkpoint entry per space (:func:`statistics_entry`; a few float64 numbers per voxel) and the space's
 (space, fold) entries, which hold its predictions, are deleted: the work folder holds one space's predictions at
 a time too. :func:`restore_statistics` reads an entry back into the very same rows, bit for bit.
@@ -15,7 +15,7 @@ import pandas as pd
 from brainalign.analysis.metrics import pearson_r
 from brainalign.analysis.stats import fdr_bh, permutation_test
 
-__all__ = ["space_voxel_scores", "roi_run_r", "statistics_entry", "restore_statistics", "pearson_r_by_blocks"]
+__all__ = ["space_voxel_scores", "statistics_entry", "restore_statistics", "pearson_r_by_blocks"]
 
 #: voxels per block when held-out predictions are scored (pearson_r works in float64 on whole columns: a block
 #: bounds its copies at 4 × 8 × n_rows × VOXEL_BLOCK bytes instead of 4 × 8 × n_rows × n_voxels)
@@ -103,18 +103,6 @@ def space_voxel_scores(analysis, is_items: bool, seed: int, Y: np.ndarray, runs:
     return _voxel_frame(name, out)
 
 
-def roi_run_r(Y: np.ndarray, runs: np.ndarray, P: np.ndarray) -> dict[int, np.ndarray]:
-    """Per held-out run, r of every voxel (as :func:`brainalign.analysis.roi_scores.roi_run_scores`).
-
-    Returns
-    -------
-    dict run -> ndarray (n_voxels,) of r, over the rows of that run whose predictions are finite
-    """
-    held = np.isfinite(P).all(1)
-    return {int(run): pearson_r_by_blocks(Y[held & (runs == run)], P[held & (runs == run)])
-            for run in np.unique(runs[held])}
-
-
 def statistics_entry(frame: pd.DataFrame, rows: list[dict], alphas: np.ndarray,
                      run_r: dict[int, np.ndarray] | None, selections: list[np.ndarray] | None) -> dict[str, np.ndarray]:
     """The arrays of one space's checkpoint entry (stored exactly: :func:`restore_statistics` gives the same rows).
@@ -124,7 +112,7 @@ def statistics_entry(frame: pd.DataFrame, rows: list[dict], alphas: np.ndarray,
     frame : the space's voxel-table rows (:func:`space_voxel_scores`)
     rows : its run-score rows (one dict per held-out run)
     alphas : ndarray (n_folds, n_voxels), its chosen alphas
-    run_r : dict run -> r, or None without ROIs (:func:`roi_run_r`)
+    run_r : dict run -> r, or None without ROIs (:func:`brainalign.analysis.roi_scores.held_out_run_r`)
     selections : the responsive voxels of every fold (the reference space only), or None
     """
     out = {f"col_{k}": frame[k].to_numpy() for k in frame.columns if k not in ("space", "voxel")}
