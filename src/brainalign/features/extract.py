@@ -177,11 +177,7 @@ def cached_features(model, stimuli, prompts, layers, pooling, reuse, store, chun
                             "pooling": pooling}
                     if "generated_text" in fs.meta:
                         meta["generated_text"] = fs.meta["generated_text"][row]
-                    store.put(keys[(name, i)], fs.values[row], **meta)
-                    found[(name, i)] = store.entry_path(keys[(name, i)])  # read back from its file like the others
+                    found[(name, i)] = store.put(keys[(name, i)], fs.values[row], **meta)  # read back like the others
             del feats
-    first = np.load(found[(next(iter(prompts)), 0)], mmap_mode="r", allow_pickle=False)
-    shape = first.shape
-    del first
-    return {name: StackedEntries([found[(name, i)] for i in range(len(stimuli))], shape, np.float32)
+    return {name: StackedEntries.of_files([found[(name, i)] for i in range(len(stimuli))], np.float32)
             for name in prompts}

@@ -56,6 +56,14 @@ class StackedEntries:
         self.shape = (len(self._entries), *map(int, shape))
         self.dtype = np.dtype(dtype)
 
+    @classmethod
+    def of_files(cls, paths: Sequence[Path], dtype=None) -> StackedEntries:
+        """Over ``.npy`` files of equal shape; shape (and, by default, dtype) read from the first file's header."""
+        first = np.load(paths[0], mmap_mode="r", allow_pickle=False)
+        shape, file_dtype = first.shape, first.dtype
+        del first  # closes the map and its file
+        return cls(paths, shape, dtype if dtype is not None else file_dtype)
+
     ndim = property(lambda self: len(self.shape))
     size = property(lambda self: int(np.prod(self.shape)))
     nbytes = property(lambda self: self.size * self.dtype.itemsize)
@@ -136,7 +144,7 @@ class FeatureStore:
         With ``mmap=True`` the array is a read-only memory map of the entry (its checksum verified first); it keeps
         the file open while it lives.
         """
-        npy = self._verified(key)
+        npy = self.entry_path(key)
         if npy is None:
             return None
         return np.load(npy, mmap_mode="r" if mmap else None, allow_pickle=False)
@@ -146,10 +154,6 @@ class FeatureStore:
 
         For readers that map entries one at a time (:class:`StackedEntries`) instead of loading them.
         """
-        return self._verified(key)
-
-    def _verified(self, key: str) -> Path | None:
-        """The entry's ``.npy`` path once its sha256 matches its sidecar; None (warned about) otherwise."""
         npy, meta = self._paths(key)
         if not (npy.is_file() and meta.is_file()):
             return None
@@ -162,11 +166,13 @@ class FeatureStore:
             warnings.warn(f"feature cache entry {npy} is corrupt ({err}); recomputing it.", stacklevel=3)
             return None
 
-    def put(self, key: str, array: np.ndarray, **meta) -> None:
+    def put(self, key: str, array: np.ndarray, **meta) -> Path:
+        """Store ``array`` (atomically, with its sha256 and ``meta`` beside it); returns the entry's ``.npy`` file."""
         npy, side = self._paths(key)
         data = atomic_save_npy(npy, array)
         atomic_write_json(side, dict(meta, sha256=hashlib.sha256(data).hexdigest(), shape=list(array.shape)))
         stall_point("feature-put")
+        return npy
 
     def entries(self) -> list[dict]:
         """Every entry's metadata (plus ``key`` and ``bytes``), sorted by key; unreadable sidecars are skipped."""
@@ -228,19 +234,13 @@ class FeatureStore:
             The entries memory-mapped (read-only), the fresh ones too once stored; index it (``F[:, j, :]``) or
             ``np.asarray`` it to get an ndarray.
         """
-        found: list[Path | np.ndarray | None] = [self._verified(k) for k in keys]
+        found: list[Path | np.ndarray | None] = [self.entry_path(k) for k in keys]
         missing = [i for i, a in enumerate(found) if a is None]
         self.hits += len(keys) - len(missing)
         self.misses += len(missing)
         if missing:
             fresh = compute(missing)
             for i, arr in zip(missing, fresh):
-                self.put(keys[i], arr, **metas[i])
-                found[i] = self._paths(keys[i])[0]  # read back from its file like the others
-            shape, dtype = np.shape(fresh)[1:], np.asarray(fresh[0]).dtype
+                found[i] = self.put(keys[i], arr, **metas[i])  # read back from its file like the others
             del fresh
-        else:
-            first = np.load(found[0], mmap_mode="r", allow_pickle=False)
-            shape, dtype = first.shape, first.dtype
-            del first
-        return StackedEntries(found, shape, dtype)
+        return StackedEntries.of_files(found)
