@@ -158,29 +158,14 @@ def test_results_folder_with_steering_tables_gets_a_steering_section(tmp_path):
 
 
 def test_steering_report_opens_cleanly_in_chromium(steer_dir):
-    import shutil
-
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
-    from playwright.sync_api import sync_playwright
-
     from brainalign.report.html import write_steering_report
+    from chromium import Page
 
     path = write_steering_report(steer_dir)
-    errors, requests = [], []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_page()
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("request", lambda r: requests.append(r.url))
-        page.goto(path.as_uri())
-        page.wait_for_load_state("load")
-        decoded = page.evaluate("Array.from(document.images).map(i => i.complete && i.naturalWidth > 0)")
-        page.locator("#steering th", has_text="flipped_fraction").click()  # the inline sorter works
-        fractions = [float(t) for t in page.locator("#steering tbody tr td:nth-child(9)").all_inner_texts()]
-        browser.close()
-    assert decoded == [True, True] and errors == []
-    assert [u for u in requests if not u.startswith(("file:", "data:"))] == []
+    with Page(path) as p:
+        p.screenshot("steering")
+        p.page.locator("#steering th", has_text="flipped_fraction").click()  # the inline sorter works
+        fractions = [float(t) for t in p.page.locator("#steering tbody tr td:nth-child(9)").all_inner_texts()]
+    p.seen.assert_clean()
+    assert p.seen.images_decoded == [True, True]
     assert fractions == sorted(fractions)

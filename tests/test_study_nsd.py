@@ -167,3 +167,14 @@ def test_random_init_control_and_partitions_per_roi(nsd_out):
     by_roi = pd.read_csv(nsd_out / "sub-1" / "partition_rois.csv")
     assert {"IC-vs-IU1", "IC-vs-IU2"} == set(by_roi["partition"])
     assert {"EBA", "early_visual"} <= set(by_roi["roi"])
+
+
+def test_group_and_subject_reports_read_at_a_glance_in_chromium(nsd_out):
+    """The NSD reports in a real browser (full-page screenshots in test-artefacts/screenshots/nsd-*.png): rows 14-17
+    each have their section, tables are excerpts, the headline names a fitted space."""
+    from chromium import open_report
+
+    rows = ["ROI scores", "Best prompt per ROI", "Variance partitioning"]
+    open_report(nsd_out / "report.html", screenshot="nsd-group").assert_reads_at_a_glance(rows)
+    subject = open_report(nsd_out / "sub-1" / "report.html", screenshot="nsd-sub-1")
+    subject.assert_reads_at_a_glance([*rows, "Ceiling-normalised scores per ROI", "Maps"])

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["extra_sections"]
+__all__ = ["MAX_ROWS", "extra_sections"]
 
 
 def _fmt(v) -> str:
@@ -23,10 +23,14 @@ def _fmt(v) -> str:
     return str(v)
 
 
+MAX_ROWS = 15  # rows of a table shown in the page; the whole table is the section's CSV download
+
+
 def _section(title: str, table: str, df: pd.DataFrame, cols: list[str], how: str) -> dict:
     cols = [c for c in cols if c in df.columns]
-    return dict(title=title, table=table, cols=cols, how=how,
-                rows=[[_fmt(v) for v in r] for r in df[cols].itertuples(index=False)])
+    shown = df[cols].head(MAX_ROWS)
+    return dict(title=title, table=table, cols=cols, how=how, more=len(df) - len(shown),
+                rows=[[_fmt(v) for v in r] for r in shown.itertuples(index=False)])
 
 
 def extra_sections(res) -> list[dict]:

@@ -82,7 +82,13 @@ def layer_curves(layers: pd.DataFrame, run_scores: pd.DataFrame, metric: str) ->
     ax.set_xlabel("layer depth (layer / number of blocks; 0 = embeddings)")
     ax.set_ylabel(f"{metric} (held-out runs)")
     ax.set_title("Encoding score along the model's depth (★ = peak layer)")
-    ax.legend(fontsize=7, loc="best")
+    n_lines = len(ax.get_legend_handles_labels()[1])
+    if n_lines > 8:  # beside the axes, not over the lines
+        ncol = -(-n_lines // 24)
+        fig.set_size_inches(7 + 2.2 * ncol, 4)
+        ax.legend(fontsize=6.5, loc="upper left", bbox_to_anchor=(1.02, 1), ncol=ncol, frameon=False)
+    else:
+        ax.legend(fontsize=7, loc="best")
     ax.grid(alpha=0.3)
     return png_bytes(fig)
 

@@ -7,6 +7,7 @@ prompts, paths) goes through Jinja2 autoescaping.
 from __future__ import annotations
 
 import base64
+import re
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from nilearn import masking
 
 from brainalign._utils.atomic import atomic_write_text
 from brainalign.report import figures
-from brainalign.report.extras import extra_sections
+from brainalign.report.extras import MAX_ROWS, extra_sections
 from brainalign.report.results import Results
 from brainalign.timing.spaces import resolved_names
 
@@ -33,6 +34,9 @@ METRIC_LABELS = {
 DOWNLOADS = ("comparisons", "layers", "prompt_gain", "controls", "partition", "roi_comparisons", "roi_scores",
              "roi_peaks", "roi_hierarchy", "roi_ceilings", "partition_rois", "partition_roi_asymmetry",
              "equivalence", "roi_prompts")
+
+
+MAX_BARS = 8  # spaces drawn side by side per ROI
 
 
 def _b64(data: bytes) -> str:
@@ -253,11 +257,16 @@ def _roi_section(res: Results, metric: str) -> dict | None:
     models = t["spaces"][t["spaces"].kind == "model"]
     for _, g in models.groupby(["model", "prompt"], sort=True):
         chosen.append(means.loc[means.index.isin(g.space)].idxmax())
+    chosen_by = "model × prompt"
+    if len(chosen) > MAX_BARS:  # too many bars to read per ROI: each model's best space (prompts: the heatmap)
+        model_of = models.set_index("space")["model"]
+        chosen = means.loc[chosen].groupby(model_of.loc[chosen].to_numpy()).idxmax().tolist()
+        chosen_by = "model"
     how = spec.how if spec is not None else "mean"
     ceilings = t.get("roi_ceilings")
     ceilings = ceilings if ceilings is not None and {"roi", "ceiling"} <= set(ceilings.columns) else None
     out = dict(how=how, bars=_b64(figures.roi_bars(comp, chosen, a.reference, f"{how} r", ceilings)), curves="", peaks="",
-               gain="", slopes=[], ceiling=ceilings is not None, prompts="", units=_unit(res))
+               gain="", slopes=[], ceiling=ceilings is not None, prompts="", units=_unit(res), chosen_by=chosen_by)
     by_prompt = t.get("roi_prompts")
     if by_prompt is not None and len(by_prompt):  # the best instruction per ROI
         order = list(spec.hierarchy) if spec is not None and spec.hierarchy else None
@@ -357,7 +366,10 @@ def render_report(res: Results, folder: str | Path | None = None) -> str:
     comp = t["comparisons"].copy()
     cols = ["space", "mean", "mean_diff", "sem_diff", "n_better", "n", "cohen_dz", "p_wilcoxon", "p_t"]
     comp = comp[[c for c in cols if c in comp]]
-    rows = [[_fmt(v) for v in r] for r in comp.itertuples(index=False)]
+    shown = comp.sort_values("mean", ascending=False, kind="stable").head(MAX_ROWS) if "mean" in comp else comp
+    rows = [[_fmt(v) for v in r] for r in shown.itertuples(index=False)]
+    extras = [dict(sec, png=_b64(sec["png"])) if "png" in sec else sec for sec in extra_sections(res)]
+    tables = dict.fromkeys([*DOWNLOADS, *(sec["table"] for sec in extras)])
 
     prompts = []
     models_meta = res.manifest.get("models", {})
@@ -370,7 +382,7 @@ def render_report(res: Results, folder: str | Path | None = None) -> str:
 
     data = res.manifest.get("data", {})
     surface = getattr(res, "surface", None)
-    return _env().get_template("report.html.j2").render(
+    html = _env().get_template("report.html.j2").render(
         unit="vertex" if surface else "voxel", surface_space=surface["space"] if surface else None,
         steering=steering_section(folder) if folder is not None else None,
         name=exp.name, version=res.manifest.get("brainalign_version", ""), created=res.manifest.get("created", ""),
@@ -380,14 +392,31 @@ def render_report(res: Results, folder: str | Path | None = None) -> str:
         n_trs=data.get("n_trs"), n_voxels=data.get("n_voxels"), tr=exp.brain.tr,
         headline=_headline(res, metric), fig=fig, maps=_maps(res, metric), metric_label=METRIC_LABELS[metric],
         reference=exp.analysis.reference, unprompted=exp.analysis.unprompted,
-        comparison_cols=list(comp.columns), comparison_rows=rows,
+        comparison_cols=list(comp.columns), comparison_rows=rows, comparison_more=len(comp) - len(shown),
         csv_name=f"{exp.name}-scores.csv", csv_b64=_b64(res.to_frame().to_csv(index=False).encode()),
-        downloads=[dict(name=f"{name}.csv", b64=_b64(t[name].to_csv(index=False).encode())) for name in DOWNLOADS
+        downloads=[dict(name=f"{name}.csv", b64=_b64(t[name].to_csv(index=False).encode())) for name in tables
                    if name in t and len(t[name])],
         prompts=prompts, partition=_partition_section(res), controls=_controls_section(res),
-        rois=_roi_section(res, metric), extras=[dict(sec, png=_b64(sec["png"])) if "png" in sec else sec for sec in extra_sections(res)], config_yaml=exp.to_yaml(), inputs=res.manifest.get("inputs", {}),
+        rois=_roi_section(res, metric), extras=extras, config_yaml=exp.to_yaml(), inputs=res.manifest.get("inputs", {}),
         versions=res.manifest.get("versions", {}), timings=res.manifest.get("timings_s", {}),
     )
+    return _with_contents(html)
+
+
+_H2 = re.compile(r"<h2>(.*?)</h2>")
+
+
+def _with_contents(html: str) -> str:
+    """Add a line of links to every section (``<h2>``) right after the headline, so a reader sees at once which
+    figures the report holds and jumps to one. Each ``<h2>`` gets an anchor in front of it (its text is kept)."""
+    titles = _H2.findall(html)
+    if len(titles) < 2 or '<div class="headline">' not in html:
+        return html
+    count = iter(range(1, len(titles) + 1))
+    html = _H2.sub(lambda m: f'<a class="anchor" id="sec-{next(count)}"></a><h2>{m.group(1)}</h2>', html)
+    links = " · ".join(f'<a href="#sec-{i}">{t}</a>' for i, t in enumerate(titles, 1))
+    head_end = html.index("</div>", html.index('<div class="headline">')) + len("</div>")
+    return f'{html[:head_end]}\n<nav class="contents"><strong>Contents.</strong> {links}</nav>{html[head_end:]}'
 
 
 def write_report(res: Results, out_dir: str | Path) -> Path:
