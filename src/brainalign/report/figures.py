@@ -66,12 +66,28 @@ def _run_mean(run_scores: pd.DataFrame, metric: str) -> pd.DataFrame:
     return pd.DataFrame(dict(mean=g.mean(), sem=g.sem()))
 
 
+MODEL_CMAPS = ("Blues", "Oranges", "Greens", "Purples", "Reds", "Greys", "YlOrBr", "BuGn")
+
+
+def _model_prompt_colours(table: pd.DataFrame) -> dict[tuple[str, str], tuple]:
+    """One hue per model, one shade of it per prompt: with many prompts the lines of a model stay together and no
+    two lines share a colour (tab10 repeats after ten)."""
+    out = {}
+    pairs = table[["model", "prompt"]].drop_duplicates().sort_values(["model", "prompt"])
+    for i, (model, g) in enumerate(pairs.groupby("model", sort=True)):
+        cmap = plt.get_cmap(MODEL_CMAPS[i % len(MODEL_CMAPS)])
+        shades = np.linspace(0.9, 0.45, len(g)) if len(g) > 1 else [0.75]
+        out.update({(model, prompt): cmap(x) for prompt, x in zip(g["prompt"], shades)})
+    return out
+
+
 def layer_curves(layers: pd.DataFrame, run_scores: pd.DataFrame, metric: str) -> bytes:
     """Score per layer (normalised depth) for each model × prompt, ±SEM over held-out runs; baselines as lines."""
     fig, ax = plt.subplots(figsize=(7, 4))
+    colour = _model_prompt_colours(layers)
     for (model, prompt), g in layers.groupby(["model", "prompt"], sort=True):
         g = g.sort_values("depth")
-        (line,) = ax.plot(g["depth"], g["mean"], marker="o", label=f"{model} · {prompt}")
+        (line,) = ax.plot(g["depth"], g["mean"], marker="o", label=f"{model} · {prompt}", color=colour[model, prompt])
         ax.fill_between(g["depth"], g["mean"] - g["sem"], g["mean"] + g["sem"], color=line.get_color(), alpha=0.15)
         peak = g.loc[g["mean"].idxmax()]
         ax.plot([peak["depth"]], [peak["mean"]], marker="*", ms=14, color=line.get_color(), mec="k")
