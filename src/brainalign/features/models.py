@@ -21,10 +21,12 @@ from brainalign.features.hf_text import TextExtractor, fill_prompts
 from brainalign.features.store import FeatureStore
 from brainalign.study.data import Progress, StudyData, no_progress
 
-__all__ = ["make_extractor", "model_features", "MultimodalReader", "AUDIO_MODEL_TYPES"]
+__all__ = ["make_extractor", "model_features", "MultimodalReader", "AUDIO_MODEL_TYPES", "IMAGE_MODEL_TYPES"]
 
 #: Model types whose stimulus is a sound: they read a movie clip's soundtrack (``modality: auto``).
 AUDIO_MODEL_TYPES = ("qwen2_audio", "wav2vec2", "audio-spectrogram-transformer", "hubert", "wavlm", "whisper")
+#: Image encoders: they read the middle frame of a movie clip (``modality: auto``), e.g. ViT-H as a unimodal baseline.
+IMAGE_MODEL_TYPES = ("vit", "clip", "clip_vision_model", "dinov2", "siglip", "siglip_vision_model")
 
 
 def make_extractor(spec) -> TextExtractor:
@@ -84,7 +86,8 @@ class MultimodalReader:
         self.model_type = getattr(self.ex, "model_type", None)
         self.options = {} if spec.component == "language" else dict(component=spec.component)
         modality = spec.modality if spec.modality != "auto" else (
-            "audio" if self.model_type in AUDIO_MODEL_TYPES else "video")
+            "audio" if self.model_type in AUDIO_MODEL_TYPES else "image" if self.model_type in IMAGE_MODEL_TYPES
+            else "video")
         if isinstance(stimuli, MovieClipStimuli):
             # video encoders (VideoMAE, ViViT) take a fixed number of frames: sample that many per clip
             self.stimuli = data.load_stimuli(modality, getattr(self.ex, "num_frames", None))
