@@ -418,7 +418,7 @@ def control_spaces(
             multimodal = hasattr(ex, "in_context")
             if multimodal:  # k examples (with their stimuli when icl.with_stimuli) before each query
                 icl_feats = ex.in_context(icl, {e: exp.prompts[e].format(stimulus=names[0]) for e in effect_prompts},
-                                          exp.seed, layer)
+                                          exp.seed, layer, store)
             for eff in effect_prompts:
                 cname = plan.in_context_prompt(eff)
                 if multimodal:

@@ -527,6 +527,8 @@ def arm_bars(scores: pd.DataFrame, comparisons: pd.DataFrame) -> bytes:
             ax.annotate(f"{r.percent_gain:+.0f}% {significance_stars(p)}", (j, top), xytext=(0, 6),
                         textcoords="offset points", ha="center", fontsize=8)
     ax.axhline(0, color="k", lw=0.8)
+    lo, hi = ax.get_ylim()
+    ax.set_ylim(lo, hi + 0.12 * (hi - lo))  # room for the gain labels under the title
     ax.set_xticks(x, arms, fontsize=8, rotation=20 if len(arms) > 4 else 0)
     ax.set_ylabel(f"{comparisons['metric'].iloc[0] if len(comparisons) else 'score'} (mean over {unit}s)", fontsize=8)
     ax.set_title(f"{arms[0]} vs each arm: gain in % of the arm, paired over {unit}s", fontsize=10)
@@ -553,6 +555,7 @@ def coupling_scatter(similarity: pd.DataFrame, coupling: pd.DataFrame) -> bytes:
         ax.set_ylabel("alignment-map similarity", fontsize=8)
         ax.grid(alpha=0.3)
     fig.suptitle("Instruction-semantics coupling (one point per instruction pair)", fontsize=10)
+    fig.tight_layout()
     return png_bytes(fig)
 
 
