@@ -217,3 +217,53 @@ def test_ceiling_of_the_config_recovers_the_planted_shared_signal(tmp_path):
         norm = t["normalised_scores"]["normalised"].to_numpy()
         assert np.nanmax(norm) <= 1.0 and np.isnan(norm[~(c >= 0.05)]).all()
         assert set(t["roi_normalised"]["roi"]) == set(exp.brain.rois.groups)
+
+
+# ------------------------------------------------------------------ the new config fields reject bad values
+@pytest.mark.parametrize("patch,field", [
+    ({"arms": [{"name": "it", "models": ["Qwen2.5-VL"]}]}, "at least 2 arms"),
+    ({"arms": [{"name": "it", "models": ["Qwen2.5-VL"]}, {"name": "x", "models": ["GPT"]}]}, "names models ['GPT']"),
+    ({"arms": [{"name": "it", "models": ["Qwen2.5-VL"]}, {"name": "it", "models": ["VideoMAE"]}]}, "distinct names"),
+    ({"arms": [{"name": "it", "models": ["Qwen2.5-VL", "Qwen2.5-VL"]}, {"name": "u", "models": ["VideoMAE"]}]},
+     "repeat"),
+    ({"controls": None}, "configure analysis.controls.in_context"),
+    ({"controls": {"in_context": {"k": 2}, "models": ["Qwen2-VL"]}}, "left out of analysis.controls.models"),
+    ({"controls": {"in_context": {"k": 2}, "models": ["BERT"]}}, "analysis.controls.models names ['BERT']"),
+    ({"coupling": {"text_source": "builtin:minilm", "text_model": "VideoMAE"}}, "keep one"),
+])
+def test_bad_arm_control_and_coupling_values_are_rejected_with_their_field(tmp_path, patch, field):
+    import yaml
+
+    from brainalign.config import ConfigError
+
+    cfg = yaml.safe_load(CONFIG.read_text())
+    cfg["analysis"].update(patch)
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert field in str(err.value), str(err.value)
+
+
+def test_image_encoders_read_each_clips_middle_frame(tmp_path):
+    """ViT-H (row 6's unimodal arm) reads one image per TR: the middle of the clip's sampled frames, whose grey level
+    is the brightness planted in that TR."""
+    from brainalign.features.models import IMAGE_MODEL_TYPES
+    from brainalign.pipeline.checks import with_expanded_data_root
+    from brainalign.pipeline.runner import load_data
+    from brainalign.testing.fixtures import write_movie10
+
+    truth = write_movie10(tmp_path / "cneuromod", subjects=("01",), segments={"bourne": 1, "wolf": 1, "life": 1},
+                          trs_per_segment=6, videos=True)
+    exp = load_config(CONFIG, ["brain.subjects=['01']", "brain.options.truncate=null",
+                               "brain.options.n_vertices=[42,42]", "stimuli.size=32", "stimuli.n_frames=4"])
+    exp = with_expanded_data_root(exp, None, tmp_path / "cneuromod")
+    data = load_data(exp, None, "01", tmp_path / "cneuromod")
+    images, clips = data.load_stimuli("image"), data.load_stimuli("video")
+    assert "vit" in IMAGE_MODEL_TYPES and len(images) == len(clips) == len(data.stimuli)
+    for i in (0, 3, 7, len(images) - 1):
+        assert images[i].shape == (32, 32, 3)
+        np.testing.assert_array_equal(images[i], clips[i].frames[2])
+    planted = np.concatenate([truth["brightness"][(m, 1)] for m in ("bourne", "wolf", "life")])
+    grey = np.array([images[i].mean() / 255 for i in range(len(images))])
+    assert np.abs(grey - planted).max() < 0.05  # the TR's own frame, not a neighbour's
