@@ -230,6 +230,7 @@ def test_ceiling_of_the_config_recovers_the_planted_shared_signal(tmp_path):
     ({"controls": {"in_context": {"k": 2}, "models": ["Qwen2-VL"]}}, "left out of analysis.controls.models"),
     ({"controls": {"in_context": {"k": 2}, "models": ["BERT"]}}, "analysis.controls.models names ['BERT']"),
     ({"coupling": {"text_source": "builtin:minilm", "text_model": "VideoMAE"}}, "keep one"),
+    ({"arm_layer": 0.75}, "set both to the same layer"),
 ])
 def test_bad_arm_control_and_coupling_values_are_rejected_with_their_field(tmp_path, patch, field):
     import yaml

@@ -177,6 +177,10 @@ def _check_arms(exp) -> None:
             if ctl is None or ctl.in_context is None:
                 raise ValueError(f"analysis.arms '{arm.name}' has in_context: true, which scores the in-context "
                                  "control spaces; configure analysis.controls.in_context (e.g. {k: 2}).")
+            if ctl.layer != exp.analysis.arm_layer:
+                raise ValueError(f"analysis.arms '{arm.name}' scores in-context spaces, which exist at "
+                                 f"analysis.controls.layer={ctl.layer!r} only, but the other arms are scored at "
+                                 f"analysis.arm_layer={exp.analysis.arm_layer!r}; set both to the same layer.")
             bare = [m.name for m in exp.models if m.name in arm.models and (m.kind == "baseline" or m.prompts == "none"
                                                                               or not _controlled(ctl, m.name))]
             if bare:
