@@ -20,7 +20,13 @@ pytest.importorskip("av")
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "movies_instruction_tuned_video_audio.yaml"
 MINI = ["--set", "brain.subjects=['01','02']", "--set", "brain.options.truncate=null",
         "--set", "brain.options.n_vertices=[42,42]", "--set", "analysis.n_permutations=100",
-        "--set", "stimuli.size=56", "--set", "stimuli.n_frames=4"]
+        "--set", "stimuli.size=56", "--set", "stimuli.n_frames=4",
+        # fewer instructions for the video LLMs other than Qwen2.5-VL (fits and forward passes: the suite's budget);
+        # Qwen2-VL's four carry the in-context controls (row 6's in-context arm) and the coupling (row 7)
+        "--set", "models.1.prompts=[v01,v02,v03,v04]", "--set", "models.2.prompts=[v01,v02]",
+        "--set", "models.3.prompts=[v01,v02]", "--set", "analysis.controls.models=[Qwen2-VL]",
+        "--set", "analysis.arms.1.models=[Qwen2-VL]", "--set", "analysis.coupling.model=Qwen2-VL",
+        "--set", "analysis.coupling.n_permutations=200"]
 
 
 @pytest.fixture(scope="module")
@@ -101,3 +107,24 @@ def test_surface_rois_from_the_glasser_label_files_give_layer_peaks_per_roi(movi
     peaks = pd.read_csv(movies_out / "sub-01" / "roi_peaks.csv")
     assert set(peaks["roi"]) == set(groups) and {"Qwen2.5-VL", "Qwen2-Audio"} <= set(peaks["model"])
     assert 'alt="peak layer per ROI and model"' in (movies_out / "sub-01" / "report.html").read_text()
+
+
+def test_rows_6_and_7_reach_the_reports(movies_out):
+    """Row 6's arms (instruction-tuned against in-context, non-instruction-tuned and unimodal arms, paired over the
+    2 subjects) and row 7's coupling (MiniLM on the instruction texts; instructed and in-context maps) are tables and
+    figures of the reports. Their planted recovery is in test_study_movies_rows.py."""
+    spaces = pd.read_csv(movies_out / "sub-01" / "spaces.csv")
+    assert {"ViT-H", "Qwen2-VL-base", "Qwen2-Audio-base"} <= set(spaces.model)
+    icl = spaces[(spaces.kind == "control") & spaces.prompt.str.endswith("~icl2")]
+    assert sorted(icl.prompt) == [f"v0{i}~icl2" for i in range(1, 5)] and set(icl.model) == {"Qwen2-VL"}
+    cmp = pd.read_csv(movies_out / "arm_comparisons.csv")
+    assert (cmp["a"] == "instruction-tuned").all() and list(cmp["b"]) == ["in-context", "non-instruction-tuned", "unimodal"]
+    assert (cmp["n"] == 2).all() and (cmp["unit"] == "subject").all() and np.isfinite(cmp["percent_gain"]).all()
+    cpl = pd.read_csv(movies_out / "sub-01" / "coupling.csv")
+    assert list(cpl["maps"]) == ["instructed", "in_context_k2"] and (cpl["n_instructions"] == 4).all()
+    assert (cpl["text_model"] == "coupling-text").all()
+    group = pd.read_csv(movies_out / "coupling.csv")
+    assert (group["n_subjects"] == 2).all() and set(group["maps"]) == {"instructed", "in_context_k2"}
+    html = (movies_out / "report.html").read_text()
+    assert 'alt="Model arms: instruction-tuned against each arm"' in html
+    assert 'alt="Instruction-semantics coupling"' in (movies_out / "sub-01" / "report.html").read_text()

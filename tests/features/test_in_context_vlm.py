@@ -325,3 +325,32 @@ def test_audio_examples_match_the_real_processor(tmp_path):
     start = len(ex.tokenizer(ex.tokenizer.decode(enc["input_ids"][0])[:query])["input_ids"])
     assert got.meta["in_context"]["n_input_tokens"] == [enc["input_ids"].shape[1]]
     np.testing.assert_allclose(got.values[0], ref[:, start:].mean(1).numpy(), atol=1e-5, rtol=0)
+
+
+def test_in_context_features_are_cached_per_prompt_for_the_next_subject(tmp_path, stims, monkeypatch):
+    """MultimodalReader.in_context with a store: the second subject of a study (same clips, same spec) reads every
+    prompt's array from the cache, bit for bit, and runs no in-context forward pass; another seed is another entry."""
+    from types import SimpleNamespace
+
+    import brainalign.features.in_context_extract as ice
+    from brainalign.config import InContextSpec, ModelSpec
+    from brainalign.features.models import MultimodalReader
+    from brainalign.features.store import FeatureStore
+
+    reader = object.__new__(MultimodalReader)
+    reader.ex, reader.stimuli, reader.options, reader.fingerprint = tiny_extractor("llava"), stims[:4], {}, "tiny-llava"
+    reader.spec = ModelSpec(name="m", source="x", kind="multimodal", pooling="last")
+    reader.data = SimpleNamespace(stimuli=["cat", "dog", "cow", "owl"])
+    spec, prompts = InContextSpec(k=2, with_stimuli=True), {"c": PROMPTS["caption"], "d": PROMPTS["describe"]}
+    store = FeatureStore(tmp_path / "cache")
+    first = reader.in_context(spec, prompts, 7, 1, store)
+    assert store.misses == 2 and store.hits == 0 and first["c"].shape[0] == 4
+    calls = []
+    real = ice.in_context_from_spec
+    monkeypatch.setattr(ice, "in_context_from_spec", lambda *a, **kw: calls.append(a[4]) or real(*a, **kw))
+    again = reader.in_context(spec, prompts, 7, 1, store)
+    assert calls == [] and store.hits == 2
+    for name in prompts:
+        np.testing.assert_array_equal(again[name], first[name])
+    other = reader.in_context(spec, prompts, 8, 1, store)  # another seed draws other examples: computed again
+    assert calls == [prompts] and store.misses == 4 and not np.array_equal(other["c"], first["c"])

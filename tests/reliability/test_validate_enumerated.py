@@ -156,6 +156,10 @@ RUNTIME_ERRORS = {
     "analysis/stats.py:paired_test": [I, I, I, I, I],  # group tables only with >= 2 subjects
     "analysis/equivalence.py:tost_paired": [I, S, S],  # EquivalenceSpec: margin > 0, 0 < alpha < 0.5
     "analysis/equivalence.py:equivalence_table": ["validate: equivalence-space-not-fitted"],
+    # analysis.arms: check_extra_analyses (schema) makes every arm's models exist and in-context arms name
+    # controlled models, so each model has fitted spaces; the scores come from the same run
+    "analysis/arms.py:arm_spaces": [S],
+    "analysis/arms.py:arm_scores": [I],
     "analysis/summary.py:paired_test": [I],
     "analysis/summary.py:compare_to_reference": ["validate: reference-not-fitted"],
     # ---------------------------------------------------------------- timing

@@ -28,6 +28,7 @@ __all__ = [
     "group_tables",
     "group_partition_table",
     "partition_asymmetry_table",
+    "group_coupling_table",
 ]
 
 _COMPARISON_STATS = ("n", "mean_diff", "median_diff", "sem_diff", "mad_diff", "n_better", "cohen_dz", "t", "p_t", "w",
@@ -292,3 +293,28 @@ def partition_asymmetry_table(partitions: pd.DataFrame, aggregation: str = "rati
         frames.append(comp)
     cols = ["partition", "roi", "a", "b", "mean_a", "mean_b", *_COMPARISON_STATS]
     return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
+
+
+# --------------------------------------------------------------------------- instruction coupling over subjects
+def group_coupling_table(coupling: pd.DataFrame, how: Literal["mean", "median"] = "mean") -> pd.DataFrame:
+    """Instruction-semantics coupling over subjects, and each in-context variant against the instructed maps.
+
+    Parameters
+    ----------
+    coupling : DataFrame ``subject, model, maps, r, ...``
+        The subjects' ``coupling`` tables (:func:`brainalign.pipeline.extras.coupling_tables`), stacked.
+    how : {"mean", "median"} over subjects
+
+    Returns
+    -------
+    DataFrame ``model, maps, r`` (``how`` over subjects), ``sem, mad, n_subjects`` and, for every ``maps`` other
+    than "instructed", the paired comparison with the instructed maps over subjects (``mean_diff`` = r of this
+    variant − r instructed, ``p_t``, ``p_wilcoxon``; :func:`group_comparisons`).
+    """
+    _need(coupling, ["subject", "model", "maps", "r"], "coupling")
+    subj = coupling.rename(columns={"r": "value"})[["subject", "model", "maps", "value"]]
+    out = group_summary_table(subj, ("model", "maps"), how).rename(columns={"value": "r"})
+    variants = [m for m in pd.unique(subj["maps"]) if m != "instructed"]
+    cmp = group_comparisons(subj, [(m, "instructed") for m in variants], key="maps", by=("model",))
+    cmp = cmp.rename(columns={"a": "maps"})[["model", "maps", "mean_diff", "p_t", "p_wilcoxon"]]
+    return out.merge(cmp, on=["model", "maps"], how="left")

@@ -7,7 +7,7 @@ here, so ``from brainalign.config import Experiment, load_config`` is the one do
 """
 from brainalign._utils.errors import ConfigError, DataError
 from brainalign.config._base import BUILTIN_PREFIX, StrictModel, resolve_path
-from brainalign.config.analysis import CeilingSpec, CouplingSpec, EquivalenceSpec, check_extra_analyses
+from brainalign.config.analysis import ArmSpec, CeilingSpec, CouplingSpec, EquivalenceSpec, check_extra_analyses
 from brainalign.config.data import (BRAIN_FORMATS, STIMULUS_FORMATS, BrainSpec, GameplayStimuli, ImageStimuli,
                                     MovieClipStimuli, RoiSpec, Stimuli, StimulusSpec, TextItemStimuli)
 from brainalign.config.experiment import (AnalysisSpec, ControlSpec, EncodingSpec, Experiment, InContextSpec,
@@ -19,7 +19,7 @@ __all__ = [
     "AnalysisSpec", "PartitionSpec", "ControlSpec", "InContextSpec", "Experiment", "ConfigError", "load_config",
     "apply_overrides", "resolve_path", "BUILTIN_PREFIX",
     # also importable from here, as from the former single module
-    "CeilingSpec", "CouplingSpec", "EquivalenceSpec", "BRAIN_FORMATS", "STIMULUS_FORMATS", "ImageStimuli", "MovieClipStimuli",
+    "ArmSpec", "CeilingSpec", "CouplingSpec", "EquivalenceSpec", "BRAIN_FORMATS", "STIMULUS_FORMATS", "ImageStimuli", "MovieClipStimuli",
     "Stimuli", "TextItemStimuli", "format_validation_error",
     "DataError", "StrictModel", "check_extra_analyses",
 ]

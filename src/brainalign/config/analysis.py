@@ -12,7 +12,8 @@ from pydantic import Field, model_validator
 
 from brainalign.config._base import StrictModel
 
-__all__ = ["CeilingSpec", "CouplingSpec", "EquivalenceSpec", "check_extra_analyses", "coupling_model", "coupling_instructions"]
+__all__ = ["ArmSpec", "CeilingSpec", "CouplingSpec", "EquivalenceSpec", "check_extra_analyses", "coupling_model",
+           "coupling_instructions"]
 
 
 class CeilingSpec(StrictModel):
@@ -52,11 +53,40 @@ class CouplingSpec(StrictModel):
         None, description="Text model (by name, kind: text) that embeds the instruction texts; null = the "
         "coupling model itself (which must then be a text model).",
     )
+    text_source: str | None = Field(
+        None, description="A text encoder that is not one of `models` (Hugging Face id, local folder or "
+        "'builtin:minilm', which runs offline) to embed the instruction texts: studies of images, clips or sounds "
+        "cannot list a text model among their models. Excludes text_model.",
+    )
     text_layer: int | float = Field(
         1.0, description="Layer of the text model that embeds the instruction texts (1.0 = last hidden state)."
     )
     method: Literal["spearman", "pearson"] = Field("spearman", description="Correlation of the two upper triangles.")
     n_permutations: int = Field(10000, ge=1, description="Mantel permutations of the instruction labels.")
+
+
+class ArmSpec(StrictModel):
+    """One arm of a model comparison (video-audio study, row 6: instruction-tuned vs in-context, non-instruction-
+    tuned and unimodal models).
+
+    An arm's score per unit (held-out run; subject in the group results) is the mean over its models of each
+    model's mean score over its spaces at ``analysis.arm_layer`` (every prompt of the model; with ``in_context``,
+    the model's in-context control spaces of ``analysis.controls.in_context`` instead).
+    """
+
+    name: str = Field(description="Label of the arm in tables and figures, e.g. 'instruction-tuned'.")
+    models: list[str] = Field(min_length=1, description="Model names (of `models`) in this arm.")
+    in_context: bool = Field(
+        False, description="Score the models' in-context control spaces ('<model>/<prompt>~icl<k>/L<layer>', "
+        "analysis.controls.in_context) instead of their own spaces.",
+    )
+
+    @model_validator(mode="after")
+    def _models_unique(self) -> ArmSpec:
+        dupes = sorted({m for m in self.models if self.models.count(m) > 1})
+        if dupes:
+            raise ValueError(f"analysis.arms '{self.name}': models {dupes} repeat; list each model once.")
+        return self
 
 
 class EquivalenceSpec(StrictModel):
@@ -101,6 +131,7 @@ def check_extra_analyses(exp) -> None:
             exp.brain.format == "nsd" and exp.brain.options.get("ncsnr")):
         raise ValueError("analysis.ceiling.method='ncsnr' reads the dataset's own noise-ceiling SNR: it needs "
                          "brain.format nsd with brain.options.ncsnr: true (or choose method repeats/subject_subset).")
+    _check_arms(exp)
     cpl = exp.analysis.coupling
     if cpl is None:
         return
@@ -110,9 +141,12 @@ def check_extra_analyses(exp) -> None:
     if cpl.text_model is not None and cpl.text_model not in names:
         raise ValueError(f"analysis.coupling.text_model={cpl.text_model!r} is not a model name; choose one of "
                          f"{names} or null.")
+    if cpl.text_model is not None and cpl.text_source is not None:
+        raise ValueError(f"analysis.coupling names both text_model={cpl.text_model!r} and text_source="
+                         f"{cpl.text_source!r}; keep one (text_source: a text encoder that is not one of the models).")
     spec = coupling_model(exp)
-    text = next(m for m in exp.models if m.name == (cpl.text_model or spec.name))
-    if getattr(text, "kind", "text") != "text":
+    text = None if cpl.text_source is not None else next(m for m in exp.models if m.name == (cpl.text_model or spec.name))
+    if text is not None and getattr(text, "kind", "text") != "text":
         raise ValueError(f"analysis.coupling embeds the instruction texts with model {text.name!r}, which is "
                          f"kind {text.kind!r}; name a text model in analysis.coupling.text_model.")
     instructions = coupling_instructions(exp, spec)
@@ -122,6 +156,40 @@ def check_extra_analyses(exp) -> None:
             f"instruction pairs has no usable Mantel p-value); got {instructions}. Add prompts or set "
             "analysis.coupling: null."
         )
+
+
+def _check_arms(exp) -> None:
+    arms = exp.analysis.arms
+    if not arms:
+        return
+    labels = [a.name for a in arms]
+    if len(arms) < 2 or len(set(labels)) != len(labels):
+        raise ValueError(f"analysis.arms needs at least 2 arms with distinct names (the first is compared with each "
+                         f"other); got {labels}.")
+    names = [m.name for m in exp.models]
+    for arm in arms:
+        unknown = [m for m in arm.models if m not in names]
+        if unknown:
+            raise ValueError(f"analysis.arms '{arm.name}' names models {unknown}, which are not in `models`; choose "
+                             f"from {names}.")
+        if arm.in_context:
+            ctl = exp.analysis.controls
+            if ctl is None or ctl.in_context is None:
+                raise ValueError(f"analysis.arms '{arm.name}' has in_context: true, which scores the in-context "
+                                 "control spaces; configure analysis.controls.in_context (e.g. {k: 2}).")
+            if ctl.layer != exp.analysis.arm_layer:
+                raise ValueError(f"analysis.arms '{arm.name}' scores in-context spaces, which exist at "
+                                 f"analysis.controls.layer={ctl.layer!r} only, but the other arms are scored at "
+                                 f"analysis.arm_layer={exp.analysis.arm_layer!r}; set both to the same layer.")
+            bare = [m.name for m in exp.models if m.name in arm.models and (m.kind == "baseline" or m.prompts == "none"
+                                                                              or not _controlled(ctl, m.name))]
+            if bare:
+                raise ValueError(f"analysis.arms '{arm.name}': models {bare} get no in-context controls (prompt-free, "
+                                 "or left out of analysis.controls.models); list models that read instructions.")
+
+
+def _controlled(ctl, model: str) -> bool:
+    return ctl.models is None or model in ctl.models
 
 
 def coupling_model(exp):

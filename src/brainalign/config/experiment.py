@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field, PositiveFloat, ValidationError, field_val
 
 from brainalign._utils.errors import ConfigError
 from brainalign.config._base import BUILTIN_PREFIX, StrictModel, resolve_path
-from brainalign.config.analysis import CeilingSpec, CouplingSpec, EquivalenceSpec, check_extra_analyses
+from brainalign.config.analysis import ArmSpec, CeilingSpec, CouplingSpec, EquivalenceSpec, check_extra_analyses
 from brainalign.config.data import (BRAIN_FORMATS, STIMULUS_FORMATS, BrainSpec, GameplayStimuli, ImageStimuli,
                                     MovieClipStimuli, RoiSpec, Stimuli, StimulusSpec, TextItemStimuli)
 
@@ -95,8 +95,8 @@ class ModelSpec(StrictModel):
         "torch sees one, else the CPU. `validate` rejects a GPU this machine lacks; --dry-run plans without one.",
     )
     modality: Literal["auto", "image", "video", "audio"] = Field(
-        "auto", description="What the model reads of a movie clip: 'auto' = audio for audio models (by "
-        "model_type), video otherwise.",
+        "auto", description="What the model reads of a movie clip: 'auto' = audio for audio models, the clip's "
+        "middle frame ('image') for image encoders (ViT, CLIP, DINOv2, SigLIP; by model_type), video otherwise.",
     )
     revision: str | None = None
     trust_remote_code: bool = False
@@ -324,6 +324,10 @@ class ControlSpec(StrictModel):
         None, description="Add an in-context version of every prompt but the unprompted one (null = none)."
     )
     layer: int | float = Field(0.5, description="The one layer (index, or relative depth in [0, 1]) of all controls.")
+    models: list[str] | None = Field(
+        None, min_length=1, description="Models (by name) that get the controls (null = every model that reads "
+        "prompts): in-context features of a 7B video model cost k extra clips per TR and prompt.",
+    )
     neutral_prompt: str = Field("Look at the {stimulus}.", description="Template of the neutral prompt.")
     max_token_difference: int = Field(5, ge=0, description="Warn when compared prompts differ by more tokens.")
     alpha: float = Field(0.05, gt=0, lt=1, description="An effect 'survives' its control when paired p < alpha.")
@@ -382,6 +386,16 @@ class AnalysisSpec(StrictModel):
         default_factory=list,
         description="Equivalence tests (TOST) between sets of spaces, paired over held-out runs and, in the group "
         "results, over subjects (table 'equivalence').",
+    )
+    arms: list[ArmSpec] = Field(
+        default_factory=list,
+        description="Arms of a model comparison (video-audio study, row 6): the first arm against each other, "
+        "paired over held-out runs and, in the group results, over subjects (tables 'arm_scores', "
+        "'arm_comparisons'); [] = none.",
+    )
+    arm_layer: int | float = Field(
+        0.5, description="Layer (index, or relative depth in [0, 1]) at which every model of an arm is scored "
+        "(the nearest fitted layer of each model; in-context arms: analysis.controls.layer).",
     )
 
 
@@ -478,6 +492,11 @@ class Experiment(StrictModel):
             if text:
                 raise ValueError(f"analysis.controls.in_context.with_stimuli shows example stimuli, which text models "
                                  f"{text} cannot read; set with_stimuli: false or use multimodal models.")
+        if ctl is not None and ctl.models is not None:
+            unknown = [m for m in ctl.models if m not in names]
+            if unknown:
+                raise ValueError(f"analysis.controls.models names {unknown}, which are not models; choose from "
+                                 f"{names}.")
         if ctl is not None and ctl.feature_prompts is not None:
             unknown = [p for p in ctl.feature_prompts if p not in self.prompts]
             if unknown:

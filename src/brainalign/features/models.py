@@ -21,10 +21,12 @@ from brainalign.features.hf_text import TextExtractor, fill_prompts
 from brainalign.features.store import FeatureStore
 from brainalign.study.data import Progress, StudyData, no_progress
 
-__all__ = ["make_extractor", "model_features", "MultimodalReader", "AUDIO_MODEL_TYPES"]
+__all__ = ["make_extractor", "model_features", "MultimodalReader", "AUDIO_MODEL_TYPES", "IMAGE_MODEL_TYPES"]
 
 #: Model types whose stimulus is a sound: they read a movie clip's soundtrack (``modality: auto``).
 AUDIO_MODEL_TYPES = ("qwen2_audio", "wav2vec2", "audio-spectrogram-transformer", "hubert", "wavlm", "whisper")
+#: Image encoders: they read the middle frame of a movie clip (``modality: auto``), e.g. ViT-H as a unimodal baseline.
+IMAGE_MODEL_TYPES = ("vit", "clip", "clip_vision_model", "dinov2", "siglip", "siglip_vision_model")
 
 
 def make_extractor(spec) -> TextExtractor:
@@ -84,7 +86,8 @@ class MultimodalReader:
         self.model_type = getattr(self.ex, "model_type", None)
         self.options = {} if spec.component == "language" else dict(component=spec.component)
         modality = spec.modality if spec.modality != "auto" else (
-            "audio" if self.model_type in AUDIO_MODEL_TYPES else "video")
+            "audio" if self.model_type in AUDIO_MODEL_TYPES else "image" if self.model_type in IMAGE_MODEL_TYPES
+            else "video")
         if isinstance(stimuli, MovieClipStimuli):
             # video encoders (VideoMAE, ViViT) take a fixed number of frames: sample that many per clip
             self.stimuli = data.load_stimuli(modality, getattr(self.ex, "num_frames", None))
@@ -117,14 +120,45 @@ class MultimodalReader:
             return [0] * len(texts)
         return [len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts]
 
-    def in_context(self, icl, prompts: dict[str, str], seed: int, layer: int) -> dict[str, np.ndarray]:
-        """In-context features (k worked examples with or without their stimuli) at one layer, per prompt."""
-        from brainalign.features.in_context_extract import in_context_from_spec
+    def in_context(self, icl, prompts: dict[str, str], seed: int, layer: int,
+                   store: FeatureStore | None = None) -> dict[str, np.ndarray]:
+        """In-context features (k worked examples with or without their stimuli) at one layer, per prompt:
+        ``{name: ndarray (n_stimuli, dim)}``.
 
-        sets = in_context_from_spec(self.ex, icl, self.stimuli, self.data.stimuli, prompts, seed=seed, layers=[layer],
-                                    pooling=self.spec.pooling, component=self.spec.component,
-                                    sampling_rate=self.options.get("sampling_rate"))
-        return {name: np.asarray(fs.values)[:, 0, :] for name, fs in sets.items()}
+        With ``store``, each prompt's array is one cache entry keyed by the model's fingerprint, the prompt text,
+        ``icl`` (k, examples, answers), the seed, the stimulus names and contents and the layer, so that the next
+        subject of a study (same clips) reads it instead of running k + 1 stimuli per query again.
+        """
+        import hashlib
+        import json
+
+        from brainalign.features.in_context_extract import in_context_from_spec
+        from brainalign.stimuli.inputs import stimulus_digest
+
+        keys: dict[str, str] = {}
+        out: dict[str, np.ndarray] = {}
+        if store is not None:
+            rate = self.options.get("sampling_rate")
+            contents = hashlib.sha256("".join(stimulus_digest(x, rate) for x in self.stimuli).encode()).hexdigest()
+            blob = json.dumps(dict(icl=icl.model_dump(mode="json"), seed=int(seed), stimuli=contents,
+                                   names=[str(n) for n in self.data.stimuli]), sort_keys=True)
+            keys = {n: store.key(self.fingerprint, f"in_context\x00{t}\x00{blob}", [layer]) for n, t in prompts.items()}
+            for n, k in keys.items():
+                arr = store.get(k)
+                if arr is not None:
+                    out[n] = arr
+            store.hits += len(out)
+            store.misses += len(prompts) - len(out)
+        missing = {n: t for n, t in prompts.items() if n not in out}
+        if missing:
+            sets = in_context_from_spec(self.ex, icl, self.stimuli, self.data.stimuli, missing, seed=seed,
+                                        layers=[layer], pooling=self.spec.pooling, component=self.spec.component,
+                                        sampling_rate=self.options.get("sampling_rate"))
+            for name, fs in sets.items():
+                out[name] = np.asarray(fs.values, dtype=np.float32)[:, 0, :]
+                if store is not None:
+                    store.put(keys[name], out[name], model=self.spec.name, prompt=name, in_context=icl.k)
+        return {n: out[n] for n in prompts}
 
 
 def _multimodal_model_features(spec: ModelSpec, prompts: dict[str, str], stimuli: Stimuli, data: StudyData,

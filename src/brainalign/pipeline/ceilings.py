@@ -179,11 +179,13 @@ def study_ceiling_tables(
 
 
 def add_study_ceiling(exp: Experiment, responses: Mapping[str, tuple[np.ndarray, np.ndarray]],
-                      per_subject: Mapping[str, object], log: Callable[[str], None] = lambda s: None) -> None:
+                      per_subject: Mapping[str, object], log: Callable[[str], None] = lambda s: None,
+                      rois: Mapping[str, Mapping[str, np.ndarray]] | None = None) -> None:
     """Add the subject-subset ceiling tables to every subject's Results (only with that method configured).
 
     Called once by :func:`brainalign.pipeline.runner.run_study` after every subject ran; ``responses`` holds what
-    :func:`study_ceiling_tables` needs (collected only when the method is ``subject_subset``).
+    :func:`study_ceiling_tables` needs (collected only when the method is ``subject_subset``). ``rois`` (subject ->
+    ROI -> bool mask over the subject's voxels) adds ``roi_ceilings`` and ``roi_normalised`` per subject.
     """
     spec = exp.analysis.ceiling
     if spec is None or spec.method != "subject_subset" or not responses:
@@ -197,6 +199,8 @@ def add_study_ceiling(exp: Experiment, responses: Mapping[str, tuple[np.ndarray,
         return
     tables = study_ceiling_tables(exp, responses, {s: per_subject[s].tables["voxel_scores"] for s in responses})
     for s, t in tables.items():
+        if rois and rois.get(s):
+            t["roi_ceilings"], t["roi_normalised"] = roi_normalised_tables(t["normalised_scores"], rois[s])
         per_subject[s].tables.update(t)
     log(f"ceiling: subject-subset extrapolation for {len(tables)} subjects")
 

@@ -296,6 +296,8 @@ def control_plan(exp: Experiment, spec, n_layers: int | None, fitted_layers: Seq
     ctl = exp.analysis.controls
     if ctl is None or spec.kind == "baseline" or spec.prompts == "none":
         return None
+    if ctl.models is not None and spec.name not in ctl.models:  # analysis.controls.models leaves it out
+        return None
     prompts = exp.prompts_of(spec)
     unprompted = exp.analysis.unprompted if exp.analysis.unprompted in prompts else None
     effect_prompts = tuple(p for p in prompts if p != exp.analysis.unprompted)
@@ -371,6 +373,8 @@ def control_spaces(
             continue
         meta = model_meta[spec.name]
         plan = control_plan(exp, spec, meta["n_layers"], meta["layers"])
+        if plan is None:  # left out of analysis.controls.models
+            continue
         prompts, unprompted, layer, n_layers = exp.prompts_of(spec), plan.unprompted, plan.layer, plan.n_layers
         templates, effect_prompts = plan.templates, plan.effect_prompts
         ex = extractor_for(spec)
@@ -414,7 +418,7 @@ def control_spaces(
             multimodal = hasattr(ex, "in_context")
             if multimodal:  # k examples (with their stimuli when icl.with_stimuli) before each query
                 icl_feats = ex.in_context(icl, {e: exp.prompts[e].format(stimulus=names[0]) for e in effect_prompts},
-                                          exp.seed, layer)
+                                          exp.seed, layer, store)
             for eff in effect_prompts:
                 cname = plan.in_context_prompt(eff)
                 if multimodal:

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from brainalign._utils.errors import ConfigError
+from brainalign.config import ModelSpec
 from brainalign.config.analysis import check_extra_analyses, coupling_instructions, coupling_model
 from brainalign.pipeline.ceilings import (
     ceiling_tables_for_run,
@@ -73,6 +74,7 @@ __all__ = [
     "partition_banded_table",
     "partition_control_tables",
     "coupling_tables",
+    "coupling_text_spec",
     "instruction_text",
     "GROUP_TABLES",
     "group_analyses",
@@ -226,6 +228,16 @@ def best_layer_table(layer_medians: pd.DataFrame) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- instruction coupling (video-audio study)
+def coupling_text_spec(exp: Experiment) -> ModelSpec:
+    """The model that embeds the instruction texts: ``coupling.text_model``, a text model built from
+    ``coupling.text_source`` (named ``coupling-text``), or else the coupling model itself."""
+    cpl = exp.analysis.coupling
+    if cpl.text_source is not None:
+        return ModelSpec(name="coupling-text", source=cpl.text_source, kind="text")
+    spec = coupling_model(exp)
+    return next(m for m in exp.models if m.name == (cpl.text_model or spec.name))
+
+
 def instruction_text(template: str) -> str:
     """The instruction of a prompt template: the text without the ``{stimulus}`` slot."""
     return " ".join(template.replace("{stimulus}", " ").split())
@@ -246,8 +258,12 @@ def coupling_tables(
 
     Returns
     -------
-    coupling : DataFrame with one row ``model, layer, text_layer, method, r, p_value, n_instructions, n_pairs``
-    similarity : DataFrame ``prompt_a, prompt_b, text_similarity, map_similarity`` (upper triangle)
+    coupling : DataFrame ``model, maps, layer, text_model, text_layer, method, r, p_value, n_instructions,
+        n_pairs``: one row for the instructed maps (``maps`` = "instructed") and, when
+        ``analysis.controls.in_context`` fitted the model's in-context spaces at that layer, one for the maps of the
+        same instructions after k worked examples (``maps`` = "in_context_k<k>"; row 7 of the video-audio study:
+        in-context models couple more to the instruction text than instruction-tuned ones)
+    similarity : DataFrame ``maps, prompt_a, prompt_b, text_similarity, map_similarity`` (upper triangle)
     """
     from brainalign.analysis.compare import instruction_semantics_coupling
     from brainalign.features.base import resolve_layers
@@ -257,7 +273,7 @@ def coupling_tables(
     check_extra_analyses(exp)
     cpl = exp.analysis.coupling
     spec = coupling_model(exp)
-    text_spec = next(m for m in exp.models if m.name == (cpl.text_model or spec.name))
+    text_spec = coupling_text_spec(exp)
     ex = extractor or make_extractor(text_spec)
     n_layers = ex.n_layers
     if text_spec is not spec:  # the coupling model's depth, from its fitted spaces (depth = layer / n_layers)
@@ -277,19 +293,27 @@ def coupling_tables(
     if missing:
         raise ConfigError(f"analysis.coupling.layer={cpl.layer!r} is layer {layer}, but {missing} were not fitted; "
                          f"choose a layer listed in models[{spec.name}].layers.")
-    maps = wide[names].to_numpy(dtype=np.float64).T  # (n_instructions, n_voxels)
     templates = exp.prompts_of(spec) if hasattr(exp, "prompts_of") else exp.prompts
     texts = [instruction_text(templates[p]) for p in prompts]
     emb = np.asarray(ex.embed_cached(texts, [text_layer], store or FeatureStore()))[:, 0, :]
-    res = instruction_semantics_coupling(emb, maps, method=cpl.method, n_permutations=cpl.n_permutations,
-                                         seed=exp.seed, labels=prompts)
-    coupling = pd.DataFrame([dict(model=spec.name, layer=layer, text_layer=text_layer, method=res["method"],
-                                  r=res["r"], p_value=res["p_value"], n_instructions=res["n_instructions"],
-                                  n_pairs=res["n_pairs"])])
-    St, Sm = res["text_similarity"], res["map_similarity"]
-    sim = [dict(prompt_a=a, prompt_b=b, text_similarity=float(St.loc[a, b]), map_similarity=float(Sm.loc[a, b]))
-           for i, a in enumerate(prompts) for b in prompts[i + 1:]]
-    return coupling, pd.DataFrame(sim)
+    variants = [("instructed", names)]
+    ctl = exp.analysis.controls
+    if ctl is not None and ctl.in_context is not None:  # the same instructions after k worked examples (row 7)
+        icl = [space_name(spec.name, f"{p}~icl{ctl.in_context.k}", layer) for p in prompts]
+        if all(n in wide for n in icl):
+            variants.append((f"in_context_k{ctl.in_context.k}", icl))
+    rows, sim = [], []
+    for maps_of, cols in variants:
+        maps = wide[cols].to_numpy(dtype=np.float64).T  # (n_instructions, n_voxels)
+        res = instruction_semantics_coupling(emb, maps, method=cpl.method, n_permutations=cpl.n_permutations,
+                                             seed=exp.seed, labels=prompts)
+        rows.append(dict(model=spec.name, maps=maps_of, layer=layer, text_model=text_spec.name, text_layer=text_layer,
+                         method=res["method"], r=res["r"], p_value=res["p_value"],
+                         n_instructions=res["n_instructions"], n_pairs=res["n_pairs"]))
+        St, Sm = res["text_similarity"], res["map_similarity"]
+        sim += [dict(maps=maps_of, prompt_a=a, prompt_b=b, text_similarity=float(St.loc[a, b]),
+                     map_similarity=float(Sm.loc[a, b])) for i, a in enumerate(prompts) for b in prompts[i + 1:]]
+    return pd.DataFrame(rows), pd.DataFrame(sim)
 
 
 # --------------------------------------------------------------------------- several subjects

@@ -17,6 +17,7 @@ from brainalign.timing.spaces import resolve_space_name, resolved_names
 __all__ = ["stack_tables", "subject_scores", "subject_roi_scores", "group_roi_tables", "group_results"]
 
 STACKED = ("spaces", "run_scores", "comparisons", "layers", "prompt_gain", "controls", "roi_scores", "equivalence",
+           "arm_comparisons", "coupling", "roi_normalised",
            "partition", "partition_rois")
 
 
@@ -110,8 +111,10 @@ def group_results(exp: Experiment, per_subject: dict[str, Results]) -> Results:
     comparisons, layer curves and prompt gains computed from it — with the same functions as for one
     subject — are paired across subjects. The per-subject tables are kept, stacked, as ``subject_<name>``.
     """
+    from brainalign.analysis.arms import arm_tables
     from brainalign.analysis.equivalence import equivalence_table
-    from brainalign.analysis.group import group_layer_table, group_partition_table, partition_asymmetry_table
+    from brainalign.analysis.group import (group_coupling_table, group_layer_table, group_partition_table,
+                                           group_summary_table, partition_asymmetry_table)
     from brainalign.analysis.summary import compare_to_reference, layer_table, prompt_gain_table
     from brainalign.pipeline.extras import group_analyses
 
@@ -127,6 +130,7 @@ def group_results(exp: Experiment, per_subject: dict[str, Results]) -> Results:
     if exp.analysis.equivalence:  # the same TOST, paired over subjects
         equiv = resolved_names(exp.analysis, spaces).equivalence
         tables["equivalence"] = equivalence_table(scores, equiv, metric, unit="subject")
+    tables.update(arm_tables(exp.analysis, scores, spaces, unit="subject"))  # row 6's arms, paired over subjects
     if exp.analysis.unprompted is not None:
         tables["prompt_gain"] = prompt_gain_table(scores, spaces, exp.analysis.unprompted, metric)
     if stacked["partition"] is not None and len(stacked["partition"]):  # % of the joint R², over subjects
@@ -135,6 +139,11 @@ def group_results(exp: Experiment, per_subject: dict[str, Results]) -> Results:
     if stacked["partition_rois"] is not None and len(stacked["partition_rois"]):
         tables["partition_rois"] = group_partition_table(stacked["partition_rois"], exp.analysis.group_how)
         tables["partition_roi_asymmetry"] = partition_asymmetry_table(stacked["partition_rois"])
+    if stacked["coupling"] is not None and len(stacked["coupling"]):  # row 7, over subjects
+        tables["coupling"] = group_coupling_table(stacked["coupling"], exp.analysis.group_how)
+    if stacked["roi_normalised"] is not None and len(stacked["roi_normalised"]):  # ceiling-normalised, per ROI
+        rn = stacked["roi_normalised"].rename(columns={"mean_normalised": "value"})
+        tables["group_roi_normalised"] = group_summary_table(rn, ("space", "roi"), exp.analysis.group_how)
     if stacked["roi_scores"] is not None and len(stacked["roi_scores"]):
         tables.update(group_roi_tables(exp, stacked["roi_scores"], spaces, reference, tables["layers"]))
     for name, t in stacked.items():

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from brainalign._utils.errors import ConfigError, DataError
+from brainalign.analysis.arms import arm_tables
 from brainalign.analysis.equivalence import equivalence_table
 from brainalign.analysis.summary import compare_to_reference, layer_table, prompt_gain_table
 from brainalign.brain.recording import Recording
@@ -574,7 +575,7 @@ def run_study(
     from brainalign.pipeline.extras import add_study_ceiling
 
     exp = with_expanded_data_root(exp, base_dir, data_root)
-    out, responses = {}, {}
+    out, responses, masks = {}, {}, {}
     subjects = exp.brain.subject_list
     keep = len(subjects) > 1 and exp.analysis.ceiling is not None and exp.analysis.ceiling.method == "subject_subset"
     for subject in subjects:
@@ -586,7 +587,8 @@ def run_study(
                                    load_seconds=time.perf_counter() - t0)
         if keep:  # the inter-subject ceiling needs every subject's responses
             responses[subject] = (data.recording.data, data.recording.runs)
-    add_study_ceiling(exp, responses, out, log)
+            masks[subject] = load_roi_masks(exp, data.recording, base_dir)  # per-ROI normalised scores
+    add_study_ceiling(exp, responses, out, log, masks)
     return out, (group_results(exp, out) if len(subjects) > 1 else None)
 
 
@@ -649,6 +651,7 @@ def run_subject(
     )
     if exp.analysis.equivalence:  # TOST between sets of spaces, paired over held-out runs
         tables["equivalence"] = equivalence_table(run_scores, exp.analysis.equivalence, exp.analysis.metric)
+    tables.update(arm_tables(exp.analysis, run_scores, space_table, unit="run"))  # row 6's arms, over runs
     if exp.analysis.unprompted is not None and exp.models:
         tables["prompt_gain"] = prompt_gain_table(run_scores, space_table, exp.analysis.unprompted, exp.analysis.metric)
     if control_pairs:

@@ -103,13 +103,56 @@ def extra_sections(res) -> list[dict]:
             f"Unique variance of the space (held-out R², mean over voxels) when the partition is fitted with the "
             f"space and with its control in its place; paired over held-out runs (Wilcoxon, two-sided). It survives "
             f"when the effect is larger with p < {alpha}."))
-    if "coupling" in t and len(t["coupling"]):
-        out.append(_section(
+    if "arm_comparisons" in t and len(t["arm_comparisons"]):
+        from brainalign.report.figures import arm_bars
+
+        c = t["arm_comparisons"]
+        unit = c["unit"].iloc[0]
+        sec = _section(
+            f"Model arms: {c['a'].iloc[0]} against each arm", "arm_comparisons", c,
+            ["a", "b", "mean_a", "mean_b", "percent_gain", "n", "mean_diff", "cohen_dz", "p_t", "p_wilcoxon"],
+            f"Each arm's score per {unit} is the mean over its models of the model's mean {c['metric'].iloc[0]} over "
+            f"its prompts at layer depth {a.arm_layer} (in-context arms: the in-context control spaces); "
+            f"percent_gain = 100 · (a − b) / |b|; paired t and Wilcoxon over {unit}s (two-sided). Per-{unit} arm "
+            "scores in arm_scores.csv.")
+        if "arm_scores" in t:
+            sec["png"] = arm_bars(t["arm_scores"], c)
+        out.append(sec)
+    if "coupling" in t and len(t["coupling"]) and "p_value" in t["coupling"]:
+        from brainalign.report.figures import coupling_scatter
+
+        sec = _section(
             "Instruction-semantics coupling", "coupling", t["coupling"],
-            ["model", "layer", "text_layer", "method", "r", "p_value", "n_instructions", "n_pairs"],
+            ["model", "maps", "layer", "text_model", "text_layer", "method", "r", "p_value", "n_instructions",
+             "n_pairs"],
             "Oota et al. (2025, video-audio): correlation between the similarity of the instruction texts "
-            "(embedded by the model at text_layer) and the similarity of the alignment maps they produce (voxelwise "
-            "r at layer); p from a Mantel test permuting instruction labels (one-sided, coupling > 0)."))
+            "(embedded by text_model at text_layer) and the similarity of the alignment maps they produce (voxelwise "
+            "r at layer); 'instructed' = the instructions alone, 'in_context_k<k>' = the same instructions after k "
+            "worked examples; p from a Mantel test permuting instruction labels (one-sided, coupling > 0).")
+        if "coupling_similarity" in t and len(t["coupling_similarity"]):
+            sec["png"] = coupling_scatter(t["coupling_similarity"], t["coupling"])
+        out.append(sec)
+    elif "coupling" in t and len(t["coupling"]):  # group results: r over subjects
+        out.append(_section(
+            "Instruction-semantics coupling over subjects", "coupling", t["coupling"],
+            ["model", "maps", "r", "sem", "n_subjects", "mean_diff", "p_t", "p_wilcoxon"],
+            "Each subject's coupling r (instruction-text similarity vs alignment-map similarity), averaged over "
+            "subjects; in-context rows carry the paired difference from the instructed maps over subjects."))
+    if "group_roi_normalised" in t and len(t["group_roi_normalised"]):
+        from brainalign.report.figures import roi_normalised_bars
+
+        g = t["group_roi_normalised"].rename(columns={"value": "mean_normalised"})
+        info = t["spaces"].set_index("space")["model"] if "spaces" in t else pd.Series(dtype=str)
+        overall = g.groupby("space", sort=False)["mean_normalised"].mean()
+        best = overall.groupby(overall.index.map(lambda s: info.get(s, s))).idxmax().tolist()
+        spec = res.experiment.brain.rois
+        sec = _section(
+            "Ceiling-normalised scores per ROI over subjects", "group_roi_normalised", g[g.space.isin(best)],
+            ["space", "roi", "mean_normalised", "sem", "n_subjects"],
+            "Each subject's ROI mean of r / inter-subject ceiling (roi_normalised of every subject), averaged over "
+            "subjects (the Movie10 notebook's last step); each model's best space shown, every space in the CSV.")
+        sec["png"] = roi_normalised_bars(g, best, list(spec.hierarchy) if spec is not None and spec.hierarchy else None)
+        out.append(sec)
     if "equivalence" in t and len(t["equivalence"]):
         from brainalign.report.figures import equivalence_intervals
 

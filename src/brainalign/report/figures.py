@@ -33,6 +33,8 @@ __all__ = [
     "roi_normalised_bars",
     "hierarchy_gain",
     "equivalence_intervals",
+    "arm_bars",
+    "coupling_scatter",
     "glass_brain",
     "FSAVERAGE_VERTICES",
     "hemisphere_values",
@@ -521,6 +523,61 @@ def equivalence_intervals(table: pd.DataFrame) -> bytes:
     ax.set_xlabel(f"mean difference a − b ({table['metric'].iloc[0]}); band: ± margin, bar: {1 - 2 * table['alpha'].iloc[0]:.0%} CI")
     ax.set_title("Equivalence tests (TOST)", fontsize=10)
     ax.grid(alpha=0.3, axis="x")
+    return png_bytes(fig)
+
+
+def arm_bars(scores: pd.DataFrame, comparisons: pd.DataFrame) -> bytes:
+    """Each arm's score (mean over units, one line per unit joining the arms) with the first arm's gain over each
+    other arm and its paired p (row 6 of the video-audio study).
+
+    ``scores``: the ``arm_scores`` table (arm, run, value, unit); ``comparisons``: ``arm_comparisons``.
+    """
+    arms = list(dict.fromkeys(scores["arm"]))
+    wide = scores.pivot_table(index="run", columns="arm", values="value", aggfunc="first").reindex(columns=arms)
+    unit = str(scores["unit"].iloc[0]) if "unit" in scores else "run"
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.3 * len(arms) + 1.5), 3.8))
+    x = np.arange(len(arms))
+    means = wide.mean(axis=0).to_numpy(dtype=float)
+    ax.bar(x, means, 0.6, color=["tab:orange"] + ["0.7"] * (len(arms) - 1), edgecolor="k", lw=0.5)
+    for _, row in wide.iterrows():  # one line per unit: the pairing of every test
+        ax.plot(x, row.to_numpy(dtype=float), color="k", alpha=0.35, lw=0.8, marker="o", ms=3)
+    top = np.nanmax(wide.to_numpy(dtype=float)) if wide.size else 0.0
+    for r in comparisons.itertuples(index=False):
+        if r.b in arms:
+            j = arms.index(r.b)
+            p = r.p_t if np.isfinite(r.p_t) else r.p_wilcoxon
+            ax.annotate(f"{r.percent_gain:+.0f}% {significance_stars(p)}", (j, top), xytext=(0, 6),
+                        textcoords="offset points", ha="center", fontsize=8)
+    ax.axhline(0, color="k", lw=0.8)
+    lo, hi = ax.get_ylim()
+    ax.set_ylim(lo, hi + 0.12 * (hi - lo))  # room for the gain labels under the title
+    ax.set_xticks(x, arms, fontsize=8, rotation=20 if len(arms) > 4 else 0)
+    ax.set_ylabel(f"{comparisons['metric'].iloc[0] if len(comparisons) else 'score'} (mean over {unit}s)", fontsize=8)
+    ax.set_title(f"{arms[0]} vs each arm: gain in % of the arm, paired over {unit}s", fontsize=10)
+    ax.grid(alpha=0.3, axis="y")
+    return png_bytes(fig)
+
+
+def coupling_scatter(similarity: pd.DataFrame, coupling: pd.DataFrame) -> bytes:
+    """Instruction-pair text similarity against alignment-map similarity, one panel per map set (instructed and
+    in-context; row 7 of the video-audio study), with the coupling r and its Mantel p in each title.
+
+    ``similarity``: the ``coupling_similarity`` table; ``coupling``: the ``coupling`` table (one subject).
+    """
+    kinds = list(dict.fromkeys(similarity["maps"])) if "maps" in similarity else [None]
+    fig, axes = plt.subplots(1, len(kinds), figsize=(3.6 * len(kinds) + 0.4, 3.4), squeeze=False)
+    for ax, kind in zip(axes[0], kinds):
+        sim = similarity if kind is None else similarity[similarity["maps"] == kind]
+        row = coupling if kind is None or "maps" not in coupling else coupling[coupling["maps"] == kind]
+        ax.scatter(sim["text_similarity"], sim["map_similarity"], s=14, color="tab:blue", alpha=0.8)
+        r = row["r"].iloc[0] if len(row) else np.nan
+        p = row["p_value"].iloc[0] if len(row) and "p_value" in row else np.nan
+        ax.set_title(f"{kind or 'maps'}: r = {r:.2f}, p = {p:.3g}", fontsize=9)
+        ax.set_xlabel("instruction-text similarity", fontsize=8)
+        ax.set_ylabel("alignment-map similarity", fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.suptitle("Instruction-semantics coupling (one point per instruction pair)", fontsize=10)
+    fig.tight_layout()
     return png_bytes(fig)
 
 

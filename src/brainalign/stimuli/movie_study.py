@@ -84,7 +84,8 @@ class MovieClips(Sequence):
     table : DataFrame
         :func:`~brainalign.brain.movie10.movie10_tr_table` rows (stim_file, segment, clip_start), one per TR.
     tr : float
-    modality : {"video", "audio"}
+    modality : {"video", "audio", "image"}
+        "image": the middle one of the clip's ``n_frames`` sampled frames (image encoders such as ViT-H).
     n_frames : int
         Frames per video clip.
     size : int or None
@@ -94,13 +95,14 @@ class MovieClips(Sequence):
     sampling_rate : int
         Audio clips' rate in Hz.
 
-    Items are :class:`brainalign.stimuli.inputs.Video` (video) or float32 waveforms (audio).
+    Items are :class:`brainalign.stimuli.inputs.Video` (video), float32 waveforms (audio) or uint8 frames
+    (H, W, 3) (image).
     """
 
     def __init__(self, table: pd.DataFrame, tr: float, modality: str = "video", n_frames: int = 8,
                  size: int | None = 224, seed: int = 0, sampling_rate: int = 16000):
-        if modality not in ("video", "audio"):
-            raise DataError(f"modality={modality!r}; use 'video' or 'audio'.")
+        if modality not in ("video", "audio", "image"):
+            raise DataError(f"modality={modality!r}; use 'video', 'audio' or 'image'.")
         self.table = table.reset_index(drop=True)
         self.tr, self.modality, self.n_frames, self.size = float(tr), modality, int(n_frames), size
         self.seed, self.sampling_rate = int(seed), int(sampling_rate)
@@ -121,6 +123,8 @@ class MovieClips(Sequence):
             if wave.size < b - a:  # the soundtrack ends inside this TR: pad with silence, never shift
                 wave = np.pad(wave, (0, b - a - wave.size))
             return wave
+        if self.modality == "image":
+            return seg["frames"][j][self.n_frames // 2]
         from brainalign.stimuli.inputs import Video
 
         return Video(seg["frames"][j], fps=self.n_frames / self.tr)
