@@ -8,6 +8,7 @@ well-predicted ones — by video models on the left and by audio models on the r
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -128,3 +129,22 @@ def test_rows_6_and_7_reach_the_reports(movies_out):
     html = (movies_out / "report.html").read_text()
     assert 'alt="Model arms: instruction-tuned against each arm"' in html
     assert 'alt="Instruction-semantics coupling"' in (movies_out / "sub-01" / "report.html").read_text()
+
+
+def test_group_and_subject_reports_read_at_a_glance_in_chromium(movies_out, tmp_path):
+    """The Movie10 reports in a real browser (screenshots in test-artefacts/screenshots/movies-*.png): rows 6-8 each
+    have their section, tables are excerpts, the headline names a fitted space."""
+    from chromium import open_report
+
+    group = ["ROI scores", "Model arms: instruction-tuned against each arm",
+             "Instruction-semantics coupling over subjects"]
+    open_report(movies_out / "report.html", screenshot="movies-group").assert_reads_at_a_glance(group)
+    # `brainalign report` redraws a group folder on the surface (it has vertices.npy but no voxel table)
+    copy = tmp_path / "group"
+    shutil.copytree(movies_out, copy, ignore=shutil.ignore_patterns("sub-*"))
+    (copy / "report.html").unlink()
+    proc = run_cli("report", str(copy))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    open_report(copy / "report.html").assert_reads_at_a_glance(group)
+    subject = ["ROI scores", "Layer curves per ROI", "Instruction-semantics coupling", "Maps"]
+    open_report(movies_out / "sub-01" / "report.html", screenshot="movies-sub-01").assert_reads_at_a_glance(subject)

@@ -310,6 +310,40 @@ def control_pairs(controls: pd.DataFrame) -> bytes:
     return png_bytes(fig)
 
 
+MAX_GROUPED_BARS = 48  # above this many bars (ROIs × spaces), roi_bars draws a grid of numbers instead
+
+
+def roi_grid_instead(n_rois: int, n_spaces: int) -> bool:
+    """Whether :func:`roi_bars` draws its grid of numbers (too many bars to read side by side)."""
+    return n_rois * n_spaces > MAX_GROUPED_BARS
+
+
+def _roi_grid(t: pd.DataFrame, rois: list[str], names: list[str], reference: str, metric: str,
+              ceilings: pd.DataFrame | None) -> bytes:
+    """ROI × space grid of mean scores (the same numbers as roi_bars' bars), each cell annotated with its value and
+    its star against the reference, the ROI's noise ceiling as a last column when given: many ROIs and spaces stay
+    readable at the page's width."""
+    grid = np.array([[t.loc[(r, n), "mean"] for n in names] for r in rois], dtype=float)
+    if ceilings is not None and len(ceilings):
+        ceil = ceilings.drop_duplicates("roi").set_index("roi")["ceiling"]
+        grid = np.column_stack([grid, [float(ceil.get(r, np.nan)) for r in rois]])
+        names = [*names, "noise ceiling"]
+    fig, ax = plt.subplots(figsize=(0.85 * len(names) + 2.8, 0.38 * len(rois) + 1.8))
+    im = ax.imshow(grid, aspect="auto", cmap="viridis")
+    for i, r in enumerate(rois):
+        for j, n in enumerate(names):
+            star = "" if n in (reference, "noise ceiling") else significance_stars(t.loc[(r, n), "p_wilcoxon"])
+            star = "" if star == "n.s." else star
+            ax.text(j, i, f"{grid[i, j]:.2f}{star}", ha="center", va="center", fontsize=6.5,
+                    color="w" if grid[i, j] < np.nanmean(grid) else "k")
+    ax.set_xticks(range(len(names)), [f"{n} (ref.)" if n == reference else n for n in names], rotation=40,
+                  ha="right", fontsize=7)
+    ax.set_yticks(range(len(rois)), rois, fontsize=7)
+    fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02).set_label(f"{metric} (mean over held-out runs)", fontsize=7)
+    ax.set_title(f"Scores per ROI, best layer per space (stars: paired Wilcoxon vs {reference})", fontsize=9)
+    return png_bytes(fig)
+
+
 def roi_bars(comparisons: pd.DataFrame, chosen: list[str], reference: str, metric: str,
              ceilings: pd.DataFrame | None = None) -> bytes:
     """Grouped bars per ROI: the chosen spaces and the reference, mean ± SEM over held-out runs, stars vs reference.
@@ -321,6 +355,8 @@ def roi_bars(comparisons: pd.DataFrame, chosen: list[str], reference: str, metri
     rois = list(dict.fromkeys(comparisons["roi"]))
     names = [n for n in dict.fromkeys([*chosen, reference]) if n in set(comparisons["space"])]
     t = comparisons.set_index(["roi", "space"])
+    if roi_grid_instead(len(rois), len(names)):
+        return _roi_grid(t, rois, names, reference, metric, ceilings)
     width = 0.8 / max(len(names), 1)
     fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(rois) * max(len(names), 1) * 0.45 + 2), 4))
     colors = plt.get_cmap("tab10")
@@ -430,12 +466,19 @@ def roi_prompt_heatmap(table: pd.DataFrame, rois: list[str] | None = None, max_p
     deepest = table.groupby("model")["layer"].transform("max") == table["layer"]
     t = table[deepest]
     models = list(dict.fromkeys(t["model"]))[:max_panels]
-    prompts = list(dict.fromkeys(t["prompt"]))
     rois = [r for r in (rois or list(dict.fromkeys(t["roi"]))) if r in set(t["roi"])]
-    fig, axes = plt.subplots(1, len(models), figsize=(0.55 * len(prompts) * len(models) + 1.8 * len(models),
-                                                      0.45 * len(rois) + 1.8), squeeze=False)
-    for ax, model in zip(axes[0], models):
+    # each panel shows its model's own prompts (models may read different subsets); panels in rows of two
+    own = {m: list(dict.fromkeys(t.loc[t["model"] == m, "prompt"])) for m in models}
+    ncols = min(2, len(models))
+    nrows = -(-len(models) // ncols)
+    widest = max(len(p) for p in own.values())
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * (0.5 * widest + 2.6), nrows * (0.4 * len(rois) + 1.6)),
+                             squeeze=False)
+    for ax in axes.flat[len(models):]:
+        ax.set_visible(False)
+    for ax, model in zip(axes.flat, models):
         g = t[t["model"] == model]
+        prompts = own[model]
         grid = g.pivot(index="roi", columns="prompt", values="value").reindex(index=rois, columns=prompts)
         im = ax.imshow(grid.to_numpy(dtype=float), aspect="auto", cmap="viridis")
         for i, roi in enumerate(rois):

@@ -165,6 +165,8 @@ def _surface_maps(res: Results, metric: str) -> list[dict]:
 
 
 def _maps(res: Results, metric: str) -> list[dict]:
+    if "voxel_scores" not in res.tables:  # group results: maps are per subject
+        return []
     if res.mask_img is None:
         return _surface_maps(res, metric) if getattr(res, "surface", None) else []
     vox = res.tables["voxel_scores"]
@@ -266,7 +268,8 @@ def _roi_section(res: Results, metric: str) -> dict | None:
     ceilings = t.get("roi_ceilings")
     ceilings = ceilings if ceilings is not None and {"roi", "ceiling"} <= set(ceilings.columns) else None
     out = dict(how=how, bars=_b64(figures.roi_bars(comp, chosen, a.reference, f"{how} r", ceilings)), curves="", peaks="",
-               gain="", slopes=[], ceiling=ceilings is not None, prompts="", units=_unit(res), chosen_by=chosen_by)
+               gain="", slopes=[], ceiling=ceilings is not None, prompts="", units=_unit(res), chosen_by=chosen_by,
+               grid=figures.roi_grid_instead(comp["roi"].nunique(), len({*chosen, a.reference} & set(comp["space"]))))
     by_prompt = t.get("roi_prompts")
     if by_prompt is not None and len(by_prompt):  # the best instruction per ROI
         order = list(spec.hierarchy) if spec is not None and spec.hierarchy else None
