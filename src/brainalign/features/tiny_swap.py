@@ -82,7 +82,8 @@ def tiny_models(models: Sequence[ModelSpec], cache_dir: str | Path, seed: int = 
     cache_dir : str or Path
         Folder the tiny models are built into (once per type and seed).
     seed : int
-        Seed of the tiny models' random weights (the experiment's seed).
+        Seed of the tiny models' random weights (the experiment's seed); the k-th distinct ``source`` of one
+        ``model_type`` uses ``seed + k``, so an instruction-tuned checkpoint and its base differ.
 
     Returns
     -------
@@ -95,6 +96,7 @@ def tiny_models(models: Sequence[ModelSpec], cache_dir: str | Path, seed: int = 
         For a multimodal model without ``model_type`` (the architecture cannot be guessed without its config).
     """
     out = []
+    sources: dict[str, list[str]] = {}  # model_type → its distinct sources, in config order
     for m in models:
         if m.kind in ("text", "baseline"):  # small already / no weights
             out.append(m)
@@ -102,6 +104,11 @@ def tiny_models(models: Sequence[ModelSpec], cache_dir: str | Path, seed: int = 
         if m.model_type is None:
             raise ValueError(f"models[{m.name}] has no model_type; --models tiny needs it to build a small model "
                              "of the same architecture (e.g. model_type: qwen2_5_vl).")
-        folder = tiny_model(m.model_type, cache_dir, seed=seed)
+        # two checkpoints of one architecture (an instruction-tuned model and its base) get different weights, as
+        # the real ones have; the same source twice (e.g. weights: random beside pretrained) the same folder
+        seen = sources.setdefault(m.model_type, [])
+        if m.source not in seen:
+            seen.append(m.source)
+        folder = tiny_model(m.model_type, cache_dir, seed=seed + seen.index(m.source))
         out.append(m.model_copy(update=dict(source=str(folder), revision=None, dtype="float32")))
     return out
