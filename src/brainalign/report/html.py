@@ -32,7 +32,7 @@ METRIC_LABELS = {
 #: summary tables offered as CSV downloads beside the tidy scores (small; the per-voxel tables stay on disk)
 DOWNLOADS = ("comparisons", "layers", "prompt_gain", "controls", "partition", "roi_comparisons", "roi_scores",
              "roi_peaks", "roi_hierarchy", "roi_ceilings", "partition_rois", "partition_roi_asymmetry",
-             "equivalence", "roi_prompts")
+             "equivalence", "roi_prompts", "rl_baselines")
 
 
 def _b64(data: bytes) -> str:

@@ -46,7 +46,7 @@ CSV_TABLES = ("spaces", "comparisons", "layers", "prompt_gain", "partition", "pa
               "group_scores", "group_comparisons", "group_prompt_gain", "group_roi_scores", "group_roi_comparisons",
               "group_best_layer", "equivalence", "subject_equivalence",
               "partition_rois", "partition_asymmetry", "partition_roi_asymmetry", "subject_partition",
-              "subject_partition_rois", "roi_prompts", "roi_normalised")
+              "subject_partition_rois", "roi_prompts", "roi_normalised", "rl_baselines")
 PACKAGES = ("numpy", "scipy", "pandas", "scikit-learn", "himalaya", "nilearn", "nibabel", "torch",
             "transformers", "pydantic", "matplotlib")
 
