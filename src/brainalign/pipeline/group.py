@@ -122,13 +122,14 @@ def rl_baseline_table(exp: Experiment, scores: pd.DataFrame, spaces: pd.DataFram
 
     Returns
     -------
-    DataFrame of :func:`brainalign.analysis.group.baseline_comparison_table`, or None without RL baselines or
-    model spaces.
+    DataFrame of :func:`brainalign.analysis.group.baseline_comparison_table`, or None when ``spaces`` has no
+    space of an RL baseline or of a model.
     """
     from brainalign.analysis.group import baseline_comparison_table
 
-    rl = [m.name for m in exp.models if m.baseline in RL_BASELINES]
-    models = [m.name for m in exp.models if m.kind != "baseline"]
+    fitted = set(spaces["model"])
+    rl = [m.name for m in exp.models if m.baseline in RL_BASELINES and m.name in fitted]
+    models = [m.name for m in exp.models if m.kind != "baseline" and m.name in fitted]
     if not rl or not models:
         return None
     a = exp.analysis
