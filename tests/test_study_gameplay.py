@@ -192,6 +192,10 @@ def test_every_subject_gets_results_partitions_and_roi_tables(gameplay_out):
     assert set(spaces["model"]) == {"Qwen2.5-VL", "InternVL3", "UI-TARS", "Pixels", "MotionEnergy", "Random", "DDQN",
                                     "EMPA"}
     assert set(spaces.loc[spaces.model == "Pixels", "prompt"]) == {"none"}
+    frame_baselines = spaces.model.isin(["Pixels", "MotionEnergy", "Random", "DDQN", "EMPA"])
+    assert set(spaces.loc[frame_baselines, "kind"]) == {"baseline"} and set(spaces.loc[~frame_baselines, "kind"]) == {"model"}
+    layers = pd.read_csv(gameplay_out / "sub-01" / "layers.csv")  # layer curves are the models' only
+    assert set(layers["model"]) == {"Qwen2.5-VL", "InternVL3", "UI-TARS"}
     assert set(spaces.loc[spaces.model == "UI-TARS", "prompt"]) == {"action", "reasoning", "neutral"}
     for sub in SUBJECTS:
         man = json.loads((gameplay_out / f"sub-{sub}" / "manifest.json").read_text())

@@ -523,10 +523,10 @@ def rl_baseline_differences(table: pd.DataFrame) -> bytes:
         ax.scatter(d[~better], y + jitter[~better], facecolor="none", edgecolor=colors[base], s=18, zorder=3)
         matched = "matched" if rows["matched"].all() else (
             f"{int(rows['n_components_a'].max())} vs {int(rows['n_components_b'].max())} comps")
-        labels.append(f"{model} − {base}\n{int(better.sum())}/{len(rows)} higher; {matched}")
+        labels.append(f"{model} − {base}\n{int(better.sum())}/{len(rows)} significantly higher; {matched}")
     ax.axvline(0, color="k", lw=0.8)
     ax.set_yticks(range(len(pairs)), labels, fontsize=7)
-    ax.set_xlabel("mean difference over subjects (model space − RL baseline)")
+    ax.set_xlabel("mean difference over subjects (model space − RL baseline); filled: q_t < FDR level, higher")
     ax.set_title("Models against the RL baselines (paired over subjects)", fontsize=10)
     ax.grid(alpha=0.3, axis="x")
     return png_bytes(fig)
