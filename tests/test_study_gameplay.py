@@ -3,7 +3,9 @@ frames) × tiny stand-ins of Qwen2.5-VL / InternVL3 / UI-TARS and the pixel / mo
 
 The fixture plants response = weight × screen brightness (2 TRs late) in every voxel, on top of a trans_x
 confound; the pipeline must regress the confound, place the frames on the TR grid from the plays' timestamps,
-read the frames through the baselines and the models, and recover |weight| per voxel.
+read the frames through the baselines and the models, and recover |weight| per voxel. The dump's RL regressors
+(DDQN per action step by timestamp, EMPA per TR) carry the brightness with noise: row 4's table must find the
+VLM spaces higher than both, and the regressors' rows must land on their own subject, run and TR.
 """
 from __future__ import annotations
 
