@@ -135,6 +135,11 @@ def test_regressor_options_are_checked_before_any_compute(mini, tmp_path):
                    "--set", "models.6.options.time_field=null")
     err = " ".join(proc.stderr.split())
     assert proc.returncode == 2 and "models[DDQN]" in err and "time_unit='ms' needs time_field" in err
+    proc = run_cli("validate", str(CONFIG), "--data-root", str(mini["root"]), *mini_overrides(),
+                   "--set", "models.6.options.field=q_value")
+    err = " ".join(proc.stderr.split())  # a misspelt field: named with a document's fields
+    assert proc.returncode == 2 and "models[DDQN], subject 01 run 1: field='q_value' is missing" in err
+    assert "models.6.options.field" in err and "q_values" in err
 
 
 def test_planted_brightness_effect_is_recovered_per_voxel(gameplay_out, mini):

@@ -130,7 +130,8 @@ def check_regressors(exp: Experiment, root: Path, config_file: str | None = None
                 try:
                     rows, _ = run_regressors(chosen, opts, name=m.name)
                 except ValueError as err:
-                    raise ConfigError(f"models[{m.name}] (subject {subject} run {run}): {err}", file=config_file,
+                    why = str(err).removeprefix(f"models[{m.name}]: ")
+                    raise ConfigError(f"models[{m.name}], subject {subject} run {run}: {why}", file=config_file,
                                       field=f"models.{i}.options.field") from None
                 dim = rows.shape[1]
         k = exp.timing.pca_components
