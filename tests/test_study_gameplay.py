@@ -172,9 +172,10 @@ def test_instruction_tuned_model_spaces_recover_the_planted_effect(gameplay_out,
 def test_vlm_spaces_beat_the_rl_baselines_in_row_4s_table(gameplay_out, mini):
     """Row 4 of methods.md §10 on the planted miniature: the RL regressors carry the planted brightness with noise,
     the VLM spaces see it in the frames. rl_baselines.csv pairs every model space with both RL baselines over the 2
-    subjects and says the VLM is higher in both; the RL baselines beat the random control (their rows reached the
-    right TRs: a swapped run or a shifted TR leaves them at chance); the widths compared are stated (the
-    regressors have 4 and 3 columns, fewer than timing.pca_components = 8: kept whole, not matched)."""
+    subjects and says the VLM is higher in both; the RL baselines beat the random control (their rows reached
+    their own runs: another run's rows are at chance; a one-TR shift would be absorbed by the FIR delays here, so
+    the placement tests above pin the TR); the widths compared are stated (the regressors have 4 and 3 columns,
+    fewer than timing.pca_components = 8: kept whole, not matched)."""
     rl = pd.read_csv(gameplay_out / "rl_baselines.csv")
     spaces = pd.read_csv(gameplay_out / "sub-01" / "spaces.csv")
     n_model_spaces = int(spaces.model.isin(["Qwen2.5-VL", "InternVL3", "UI-TARS"]).sum())
