@@ -172,10 +172,12 @@ def test_instruction_tuned_model_spaces_recover_the_planted_effect(gameplay_out,
 def test_vlm_spaces_beat_the_rl_baselines_in_row_4s_table(gameplay_out, mini):
     """Row 4 of methods.md §10 on the planted miniature: the RL regressors carry the planted brightness with noise,
     the VLM spaces see it in the frames. rl_baselines.csv pairs every model space with both RL baselines over the 2
-    subjects and says the VLM is higher in both; the RL baselines beat the random control (their rows reached
-    their own runs: another run's rows are at chance; a one-TR shift would be absorbed by the FIR delays here, so
-    the placement tests above pin the TR); the widths compared are stated (the regressors have 4 and 3 columns,
-    fewer than timing.pca_components = 8: kept whole, not matched)."""
+    subjects and says the VLM is higher in both; the RL baselines stand well above the random control, which
+    they do only with their own runs' rows (each run reading the next run's documents: DDQN 0.29 and EMPA 0.25
+    above Random instead of 0.55 and 0.43; not zero, since any frame space carries the frames-vs-no-frames step;
+    a one-TR shift would be absorbed by the FIR delays, so the placement tests above pin the TR); the widths
+    compared are stated (the regressors have 4 and 3 columns, fewer than timing.pca_components = 8: kept whole,
+    not matched)."""
     rl = pd.read_csv(gameplay_out / "rl_baselines.csv")
     spaces = pd.read_csv(gameplay_out / "sub-01" / "spaces.csv")
     n_model_spaces = int(spaces.model.isin(["Qwen2.5-VL", "InternVL3", "UI-TARS"]).sum())
@@ -188,8 +190,8 @@ def test_vlm_spaces_beat_the_rl_baselines_in_row_4s_table(gameplay_out, mini):
         assert vlm.loc[base, "mean_diff"] > 0.05 and vlm.loc[base, "n_better"] == 2, base
     groups = pd.read_csv(gameplay_out / "comparisons.csv").set_index("space")  # vs the Pixels reference, per subject
     scores = pd.read_parquet(gameplay_out / "run_scores.parquet").groupby("space")["mean_r_responsive"].mean()
-    for base in ("DDQN/none/L0", "EMPA/none/L0"):
-        assert scores[base] - scores["Random/none/L0"] > 0.1, base
+    for base, least in (("DDQN/none/L0", 0.42), ("EMPA/none/L0", 0.34)):  # halfway between aligned and not
+        assert scores[base] - scores["Random/none/L0"] > least, base
         assert base in groups.index
     page = (gameplay_out / "report.html").read_text()
     assert 'alt="Models against the RL baselines"' in page and 'id="rl_baselines"' in page
