@@ -82,6 +82,27 @@ def test_config_validates_baseline_models():
                                        [dict(name="P", kind="baseline", baseline="pixels")]))
 
 
+@pytest.mark.parametrize("options, msg", [
+    (dict(field="q"), r"options.path: Field required"),
+    (dict(path="d.bson"), r"options.field: Field required"),
+    (dict(path="d.bson", field="q", agent="x.zip"), r"options.agent: Extra inputs are not permitted"),
+    (dict(path="d.bson", field="q", time_unit="ms"), r"time_unit='ms' needs time_field"),
+    (dict(path="d.bson", field="q", time_unit="frames"), r"options.time_unit: Input should be 'tr', 'ms' or 's'"),
+    (dict(path="d.bson", field="q", where={"subj_id": "{subject}"}), r"does not select a run"),
+    (dict(path="d.bson", field="q", where={"subj_id": "{subj}", "run_id": "{run}"}), r"other placeholders"),
+])
+def test_regressor_options_are_checked_when_the_config_loads(options, msg):
+    """baseline: bson_regressors: RegressorOptions rejects a missing or unknown option, an untimed unit and a
+    ``where`` that cannot select each BOLD run, naming the model and the option."""
+    model = dict(name="DDQN", kind="baseline", baseline="bson_regressors", options=options)
+    with pytest.raises(ValueError, match=r"models\[DDQN\] \(baseline: bson_regressors\).*" + msg):
+        Experiment.model_validate(_exp(GAMEPLAY, [model]))
+    ok = Experiment.model_validate(_exp(GAMEPLAY, [dict(model, options=dict(path="d.bson", field="q"))]))
+    assert ok.models[0].options == dict(path="d.bson", field="q")  # defaults: where subj_id/run_id, TR order
+    with pytest.raises(ValueError, match="has no runs of frames"):
+        Experiment.model_validate(_exp(dict(format="nsd-images"), [dict(model, options=dict(path="d", field="q"))]))
+
+
 class _Data:
     """The StudyData fields a frame baseline reads."""
 

@@ -3,7 +3,9 @@ frames) × tiny stand-ins of Qwen2.5-VL / InternVL3 / UI-TARS and the pixel / mo
 
 The fixture plants response = weight × screen brightness (2 TRs late) in every voxel, on top of a trans_x
 confound; the pipeline must regress the confound, place the frames on the TR grid from the plays' timestamps,
-read the frames through the baselines and the models, and recover |weight| per voxel.
+read the frames through the baselines and the models, and recover |weight| per voxel. The dump's RL regressors
+(DDQN per action step by timestamp, EMPA per TR) carry the brightness with noise: row 4's table must find the
+VLM spaces higher than both, and the regressors' rows must land on their own subject, run and TR.
 """
 from __future__ import annotations
 
@@ -72,6 +74,74 @@ def test_frames_are_placed_on_the_tr_grid_from_the_plays(mini):
     assert data.stimuli[0].startswith("run-01/vgfmri3_") and "_p0_f" in data.stimuli[0]
 
 
+def _regressor_rows(mini, model: str, subject: str = "02", **option_changes):
+    """The study's stimuli of ``subject`` and the per-stimulus rows of the config's regressor model ``model``."""
+    from brainalign.config import load_config
+    from brainalign.features.frame_baselines import frame_baseline_features
+    from brainalign.study.load import load_subject
+
+    exp = load_config(CONFIG, [s for s in mini_overrides()[1::2]])
+    spec = next(m for m in exp.models if m.name == model)
+    spec = spec.model_copy(update=dict(options={**spec.options, **option_changes}))
+    data = load_subject(exp.brain, exp.stimuli, exp.encoding, exp.seed, subject, CONFIG.parent, mini["root"])
+    feats, meta = frame_baseline_features(spec, exp.stimuli, exp.seed, data)
+    return data, feats["none"][:, 0, :], meta
+
+
+def test_ddqn_rows_land_on_the_frames_of_their_action_step(mini):
+    """Row 4's DDQN baseline: each kept frame gets the q-values of its own action step (timestamp match on the
+    plays' clock), from the documents of its own subject and run. Catches a swapped subject/run in ``where``, an
+    off-by-one in the timestamp lookup and a unit error."""
+    data, F, meta = _regressor_rows(mini, "DDQN")
+    assert F.shape == (len(data.stimuli), 4) and meta["frames_without_row"] == 0
+    ev = data.events
+    want = np.stack([mini["ddqn"][("02", int(r), int(p), int(k))] for r, p, k in zip(ev.run, ev.play, ev.frame_index)])
+    np.testing.assert_allclose(F, want, atol=1e-6)
+    from brainalign.config import DataError
+
+    with pytest.raises(DataError, match=r"models\[DDQN\]: no document of .* is subject 01 run 3 .*'subj_id': 3"):
+        _regressor_rows(mini, "DDQN", where={"subj_id": "{run}", "run_id": "{subject}"}, subject="01")
+
+
+def test_empa_rows_land_on_their_tr(mini):
+    """Row 4's EMPA baseline (one row per TR, no time field): the TR-wise space design @ F is the run's row of
+    that TR wherever a TR shows frames (zero elsewhere, like every frame space). A shifted TR fails here."""
+    data, F, _ = _regressor_rows(mini, "EMPA")
+    per_tr = np.asarray(data.design @ F)
+    planted = np.concatenate([mini["empa"][("02", r)] for r in (1, 2, 3)])
+    shown = np.asarray(data.design.sum(1)).ravel() > 0
+    assert shown.sum() == 3 * 3 * 11
+    np.testing.assert_allclose(per_tr[shown], planted[shown], atol=1e-6)
+    assert np.all(per_tr[~shown] == 0)
+
+
+def test_regressor_options_are_checked_before_any_compute(mini, tmp_path):
+    """validate names the model, the field and the fix for a missing regressor file and for a subject or run the
+    file does not hold; a bad option fails when the config is loaded."""
+    root = tmp_path / "data"
+    shutil.copytree(mini["root"], root)
+    ddqn = next((root / "ds004323" / "behavior" / "dump").glob("*/dqn_regressors_25M.bson"))
+    ddqn.unlink()
+    proc = run_cli("validate", str(CONFIG), "--data-root", str(root), *mini_overrides())
+    err = " ".join(proc.stderr.split())
+    assert proc.returncode == 2 and "models[DDQN]" in err and "models.6.options.path" in err
+    assert "dqn_regressors_25M.bson does not exist" in err and "tar xzf" in err
+    proc = run_cli("validate", str(CONFIG), "--data-root", str(mini["root"]), *mini_overrides(),
+                   "--set", 'models.7.options.where={"subject": "{run}", "run": "{subject}"}')
+    err = " ".join(proc.stderr.split())  # swapped: subject 01's run 3 asks for subject 3
+    assert proc.returncode == 2 and "models[EMPA]" in err and "subject 01 run 3" in err
+    assert "models.7.options.where" in err and "'sub-01', 'sub-02'" in err
+    proc = run_cli("validate", str(CONFIG), "--data-root", str(mini["root"]), *mini_overrides(),
+                   "--set", "models.6.options.time_field=null")
+    err = " ".join(proc.stderr.split())
+    assert proc.returncode == 2 and "models[DDQN]" in err and "time_unit='ms' needs time_field" in err
+    proc = run_cli("validate", str(CONFIG), "--data-root", str(mini["root"]), *mini_overrides(),
+                   "--set", "models.6.options.field=q_value")
+    err = " ".join(proc.stderr.split())  # a misspelt field: named with a document's fields
+    assert proc.returncode == 2 and "models[DDQN], subject 01 run 1: field='q_value' is missing" in err
+    assert "models.6.options.field" in err and "q_values" in err
+
+
 def test_planted_brightness_effect_is_recovered_per_voxel(gameplay_out, mini):
     for sub in SUBJECTS:
         vox = pd.read_parquet(gameplay_out / f"sub-{sub}" / "voxel_scores.parquet")
@@ -99,10 +169,43 @@ def test_instruction_tuned_model_spaces_recover_the_planted_effect(gameplay_out,
             assert np.mean(r[weight > 1.0]) - np.mean(rand[weight > 1.0]) > 0.3, space
 
 
+def test_vlm_spaces_beat_the_rl_baselines_in_row_4s_table(gameplay_out, mini):
+    """Row 4 of methods.md §10 on the planted miniature: the RL regressors carry the planted brightness with noise,
+    the VLM spaces see it in the frames. rl_baselines.csv pairs every model space with both RL baselines over the 2
+    subjects and says the VLM is higher in both; the RL baselines stand well above the random control, which
+    they do only with their own runs' rows (each run reading the next run's documents: DDQN 0.29 and EMPA 0.25
+    above Random instead of 0.55 and 0.43; not zero, since any frame space carries the frames-vs-no-frames step;
+    a one-TR shift would be absorbed by the FIR delays, so the placement tests above pin the TR); the widths
+    compared are stated (the regressors have 4 and 3 columns, fewer than timing.pca_components = 8: kept whole,
+    not matched)."""
+    rl = pd.read_csv(gameplay_out / "rl_baselines.csv")
+    spaces = pd.read_csv(gameplay_out / "sub-01" / "spaces.csv")
+    n_model_spaces = int(spaces.model.isin(["Qwen2.5-VL", "InternVL3", "UI-TARS"]).sum())
+    assert len(rl) == 2 * n_model_spaces and set(rl["baseline"]) == {"DDQN", "EMPA"}
+    assert (rl["n"] == 2).all() and set(rl["b"]) == {"DDQN/none/L0", "EMPA/none/L0"}
+    assert set(rl["n_components_b"]) == {4, 3} and (rl["n_components_a"] == 8).all() and not rl["matched"].any()
+    last = spaces[spaces.model == "Qwen2.5-VL"]["layer"].max()
+    vlm = rl[rl.a == f"Qwen2.5-VL/action/L{last}"].set_index("baseline")
+    for base in ("DDQN", "EMPA"):
+        assert vlm.loc[base, "mean_diff"] > 0.05 and vlm.loc[base, "n_better"] == 2, base
+    groups = pd.read_csv(gameplay_out / "comparisons.csv").set_index("space")  # vs the Pixels reference, per subject
+    scores = pd.read_parquet(gameplay_out / "run_scores.parquet").groupby("space")["mean_r_responsive"].mean()
+    for base, least in (("DDQN/none/L0", 0.42), ("EMPA/none/L0", 0.34)):  # halfway between aligned and not
+        assert scores[base] - scores["Random/none/L0"] > least, base
+        assert base in groups.index
+    page = (gameplay_out / "report.html").read_text()
+    assert 'alt="Models against the RL baselines"' in page and 'id="rl_baselines"' in page
+
+
 def test_every_subject_gets_results_partitions_and_roi_tables(gameplay_out):
     spaces = pd.read_csv(gameplay_out / "sub-01" / "spaces.csv")
-    assert set(spaces["model"]) == {"Qwen2.5-VL", "InternVL3", "UI-TARS", "Pixels", "MotionEnergy", "Random"}
+    assert set(spaces["model"]) == {"Qwen2.5-VL", "InternVL3", "UI-TARS", "Pixels", "MotionEnergy", "Random", "DDQN",
+                                    "EMPA"}
     assert set(spaces.loc[spaces.model == "Pixels", "prompt"]) == {"none"}
+    frame_baselines = spaces.model.isin(["Pixels", "MotionEnergy", "Random", "DDQN", "EMPA"])
+    assert set(spaces.loc[frame_baselines, "kind"]) == {"baseline"} and set(spaces.loc[~frame_baselines, "kind"]) == {"model"}
+    layers = pd.read_csv(gameplay_out / "sub-01" / "layers.csv")  # layer curves are the models' only
+    assert set(layers["model"]) == {"Qwen2.5-VL", "InternVL3", "UI-TARS"}
     assert set(spaces.loc[spaces.model == "UI-TARS", "prompt"]) == {"action", "reasoning", "neutral"}
     for sub in SUBJECTS:
         man = json.loads((gameplay_out / f"sub-{sub}" / "manifest.json").read_text())
@@ -174,7 +277,8 @@ def test_dry_run_counts_frames_from_the_plays_and_bold_headers(mini):
     # hub checkpoints: published sizes (29 layers read with 'all'; layers [0.5, 1.0] → 2); frames are per subject
     assert f"Qwen2.5-VL: 3 prompt(s) × 2 layers × 3584 dims; {2 * frames * 3:,} forward passes" in proc.stdout
     assert "Pixels: 1 prompt(s) × 1 layers × 256 dims" in proc.stdout
-    assert f"ridge fits: {2 * (3 * 3 * 2 + 3) * 3:,}" in proc.stdout  # subjects × spaces × leave-one-run-out folds
+    assert f"ridge fits: {2 * (3 * 3 * 2 + 5) * 3:,}" in proc.stdout  # subjects × spaces × leave-one-run-out folds
+    assert "DDQN: 1 prompt(s) × 1 layers × 4 dims" in proc.stdout  # read from the regressor file
     assert "assumed" not in proc.stdout
     real = run_cli("run", str(CONFIG), "--dry-run")  # no data: ds004323's documented sizes, marked as assumed
     assert real.returncode == 0, real.stderr[-2000:]

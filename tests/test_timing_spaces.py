@@ -158,3 +158,15 @@ def test_build_feature_spaces_default_seed_and_names_with_two_l_marks():
     sp = [FeatureSpace(f"M/Look/L{k}", np.zeros((2, 1)), "model", "M", "Look", k) for k in (1, 5)]
     assert resolve_space_name("M/Look/L-1", sp) == "M/Look/L5"
     assert resolve_space_name("M/p/L1", _table()) == "M/p/L1"  # an unfitted absolute layer is left for the check
+
+
+def test_frame_baselines_are_kind_baseline_and_resolve_by_their_one_layer():
+    """Spaces of ``kind: baseline`` models (pixels, RL regressors) are kind 'baseline' in the tables, so the model
+    summaries (layer curves, best layer, ROI peaks) leave them out; 'Pixels/none/L-1' still names their layer."""
+    data = _data()
+    F = np.ones((len(data.stimuli), 1, 2), dtype=np.float32)
+    models = [SimpleNamespace(name="Pixels", kind="baseline"), SimpleNamespace(name="M", kind="multimodal")]
+    meta = {"Pixels": dict(layers=[0], n_layers=1), "M": dict(layers=[0], n_layers=1)}
+    spaces = build_feature_spaces(data, {"Pixels": {"none": F}, "M": {"none": F}}, meta, models)
+    assert [(sp.name, sp.kind) for sp in spaces] == [("Pixels/none/L0", "baseline"), ("M/none/L0", "model")]
+    assert resolve_space_name("Pixels/none/L-1", spaces) == "Pixels/none/L0"

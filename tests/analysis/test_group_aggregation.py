@@ -115,3 +115,31 @@ def test_group_inputs_are_checked():
         group_layer_table(pd.DataFrame(dict(subject=[1], model=["m"])))
     # pairs whose spaces are absent are skipped, not invented
     assert group_comparisons(rs.rename(columns={"mean_r_responsive": "value"}), [("x", "ref")]).empty
+
+
+def test_baseline_comparison_table_pairs_models_with_each_baseline_and_states_the_widths():
+    """Row 4's table: every model space against every baseline space, paired over subjects (parity with scipy's
+    paired t), BH q over the table, and the widths each side was fitted with: min(pca_components, columns)."""
+    from scipy import stats as sps
+
+    from brainalign.analysis.group import baseline_comparison_table
+
+    rng = np.random.default_rng(0)
+    spaces = pd.DataFrame(dict(space=["V/a/L2", "V/b/L2", "DDQN/none/L0", "EMPA/none/L0", "Pixels/none/L0"],
+                               model=["V", "V", "DDQN", "EMPA", "Pixels"], prompt=["a", "b", "none", "none", "none"],
+                               layer=[2, 2, 0, 0, 0], dim=[3584, 3584, 4, 128, 256]))
+    level = {"V/a/L2": 0.15, "V/b/L2": 0.10, "DDQN/none/L0": 0.10, "EMPA/none/L0": 0.05, "Pixels/none/L0": 0.3}
+    subjects = pd.DataFrame([dict(subject=f"{s:02d}", space=sp, value=v + rng.normal(0, 0.01))
+                             for s in range(8) for sp, v in level.items()])
+    t = baseline_comparison_table(subjects, spaces, ["V"], ["DDQN", "EMPA"], n_components=64)
+    assert len(t) == 4 and set(t["b"]) == {"DDQN/none/L0", "EMPA/none/L0"}  # Pixels is neither side
+    row = t.set_index(["a", "b"])
+    wide = subjects.pivot(index="subject", columns="space", values="value")
+    p = sps.ttest_rel(wide["V/a/L2"], wide["DDQN/none/L0"]).pvalue
+    assert row.loc[("V/a/L2", "DDQN/none/L0"), "p_t"] == pytest.approx(p)
+    assert row.loc[("V/a/L2", "DDQN/none/L0"), "better"] and row.loc[("V/a/L2", "EMPA/none/L0"), "better"]
+    assert not row.loc[("V/b/L2", "DDQN/none/L0"), "better"]  # planted equal: not called higher
+    assert row.loc[("V/a/L2", "DDQN/none/L0"), ["n_components_a", "n_components_b", "matched"]].tolist() == [64, 4, False]
+    assert row.loc[("V/a/L2", "EMPA/none/L0"), ["n_components_a", "n_components_b", "matched"]].tolist() == [64, 64, True]
+    whole = baseline_comparison_table(subjects, spaces, ["V"], ["DDQN"], n_components=None)
+    assert whole["n_components_a"].tolist() == [3584, 3584] and not whole["matched"].any()

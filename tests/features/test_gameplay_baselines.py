@@ -4,7 +4,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import struct
 import zipfile
 
 import numpy as np
@@ -20,6 +19,7 @@ from brainalign.features.baselines import (
     random_features,
 )
 from brainalign.features.bson_reader import bson_regressor_features, decode_bson, julia_array, read_bson
+from brainalign.testing.bson_writer import encode_document
 from brainalign.features.frames import area_downsample
 from brainalign.features.rl_agent import load_q_network, rl_agent_features, sb3_state_dict_keys
 
@@ -241,32 +241,7 @@ def test_bad_agents_and_frames_rejected(tmp_path, game_frames):
 
 
 # ----------------------------------------------------------------------------- BSON
-def _enc_value(v):
-    """A minimal BSON encoder written for the tests (independent of the decoder)."""
-    if isinstance(v, bool):
-        return 0x08, bytes([v])
-    if isinstance(v, float):
-        return 0x01, struct.pack("<d", v)
-    if isinstance(v, int):
-        return (0x10, struct.pack("<i", v)) if -2**31 <= v < 2**31 else (0x12, struct.pack("<q", v))
-    if isinstance(v, str):
-        raw = v.encode() + b"\x00"
-        return 0x02, struct.pack("<i", len(raw)) + raw
-    if isinstance(v, bytes):
-        return 0x05, struct.pack("<i", len(v)) + b"\x00" + v
-    if isinstance(v, list):
-        return 0x04, _enc_doc({str(i): x for i, x in enumerate(v)})
-    if isinstance(v, dict):
-        return 0x03, _enc_doc(v)
-    raise TypeError(v)
-
-
-def _enc_doc(d):
-    body = b""
-    for k, v in d.items():
-        kind, raw = _enc_value(v)
-        body += bytes([kind]) + k.encode() + b"\x00" + raw
-    return struct.pack("<i", len(body) + 5) + body + b"\x00"
+_enc_doc = encode_document  # the fixtures' writer (independent of the decoder)
 
 
 def test_bson_spec_examples():

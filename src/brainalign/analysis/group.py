@@ -18,7 +18,7 @@ from typing import Literal, Sequence
 import numpy as np
 import pandas as pd
 
-from brainalign.analysis.stats import mad, paired_statistics, sem
+from brainalign.analysis.stats import fdr_bh, mad, paired_statistics, sem
 
 __all__ = [
     "subject_table",
@@ -29,6 +29,7 @@ __all__ = [
     "group_partition_table",
     "partition_asymmetry_table",
     "group_coupling_table",
+    "baseline_comparison_table",
 ]
 
 _COMPARISON_STATS = ("n", "mean_diff", "median_diff", "sem_diff", "mad_diff", "n_better", "cohen_dz", "t", "p_t", "w",
@@ -145,6 +146,53 @@ def group_comparisons(
                          "mean_b": float(vb[ok].mean()) if ok.any() else np.nan,
                          **{k: s[k] for k in _COMPARISON_STATS}})
     return pd.DataFrame(rows, columns=[*by, "a", "b", "mean_a", "mean_b", *_COMPARISON_STATS])
+
+
+def baseline_comparison_table(subjects: pd.DataFrame, spaces: pd.DataFrame, models: Sequence[str],
+                              baselines: Sequence[str], n_components: int | None = None,
+                              q: float = 0.05) -> pd.DataFrame:
+    """Every feature space of ``models`` against every space of ``baselines``, paired over subjects.
+
+    The gameplay study's row 4 (methods.md §10: VLMs and LAMs against the RL baselines, "also at matched
+    dimensionality"): the tests are :func:`group_comparisons`' (two-sided), with Benjamini–Hochberg q-values
+    over the table's paired t p-values, and each side's width as fitted, so a reader sees whether the two sides
+    were compared at equal dimensionality.
+
+    Parameters
+    ----------
+    subjects : DataFrame ``subject, space, value``
+        One score per subject and space (:func:`subject_table`).
+    spaces : DataFrame ``space, model, prompt, layer, dim``
+        The fitted spaces (``dim``: columns before any PCA).
+    models, baselines : sequences of str
+        Model names (the ``model`` column of ``spaces``) on each side.
+    n_components : int, optional
+        ``timing.pca_components``: a space is reduced to ``min(n_components, dim)`` components (a space with fewer
+        columns is kept whole); None keeps every space whole.
+    q : float
+        FDR level of ``better`` (q < q and the model side higher).
+
+    Returns
+    -------
+    DataFrame ``model, prompt, layer, baseline, a, b, n_components_a, n_components_b, matched, mean_a, mean_b``,
+    the statistics of :func:`group_comparisons`, ``q_t`` and ``better``; one row per (model space, baseline space).
+    """
+    _need(spaces, ["space", "model", "prompt", "layer", "dim"], "spaces")
+    info = spaces.drop_duplicates("space").set_index("space")
+    side_a = info.index[info["model"].isin(list(models))].tolist()
+    side_b = info.index[info["model"].isin(list(baselines))].tolist()
+    comp = group_comparisons(subjects, [(a, b) for a in side_a for b in side_b])
+    width = info["dim"].astype(int) if n_components is None else info["dim"].astype(int).clip(upper=int(n_components))
+    out = pd.DataFrame({"model": info["model"].reindex(comp["a"]).to_numpy(),
+                        "prompt": info["prompt"].reindex(comp["a"]).to_numpy(),
+                        "layer": info["layer"].reindex(comp["a"]).to_numpy(),
+                        "baseline": info["model"].reindex(comp["b"]).to_numpy()}).join(comp)
+    out.insert(6, "n_components_a", width.reindex(out["a"]).to_numpy())
+    out.insert(7, "n_components_b", width.reindex(out["b"]).to_numpy())
+    out.insert(8, "matched", out["n_components_a"] == out["n_components_b"])
+    out["q_t"] = fdr_bh(out["p_t"].to_numpy(dtype=np.float64), q)[1] if len(out) else np.zeros(0)
+    out["better"] = (out["q_t"] < q) & (out["mean_diff"] > 0)
+    return out
 
 
 def group_layer_table(layers: pd.DataFrame, how: Literal["mean", "median"] = "mean") -> pd.DataFrame:

@@ -11,11 +11,11 @@ from brainalign.config.analysis import ArmSpec, CeilingSpec, CouplingSpec, Equiv
 from brainalign.config.data import (BRAIN_FORMATS, STIMULUS_FORMATS, BrainSpec, GameplayStimuli, ImageStimuli,
                                     MovieClipStimuli, RoiSpec, Stimuli, StimulusSpec, TextItemStimuli)
 from brainalign.config.experiment import (AnalysisSpec, ControlSpec, EncodingSpec, Experiment, InContextSpec,
-                                          ModelSpec, PartitionSpec, TimingSpec, apply_overrides,
+                                          ModelSpec, PartitionSpec, RegressorOptions, TimingSpec, apply_overrides,
                                           format_validation_error, load_config)
 
 __all__ = [
-    "BrainSpec", "RoiSpec", "StimulusSpec", "ModelSpec", "GameplayStimuli", "TimingSpec", "EncodingSpec",
+    "BrainSpec", "RoiSpec", "StimulusSpec", "ModelSpec", "RegressorOptions", "GameplayStimuli", "TimingSpec", "EncodingSpec",
     "AnalysisSpec", "PartitionSpec", "ControlSpec", "InContextSpec", "Experiment", "ConfigError", "load_config",
     "apply_overrides", "resolve_path", "BUILTIN_PREFIX",
     # also importable from here, as from the former single module

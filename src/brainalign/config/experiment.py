@@ -30,6 +30,7 @@ __all__ = [
     "RoiSpec",
     "StimulusSpec",
     "ModelSpec",
+    "RegressorOptions",
     "GameplayStimuli",
     "TimingSpec",
     "EncodingSpec",
@@ -47,6 +48,47 @@ __all__ = [
 
 
 
+class RegressorOptions(StrictModel):
+    """``options`` of a ``baseline: bson_regressors`` model: which rows of a ``.bson`` file (ds004323's EMPA /
+    DDQN regressors) belong to each BOLD run, and when each row happened.
+
+    The dataset does not document the regressors' fields, so the config names them (list a file's fields with
+    :func:`brainalign.features.bson_reader.describe_documents`). Every row reaches the TR grid through the
+    frames shown (the study's design): a frame takes the row of the TR it is shown in (``time_unit: tr``) or the
+    last row at or before its timestamp (``ms``/``s``), and each TR averages its frames like every other space.
+    """
+
+    path: str = Field(description="The .bson file, relative to brain.data_root (e.g. "
+                      "ds004323/behavior/dump/<db>/dqn_regressors_25M.bson, from untarring behavior/dump.tar.gz).")
+    field: str = Field(min_length=1, description="Numeric field of each document holding one row, a list of "
+                       "equal-length rows or a Julia array ('regs.value' reaches into sub-documents).")
+    where: dict[str, Any] = Field(
+        default_factory=lambda: {"subj_id": "{subject}", "run_id": "{run}"},
+        description="Documents of one BOLD run: field -> value; '{subject}' and '{run}' are filled with each "
+        "run's subject and run number, and match numbers or strings alike, leading zeros ignored (subject "
+        "'01' matches 1 and '1').")
+    time_field: str | None = Field(
+        None, description="Field giving each row's time (one number per row). null: the rows of a run are in TR "
+        "order, one per TR from the run's first volume (time_unit must be tr).")
+    time_unit: Literal["tr", "ms", "s"] = Field(
+        "tr", description="tr: 0-based TR index within the run (the run's first volume is TR 0); ms or s: a "
+        "timestamp on the clock of the plays' action timestamps (stimuli.time_unit converts those).")
+
+    @model_validator(mode="after")
+    def _time(self) -> RegressorOptions:
+        if self.time_field is None and self.time_unit != "tr":
+            raise ValueError(f"time_unit={self.time_unit!r} needs time_field (the field holding each row's "
+                             "timestamp); without one the rows are read one per TR (time_unit: tr).")
+        placeholders = {v for v in self.where.values() if isinstance(v, str) and "{" in v}
+        if not placeholders <= {"{subject}", "{run}"}:
+            raise ValueError(f"where={self.where!r}: values may be '{{subject}}' or '{{run}}' (whole values) or "
+                             "fixed values; other placeholders are not filled.")
+        if "{run}" not in placeholders:
+            raise ValueError(f"where={self.where!r} does not select a run: add e.g. run_id: '{{run}}' so that each "
+                             "BOLD run reads its own rows.")
+        return self
+
+
 class ModelSpec(StrictModel):
     """A pretrained model read layer by layer."""
 
@@ -58,13 +100,14 @@ class ModelSpec(StrictModel):
         "brainalign.features.registry (VLMs, video/audio LLMs, ViT/CLIP/VideoMAE/Wav2Vec2 baselines) reading "
         "the stimulus with the prompt; 'baseline': a frame baseline of brainalign.features.baselines (`baseline`).",
     )
-    baseline: Literal["pixels", "motion_energy", "random", "rl_agent"] | None = Field(
+    baseline: Literal["pixels", "motion_energy", "random", "rl_agent", "bson_regressors"] | None = Field(
         None, description="kind: baseline only: which frame features (brainalign.features.baselines."
-        "baseline_features), computed per stimulus frame, one space named '<name>/none/L0'.",
+        "baseline_features), computed per stimulus frame, one space named '<name>/none/L0'; bson_regressors: "
+        "the rows of a .bson file put on each run's frames (RegressorOptions).",
     )
     options: dict[str, Any] = Field(
         default_factory=dict, description="kind: baseline only: keyword arguments of the baseline (e.g. size, fps, "
-        "dim, agent); paths are relative to brain.data_root.",
+        "dim, agent; bson_regressors: the fields of RegressorOptions); paths are relative to brain.data_root.",
     )
     model_type: str | None = Field(
         None, description="The checkpoint's config.model_type (e.g. qwen2_5_vl, instructblip, vit): lets "
@@ -115,7 +158,15 @@ class ModelSpec(StrictModel):
         if self.kind == "baseline":
             if self.baseline is None:
                 raise ValueError(f"models[{self.name}] has kind: baseline but no `baseline`; choose one of pixels, "
-                                 "motion_energy, random, rl_agent.")
+                                 "motion_energy, random, rl_agent, bson_regressors.")
+            if self.baseline == "bson_regressors":
+                try:
+                    RegressorOptions(**self.options)
+                except ValidationError as err:
+                    problems = "; ".join(f"options.{'.'.join(map(str, e['loc'])) or '(all)'}: {e['msg']}"
+                                         for e in err.errors())
+                    raise ValueError(f"models[{self.name}] (baseline: bson_regressors): {problems}. The options are "
+                                     "path, field, where, time_field, time_unit (docs/choices.md).") from None
             if "prompts" in self.model_fields_set and self.prompts != "none":
                 raise ValueError(f"models[{self.name}] is a frame baseline: it reads no prompt; set prompts: none "
                                  "or remove the key.")
@@ -455,6 +506,10 @@ class Experiment(StrictModel):
             if m.kind == "baseline" and not isinstance(self.stimuli, (GameplayStimuli, ImageStimuli)):
                 raise ValueError(f"models[{m.name}] is a frame baseline but stimuli.format is "
                                  f"'{self.stimuli.format}'; frame baselines need gameplay-frames or nsd-images.")
+            if m.baseline == "bson_regressors" and not isinstance(self.stimuli, GameplayStimuli):
+                raise ValueError(f"models[{m.name}] reads per-run regressors (baseline: bson_regressors), which are "
+                                 f"placed on the frames of a run; stimuli.format '{self.stimuli.format}' has no runs "
+                                 "of frames: use gameplay-frames.")
             if m.kind == "text" and not isinstance(self.stimuli, (StimulusSpec, TextItemStimuli)):
                 raise ValueError(f"models[{m.name}] is a text model but stimuli.format is "
                                  f"'{self.stimuli.format}'; use kind: multimodal for image/video/audio stimuli.")

@@ -34,7 +34,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["decode_bson", "read_bson", "describe_documents", "bson_regressor_features", "julia_array"]
+__all__ = ["decode_bson", "read_bson", "describe_documents", "bson_regressor_features", "julia_array", "field_rows",
+           "stack_field"]
 
 
 class _Reader:
@@ -159,6 +160,8 @@ def _rows(value: Any, where: str) -> np.ndarray:
     if arr.dtype == object or not np.issubdtype(arr.dtype, np.number) and arr.dtype != bool:
         raise ValueError(f"{where} has dtype {arr.dtype}; it must be numeric.")
     arr = np.asarray(arr, dtype=np.float64)
+    if arr.ndim == 0:  # one number: a row of one
+        arr = arr[None, None]
     if arr.ndim == 1:
         arr = arr[None]
     if arr.ndim != 2:
@@ -198,15 +201,29 @@ def bson_regressor_features(
         if missing:
             raise ValueError(f"sort_by={sort_by!r}: {len(missing)} selected documents lack that field.")
         chosen = sorted(chosen, key=lambda d: d[sort_by])
-    rows = []
-    for i, doc in enumerate(chosen):
-        value: Any = doc
-        for part in field.split("."):
-            if not isinstance(value, dict) or part not in value:
-                fields = ", ".join(describe_documents([doc])[0])
-                raise ValueError(f"field={field!r} is missing from a selected document (its fields: {fields}).")
-            value = value[part]
-        rows.append(_rows(value, f"field {field!r} of document {i}"))
+    return stack_field(chosen, field)
+
+
+def field_rows(doc: dict[str, Any], field: str, i: int = 0) -> np.ndarray:
+    """The rows one document holds in ``field`` (dots reach into sub-documents), float64 (n_rows, dim).
+
+    Raises
+    ------
+    ValueError
+        When the field is missing (naming the document's fields) or not numeric.
+    """
+    value: Any = doc
+    for part in field.split("."):
+        if not isinstance(value, dict) or part not in value:
+            fields = ", ".join(describe_documents([doc])[0])
+            raise ValueError(f"field={field!r} is missing from a selected document (its fields: {fields}).")
+        value = value[part]
+    return _rows(value, f"field {field!r} of document {i}")
+
+
+def stack_field(docs: list[dict[str, Any]], field: str) -> np.ndarray:
+    """The rows of ``field`` of every document, stacked in order: float32 (n_rows, dim)."""
+    rows = [field_rows(doc, field, i) for i, doc in enumerate(docs)]
     dims = {r.shape[1] for r in rows}
     if len(dims) != 1:
         raise ValueError(f"field={field!r} has rows of different lengths across documents: {sorted(dims)}.")

@@ -1,4 +1,5 @@
-"""Frame baselines as models of a study config (``kind: baseline``): pixels, motion energy, random, RL agent.
+"""Frame baselines as models of a study config (``kind: baseline``): pixels, motion energy, random, RL agent, and
+the dataset's RL regressors (``bson_regressors``: rows of a file put on the frames, :mod:`.rl_regressors`).
 
 A baseline reads the study's stimulus frames (``StudyData.load_stimuli``, e.g.
 gameplay frames), computes one feature row per frame with
@@ -79,6 +80,8 @@ def frame_baseline_features(spec, stimuli, seed: int, data, tick: Callable[[], N
         When the stimuli have no frames, frames differ in size (set ``stimuli.size``), or the baseline's
         options are wrong (the message of :func:`baseline_features`).
     """
+    if spec.baseline == "bson_regressors":  # rows of a file, placed on the frames: no pixels read
+        return _regressor_features(spec, stimuli, data, tick)
     if data.load_stimuli is None:
         raise ValueError(f"models[{spec.name}] is a frame baseline but stimuli.format '{stimuli.format}' gives "
                          "no frames; use stimuli.format gameplay-frames (or nsd-images).")
@@ -115,4 +118,22 @@ def frame_baseline_features(spec, stimuli, seed: int, data, tick: Callable[[], N
                 for k, v in sorted(options.items())}
     meta = dict(layers=[0], n_layers=1, model_id=f"baseline:{kind}", model_type=None,
                 fingerprint=f"baseline:{kind}:{settings}", texts={"none": ["none"]}, n_tokens={})
+    return {"none": F[:, None, :]}, meta
+
+
+def _regressor_features(spec, stimuli, data, tick: Callable[[], None]) -> tuple[dict[str, np.ndarray], dict]:
+    """``baseline: bson_regressors``: the file's rows on the subject's kept frames (features.rl_regressors)."""
+    from brainalign.config import RegressorOptions
+    from brainalign.features.rl_regressors import regressor_documents, regressor_frame_features, regressor_path
+
+    opts = RegressorOptions(**spec.options)
+    path = regressor_path(data.recording.meta.get("data_root"), opts.path)
+    F, n_without = regressor_frame_features(opts, regressor_documents(path), str(data.recording.subject), data.events,
+                                            data.recording.tr, getattr(stimuli, "time_unit", "ms"), name=spec.name,
+                                            path=path)
+    tick()
+    settings = opts.model_dump()
+    meta = dict(layers=[0], n_layers=1, model_id="baseline:bson_regressors", model_type=None,
+                fingerprint=f"baseline:bson_regressors:{settings}", texts={"none": ["none"]}, n_tokens={},
+                frames_without_row=n_without)
     return {"none": F[:, None, :]}, meta

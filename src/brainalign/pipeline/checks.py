@@ -19,7 +19,7 @@ from brainalign.study.data import expand_data_root
 
 __all__ = ["with_expanded_data_root", "preflight_nifti", "check_data_root", "model_shapes", "check_models",
            "PlannedSpaces", "check_space_names", "check_rois", "check_roi_names", "check_rois_have_a_mask",
-           "estimate_memory", "statistics_memory",
+           "estimate_memory", "statistics_memory", "check_regressors",
            "nifti_excluded_voxels"]
 
 
@@ -83,6 +83,63 @@ def check_data_root(exp: Experiment, base_dir: Path | None, data_root: Path, con
             raise ConfigError(f"{value!r} points through a symbolic link to {real}, outside the data root "
                               f"{real_root}; copy the file under the data root or fix the link.",
                               file=config_file, field=field)
+
+
+def check_regressors(exp: Experiment, root: Path, config_file: str | None = None) -> list[str]:
+    """Every ``baseline: bson_regressors`` model's file exists under the data root and has the configured fields
+    for every subject × run (the file is read: the check a run would otherwise fail after hours of features).
+
+    Returns
+    -------
+    notes : list of str
+        One per model: the regressors' width, and whether ``timing.pca_components`` keeps them whole.
+
+    Raises
+    ------
+    ConfigError
+        Naming the model, the field (``models.<i>.options.path`` / ``.where`` / ``.field``) and the fix.
+    """
+    from brainalign.config import RegressorOptions
+    from brainalign.features.rl_regressors import regressor_documents, regressor_path, run_documents, run_regressors
+
+    notes = []
+    for i, m in enumerate(exp.models):
+        if m.baseline != "bson_regressors":
+            continue
+        opts = RegressorOptions(**m.options)
+        try:
+            path = regressor_path(root, opts.path)
+        except FileNotFoundError:
+            raise ConfigError(f"models[{m.name}]: the regressor file {Path(root) / opts.path} does not exist. Untar "
+                              f"ds004323's behavior/dump.tar.gz under the data root {root} (tar xzf; the collections "
+                              "are dump/<db>/<collection>.bson, no mongorestore needed), or fix the path (relative to "
+                              "the data root).", file=config_file, field=f"models.{i}.options.path") from None
+        except ValueError as err:
+            raise ConfigError(f"models[{m.name}]: {err}", file=config_file, field=f"models.{i}.options.path") from None
+        try:
+            docs = regressor_documents(path)
+        except ValueError as err:
+            raise ConfigError(f"models[{m.name}]: {err}", file=config_file, field=f"models.{i}.options.path") from None
+        dim = None
+        for subject in exp.brain.subject_list:
+            for run in exp.brain.options.get("runs") or []:
+                try:
+                    chosen = run_documents(docs, opts.where, subject, int(run), name=m.name, path=path)
+                except ValueError as err:
+                    raise ConfigError(str(err), file=config_file, field=f"models.{i}.options.where") from None
+                try:
+                    rows, _ = run_regressors(chosen, opts, name=m.name)
+                except ValueError as err:
+                    why = str(err).removeprefix(f"models[{m.name}]: ")
+                    raise ConfigError(f"models[{m.name}], subject {subject} run {run}: {why}", file=config_file,
+                                      field=f"models.{i}.options.field") from None
+                dim = rows.shape[1]
+        k = exp.timing.pca_components
+        if dim is not None:
+            kept = "kept whole (fewer columns than timing.pca_components)" if k is not None and dim < k else \
+                f"reduced to {k} principal components" if k is not None else "kept whole"
+            notes.append(f"models[{m.name}]: {dim} regressor columns, {kept}.")
+    return notes
 
 
 def model_shapes(exp: Experiment, base_dir: Path | None = None,

@@ -14,7 +14,11 @@ from brainalign.config import Experiment
 from brainalign.report.results import Results
 from brainalign.timing.spaces import resolve_space_name, resolved_names
 
-__all__ = ["stack_tables", "subject_scores", "subject_roi_scores", "group_roi_tables", "group_results"]
+__all__ = ["stack_tables", "subject_scores", "subject_roi_scores", "group_roi_tables", "group_results", "RL_BASELINES",
+           "rl_baseline_table"]
+
+#: ``ModelSpec.baseline`` values that are RL baselines (row 4 compares every model space with them)
+RL_BASELINES = ("bson_regressors", "rl_agent")
 
 STACKED = ("spaces", "run_scores", "comparisons", "layers", "prompt_gain", "controls", "roi_scores", "equivalence",
            "arm_comparisons", "coupling", "roi_normalised",
@@ -104,6 +108,36 @@ def group_roi_tables(exp: Experiment, roi_scores: pd.DataFrame, spaces: pd.DataF
     return out
 
 
+def rl_baseline_table(exp: Experiment, scores: pd.DataFrame, spaces: pd.DataFrame) -> pd.DataFrame | None:
+    """Every model space (kind text / multimodal) against every RL baseline's space, paired over subjects (row 4).
+
+    Parameters
+    ----------
+    exp : Experiment
+        Its RL baselines (``baseline`` in :data:`RL_BASELINES`), ``analysis.metric``, ``analysis.fdr_q`` and
+        ``timing.pca_components``.
+    scores : DataFrame ``subject, space, <metric>``
+        Each subject's mean over its held-out runs (:func:`subject_scores`).
+    spaces : DataFrame
+        The fitted spaces.
+
+    Returns
+    -------
+    DataFrame of :func:`brainalign.analysis.group.baseline_comparison_table`, or None when ``spaces`` has no
+    space of an RL baseline or of a model.
+    """
+    from brainalign.analysis.group import baseline_comparison_table
+
+    fitted = set(spaces["model"])
+    rl = [m.name for m in exp.models if m.baseline in RL_BASELINES and m.name in fitted]
+    models = [m.name for m in exp.models if m.kind != "baseline" and m.name in fitted]
+    if not rl or not models:
+        return None
+    a = exp.analysis
+    subjects = scores[["subject", "space", a.metric]].rename(columns={a.metric: "value"})
+    return baseline_comparison_table(subjects, spaces, models, rl, exp.timing.pca_components, a.fdr_q)
+
+
 def group_results(exp: Experiment, per_subject: dict[str, Results]) -> Results:
     """Group results whose unit of comparison is the subject.
 
@@ -133,6 +167,9 @@ def group_results(exp: Experiment, per_subject: dict[str, Results]) -> Results:
     tables.update(arm_tables(exp.analysis, scores, spaces, unit="subject"))  # row 6's arms, paired over subjects
     if exp.analysis.unprompted is not None:
         tables["prompt_gain"] = prompt_gain_table(scores, spaces, exp.analysis.unprompted, metric)
+    rl = rl_baseline_table(exp, scores, spaces)
+    if rl is not None:  # row 4: the models against the RL baselines, with the widths compared
+        tables["rl_baselines"] = rl
     if stacked["partition"] is not None and len(stacked["partition"]):  # % of the joint R², over subjects
         tables["partition"] = group_partition_table(stacked["partition"], exp.analysis.group_how)
         tables["partition_asymmetry"] = partition_asymmetry_table(stacked["partition"])

@@ -17,6 +17,7 @@ import numpy as np
 
 from brainalign.config import ConfigError, Experiment, ImageStimuli, MovieClipStimuli, resolve_path
 from brainalign.pipeline.checks import (WORKER_BASE_BYTES, statistics_memory, check_data_root, check_models, check_space_names,
+                                        check_regressors,
                                         _local_config, check_roi_names, check_rois_have_a_mask, model_shapes,
                                         preflight_nifti, with_expanded_data_root)
 from brainalign._utils.disk import DiskNeed, check_disk
@@ -157,6 +158,8 @@ def preflight_dataset(exp: Experiment, base_dir: Path | None, config_file: str |
     if root.exists() and not root.is_dir():
         raise ConfigError(f"data root {root} is a file, not a folder; pass the dataset folder as --data-root.",
                           file=config_file, field="brain.data_root")
+    # the regressor files' check names the model (before the list of every missing file)
+    regressor_notes = check_regressors(exp, root, config_file) if root.is_dir() else []
     missing, seen = [], set()
     for subject in exp.brain.subject_list:
         try:
@@ -176,6 +179,7 @@ def preflight_dataset(exp: Experiment, base_dir: Path | None, config_file: str |
                           file=config_file, field="brain.data_root")
     check_roi_names(exp, base_dir, config_file, data_root=root)
     notes, layers = check_models(exp, base_dir, config_file)
+    notes += regressor_notes
     check_space_names(exp, layers, config_file, model_shapes(exp, base_dir, config_file))
     unchecked = ("file contents are not read here: voxels constant within a run or non-finite are counted, and "
                  "excluded with a warning, when `run` loads each subject, before any model is read")
@@ -355,6 +359,7 @@ def study_plan(exp: Experiment, base_dir: Path | None = None, data_root: Path | 
     """Forward passes, feature bytes, ridge fits, time and memory of a run, without loading data or models."""
 
     plan = StudyPlan(n_subjects=len(exp.brain.subject_list), ridge_backend=exp.encoding.backend)
+    root = None  # the dataset folder, where a branch below knows it
     if exp.brain.format == "nsd":
         try:
             root = dataset_root(exp.brain, base_dir, data_root)
@@ -393,8 +398,7 @@ def study_plan(exp: Experiment, base_dir: Path | None = None, data_root: Path | 
                          f"far, not '{exp.brain.format}' with '{exp.stimuli.format}'.")
     for spec in exp.models:
         if spec.kind == "baseline":
-
-            layers, hidden = 1, baseline_dim(spec)
+            layers, hidden = 1, baseline_dim(spec, root, plan.assumed)
         else:
             layers, hidden = _model_size(spec, base_dir, plan.assumed)
         n_prompts = len(exp.prompts_of(spec))
@@ -455,11 +459,31 @@ def study_plan(exp: Experiment, base_dir: Path | None = None, data_root: Path | 
     return plan
 
 
-def baseline_dim(spec) -> int:
-    """Feature dimension of a ``kind: baseline`` model from its options (for ``--dry-run``)."""
+#: columns assumed for a ``bson_regressors`` baseline whose file is absent (--dry-run): the DDQN's 6 Q-values
+#: would be fewer; a penultimate layer more (the dataset does not document the regressors)
+ASSUMED_REGRESSOR_COLUMNS = 64
+
+
+def baseline_dim(spec, root: Path | None = None, assumed: list[str] | None = None) -> int:
+    """Feature dimension of a ``kind: baseline`` model from its options (for ``--dry-run``); a
+    ``bson_regressors`` file is read when it is under ``root``, else :data:`ASSUMED_REGRESSOR_COLUMNS` is noted in
+    ``assumed``."""
     from brainalign.features.baselines import motion_energy_channels
 
     o = spec.options
+    if spec.baseline == "bson_regressors":
+        from brainalign.features.bson_reader import field_rows
+        from brainalign.features.rl_regressors import regressor_documents, regressor_path
+
+        if root is not None:
+            try:
+                docs = regressor_documents(regressor_path(root, o["path"]))
+                return int(field_rows(docs[0], o["field"]).shape[1])
+            except (OSError, ValueError, IndexError):
+                pass
+        if assumed is not None:
+            assumed.append(f"{ASSUMED_REGRESSOR_COLUMNS} regressor columns of {spec.name}")
+        return ASSUMED_REGRESSOR_COLUMNS
     if spec.baseline == "pixels":
         h, w = o.get("size", (16, 16))
         return int(h) * int(w)

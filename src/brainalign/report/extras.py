@@ -168,4 +168,22 @@ def extra_sections(res) -> list[dict]:
             f"equivalence.")
         sec["png"] = equivalence_intervals(e)  # bytes; the page embeds them
         out.append(sec)
+    if "rl_baselines" in t and len(t["rl_baselines"]):
+        from brainalign.report.figures import rl_baseline_differences
+
+        rl = t["rl_baselines"]
+        best = rl.loc[rl.groupby(["model", "baseline"], sort=False)["mean_a"].idxmax()]  # each model's best space
+        k = res.experiment.timing.pca_components
+        sec = _section(
+            "Models against the RL baselines", "rl_baselines", best,
+            ["a", "b", "n_components_a", "n_components_b", "matched", "n", "mean_a", "mean_b", "mean_diff",
+             "n_better", "p_t", "q_t", "p_wilcoxon", "better"],
+            f"Each model space against each RL baseline, paired over subjects (each subject's score: its mean over "
+            f"held-out runs); p_t paired t (two-sided), q_t Benjamini–Hochberg over the whole table, better: q_t < "
+            f"{a.fdr_q} and the model higher. Shown: each model's best space against each baseline (every space in "
+            f"the CSV). Matched dimensionality: every space is reduced to timing.pca_components = {k} components; a "
+            f"space with fewer columns (the RL regressors often) is kept whole, so n_components says what was "
+            f"compared, and matched = no means the model had more components than the baseline.")
+        sec["png"] = rl_baseline_differences(rl)
+        out.append(sec)
     return out

@@ -35,6 +35,7 @@ __all__ = [
     "equivalence_intervals",
     "arm_bars",
     "coupling_scatter",
+    "rl_baseline_differences",
     "glass_brain",
     "FSAVERAGE_VERTICES",
     "hemisphere_values",
@@ -621,6 +622,35 @@ def coupling_scatter(similarity: pd.DataFrame, coupling: pd.DataFrame) -> bytes:
         ax.grid(alpha=0.3)
     fig.suptitle("Instruction-semantics coupling (one point per instruction pair)", fontsize=10)
     fig.tight_layout()
+    return png_bytes(fig)
+
+
+def rl_baseline_differences(table: pd.DataFrame) -> bytes:
+    """Row 4: each model's spaces (one dot per prompt × layer) minus each RL baseline, paired over subjects.
+
+    ``table``: the ``rl_baselines`` table (:func:`brainalign.analysis.group.baseline_comparison_table`). Filled
+    dots: the model space is higher at the table's FDR level (``better``); the label of each row says how many of
+    its spaces are, and whether the two sides were fitted at the same number of components.
+    """
+    pairs = list(dict.fromkeys(zip(table["model"], table["baseline"])))
+    fig, ax = plt.subplots(figsize=(7, 0.9 + 0.45 * len(pairs)))
+    colors = {b: f"C{i}" for i, b in enumerate(dict.fromkeys(table["baseline"]))}
+    labels = []
+    for y, (model, base) in enumerate(pairs[::-1]):
+        rows = table[(table.model == model) & (table.baseline == base)]
+        d = rows["mean_diff"].to_numpy(dtype=float)
+        better = rows["better"].to_numpy(dtype=bool)
+        jitter = np.linspace(-0.15, 0.15, len(d)) if len(d) > 1 else np.zeros(1)
+        ax.scatter(d[better], y + jitter[better], color=colors[base], s=18, zorder=3)
+        ax.scatter(d[~better], y + jitter[~better], facecolor="none", edgecolor=colors[base], s=18, zorder=3)
+        matched = "matched" if rows["matched"].all() else (
+            f"{int(rows['n_components_a'].max())} vs {int(rows['n_components_b'].max())} comps")
+        labels.append(f"{model} − {base}\n{int(better.sum())}/{len(rows)} significantly higher; {matched}")
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_yticks(range(len(pairs)), labels, fontsize=7)
+    ax.set_xlabel("mean difference over subjects (model space − RL baseline); filled: q_t < FDR level, higher")
+    ax.set_title("Models against the RL baselines (paired over subjects)", fontsize=10)
+    ax.grid(alpha=0.3, axis="x")
     return png_bytes(fig)
 
 

@@ -33,7 +33,7 @@ METRIC_LABELS = {
 #: summary tables offered as CSV downloads beside the tidy scores (small; the per-voxel tables stay on disk)
 DOWNLOADS = ("comparisons", "layers", "prompt_gain", "controls", "partition", "roi_comparisons", "roi_scores",
              "roi_peaks", "roi_hierarchy", "roi_ceilings", "partition_rois", "partition_roi_asymmetry",
-             "equivalence", "roi_prompts")
+             "equivalence", "roi_prompts", "rl_baselines")
 
 
 MAX_BARS = 8  # spaces drawn side by side per ROI
@@ -52,18 +52,17 @@ def _fmt(v) -> str:
 
 
 def _baseline_models(res: Results) -> set[str]:
-    """Names of the config's ``kind: baseline`` models (frame baselines, whose spaces the spaces table marks as
-    kind ``model``)."""
+    """Names of the config's ``kind: baseline`` models (frame baselines: kind ``baseline`` in the spaces table,
+    kind ``model`` in results written before that, which ``brainalign report`` still reads)."""
     return {m.name for m in res.experiment.models if m.kind == "baseline"}
 
 
 def _model_spaces(res: Results) -> pd.Series:
     """Names of the fitted model feature spaces.
 
-    The spaces table marks every space read from a config model as kind ``model``, the frame baselines of
-    ``kind: baseline`` models (pixels, motion energy, random frames) included; they and the reference are not
-    model spaces here, or a baseline reference would be its own "best model" and the report would have nothing
-    to compare it with.
+    Kind ``model`` in the spaces table, less the frame baselines of ``kind: baseline`` models (kind ``model`` in
+    results written before they became kind ``baseline``) and the reference: a baseline reference would otherwise
+    be its own "best model" and the report would have nothing to compare it with.
     """
     sp = res.tables["spaces"]
     names = sp.loc[(sp.kind == "model") & ~sp.model.isin(_baseline_models(res)), "space"]
@@ -256,8 +255,9 @@ def _roi_section(res: Results, metric: str) -> dict | None:
     spec = res.experiment.brain.rois
     means = t["run_scores"].groupby("space")[metric].mean()
     chosen = []
-    models = t["spaces"][t["spaces"].kind == "model"]
-    for _, g in models.groupby(["model", "prompt"], sort=True):
+    sp = t["spaces"]
+    models = sp[(sp.kind == "model") | ((sp.kind == "baseline") & sp.model.isin(_baseline_models(res)))]
+    for _, g in models.groupby(["model", "prompt"], sort=True):  # every model's best layer and the frame baselines
         chosen.append(means.loc[means.index.isin(g.space)].idxmax())
     chosen_by = "model × prompt"
     if len(chosen) > MAX_BARS:  # too many bars to read per ROI: each model's best space (prompts: the heatmap)

@@ -47,7 +47,8 @@ CSV_TABLES = ("spaces", "comparisons", "layers", "prompt_gain", "partition", "pa
               "group_best_layer", "equivalence", "subject_equivalence",
               "partition_rois", "partition_asymmetry", "partition_roi_asymmetry", "subject_partition",
               "subject_partition_rois", "roi_prompts", "roi_normalised", "arm_scores", "arm_comparisons",
-              "subject_arm_comparisons", "subject_coupling", "subject_roi_normalised", "group_roi_normalised")
+              "subject_arm_comparisons", "subject_coupling", "subject_roi_normalised", "group_roi_normalised",
+              "rl_baselines")
 PACKAGES = ("numpy", "scipy", "pandas", "scikit-learn", "himalaya", "nilearn", "nibabel", "torch",
             "transformers", "pydantic", "matplotlib")
 

@@ -22,7 +22,10 @@ import pandas as pd
 
 from brainalign._utils.errors import DataError
 
-__all__ = ["read_plays", "gameplay_frames", "frames_per_tr"]
+__all__ = ["read_plays", "gameplay_frames", "frames_per_tr", "frame_tr_index", "TIME_UNITS"]
+
+#: seconds per unit of a timestamp (the plays' ``time_unit``, a regressor's ``time_unit``)
+TIME_UNITS = {"ms": 1e-3, "s": 1.0}
 
 
 def read_plays(path: str | Path) -> pd.DataFrame:
@@ -60,7 +63,7 @@ def gameplay_frames(
     DataFrame with columns run, onset, duration, stimulus (``<game>_p<play>_f<frame>``),
     game, level, play, frame_index (within the play), action, timestamp.
     """
-    scale = {"ms": 1e-3, "s": 1.0}.get(time_unit)
+    scale = TIME_UNITS.get(time_unit)
     if scale is None:
         raise DataError(f"time_unit={time_unit!r}; use 'ms' or 's'.")
     sel = plays[(plays["subj_id"].astype(str).str.lstrip("0") == str(subject).lstrip("0")) & (plays["run_id"].astype(int) == int(run))]
@@ -80,6 +83,28 @@ def gameplay_frames(
     frames["duration"] = (nxt - frames["onset"]).fillna(0.0)
     frames["stimulus"] = [f"{g}_p{p}_f{k:05d}" for g, p, k in zip(frames.game, frames.play, frames.frame_index)]
     return frames[["run", "onset", "duration", "stimulus", "game", "level", "play", "frame_index", "action", "timestamp"]]
+
+
+def frame_tr_index(onsets, tr: float) -> np.ndarray:
+    """The TR each onset falls in: ``k`` with ``k * tr <= onset < (k + 1) * tr`` (0-based, from the run start).
+
+    The one rule that puts a frame (or a regressor row timed like one) on the TR grid: :func:`frames_per_tr`
+    groups frames by it, :mod:`brainalign.features.rl_regressors` gives each frame the row of its TR by it.
+
+    Parameters
+    ----------
+    onsets : array of shape (n,), seconds from the run start
+    tr : float
+
+    Returns
+    -------
+    int64 ndarray of shape (n,)
+    """
+    on = np.asarray(onsets, dtype=np.float64)
+    k = np.floor(on / tr).astype(np.int64)
+    k -= k * tr > on  # the comparisons decide, not the rounding of on / tr
+    k += (k + 1) * tr <= on
+    return k
 
 
 def frames_per_tr(frames: pd.DataFrame, runs: np.ndarray, tr: float, window: int = 1, max_frames: int | None = None) -> pd.DataFrame:
@@ -107,10 +132,10 @@ def frames_per_tr(frames: pd.DataFrame, runs: np.ndarray, tr: float, window: int
     for r in pd.unique(runs):
         n = int((runs == r).sum())
         f = frames[frames["run"] == r]
-        on = f["onset"].to_numpy()
+        at = frame_tr_index(f["onset"].to_numpy(), tr)
         for k in range(n):
             start, end = max(0, k - window + 1) * tr, (k + 1) * tr
-            idx = f.index[(on >= start) & (on < end)].to_list()
+            idx = f.index[(at >= k - window + 1) & (at <= k)].to_list()
             if max_frames is not None and len(idx) > max_frames:
                 pick = np.unique(np.round(np.linspace(len(idx) - 1, 0, max_frames)).astype(int))
                 idx = [idx[i] for i in pick]

@@ -6,6 +6,15 @@ share it, up to a small pixel texture), and every brain voxel ``v`` of the prepr
 ``weight[v] · z(b)[t - delay] + noise`` (plus the fixture's ``trans_x`` confound × 30, which the config's
 confound regression must remove). A model or baseline that sees the frames' brightness recovers
 ``|weight|`` per voxel.
+
+The RL regressors of the MongoDB dump (``behavior/dump/<db>/``, :data:`REGRESSOR_DB`) carry the brightness
+with noise, so they predict the brain worse than a space that sees the frames and better than chance:
+
+- ``dqn_regressors_25M.bson``: one document per action step (``subj_id`` int, ``run_id`` int, ``frame_idx``,
+  ``timestamp`` in ms on the plays' clock, ``q_values`` = 4 numbers; the first is ``b`` of the step's TR plus
+  noise of sd ``ddqn_noise``, the others noise);
+- ``regressors.bson`` (EMPA): one document per run (``subject`` = ``'sub-XX'``, ``run`` = ``'RR'``, ``regs`` = one
+  row of 3 numbers per TR from the run's first volume; the first is ``b`` plus noise of sd ``empa_noise``).
 """
 from __future__ import annotations
 
@@ -15,9 +24,13 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from brainalign.testing.bson_writer import write_bson
 from brainalign.testing.fixtures import write_ds004323
 
-__all__ = ["write_ds004323_study"]
+__all__ = ["write_ds004323_study", "REGRESSOR_DB"]
+
+#: the database folder of the miniature's dump (a real dump names its own; the config matches it with a pattern)
+REGRESSOR_DB = "vgfmri_mini"
 
 
 def write_ds004323_study(
@@ -32,6 +45,8 @@ def write_ds004323_study(
     noise: float = 0.5,
     seed: int = 0,
     extension: str = "png",
+    ddqn_noise: float = 0.25,
+    empa_noise: float = 0.4,
 ) -> dict:
     """Write ``<root>/ds004323`` (raw BIDS, fMRIPrep derivatives, ``behavior/plays.json``,
     ``derivatives/frames/sub-XX/run-RR/<game>_p<play>_f<frame>.<extension>``).
@@ -42,7 +57,9 @@ def write_ds004323_study(
     Returns
     -------
     dict with root (the data root), dataset (root/ds004323), tr, weight[sub] (flattened over the brain mask,
-    C order, the loader's voxel order), brightness[(sub, run)] (n_trs,), delay, n_trs, n_runs.
+    C order, the loader's voxel order), brightness[(sub, run)] (n_trs,), delay, n_trs, n_runs,
+    ddqn[(sub, run, play, frame_index)] (the step's 4 q-values), empa[(sub, run)] (n_trs, 3), dump (the folder
+    of the two .bson files).
     """
     from PIL import Image
 
@@ -56,7 +73,9 @@ def write_ds004323_study(
     games = ["chase", "helper", "bait", "lemmings", "plaqueAttack", "zelda"]
     plays = []
     out = dict(root=root, dataset=ds, tr=tr, weight={}, brightness={}, delay=delay, n_trs=n_trs, n_runs=n_runs,
-               mask={})
+               mask={}, ddqn={}, empa={})
+    ddqn_docs, empa_docs = [], []
+    reg_rng = np.random.default_rng(seed + 2)  # the regressors' own stream: the frames and BOLD stay as they were
     t0 = 1_560_000_000_000
     for sub in subjects:
         mask = truth["mask"][sub] > 0
@@ -82,6 +101,11 @@ def write_ds004323_study(
                     level = b[tr_index] + rng.normal(0.0, 0.03, (frame_size, frame_size, 1))
                     colour = np.clip(level * np.array([1.0, 0.9, 0.8]), 0, 1)
                     img = np.round(255 * colour).astype(np.uint8)
+                    q = reg_rng.normal(0.0, 1.0, 4)
+                    q[0] = b[tr_index] + reg_rng.normal(0.0, ddqn_noise)
+                    out["ddqn"][(sub, run, g, k)] = q
+                    ddqn_docs.append({"subj_id": int(sub), "run_id": run, "game_name": f"vgfmri3_{game}",
+                                      "frame_idx": k, "timestamp": int(ts), "q_values": q.tolist()})
                     name = f"vgfmri3_{game}_p{g}_f{k:05d}"
                     if extension == "npy":
                         np.save(fdir / f"{name}.npy", img)
@@ -89,6 +113,10 @@ def write_ds004323_study(
                         Image.fromarray(img).save(fdir / f"{name}.png")
                 plays.append({"subj_id": sub, "run_id": run, "game_name": f"vgfmri3_{game}",
                               "start_time": {"$date": int(gs)}, "actions": acts, "level_idx": 0})
+            empa = reg_rng.normal(0.0, 1.0, (n_trs, 3))
+            empa[:, 0] = b + reg_rng.normal(0.0, empa_noise, n_trs)
+            out["empa"][(sub, run)] = empa
+            empa_docs.append({"subject": f"sub-{sub}", "run": f"{run:02d}", "regs": empa.tolist()})
             # planted response in the preprocessed BOLD (same grid, affine and confound as the fixture)
             name = f"sub-{sub}_task-gameplay_run-{run:02d}_space-MNI152NLin2009cAsym_desc-preproc_bold.nii.gz"
             path = truth["derivatives"] / f"sub-{sub}" / "func" / name
@@ -100,6 +128,10 @@ def write_ds004323_study(
             data[mask] = 100.0 + resp + 30.0 * truth["trans_x"][(sub, run)][None]
             nib.save(nib.Nifti1Image(data, img.affine, img.header), path)
     (ds / "behavior" / "plays.json").write_text(json.dumps(plays))
+    dump = ds / "behavior" / "dump" / REGRESSOR_DB
+    write_bson(dump / "dqn_regressors_25M.bson", ddqn_docs[::-1])  # stored out of time order
+    write_bson(dump / "regressors.bson", empa_docs)
+    out["dump"] = dump
     out["plays"] = plays
     out["atlas"], out["atlas_table"] = _write_atlas(ds, truth, subjects[0], rng)
     return out

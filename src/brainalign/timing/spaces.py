@@ -150,7 +150,8 @@ def build_feature_spaces(
     list of FeatureSpace
         Model spaces are lazy (:attr:`FeatureSpace.X` computes ``design @ F[:, layer, :]`` on each access and
         keeps nothing), so memory holds the features (memory-mapped from the cache) and one space's X at a time.
-        Model spaces named ``<model>/<prompt>/L<layer>``, then ``baseline/<name>``.
+        Model spaces named ``<model>/<prompt>/L<layer>`` (kind ``model``; the frame baselines of ``kind: baseline``
+        models, ``<name>/none/L0``, kind ``baseline``), then ``baseline/<name>`` (kind ``baseline``).
     """
     spaces = []
     for spec in models:
@@ -160,7 +161,8 @@ def build_feature_spaces(
                 spaces.append(  # lazy: design @ F[:, j, :] when a fit needs it, one space at a time
                     FeatureSpace(
                         name=space_name(spec.name, pname, layer), source=_design_times(data.design, F, j),
-                        dim=F.shape[2], kind="model", model=spec.name, prompt=pname, layer=layer,
+                        dim=F.shape[2], kind="baseline" if getattr(spec, "kind", "") == "baseline" else "model", model=spec.name,
+                        prompt=pname, layer=layer,
                         depth=layer / info["n_layers"],
                     )
                 )
@@ -184,7 +186,10 @@ def resolve_space_name(name: str, spaces) -> str:
     if name in set(table["space"]) or "/L-" not in name:
         return name
     stem, _, k = name.rpartition("/L")
-    model = table[(table["kind"] == "model") & (table["model"] + "/" + table["prompt"] == stem)]
+    same = table[table["model"] + "/" + table["prompt"] == stem]
+    model = same[same["kind"] == "model"]
+    if model.empty:  # a frame baseline's one layer ('Pixels/none/L-1')
+        model = same[same["kind"] == "baseline"]
     layers = sorted(set(model["layer"].astype(int)))
     if not layers or int(k) < -len(layers):
         return name  # unknown: the caller's check names the available spaces
