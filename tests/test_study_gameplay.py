@@ -317,3 +317,17 @@ def test_vlm_vs_lam_equivalence_is_tested_per_subject_and_over_subjects(gameplay
     a = [s.strip() for s in eq["a"].iloc[0].split("+")]
     assert len(a) == 4
     assert eq["mean_a"].iloc[0] == pytest.approx(runs[runs.space.isin(a)].groupby("run")["mean_r"].mean().mean())
+
+
+def test_group_and_subject_reports_read_at_a_glance_in_chromium(gameplay_out):
+    """The gameplay reports in a real browser (screenshots in test-artefacts/screenshots/gameplay-*.png): rows 1-5
+    each have their section (prompt gain, partitions per ROI, hierarchy, RL baselines, VLM-LAM equivalence), tables
+    are excerpts, the headline names a fitted space."""
+    from chromium import open_report
+
+    rows = ["Prompt-driven gain", "Variance partitioning", "Prompt-driven gain along the hierarchy",
+            "Equivalence tests (TOST)"]
+    group = open_report(gameplay_out / "report.html", screenshot="gameplay-group")
+    group.assert_reads_at_a_glance([*rows, "Models against the RL baselines"])
+    subject = open_report(gameplay_out / "sub-01" / "report.html", screenshot="gameplay-sub-01")
+    subject.assert_reads_at_a_glance([*rows, "Maps"])

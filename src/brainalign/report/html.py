@@ -217,10 +217,12 @@ def _partition_section(res: Results) -> dict | None:
         unit = " (mean ± SEM over subjects)" if "sem" in by_roi else ""
         out["roi_bars"] = _b64(figures.partition_roi_bars(by_roi, order, unit=unit))
     asym = res.tables.get("partition_roi_asymmetry")
-    if asym is not None and len(asym):
+    if asym is not None and len(asym):  # the largest asymmetries first: where one space's unique part wins most
+        shown = asym.sort_values("mean_diff", ascending=False, kind="stable").head(MAX_ROWS)
         out["asymmetry"] = [[r.partition, r.roi, r.a, r.b, _fmt(r.mean_a), _fmt(r.mean_b), _fmt(r.mean_diff),
                              f"{int(r.n_better)}/{int(r.n)}", _fmt(r.cohen_dz), _fmt(r.p_t), _fmt(r.p_wilcoxon)]
-                            for r in asym.itertuples(index=False)]
+                            for r in shown.itertuples(index=False)]
+        out["asymmetry_more"] = len(asym) - len(shown)
     table = pct.pivot_table(index=["partition", "part", "space"], columns="aggregation", values="percent",
                             sort=False).reset_index()
     n_vox = pct.groupby("partition")["n_voxels"].first()
