@@ -114,8 +114,8 @@ def test_narf_label_beats_label_only_on_held_out_generated_problems(run_shared_d
     fixed before worlds 0-4 were run with them): margins +0.217 +0.117 0.000 +0.100 +0.033 (mean +0.093, 4 wins of 5);
     NARF+Label − random fMRI +0.150 +0.050 +0.033 +0.050 +0.100 (mean +0.077, 5 wins); random fMRI − label-only
     +0.067 +0.067 −0.033 +0.050 −0.067 (mean +0.017, 3 wins). The deliberate break (NARF+Label trained on Gaussian
-    betas, seed + 50, encoders refitted) gives margins +0.133 0.000 0.000 ... and fails. The numbers below are the
-    first version's (20 epochs).
+    betas, seed + 50, encoders refitted) fails it: margins +0.133 0.000 0.000 +0.050 −0.050 (2 wins), NARF+Label −
+    random fMRI mean −0.007 (2 wins). The numbers below are the first version's (20 epochs).
 
     Issue 21: the same worlds' random-fMRI arm (NARF+Label on Gaussian betas with each voxel's std, encoders refitted
     on them) is the control. NARF+Label must beat it paired by world: a positive mean paired difference and a win in
