@@ -60,7 +60,7 @@ def demo_dir(run_shared_dir, feature_cache) -> Path:
 # otherwise reorder them by their number of tests). The longest files start first, so the run does not end waiting
 # for one of them (seconds measured on 2 cores).
 _LONGEST_FIRST = (
-    # five planted worlds, two fine-tunes each (~50 s a world): the second file trains worlds 4 and 3 while the
+    # five planted worlds, three fine-tunes each (10 epochs; ~40 CPU-s a world): the second file trains worlds 4 and 3 while the
     # first trains 0, 1, 2 and then reads 3 and 4 (tests/steering/steering_fixtures.narf_world)
     "test_steering_narf_planted.py", "test_steering_narf_worlds.py",
     "test_study_nsd.py", "test_demo.py", "test_study_movies.py", "test_study_gameplay.py",

@@ -42,6 +42,11 @@ def planted(seed: int, n_items: int = 40, n_subjects: int = 1):
     return planted_study(root() / f"planted{seed}-{n_items}", seed=seed, n_items=n_items, n_subjects=n_subjects)
 
 
+#: Training of the acceptance worlds: 10 epochs of AdamW steps every 8 items (the first version: 20 epochs, steps
+#: every 16): the same 120 optimiser steps at half the forward and backward passes (docs/steering.md).
+NARF_EPOCHS, NARF_ACCUMULATE = 10, 8
+
+
 def narf_world(seed: int, shared: Path) -> dict:
     """NARF+Label vs label-only and vs its random-fMRI arm on planted fine-tuning world ``seed``, computed once per
     test run.
@@ -62,7 +67,7 @@ def narf_world(seed: int, shared: Path) -> dict:
         if out.exists():
             return json.loads(out.read_text())
         st = planted_finetune_study(shared / f"narf-world-{seed}", seed=seed)
-        res = compare_finetuning(st, seed=seed, random_fmri=True)
+        res = compare_finetuning(st, seed=seed, random_fmri=True, epochs=NARF_EPOCHS, grad_accumulate=NARF_ACCUMULATE)
         arms = {arm: dict(val_accuracy=list(map(float, r.val_accuracy)), brain_loss=list(map(float, r.brain_loss)),
                           best_epoch=int(r.best_epoch))
                 for arm, r in ((a, res[f"{a}_result"]) for a in ("label_only", "narf_label", "random_fmri"))}

@@ -71,6 +71,10 @@ STEER_CASES = {
     # cuda:99: a GPU no machine of the suite has (with or without CUDA the message names the field and the fix)
     "loading-device-this-machine-lacks": (lambda d: dict(PLANTED, loading={"device": "cuda:99", "dtype": "bfloat16"}),
                                           ["loading.device='cuda:99'", "GPU"]),
+    "item-file-missing": (lambda d: dict(PLANTED, evaluation={"files": {"root": str(d / "nowhere"),
+                                                                        "test": "deductive_reasoning_data_test.json"}}),
+                          ["1 item file(s) named in evaluation.files are missing", "evaluation.files.test",
+                           "deductive_reasoning_data_test.json"]),
 }
 
 
@@ -137,7 +141,8 @@ STEER_ERRORS = {
     "steering/config.py:BrainSection._selection_matches_betas": [S],
     "steering/config.py:BrainSection._disjoint": [S],
     "steering/config.py:SteerConfig._moved_keys": [S],
-    "steering/config.py:SteerConfig._one_source": [S, S, S, S, S],
+    "steering/config.py:SteerConfig._one_source": [S, S, S, S, S, S],
+    "steering/config.py:ItemFiles._some_file": [S],
     "steering/config.py:load_steer_config": [S, S, S, S, S],  # loading the YAML is validate's first step
     "steering/study.py:model_config": ["validate: model-folder-without-config"],
     "steering/study.py:check_config": ["validate: loading-device-this-machine-lacks",
@@ -159,9 +164,11 @@ STEER_ERRORS = {
     "steering/directions.py:_brain_loss": [S],
     "steering/directions.py:nari": [I, I],
     "steering/directions.py:middle_layers": [I],
-    "steering/directions.py:nari_study": [I, S],
+    "steering/directions.py:nari_study": [I, S, I],  # task_labels come from the items
     "steering/encoders.py:_check_xy": [I],
     "steering/encoders.py:fit_encoder": [S],
+    "steering/encoders.py:TaskEncoders.predict": [I, I],
+    "steering/encoders.py:fit_item_encoder": [I],
     "steering/encoders.py:cv_predictivity": [S],
     "steering/encoders.py:neural_predictivity": [I, I],
     "steering/encoders.py:deductive_ceiling": ["cannot: the ceiling needs 3 subjects with data; the subjects are "
@@ -171,7 +178,13 @@ STEER_ERRORS = {
     "steering/evaluate.py:intervened_accuracy": [I],
     "steering/finetune.py:_lora": ["cannot: the attention projections of a model are known once it is loaded "
                                    "(a family without q/k/v/o_proj)"],
-    "steering/finetune.py:brain_finetune": [I, I, I, I, I],
+    "steering/finetune.py:brain_finetune": [I, I, I, I, I, I, I],  # adapter and item_tasks are set by the study
+    "steering/finetune.py:_FullAttention.__init__": ["cannot: the attention parameters of a model are known once it "
+                                                     "is loaded"],
+    "steering/finetune.py:_encoder_tensors": [I, I],
+    "steering/item_files.py:read_item_file": ["validate: item-file-missing"] + ["cannot: an item file's contents are read by the run (validate checks that it exists)"] * 7,
+    "steering/item_files.py:_label": ["cannot: an item file's contents are read by the run (validate checks that it exists)"],
+    "steering/item_files.py:_text": ["cannot: an item file's contents are read by the run (validate checks that it exists)"],
     "steering/hooks.py:decoder_layers": ["cannot: the decoder layer stack of a model is found once it is loaded"],
     "steering/hooks.py:attention_module": ["cannot: the attention module of a model is found once it is loaded"],
     "steering/hooks.py:LayerHooks.__init__": [S, "validate: nari-layer-outside-a-local-model"],

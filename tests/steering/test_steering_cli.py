@@ -15,6 +15,7 @@ from brainalign.steering import data
 from brainalign.steering.config import SteerConfigError, load_steer_config
 
 DEDUCTIVE_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "deductive_reasoning_steering.yaml"
+ITEM_FILES = Path(__file__).resolve().parent / "item_files"
 PLANTED = {"name": "tiny-planted", "seed": 0,
            "planted": {"arch": "qwen2", "hidden_size": 32, "num_layers": 4, "n_items": 40, "n_subjects": 2,
                        "n_voxels": 40},
@@ -52,6 +53,13 @@ def test_deductive_config_validates_and_names_every_missing_file(tmp_path):
     for p in data.expected_files(tmp_path / "ds003076"):
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(b"x")
+    res = CliRunner().invoke(app, ["steer", str(path), "--validate-only"])
+    # the authors' JSON sets (evaluation.files) are inputs too: named with their field until they are there
+    assert res.exit_code == 2 and "6 item file(s) named in evaluation.files are missing" in res.output, res.output
+    assert "evaluation.files.generalisation[3]" in res.output and "60 of 60" not in res.output
+    (tmp_path / "data" / "Brain-guided_LLM" / "data").mkdir(parents=True)
+    for p in cfg.evaluation.files.paths(tmp_path).values():
+        p.write_text((ITEM_FILES / "deductive_reasoning_data_test.json").read_text())
     res = CliRunner().invoke(app, ["steer", str(path), "--validate-only"])
     assert res.exit_code == 0 and "all inputs present" in res.output, res.output
 
@@ -149,3 +157,31 @@ def test_config_fields_that_cannot_be_honoured_are_refused():
     assert own.brain.voxel_selection.top_fraction == 0.2 and own.brain.roi == "md"
     with pytest.raises(SteerConfigError, match="controls_models is not a key.*predictivity.controls"):
         load_steer_config(DEDUCTIVE_CONFIG, ["controls_models=[untrained]"])
+
+
+def test_brain_weight_and_max_epoch_per_model():
+    """finetune.per_model: the authors' brain weight 0.01 for Qwen2-1.5B and 50 epochs for the 70B models; a name
+    that is no model of the study is refused (a typo would otherwise be ignored silently)."""
+    from brainalign.steering.plan import _item_passes
+    from brainalign.steering.study import finetune_consistent
+
+    cfg = load_steer_config(DEDUCTIVE_CONFIG)
+    ft = cfg.finetune
+    assert ft.for_model("Qwen/Qwen2-1.5B-Instruct").brain_weight == 0.01
+    assert ft.for_model("Qwen/Qwen2-1.5B-Instruct").max_epoch == ft.max_epoch == 100
+    assert ft.for_model("meta-llama/Llama-3.3-70B-Instruct").max_epoch == 50
+    assert ft.for_model("Qwen/Qwen2-7B-Instruct") == ft and ft.n_arms == 5  # narf+label, label-only, NARF, 2 ablations
+    small = load_steer_config(DEDUCTIVE_CONFIG, ["evaluation.generalisation=[]", "evaluation.files=null",
+                                                 "evaluation.test={syllogism: 2, transitive: 2, seed: 2}",
+                                                 "nari_general=null"])
+    passes = _item_passes(small, ["Qwen/Qwen2-7B-Instruct", "Qwen/Qwen2-72B-Instruct"], Path("."), [])
+    assert passes["Qwen/Qwen2-72B-Instruct"]["finetune"] * 2 == passes["Qwen/Qwen2-7B-Instruct"]["finetune"]
+    with pytest.raises(SteerConfigError, match=r"finetune.per_model has \['Qwen/Qwen2-1.5B-instruct'\], which is not"):
+        load_steer_config(DEDUCTIVE_CONFIG, ["finetune.per_model={Qwen/Qwen2-1.5B-instruct: {brain_weight: 0.01}}"])
+    with pytest.raises(SteerConfigError, match="max_epoch"):
+        load_steer_config(DEDUCTIVE_CONFIG, ["finetune.per_model={Qwen/Qwen2-7B-Instruct: {max_epoch: 0}}"])
+    # fit_consistent_questions: finetune follows nari unless it says otherwise
+    assert not finetune_consistent(cfg)
+    assert finetune_consistent(load_steer_config(DEDUCTIVE_CONFIG, ["nari.fit_consistent_questions=true"]))
+    assert not finetune_consistent(load_steer_config(DEDUCTIVE_CONFIG, ["nari.fit_consistent_questions=true",
+                                                                        "finetune.fit_consistent_questions=false"]))

@@ -6,6 +6,7 @@ fine-tuning with its baseline and ablations, evaluation.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -15,6 +16,7 @@ from brainalign.cli import app
 from test_steering_ds003076 import SUBJECTS, build_ds003076
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "deductive_reasoning_steering.yaml"
+ITEM_FILES = Path(__file__).resolve().parent / "item_files"
 
 
 def test_deductive_config_runs_every_section_with_tiny_models(tmp_path):
@@ -29,6 +31,10 @@ def test_deductive_config_runs_every_section_with_tiny_models(tmp_path):
         "finetune.max_epoch=1", "finetune.validation_items={syllogism: 2, transitive: 2, seed: 1}",
         "finetune.output=none",
         "evaluation.test={syllogism: 2, transitive: 2, seed: 2}", "evaluation.generalisation=[{n_premises: 4, n: 2}]",
+        # the authors' files: the miniature in their layout (validation picks the best epoch; one generalisation file)
+        f"evaluation.files.root={ITEM_FILES}",
+        "evaluation.files.generalisation=[deductive_reasoning_data_test_propositional.json]",
+        "finetune.per_model={}",  # its entries name models that the two below replace
     ]
     args = [a for kv in small for a in ("--set", kv)]
     runner = CliRunner()
@@ -47,7 +53,14 @@ def test_deductive_config_runs_every_section_with_tiny_models(tmp_path):
     # the two checkpoints are two families: a tiny Qwen2 and a tiny Llama
     assert {Path(m).name for m in steering["model"]} == {"causal-qwen2-seed0", "causal-llama-seed0"}
     ft = steering[steering.section == "finetune"]
-    assert {"narf_label", "label_only", "random_fmri", "labels_as_fmri"} <= set(ft["condition"])
+    assert {"narf_label", "label_only", "narf", "random_fmri", "labels_as_fmri"} <= set(ft["condition"])
+    assert not ft[ft.condition == "narf"]["control"].any()  # pure NARF is a method, like NARF+Label
+    # every arm on the generated sets and on the authors' test and generalisation files
+    assert set(ft["set"]) == {"test", "deductive_4premises", "file_test", "file_test_propositional"}
+    assert (ft[ft.set == "file_test"]["n_items"] == 6 * 6).all()  # the miniature's 6 problems x 6 premise orders
+    nari_rows = pd.read_csv(out / "nari.csv")
+    assert set(nari_rows["task"]) == {"syllogism", "transitive"}  # one encoder and NARI run per reasoning type
+    assert re.search(r">\s*narf\s*<", (out / "report.html").read_text())  # a row of its own in the report
     d = steering[steering.section != "nari"]
     assert ((d.accuracy_after - d.accuracy_before) * d.n_items).round(6).equals((d.n_flipped - d.n_broken).astype(float))
     pred = pd.read_csv(out / "predictivity.csv")

@@ -76,3 +76,33 @@ def test_evaluate_counts_every_premise_order():
     assert evaluate.intervened_accuracy([True, False, False, True], [1]) == 0.75
     with pytest.raises(ValueError, match="model got wrong"):
         evaluate.intervened_accuracy([True, False], [0])
+
+
+def test_pure_narf_trains_all_of_the_supervised_attention_on_the_brain_loss_alone():
+    """The NARF arm: full parameters (not a low-rank adapter) of the supervised layer's self-attention, nothing
+    else; no label enters (flipping every label leaves the result unchanged bit for bit); the brain loss falls."""
+    st = planted(2)
+    L = st.layer
+    encs = [{L: encoders.fit_encoder(st.attention[:, L], Y)} for Y in st.subjects_Y]
+    before = {k: v.clone() for k, v in st.model.state_dict().items()}
+
+    def narf(labels):
+        return finetune.brain_finetune(copy.deepcopy(st.model), st.tokenizer, st.prompts, labels, layers=[L],
+                                       encoders=encs, subjects_Y=st.subjects_Y, brain_weight=1.0, label_weight=0.0,
+                                       lr=1e-3, epochs=3, grad_accumulate=8, seed=0, adapter="full")
+
+    res, flipped = narf(st.labels), narf(~st.labels)
+    assert res.brain_loss[-1] < res.brain_loss[0]
+    after = res.model.state_dict()
+    assert set(after) == set(before)  # no adapter modules left behind
+    attn = {k for k in before if f"layers.{L}.self_attn." in k}
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed == attn, changed ^ attn
+    # full rank: the update of a projection is not confined to a rank-8 subspace as LoRA's would be
+    k = next(k for k in attn if k.endswith("q_proj.weight"))
+    assert np.linalg.matrix_rank((after[k] - before[k]).double().numpy(), tol=1e-7) > 8
+    assert all(torch.equal(after[k], flipped.model.state_dict()[k]) for k in after)
+    assert all(p.requires_grad for p in res.model.parameters())  # handed back trainable, like a merged LoRA model
+    with pytest.raises(ValueError, match="adapter='qlora'"):
+        finetune.brain_finetune(copy.deepcopy(st.model), st.tokenizer, st.prompts, st.labels, layers=[L],
+                                brain_weight=0.0, adapter="qlora")

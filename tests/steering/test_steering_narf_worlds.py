@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("peft")
 
-from steering_fixtures import narf_world
+from steering_fixtures import NARF_EPOCHS, narf_world
 
 
 @pytest.mark.slow
@@ -25,6 +25,6 @@ def test_held_out_world_trains_both_arms(seed, run_shared_dir):
     assert narf["brain_loss"][-1] < narf["brain_loss"][0]
     assert min(rnd["brain_loss"]) > 0.0  # the control carries a brain term too
     for arm in (lab, narf, rnd):
-        assert len(arm["val_accuracy"]) == 20 and arm["best_epoch"] == int(np.argmax(arm["val_accuracy"]))
+        assert len(arm["val_accuracy"]) == NARF_EPOCHS and arm["best_epoch"] == int(np.argmax(arm["val_accuracy"]))
     assert res["margin"] == pytest.approx(res["narf_label"] - res["label_only"])
     assert all(0.0 <= res[k] <= 1.0 for k in ("base", "label_only", "narf_label", "random_fmri"))

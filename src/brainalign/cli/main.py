@@ -313,7 +313,7 @@ def steer(config: Path = typer.Argument(..., help="Steering study YAML (schema: 
             return
         missing = check_inputs(cfg, base)
         if missing:
-            raise FileNotFoundError(missing)
+            raise FileNotFoundError(f"{config} names inputs that are missing:\n{missing}")
         try:
             notes = check_config(cfg, base, out, force_disk, str(config))
         except SteerConfigError as err:

@@ -149,7 +149,12 @@ class Nari(_Strict):
     proj_alpha: float = Field(10.0, gt=0)
     max_steps: int = Field(200, ge=1)
     check_every: int = Field(5, ge=1)
-    fit_consistent_questions: bool = False
+    fit_consistent_questions: bool = Field(
+        False, description="Fit each encoder on the items the model and the subject both answer correctly (the "
+        "authors' -fit_consistent_questions); also the finetune section's default.")
+    encoder_per_task: bool = Field(
+        True, description="One encoder per subject, layer and reasoning type, and NARI per type (the authors); "
+        "false pools syllogisms and transitive items into one encoder.")
     controls: list[Literal["random_direction", "random_fmri", "random_fmri_mean"]] = [
         "random_direction", "random_fmri", "random_fmri_mean"]
 
@@ -182,19 +187,53 @@ class Lora(_Strict):
     targets: list[Literal["q_proj", "k_proj", "v_proj", "o_proj"]] = ["q_proj", "k_proj", "v_proj", "o_proj"]
 
 
+class NarfArm(_Strict):
+    """Pure NARF: full-parameter fine-tuning of the supervised layers' self-attention toward the brain targets
+    alone (no labels; brain_finetune(adapter="full", label_weight=0))."""
+    lr: float = Field(1e-6, gt=0, description="The authors' NARF learning rate (1e-6).")
+    brain_weight: float = Field(1.0, gt=0, description="Weight of the brain loss, the only loss of this arm.")
+
+
+class ModelFinetune(_Strict):
+    """Per-model settings of the finetune section (the authors: brain weight 0.01 for Qwen2-1.5B, 50 epochs for
+    the 70B models); unset fields keep the section's value."""
+    brain_weight: Optional[float] = Field(None, ge=0)
+    max_epoch: Optional[int] = Field(None, ge=1)
+
+
 class Finetune(_Strict):
     """brainalign.steering.finetune.brain_finetune."""
     mode: Literal["narf+label", "label_only"] = "narf+label"
+    narf: Optional[NarfArm] = Field(None, description="Add the pure NARF arm (no labels, full self-attention).")
     lora: Lora = Lora()
     lr: float = Field(1e-4, gt=0)
     brain_weight: float = Field(0.1, ge=0)
     label_weight: float = Field(1.0, ge=0)
     grad_accumulate: int = Field(70, ge=1)
     max_epoch: int = Field(100, ge=1)
+    per_model: dict[str, ModelFinetune] = Field(
+        {}, description="Model name (as in 'models'; 'planted' for the planted study) -> brain_weight / max_epoch "
+        "for that model.")
+    fit_consistent_questions: Optional[bool] = Field(
+        None, description="Fit the encoders on consistent items only; null: as nari.fit_consistent_questions "
+        "(false without a nari section).")
+    encoder_per_task: bool = Field(True, description="One encoder per reasoning type (the authors); false pools.")
     validation: Literal["all_premise_orders"] = "all_premise_orders"
     validation_items: GeneratedSet = GeneratedSet()   # generated problems, every premise order, pick the best epoch
     ablations: list[Literal["random_fmri", "labels_as_fmri"]] = []
     output: Literal["merged_safetensors", "none"] = "merged_safetensors"
+
+    @property
+    def n_arms(self) -> int:
+        """Fine-tuned models per study model: NARF+Label and label-only (or label-only alone), pure NARF, ablations."""
+        return (2 if self.mode == "narf+label" else 1) + (self.narf is not None) + len(self.ablations)
+
+    def for_model(self, name: str) -> "Finetune":
+        """This section with ``per_model[name]``'s values in place (unchanged when the model has none)."""
+        own = self.per_model.get(name)
+        if own is None:
+            return self
+        return self.model_copy(update={k: v for k, v in own.model_dump().items() if v is not None})
 
 
 class Generalisation(_Strict):
@@ -203,11 +242,40 @@ class Generalisation(_Strict):
     n: Optional[int] = Field(None, ge=1)
 
 
+class ItemFiles(_Strict):
+    """The authors' own problem files (JSON, brainalign.steering.item_files), used besides the generated sets.
+
+    ``root`` is relative to the config's folder. ``test`` and each ``generalisation`` file are evaluated as the
+    sets ``file_<name>`` (the file's stem less ``deductive_reasoning_data_``) next to the generated ones;
+    ``validation`` (when given) replaces the generated validation sets of ``finetune`` (best epoch) and
+    ``nari_general`` (best scale).
+    """
+    root: Path
+    validation: Optional[str] = None
+    test: Optional[str] = None
+    generalisation: list[str] = []
+
+    def paths(self, base_dir: str | Path = ".") -> dict[str, Path]:
+        """field (``validation``, ``test``, ``generalisation[k]``) -> resolved file path."""
+        root = self.root if self.root.is_absolute() else Path(base_dir) / self.root
+        out = {f: root / v for f, v in (("validation", self.validation), ("test", self.test)) if v}
+        out.update({f"generalisation[{k}]": root / v for k, v in enumerate(self.generalisation)})
+        return out
+
+    @model_validator(mode="after")
+    def _some_file(self):
+        if not (self.validation or self.test or self.generalisation):
+            raise ValueError("evaluation.files names no file; give validation, test and/or generalisation (JSON files "
+                             "under root), or remove the section.")
+        return self
+
+
 class Evaluation(_Strict):
     """brainalign.steering.evaluate.evaluate_items."""
     all_orders: bool = True
     test: GeneratedSet = GeneratedSet(syllogism=800, transitive=800, seed=2)
     generalisation: list[Generalisation] = []
+    files: Optional[ItemFiles] = None
 
 
 class SteerConfig(_Strict):
@@ -268,6 +336,13 @@ class SteerConfig(_Strict):
                              "finetune section to steer on the GPU.")
         if self.nari_general is not None and self.nari is None:
             raise ValueError("nari_general averages NARI's successful offsets; give a 'nari' section too.")
+        if self.finetune is not None and self.finetune.per_model:
+            names = ["planted"] if self.planted is not None else list(self.models)
+            unknown = [k for k in self.finetune.per_model if k not in names]
+            if unknown:
+                raise ValueError(f"finetune.per_model has {unknown}, which is not a model of this study; use names "
+                                 f"exactly as listed in 'models' ({names})" + (" ('planted' for the planted model)"
+                                                                              if self.planted is not None else "") + ".")
         return self
 
 

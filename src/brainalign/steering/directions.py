@@ -205,8 +205,9 @@ def middle_layers(n_layers: int) -> list[int]:
 
 def nari_study(model, tokenizer, prompts: Sequence[str], labels, attention, subjects_Y: Sequence[np.ndarray],
                subjects_correct: Sequence[np.ndarray], model_correct, layers: Sequence[int] | None = None,
-               controls: Sequence[str] = (), seed: int = 0, **nari_kw):
-    """NARI for every subject × layer (+ controls); one row per (subject, layer, condition).
+               controls: Sequence[str] = (), seed: int = 0, task_labels=None, fit_consistent_questions: bool = False,
+               **nari_kw):
+    """NARI for every subject × layer (× reasoning type) (+ controls); one row per (subject, layer, task, condition).
 
     Parameters
     ----------
@@ -214,16 +215,22 @@ def nari_study(model, tokenizer, prompts: Sequence[str], labels, attention, subj
     subjects_Y, subjects_correct : per subject betas (n_items, n_voxels) and behaviour (n_items,) bool
     layers : default :func:`middle_layers`
     controls : subset of {"random_direction", "random_fmri", "random_fmri_mean"}
+    task_labels : str (n_items,), optional
+        Reasoning type of each item. Given, the encoder is fitted and NARI run per type (the authors' default:
+        one encoder per subject, layer and type, intervening on that type's items); None pools all items
+        (task ``"all"``).
+    fit_consistent_questions : fit each encoder on the items the model and the subject both answer correctly
+        (the authors' ``-fit_consistent_questions``; a type with fewer than 3 such items uses all its items)
     nari_kw : passed to :func:`nari` (loss, proj_alpha, max_steps, check_every, ...)
 
     Returns
     -------
-    (DataFrame, list of NariResult): columns ``subject, layer, condition, n_items,
+    (DataFrame, list of NariResult): columns ``subject, layer, task, condition, n_items,
     flipped, flipped_fraction, intervened_accuracy``.
     """
     import pandas as pd
 
-    from brainalign.steering.encoders import fit_encoder
+    from brainalign.steering.encoders import fit_item_encoder
 
     attention = np.asarray(attention)
     if attention.ndim != 3:
@@ -233,9 +240,14 @@ def nari_study(model, tokenizer, prompts: Sequence[str], labels, attention, subj
         raise ValueError(f"controls has unknown {sorted(bad)}; use random_direction, random_fmri, random_fmri_mean.")
     layers = middle_layers(attention.shape[1]) if layers is None else list(layers)
     mc = np.asarray(model_correct, dtype=bool)
+    per_task = task_labels is not None
+    tasks = np.asarray(task_labels, dtype=str) if per_task else np.full(mc.size, "all")
+    if tasks.shape != mc.shape:
+        raise ValueError(f"task_labels has shape {tasks.shape}; expected ({mc.size},), one type per item.")
     rows, results = [], []
     for s, (Y, sc) in enumerate(zip(subjects_Y, subjects_correct)):
         items = intervention_set(mc, sc)
+        keep = (mc & np.asarray(sc, dtype=bool)) if fit_consistent_questions else None
         conds = [("fmri", np.asarray(Y), None)]
         if "random_direction" in controls:
             conds.append(("random_direction", np.asarray(Y), "random"))
@@ -246,11 +258,15 @@ def nari_study(model, tokenizer, prompts: Sequence[str], labels, attention, subj
         for layer in layers:
             X = attention[:, layer]
             for name, Yc, control in conds:
-                enc = fit_encoder(X, Yc)
-                res = nari(model, tokenizer, prompts, labels, X, enc, Yc, items, layer, control=control,
-                           seed=seed + s, **nari_kw)
-                results.append(res)
-                rows.append({"subject": s, "layer": layer, "condition": name, "n_items": int(items.size),
-                             "flipped": int(res.solved.sum()), "flipped_fraction": res.flipped_fraction,
-                             "intervened_accuracy": float((mc.sum() + res.solved.sum()) / mc.size)})
+                enc = fit_item_encoder(X, Yc, tasks, per_task=per_task, keep=keep)
+                for task in np.unique(tasks):
+                    own = items[tasks[items] == task]
+                    res = nari(model, tokenizer, prompts, labels, X, enc.by_task[task] if per_task else enc, Yc,
+                               own, layer, control=control, seed=seed + s, **nari_kw)
+                    results.append(res)
+                    n_task = int((tasks == task).sum())
+                    rows.append({"subject": s, "layer": layer, "task": str(task), "condition": name,
+                                 "n_items": int(own.size), "flipped": int(res.solved.sum()),
+                                 "flipped_fraction": res.flipped_fraction,
+                                 "intervened_accuracy": float((mc[tasks == task].sum() + res.solved.sum()) / n_task)})
     return pd.DataFrame(rows), results

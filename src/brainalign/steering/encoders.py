@@ -19,8 +19,8 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["SEED_ALPHAS", "LinearEncoder", "fit_encoder", "cv_predictivity", "neural_predictivity",
-           "random_features", "deductive_ceiling"]
+__all__ = ["SEED_ALPHAS", "LinearEncoder", "TaskEncoders", "fit_encoder", "fit_item_encoder", "cv_predictivity",
+           "neural_predictivity", "random_features", "deductive_ceiling"]
 
 SEED_ALPHAS = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 1e2, 1e3)
 
@@ -35,6 +35,63 @@ class LinearEncoder:
 
     def predict(self, X) -> np.ndarray:
         return np.asarray(X, dtype=np.float64) @ self.coef + self.intercept
+
+
+@dataclass
+class TaskEncoders:
+    """One :class:`LinearEncoder` per reasoning type (the authors fit NARI's and NARF's encoders per type).
+
+    ``by_task``: task name -> encoder; every item is predicted by the encoder of its own type.
+    """
+
+    by_task: dict
+
+    def predict(self, X, tasks) -> np.ndarray:
+        """Predictions (n_items, n_voxels) of X (n_items, d), row i through the encoder of ``tasks[i]``."""
+        X = np.asarray(X, dtype=np.float64)
+        tasks = np.asarray(tasks, dtype=str)
+        if tasks.shape != (X.shape[0],):
+            raise ValueError(f"tasks has shape {tasks.shape}; expected ({X.shape[0]},), one type per row of X.")
+        missing = sorted(set(tasks) - set(self.by_task))
+        if missing:
+            raise ValueError(f"no encoder for the reasoning types {missing}; fitted: {sorted(self.by_task)}.")
+        first = next(iter(self.by_task.values()))
+        out = np.empty((X.shape[0], first.coef.shape[1]))
+        for t, enc in self.by_task.items():
+            rows = tasks == t
+            out[rows] = enc.predict(X[rows])
+        return out
+
+
+def fit_item_encoder(X, Y, tasks, per_task: bool = True, keep=None, min_items: int = 3, **fit_kw):
+    """The encoder NARI and NARF use for one subject and layer: one ridge per reasoning type, or one pooled.
+
+    Parameters
+    ----------
+    X : (n_items, d) last-token states; Y : (n_items, n_voxels) betas; tasks : (n_items,) reasoning type
+    per_task : one encoder per type (:class:`TaskEncoders`, the authors' default) or one for all items
+    keep : bool (n_items,), optional
+        Items to fit on (the authors' ``-fit_consistent_questions``: model and subject both right). A type
+        (or, pooled, the whole set) with fewer than ``min_items`` kept items is fitted on all its items.
+    fit_kw : passed to :func:`fit_encoder`
+
+    Returns
+    -------
+    TaskEncoders or LinearEncoder
+    """
+    X, Y = _check_xy(X, Y)
+    tasks = np.asarray(tasks, dtype=str)
+    keep = np.ones(X.shape[0], bool) if keep is None else np.asarray(keep, dtype=bool)
+    if tasks.shape != (X.shape[0],) or keep.shape != (X.shape[0],):
+        raise ValueError(f"tasks has shape {tasks.shape} and keep {keep.shape}; expected ({X.shape[0]},) each.")
+
+    def fit(rows):
+        k = rows & keep
+        return fit_encoder(X[k if k.sum() >= min_items else rows], Y[k if k.sum() >= min_items else rows], **fit_kw)
+
+    if not per_task:
+        return fit(np.ones(X.shape[0], bool))
+    return TaskEncoders({str(t): fit(tasks == t) for t in np.unique(tasks)})
 
 
 def _check_xy(X, Y):

@@ -11,6 +11,11 @@ validation accuracy (all premise orders) after every epoch keeps the best
 epoch; the adapter is merged and, with ``output_dir``, saved as safetensors.
 ``brain_weight=0`` is the label-only baseline with otherwise identical settings.
 
+``adapter="full"`` is the authors' pure NARF (``finetune_model_sep.py`` without LoRA): every parameter of the
+supervised layers' self-attention is trained (nothing else), with ``label_weight=0`` on the brain loss alone.
+An encoder may be a :class:`~brainalign.steering.encoders.TaskEncoders` (one ridge per reasoning type, as the
+authors fit them); each item is then predicted by its own type's encoder (``item_tasks``).
+
 Needs the optional dependency ``peft`` (extra ``steering``).
 """
 from __future__ import annotations
@@ -22,8 +27,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from brainalign.steering.encoders import LinearEncoder
-from brainalign.steering.hooks import LayerHooks, decoder_layers
+from brainalign.steering.encoders import LinearEncoder, TaskEncoders
+from brainalign.steering.hooks import LayerHooks, attention_module, decoder_layers
 from brainalign.steering.models import answer_token_ids
 
 __all__ = ["FinetuneResult", "brain_finetune", "labels_as_fmri"]
@@ -63,6 +68,76 @@ def _lora(model, layers: Sequence[int], r: int, alpha: int):
     return get_peft_model(model, cfg)
 
 
+class _FullAttention:
+    """Pure NARF's trainable set: the self-attention parameters of the supervised layers, the rest frozen; it
+    offers what brain_finetune uses of a peft model (the model, its trainable state, the final model)."""
+
+    def __init__(self, model, layers: Sequence[int]):
+        self.model = model
+        for p in model.parameters():
+            p.requires_grad_(False)
+        layer_list = decoder_layers(model)
+        self.named = {}
+        prefix = {id(m): n for n, m in model.named_modules()}
+        for k in layers:
+            attn = attention_module(layer_list[k])
+            for n, p in attn.named_parameters():
+                p.requires_grad_(True)
+                self.named[f"{prefix[id(attn)]}.{n}"] = p
+        if not self.named:
+            raise ValueError(f"no self-attention parameters found in layers {list(layers)}.")
+
+    def parameters(self):
+        return iter(self.named.values())
+
+    def get_base_model(self):
+        return self.model
+
+    def trainable_state(self) -> dict:
+        return {k: p.detach().clone() for k, p in self.named.items()}
+
+    def load_trainable(self, state: dict):
+        import torch
+
+        with torch.no_grad():
+            for k, v in state.items():
+                self.named[k].copy_(v)
+
+    def finish(self):
+        for p in self.model.parameters():
+            p.requires_grad_(True)
+        return self.model
+
+
+def _encoder_tensors(enc, item_groups):
+    """(coef, intercept) tensors of one encoder: (d, v), (v,) for a LinearEncoder, or stacked per reasoning type
+    (n_types, d, v), (n_types, v) for a TaskEncoders (row order of ``item_groups``' codes)."""
+    import torch
+
+    if isinstance(enc, TaskEncoders):
+        if item_groups is None:
+            raise ValueError("the encoders are per reasoning type (TaskEncoders); pass item_tasks, the type of each "
+                             "item.")
+        codes, names = item_groups
+        missing = sorted(set(names) - set(enc.by_task))
+        if missing:
+            raise ValueError(f"the encoders have no reasoning type {missing} (they have {sorted(enc.by_task)}).")
+        coef = torch.as_tensor(np.stack([enc.by_task[t].coef for t in names]), dtype=torch.float32)
+        icpt = torch.as_tensor(np.stack([enc.by_task[t].intercept for t in names]), dtype=torch.float32)
+        return coef, icpt
+    return (torch.as_tensor(enc.coef, dtype=torch.float32), torch.as_tensor(enc.intercept, dtype=torch.float32))
+
+
+def _predict(a, W, codes):
+    """Voxel predictions of the last-token states ``a`` (batch, d) through one encoder's tensors."""
+    import torch
+
+    coef, icpt = W
+    if coef.ndim == 3:  # per reasoning type: each item through its own type's map
+        return torch.einsum("bd,bdv->bv", a, coef[codes]) + icpt[codes]
+    return a @ coef + icpt
+
+
 def _accuracy(model, tokenizer, prompts, labels, t_id, f_id, batch_size=32) -> float:
     import torch
 
@@ -83,21 +158,27 @@ def brain_finetune(model, tokenizer, prompts: Sequence[str], labels, *, layers: 
                    brain_weight: float = 0.1, label_weight: float = 1.0, lr: float = 1e-4, epochs: int = 10,
                    grad_accumulate: int | None = None, batch_size: int = 8, val_prompts: Sequence[str] = (),
                    val_labels=(), lora_r: int = 8, lora_alpha: int = 16, seed: int = 0,
-                   output_dir: str | Path | None = None, label_mask=None) -> FinetuneResult:
-    """LoRA fine-tuning with answer CE plus (``brain_weight > 0``) the fMRI cosine loss.
+                   output_dir: str | Path | None = None, label_mask=None, adapter: str = "lora",
+                   item_tasks=None) -> FinetuneResult:
+    """LoRA (or full self-attention) fine-tuning with answer CE plus (``brain_weight > 0``) the fMRI cosine loss.
 
     Parameters
     ----------
     model, tokenizer : a causal LM (modified in place: the adapter is merged into it)
     prompts : list of str (n_items,); labels : bool (n_items,)
     layers : supervised decoder layers (LoRA goes on their attention only)
-    encoders : per subject, {layer: LinearEncoder}; subjects_Y : per subject (n_items, n_voxels)
+    encoders : per subject, {layer: LinearEncoder or TaskEncoders}; subjects_Y : per subject (n_items, n_voxels)
     grad_accumulate : items per optimiser step (None: all items, as the authors)
     val_prompts, val_labels : validation set (all premise orders); the best epoch is kept
     label_mask : bool (n_items,), optional
         Items whose label enters the CE loss (default: all). The others only
         carry betas (fMRI items without a label used for training); with
         ``brain_weight=0`` they contribute nothing.
+    adapter : {"lora", "full"}
+        ``"full"``: train every self-attention parameter of ``layers`` (the authors' pure NARF, with
+        ``label_weight=0`` and their lr 1e-6); ``lora_r`` / ``lora_alpha`` are then unused.
+    item_tasks : str (n_items,), optional
+        Reasoning type of each item; needed when an encoder is a ``TaskEncoders``.
 
     Returns
     -------
@@ -120,9 +201,18 @@ def brain_finetune(model, tokenizer, prompts: Sequence[str], labels, *, layers: 
     if label_mask.shape != labels.shape:
         raise ValueError(f"label_mask has shape {label_mask.shape}; expected ({labels.size},).")
     lmask = torch.as_tensor(label_mask, dtype=torch.float32)
+    if adapter not in ("lora", "full"):
+        raise ValueError(f"adapter={adapter!r}; use 'lora' (NARF+Label, label-only) or 'full' (pure NARF).")
+    groups = None
+    if item_tasks is not None:
+        item_tasks = np.asarray(item_tasks, dtype=str)
+        if item_tasks.shape != labels.shape:
+            raise ValueError(f"item_tasks has shape {item_tasks.shape}; expected ({labels.size},).")
+        names, codes = np.unique(item_tasks, return_inverse=True)
+        groups = (torch.as_tensor(codes), [str(t) for t in names])
     torch.manual_seed(seed)
     t_id, f_id = answer_token_ids(tokenizer)
-    peft_model = _lora(model, layers, lora_r, lora_alpha)
+    peft_model = _lora(model, layers, lora_r, lora_alpha) if adapter == "lora" else _FullAttention(model, layers)
     base = peft_model.get_base_model()  # LoRA layers live inside it; call it directly so the hooks fire
     base.train()
     params = [p for p in peft_model.parameters() if p.requires_grad]
@@ -130,8 +220,8 @@ def brain_finetune(model, tokenizer, prompts: Sequence[str], labels, *, layers: 
     n = labels.size
     accumulate = n if grad_accumulate is None else int(grad_accumulate)
     targets = torch.as_tensor(np.where(labels, t_id, f_id))
-    Ws = [{k: (torch.as_tensor(e[k].coef, dtype=torch.float32), torch.as_tensor(e[k].intercept, dtype=torch.float32))
-           for k in layers} for e in encoders] if brain_weight > 0 else []
+    Ws = [{k: _encoder_tensors(e[k], groups) for k in layers} for e in encoders] if brain_weight > 0 else []
+    codes = groups[0] if groups is not None else None
     Yt = [torch.as_tensor(np.asarray(Y, dtype=np.float32)) for Y in subjects_Y] if brain_weight > 0 else []
     rng = np.random.default_rng(seed)
     res = FinetuneResult(model=None, best_epoch=-1)
@@ -149,7 +239,7 @@ def brain_finetune(model, tokenizer, prompts: Sequence[str], labels, *, layers: 
         if brain_weight > 0:
             for W, Y in zip(Ws, Yt):
                 for k in layers:
-                    pred = hk.records["attention"][k].float() @ W[k][0] + W[k][1]
+                    pred = _predict(hk.records["attention"][k].float(), W[k], None if codes is None else codes[idx])
                     bl = bl + (1 - torch.nn.functional.cosine_similarity(pred, Y[idx], dim=1)).sum()
             bl = bl / (len(Ws) * len(layers))
             loss = loss + brain_weight * bl
@@ -189,10 +279,14 @@ def brain_finetune(model, tokenizer, prompts: Sequence[str], labels, *, layers: 
             acc = -res.train_loss[-1]
         if acc > best:
             best, res.best_epoch = acc, epoch
-            best_state = {k: v.detach().clone() for k, v in peft_model.state_dict().items() if "lora_" in k}
+            best_state = (peft_model.trainable_state() if adapter == "full" else
+                          {k: v.detach().clone() for k, v in peft_model.state_dict().items() if "lora_" in k})
     if best_state is not None:
-        peft_model.load_state_dict(best_state, strict=False)
-    merged = peft_model.merge_and_unload()
+        if adapter == "full":
+            peft_model.load_trainable(best_state)
+        else:
+            peft_model.load_state_dict(best_state, strict=False)
+    merged = peft_model.finish() if adapter == "full" else peft_model.merge_and_unload()
     merged.eval()
     res.model = merged
     if output_dir is not None:

@@ -18,29 +18,45 @@ __all__ = ["steer_plan", "DS003076_ITEMS"]
 DS003076_ITEMS = 70
 
 
-def _item_passes(cfg: SteerConfig) -> dict[str, int]:
-    """Forward passes of one model per section that do not depend on its depth (generated sets counted once)."""
-    from brainalign.steering.study import eval_sets, expand_orders, generated_items
+def _item_passes(cfg: SteerConfig, names, base_dir: Path, notes: list) -> dict[str, dict[str, int]]:
+    """Forward passes of each model of ``names`` per section that do not depend on its depth (the sets as the run
+    builds them, once; an item file of ``evaluation.files`` that is not there is left out and named in ``notes``).
+    Only the finetune section differs between models (``finetune.per_model``)."""
+    from brainalign.steering.study import eval_sets, expand_orders, generated_items, validation_items
 
     n_items = cfg.planted.n_items if cfg.planted is not None else DS003076_ITEMS
     out = {"representations": n_items}
     if cfg.predictivity is not None and "untrained" in cfg.predictivity.controls:
         out["representations"] += n_items  # the random-init copy reads the same items
     orders = cfg.evaluation.all_orders
+    files = cfg.evaluation.files
+    missing = [f"evaluation.files.{f} ({p})" for f, p in (files.paths(base_dir) if files else {}).items()
+               if not p.is_file()]
+    if missing:
+        notes.append("item files not found, not counted: " + ", ".join(missing))
+    val_file = files is not None and files.validation and files.paths(base_dir)["validation"].is_file()
+
+    def val_items(spec):
+        return validation_items(cfg, spec, base_dir) if val_file else generated_items(spec)
+
     if cfg.nari_general is not None:
         g = cfg.nari_general
         n_scales = int(round((g.scales.max - g.scales.min) / g.scales.step)) + 1
-        out["nari_general"] = (n_scales * len(expand_orders(generated_items(g.validation), orders))
+        out["nari_general"] = (n_scales * len(expand_orders(val_items(g.validation), orders))
                                + 3 * len(expand_orders(generated_items(g.test), orders)))
-    n_conds = 1
-    if cfg.finetune is not None:
-        ft = cfg.finetune
-        n_ft = (2 if ft.mode == "narf+label" else 1) + len(ft.ablations)
-        n_conds += n_ft
-        val = len(expand_orders(generated_items(ft.validation_items), True))
-        out["finetune"] = n_ft * ft.max_epoch * (3 * n_items + val)  # forward + backward ≈ 3 forwards
-    out["evaluation"] = n_conds * sum(len(items) for _, items, _ in eval_sets(cfg))
-    return out
+    n_eval = sum(len(items) for _, items, _ in eval_sets(cfg, base_dir, skip_missing=True))
+    val = len(expand_orders(val_items(cfg.finetune.validation_items), True)) if cfg.finetune is not None else 0
+    per_model = {}
+    for name in names:
+        own = dict(out)
+        n_conds = 1
+        if cfg.finetune is not None:
+            ft = cfg.finetune.for_model(name)
+            n_conds += ft.n_arms
+            own["finetune"] = ft.n_arms * ft.max_epoch * (3 * n_items + val)  # forward + backward ≈ 3 forwards
+        own["evaluation"] = n_conds * n_eval
+        per_model[name] = own
+    return per_model
 
 
 def _nari_passes(cfg: SteerConfig, n_layers: int) -> int:
@@ -73,14 +89,15 @@ def steer_plan(cfg: SteerConfig, base_dir: str | Path = ".") -> str:
     lines = [f"steering study '{cfg.name}': {len(cfgs)} model(s); loading: {cfg.loading.dtype} on "
              f"{cfg.loading.device or 'a GPU when one is seen, else the CPU'}"]
     total = 0.0
-    common = _item_passes(cfg)
+    notes: list[str] = []
+    passes = _item_passes(cfg, ["planted"] if cfg.planted is not None else list(cfgs), Path(base_dir), notes)
     for name, mc in cfgs.items():
         sub = mc.get("text_config") if isinstance(mc.get("text_config"), dict) else mc
         n_layers = sub.get("num_hidden_layers") if isinstance(sub.get("num_hidden_layers"), int) else None
         if n_layers is None:
             n_layers = 32
             assumed.append(f"{name}: 32 decoder layers (config not local)")
-        sections = dict(common)
+        sections = dict(passes["planted" if cfg.planted is not None else name])
         if cfg.nari is not None:
             sections["nari (upper bound)"] = _nari_passes(cfg, n_layers)
         cost = forward_cost(model_params(name, mc, assumed), TOKENS_PER_PASS["steering"], sum(sections.values()),
@@ -91,4 +108,5 @@ def steer_plan(cfg: SteerConfig, base_dir: str | Path = ".") -> str:
     lines.append(f"steering: about {total:,.1f} GPU-hours in all, assuming {RULE}")
     if assumed:
         lines.append("assumed: " + "; ".join(assumed))
+    lines += sorted(set(notes))
     return "\n".join(lines)

@@ -299,7 +299,8 @@ def _consistent_encoders(X, Ys, model_correct, subjects_correct, layer: int) -> 
 
 
 def compare_finetuning(study: PlantedFinetune, brain_weight: float = 1.0, lr: float = 1e-2, epochs: int = 20,
-                       grad_accumulate: int = 16, seed: int = 0, random_fmri: bool = False) -> dict:
+                       grad_accumulate: int = 16, seed: int = 0, random_fmri: bool = False, narf: bool = False,
+                       narf_lr: float = 1e-3, batch_size: int = 8) -> dict:
     """NARF+Label vs the label-only baseline on one planted world: identical settings but ``brain_weight``.
 
     Both runs see the same items, labels, seed, epochs, optimiser and
@@ -312,9 +313,13 @@ def compare_finetuning(study: PlantedFinetune, brain_weight: float = 1.0, lr: fl
     voxel's std (``directions.random_fmri``, encoders refitted on them the
     same way): the brain term without the brain's content.
 
+    ``narf``: a fourth arm, pure NARF: the brain loss alone (no label), every
+    self-attention parameter of the supervised layer trained (no LoRA), at
+    ``narf_lr``; the same items, epochs, validation and seed.
+
     Returns
     -------
-    dict with ``label_only`` and ``narf_label`` (and ``random_fmri``) test
+    dict with ``label_only`` and ``narf_label`` (and ``random_fmri``, ``narf``) test
     accuracies, ``margin`` (NARF+Label − label-only), ``base`` (before
     fine-tuning) and each arm's :class:`~brainalign.steering.finetune.FinetuneResult`
     under ``<arm>_result``.
@@ -327,19 +332,24 @@ def compare_finetuning(study: PlantedFinetune, brain_weight: float = 1.0, lr: fl
 
     out = {"base": accuracy_with_offset(study.model, study.tokenizer, study.test_prompts, study.test_labels,
                                         None)["accuracy"]}
-    arms = [("label_only", 0.0, study.encoders, study.subjects_Y),
-            ("narf_label", brain_weight, study.encoders, study.subjects_Y)]
+    # (arm, brain weight, encoders, betas, label weight, lr, adapter)
+    arms = [("label_only", 0.0, study.encoders, study.subjects_Y, 1.0, lr, "lora"),
+            ("narf_label", brain_weight, study.encoders, study.subjects_Y, 1.0, lr, "lora")]
     if random_fmri:
         Yr = [gaussian_betas(Y, seed + s).astype(np.float32) for s, Y in enumerate(study.subjects_Y)]
         X = last_token_states(study.model, study.tokenizer, study.prompts, kinds=("attention",))["attention"]
         arms.append(("random_fmri", brain_weight,
                      _consistent_encoders(X[:, study.layer], Yr, study.model_correct, study.subjects_correct,
-                                          study.layer), Yr))
-    for name, w, encs, Ys in arms:
+                                          study.layer), Yr, 1.0, lr, "lora"))
+    if narf:
+        arms.append(("narf", brain_weight, study.encoders, study.subjects_Y, 0.0, narf_lr, "full"))
+    for name, w, encs, Ys, lw, arm_lr, adapter in arms:
         res = brain_finetune(copy.deepcopy(study.model), study.tokenizer, study.prompts, study.labels,
                              layers=[study.layer], encoders=encs, subjects_Y=Ys,
-                             brain_weight=w, lr=lr, epochs=epochs, grad_accumulate=grad_accumulate, seed=seed,
-                             label_mask=study.label_mask, val_prompts=study.val_prompts, val_labels=study.val_labels)
+                             brain_weight=w, label_weight=lw, lr=arm_lr, epochs=epochs,
+                             grad_accumulate=grad_accumulate, batch_size=batch_size, seed=seed,
+                             label_mask=study.label_mask,
+                             val_prompts=study.val_prompts, val_labels=study.val_labels, adapter=adapter)
         out[name] = accuracy_with_offset(res.model, study.tokenizer, study.test_prompts, study.test_labels,
                                          None)["accuracy"]
         out[f"{name}_result"] = res

@@ -69,11 +69,19 @@ def _root(cfg: SteerConfig, base_dir) -> Path:
 
 def check_inputs(cfg: SteerConfig, base_dir: str | Path = ".") -> str:
     """Empty string when the study's inputs are present, else a report naming every missing file."""
+    files = cfg.evaluation.files
+    absent = [f"  - evaluation.files.{f}: {path}" for f, path in (files.paths(base_dir) if files else {}).items()
+              if not path.is_file()]
+    report = ""
+    if absent:
+        report = (f"{len(absent)} item file(s) named in evaluation.files are missing (the JSON files of the authors' "
+                  "data/ folder, pkuxmq/Brain-guided_LLM; see docs/steering.md):\n" + "\n".join(absent))
     if cfg.brain is None:
-        return ""
+        return report
     from brainalign.steering.data import describe_missing
 
-    return describe_missing(_root(cfg, base_dir), cfg.brain.subjects, cfg.brain.betas, cfg.brain.items.runs)
+    brain = describe_missing(_root(cfg, base_dir), cfg.brain.subjects, cfg.brain.betas, cfg.brain.items.runs)
+    return "\n".join(r for r in (brain, report) if r)
 
 
 def _model_folder(name: str, base_dir: Path) -> Path | None:
@@ -177,7 +185,7 @@ def check_config(cfg: SteerConfig, base_dir: str | Path = ".", out: str | Path |
                                        f"(0..{n - 1}); choose layers in range, or 'middle' / 'all'.")
     ft = cfg.finetune
     if ft is not None and ft.output == "merged_safetensors" and out is not None and merged:
-        n_conds = 2 + len(ft.ablations) if ft.mode == "narf+label" else 1 + len(ft.ablations)
+        n_conds = ft.n_arms
         need = DiskNeed(Path(out).absolute().parent, merged * n_conds,
                         f"{n_conds} merged fine-tuned model(s) per model (finetune.output: merged_safetensors)", "--out")
         notes += check_disk([need], force=force_disk, config_file=config_file)
@@ -328,18 +336,27 @@ def _section_nari(cfg, inp: StudyInputs, states, model_correct, layers, log):
     nc = cfg.nari
     table, results = nari_study(inp.model, inp.tokenizer, inp.meta["prompts"], inp.labels, states["attention"],
                                 inp.subjects_Y, inp.subjects_correct, model_correct, layers=layers,
-                                controls=list(nc.controls), seed=cfg.seed, loss=nc.loss, proj_alpha=nc.proj_alpha,
-                                max_steps=nc.max_steps, check_every=nc.check_every, lr_factor=nc.lr_factor)
+                                controls=list(nc.controls), seed=cfg.seed,
+                                task_labels=inp.task_labels if nc.encoder_per_task else None,
+                                fit_consistent_questions=nc.fit_consistent_questions, loss=nc.loss,
+                                proj_alpha=nc.proj_alpha, max_steps=nc.max_steps, check_every=nc.check_every,
+                                lr_factor=nc.lr_factor)
     summary, rows = {}, []
-    acc0 = float(np.mean(model_correct))
+    mc = np.asarray(model_correct, bool)
+    acc0 = float(np.mean(mc))
     for cond, g in table.groupby("condition", sort=False):
-        summary[cond] = {"flipped_fraction": float(g["flipped_fraction"].mean()),
-                         "intervened_accuracy": float(g["intervened_accuracy"].mean())}
+        # per (subject, layer): the items the model gets right plus those NARI solved (of every reasoning type)
+        per_unit = g.groupby(["subject", "layer"], sort=False)
+        fractions = per_unit["flipped"].sum() / per_unit["n_items"].sum().clip(lower=1)
+        acc_after = (mc.sum() + per_unit["flipped"].sum()) / mc.size
+        summary[cond] = {"flipped_fraction": float(fractions.mean()), "intervened_accuracy": float(acc_after.mean())}
         rows.append({"model": inp.name, "section": "nari", "condition": cond, "set": "fmri_items",
                      "control": cond != "fmri", "n_items": int(g["n_items"].sum()), "accuracy_before": acc0,
                      "accuracy_after": summary[cond]["intervened_accuracy"], "n_flipped": int(g["flipped"].sum()),
-                     "n_broken": 0, "detail": f"subjects x layers {len(g)}; n_items = intervened (subject, layer, "
-                                              "item) units; accuracy_after = mean intervened accuracy"})
+                     "n_broken": 0, "detail": f"subjects x layers {per_unit.ngroups}; "
+                                              f"{'encoders per reasoning type; ' if nc.encoder_per_task else ''}"
+                                              "n_items = intervened (subject, layer, item) units; accuracy_after = "
+                                              "mean intervened accuracy"})
         log(f"[{inp.name}] NARI {cond}: flipped {summary[cond]['flipped_fraction']:.3f}, intervened accuracy "
             f"{summary[cond]['intervened_accuracy']:.3f}")
     fmri_results = [r for r, c in zip(results, table["condition"]) if c == "fmri"]
@@ -362,7 +379,7 @@ def _direction_offsets(directions: dict, items) -> dict:
     return out
 
 
-def _section_nari_general(cfg, inp: StudyInputs, fmri_results, log):
+def _section_nari_general(cfg, inp: StudyInputs, fmri_results, log, base_dir: Path = Path(".")):
     from brainalign.steering.directions import accuracy_with_offset, general_direction, scale_sweep
     from brainalign.steering.tasks import item_prompt
 
@@ -386,7 +403,7 @@ def _section_nari_general(cfg, inp: StudyInputs, fmri_results, log):
         return [], [], {}
     scales = np.round(np.arange(g.scales.min, g.scales.max + g.scales.step / 2, g.scales.step), 6)
     all_orders = cfg.evaluation.all_orders
-    val = expand_orders(generated_items(g.validation), all_orders)
+    val = expand_orders(validation_items(cfg, g.validation, base_dir), all_orders)
     test = expand_orders(generated_items(g.test), all_orders)
     val_prompts = [item_prompt(it, inp.tokenizer) for it in val]
     test_prompts = [item_prompt(it, inp.tokenizer) for it in test]
@@ -417,7 +434,28 @@ def _section_nari_general(cfg, inp: StudyInputs, fmri_results, log):
                               "test_after": float(after.mean()), "test_random": float(ctrl.mean())}
 
 
-def eval_sets(cfg) -> list[tuple[str, list, bool]]:
+def file_set_name(path: str | Path) -> str:
+    """``file_<stem>`` of an item file, less the authors' prefix ``deductive_reasoning_data_``."""
+    stem = Path(path).stem
+    return "file_" + (stem[len("deductive_reasoning_data_"):] if stem.startswith("deductive_reasoning_data_") else stem)
+
+
+def validation_items(cfg, spec, base_dir: str | Path = ".") -> list:
+    """The validation problems of a section: the authors' validation file when ``evaluation.files.validation`` is
+    set, else the generated set ``spec``."""
+    files = cfg.evaluation.files
+    if files is not None and files.validation:
+        from brainalign.steering.item_files import read_item_file
+
+        return read_item_file(files.paths(base_dir)["validation"])
+    return generated_items(spec)
+
+
+def eval_sets(cfg, base_dir: str | Path = ".", skip_missing: bool = False) -> list[tuple[str, list, bool]]:
+    """(name, items under their premise orders, all_orders) of every evaluation set: the generated test and
+    generalisation sets, then the authors' files (``evaluation.files``; ``skip_missing`` leaves out a file that
+    is not there, for the dry run)."""
+    from brainalign.steering.item_files import read_item_file
     from brainalign.steering.tasks import generate_items
 
     ev = cfg.evaluation
@@ -434,6 +472,13 @@ def eval_sets(cfg) -> list[tuple[str, list, bool]]:
         # all orders only up to 4 premises (24 orders); 5-6 premises have 120-720 orders per item
         orders = ev.all_orders and n_prem <= 4
         sets.append((name, expand_orders(items, orders), orders))
+    if ev.files is not None:
+        for field_name, path in ev.files.paths(base_dir).items():
+            if field_name == "validation" or (skip_missing and not path.is_file()):
+                continue
+            items = read_item_file(path)
+            orders = ev.all_orders and max(len(it.premises) for it in items) <= 4  # as for the generated sets
+            sets.append((file_set_name(path), expand_orders(items, orders), orders))
     return sets
 
 
@@ -446,38 +491,49 @@ def _answers_table(model_name, condition, set_name, items, correct) -> "object":
                          "correct": np.asarray(correct, bool)})
 
 
-def _section_finetune(cfg, inp: StudyInputs, states, model_correct, layers, out: Path, log):
+def finetune_consistent(cfg) -> bool:
+    """finetune.fit_consistent_questions, or (null) nari's, or False."""
+    ft = cfg.finetune
+    if ft.fit_consistent_questions is not None:
+        return ft.fit_consistent_questions
+    return bool(cfg.nari is not None and cfg.nari.fit_consistent_questions)
+
+
+def _section_finetune(cfg, inp: StudyInputs, states, model_correct, layers, out: Path, log,
+                      base_dir: Path = Path(".")):
     from brainalign.steering.directions import accuracy_with_offset, random_fmri
-    from brainalign.steering.encoders import fit_encoder
+    from brainalign.steering.encoders import fit_item_encoder
     from brainalign.steering.finetune import brain_finetune, labels_as_fmri
     from brainalign.steering.tasks import item_prompt
 
-    ft = cfg.finetune
+    ft = cfg.finetune.for_model(inp.name if cfg.brain is not None else "planted")
     X = states["attention"]
     labels = inp.labels
-    keep = np.ones(labels.size, bool)
+    tasks = inp.task_labels
+    consistent = finetune_consistent(cfg)
 
     def encoders_for(Ys):
-        encs = []
-        for Y, sc in zip(Ys, inp.subjects_correct):
-            k = (np.asarray(model_correct) & np.asarray(sc)) if cfg.nari.fit_consistent_questions else keep
-            if k.sum() < 3:
-                k = keep
-            encs.append({layer: fit_encoder(X[k, layer], np.asarray(Y)[k]) for layer in layers})
-        return encs
+        return [{layer: fit_item_encoder(X[:, layer], Y, tasks, per_task=ft.encoder_per_task,
+                                         keep=(np.asarray(model_correct) & np.asarray(sc)) if consistent else None)
+                 for layer in layers} for Y, sc in zip(Ys, inp.subjects_correct)]
 
+    # (condition, control, brain_weight, betas, label_weight, lr, adapter)
     conds = []
     if ft.mode == "narf+label":
-        conds.append(("narf_label", False, ft.brain_weight, list(inp.subjects_Y)))
-    conds.append(("label_only", ft.mode == "narf+label", 0.0, []))
+        conds.append(("narf_label", False, ft.brain_weight, list(inp.subjects_Y), ft.label_weight, ft.lr, "lora"))
+    conds.append(("label_only", ft.mode == "narf+label", 0.0, [], ft.label_weight, ft.lr, "lora"))
+    if ft.narf is not None:  # pure NARF: the brain targets alone, full self-attention parameters
+        conds.append(("narf", False, ft.narf.brain_weight, list(inp.subjects_Y), 0.0, ft.narf.lr, "full"))
     if "random_fmri" in ft.ablations:
         conds.append(("random_fmri", True, ft.brain_weight,
-                      [random_fmri(Y, cfg.seed + s) for s, Y in enumerate(inp.subjects_Y)]))
+                      [random_fmri(Y, cfg.seed + s) for s, Y in enumerate(inp.subjects_Y)], ft.label_weight, ft.lr,
+                      "lora"))
     if "labels_as_fmri" in ft.ablations:
-        conds.append(("labels_as_fmri", True, ft.brain_weight, [labels_as_fmri(labels)] * len(inp.subjects_Y)))
-    val = expand_orders(generated_items(ft.validation_items), True)
+        conds.append(("labels_as_fmri", True, ft.brain_weight, [labels_as_fmri(labels)] * len(inp.subjects_Y),
+                      ft.label_weight, ft.lr, "lora"))
+    val = expand_orders(validation_items(cfg, ft.validation_items, base_dir), True)
     val_prompts = [item_prompt(it, inp.tokenizer) for it in val]
-    sets = eval_sets(cfg)
+    sets = eval_sets(cfg, base_dir)
     set_prompts = {name: [item_prompt(it, inp.tokenizer) for it in items] for name, items, _ in sets}
     base = {}
     tables = []
@@ -486,13 +542,13 @@ def _section_finetune(cfg, inp: StudyInputs, states, model_correct, layers, out:
                                           None)["correct"]
         tables.append(_answers_table(inp.name, "base", name, items, base[name]))
     rows, epoch_rows, summary = [], [], {}
-    for cond, control, w, Ys in conds:
+    for cond, control, w, Ys, lw, lr, adapter in conds:
         res = brain_finetune(copy.deepcopy(inp.model), inp.tokenizer, inp.meta["prompts"], labels, layers=layers,
                              encoders=encoders_for(Ys) if w > 0 else (), subjects_Y=Ys if w > 0 else (),
-                             brain_weight=w, label_weight=ft.label_weight, lr=ft.lr, epochs=ft.max_epoch,
+                             brain_weight=w, label_weight=lw, lr=lr, epochs=ft.max_epoch,
                              grad_accumulate=min(ft.grad_accumulate, labels.size), seed=cfg.seed,
                              val_prompts=val_prompts, val_labels=[it.label for it in val], lora_r=ft.lora.r,
-                             lora_alpha=ft.lora.alpha,
+                             lora_alpha=ft.lora.alpha, adapter=adapter, item_tasks=tasks,
                              output_dir=(out / "finetuned" / _safe(inp.name) / cond
                                          if ft.output == "merged_safetensors" else None))
         for e in range(len(res.train_loss)):
@@ -505,7 +561,9 @@ def _section_finetune(cfg, inp: StudyInputs, states, model_correct, layers, out:
                                          None)["correct"]
             tables.append(_answers_table(inp.name, cond, name, items, after))
             rows.append(_summary_row(inp.name, "finetune", cond, name, control, base[name], after,
-                                     f"brain_weight={w:g}; best epoch {res.best_epoch}; "
+                                     f"brain_weight={w:g}; label_weight={lw:g}; lr={lr:g}; "
+                                     f"{'LoRA' if adapter == 'lora' else 'full self-attention'}; "
+                                     f"max_epoch={ft.max_epoch}; best epoch {res.best_epoch}; "
                                      f"{'all premise orders' if orders else 'original order'}"))
             summary[cond][name] = float(after.mean())
         log(f"[{inp.name}] fine-tuning {cond}: test accuracy {base['test'].mean():.3f} -> {summary[cond]['test']:.3f}"
@@ -575,14 +633,15 @@ def run_steer(cfg: SteerConfig, out: str | Path, base_dir: str | Path = ".",
                 if cfg.nari is None:
                     raise SteerConfigError("nari_general averages NARI's successful offsets; give a 'nari' section too.")
                 t3 = time.perf_counter()
-                sweep, rows, info["nari_general"] = _section_nari_general(cfg, inp, fmri_results, log)
+                sweep, rows, info["nari_general"] = _section_nari_general(cfg, inp, fmri_results, log,
+                                                                          base_dir)
                 tables["nari_general_sweep"] += sweep
                 tables["steering"] += rows
                 tm["nari_general"] = round(time.perf_counter() - t3, 3)
             if cfg.finetune is not None:
                 t4 = time.perf_counter()
                 rows, epochs, answers, info["finetune"] = _section_finetune(cfg, inp, states, model_correct, layers,
-                                                                            out, log)
+                                                                            out, log, base_dir)
                 tables["steering"] += rows
                 tables["finetune_epochs"] += epochs
                 tables["evaluation_items"] += answers
