@@ -1,0 +1,223 @@
+"""The dask paths of RidgeCV, DaskChunkMapper and fit_many on in-process clusters (threads, started in a fraction
+of a second), so that each is checked in seconds: results equal the local executor's, the arguments reach
+``dask_client``, the in-flight window is what the docstring says, and ``store=`` records the whole fit.
+
+``tests/encoding/test_executor.py`` checks the same results on worker *processes* (the BLAS pin); this file is
+the fast selection of the mutation runs (benchmarks/README.md, "Mutation testing").
+"""
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+
+import numpy as np
+import pytest
+from sklearn.base import BaseEstimator
+
+from brainalign.encoding import executor as executor_module
+from brainalign.encoding import many as many_module
+from brainalign.encoding.estimators import RidgeCV
+from brainalign.encoding.executor import ChunkStore, DaskChunkMapper, fit_fingerprint
+from brainalign.encoding.many import fit_many
+from brainalign.encoding.splits import make_folds
+
+distributed = pytest.importorskip("distributed")
+
+
+def _cluster(n_workers):
+    cluster = distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=False,
+                                       dashboard_address=None)
+    return cluster, distributed.Client(cluster, set_as_default=False)
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster, c = _cluster(1)
+    yield c
+    c.close()
+    cluster.close()
+
+
+@pytest.fixture(scope="module")
+def client2():
+    cluster, c = _cluster(2)
+    yield c
+    c.close()
+    cluster.close()
+
+
+def _data(n=40, p=5, v=22, seed=0, dtype=np.float32):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, p))
+    Y = X @ rng.standard_normal((p, v)) * 0.5 + rng.standard_normal((n, v))
+    return X.astype(dtype), Y.astype(np.float32)
+
+
+def _recording_dask_client(calls, client):
+    """Stands in for ``dask_client`` (same signature and defaults): records its arguments, yields ``client``."""
+
+    @contextmanager
+    def fake(n_workers=2, scheduler=None, blas_threads=1, *, keep=True):
+        calls.append(dict(n_workers=n_workers, scheduler=scheduler, blas_threads=blas_threads, keep=keep))
+        yield client
+
+    return fake
+
+
+_FITTED = ("coef_", "intercept_", "best_alphas_", "cv_scores_", "cv_scores_per_alpha_", "valid_voxels_")
+
+
+@pytest.mark.parametrize("local_alpha", [True, False])
+def test_ridgecv_on_dask_equals_local_bit_for_bit(client, local_alpha):
+    X, Y = _data()
+    Y[:, 3] = 1.0  # a constant voxel travels through both passes as excluded
+    kw = dict(alphas=np.logspace(-1, 3, 6), cv=4, chunk_voxels=5, fit_intercept=True, local_alpha=local_alpha)
+    with pytest.warns(UserWarning):
+        loc = RidgeCV(**kw).fit(X, Y)
+    with pytest.warns(UserWarning):
+        dsk = RidgeCV(executor="dask", client=client, **kw).fit(X, Y)
+    for name in _FITTED:
+        np.testing.assert_array_equal(getattr(dsk, name), getattr(loc, name), err_msg=name)
+    assert dsk.n_excluded_voxels_ == loc.n_excluded_voxels_ == 1
+
+
+def test_ridgecv_passes_its_dask_arguments_to_the_client(client, monkeypatch):
+    calls = []
+    monkeypatch.setattr(executor_module, "dask_client", _recording_dask_client(calls, client))
+    X, Y = _data()
+    kw = dict(alphas=[1.0, 10.0], cv=3, chunk_voxels=8)
+    ref = RidgeCV(**kw).fit(X, Y)
+    est = RidgeCV(executor="dask", client="tcp://10.0.0.1:8786", n_workers=3, blas_threads=2, **kw).fit(X, Y)
+    assert calls == [dict(n_workers=3, scheduler="tcp://10.0.0.1:8786", blas_threads=2, keep=False)]
+    np.testing.assert_allclose(est.coef_, ref.coef_, rtol=1e-5, atol=1e-6)  # 2 BLAS threads may round differently
+    calls.clear()
+    RidgeCV(executor="dask", **kw).fit(X, Y)  # the defaults: a LocalCluster of 2 workers, 1 BLAS thread
+    assert calls == [dict(n_workers=2, scheduler=None, blas_threads=1, keep=False)]
+
+
+def _chunk_fn(Yc, start, shared):
+    return start, Yc.shape[1], float(Yc.sum()), shared["tag"]
+
+
+def _spy_loads(monkeypatch):
+    loads = []
+    real = executor_module.load_chunk
+
+    def load_chunk(Y, start, stop):
+        loads.append((start, stop))
+        return real(Y, start, stop)
+
+    monkeypatch.setattr(executor_module, "load_chunk", load_chunk)
+    monkeypatch.setattr(executor_module, "run_chunk", _chunk_fn)
+    return loads
+
+
+@pytest.mark.parametrize("fixture, max_in_flight, window", [("client", None, 2), ("client2", None, 4),
+                                                            ("client", 3, 3), ("client2", 1, 1)])
+def test_chunk_mapper_keeps_its_window_of_chunks_in_flight_and_yields_in_order(
+        request, monkeypatch, fixture, max_in_flight, window):
+    """At most ``max_in_flight`` chunks (default 2 per worker) are read and sent ahead of the one collected."""
+    c = request.getfixturevalue(fixture)
+    loads = _spy_loads(monkeypatch)
+    Y = np.arange(60, dtype=np.float32).reshape(3, 20)
+    bounds = [(i, i + 2) for i in range(0, 20, 2)]
+    it = DaskChunkMapper(c, max_in_flight=max_in_flight)(Y, bounds, {"tag": "t"})
+    first = next(it)
+    assert loads == bounds[:window]
+    rest = list(it)
+    assert loads == bounds
+    assert [first, *rest] == [(a, b - a, float(Y[:, a:b].sum()), "t") for a, b in bounds]
+
+
+def test_chunk_mapper_defaults_and_client_arguments(client, monkeypatch):
+    calls = []
+    monkeypatch.setattr(executor_module, "dask_client", _recording_dask_client(calls, client))
+    _spy_loads(monkeypatch)
+    m = DaskChunkMapper()
+    assert (m.client, m.n_workers, m.max_in_flight) == (None, 2, None)
+    Y = np.ones((2, 4), dtype=np.float32)
+    assert list(m(Y, [(0, 4)], {"tag": 1})) == [(0, 4, 8.0, 1)]
+    assert calls == [dict(n_workers=2, scheduler=None, blas_threads=1, keep=False)]
+    calls.clear()
+    list(DaskChunkMapper("tcp://h:1", n_workers=5)(Y, [(0, 2), (2, 4)], {"tag": 1, "blas_threads": 3}))
+    assert calls == [dict(n_workers=5, scheduler="tcp://h:1", blas_threads=3, keep=False)]
+    assert list(DaskChunkMapper(client)(Y, [], {"tag": 1})) == []  # no chunk, no task
+
+
+def test_store_records_the_whole_fit_and_a_dask_fit_resumes_locally(client, tmp_path):
+    X, Y = _data(dtype=np.float64)
+    kw = dict(alphas=[0.5, 5.0, 50.0], cv=3, fit_intercept=True, local_alpha=False, chunk_voxels=6, blas_threads=2)
+    est = RidgeCV(executor="dask", client=client, store=tmp_path / "s", **kw).fit(X, Y)
+    assert isinstance(est.store_, ChunkStore) and est.store_.path == tmp_path / "s"
+    folds = make_folds(3, 40, None)
+    expected = fit_fingerprint(X.astype(np.float32), (40, 22), np.array([0.5, 5.0, 50.0]), folds, fit_intercept=True,
+                               local_alpha=False, chunk_voxels=6, blas_threads=2)
+    assert json.loads((tmp_path / "s" / "meta.json").read_text()) == json.loads(json.dumps(expected))
+    again = RidgeCV(store=tmp_path / "s", **kw).fit(X, Y)  # local now, same fit: every chunk is read back
+    assert again.store_.n_loaded == 2 * 4  # 4 chunks in each of the two passes (shared alpha)
+    for name in _FITTED:
+        np.testing.assert_array_equal(getattr(again, name), getattr(est, name), err_msg=name)
+    assert RidgeCV(**kw).fit(X, Y).store_ is None
+
+
+def test_store_fingerprint_names_a_non_numpy_backend(tmp_path):
+    pytest.importorskip("torch")
+    X, Y = _data()
+    RidgeCV(alphas=[1.0, 10.0], cv=3, store=tmp_path / "t", backend="torch").fit(X, Y)
+    meta = json.loads((tmp_path / "t" / "meta.json").read_text())
+    assert meta["backend"] == "torch"
+    RidgeCV(alphas=[1.0, 10.0], cv=3, store=tmp_path / "n").fit(X, Y)
+    assert "backend" not in json.loads((tmp_path / "n" / "meta.json").read_text())  # old stores stay valid
+    with pytest.raises(ValueError, match=r"differs in \['backend'\]"):  # a numpy fit does not reuse torch's chunks
+        RidgeCV(alphas=[1.0, 10.0], cv=3, store=tmp_path / "t").fit(X, Y)
+
+
+class _MeanModel(BaseEstimator):
+    """The smallest estimator fit_many accepts: no ``blas_threads`` attribute."""
+
+    def __init__(self, executor="dask", shift=0.0):
+        self.executor = executor
+        self.shift = shift
+
+    def fit(self, X, y, runs=None):
+        self.fit_executor_ = self.executor
+        self.coef_ = np.asarray(X).T @ np.asarray(y) + self.shift
+        self.runs_ = runs
+        self.dtypes_ = (np.asarray(X).dtype, np.asarray(y).dtype)
+        return self
+
+
+def test_fit_many_on_dask_equals_local_and_keeps_x_dtype(client):
+    X, Y = _data(dtype=np.float64)
+    rng = np.random.default_rng(1)
+    spaces = {"b": X[:, :2], "a": X, "c": rng.standard_normal((40, 3))}
+    runs = np.repeat(np.arange(4), 10)
+    template = RidgeCV(alphas=[0.1, 10.0, 1e3], cv=2, fit_intercept=True)
+    loc = fit_many(template, spaces, Y, runs=runs)
+    dsk = fit_many(template, spaces, Y, runs=runs, executor="dask", client=client)
+    assert list(dsk) == ["b", "a", "c"] and not hasattr(template, "coef_")
+    for k in spaces:
+        assert dsk[k].executor == "local"  # each fit runs locally in its worker
+        for name in _FITTED:
+            np.testing.assert_array_equal(getattr(dsk[k], name), getattr(loc[k], name), err_msg=f"{k}.{name}")
+        assert dsk[k].coef_.dtype == np.float64  # float64 X: float64 outputs, as locally
+    as_list = fit_many(template, list(spaces.values()), Y, runs=runs, executor="dask", client=client)
+    np.testing.assert_array_equal(as_list[2].coef_, loc["c"].coef_)
+
+
+def test_fit_many_passes_its_dask_arguments(client, monkeypatch):
+    calls = []
+    monkeypatch.setattr(many_module, "dask_client", _recording_dask_client(calls, client))
+    X, Y = _data()
+    Xs = [X, X[:, :2]]
+    runs = np.repeat(np.arange(4), 10)
+    fits = fit_many(_MeanModel(shift=1.5), Xs, Y, runs=runs, executor="dask", client="tcp://h:2", n_workers=3)
+    assert calls == [dict(n_workers=3, scheduler="tcp://h:2", blas_threads=1, keep=False)]
+    for f, Xi in zip(fits, Xs):
+        assert f.fit_executor_ == "local" and f.shift == 1.5
+        np.testing.assert_array_equal(f.runs_, runs)
+        assert f.dtypes_ == (np.float32, np.float32)
+        np.testing.assert_allclose(f.coef_, Xi.T @ Y + 1.5, rtol=1e-5)
+    calls.clear()
+    fit_many(RidgeCV(cv=2, blas_threads=4), Xs, Y, executor="dask")
+    assert calls == [dict(n_workers=2, scheduler=None, blas_threads=4, keep=False)]
