@@ -73,6 +73,14 @@ def main(argv=None) -> int:
     print(", ".join(f"{k}: {v}" for k, v in status.most_common()))
     if total:
         print(f"kill rate: {status.get('killed', 0) / total:.1%} of {total} generated mutants")
+    per_module: dict[str, Counter] = {}
+    for name, s in rows:
+        per_module.setdefault(re.sub(r"\.x[ǁ_].*$", "", name), Counter())[s] += 1
+    if len(per_module) > 1:
+        for module, c in sorted(per_module.items()):
+            n = sum(c.values())
+            print(f"  {module}: {c.get('killed', 0)} of {n} killed ({c.get('killed', 0) / n:.1%}), "
+                  + ", ".join(f"{k}: {v}" for k, v in c.most_common() if k != "killed"))
     for name, n in survivors.most_common():
         print(f"  {n:4d} survived in {name}")
     if args.keep:
