@@ -222,3 +222,20 @@ def test_fit_many_passes_its_dask_arguments(client, monkeypatch):
     calls.clear()
     fit_many(RidgeCV(cv=2, blas_threads=4), Xs, Y, executor="dask")
     assert calls == [dict(n_workers=2, scheduler=None, blas_threads=4, keep=False)]
+
+
+def test_memory_preflight_budgets_the_chunks_in_flight_exactly(client):
+    """The estimate is of one chunk in flight locally and 3 per worker on dask, of at most the voxels there are:
+    a budget of exactly that peak is accepted, one byte less is refused before anything is computed."""
+    from brainalign.encoding import MemoryPreflightError
+    from brainalign.encoding.memory import estimate_fit_bytes
+
+    X, Y = _data(n=40, p=5, v=30)
+    folds = make_folds(3, 40, None)
+    for executor, n_workers, in_flight in (("local", 2, 1), ("dask", 2, 6), ("dask", 1, 3)):
+        peak = estimate_fit_bytes(40, 5, 30, 2, folds, 30, in_flight).peak  # chunk_voxels 1000 > 30 voxels
+        kw = dict(alphas=[1.0, 10.0], cv=3, chunk_voxels=1000, executor=executor, client=client, n_workers=n_workers)
+        RidgeCV(memory_limit=peak, **kw).fit(X, Y)
+        with pytest.raises(MemoryPreflightError):
+            RidgeCV(memory_limit=peak - 1, **kw).fit(X, Y)
+    RidgeCV(alphas=[1.0, 10.0], cv=3, memory_limit=None).fit(X, Y)  # None: no preflight
