@@ -1,9 +1,12 @@
-"""The dask paths of RidgeCV, DaskChunkMapper and fit_many on in-process clusters (threads, started in a fraction
-of a second), so that each is checked in seconds: results equal the local executor's, the arguments reach
-``dask_client``, the in-flight window is what the docstring says, and ``store=`` records the whole fit.
+"""The dask paths of RidgeCV, DaskChunkMapper and fit_many against a client that computes at once in this process,
+so that each is checked in milliseconds: results equal the local executor's, the arguments reach ``dask_client``,
+the in-flight window is what the docstring says, every future is released, and ``store=`` records the whole fit.
 
-``tests/encoding/test_executor.py`` checks the same results on worker *processes* (the BLAS pin); this file is
-the fast selection of the mutation runs (benchmarks/README.md, "Mutation testing").
+``_SyncClient`` has the part of ``distributed.Client``'s API these paths use (``scheduler_info``, ``scatter``,
+``submit``, ``gather``, futures' ``result``/``release``) and records how it is called. No real cluster here: a
+dask cluster's threads in the parent process deadlock the forked children of mutation runs (mutmut forks per
+mutant), and this file is the fast selection of those runs (benchmarks/README.md, "Mutation testing").
+``tests/encoding/test_executor.py`` checks the same results on a real LocalCluster of worker processes.
 """
 from __future__ import annotations
 
@@ -21,29 +24,54 @@ from brainalign.encoding.executor import ChunkStore, DaskChunkMapper, fit_finger
 from brainalign.encoding.many import fit_many
 from brainalign.encoding.splits import make_folds
 
-distributed = pytest.importorskip("distributed")
+
+class _Future:
+    def __init__(self, client, value):
+        self.client, self.value, self.released = client, value, False
+
+    def result(self):
+        assert not self.released, "result() of a released future"
+        return self.value
+
+    def release(self):
+        self.released = True
 
 
-def _cluster(n_workers):
-    cluster = distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=False,
-                                       dashboard_address=None)
-    return cluster, distributed.Client(cluster, set_as_default=False)
+class _SyncClient:
+    """``distributed.Client`` as these paths use it, computing each task when it is submitted."""
+
+    def __init__(self, n_workers=1):
+        self.n_workers, self.calls, self.futures = n_workers, [], []
+
+    def _future(self, value):
+        f = _Future(self, value)
+        self.futures.append(f)
+        return f
+
+    def scheduler_info(self):
+        return {"workers": {f"tcp://w{i}": {} for i in range(self.n_workers)}}
+
+    def scatter(self, data, broadcast=False, hash=True):
+        self.calls.append(("scatter", type(data).__name__, broadcast, hash))
+        return [self._future(d) for d in data] if isinstance(data, list) else self._future(data)
+
+    def submit(self, fn, *args, pure=True):
+        self.calls.append(("submit", fn.__name__, pure))
+        assert all(not a.released for a in args if isinstance(a, _Future)), "a task got a released future"
+        return self._future(fn(*[a.value if isinstance(a, _Future) else a for a in args]))
+
+    def gather(self, futures):
+        return [f.result() for f in futures]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def client():
-    cluster, c = _cluster(1)
-    yield c
-    c.close()
-    cluster.close()
+    return _SyncClient(1)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def client2():
-    cluster, c = _cluster(2)
-    yield c
-    c.close()
-    cluster.close()
+    return _SyncClient(2)
 
 
 def _data(n=40, p=5, v=22, seed=0, dtype=np.float32):
@@ -127,6 +155,13 @@ def test_chunk_mapper_keeps_its_window_of_chunks_in_flight_and_yields_in_order(
     rest = list(it)
     assert loads == bounds
     assert [first, *rest] == [(a, b - a, float(Y[:, a:b].sum()), "t") for a, b in bounds]
+    # the shared operators go to every worker once, under a fresh name (not a content hash: the two passes of a
+    # shared-alpha fit would collide); each chunk is scattered and submitted as its own impure task
+    assert c.calls[0] == ("scatter", "list", True, False)
+    assert c.calls[1:] == [("scatter", "ndarray", False, False), ("submit", "_chunk_fn", False)] * len(bounds)
+    tasks = [f for f in c.futures if isinstance(f.value, tuple)]
+    assert len(tasks) == len(bounds) and all(f.released for f in tasks)  # results are not kept on the cluster
+    assert c.futures[0].released  # nor the shared operators, once the last chunk is in
 
 
 def test_chunk_mapper_defaults_and_client_arguments(client, monkeypatch):
@@ -214,6 +249,8 @@ def test_fit_many_passes_its_dask_arguments(client, monkeypatch):
     fits = fit_many(_MeanModel(shift=1.5), Xs, Y.astype(np.float64), runs=runs, executor="dask", client="tcp://h:2",
                     n_workers=3)
     assert calls == [dict(n_workers=3, scheduler="tcp://h:2", blas_threads=1, keep=False)]
+    # Y goes to every worker once (each task may run on any of them); one impure task per feature space
+    assert client.calls == [("scatter", "ndarray", True, False)] + [("submit", "_fit_one", False)] * 2
     for f, Xi in zip(fits, Xs):
         assert f.fit_executor_ == "local" and f.shift == 1.5
         np.testing.assert_array_equal(f.runs_, runs)
