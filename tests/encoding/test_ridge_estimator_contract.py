@@ -45,8 +45,8 @@ def test_smallest_valid_arguments_accepted_and_change_nothing():
 @pytest.mark.parametrize(
     "y_fn, match",
     [
-        (lambda Y: Y[:, :0], r"Y has no voxels \(shape\[1\] == 0\)\."),
-        (lambda Y: Y.astype(str), r"Y must hold real numbers, got dtype <U"),
+        (lambda Y: Y[:, :0], r"^Y has no voxels \(shape\[1\] == 0\)\.$"),
+        (lambda Y: Y.astype(str), r"^Y must hold real numbers, got dtype <U32\.$"),
     ],
 )
 def test_bad_y_messages(y_fn, match):
