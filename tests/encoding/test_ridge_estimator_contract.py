@@ -93,7 +93,8 @@ def test_constant_voxel_warning_names_what_was_done():
         RidgeCV(cv=3).fit(X, Y)
     (w,) = [w for w in rec if issubclass(w.category, ConstantVoxelWarning)]
     # (stacklevel is not asserted: mutmut's trampoline adds a frame, so the file would differ under mutation runs)
-    assert "excluded (coef 0, best_alphas_ and scores NaN)" in str(w.message)
+    assert str(w.message) == ("1 of 3 voxels are constant over the training samples and were excluded (coef 0, "
+                              "best_alphas_ and scores NaN).")
 
 
 def test_float64_model_predicts_from_unrounded_x():
@@ -205,3 +206,22 @@ def test_score_follows_the_model_dtype_not_the_container_of_y():
     with pytest.warns(ConstantVoxelWarning):
         const = RidgeCV(cv=3).fit(X, Y[:, 2])
     assert np.isnan(const.score(X, Y[:, 2]))
+
+
+def test_backend_and_solver_params_reach_the_solver(monkeypatch):
+    from brainalign.encoding import estimators
+
+    seen = []
+    real = estimators.solve_ridge_cv
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(estimators, "solve_ridge_cv", spy)
+    X, Y = _data()
+    RidgeCV(cv=3).fit(X, Y)
+    assert seen[-1]["backend"] == "numpy" and "filter_rtol" not in seen[-1]
+    pytest.importorskip("torch")
+    RidgeCV(cv=3, backend="torch", solver_params={"filter_rtol": 1e-3}).fit(X, Y)
+    assert seen[-1]["backend"] == "torch" and seen[-1]["filter_rtol"] == 1e-3
