@@ -276,3 +276,20 @@ def test_memory_preflight_budgets_the_chunks_in_flight_exactly(client):
         with pytest.raises(MemoryPreflightError):
             RidgeCV(memory_limit=peak - 1, **kw).fit(X, Y)
     RidgeCV(alphas=[1.0, 10.0], cv=3, memory_limit=None).fit(X, Y)  # None: no preflight
+
+
+def test_the_local_executor_starts_no_cluster(monkeypatch):
+    """executor="local" (the default) never asks for a dask client, in RidgeCV and in fit_many."""
+
+    @contextmanager
+    def no_cluster(*args, **kwargs):
+        raise AssertionError("a dask client was asked for by a local fit")
+        yield
+
+    monkeypatch.setattr(executor_module, "dask_client", no_cluster)
+    monkeypatch.setattr(many_module, "dask_client", no_cluster)
+    X, Y = _data()
+    ref = RidgeCV(cv=3, alphas=[1.0, 10.0]).fit(X, Y)
+    (fit,) = fit_many(RidgeCV(cv=3, alphas=[1.0, 10.0]), [X], Y)
+    np.testing.assert_array_equal(fit.coef_, ref.coef_)
+    fit_many(_MeanModel(executor="local"), [X], Y, executor="local")
