@@ -84,8 +84,9 @@ def main(argv=None) -> int:
     if len(per_module) > 1:
         for module, c in sorted(per_module.items()):
             n = sum(c.values())
-            print(f"  {module}: {c.get('killed', 0)} of {n} killed ({c.get('killed', 0) / n:.1%}), "
-                  + ", ".join(f"{k}: {v}" for k, v in c.most_common() if k != "killed"))
+            rest = ", ".join(f"{k}: {v}" for k, v in c.most_common() if k != "killed")
+            print(f"  {module}: {c.get('killed', 0)} of {n} killed ({c.get('killed', 0) / n:.1%})"
+                  + (f"; {rest}" if rest else ""))
     for name, n in survivors.most_common():
         print(f"  {n:4d} survived in {name}")
     if args.keep:
