@@ -2,6 +2,8 @@
 
     python mutation/run_mutmut.py analysis/stats.py tests/analysis/test_stats.py
     python mutation/run_mutmut.py encoding/delays.py tests/encoding/test_delays.py --children 2
+    python mutation/run_mutmut.py encoding/estimators.py tests/encoding/test_ridge.py \
+        --deselect "tests/encoding/test_ridge.py::test_parity_with_himalaya[wide-False]"
 
 mutmut is a maintainer's tool, not a dependency: it is installed once into ``.mutmut-lib/`` (pinned, ``--no-deps``:
 only the packages the locked environment lacks, so its pytest, click and rich stay as they are; nothing is ever
@@ -39,6 +41,8 @@ def main(argv=None) -> int:
     ap.add_argument("paths", nargs="+", help="modules under src/brainalign/ (e.g. analysis/stats.py), then tests/...")
     ap.add_argument("--children", type=int, default=2)
     ap.add_argument("--keep", action="store_true", help="keep the scratch copy and print its path")
+    ap.add_argument("--deselect", action="append", default=[], metavar="NODE",
+                    help="a slow test (pytest node id) to leave out of the selection; repeatable")
     args = ap.parse_args(argv)
     modules = [m for m in args.paths if not m.startswith("tests/")]
     tests = [m for m in args.paths if m.startswith("tests/")]
@@ -58,7 +62,8 @@ def main(argv=None) -> int:
     q = lambda xs: "[" + ", ".join(f'"{x}"' for x in xs) + "]"  # noqa: E731 (TOML list of strings)
     with open(repo / "pyproject.toml", "a") as fh:
         fh.write(f'\n[tool.mutmut]\nsource_paths = ["src/"]\ndo_not_mutate = {q(others)}\n'
-                 f'also_copy = ["tests", "configs"]\npytest_add_cli_args_test_selection = {q(tests)}\n'
+                 f'also_copy = ["tests", "configs"]\n'
+                 f'pytest_add_cli_args_test_selection = {q(tests + [a for n in args.deselect for a in ("--deselect", n)])}\n'
                  'pytest_add_cli_args = ["-n", "0", "-p", "no:cacheprovider"]\n')
     env = dict(os.environ, PYTHONPATH=str(LIB), PATH=f"{LIB / 'bin'}{os.pathsep}{os.environ['PATH']}")
     subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(args.children)], cwd=repo, env=env,
@@ -73,6 +78,15 @@ def main(argv=None) -> int:
     print(", ".join(f"{k}: {v}" for k, v in status.most_common()))
     if total:
         print(f"kill rate: {status.get('killed', 0) / total:.1%} of {total} generated mutants")
+    per_module: dict[str, Counter] = {}
+    for name, s in rows:
+        per_module.setdefault(re.sub(r"\.x[ǁ_].*$", "", name), Counter())[s] += 1
+    if len(per_module) > 1:
+        for module, c in sorted(per_module.items()):
+            n = sum(c.values())
+            rest = ", ".join(f"{k}: {v}" for k, v in c.most_common() if k != "killed")
+            print(f"  {module}: {c.get('killed', 0)} of {n} killed ({c.get('killed', 0) / n:.1%})"
+                  + (f"; {rest}" if rest else ""))
     for name, n in survivors.most_common():
         print(f"  {n:4d} survived in {name}")
     if args.keep:

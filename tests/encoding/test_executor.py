@@ -129,3 +129,16 @@ def test_fit_many_whole_fits_on_dask_equal_local(client):
         np.testing.assert_array_equal(dsk[k].best_alphas_, loc[k].best_alphas_)
         assert dsk[k].coef_.shape == (spaces[k].shape[1], 300)
     assert not hasattr(template, "coef_")  # the template is never fitted
+
+
+def test_fit_many_on_dask_keeps_float64_outputs(client):
+    """float64 X gives float64 outputs on dask as it does locally (X used to be cast to float32 for the trip)."""
+    from brainalign.encoding import fit_many
+
+    X, Y = _data()
+    spaces = [X[:, :8].astype(np.float64), X[:, 8:12]]
+    template = RidgeCV(alphas=[1.0, 100.0], cv=3)
+    loc = fit_many(template, spaces, Y)
+    dsk = fit_many(template, spaces, Y, executor="dask", client=client)
+    assert [f.coef_.dtype for f in dsk] == [np.float64, np.float32] == [f.coef_.dtype for f in loc]
+    np.testing.assert_array_equal(dsk[0].coef_, loc[0].coef_)

@@ -39,6 +39,7 @@ def fit_many(
         ``executor`` parameter)
         Template; it is cloned for every fit, never modified.
     Xs : list of ndarray or dict name -> ndarray, each of shape (n_samples, n_features_i)
+        Each is fitted in its own dtype on either executor (float64 X gives float64 outputs).
     Y : ndarray of shape (n_samples, n_voxels)
         In memory (it is shipped to the workers once).
     runs : ndarray of shape (n_samples,), optional
@@ -65,7 +66,7 @@ def fit_many(
         blas_threads = int(getattr(estimator, "blas_threads", 1))
         with dask_client(n_workers, client, blas_threads, keep=False) as c:
             Y_f = c.scatter(Y, broadcast=True, hash=False)
-            futures = [c.submit(_fit_one, estimator, np.asarray(X, dtype=np.float32), Y_f, runs, pure=False)
-                       for X in items]
+            # each X as given, as the local path fits it (RidgeCV's outputs follow X's dtype: float64 stays float64)
+            futures = [c.submit(_fit_one, estimator, np.asarray(X), Y_f, runs, pure=False) for X in items]
             fitted = c.gather(futures)
     return dict(zip(names, fitted)) if names is not None else fitted
