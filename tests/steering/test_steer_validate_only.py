@@ -171,6 +171,8 @@ STEER_ERRORS = {
     "steering/encoders.py:fit_item_encoder": [I],
     "steering/encoders.py:cv_predictivity": [S],
     "steering/encoders.py:neural_predictivity": [I, I],
+    # the study calls it only when every type has 2 x n_folds items (else it logs the skip): internal checks
+    "steering/encoders.py:within_type_predictivity": [I, I],
     "steering/encoders.py:deductive_ceiling": ["cannot: the ceiling needs 3 subjects with data; the subjects are "
                                                "listed in the config, but those dropped by the loader are known only "
                                                "once the betas are read"],

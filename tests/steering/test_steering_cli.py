@@ -84,7 +84,11 @@ def test_steer_runs_the_planted_study_end_to_end(tmp_path):
     pred = pd.read_csv(out / "predictivity.csv")
     nari = pd.read_csv(out / "nari.csv")
     assert set(pred["condition"]) == {"model", "random_features", "untrained"}
-    assert len(pred) == 3 * 8 and len(pd.read_csv(out / "predictivity_subjects.csv")) == 2 * 3 * 8
+    # 3 conditions over all items + the model within each of the 2 reasoning types, 8 representations each
+    assert len(pred) == (3 + 2) * 8 and len(pd.read_csv(out / "predictivity_subjects.csv")) == 2 * (3 + 2) * 8
+    assert set(pred.loc[pred.condition != "model", "task"]) == {"all"}
+    assert set(pred.loc[pred.condition == "model", "task"]) == {"all", "syllogism", "transitive"}
+    assert set(man["predictivity"]["model"]["within_types"]) == {"syllogism", "transitive"}
     print(man["predictivity"], man["nari"])
     # the planted subjects read the model's own states: its score beats random features
     assert man["predictivity"]["model"]["score"] > man["predictivity"]["random_features"]["score"]

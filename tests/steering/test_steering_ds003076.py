@@ -148,6 +148,7 @@ def test_steer_runs_on_the_ds003076_layout(tmp_path):
     assert man["source"] == "ds003076" and info["n_items"] == 70 and info["subjects"] == SUBJECTS
     assert info["dropped_voxels"] == {s: 1 for s in SUBJECTS}
     subj = pd.read_csv(out / "predictivity_subjects.csv")
-    assert set(subj["subject"]) == {0, 1} and len(subj) == 2 * 2 * 8  # 2 conditions x 2 subjects x 2L layers
+    # (2 conditions + the model within 2 reasoning types) x 2 subjects x 2L layers
+    assert set(subj["subject"]) == {0, 1} and len(subj) == (2 + 2) * 2 * 8
     steering = pd.read_csv(out / "steering.csv")
     assert list(steering["section"].unique()) == ["nari"] and set(steering["condition"]) == {"fmri", "random_direction"}

@@ -92,3 +92,36 @@ def test_bad_shapes_are_rejected():
         encoders.neural_predictivity(np.zeros((5, 2)), [np.zeros((5, 3))], np.zeros(5))
     with pytest.raises(ValueError, match="at least 3"):
         encoders.deductive_ceiling([np.zeros((5, 3))] * 2, np.zeros(5))
+
+
+def _typed_world(type_offset: float, seed: int = 0, n_items: int = 60, d: int = 10, n_vox: int = 25):
+    """reps carry a reasoning-type direction and item detail; voxels respond to the item detail (weakly) and, with
+    ``type_offset`` > 0, to the type itself (strongly)."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(["syllogism", "transitive"], n_items // 2)
+    sign = np.where(labels == "syllogism", -1.0, 1.0)
+    item = rng.standard_normal((n_items, d))
+    reps = np.concatenate([item, sign[:, None] * np.ones((1, 2))], axis=1)[:, None, :]  # one layer
+    Ys = [item @ rng.standard_normal((d, n_vox)) * 0.25 + type_offset * sign[:, None] * rng.standard_normal(n_vox)
+          + rng.standard_normal((n_items, n_vox)) for _ in range(3)]
+    return reps.astype(np.float32), Ys, labels
+
+
+def test_within_type_predictivity_drops_only_when_the_brain_separates_the_types():
+    # row 12: predictivity over all items can come from the between-type difference alone; within each type it
+    # cannot. Planted type offset → all-items score far above within-type; no offset → the two agree.
+    reps, Ys, labels = _typed_world(type_offset=3.0)
+    agg = encoders.neural_predictivity(reps, Ys, labels, n_folds=5)["score"]
+    within = encoders.within_type_predictivity(reps, Ys, labels, n_folds=5)
+    assert set(within) == {"syllogism", "transitive"}
+    assert agg > 0.7 and all(agg - w["score"] > 0.3 for w in within.values()), (agg, within)
+    reps, Ys, labels = _typed_world(type_offset=0.0)
+    agg = encoders.neural_predictivity(reps, Ys, labels, n_folds=5)["score"]
+    within = encoders.within_type_predictivity(reps, Ys, labels, n_folds=5)
+    assert all(abs(agg - w["score"]) < 0.15 and w["score"] > 0.2 for w in within.values()), (agg, within)
+
+
+def test_within_type_predictivity_refuses_a_type_too_small_for_its_folds():
+    reps, Ys, labels = _typed_world(type_offset=0.0)
+    with pytest.raises(ValueError, match="reasoning type 'transitive' has 8 items.*within_types: false"):
+        encoders.within_type_predictivity(reps[:38], [Y[:38] for Y in Ys], labels[:38], n_folds=5)

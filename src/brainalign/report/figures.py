@@ -892,11 +892,15 @@ def steering_bars(summary: pd.DataFrame) -> bytes:
 
 
 def predictivity_curves(pred: pd.DataFrame) -> bytes:
-    """Neural predictivity per layer for the model and its controls (± MAD over subjects when given), ★ = best."""
+    """Neural predictivity per layer for the model and its controls (± MAD over subjects when given), ★ = best;
+    dashed: the model within one reasoning type (``task`` column, when present)."""
     fig, ax = plt.subplots(figsize=(7, 3.6))
-    for cond, g in pred.groupby("condition", sort=False):
+    if "task" not in pred:
+        pred = pred.assign(task="all")
+    for (cond, task), g in pred.groupby(["condition", "task"], sort=False):
         g = g.sort_values("layer")
-        (line,) = ax.plot(g["layer"], g["score"], marker="o", ms=3, label=str(cond))
+        label = str(cond) if task == "all" else f"{cond} within {task}"
+        (line,) = ax.plot(g["layer"], g["score"], marker="o", ms=3, label=label, ls="-" if task == "all" else "--")
         if "mad" in g:
             m = np.nan_to_num(g["mad"].to_numpy(dtype=float))
             ax.fill_between(g["layer"], g["score"] - m, g["score"] + m, color=line.get_color(), alpha=0.15)

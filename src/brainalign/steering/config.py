@@ -139,6 +139,10 @@ class Predictivity(_Strict):
     aggregate: Literal["median_voxels>median_subjects>max_layers"] = "median_voxels>median_subjects>max_layers"
     controls: list[Literal["random_features", "untrained"]] = ["random_features", "untrained"]
     ceiling: Optional[Ceiling] = None
+    within_types: bool = Field(
+        True, description="Also score the model within each reasoning type (encoders fitted and tested on one "
+        "type's items; the ceiling, when set, on the same items): rows with task = the type in predictivity.csv, "
+        "beside task = all (row 12: predictivity lower within reasoning types).")
 
 
 class Nari(_Strict):

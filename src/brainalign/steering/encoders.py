@@ -20,7 +20,7 @@ from typing import Sequence
 import numpy as np
 
 __all__ = ["SEED_ALPHAS", "LinearEncoder", "TaskEncoders", "fit_encoder", "fit_item_encoder", "cv_predictivity",
-           "neural_predictivity", "random_features", "deductive_ceiling"]
+           "neural_predictivity", "within_type_predictivity", "random_features", "deductive_ceiling"]
 
 SEED_ALPHAS = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 1e2, 1e3)
 
@@ -215,6 +215,46 @@ def neural_predictivity(reps, subjects_Y: Sequence[np.ndarray], task_labels, n_f
     k = int(np.nanargmax(group))
     return {"subject_curves": subj, "group_curve": group, "best_layer": k, "score": float(group[k]),
             "mad": float(mad(subj[:, k])), "voxel_scores": voxel}
+
+
+def within_type_predictivity(reps, subjects_Y: Sequence[np.ndarray], task_labels, n_folds: int = 5, seed: int = 0,
+                             alphas=SEED_ALPHAS, alpha_mode: str = "shared", ceiling: str | None = None,
+                             ceiling_options: dict | None = None) -> dict:
+    """:func:`neural_predictivity` within each reasoning type: the encoders are fitted and tested on one type's
+    items only, so a response that merely differs between types (syllogisms vs transitive problems) no longer
+    counts (row 12 of methods.md §10: predictivity "lower within reasoning types").
+
+    Parameters
+    ----------
+    reps : ndarray of shape (n_items, n_layers, d)
+    subjects_Y : list of ndarray of shape (n_items, n_voxels_s)
+    task_labels : ndarray of shape (n_items,)
+        Reasoning type of every item; a type needs at least ``2 * n_folds`` items.
+    ceiling : {None, "subject_subset"}
+        Normalise by :func:`deductive_ceiling` computed on the same type's items (``ceiling_options``: its
+        keyword arguments), so the aggregate and within-type scores are fractions of their own explainable
+        variance.
+
+    Returns
+    -------
+    dict type → the :func:`neural_predictivity` result on that type's items.
+    """
+    reps = np.asarray(reps)
+    labels = np.asarray(task_labels)
+    if labels.shape[0] != reps.shape[0]:
+        raise ValueError(f"task_labels has {labels.shape[0]} items but reps has {reps.shape[0]}.")
+    out = {}
+    for task in dict.fromkeys(labels.tolist()):
+        idx = labels == task
+        if idx.sum() < 2 * n_folds:
+            raise ValueError(f"reasoning type {task!r} has {int(idx.sum())} items; within-type predictivity needs "
+                             f"at least {2 * n_folds} (2 × n_folds) or set predictivity.within_types: false.")
+        Ys = [np.asarray(Y)[idx] for Y in subjects_Y]
+        ceil = None
+        if ceiling is not None:
+            ceil = deductive_ceiling(Ys, labels[idx], n_folds, seed, alphas, **(ceiling_options or {}))
+        out[task] = neural_predictivity(reps[idx], Ys, labels[idx], n_folds, seed, alphas, alpha_mode, ceiling=ceil)
+    return out
 
 
 def random_features(n_items: int, n_layers: int, dim: int, seed: int = 0) -> np.ndarray:

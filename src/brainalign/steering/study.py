@@ -4,9 +4,11 @@ Every section the config holds runs, for every model (one planted model, or
 each checkpoint of ``models`` on the ds003076 data); every table has a
 ``model`` column. Files written into the output folder (each atomically):
 
-- ``predictivity.csv``: (model, condition, layer) group score (median over
+- ``predictivity.csv``: (model, condition, task, layer) group score (median over
   subjects of the median over voxels), MAD across subjects, best layer;
-  conditions ``model`` and the controls ``random_features`` / ``untrained``.
+  conditions ``model`` and the controls ``random_features`` / ``untrained``;
+  ``task`` = ``all`` (every item) or a reasoning type (the model scored within
+  that type's items, ``predictivity.within_types``).
   Layers follow the authors' concatenation (attention layers, then residual).
 - ``predictivity_subjects.csv``: one row per (model, condition, subject, layer).
 - ``nari.csv``: one row per (model, subject, layer, condition) of
@@ -209,16 +211,17 @@ def _stack(states: dict, kinds) -> np.ndarray:
     return np.concatenate([states[k] for k in kinds], axis=1)
 
 
-def _predictivity_rows(cond: str, res: dict, n_layers: int, kinds) -> tuple[list, list]:
+def _predictivity_rows(cond: str, res: dict, n_layers: int, kinds, task: str = "all") -> tuple[list, list]:
     from brainalign.analysis import mad
 
     rows, subj_rows = [], []
     names = [f"{kind}_{k}" for kind in kinds for k in range(n_layers)]
     for j, name in enumerate(names):
-        rows.append({"condition": cond, "layer": j, "layer_name": name, "score": float(res["group_curve"][j]),
-                     "mad": float(mad(res["subject_curves"][:, j])), "best": j == res["best_layer"]})
+        rows.append({"condition": cond, "task": task, "layer": j, "layer_name": name,
+                     "score": float(res["group_curve"][j]), "mad": float(mad(res["subject_curves"][:, j])),
+                     "best": j == res["best_layer"]})
         for s in range(res["subject_curves"].shape[0]):
-            subj_rows.append({"condition": cond, "subject": s, "layer": j, "layer_name": name,
+            subj_rows.append({"condition": cond, "task": task, "subject": s, "layer": j, "layer_name": name,
                               "score": float(res["subject_curves"][s, j])})
     return rows, subj_rows
 
@@ -327,6 +330,27 @@ def _section_predictivity(cfg, inp: StudyInputs, states, log) -> tuple[list, lis
         subj_rows += b
         summary[cond] = {"score": res["score"], "best_layer": res["best_layer"], "mad": res["mad"]}
         log(f"[{inp.name}] predictivity {cond}: {res['score']:.3f} (layer {res['best_layer']})")
+    labels = np.asarray(inp.task_labels)
+    counts = {t: int((labels == t).sum()) for t in dict.fromkeys(labels.tolist())}
+    small = [f"{t} ({n})" for t, n in counts.items() if n < 2 * pr.n_folds]
+    if pr.within_types and (len(counts) < 2 or small):
+        log(f"[{inp.name}] predictivity within types skipped: "
+            + ("one reasoning type only" if len(counts) < 2 else f"fewer than {2 * pr.n_folds} items in "
+               + ", ".join(small)))
+    elif pr.within_types:
+        use_ceiling = ceiling is not None
+        within = encoders.within_type_predictivity(
+            reps["model"], inp.subjects_Y, inp.task_labels, pr.n_folds, cfg.seed, pr.alphas, pr.alpha_mode,
+            ceiling="subject_subset" if use_ceiling else None,
+            ceiling_options=dict(max_combinations=pr.ceiling.max_combinations, n_bootstrap=pr.ceiling.n_bootstrap)
+            if use_ceiling else None)
+        summary["model"]["within_types"] = {}
+        for task, res in within.items():
+            a, b = _predictivity_rows("model", res, n_layers, kinds, task=str(task))
+            rows += a
+            subj_rows += b
+            summary["model"]["within_types"][str(task)] = {"score": res["score"], "best_layer": res["best_layer"]}
+            log(f"[{inp.name}] predictivity within {task}: {res['score']:.3f} (layer {res['best_layer']})")
     return rows, subj_rows, summary
 
 
