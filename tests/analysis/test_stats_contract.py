@@ -232,3 +232,13 @@ def test_mad_and_sem_axes_scale_and_nans():
     x[0, 0] = np.nan
     assert mad(x)[0] == pytest.approx(ss.median_abs_deviation(x[1:, 0]), rel=1e-12)
     np.testing.assert_allclose(sem(x, axis=1)[1:], ss.sem(x[1:], axis=1), rtol=1e-12)
+
+
+def test_mad_and_sem_compute_float32_input_in_float64():
+    from brainalign.analysis.stats import mad, sem
+
+    x = np.random.default_rng(14).standard_normal((9, 4)).astype(np.float32) + 100.0  # float32 loses the spread
+    ref = x.astype(np.float64)
+    assert mad(x).dtype == np.float64 and sem(x).dtype == np.float64
+    np.testing.assert_allclose(mad(x), mad(ref), rtol=1e-12)
+    np.testing.assert_allclose(sem(x), sem(ref), rtol=1e-12)
