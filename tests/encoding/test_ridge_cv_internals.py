@@ -31,14 +31,14 @@ def problem():
     return X, Y, folds
 
 
-def _numpy_ridge_scores(X, Y, train, val, fit_intercept):
+def _numpy_ridge_scores(X, Y, train, val, fit_intercept, alphas=ALPHAS):
     X, Y = X.astype(np.float64), Y.astype(np.float64)
     Xtr, Ytr, Xva, Yva = X[train], Y[train], X[val], Y[val]
     if fit_intercept:
         xm, ym = Xtr.mean(0), Ytr.mean(0)
         Xtr, Ytr, Xva, Yva = Xtr - xm, Ytr - ym, Xva - xm, Yva - ym
     out = []
-    for a in ALPHAS:
+    for a in alphas:
         W = np.linalg.solve(Xtr.T @ Xtr + a * np.eye(X.shape[1]), Xtr.T @ Ytr)
         out.append(-((Yva - Xva @ W) ** 2).mean(0))
     return np.array(out)
@@ -75,12 +75,7 @@ def test_lowrank_fold_scores_equal_a_numpy_ridge(problem):
     alphas = np.logspace(-1, 3, 12)
     ops = prepare_folds(X, folds, alphas, True, filter_rtol=1e-7)
     assert ops[0].W is not None
-    global ALPHAS
-    saved, ALPHAS = ALPHAS, alphas
-    try:
-        ref = _numpy_ridge_scores(X, Y, *folds[0], True)
-    finally:
-        ALPHAS = saved
+    ref = _numpy_ridge_scores(X, Y, *folds[0], True, alphas)
     np.testing.assert_allclose(fold_neg_mse(ops[0], Y, True), ref, rtol=2e-5)
 
 
