@@ -23,7 +23,8 @@ MINI = ["--set", "brain.options.sessions=[1]", "--set", "analysis.n_permutations
 def nsd(tmp_path_factory):
     from brainalign.testing.fixtures import write_nsd
 
-    return write_nsd(tmp_path_factory.mktemp("nsd"), subjects=(1, 2, 5, 7), n_sessions=1)
+    # 41 grey levels: ~41 distinct images read through each model instead of ~250 (the same planted truth)
+    return write_nsd(tmp_path_factory.mktemp("nsd"), subjects=(1, 2, 5, 7), n_sessions=1, n_levels=41)
 
 
 @pytest.fixture(scope="module")

@@ -258,6 +258,11 @@ NSD_LABELS = {
 }
 
 
+def _nsd_grey(nsd_id, n_levels: int):
+    """The grey level (uint8, 0..250) of the NSD fixture's image ``nsd_id``: one of ``n_levels`` evenly spaced levels."""
+    return np.round((np.asarray(nsd_id) % n_levels) * (250 / (n_levels - 1))).astype(np.uint8)
+
+
 def write_nsd(
     root: str | Path,
     subjects: tuple[int, ...] = (1,),
@@ -267,6 +272,7 @@ def write_nsd(
     seed: int = 0,
     hdf5_betas: bool = True,
     image_size: int = 8,
+    n_levels: int = 251,
 ) -> dict:
     """Natural Scenes Dataset, miniature (real file names, 750 trials per session).
 
@@ -279,14 +285,15 @@ def write_nsd(
     ``lh.``/``rh.`` (left hemisphere = first half of x); label tables
     ``<ROI>.mgz.ctab`` (``0 Unknown`` row, some trailing whitespace/tabs) for the
     subject and fsaverage; and ``nsd_stimuli.hdf5`` ``imgBrick``
-    ``(73000, S, S, 3)`` uint8 (only shown images written; image = nsdId mod 251).
+    ``(73000, S, S, 3)`` uint8 (only shown images written; image = a constant grey, nsdId mod ``n_levels``
+    spread over 0..250; fewer levels = fewer distinct images to read through a model).
 
     The first ``n_sessions × 750`` trials show every image three times:
     ``n_shared_images`` shared images (10k index < 1000) and the rest
     subject-specific.
 
     Planted effect: the beta of trial t in voxel v is ``weight[v] · brightness(image) + noise``
-    (noise sd 0.5 PSC), with brightness ``(nsdId mod 251) / 125 - 1``, the value of the
+    (noise sd 0.5 PSC), with brightness ``grey / 125 - 1``, the value of the
     fixture image's pixels rescaled — so an encoding model of image brightness recovers ``weight``.
 
     Returns
@@ -378,7 +385,7 @@ def write_nsd(
         truth.setdefault("ncsnr", {})[s] = ncsnr
         for sess in range(1, n_sessions + 1):
             t = ids[(sess - 1) * 750: sess * 750]
-            brightness = (t % 251) / 125.0 - 1.0  # the fixture image of nsdId t is the constant t % 251
+            brightness = _nsd_grey(t, n_levels) / 125.0 - 1.0  # the fixture image of nsdId t is this constant grey
             psc = weight[..., None] * brightness + 0.5 * rng.standard_normal(shape + (750,))
             betas = np.round(psc * 300).astype(np.int16)
             betas[~cortex] = 0  # brainmask zeroing
@@ -394,7 +401,7 @@ def write_nsd(
         d = f.create_dataset("imgBrick", shape=(73000, image_size, image_size, 3), dtype=np.uint8,
                              chunks=(1, image_size, image_size, 3), compression="gzip")
         for i in shown:
-            d[i] = np.uint8(i % 251)
+            d[i] = _nsd_grey(i, n_levels)
     truth["shown"] = shown
     return truth
 
