@@ -19,7 +19,7 @@ from brainalign.study.data import expand_data_root
 
 __all__ = ["with_expanded_data_root", "preflight_nifti", "check_data_root", "model_shapes", "check_models",
            "PlannedSpaces", "check_space_names", "check_rois", "check_roi_names", "check_rois_have_a_mask",
-           "estimate_memory", "statistics_memory", "check_regressors",
+           "estimate_memory", "statistics_memory", "check_regressors", "local_config",
            "nifti_excluded_voxels"]
 
 
@@ -158,14 +158,14 @@ def model_shapes(exp: Experiment, base_dir: Path | None = None,
         if m.kind == "baseline":  # frame features: no config.json; depth 0 (layer 0)
             out[m.name] = (0, None)
             continue
-        cfg = _local_config(m, i, base_dir, config_file)
+        cfg = local_config(m, i, base_dir, config_file)
         n_layers, dim = cfg.get("num_hidden_layers"), cfg.get("hidden_size")
         if isinstance(n_layers, int):
             out[m.name] = (n_layers, dim if isinstance(dim, int) and m.kind == "text" else None)
     return out
 
 
-def _local_config(m, i: int, base_dir: Path | None, config_file: str | None) -> dict:
+def local_config(m, i: int, base_dir: Path | None, config_file: str | None) -> dict:
     """The model's config.json when it is local (builtin models included), else ``{}``."""
     if m.source.startswith(BUILTIN_PREFIX):
         try:
@@ -215,7 +215,7 @@ def check_models(exp: Experiment, base_dir: Path | None = None,
             check_device(m.device, f"models.{i}.device")
         except ValueError as err:
             raise ConfigError(str(err), file=config_file, field=f"models.{i}.device") from None
-        cfg = _local_config(m, i, base_dir, config_file)
+        cfg = local_config(m, i, base_dir, config_file)
         n_layers, dim = cfg.get("num_hidden_layers"), cfg.get("hidden_size")
         if isinstance(n_layers, int):
             try:

@@ -18,7 +18,7 @@ import numpy as np
 from brainalign.config import ConfigError, Experiment, ImageStimuli, MovieClipStimuli, resolve_path
 from brainalign.pipeline.checks import (WORKER_BASE_BYTES, statistics_memory, check_data_root, check_models, check_space_names,
                                         check_regressors,
-                                        _local_config, check_roi_names, check_rois_have_a_mask, model_shapes,
+                                        local_config, check_roi_names, check_rois_have_a_mask, model_shapes,
                                         preflight_nifti, with_expanded_data_root)
 from brainalign._utils.disk import DiskNeed, check_disk
 from brainalign.study.data import dataset_root
@@ -339,7 +339,7 @@ def _model_size(spec, base_dir: Path | None, assumed: list[str]) -> tuple[int, i
     from brainalign.features.base import resolve_layers
 
     n, hidden = None, None
-    cfg = _local_config(spec, 0, base_dir, None)  # builtin models too
+    cfg = local_config(spec, 0, base_dir, None)  # builtin models too
     if cfg:
         for sub in (cfg.get("text_config"), cfg.get("vision_config"), cfg):  # the first that states both
             if isinstance(sub, dict) and isinstance(sub.get("num_hidden_layers"), int) \
@@ -409,7 +409,7 @@ def study_plan(exp: Experiment, base_dir: Path | None = None, data_root: Path | 
         if spec.kind != "baseline":  # frame baselines are computed on the CPU
             from brainalign.features.throughput import TOKENS_PER_PASS, forward_cost, model_params
 
-            params = model_params(spec.source, _local_config(spec, 0, base_dir, None), plan.assumed)
+            params = model_params(spec.source, local_config(spec, 0, base_dir, None), plan.assumed)
             cost = forward_cost(params, TOKENS_PER_PASS[spec.kind], passes, spec.dtype)
             plan.rows[-1].update(params=cost.params, passes_per_second=cost.passes_per_second, n_gpus=cost.n_gpus,
                                  gpu_hours=cost.gpu_hours, gpu=cost.describe())
