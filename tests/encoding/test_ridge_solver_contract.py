@@ -10,11 +10,13 @@ import pytest
 from brainalign.encoding.ridge import (
     _as_slice,
     chunk_bounds,
+    cv_scores_chunk,
     decompose_design,
     filter_factors,
     fit_chunk,
     local_map_chunks,
     prepare_folds,
+    refine_near_ties,
     solve_ridge_cv,
 )
 
@@ -193,12 +195,33 @@ def test_solve_ridge_cv_outputs_and_what_map_chunks_receives(chunk_problem, fit_
     # the default chunk is 2048 voxels: one chunk here, same numbers
     calls.clear()
     one = solve_ridge_cv(X, Y, ALPHAS, folds, fit_intercept, map_chunks=_recording(calls))
-    assert calls[0][0] == [(0, 5)]
+    assert calls[0][0] == [(0, 5)] and calls[0][1]["blas_threads"] == 1  # one BLAS thread by default
     np.testing.assert_array_equal(one.best_index, res.best_index)
+    # the solve is the chunks' fits put together (the same bits as fit_chunk with the float32 V)
+    ops = prepare_folds(X, folds, ALPHAS, fit_intercept)
+    chunk = fit_chunk(Y.copy(), 0, ops, decompose_design(X, fit_intercept), ALPHAS, fit_intercept)
+    np.testing.assert_array_equal(one.coef, chunk.coef)
+    np.testing.assert_array_equal(one.cv_scores_all, chunk.mean_scores)
+    # X is used at float32 precision: float64 X gives the same bits, the float64 near-tie re-scoring included
+    # (alphas 2.3 % apart: every voxel is re-scored, see the near-tie test below)
+    tie = np.logspace(4, 4.01, 4)
+    x32 = solve_ridge_cv(X, Y, tie, folds, fit_intercept)
+    x64 = solve_ridge_cv(X.astype(np.float64) + 1e-12, Y, tie, folds, fit_intercept)
+    np.testing.assert_array_equal(x64.coef, x32.coef)
+    np.testing.assert_array_equal(x64.cv_scores_all, x32.cv_scores_all)
     if fit_intercept:
         assert res.intercept[2] == np.float32(7.25) and res.intercept.dtype == np.float32
     else:
         assert res.intercept is None
+
+
+def test_filter_rtol_reaches_the_fold_operators(chunk_problem):
+    X, Y, folds = chunk_problem
+    alphas = np.logspace(-1, 3, 12)
+    for rtol, lowrank in ((1e-7, True), (None, False)):
+        calls = []
+        solve_ridge_cv(X, Y, alphas, folds, map_chunks=_recording(calls), filter_rtol=rtol)
+        assert all((op.W is not None) is lowrank for op in calls[0][1]["ops"])
 
 
 def test_shared_alpha_two_passes(chunk_problem):
@@ -224,3 +247,20 @@ def test_shared_alpha_two_passes(chunk_problem):
         res = solve_ridge_cv(X, const, ALPHAS, folds, True, local_alpha=False)
     assert not res.valid.any() and np.all(res.best_index == -1) and np.isnan(res.cv_scores).all()
     np.testing.assert_array_equal(res.intercept, [1.0, 2.0])
+
+
+def test_fit_chunk_near_tie_width_is_each_voxels_mean_square(chunk_problem):
+    """Raw-scale voxels (mean 50) without intercept, four alphas 2.3 % apart: the two best are 4-7e-3 apart, inside
+    the width 2 * NEAR_TIE_RTOL * mean square (about 1e-2) and far outside 2 * NEAR_TIE_RTOL (the width if the
+    mean square were taken as 1): the chunk's scores are re-scored exactly as refine_near_ties documents."""
+    X, Y, folds = chunk_problem
+    alphas = np.logspace(4, 4.01, 4)
+    ops = prepare_folds(X, folds, alphas, False)
+    res = fit_chunk(Y.copy(), 0, ops, None, alphas, False)
+    raw = cv_scores_chunk(ops, Y, False).mean(0)
+    raw[:, 2] = np.nan
+    expected, refined = refine_near_ties(ops, Y, raw, alphas, False)
+    np.testing.assert_array_equal(refined, [True, True, False, True, True])
+    np.testing.assert_array_equal(res.mean_scores, expected)
+    narrow, refined_narrow = refine_near_ties(ops, Y, raw, alphas, False, mean_square=np.ones(5))
+    assert not refined_narrow.any() and not np.array_equal(narrow, expected)  # the test can tell the widths apart
