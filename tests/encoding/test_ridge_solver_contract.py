@@ -74,7 +74,8 @@ def test_as_slice_only_for_consecutive_increasing_indices():
 @pytest.mark.parametrize("fit_intercept", [False, True])
 def test_fold_operators_hold_the_documented_fields(fit_intercept):
     X = _low_rank(50, 7, 7, seed=1).astype(np.float32)
-    folds = [(np.arange(10, 50), np.arange(0, 10)), (np.r_[0:20, 30:50], np.r_[25:30, 20:25])]
+    folds = [(np.arange(10, 50, dtype=np.int32), np.arange(0, 10, dtype=np.int32)),
+             (np.r_[0:20, 30:50].astype(np.int32), np.r_[25:30, 20:25].astype(np.int32))]
     ops = prepare_folds(X, folds, list(ALPHAS), fit_intercept)
     for op, (train, val) in zip(ops, folds):
         F = decompose_design(X[train], fit_intercept)
@@ -94,6 +95,9 @@ def test_fold_operators_hold_the_documented_fields(fit_intercept):
         np.testing.assert_array_equal(op.M, M.astype(np.float32))
     assert ops[0].contiguous_val == slice(0, 10) and ops[1].contiguous_val is None
     assert all(op.W is None for op in prepare_folds(X, folds, ALPHAS, fit_intercept, filter_rtol=0.0))
+    if not fit_intercept:  # the default
+        for op, default in zip(ops, prepare_folds(X, folds, ALPHAS)):
+            np.testing.assert_array_equal(default.A64, op.A64)
 
 
 def test_lowrank_fold_operators_keep_every_alphas_filter():
@@ -105,6 +109,9 @@ def test_lowrank_fold_operators_keep_every_alphas_filter():
     assert op.d64.shape == (12, op.Ut.shape[0]) and op.M.shape == (q * 10, op.Ut.shape[0])
     np.testing.assert_allclose(op.W.astype(np.float64) @ (op.M.reshape(q, 10, -1)[:, 0] / op.A64[0]),
                                op.d64, rtol=1e-4)
+    # a looser tolerance needs fewer basis filters: filter_rtol is the tolerance used
+    (loose,) = prepare_folds(X, [(np.arange(10, 50), np.arange(10))], alphas, True, filter_rtol=1e-2)
+    assert loose.W.shape[1] < q
 
 
 @pytest.fixture(scope="module")
@@ -241,6 +248,9 @@ def test_shared_alpha_two_passes(chunk_problem):
         np.testing.assert_allclose(res.coef[:, j], w, rtol=2e-4, atol=1e-6)
         np.testing.assert_allclose(res.intercept[j], b, rtol=1e-5)
     assert res.intercept[2] == np.float32(7.25) and np.all(res.coef[:, 2] == 0)
+    # one valid voxel: its alpha is the shared one
+    one = solve_ridge_cv(X, Y[:, 1:3], ALPHAS, folds, True, local_alpha=False)
+    np.testing.assert_array_equal(one.best_index, [int(np.argmax(one.cv_scores_all[:, 0])), -1])
     # no valid voxel: the last (largest) alpha is "shared", every voxel excluded, constants kept
     const = np.tile(np.float32([1.0, 2.0]), (60, 1))
     with pytest.warns(RuntimeWarning, match="Mean of empty slice"):
