@@ -62,6 +62,25 @@ def test_decomposition_defaults_and_a_zero_design():
     assert F.rank == 0
 
 
+def test_rank_threshold_is_relative_to_the_largest_eigenvalue():
+    """Eigenvalues of the Gram matrix (s²) below 1e-12 of the largest are dropped: with column scales 1e6, 10 and
+    1e-4, s² is about 4e13, 2e3 and 2e-7, so the third is dropped (it is above 1e-12 of the second)."""
+    X = np.random.default_rng(0).standard_normal((30, 3)) * [1e6, 10, 1e-4]
+    s_ref = np.linalg.svd(X, compute_uv=False)
+    assert s_ref[2] ** 2 < 1e-12 * s_ref[0] ** 2 and s_ref[2] ** 2 > 1e-12 * s_ref[1] ** 2
+    for design in (X, X.T):  # both Gram branches
+        F = decompose_design(design)
+        assert F.rank == 2
+        np.testing.assert_allclose(F.s, s_ref[:2], rtol=1e-9)
+
+
+def test_empty_designs_have_rank_zero():
+    for shape in ((5, 0), (0, 3)):
+        F = decompose_design(np.zeros(shape))
+        assert F.rank == 0 and F.s.shape == (0,)
+        assert F.Ut.shape == (0, shape[0]) and F.V.shape == (shape[1], 0)
+
+
 def test_as_slice_only_for_consecutive_increasing_indices():
     assert _as_slice(np.array([3, 4, 5])) == slice(3, 6)
     assert _as_slice(np.array([7])) == slice(7, 8)
