@@ -4,19 +4,27 @@ one chunk's CV/refit contract (constant voxels, given alphas, CV only) and what 
 keeps from ``map_chunks``."""
 from __future__ import annotations
 
+import re
+from contextlib import contextmanager
+
 import numpy as np
 import pytest
 
+from brainalign.encoding import ridge
+from brainalign.encoding.backend import NumpyBackend
 from brainalign.encoding.ridge import (
     _as_slice,
+    check_chunk,
     chunk_bounds,
     cv_scores_chunk,
     decompose_design,
     filter_factors,
     fit_chunk,
+    load_chunk,
     local_map_chunks,
     prepare_folds,
     refine_near_ties,
+    run_chunk,
     solve_ridge_cv,
 )
 
@@ -293,3 +301,77 @@ def test_fit_chunk_near_tie_width_is_each_voxels_mean_square(chunk_problem):
     np.testing.assert_array_equal(res.mean_scores, expected)
     narrow, refined_narrow = refine_near_ties(ops, Y, raw, alphas, False, mean_square=np.ones(5))
     assert not refined_narrow.any() and not np.array_equal(narrow, expected)  # the test can tell the widths apart
+
+
+class _RecordingBackend(NumpyBackend):
+    def __init__(self, log):
+        super().__init__()
+        self.log = log
+
+    @contextmanager
+    def threads(self, n_threads):
+        self.log.append(("threads", n_threads))
+        with super().threads(n_threads):
+            yield
+
+
+def _shared(X, folds, fit_intercept=False, **extra):
+    ops = prepare_folds(X, folds, ALPHAS, fit_intercept)
+    return dict(ops=ops, full=decompose_design(X, fit_intercept), alphas=ALPHAS, fit_intercept=fit_intercept, **extra)
+
+
+def test_run_chunk_uses_the_backend_and_threads_it_is_given(chunk_problem, monkeypatch):
+    X, Y, folds = chunk_problem
+    log = []
+    monkeypatch.setattr(ridge, "_backend", lambda name: (log.append(("backend", name)), _RecordingBackend(log))[1])
+    shared = _shared(X, folds, backend="numpy", blas_threads=3)
+    res = run_chunk(Y[:, :2].copy(), 0, shared)
+    assert log == [("backend", "numpy"), ("threads", 3)]
+    assert ("on_backend", "numpy") in shared  # the operators on the backend are kept for the next chunk
+    np.testing.assert_array_equal(res.coef, fit_chunk(Y[:, :2].copy(), 0, shared["ops"], shared["full"], ALPHAS,
+                                                      False).coef)
+    log.clear()
+    run_chunk(Y[:, :2].copy(), 0, _shared(X, folds))  # defaults: numpy, one BLAS thread
+    assert log == [("backend", "numpy"), ("threads", 1)]
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="backend must be one of"):
+        run_chunk(Y[:, :2].copy(), 0, _shared(X, folds, backend="bogus"))
+
+
+def test_run_chunk_takes_one_alpha_or_one_per_voxel(chunk_problem):
+    X, Y, folds = chunk_problem
+    per_voxel = run_chunk(Y[:, :2].copy(), 0, _shared(X, folds, best_index=np.array([4, 0])))
+    np.testing.assert_array_equal(per_voxel.best_index, [4, 0])
+    one = run_chunk(Y[:, :2].copy(), 0, _shared(X, folds, best_index=np.int64(3)))
+    np.testing.assert_array_equal(one.best_index, [3, 3])
+    w, _ = _refit(X, Y[:, 1], ALPHAS[0], False)
+    np.testing.assert_allclose(per_voxel.coef[:, 1], w, rtol=2e-4, atol=1e-6)
+
+
+def test_filter_factors_are_computed_in_float64():
+    s = np.float32([3.0, 1.7, 0.3])
+    out = filter_factors(s, [1, 10])
+    s64 = s.astype(np.float64)
+    assert out.dtype == np.float64
+    np.testing.assert_array_equal(out, s64 / (s64 ** 2 + np.array([[1.0], [10.0]])))
+
+
+def test_nan_message_names_the_voxel_and_the_fix():
+    Y = np.ones((5, 3), np.float32)
+    Y[2, 1] = np.nan
+    msg = ("Y contains NaN or inf (first in voxel 8); remove or impute those voxels "
+           "(e.g. np.nan_to_num or a brain mask) before fitting.")
+    with pytest.raises(ValueError, match=f"^{re.escape(msg)}$"):
+        check_chunk(Y, 7)
+
+
+def test_a_memmap_chunk_is_read_with_pread(tmp_path, monkeypatch):
+    Y = np.lib.format.open_memmap(tmp_path / "y.npy", mode="w+", dtype=np.float64, shape=(4, 6))
+    Y[:] = np.arange(24).reshape(4, 6)
+    calls = []
+    pread = ridge._pread_memmap_columns
+    monkeypatch.setattr(ridge, "_pread_memmap_columns", lambda *a: (calls.append(a), pread(*a))[1])
+    out = load_chunk(Y, 2, 5)
+    assert len(calls) == 1 and calls[0][0] is Y and calls[0][1:] == (2, 5)
+    assert out.dtype == np.float32 and out.flags.c_contiguous
+    np.testing.assert_array_equal(out, Y[:, 2:5])
