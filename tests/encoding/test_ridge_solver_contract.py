@@ -25,6 +25,7 @@ from brainalign.encoding.ridge import (
     prepare_folds,
     refine_near_ties,
     run_chunk,
+    select_alphas,
     solve_ridge_cv,
 )
 
@@ -375,3 +376,11 @@ def test_a_memmap_chunk_is_read_with_pread(tmp_path, monkeypatch):
     assert len(calls) == 1 and calls[0][0] is Y and calls[0][1:] == (2, 5)
     assert out.dtype == np.float32 and out.flags.c_contiguous
     np.testing.assert_array_equal(out, Y[:, 2:5])
+
+
+def test_select_alphas_breaks_exact_ties_toward_the_larger_alpha_per_voxel_by_default():
+    scores = np.array([[0.0, -1.0], [0.0, -2.0], [0.0, -3.0]])  # voxel 0: all tie; voxel 1: first alpha best
+    alphas = np.array([1.0, 10.0, 100.0])
+    idx, best = select_alphas(scores, alphas)
+    np.testing.assert_array_equal(idx, [2, 0])  # per voxel (default); a tie goes to the largest alpha, as himalaya
+    np.testing.assert_array_equal(best, [1e-10 * np.log(100.0), -1.0])
