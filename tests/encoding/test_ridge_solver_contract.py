@@ -300,6 +300,7 @@ def test_fit_chunk_near_tie_width_is_each_voxels_mean_square(chunk_problem):
     expected, refined = refine_near_ties(ops, Y, raw, alphas, False)
     np.testing.assert_array_equal(refined, [True, True, False, True, True])
     np.testing.assert_array_equal(res.mean_scores, expected)
+    np.testing.assert_array_equal(refine_near_ties(ops, Y, raw, alphas)[0], expected)  # no intercept by default
     narrow, refined_narrow = refine_near_ties(ops, Y, raw, alphas, False, mean_square=np.ones(5))
     assert not refined_narrow.any() and not np.array_equal(narrow, expected)  # the test can tell the widths apart
 
