@@ -2,6 +2,7 @@
 
     python mutation/run_mutmut.py analysis/stats.py tests/analysis/test_stats.py
     python mutation/run_mutmut.py encoding/delays.py tests/encoding/test_delays.py --children 2
+    python mutation/run_mutmut.py encoding/ridge.py tests/encoding/test_ridge.py --keep --only "*x_fit_chunk__mutmut_*"
     python mutation/run_mutmut.py encoding/estimators.py tests/encoding/test_ridge.py \
         --deselect "tests/encoding/test_ridge.py::test_parity_with_himalaya[wide-False]"
 
@@ -9,7 +10,9 @@ mutmut is a maintainer's tool, not a dependency: it is installed once into ``.mu
 only the packages the locked environment lacks, so its pytest, click and rich stay as they are; nothing is ever
 deleted outside the scratch copy). The repository is copied to a temporary folder with a ``[tool.mutmut]``
 section that mutates only the named modules, so the working tree is never touched. Prints the kill rate and the
-survivors per function; ``--keep`` keeps the copy so that ``mutmut show <name>`` can be run there.
+survivors per function; ``--keep`` keeps the copy (its path is printed first) so that ``mutmut show <name>`` or
+``mutmut run <glob>`` can be run there; ``--only`` runs only the mutants whose names match (the others stay "not
+checked"), to measure a large module function by function.
 """
 from __future__ import annotations
 
@@ -43,6 +46,8 @@ def main(argv=None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the scratch copy and print its path")
     ap.add_argument("--deselect", action="append", default=[], metavar="NODE",
                     help="a slow test (pytest node id) to leave out of the selection; repeatable")
+    ap.add_argument("--only", action="append", default=[], metavar="GLOB",
+                    help="run only the mutants whose name matches (fnmatch, e.g. '*x_fit_chunk__mutmut_*'); repeatable")
     args = ap.parse_args(argv)
     modules = [m for m in args.paths if not m.startswith("tests/")]
     tests = [m for m in args.paths if m.startswith("tests/")]
@@ -65,8 +70,10 @@ def main(argv=None) -> int:
                  f'also_copy = ["tests", "configs"]\n'
                  f'pytest_add_cli_args_test_selection = {q(tests + [a for n in args.deselect for a in ("--deselect", n)])}\n'
                  'pytest_add_cli_args = ["-n", "0", "-p", "no:cacheprovider"]\n')
+    if args.keep:
+        print(f"scratch copy: {repo}", flush=True)
     env = dict(os.environ, PYTHONPATH=str(LIB), PATH=f"{LIB / 'bin'}{os.pathsep}{os.environ['PATH']}")
-    subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(args.children)], cwd=repo, env=env,
+    subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(args.children), *args.only], cwd=repo, env=env,
                    stdout=subprocess.DEVNULL)
     out = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"], cwd=repo, env=env,
                          capture_output=True, text=True).stdout
