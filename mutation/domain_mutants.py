@@ -51,8 +51,8 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "responsive-voxels-from-held-out-scores", "pipeline/runner.py",
-        'selection = responsive_voxels(res["cv_scores"], exp.analysis.responsive_fraction)',
-        "selection = responsive_voxels(pearson_r(Y[test], P), exp.analysis.responsive_fraction)",
+        'selections.append(responsive_voxels(res["cv_scores"], exp.analysis.responsive_fraction))',
+        'selections.append(responsive_voxels(pearson_r_by_blocks(Y[test], res["P"]), exp.analysis.responsive_fraction))',
         ("tests/test_pipeline_responsive.py",),
         "responsive voxels chosen from the reference's held-out scores",
     ),
@@ -80,9 +80,9 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     # ---------------------------------------------------------------- calibration
     Mutant(
-        "permutation-ignores-autocorrelation", "pipeline/runner.py",
-        "            block = 1 if exp.is_items else a.block_length",
-        "            block = 1",
+        "permutation-ignores-autocorrelation", "pipeline/space_statistics.py",
+        "        block = 1 if is_items else a.block_length  # items are exchangeable",
+        "        block = 1  # items are exchangeable",
         ("tests/test_pipeline_calibration.py",),
         "block permutation with block length 1 at the pipeline's call (autocorrelation ignored)",
     ),
