@@ -42,7 +42,7 @@ demo: $(STAMP)
 	$(VENV)/bin/brainalign demo --out results/demo
 
 # One pytest worker per core (-n auto), so one BLAS/OpenMP thread per worker: numpy's BLAS reads OMP_NUM_THREADS when
-# it loads, before conftest.py can set it, and 2 threads per worker on 2 cores made the suite 12 min 22 s instead of
+# it loads, likely before conftest.py sets it; without this line the same fresh clone took 12 min 22 s instead of
 # 9 min 43 s on the same fresh clone (2026-12-07). A value the caller sets is kept.
 test: $(STAMP)
 	$(VENV)/bin/lint-imports
